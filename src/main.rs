@@ -1,0 +1,83 @@
+//! The `healthgap` command line: `synth`, `check` and `run`.
+//!
+//! Exit codes: 0 success; 1 the command failed (bad input, unreadable data,
+//! unwritable output: the message says which file, column or value, and how to
+//! fix it); 2 the command line itself is malformed (clap's usage errors).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod output;
+mod synth;
+
+/// healthgap explains why an outcome differs between patient groups: it
+/// decomposes racial and ethnic gaps (e.g. 30-day mortality after cardiac
+/// surgery) into biological/clinical, socioeconomic and care-site parts.
+#[derive(Debug, Parser)]
+#[command(name = "healthgap", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a synthetic CABG cohort whose causal truth is known.
+    ///
+    /// Writes DIR/cohort.parquet (or .csv), DIR/truth.json (the true value of
+    /// every quantity healthgap estimates, for the population and for this
+    /// sample), DIR/hospitals.csv and, with --omop, the same cohort as OMOP CDM
+    /// v5.4 tables in DIR/omop/. The output is written to a temporary folder and
+    /// renamed into place, so an interrupted run leaves nothing behind. The same
+    /// seed gives byte-identical files whatever the number of threads.
+    Synth(synth::SynthArgs),
+    /// Validate an analysis config against its data (not yet implemented).
+    ///
+    /// Will parse CONFIG (TOML), load the cohort it names, and print the cohort
+    /// summary (n per group, clusters, attrition) without running any model.
+    /// Arrives with the cohort-loading issue.
+    Check {
+        /// The analysis config (TOML).
+        config: std::path::PathBuf,
+    },
+    /// Run every analysis of a config and write the disparity report (not yet implemented).
+    ///
+    /// Will run each [[analysis]] for every outcome and comparison group and
+    /// write results.json, estimates.csv, report.md and index.html to the
+    /// config's [report] out_dir (or --out DIR). Arrives with the cohort-loading
+    /// and report issues; until then use `healthgap synth`.
+    Run {
+        /// The analysis config (TOML).
+        config: std::path::PathBuf,
+        /// Output folder (overrides [report] out_dir).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth(args) => synth::run(&args),
+        Command::Check { config } => Err(anyhow::anyhow!(
+            "`healthgap check {}`: not yet implemented in this version; config validation arrives with cohort loading",
+            config.display()
+        )),
+        Command::Run { config, .. } => Err(anyhow::anyhow!(
+            "`healthgap run {}`: not yet implemented in this version; use `healthgap synth` to generate data",
+            config.display()
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut message = format!("error: {err}");
+            for cause in err.chain().skip(1) {
+                message.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}

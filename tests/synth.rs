@@ -1,0 +1,235 @@
+//! `healthgap synth`: outputs, determinism and bad input.
+
+use crate::util::{Dir, stderr};
+
+/// Small and quick: few patients, a small population Monte Carlo.
+const QUICK: [&str; 4] = ["--patients", "3000", "--set", "population_draws=20000"];
+
+fn synth(dir: &Dir, out: &str, extra: &[&str]) {
+    let mut args = vec!["synth", "--out", out];
+    args.extend_from_slice(&QUICK);
+    args.extend_from_slice(extra);
+    dir.ok(&args);
+}
+
+#[test]
+fn writes_cohort_truth_hospitals_and_omop_tables() {
+    let dir = Dir::new();
+    synth(&dir, "data", &["--omop", "--truth-patients"]);
+    for f in [
+        "cohort.parquet",
+        "truth.json",
+        "hospitals.csv",
+        "truth_patients.parquet",
+    ] {
+        assert!(dir.join("data").join(f).is_file(), "missing {f}");
+    }
+    for t in [
+        "person",
+        "visit_occurrence",
+        "procedure_occurrence",
+        "condition_occurrence",
+        "measurement",
+        "observation",
+        "payer_plan_period",
+        "death",
+        "care_site",
+        "location",
+        "observation_period",
+    ] {
+        assert!(
+            dir.join("data/omop").join(format!("{t}.parquet")).is_file(),
+            "missing omop/{t}"
+        );
+    }
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("data/truth.json")).unwrap())
+            .unwrap();
+    assert_eq!(truth["reference"], "White");
+    assert_eq!(truth["parameters"]["patients"], 3000);
+    let values = truth["values"].as_array().unwrap();
+    for q in [
+        "gap",
+        "path_specific",
+        "path_specific_shapley",
+        "kitagawa",
+        "lpm_group_coefficient",
+        "oaxaca_blinder_reference",
+        "oaxaca_blinder_pooled",
+        "initial_disparity",
+        "disparity_reduction",
+    ] {
+        assert!(
+            values.iter().any(|v| v["quantity"] == q),
+            "truth.json lacks {q}"
+        );
+    }
+    assert!(
+        values
+            .iter()
+            .all(|v| v["population"].is_number() && v["population_mc_se"].is_number())
+    );
+    // No staging folder is left next to the output.
+    assert_eq!(dir.entries(), vec!["data".to_string()]);
+}
+
+#[test]
+fn csv_extract_has_the_documented_columns() {
+    let dir = Dir::new();
+    synth(&dir, "csv", &["--format", "csv", "--no-truth"]);
+    let text = std::fs::read_to_string(dir.join("csv/cohort.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "person_id,visit_id,hospital_id,surgery_date,race,ethnicity,age,female,adi,insurance,zip3,\
+         diabetes,dialysis,heart_failure,lung_disease,pad,prior_mi,ejection_fraction,bmi,creatinine,\
+         status,hospital_volume,teaching,region,death_30d,major_morbidity,readmit_30d,los_days"
+    );
+    assert_eq!(text.lines().count(), 3001);
+    assert!(!dir.join("csv/truth.json").exists());
+}
+
+#[test]
+fn same_seed_gives_identical_bytes_whatever_the_thread_count() {
+    let dir = Dir::new();
+    let run = |out: &str, threads: &str, seed: &str| {
+        let mut args = vec![
+            "synth", "--out", out, "--seed", seed, "--omop", "--format", "csv",
+        ];
+        args.extend_from_slice(&QUICK);
+        let o = dir
+            .command(&args)
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    run("a", "1", "5");
+    run("b", "2", "5");
+    run("c", "2", "6");
+    let read = |p: &str| std::fs::read(dir.join(p)).unwrap();
+    for f in [
+        "cohort.csv",
+        "truth.json",
+        "hospitals.csv",
+        "omop/person.csv",
+        "omop/measurement.csv",
+    ] {
+        assert!(
+            read(&format!("a/{f}")) == read(&format!("b/{f}")),
+            "{f} differs between 1 and 2 threads"
+        );
+    }
+    assert!(
+        read("a/cohort.csv") != read("c/cohort.csv"),
+        "a different seed must give a different cohort"
+    );
+    // Parquet too.
+    dir.ok(&["synth", "--out", "p1", "--patients", "2000", "--no-truth"]);
+    dir.ok(&["synth", "--out", "p2", "--patients", "2000", "--no-truth"]);
+    assert!(read("p1/cohort.parquet") == read("p2/cohort.parquet"));
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_leaves_nothing_behind() {
+    let dir = Dir::new();
+    std::fs::write(dir.join("a_file"), "x").unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--patients", "0", "--out", "o"],
+            "--patients must be at least 1",
+        ),
+        (
+            &["--patients", "-5", "--out", "o"],
+            "--patients must be at least 1",
+        ),
+        (
+            &["--patients", "many", "--out", "o"],
+            "--patients must be a whole number",
+        ),
+        (
+            &["--set", "black.ses_gp=1", "--out", "o"],
+            "did you mean `black.ses_gap`",
+        ),
+        (&["--set", "black.ses_gap", "--out", "o"], "key=value"),
+        (&["--out", "missing/parent/o"], "does not exist"),
+        (&["--out", "a_file"], "is not a folder"),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["synth"];
+        full.extend_from_slice(args);
+        let out = dir.run(&full);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected `{expected}` in:\n{err}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line:\n{err}"
+        );
+        assert!(!err.contains("panicked"));
+    }
+    assert_eq!(
+        dir.entries(),
+        vec!["a_file".to_string()],
+        "partial output left behind"
+    );
+}
+
+#[test]
+fn unwritable_output_folder_fails_cleanly() {
+    let dir = Dir::new();
+    let locked = dir.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let mut perms = std::fs::metadata(&locked).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(&locked, perms).unwrap();
+    // root ignores permission bits; then the case cannot be staged and is skipped.
+    if std::fs::write(locked.join("probe"), "x").is_ok() {
+        std::fs::remove_file(locked.join("probe")).unwrap();
+        eprintln!(
+            "running as root: permission bits are not enforced, using a read-only path instead"
+        );
+        let out = dir.run(&["synth", "--patients", "10", "--out", "/proc/healthgap-out"]);
+        assert!(!out.status.success());
+        assert_eq!(stderr(&out).trim_end().lines().count(), 1);
+        return;
+    }
+    let out = dir.run(&["synth", "--patients", "10", "--out", "locked/o"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot write"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+}
+
+#[test]
+fn a_failed_run_keeps_the_previous_output() {
+    let dir = Dir::new();
+    synth(&dir, "data", &["--no-truth"]);
+    let before = std::fs::read(dir.join("data/cohort.parquet")).unwrap();
+    let out = dir.run(&["synth", "--out", "data", "--set", "nonsense=1"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read(dir.join("data/cohort.parquet")).unwrap(),
+        before
+    );
+    assert_eq!(dir.entries(), vec!["data".to_string()]);
+}
+
+#[test]
+fn check_and_run_say_they_are_not_implemented_yet() {
+    let dir = Dir::new();
+    for cmd in ["check", "run"] {
+        let out = dir.run(&[cmd, "analyses/cabg_synthetic.toml"]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("not yet implemented"),
+            "{}",
+            stderr(&out)
+        );
+        let help = dir.ok(&[cmd, "--help"]);
+        assert!(String::from_utf8_lossy(&help.stdout).contains("config"));
+    }
+}
