@@ -1,0 +1,501 @@
+//! Binary-outcome models: logit and probit by Newton–Raphson with step-halving,
+//! optionally with absorbed fixed effects (IRLS with the working response and
+//! regressors demeaned at each iteration, as fixest's `feglm`).
+//!
+//! Log-likelihood ℓ(b) = Σ w_i [y_i log F(η_i) + (1 − y_i) log(1 − F(η_i))],
+//! η = Xb; F = Λ (logit) or Φ (probit). Newton uses the observed Hessian, so
+//! the iid variance is its inverse (as statsmodels' `Logit`/`Probit`).
+
+use statrs::distribution::{Continuous, ContinuousCDF, Normal};
+
+use crate::design::{Design, FixedEffect};
+use crate::error::ModelError;
+use crate::fe::{Demeaner, non_singletons};
+use crate::linalg::{COLLINEARITY_TOL, gram, ranked_inverse};
+
+/// The link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Link {
+    /// Logistic.
+    Logit,
+    /// Standard normal.
+    Probit,
+}
+
+impl Link {
+    /// F(η).
+    pub fn cdf(self, eta: f64) -> f64 {
+        match self {
+            Link::Logit => 1.0 / (1.0 + (-eta).exp()),
+            Link::Probit => normal().cdf(eta),
+        }
+    }
+
+    /// f(η) = F'(η).
+    pub fn pdf(self, eta: f64) -> f64 {
+        match self {
+            Link::Logit => {
+                let p = self.cdf(eta);
+                p * (1.0 - p)
+            }
+            Link::Probit => normal().pdf(eta),
+        }
+    }
+
+    /// Name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Logit => "logit",
+            Link::Probit => "probit",
+        }
+    }
+
+    /// Per-row log-likelihood contribution, score factor and observed-Hessian
+    /// weight: ℓ_i, ∂ℓ_i/∂η, −∂²ℓ_i/∂η².
+    fn row(self, y: f64, eta: f64) -> (f64, f64, f64) {
+        match self {
+            Link::Logit => {
+                let p = self.cdf(eta);
+                // log-likelihood in a numerically safe form
+                let ll = if y > 0.5 {
+                    -softplus(-eta)
+                } else {
+                    -softplus(eta)
+                };
+                (ll, y - p, p * (1.0 - p))
+            }
+            Link::Probit => {
+                let q = 2.0 * y - 1.0;
+                let z = q * eta;
+                let n = normal();
+                let cdf = n.cdf(z).max(f64::MIN_POSITIVE);
+                let ll = if z < -30.0 {
+                    // log Φ(z) ≈ log φ(z) − log(−z) for very negative z
+                    n.ln_pdf(z) - (-z).ln()
+                } else {
+                    cdf.ln()
+                };
+                // λ = φ(z)/Φ(z) (inverse Mills ratio), computed stably.
+                let lambda = if z < -30.0 { -z } else { n.pdf(z) / cdf };
+                let score = q * lambda;
+                let hess = lambda * (lambda + z);
+                (ll, score, hess)
+            }
+        }
+    }
+}
+
+fn softplus(x: f64) -> f64 {
+    if x > 35.0 { x } else { x.exp().ln_1p() }
+}
+
+fn normal() -> Normal {
+    // Normal::new(0, 1) cannot fail.
+    Normal::standard()
+}
+
+/// Fitting options.
+#[derive(Debug, Clone, Copy)]
+pub struct Glm {
+    link: Link,
+    tol: f64,
+    max_iter: usize,
+}
+
+/// A fitted binary model.
+#[derive(Debug, Clone)]
+pub struct GlmFit {
+    /// Link.
+    pub link: Link,
+    /// The design fitted (rows and columns after drops; X not demeaned).
+    pub work: Design,
+    /// Names.
+    pub names: Vec<String>,
+    /// Coefficients.
+    pub coef: Vec<f64>,
+    /// Inverse observed information (k × k row-major).
+    pub bread: Vec<f64>,
+    /// Scores w_i ∂ℓ_i/∂η_i x̃_i, column-major n × k (x̃ demeaned under FE).
+    pub scores: Vec<f64>,
+    /// Linear predictor including absorbed FE.
+    pub eta: Vec<f64>,
+    /// Log-likelihood at the estimate.
+    pub loglik: f64,
+    /// Newton iterations.
+    pub iterations: usize,
+    /// Whether the convergence criterion was met.
+    pub converged: bool,
+    /// Max |score| at the end.
+    pub max_score: f64,
+    /// Columns dropped as collinear.
+    pub dropped: Vec<String>,
+    /// FE levels dropped because their outcome is all 0 or all 1: (set, levels, rows).
+    pub dropped_fe: Vec<(String, usize, usize)>,
+    /// Absorbed FE sets as used.
+    pub absorbed: Vec<FixedEffect>,
+    /// Warnings (e.g. near-separation).
+    pub warnings: Vec<String>,
+}
+
+impl Glm {
+    /// Logit.
+    pub fn logit() -> Glm {
+        Glm {
+            link: Link::Logit,
+            tol: 1e-10,
+            max_iter: 100,
+        }
+    }
+
+    /// Probit.
+    pub fn probit() -> Glm {
+        Glm {
+            link: Link::Probit,
+            ..Glm::logit()
+        }
+    }
+
+    /// Convergence tolerance on the Newton decrement (relative).
+    pub fn tolerance(mut self, tol: f64) -> Glm {
+        self.tol = tol;
+        self
+    }
+
+    /// Fits the model; `start` warm-starts the coefficients (e.g. for bootstrap
+    /// replicates).
+    pub fn fit(&self, design: &Design, start: Option<&[f64]>) -> Result<GlmFit, ModelError> {
+        design.validate()?;
+        if let Some((row, &value)) = design
+            .y
+            .iter()
+            .enumerate()
+            .find(|(_, v)| **v != 0.0 && **v != 1.0)
+        {
+            return Err(ModelError::NotBinary {
+                column: design.y_name.clone(),
+                row,
+                value,
+            });
+        }
+        // FE: drop levels whose outcome is constant (they are perfectly predicted),
+        // and singletons.
+        let mut dropped_fe = Vec::new();
+        let mut design = design.clone();
+        if !design.absorb.is_empty() {
+            loop {
+                let mut keep = non_singletons(&design.absorb);
+                let mut changed = keep.iter().any(|k| !k);
+                for fe in &design.absorb {
+                    let mut sum = vec![0.0; fe.levels];
+                    let mut cnt = vec![0.0; fe.levels];
+                    for i in 0..design.nobs() {
+                        if keep[i] {
+                            sum[fe.codes[i] as usize] += design.y[i];
+                            cnt[fe.codes[i] as usize] += 1.0;
+                        }
+                    }
+                    let bad: Vec<bool> = (0..fe.levels)
+                        .map(|l| cnt[l] > 0.0 && (sum[l] == 0.0 || sum[l] == cnt[l]))
+                        .collect();
+                    let n_bad = bad.iter().filter(|b| **b).count();
+                    if n_bad > 0 {
+                        let mut rows = 0;
+                        for i in 0..design.nobs() {
+                            if keep[i] && bad[fe.codes[i] as usize] {
+                                keep[i] = false;
+                                rows += 1;
+                            }
+                        }
+                        dropped_fe.push((fe.name.clone(), n_bad, rows));
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+                design = design.select_rows(&keep);
+                if design.nobs() == 0 {
+                    return Err(ModelError::Empty {
+                        context: Some("every fixed-effect level has a constant outcome".into()),
+                    });
+                }
+            }
+        } else {
+            check_separation(&design)?;
+        }
+        self.newton(design, start, dropped_fe)
+    }
+
+    fn newton(
+        &self,
+        design: Design,
+        start: Option<&[f64]>,
+        dropped_fe: Vec<(String, usize, usize)>,
+    ) -> Result<GlmFit, ModelError> {
+        let n = design.nobs();
+        let p = design.ncols();
+        let x = design.x.as_slice_memory_order().unwrap_or(&[]).to_vec();
+        let y = design.y.as_slice().unwrap_or(&[]).to_vec();
+        let w: Vec<f64> = (0..n).map(|i| design.weight(i)).collect();
+        let fe = !design.absorb.is_empty();
+        // Collinearity check on the (demeaned) regressors.
+        let xtx = if fe {
+            let dm = Demeaner::new(&design.absorb, Some(&w));
+            let mut xd = Vec::with_capacity(n * p);
+            for j in 0..p {
+                xd.extend(dm.demean(&x[j * n..(j + 1) * n])?.0);
+            }
+            gram(&xd, n, p, Some(&w))
+        } else {
+            gram(&x, n, p, Some(&w))
+        };
+        let ranked = ranked_inverse(&xtx, p, COLLINEARITY_TOL);
+        let dropped: Vec<String> = ranked
+            .dropped
+            .iter()
+            .map(|&j| design.names[j].clone())
+            .collect();
+        if ranked.kept.is_empty() {
+            return Err(ModelError::Singular {
+                rank: 0,
+                ncols: p,
+                columns: dropped,
+            });
+        }
+        let kept = ranked.kept.clone();
+        let k = kept.len();
+        let xk: Vec<f64> = kept
+            .iter()
+            .flat_map(|&j| x[j * n..(j + 1) * n].iter().copied())
+            .collect();
+        let names: Vec<String> = kept.iter().map(|&j| design.names[j].clone()).collect();
+        let mut b: Vec<f64> = match start {
+            Some(s) if s.len() == k => s.to_vec(),
+            _ => vec![0.0; k],
+        };
+        // α: the FE part of η (zero without FE).
+        let mut alpha = vec![0.0; n];
+        let eta_of = |b: &[f64], alpha: &[f64]| -> Vec<f64> {
+            let mut eta = alpha.to_vec();
+            for j in 0..k {
+                for i in 0..n {
+                    eta[i] += xk[j * n + i] * b[j];
+                }
+            }
+            eta
+        };
+        let loglik =
+            |eta: &[f64]| -> f64 { (0..n).map(|i| w[i] * self.link.row(y[i], eta[i]).0).sum() };
+        let mut eta = eta_of(&b, &alpha);
+        let mut ll = loglik(&eta);
+        let mut converged = false;
+        let mut iterations = 0;
+        let mut max_score = f64::INFINITY;
+        let mut bread = vec![0.0; k * k];
+        let mut xd = xk.clone();
+        for it in 1..=self.max_iter {
+            iterations = it;
+            // Working weights and response.
+            let mut h = vec![0.0; n];
+            let mut z = vec![0.0; n];
+            for i in 0..n {
+                let (_, s, hh) = self.link.row(y[i], eta[i]);
+                let hh = hh.max(1e-300);
+                h[i] = w[i] * hh;
+                // working response relative to the FE-free part: η − α + s/hh
+                z[i] = eta[i] + s / hh;
+            }
+            // Demean the working response and X with weights h (FE case).
+            let zd;
+            if fe {
+                let dm = Demeaner::new(&design.absorb, Some(&h));
+                zd = dm.demean(&z)?.0;
+                for j in 0..k {
+                    let col = dm.demean(&xk[j * n..(j + 1) * n])?.0;
+                    xd[j * n..(j + 1) * n].copy_from_slice(&col);
+                }
+            } else {
+                zd = z.clone();
+            }
+            let hess = gram(&xd, n, k, Some(&h));
+            let ranked = ranked_inverse(&hess, k, 1e-14);
+            if ranked.kept.len() < k {
+                return Err(ModelError::Singular {
+                    rank: ranked.kept.len(),
+                    ncols: k,
+                    columns: ranked.dropped.iter().map(|&j| names[j].clone()).collect(),
+                });
+            }
+            bread = ranked.inverse;
+            // New coefficients from the weighted LS of zd on xd.
+            let rhs: Vec<f64> = (0..k)
+                .map(|j| (0..n).map(|i| xd[j * n + i] * h[i] * zd[i]).sum())
+                .collect();
+            let b_new: Vec<f64> = (0..k)
+                .map(|a| (0..k).map(|c| bread[a * k + c] * rhs[c]).sum())
+                .collect();
+            // FE part: η = z − (zd − xd b): the demeaned residual is what is left.
+            let target_alpha: Vec<f64> = if fe {
+                let mut r = zd.clone();
+                for j in 0..k {
+                    for i in 0..n {
+                        r[i] -= xd[j * n + i] * b_new[j];
+                    }
+                }
+                let mut xb = vec![0.0; n];
+                for j in 0..k {
+                    for i in 0..n {
+                        xb[i] += xk[j * n + i] * b_new[j];
+                    }
+                }
+                (0..n).map(|i| z[i] - r[i] - xb[i]).collect()
+            } else {
+                vec![0.0; n]
+            };
+            // Step-halving on the log-likelihood.
+            let mut step = 1.0;
+            let mut accepted = false;
+            let (mut b_try, mut a_try, mut eta_try, mut ll_try) =
+                (b.clone(), alpha.clone(), eta.clone(), ll);
+            for _ in 0..40 {
+                b_try = (0..k).map(|j| b[j] + step * (b_new[j] - b[j])).collect();
+                a_try = (0..n)
+                    .map(|i| alpha[i] + step * (target_alpha[i] - alpha[i]))
+                    .collect();
+                eta_try = eta_of(&b_try, &a_try);
+                ll_try = loglik(&eta_try);
+                if ll_try.is_finite() && ll_try >= ll - 1e-12 * ll.abs().max(1.0) {
+                    accepted = true;
+                    break;
+                }
+                step *= 0.5;
+            }
+            if !accepted {
+                break;
+            }
+            let change = (ll_try - ll).abs() / (ll.abs() + 0.1);
+            let max_step = b_try
+                .iter()
+                .zip(&b)
+                .fold(0.0f64, |m, (a, c)| m.max((a - c).abs()));
+            b = b_try;
+            alpha = a_try;
+            eta = eta_try;
+            ll = ll_try;
+            if change < self.tol
+                && max_step < 1e-8 * (1.0 + b.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+            {
+                converged = true;
+                break;
+            }
+        }
+        // Final scores and bread at the estimate.
+        let mut h = vec![0.0; n];
+        let mut s = vec![0.0; n];
+        for i in 0..n {
+            let (_, sc, hh) = self.link.row(y[i], eta[i]);
+            h[i] = w[i] * hh;
+            s[i] = w[i] * sc;
+        }
+        if fe {
+            let dm = Demeaner::new(&design.absorb, Some(&h));
+            for j in 0..k {
+                let col = dm.demean(&xk[j * n..(j + 1) * n])?.0;
+                xd[j * n..(j + 1) * n].copy_from_slice(&col);
+            }
+        } else {
+            xd.copy_from_slice(&xk);
+        }
+        let hess = gram(&xd, n, k, Some(&h));
+        let ranked = ranked_inverse(&hess, k, 1e-14);
+        if ranked.kept.len() == k {
+            bread = ranked.inverse;
+        }
+        let mut scores = vec![0.0; n * k];
+        for j in 0..k {
+            for i in 0..n {
+                scores[j * n + i] = s[i] * xd[j * n + i];
+            }
+        }
+        max_score = (0..k)
+            .map(|j| (0..n).map(|i| scores[j * n + i]).sum::<f64>().abs())
+            .fold(0.0f64, f64::max)
+            .min(max_score);
+        let mut warnings = Vec::new();
+        let extreme = eta.iter().filter(|e| e.abs() > 30.0).count();
+        if extreme > 0 {
+            warnings.push(format!(
+                "{extreme} observations have fitted probabilities within 1e-13 of 0 or 1: possible quasi-separation"
+            ));
+        }
+        if !converged {
+            return Err(ModelError::NotConverged {
+                iterations,
+                max_score,
+            });
+        }
+        let absorbed = design.absorb.clone();
+        Ok(GlmFit {
+            link: self.link,
+            work: design,
+            names,
+            coef: b,
+            bread,
+            scores,
+            eta,
+            loglik: ll,
+            iterations,
+            converged,
+            max_score,
+            dropped,
+            dropped_fe,
+            absorbed,
+            warnings,
+        })
+    }
+}
+
+/// Quasi-complete separation by a binary regressor: among the rows where a 0/1
+/// column equals 1 (or 0), the outcome never varies.
+fn check_separation(design: &Design) -> Result<(), ModelError> {
+    let mut variables = Vec::new();
+    for j in 0..design.ncols() {
+        let col = design.column(j);
+        if !col.iter().all(|v| *v == 0.0 || *v == 1.0) {
+            continue;
+        }
+        let ones = col.iter().filter(|v| **v == 1.0).count();
+        if ones == 0 || ones == col.len() {
+            continue; // constant column (e.g. the intercept)
+        }
+        for level in [0.0, 1.0] {
+            let ys: Vec<f64> = col
+                .iter()
+                .zip(design.y.iter())
+                .filter(|(x, _)| **x == level)
+                .map(|(_, y)| *y)
+                .collect();
+            let s: f64 = ys.iter().sum();
+            if s == 0.0 || s == ys.len() as f64 {
+                variables.push(format!("{}={}", design.names[j], level as u8));
+            }
+        }
+    }
+    if variables.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelError::Separation { variables })
+    }
+}
+
+impl GlmFit {
+    /// Number of observations used.
+    pub fn nobs(&self) -> usize {
+        self.work.nobs()
+    }
+
+    /// Fitted probabilities F(η).
+    pub fn fitted(&self) -> Vec<f64> {
+        self.eta.iter().map(|e| self.link.cdf(*e)).collect()
+    }
+}

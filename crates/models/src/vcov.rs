@@ -1,0 +1,235 @@
+//! Variance estimators: V = B M B, with B the bread (the inverse Hessian, or
+//! (X'WX)⁻¹ for least squares) and M the meat built from per-row scores.
+//!
+//! - iid: V = s² B (least squares, s² = Σwe²/(n − K)) or V = B (maximum likelihood).
+//! - HC1: V = c · B (Σ_i s_i s_iᵀ) B with c = n/(n − K) (MacKinnon & White 1985;
+//!   statsmodels' HC1) or (n − 1)/(n − K) (fixest's "hetero").
+//! - CR1: V = G/(G − 1) · (n − 1)/(n − K) · B (Σ_g S_g S_gᵀ) B, S_g the score sum
+//!   of cluster g (Liang & Zeger 1986; Cameron & Miller 2015).
+//!
+//! K counts the estimated coefficients plus, by [`FixefK`], the absorbed fixed
+//! effects: none; all of them (Σ_f levels_f − (F − 1)); or those not nested in
+//! the cluster variable (fixest's default `fixef.K = "nested"`).
+
+use serde::Serialize;
+
+use crate::design::FixedEffect;
+use crate::error::ModelError;
+use crate::fe::nested_in;
+use crate::linalg::sandwich;
+
+/// Which variance estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VcovKind {
+    /// Homoskedastic (least squares) or inverse information (likelihood).
+    Iid,
+    /// Heteroskedasticity-robust with a small-sample factor.
+    Hc1,
+    /// Cluster-robust with the CR1 small-sample factor.
+    Cr1,
+}
+
+/// How absorbed fixed effects count in K.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum FixefK {
+    /// Not at all (pyfixest's default `fixef_k = "none"`).
+    None,
+    /// All FE coefficients.
+    Full,
+    /// FE coefficients except those of FE sets nested in the clusters (fixest's default).
+    #[default]
+    Nested,
+}
+
+/// The n-ratio in the HC1 and iid factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum HcRatio {
+    /// n/(n − K), statsmodels' HC1.
+    #[default]
+    NOverNMinusK,
+    /// (n − 1)/(n − K), fixest's "hetero".
+    NMinus1OverNMinusK,
+}
+
+/// Small-sample settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SmallSample {
+    /// How absorbed FE count in K.
+    pub fixef_k: FixefK,
+    /// The HC1 n-ratio.
+    pub hc_ratio: HcRatio,
+    /// Multiply the likelihood iid variance by (n − 1)/(n − K), as pyfixest's
+    /// `feglm` does (statsmodels does not).
+    pub likelihood_iid_adj: bool,
+}
+
+/// A variance-covariance matrix with what is needed for inference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vcov {
+    /// Estimator.
+    pub kind: VcovKind,
+    /// k × k, row-major.
+    pub matrix: Vec<f64>,
+    /// Degrees of freedom for t tests (n − K, or G − 1 when clustered).
+    pub df: f64,
+    /// Clusters used.
+    pub clusters: Option<usize>,
+    /// The K used in the small-sample factor.
+    pub k_total: usize,
+    /// Label for reports, e.g. `CR1(hospital_id)`.
+    pub label: String,
+}
+
+impl Vcov {
+    /// Standard errors.
+    pub fn se(&self) -> Vec<f64> {
+        let k = (self.matrix.len() as f64).sqrt() as usize;
+        (0..k)
+            .map(|i| self.matrix[i * k + i].max(0.0).sqrt())
+            .collect()
+    }
+}
+
+/// What a fitted model supplies to the sandwich.
+pub struct SandwichParts<'a> {
+    /// Inverse Hessian / (X'WX)⁻¹, k × k row-major.
+    pub bread: &'a [f64],
+    /// Scores, column-major n × k.
+    pub scores: Vec<f64>,
+    /// Rows.
+    pub n: usize,
+    /// Coefficients.
+    pub k: usize,
+    /// Absorbed FE sets.
+    pub absorbed: Vec<&'a FixedEffect>,
+    /// Least squares: Σ w e² (for the iid s²); None for likelihood models.
+    pub rss: Option<f64>,
+}
+
+/// Number of absorbed FE parameters counted in K (fixest/pyfixest 0.60):
+/// L − (F − 1) for L levels in F sets; under `Nested` with clusters, each set
+/// nested in the clusters counts as one parameter instead of its levels.
+pub fn absorbed_k(absorbed: &[&FixedEffect], cluster: Option<&[u32]>, fixef_k: FixefK) -> usize {
+    if absorbed.is_empty() || fixef_k == FixefK::None {
+        return 0;
+    }
+    let levels: usize = absorbed.iter().map(|fe| fe.levels).sum();
+    let mut count = levels + 1 - absorbed.len();
+    if let (FixefK::Nested, Some(c)) = (fixef_k, cluster) {
+        for fe in absorbed {
+            if nested_in(fe, c) {
+                count -= fe.levels - 1;
+            }
+        }
+    }
+    count
+}
+
+/// Computes V for `kind`. `cluster` (codes 0..g) and `cluster_name` are needed
+/// for CR1.
+pub fn compute(
+    parts: &SandwichParts<'_>,
+    kind: VcovKind,
+    cluster: Option<(&[u32], usize, &str)>,
+    ssc: SmallSample,
+) -> Result<Vcov, ModelError> {
+    let (n, k) = (parts.n, parts.k);
+    let codes = cluster.map(|c| c.0);
+    let k_total = k + absorbed_k(
+        &parts.absorbed,
+        if kind == VcovKind::Cr1 { codes } else { None },
+        ssc.fixef_k,
+    );
+    let nf = n as f64;
+    let dof = nf - k_total as f64;
+    if dof <= 0.0 {
+        return Err(ModelError::Dimension {
+            what: format!(
+                "{n} observations for {k_total} parameters: no residual degrees of freedom"
+            ),
+        });
+    }
+    let meat = |groups: Option<(&[u32], usize)>| -> Vec<f64> {
+        let s = &parts.scores;
+        let mut m = vec![0.0; k * k];
+        match groups {
+            None => {
+                for a in 0..k {
+                    for b in 0..=a {
+                        let v: f64 = (0..n).map(|i| s[a * n + i] * s[b * n + i]).sum();
+                        m[a * k + b] = v;
+                        m[b * k + a] = v;
+                    }
+                }
+            }
+            Some((codes, g)) => {
+                let mut sums = vec![0.0; g * k];
+                for a in 0..k {
+                    for i in 0..n {
+                        sums[codes[i] as usize * k + a] += s[a * n + i];
+                    }
+                }
+                for c in 0..g {
+                    let row = &sums[c * k..(c + 1) * k];
+                    for a in 0..k {
+                        for b in 0..k {
+                            m[a * k + b] += row[a] * row[b];
+                        }
+                    }
+                }
+            }
+        }
+        m
+    };
+    let (matrix, df, clusters, label) = match kind {
+        VcovKind::Iid => {
+            let scale = match parts.rss {
+                Some(rss) => rss / dof,
+                None if ssc.likelihood_iid_adj => (nf - 1.0) / dof,
+                None => 1.0,
+            };
+            (
+                parts.bread.iter().map(|b| b * scale).collect(),
+                dof,
+                None,
+                "iid".to_string(),
+            )
+        }
+        VcovKind::Hc1 => {
+            let c = match ssc.hc_ratio {
+                HcRatio::NOverNMinusK => nf / dof,
+                HcRatio::NMinus1OverNMinusK => (nf - 1.0) / dof,
+            };
+            let v = sandwich(parts.bread, k, k, &meat(None));
+            (
+                v.iter().map(|x| x * c).collect(),
+                dof,
+                None,
+                "HC1".to_string(),
+            )
+        }
+        VcovKind::Cr1 => {
+            let (codes, g, name) = cluster.ok_or(ModelError::TooFewClusters { clusters: 0 })?;
+            if g < 2 {
+                return Err(ModelError::TooFewClusters { clusters: g });
+            }
+            let gf = g as f64;
+            let c = gf / (gf - 1.0) * (nf - 1.0) / dof;
+            let v = sandwich(parts.bread, k, k, &meat(Some((codes, g))));
+            (
+                v.iter().map(|x| x * c).collect(),
+                gf - 1.0,
+                Some(g),
+                format!("CR1({name})"),
+            )
+        }
+    };
+    Ok(Vcov {
+        kind,
+        matrix,
+        df,
+        clusters,
+        k_total,
+        label,
+    })
+}
