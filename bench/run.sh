@@ -47,3 +47,18 @@ done
 time_cmd "synth $N patients -> cohort.parquet (no truth)" "$BIN" synth --patients "$N" --out "$OUT/cohort_nt" --no-truth
 time_cmd "synth $N patients -> cohort.parquet + truth.json" "$BIN" synth --patients "$N" --out "$OUT/cohort"
 time_cmd "synth $N patients -> + OMOP tables (parquet)" "$BIN" synth --patients "$N" --out "$OUT/cohort_omop" --omop --no-truth
+
+echo "== 2. estimation core ($N rows, 29 regressors, 300 hospitals) vs pyfixest"
+if [ ! -x bench/.venv/bin/python ]; then
+  python3 -m venv bench/.venv
+  bench/.venv/bin/pip install -q pyfixest pandas pyarrow statsmodels
+fi
+cargo build --release --locked --quiet --example bench_models
+/usr/bin/time -f "%M" -o "$OUT/rss_models.txt" target/release/examples/bench_models "$N" 3 "$OUT/models.parquet" | tee "$OUT/models_rust.txt"
+echo "   peak RSS (bench_models, incl. generating the cohort): $(( $(cat "$OUT/rss_models.txt") / 1024 )) MB"
+bench/.venv/bin/python bench/peers_models.py "$OUT/models.parquet" 3 | tee "$OUT/models_py.txt"
+for task in lpm_hospital_fe_cr1 logit_hospital_fe_cr1; do
+  r=$(awk -v t="$task" '$1=="RESULT" && $2==t {print $3}' "$OUT/models_rust.txt")
+  p=$(awk -v t="$task" '$1=="RESULT" && $2==t {print $3}' "$OUT/models_py.txt")
+  printf '   %-26s healthgap %7.3f s   pyfixest %7.3f s   ratio %5.1fx\n' "$task" "$r" "$p" "$(echo "$p / $r" | bc -l)"
+done

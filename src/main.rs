@@ -8,7 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod config;
+mod hash;
 mod output;
+mod plan;
+mod run;
 mod synth;
 
 /// healthgap explains why an outcome differs between patient groups: it
@@ -32,21 +36,24 @@ enum Command {
     /// renamed into place, so an interrupted run leaves nothing behind. The same
     /// seed gives byte-identical files whatever the number of threads.
     Synth(synth::SynthArgs),
-    /// Validate an analysis config against its data (not yet implemented).
+    /// Validate an analysis config against its data, without running any model.
     ///
-    /// Will parse CONFIG (TOML), load the cohort it names, and print the cohort
-    /// summary (n per group, clusters, attrition) without running any model.
-    /// Arrives with the cohort-loading issue.
+    /// Parses CONFIG (TOML schema v1; unknown keys are errors that name the key,
+    /// its line and the nearest valid key), loads the cohort it names (flat file,
+    /// OMOP folder or synthetic), applies the filters and the missing-data
+    /// policy, and prints the cohort summary: rows read, the attrition table, n
+    /// per group and clusters (counts below [report] min_cell are shown as <11).
     Check {
         /// The analysis config (TOML).
         config: std::path::PathBuf,
     },
-    /// Run every analysis of a config and write the disparity report (not yet implemented).
+    /// Run every analysis of a config and write the results.
     ///
-    /// Will run each [[analysis]] for every outcome and comparison group and
-    /// write results.json, estimates.csv, report.md and index.html to the
-    /// config's [report] out_dir (or --out DIR). Arrives with the cohort-loading
-    /// and report issues; until then use `healthgap synth`.
+    /// Runs each [[analysis]] for every outcome and comparison group and writes
+    /// results.json, estimates.csv, models.csv, table1.csv and attrition.csv to
+    /// the config's [report] out_dir (or --out DIR), atomically: a failed run
+    /// leaves an earlier report untouched. Methods not implemented in this
+    /// version (so far only `crude` runs) are skipped with a warning.
     Run {
         /// The analysis config (TOML).
         config: std::path::PathBuf,
@@ -60,14 +67,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Synth(args) => synth::run(&args),
-        Command::Check { config } => Err(anyhow::anyhow!(
-            "`healthgap check {}`: not yet implemented in this version; config validation arrives with cohort loading",
-            config.display()
-        )),
-        Command::Run { config, .. } => Err(anyhow::anyhow!(
-            "`healthgap run {}`: not yet implemented in this version; use `healthgap synth` to generate data",
-            config.display()
-        )),
+        Command::Check { config } => run::check(&config),
+        Command::Run { config, out } => run::run(&config, out.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,8 @@
 //! End-to-end tests of the `healthgap` binary. Each module is one command or one
 //! concern; `util` runs the real binary in a temporary folder.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
+mod cli_run;
 mod synth;
 mod util;

@@ -22,6 +22,8 @@
 //! - `insurance`: the payer plan period covering the index date (an older plan with
 //!   another payer exists for some patients).
 //! - `death_30d`: a death within 30 days of the surgery date (later deaths exist).
+//! - `major_morbidity`: `death_30d`, or a major-morbidity condition dated 0-30
+//!   days after the surgery date (later ones exist).
 //! - `readmit_30d`: another inpatient visit starting 1-30 days after the index
 //!   visit's end date (visits later than that exist).
 //! - `los_days`: (visit_end_datetime − visit_start_datetime) in days.
@@ -83,6 +85,9 @@ pub mod concepts {
     pub const CABG_STATUS: i64 = 2_000_000_032;
     /// Payers (local), in the order private, medicare, medicaid, uninsured.
     pub const PAYERS: [i64; 4] = [2_000_000_041, 2_000_000_042, 2_000_000_043, 2_000_000_044];
+    /// Condition: post-operative major morbidity within 30 days (local); with a
+    /// death within 30 days it makes `major_morbidity`.
+    pub const MAJOR_MORBIDITY: i64 = 2_000_000_016;
     /// Conditions in the flat column order diabetes, dialysis, heart_failure,
     /// lung_disease, pad, prior_mi.
     pub const CONDITIONS: [i64; 6] = [
@@ -404,6 +409,14 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                     "",
                 );
             }
+        }
+        if p.outcomes.major_morbidity && !p.outcomes.death {
+            let when = day + (mix(p.aux, 40) % 30) as i32;
+            cond.push(pid(i), concepts::MAJOR_MORBIDITY, when, 0.0, "");
+        } else if !p.outcomes.major_morbidity && mix_uniform(p.aux, 41) < 0.03 {
+            // a complication recorded after the 30-day window: not an outcome
+            let when = day + 31 + (mix(p.aux, 42) % 300) as i32;
+            cond.push(pid(i), concepts::MAJOR_MORBIDITY, when, 0.0, "");
         }
     }
     let nc = cond.person.len();

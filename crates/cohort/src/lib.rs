@@ -1,13 +1,25 @@
 //! # healthgap-cohort
 //!
 //! Everything that touches tabular data on disk lives here, so that polars (a
-//! long compile) stays out of the estimation and reporting crates.
-//!
-//! This first stage has the writers that `healthgap synth` uses to write the
-//! flat extract and the OMOP CDM tables as CSV or Parquet.
+//! long compile) stays out of the estimation and reporting crates: the flat and
+//! OMOP CDM loaders, filters, the missing-data policy, the attrition log,
+//! Table 1, design building, and the CSV/Parquet writers used by
+//! `healthgap synth`.
 
+pub mod design;
 pub mod error;
+pub mod filter;
+pub mod load;
+pub mod omop;
+pub mod spec;
+pub mod table1;
 pub mod write;
 
+pub use design::{BlockDesign, Term};
 pub use error::CohortError;
+pub use load::{AttritionStep, Cohort, Values, Variable, load};
+pub use spec::{
+    CohortSpec, MissingPolicy, OutcomeKind, OutcomeSpec, Source, VarKind, VariableSpec,
+};
+pub use table1::Table1Row;
 pub use write::{TableFormat, table_to_frame, write_table};

@@ -1,0 +1,243 @@
+//! Benchmark of the estimation core on the standard workload: the synthetic
+//! cohort (default 1,000,000 patients, 300 hospitals) with a 30-column design and
+//! the 30-day mortality outcome. Run by bench/run.sh:
+//!
+//! `cargo run --release --example bench_models -- N REPEATS OUT.parquet`
+//!
+//! It writes the design to OUT.parquet (for bench/peers_models.py, which times
+//! pyfixest on the same rows) and prints one line per task with the median wall
+//! time over REPEATS runs.
+
+use std::time::Instant;
+
+use healthgap_cohort::{TableFormat, write_table};
+use healthgap_models::bootstrap::ClusterBootstrap;
+use healthgap_models::moments::Moments;
+use healthgap_models::{Design, Glm, Ols, SmallSample, VcovKind};
+use healthgap_synth::{Column, Params, Sample, Table};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut times = Vec::new();
+    let mut out = None;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        out = Some(f());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    (median(times), out.expect("at least one repeat"))
+}
+
+/// The 29 regressors (besides the constant) of the benchmark design.
+fn columns(sample: &Sample) -> Vec<(String, Vec<f64>)> {
+    let ps = &sample.patients;
+    let f = |b: bool| f64::from(u8::from(b));
+    let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut add = |name: &str, v: Vec<f64>| cols.push((name.to_string(), v));
+    for (g, name) in [(1, "black"), (2, "hispanic"), (3, "asian"), (4, "other")] {
+        add(name, ps.iter().map(|p| f(p.group == g)).collect());
+    }
+    add("age", ps.iter().map(|p| p.sim.demographics.age).collect());
+    add(
+        "age_sq",
+        ps.iter()
+            .map(|p| (p.sim.demographics.age - 65.0).powi(2) / 100.0)
+            .collect(),
+    );
+    add(
+        "female",
+        ps.iter().map(|p| f(p.sim.demographics.female)).collect(),
+    );
+    let cond = [
+        "diabetes",
+        "dialysis",
+        "heart_failure",
+        "lung_disease",
+        "pad",
+        "prior_mi",
+    ];
+    for (k, name) in cond.iter().enumerate() {
+        add(
+            name,
+            ps.iter().map(|p| f(p.sim.clinical.conditions[k])).collect(),
+        );
+    }
+    add(
+        "ejection_fraction",
+        ps.iter().map(|p| p.sim.clinical.ef).collect(),
+    );
+    add(
+        "ef_low",
+        ps.iter().map(|p| f(p.sim.clinical.ef < 35.0)).collect(),
+    );
+    add(
+        "urgent",
+        ps.iter().map(|p| f(p.sim.clinical.status == 1)).collect(),
+    );
+    add(
+        "emergent",
+        ps.iter().map(|p| f(p.sim.clinical.status == 2)).collect(),
+    );
+    add("bmi", ps.iter().map(|p| p.sim.clinical.bmi).collect());
+    add(
+        "obese",
+        ps.iter().map(|p| f(p.sim.clinical.bmi >= 35.0)).collect(),
+    );
+    add(
+        "creatinine",
+        ps.iter().map(|p| p.sim.clinical.creatinine).collect(),
+    );
+    add("adi", ps.iter().map(|p| p.sim.socioeconomic.adi).collect());
+    add(
+        "adi_top_quintile",
+        ps.iter()
+            .map(|p| f(p.sim.socioeconomic.adi > 80.0))
+            .collect(),
+    );
+    for (k, name) in [(1, "medicare"), (2, "medicaid"), (3, "uninsured")] {
+        add(
+            name,
+            ps.iter()
+                .map(|p| f(p.sim.socioeconomic.insurance == k))
+                .collect(),
+        );
+    }
+    add(
+        "female_x_age",
+        ps.iter()
+            .map(|p| f(p.sim.demographics.female) * (p.sim.demographics.age - 65.0))
+            .collect(),
+    );
+    add(
+        "dialysis_x_age",
+        ps.iter()
+            .map(|p| f(p.sim.clinical.conditions[1]) * (p.sim.demographics.age - 65.0))
+            .collect(),
+    );
+    add(
+        "diabetes_x_female",
+        ps.iter()
+            .map(|p| f(p.sim.clinical.conditions[0] && p.sim.demographics.female))
+            .collect(),
+    );
+    cols
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let repeats: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let out = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "bench/out/models.parquet".into());
+    let mut params = Params::default();
+    params.patients = n;
+    let sample = Sample::generate(&params, &|_| {});
+    let y: Vec<f64> = sample
+        .patients
+        .iter()
+        .map(|p| f64::from(u8::from(p.outcomes.death)))
+        .collect();
+    let hospital: Vec<i64> = sample
+        .patients
+        .iter()
+        .map(|p| i64::from(sample.world.hospitals[p.sim.hospital].id))
+        .collect();
+    let cols = columns(&sample);
+    drop(sample);
+    // The same rows for the Python peers.
+    let mut table_cols: Vec<(String, Column)> = vec![
+        ("death_30d".into(), Column::Float(y.clone())),
+        ("hospital_id".into(), Column::Int(hospital.clone())),
+    ];
+    table_cols.extend(
+        cols.iter()
+            .map(|(nm, v)| (nm.clone(), Column::Float(v.clone()))),
+    );
+    let table = Table {
+        name: "models".into(),
+        columns: table_cols,
+    };
+    if let Err(e) = write_table(&table, std::path::Path::new(&out), TableFormat::Parquet) {
+        eprintln!("cannot write {out}: {e}");
+        std::process::exit(1);
+    }
+    drop(table);
+    let p = cols.len();
+    println!(
+        "workload: {n} rows, {p} regressors (+ constant or hospital FE), 300 hospitals, outcome death_30d"
+    );
+
+    let fe_design = Design::from_columns("death_30d", y.clone(), cols.clone())
+        .expect("design")
+        .with_cluster(&hospital)
+        .with_absorbed("hospital_id", &hospital);
+    let mut with_const = vec![("const".to_string(), vec![1.0; n])];
+    with_const.extend(cols);
+    let design = Design::from_columns("death_30d", y, with_const)
+        .expect("design")
+        .with_cluster(&hospital);
+
+    let (t, fit) = time(repeats, || {
+        let fit = Ols::new().fit(&fe_design).expect("fe ols");
+        let v = fit
+            .vcov(VcovKind::Cr1, "hospital_id", SmallSample::default())
+            .expect("cr1");
+        (fit.coef[0], v.se()[0])
+    });
+    println!(
+        "RESULT lpm_hospital_fe_cr1 {t:.4} s (black: {:.6}, se {:.6})",
+        fit.0, fit.1
+    );
+
+    let (t, fit) = time(repeats, || {
+        let fit = Glm::logit().fit(&fe_design, None).expect("fe logit");
+        let v = fit
+            .vcov(VcovKind::Cr1, "hospital_id", SmallSample::default())
+            .expect("cr1");
+        (fit.coef[0], v.se()[0], fit.iterations)
+    });
+    println!(
+        "RESULT logit_hospital_fe_cr1 {t:.4} s (black: {:.6}, se {:.6}, {} iterations)",
+        fit.0, fit.1, fit.2
+    );
+
+    let (t, fit) = time(repeats, || {
+        let fit = Ols::new().fit(&design).expect("ols");
+        let v = fit
+            .vcov(VcovKind::Cr1, "hospital_id", SmallSample::default())
+            .expect("cr1");
+        (fit.coef[1], v.se()[1])
+    });
+    println!(
+        "RESULT ols_cr1 {t:.4} s (black: {:.6}, se {:.6})",
+        fit.0, fit.1
+    );
+
+    let (t, se) = time(repeats, || {
+        let m = Moments::from_design(&design).expect("moments");
+        let bs = ClusterBootstrap::new(1000, 20261126, "bench");
+        let draws = bs.run(
+            design.n_clusters,
+            |mult| {
+                m.fit(Some(mult))
+                    .map(|f| f.coef[1])
+                    .map(|b| vec![b])
+                    .map_err(|e| e.to_string())
+            },
+            &|| {},
+        );
+        let v: Vec<f64> = draws.estimates.iter().map(|d| d[0]).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    });
+    println!("RESULT ols_bootstrap_1000_moments {t:.4} s (bootstrap se of black: {se:.6})");
+}

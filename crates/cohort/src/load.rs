@@ -1,0 +1,661 @@
+//! Loading a cohort: read the source, apply the filters (each logged in the
+//! attrition table), keep the analysed groups, check every column's type, apply
+//! the missing-data policy, and extract typed arrays for design building.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{CohortError, nearest};
+use crate::filter;
+use crate::omop::load_omop;
+use crate::spec::{CohortSpec, MissingPolicy, OutcomeKind, OutcomeSpec, Source, VarKind};
+use crate::table1::{self, Table1Row};
+
+/// Categorical variables with more levels than this are absorbed as fixed
+/// effects instead of being expanded into dummies.
+pub const ABSORB_THRESHOLD: usize = 50;
+
+/// One step of the attrition table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttritionStep {
+    /// What was applied.
+    pub step: String,
+    /// Rows removed by it.
+    pub excluded: usize,
+    /// Rows left after it.
+    pub remaining: usize,
+}
+
+/// A covariate's values, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// Numbers (0/1 for binary columns).
+    Numeric(Vec<f64>),
+    /// Level codes into `levels` (reference level first).
+    Categorical {
+        /// Code per row.
+        codes: Vec<u32>,
+        /// Level texts; `levels[0]` is the reference.
+        levels: Vec<String>,
+        /// Absorbed as fixed effects (many levels).
+        absorb: bool,
+    },
+}
+
+/// A loaded covariate.
+#[derive(Debug, Clone)]
+pub struct Variable {
+    /// Column name.
+    pub name: String,
+    /// Factor block.
+    pub block: String,
+    /// Values of the analysed rows.
+    pub values: Values,
+}
+
+/// The analysis cohort.
+#[derive(Debug, Clone)]
+pub struct Cohort {
+    /// `path`, `omop` or `synthetic`.
+    pub source: &'static str,
+    /// Files read (for provenance hashes).
+    pub files: Vec<PathBuf>,
+    /// Rows in the source before any step.
+    pub rows_read: usize,
+    /// Group labels: the reference first, then the comparisons in config order.
+    pub group_labels: Vec<String>,
+    /// Group code of each analysed row.
+    pub group: Vec<u32>,
+    /// Attrition steps.
+    pub attrition: Vec<AttritionStep>,
+    /// Outcomes and their values.
+    pub outcomes: Vec<(OutcomeSpec, Vec<f64>)>,
+    /// Covariates.
+    pub variables: Vec<Variable>,
+    /// Cluster: name, codes 0..G, G.
+    pub cluster: Option<(String, Vec<u32>, usize)>,
+    /// Weights.
+    pub weights: Option<Vec<f64>>,
+    /// Table 1 (after filters, before the missing-data step).
+    pub table1: Vec<Table1Row>,
+}
+
+impl Cohort {
+    /// Number of analysed rows.
+    pub fn n(&self) -> usize {
+        self.group.len()
+    }
+
+    /// Rows per group label.
+    pub fn group_counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.group_labels.len()];
+        for &g in &self.group {
+            c[g as usize] += 1;
+        }
+        c
+    }
+
+    /// A covariate by name.
+    pub fn variable(&self, name: &str) -> Option<&Variable> {
+        self.variables.iter().find(|v| v.name == name)
+    }
+
+    /// An outcome's values by name.
+    pub fn outcome(&self, name: &str) -> Option<&(OutcomeSpec, Vec<f64>)> {
+        self.outcomes.iter().find(|(o, _)| o.name == name)
+    }
+}
+
+fn read_error(path: &Path, e: impl std::fmt::Display) -> CohortError {
+    CohortError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Reads a flat extract (.csv, .csv.gz, .parquet).
+pub fn read_flat(path: &Path) -> Result<DataFrame, CohortError> {
+    if !path.exists() {
+        return Err(CohortError::MissingFile {
+            path: path.to_path_buf(),
+            hint: Some("check [data] path; paths are relative to the config file".into()),
+        });
+    }
+    let name = path.to_string_lossy().to_lowercase();
+    let df = if name.ends_with(".parquet") {
+        let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
+        ParquetReader::new(file)
+            .finish()
+            .map_err(|e| read_error(path, format!("not a readable Parquet file ({e})")))?
+    } else if name.ends_with(".csv") || name.ends_with(".csv.gz") || name.ends_with(".gz") {
+        let mut bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(bytes.as_slice())
+                .read_to_end(&mut out)
+                .map_err(|e| read_error(path, format!("not a valid gzip file ({e})")))?;
+            bytes = out;
+        }
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(read_error(path, "the file is empty"));
+        }
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(None)
+            .with_parse_options(
+                CsvParseOptions::default()
+                    .with_missing_is_null(true)
+                    .with_null_values(Some(NullValues::AllColumns(vec!["NA".into(), "".into()]))),
+            )
+            .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+            .finish()
+            .map_err(|e| read_error(path, format!("malformed CSV ({e})")))?
+    } else {
+        return Err(read_error(
+            path,
+            "unknown file type; use .csv, .csv.gz or .parquet",
+        ));
+    };
+    if df.height() == 0 {
+        return Err(read_error(path, "the file has no rows"));
+    }
+    Ok(df)
+}
+
+fn column_error(file: &str, column: &str, df: &DataFrame) -> CohortError {
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    CohortError::MissingColumn {
+        file: file.to_string(),
+        column: column.to_string(),
+        suggestion: nearest(column, &names),
+    }
+}
+
+fn series(df: &DataFrame, name: &str) -> Series {
+    df.column(name)
+        .map(|c| c.as_materialized_series().clone())
+        .unwrap_or_default()
+}
+
+/// The text of each value (integers as "0", "1"; floats without ".0" when whole).
+fn texts(s: &Series) -> Vec<Option<String>> {
+    match s.dtype() {
+        DataType::Float32 | DataType::Float64 => s
+            .cast(&DataType::Float64)
+            .ok()
+            .and_then(|c| {
+                c.f64().ok().map(|ca| {
+                    ca.iter()
+                        .map(|v| {
+                            v.map(|x| {
+                                if x.fract() == 0.0 && x.abs() < 1e15 {
+                                    format!("{}", x as i64)
+                                } else {
+                                    x.to_string()
+                                }
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .unwrap_or_default(),
+        _ => s
+            .cast(&DataType::String)
+            .ok()
+            .and_then(|c| {
+                c.str()
+                    .ok()
+                    .map(|ca| ca.iter().map(|v| v.map(str::to_string)).collect())
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn is_numeric(dt: &DataType) -> bool {
+    dt.is_primitive_numeric() || matches!(dt, DataType::Boolean)
+}
+
+fn numbers(s: &Series) -> Vec<Option<f64>> {
+    s.cast(&DataType::Float64)
+        .ok()
+        .and_then(|c| c.f64().ok().map(|ca| ca.iter().collect()))
+        .unwrap_or_default()
+}
+
+/// Loads and checks the cohort.
+pub fn load(spec: &CohortSpec) -> Result<Cohort, CohortError> {
+    let (raw, files, file_label) = match &spec.source {
+        Source::Flat { path } => (
+            read_flat(path)?,
+            vec![path.clone()],
+            path.display().to_string(),
+        ),
+        Source::Omop { dir, concepts } => (
+            load_omop(dir, concepts)?,
+            omop_files(dir),
+            format!("{} (OMOP)", dir.display()),
+        ),
+        Source::Synthetic { params } => {
+            params.validate()?;
+            let sample = healthgap_synth::Sample::generate(params, &|_| {});
+            (
+                crate::write::table_to_frame(&sample.flat_table())?,
+                Vec::new(),
+                "[data] synthetic".to_string(),
+            )
+        }
+    };
+    load_frame(spec, raw, files, &file_label)
+}
+
+fn omop_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The checks and steps after reading, on an in-memory frame.
+pub fn load_frame(
+    spec: &CohortSpec,
+    raw: DataFrame,
+    files: Vec<PathBuf>,
+    file: &str,
+) -> Result<Cohort, CohortError> {
+    let rows_read = raw.height();
+    // Every referenced column must exist.
+    let mut needed: Vec<String> = vec![spec.group_column.clone()];
+    needed.extend(spec.outcomes.iter().map(|o| o.name.clone()));
+    needed.extend(spec.variables.iter().map(|v| v.name.clone()));
+    needed.extend(spec.cluster.iter().cloned());
+    needed.extend(spec.weights.iter().cloned());
+    let filters: Vec<filter::Filter> = spec
+        .filters
+        .iter()
+        .map(|f| filter::parse(f))
+        .collect::<Result<_, _>>()?;
+    for f in &filters {
+        needed.extend(f.columns.iter().cloned());
+    }
+    for c in &needed {
+        if raw.column(c).is_err() {
+            return Err(column_error(file, c, &raw));
+        }
+    }
+    // Group levels must exist in the data.
+    let group_texts = texts(&series(&raw, &spec.group_column));
+    let mut labels = vec![spec.reference.clone()];
+    labels.extend(spec.compare.iter().cloned());
+    let present: std::collections::BTreeSet<&str> =
+        group_texts.iter().flatten().map(String::as_str).collect();
+    for l in &labels {
+        if !present.contains(l.as_str()) {
+            let have: Vec<String> = present.iter().map(|s| (*s).to_string()).collect();
+            return Err(CohortError::InvalidColumn {
+                file: file.to_string(),
+                column: spec.group_column.clone(),
+                message: format!(
+                    "group level `{l}` does not occur; the levels are {}{}",
+                    have.iter().take(20).cloned().collect::<Vec<_>>().join(", "),
+                    nearest(l, &have)
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+    }
+    // Filters, each logged.
+    let mut attrition = Vec::new();
+    let mut df = raw;
+    for f in &filters {
+        let before = df.height();
+        df = df
+            .lazy()
+            .filter(f.expr.clone())
+            .collect()
+            .map_err(|e| CohortError::Filter {
+                filter: f.text.clone(),
+                message: format!("cannot be applied: {e} (compare numbers with numbers and texts with quoted texts)"),
+            })?;
+        attrition.push(AttritionStep {
+            step: f.text.clone(),
+            excluded: before - df.height(),
+            remaining: df.height(),
+        });
+    }
+    // Keep the analysed groups.
+    let gt = texts(&series(&df, &spec.group_column));
+    let codes: Vec<Option<u32>> = gt
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .and_then(|t| labels.iter().position(|l| l == t).map(|p| p as u32))
+        })
+        .collect();
+    let mask: BooleanChunked = codes.iter().map(|c| Some(c.is_some())).collect();
+    let before = df.height();
+    df = df
+        .filter(&mask)
+        .map_err(|e| read_error(Path::new(file), e))?;
+    let mut group: Vec<u32> = codes.into_iter().flatten().collect();
+    attrition.push(AttritionStep {
+        step: format!("{} in {{{}}}", spec.group_column, labels.join(", ")),
+        excluded: before - df.height(),
+        remaining: df.height(),
+    });
+    for (g, l) in labels.iter().enumerate() {
+        if !group.contains(&(g as u32)) {
+            return Err(CohortError::Groups {
+                message: format!(
+                    "group `{l}` has no rows after the filters ({}); relax [cohort] filters or drop it from [groups]",
+                    spec.filters.join("; ")
+                ),
+            });
+        }
+    }
+    // Types of outcomes, weights and cluster.
+    for o in &spec.outcomes {
+        let s = series(&df, &o.name);
+        if !is_numeric(s.dtype()) {
+            return Err(CohortError::InvalidColumn {
+                file: file.to_string(),
+                column: o.name.clone(),
+                message: format!(
+                    "outcome is {} but must be numeric{}",
+                    s.dtype(),
+                    if o.kind == OutcomeKind::Binary {
+                        " 0/1 or true/false"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        let vals = numbers(&s);
+        if let Some((row, v)) = vals
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| v.filter(|x| !x.is_finite()).map(|x| (i, x)))
+        {
+            return Err(non_finite(file, &o.name, row, v));
+        }
+        if o.kind == OutcomeKind::Binary
+            && let Some(v) = vals.iter().flatten().find(|v| **v != 0.0 && **v != 1.0)
+        {
+            return Err(CohortError::InvalidColumn {
+                file: file.to_string(),
+                column: o.name.clone(),
+                message: format!(
+                    "declared binary but has the value {v}; a binary outcome must be 0/1 or true/false (declare it type = \"continuous\" otherwise)"
+                ),
+            });
+        }
+    }
+    if let Some(w) = &spec.weights {
+        let vals = numbers(&series(&df, w));
+        if let Some(v) = vals
+            .iter()
+            .find(|v| !matches!(v, Some(x) if x.is_finite() && *x > 0.0))
+        {
+            return Err(CohortError::InvalidColumn {
+                file: file.to_string(),
+                column: w.clone(),
+                message: format!(
+                    "weights must be positive numbers; found {}",
+                    v.map_or("a missing value".to_string(), |x| x.to_string())
+                ),
+            });
+        }
+    }
+    if let Some(c) = &spec.cluster {
+        let nulls = series(&df, c).null_count();
+        if nulls > 0 {
+            return Err(CohortError::InvalidColumn {
+                file: file.to_string(),
+                column: c.clone(),
+                message: format!(
+                    "the cluster column has {nulls} missing values; every row needs a cluster"
+                ),
+            });
+        }
+    }
+    // Resolve covariate kinds and levels.
+    let mut kinds = Vec::new();
+    for v in &spec.variables {
+        let s = series(&df, &v.name);
+        let kind = match &v.kind {
+            Some(k) => k.clone(),
+            None if is_numeric(s.dtype()) => VarKind::Numeric,
+            None => VarKind::Categorical {
+                reference: None,
+                absorb: false,
+            },
+        };
+        if kind == VarKind::Numeric {
+            if !is_numeric(s.dtype()) {
+                return Err(CohortError::InvalidColumn {
+                    file: file.to_string(),
+                    column: v.name.clone(),
+                    message: format!(
+                        "declared numeric but holds {} values; declare it type = \"categorical\"",
+                        s.dtype()
+                    ),
+                });
+            }
+            if let Some((row, x)) = numbers(&s)
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| x.filter(|x| !x.is_finite()).map(|x| (i, x)))
+            {
+                return Err(non_finite(file, &v.name, row, x));
+            }
+        }
+        kinds.push(kind);
+    }
+    let table1 = table1::compute(&df, spec, &kinds, &group, &labels);
+    // Missing data.
+    let mut used: Vec<String> = spec.outcomes.iter().map(|o| o.name.clone()).collect();
+    used.extend(spec.variables.iter().map(|v| v.name.clone()));
+    let missing: Vec<(String, usize)> = used
+        .iter()
+        .map(|c| (c.clone(), series(&df, c).null_count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    if !missing.is_empty() {
+        match spec.missing {
+            MissingPolicy::Error => {
+                return Err(CohortError::MissingValues {
+                    columns: missing
+                        .iter()
+                        .map(|(c, n)| format!("{c} ({n} rows)"))
+                        .collect(),
+                });
+            }
+            MissingPolicy::CompleteCase => {
+                for (c, _) in &missing {
+                    let s = series(&df, c);
+                    let keep = s.is_not_null();
+                    let before = df.height();
+                    group = group
+                        .iter()
+                        .zip(keep.iter())
+                        .filter(|(_, k)| k.unwrap_or(false))
+                        .map(|(g, _)| *g)
+                        .collect();
+                    df = df
+                        .filter(&keep)
+                        .map_err(|e| read_error(Path::new(file), e))?;
+                    attrition.push(AttritionStep {
+                        step: format!("complete cases: {c}"),
+                        excluded: before - df.height(),
+                        remaining: df.height(),
+                    });
+                }
+                for (g, l) in labels.iter().enumerate() {
+                    if !group.contains(&(g as u32)) {
+                        return Err(CohortError::Groups {
+                            message: format!(
+                                "group `{l}` has no complete cases; check the missing values of the plan's variables"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    // Extract typed arrays.
+    let outcomes = spec
+        .outcomes
+        .iter()
+        .map(|o| {
+            (
+                o.clone(),
+                numbers(&series(&df, &o.name))
+                    .into_iter()
+                    .map(|v| v.unwrap_or(f64::NAN))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut variables = Vec::new();
+    for (v, kind) in spec.variables.iter().zip(kinds) {
+        let s = series(&df, &v.name);
+        let values = match kind {
+            VarKind::Numeric => Values::Numeric(
+                numbers(&s)
+                    .into_iter()
+                    .map(|x| x.unwrap_or(f64::NAN))
+                    .collect(),
+            ),
+            VarKind::Categorical { reference, absorb } => {
+                let t = texts(&s);
+                let mut counts: indexmap::IndexMap<String, usize> = indexmap::IndexMap::new();
+                for x in t.iter().flatten() {
+                    *counts.entry(x.clone()).or_insert(0) += 1;
+                }
+                let mut levels: Vec<String> = counts.keys().cloned().collect();
+                levels.sort_by(|a, b| natural_cmp(a, b));
+                let reference = match reference {
+                    Some(r) => {
+                        if !counts.contains_key(&r) {
+                            return Err(CohortError::InvalidColumn {
+                                file: file.to_string(),
+                                column: v.name.clone(),
+                                message: format!(
+                                    "reference level `{r}` does not occur; the levels are {}{}",
+                                    levels
+                                        .iter()
+                                        .take(20)
+                                        .cloned()
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    nearest(&r, &levels)
+                                        .map(|s| format!(" (did you mean `{s}`?)"))
+                                        .unwrap_or_default()
+                                ),
+                            });
+                        }
+                        r
+                    }
+                    None => levels
+                        .iter()
+                        .max_by(|a, b| counts[*a].cmp(&counts[*b]).then_with(|| natural_cmp(b, a)))
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                levels.retain(|l| *l != reference);
+                levels.insert(0, reference);
+                let absorb = absorb || levels.len() > ABSORB_THRESHOLD;
+                let index: std::collections::HashMap<&str, u32> = levels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.as_str(), i as u32))
+                    .collect();
+                Values::Categorical {
+                    codes: t
+                        .iter()
+                        .map(|x| {
+                            x.as_deref()
+                                .and_then(|x| index.get(x).copied())
+                                .unwrap_or(0)
+                        })
+                        .collect(),
+                    levels,
+                    absorb,
+                }
+            }
+        };
+        variables.push(Variable {
+            name: v.name.clone(),
+            block: v.block.clone(),
+            values,
+        });
+    }
+    let cluster = spec.cluster.as_ref().map(|c| {
+        let t = texts(&series(&df, c));
+        let mut index: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        let codes: Vec<u32> = t
+            .iter()
+            .map(|x| {
+                let key = x.clone().unwrap_or_default();
+                let next = index.len() as u32;
+                *index.entry(key).or_insert(next)
+            })
+            .collect();
+        (c.clone(), codes, index.len())
+    });
+    let weights = spec.weights.as_ref().map(|w| {
+        numbers(&series(&df, w))
+            .into_iter()
+            .map(|x| x.unwrap_or(f64::NAN))
+            .collect()
+    });
+    Ok(Cohort {
+        source: match spec.source {
+            Source::Flat { .. } => "path",
+            Source::Omop { .. } => "omop",
+            Source::Synthetic { .. } => "synthetic",
+        },
+        files,
+        rows_read,
+        group_labels: labels,
+        group,
+        attrition,
+        outcomes,
+        variables,
+        cluster,
+        weights,
+        table1,
+    })
+}
+
+fn non_finite(file: &str, column: &str, row: usize, v: f64) -> CohortError {
+    CohortError::InvalidColumn {
+        file: file.to_string(),
+        column: column.to_string(),
+        message: format!(
+            "non-finite value {v} (row {} of the analysed rows); replace it by a number or leave it empty (missing)",
+            row + 1
+        ),
+    }
+}
+
+/// Orders level texts numerically when both are numbers, else as text.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }
+}

@@ -1,0 +1,266 @@
+//! Crude disparity (METHODS.md §1): group means, their difference, their ratio
+//! (risk ratio or ratio of means) and, for binary outcomes, the odds ratio.
+//!
+//! Means are weighted, m_g = Σ_{i∈g} w_i y_i / Σ_{i∈g} w_i, with linearised
+//! (influence-function) variances: u_i = w_i (y_i − m_g)/W_g,
+//! - unclustered: V(m_g) = Σ u_i² (× n_g/(n_g − 1) for continuous outcomes, so
+//!   that the SE is s/√n; binary outcomes keep the Wald p(1 − p)/n);
+//! - clustered: V = G/(G − 1) Σ_c U_c U_cᵀ over clusters c, which also gives the
+//!   covariance of the two means when the groups share hospitals.
+//!
+//! gap = m_c − m_r with a Wald CI. The ratio's CI is exp(log ratio ± z·SE), with
+//! V(log ratio) = V_c/m_c² + V_r/m_r² − 2C/(m_c m_r); its `se` is on the ratio
+//! scale (delta method). The odds ratio's CI is Woolf's (its delta-method
+//! generalisation with clusters and weights): V(log OR) = V_c/(m_c(1−m_c))² +
+//! V_r/(m_r(1−m_r))² − 2C/(m_c(1−m_c) m_r(1−m_r)).
+
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use crate::error::DecomposeError;
+use crate::result::Estimate;
+
+/// Inputs of one crude comparison.
+pub struct CrudeInput<'a> {
+    /// Outcome values.
+    pub y: &'a [f64],
+    /// 0 = reference row, 1 = comparison row (other rows are skipped).
+    pub group: &'a [u32],
+    /// Weights.
+    pub weights: Option<&'a [f64]>,
+    /// Cluster codes (0..clusters).
+    pub cluster: Option<(&'a [u32], usize)>,
+    /// Binary outcome.
+    pub binary: bool,
+    /// Confidence level.
+    pub level: f64,
+}
+
+/// Means, their variances and covariance.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupMeans {
+    /// Reference mean.
+    pub m_r: f64,
+    /// Comparison mean.
+    pub m_c: f64,
+    /// V(m_r).
+    pub v_r: f64,
+    /// V(m_c).
+    pub v_c: f64,
+    /// Cov(m_c, m_r).
+    pub cov: f64,
+    /// Rows of each group.
+    pub n: [usize; 2],
+}
+
+/// The two weighted means with their (cluster-robust) covariance.
+pub fn group_means(input: &CrudeInput<'_>) -> Result<GroupMeans, DecomposeError> {
+    let w = |i: usize| input.weights.map_or(1.0, |w| w[i]);
+    let mut sw = [0.0; 2];
+    let mut swy = [0.0; 2];
+    let mut n = [0usize; 2];
+    for (i, &g) in input.group.iter().enumerate() {
+        if g > 1 {
+            continue;
+        }
+        sw[g as usize] += w(i);
+        swy[g as usize] += w(i) * input.y[i];
+        n[g as usize] += 1;
+    }
+    if n[0] == 0 || n[1] == 0 {
+        return Err(DecomposeError::Input("both groups need rows".into()));
+    }
+    let m = [swy[0] / sw[0], swy[1] / sw[1]];
+    let u = |i: usize, g: usize| w(i) * (input.y[i] - m[g]) / sw[g];
+    let (v, cov) = match input.cluster {
+        None => {
+            let mut v = [0.0; 2];
+            for (i, &g) in input.group.iter().enumerate() {
+                if g <= 1 {
+                    v[g as usize] += u(i, g as usize).powi(2);
+                }
+            }
+            if !input.binary {
+                for g in 0..2 {
+                    if n[g] > 1 {
+                        v[g] *= n[g] as f64 / (n[g] - 1) as f64;
+                    }
+                }
+            }
+            (v, 0.0)
+        }
+        Some((codes, clusters)) => {
+            let mut s = vec![[0.0; 2]; clusters];
+            for (i, &g) in input.group.iter().enumerate() {
+                if g <= 1 {
+                    s[codes[i] as usize][g as usize] += u(i, g as usize);
+                }
+            }
+            let used = s
+                .iter()
+                .filter(|x| x[0] != 0.0 || x[1] != 0.0)
+                .count()
+                .max(2) as f64;
+            let f = used / (used - 1.0);
+            let mut v = [0.0; 2];
+            let mut c = 0.0;
+            for x in &s {
+                v[0] += x[0] * x[0];
+                v[1] += x[1] * x[1];
+                c += x[0] * x[1];
+            }
+            ([f * v[0], f * v[1]], f * c)
+        }
+    };
+    Ok(GroupMeans {
+        m_r: m[0],
+        m_c: m[1],
+        v_r: v[0],
+        v_c: v[1],
+        cov,
+        n,
+    })
+}
+
+/// The crude estimates: reference_mean, comparison_mean, gap, ratio and (binary)
+/// odds_ratio.
+pub fn crude(input: &CrudeInput<'_>) -> Result<Vec<Estimate>, DecomposeError> {
+    let gm = group_means(input)?;
+    let normal = Normal::standard();
+    let z = normal.inverse_cdf(1.0 - (1.0 - input.level) / 2.0);
+    let wald = |q: &str, est: f64, var: f64| {
+        let se = var.max(0.0).sqrt();
+        let p = if se > 0.0 {
+            2.0 * normal.sf((est / se).abs())
+        } else {
+            f64::NAN
+        };
+        Estimate::total(q, est).with_inference(se, est - z * se, est + z * se, p)
+    };
+    let mut out = vec![
+        wald("reference_mean", gm.m_r, gm.v_r),
+        wald("comparison_mean", gm.m_c, gm.v_c),
+        wald("gap", gm.m_c - gm.m_r, gm.v_c + gm.v_r - 2.0 * gm.cov),
+    ];
+    // Ratio on the log scale.
+    let log_scale = |q: &str, log_est: f64, var: f64| {
+        let se = var.max(0.0).sqrt();
+        let est = log_est.exp();
+        let p = if se > 0.0 {
+            2.0 * normal.sf((log_est / se).abs())
+        } else {
+            f64::NAN
+        };
+        Estimate::total(q, est).with_inference(
+            est * se,
+            (log_est - z * se).exp(),
+            (log_est + z * se).exp(),
+            p,
+        )
+    };
+    if gm.m_r > 0.0 && gm.m_c > 0.0 {
+        let var =
+            gm.v_c / gm.m_c.powi(2) + gm.v_r / gm.m_r.powi(2) - 2.0 * gm.cov / (gm.m_c * gm.m_r);
+        out.push(log_scale("ratio", (gm.m_c / gm.m_r).ln(), var));
+    }
+    if input.binary && gm.m_r > 0.0 && gm.m_r < 1.0 && gm.m_c > 0.0 && gm.m_c < 1.0 {
+        let (dc, dr) = (gm.m_c * (1.0 - gm.m_c), gm.m_r * (1.0 - gm.m_r));
+        let var = gm.v_c / dc.powi(2) + gm.v_r / dr.powi(2) - 2.0 * gm.cov / (dc * dr);
+        let log_or = (gm.m_c / (1.0 - gm.m_c)).ln() - (gm.m_r / (1.0 - gm.m_r)).ln();
+        out.push(log_scale("odds_ratio", log_or, var));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2 × 2 table: reference 30/1000 events, comparison 45/900.
+    fn table() -> (Vec<f64>, Vec<u32>) {
+        let mut y = Vec::new();
+        let mut g = Vec::new();
+        for (group, events, n) in [(0u32, 30, 1000), (1, 45, 900)] {
+            for i in 0..n {
+                y.push(f64::from(u8::from(i < events)));
+                g.push(group);
+            }
+        }
+        (y, g)
+    }
+
+    #[test]
+    fn binary_crude_matches_the_textbook_formulas() {
+        let (y, g) = table();
+        let est = crude(&CrudeInput {
+            y: &y,
+            group: &g,
+            weights: None,
+            cluster: None,
+            binary: true,
+            level: 0.95,
+        })
+        .unwrap();
+        let get = |q: &str| est.iter().find(|e| e.quantity == q).unwrap();
+        let (p0, p1, n0, n1): (f64, f64, f64, f64) = (0.03, 0.05, 1000.0, 900.0);
+        let z = 1.959_963_984_540_054;
+        // Risk difference, Wald CI.
+        let se_rd = (p0 * (1.0 - p0) / n0 + p1 * (1.0 - p1) / n1).sqrt();
+        assert!((get("gap").estimate - 0.02).abs() < 1e-15);
+        assert!((get("gap").se.unwrap() - se_rd).abs() < 1e-15);
+        assert!((get("gap").ci_low.unwrap() - (0.02 - z * se_rd)).abs() < 1e-12);
+        // Risk ratio, log CI: SE(log RR) = sqrt(1/a − 1/n1 + 1/c − 1/n0).
+        let se_lrr = (1.0 / 45.0 - 1.0 / n1 + 1.0 / 30.0 - 1.0 / n0).sqrt();
+        let rr = p1 / p0;
+        assert!((get("ratio").estimate - rr).abs() < 1e-12);
+        assert!((get("ratio").ci_low.unwrap() - (rr.ln() - z * se_lrr).exp()).abs() < 1e-12);
+        assert!((get("ratio").ci_high.unwrap() - (rr.ln() + z * se_lrr).exp()).abs() < 1e-12);
+        // Odds ratio, Woolf CI: SE(log OR) = sqrt(1/a + 1/b + 1/c + 1/d).
+        let or = (45.0 / 855.0) / (30.0 / 970.0);
+        let se_lor = (1.0 / 45.0 + 1.0 / 855.0 + 1.0 / 30.0 + 1.0 / 970.0_f64).sqrt();
+        assert!((get("odds_ratio").estimate - or).abs() < 1e-12);
+        assert!((get("odds_ratio").ci_low.unwrap() - (or.ln() - z * se_lor).exp()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_row_clusters_give_the_unclustered_variance_up_to_g_over_g_minus_1() {
+        let (y, g) = table();
+        let ids: Vec<u32> = (0..y.len() as u32).collect();
+        let base = group_means(&CrudeInput {
+            y: &y,
+            group: &g,
+            weights: None,
+            cluster: None,
+            binary: true,
+            level: 0.95,
+        })
+        .unwrap();
+        let cl = group_means(&CrudeInput {
+            y: &y,
+            group: &g,
+            weights: None,
+            cluster: Some((&ids, ids.len())),
+            binary: true,
+            level: 0.95,
+        })
+        .unwrap();
+        let f = y.len() as f64 / (y.len() as f64 - 1.0);
+        assert!((cl.v_c - f * base.v_c).abs() < 1e-18 && cl.cov == 0.0);
+    }
+
+    #[test]
+    fn weights_of_two_equal_duplicated_rows_for_the_means() {
+        let y = [1.0, 0.0, 0.0, 1.0, 1.0];
+        let g = [0, 0, 1, 1, 1];
+        let w = [2.0, 1.0, 1.0, 1.0, 2.0];
+        let a = group_means(&CrudeInput {
+            y: &y,
+            group: &g,
+            weights: Some(&w),
+            cluster: None,
+            binary: true,
+            level: 0.95,
+        })
+        .unwrap();
+        assert!((a.m_r - 2.0 / 3.0).abs() < 1e-15 && (a.m_c - 0.75).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,16 @@
+//! # healthgap-decompose
+//!
+//! The methods. Each takes plain arrays (outcome, group codes, design columns by
+//! block, clusters, weights) and returns an [`AnalysisResult`] of tidy
+//! [`Estimate`] rows with the DESIGN.md quantity names, plus the models it
+//! fitted and its warnings. Sign convention everywhere:
+//! gap = mean(comparison) − mean(reference).
+//!
+//! Methods so far: [`crude`].
+
+pub mod crude;
+pub mod error;
+pub mod result;
+
+pub use error::DecomposeError;
+pub use result::{AnalysisResult, Estimate, InferenceInfo};

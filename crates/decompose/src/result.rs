@@ -1,0 +1,110 @@
+//! Result types: the `analyses[]` entries of results.json (schema version 1).
+
+use healthgap_models::ModelSummary;
+use serde::Serialize;
+
+/// One tidy estimate. `factor: null, term: null` is the total; `factor` with
+/// `term: null` a block aggregate; `term` one design column (naming its factor).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Quantity name (DESIGN.md table).
+    pub quantity: String,
+    /// Factor block.
+    pub factor: Option<String>,
+    /// Design column.
+    pub term: Option<String>,
+    /// Point estimate (always the full-sample estimate).
+    pub estimate: f64,
+    /// Standard error.
+    pub se: Option<f64>,
+    /// Lower confidence limit.
+    pub ci_low: Option<f64>,
+    /// Upper confidence limit.
+    pub ci_high: Option<f64>,
+    /// Two-sided p-value.
+    pub p_value: Option<f64>,
+}
+
+impl Estimate {
+    /// A total (no factor, no term) without inference.
+    pub fn total(quantity: &str, estimate: f64) -> Estimate {
+        Estimate {
+            quantity: quantity.to_string(),
+            factor: None,
+            term: None,
+            estimate,
+            se: None,
+            ci_low: None,
+            ci_high: None,
+            p_value: None,
+        }
+    }
+
+    /// Adds inference (non-finite values become null).
+    pub fn with_inference(mut self, se: f64, ci_low: f64, ci_high: f64, p_value: f64) -> Estimate {
+        let f = |x: f64| x.is_finite().then_some(x);
+        self.se = f(se);
+        self.ci_low = f(ci_low);
+        self.ci_high = f(ci_high);
+        self.p_value = f(p_value);
+        self
+    }
+}
+
+/// How the inference was done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InferenceInfo {
+    /// `delta` or `bootstrap`.
+    pub method: String,
+    /// Bootstrap replicates (null for delta).
+    pub replicates: Option<usize>,
+    /// Successful replicates (null for delta).
+    pub replicates_ok: Option<usize>,
+    /// `percentile`, `bca` or `normal`.
+    pub interval: String,
+    /// Confidence level.
+    pub level: f64,
+    /// Cluster variable.
+    pub cluster: Option<String>,
+}
+
+/// One analysis for one outcome and comparison group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalysisResult {
+    /// Analysis id (`<method>` or the config's `id`).
+    pub id: String,
+    /// Method.
+    pub method: String,
+    /// Outcome column.
+    pub outcome: String,
+    /// Reference group label.
+    pub reference: String,
+    /// Comparison group label.
+    pub comparison: String,
+    /// Rows used (both groups).
+    pub n: usize,
+    /// Method options as given.
+    pub options: serde_json::Value,
+    /// Inference.
+    pub inference: InferenceInfo,
+    /// Estimates.
+    pub estimates: Vec<Estimate>,
+    /// Every model fitted.
+    pub models: Vec<ModelSummary>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+impl AnalysisResult {
+    /// An estimate by quantity, factor and term.
+    pub fn get(
+        &self,
+        quantity: &str,
+        factor: Option<&str>,
+        term: Option<&str>,
+    ) -> Option<&Estimate> {
+        self.estimates.iter().find(|e| {
+            e.quantity == quantity && e.factor.as_deref() == factor && e.term.as_deref() == term
+        })
+    }
+}

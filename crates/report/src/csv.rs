@@ -1,0 +1,192 @@
+//! The CSV outputs: estimates.csv, models.csv, table1.csv, attrition.csv
+//! (RFC 4180 quoting).
+
+use healthgap_decompose::AnalysisResult;
+
+use crate::results::{AttritionRow, Results};
+
+/// Quotes a field when it holds a comma, a quote or a line break.
+pub fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A number in the shortest form that reads back exactly; scientific notation
+/// for very small or very large magnitudes.
+pub fn num(x: Option<f64>) -> String {
+    x.filter(|v| v.is_finite())
+        .map(|v| {
+            let a = v.abs();
+            if a != 0.0 && !(1e-5..1e15).contains(&a) {
+                format!("{v:e}")
+            } else {
+                format!("{v}")
+            }
+        })
+        .unwrap_or_default()
+}
+
+fn line(fields: &[String]) -> String {
+    let mut s = fields
+        .iter()
+        .map(|f| field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    s.push('\n');
+    s
+}
+
+/// estimates.csv: one row per estimate of every analysis.
+pub fn estimates(analyses: &[AnalysisResult]) -> String {
+    let mut out = line(
+        &[
+            "analysis",
+            "method",
+            "outcome",
+            "reference",
+            "comparison",
+            "quantity",
+            "factor",
+            "term",
+            "estimate",
+            "se",
+            "ci_low",
+            "ci_high",
+            "p_value",
+        ]
+        .map(String::from),
+    );
+    for a in analyses {
+        for e in &a.estimates {
+            out.push_str(&line(&[
+                a.id.clone(),
+                a.method.clone(),
+                a.outcome.clone(),
+                a.reference.clone(),
+                a.comparison.clone(),
+                e.quantity.clone(),
+                e.factor.clone().unwrap_or_default(),
+                e.term.clone().unwrap_or_default(),
+                num(Some(e.estimate)),
+                num(e.se),
+                num(e.ci_low),
+                num(e.ci_high),
+                num(e.p_value),
+            ]));
+        }
+    }
+    out
+}
+
+/// models.csv: every fitted model's coefficients.
+pub fn models(analyses: &[AnalysisResult]) -> String {
+    let mut out = line(
+        &[
+            "analysis",
+            "outcome",
+            "comparison",
+            "model",
+            "family",
+            "n",
+            "clusters",
+            "vcov",
+            "converged",
+            "term",
+            "estimate",
+            "se",
+            "p_value",
+            "ci_low",
+            "ci_high",
+        ]
+        .map(String::from),
+    );
+    for a in analyses {
+        for m in &a.models {
+            for c in &m.coefficients {
+                out.push_str(&line(&[
+                    a.id.clone(),
+                    a.outcome.clone(),
+                    a.comparison.clone(),
+                    m.label.clone(),
+                    m.family.clone(),
+                    m.n.to_string(),
+                    m.clusters.map(|g| g.to_string()).unwrap_or_default(),
+                    m.vcov.clone(),
+                    m.converged.to_string(),
+                    c.term.clone(),
+                    num(Some(c.estimate)),
+                    num(Some(c.se)),
+                    num(Some(c.p_value)),
+                    num(Some(c.ci_low)),
+                    num(Some(c.ci_high)),
+                ]));
+            }
+        }
+    }
+    out
+}
+
+/// table1.csv: variable, level, one column per group, smd per comparison.
+pub fn table1(results: &Results, labels: &[String]) -> String {
+    let mut header = vec!["variable".to_string(), "level".to_string()];
+    header.extend(labels.iter().cloned());
+    header.extend(labels.iter().skip(1).map(|l| format!("smd_{l}")));
+    let mut out = line(&header);
+    for row in &results.cohort.table1 {
+        let get = |k: &str| {
+            row.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut f = vec![get("variable"), get("level")];
+        f.extend(labels.iter().map(|l| get(l)));
+        let smd = row.get("smd_by_group").and_then(|v| v.as_object());
+        f.extend(
+            labels
+                .iter()
+                .skip(1)
+                .map(|l| num(smd.and_then(|m| m.get(l)).and_then(|v| v.as_f64()))),
+        );
+        out.push_str(&line(&f));
+    }
+    out
+}
+
+/// attrition.csv.
+pub fn attrition(rows: &[AttritionRow], min_cell: usize) -> String {
+    let mut out = line(&["step", "excluded", "remaining"].map(String::from));
+    let show = |v: Option<usize>| v.map_or(format!("<{min_cell}"), |n| n.to_string());
+    for r in rows {
+        out.push_str(&line(&[
+            r.step.clone(),
+            show(r.excluded),
+            show(r.remaining),
+        ]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_back_exactly_and_fields_are_quoted() {
+        for v in [
+            3.104_213_841_767_851_3e-304,
+            0.021_701_161_191_260_677,
+            1.0,
+            -2.5e20,
+            0.0,
+        ] {
+            assert_eq!(num(Some(v)).parse::<f64>().unwrap(), v);
+        }
+        assert_eq!(num(Some(f64::NAN)), "");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

@@ -1,0 +1,633 @@
+//! The raw config (TOML schema version 1, DESIGN.md), parsed with serde. Unknown
+//! keys are errors that name the key, its line and the nearest valid key. The
+//! raw config is turned into a checked [`crate::plan::Plan`] before anything runs.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use healthgap_cohort::omop::OmopConcepts;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[study]`.
+    pub study: RawStudy,
+    /// `[data]`.
+    pub data: RawData,
+    /// `[cohort]`.
+    #[serde(default)]
+    pub cohort: RawCohort,
+    /// `[groups]`.
+    pub groups: RawGroups,
+    /// `[outcomes]`, in file order.
+    pub outcomes: IndexMap<String, RawOutcome>,
+    /// `[factors]`: named blocks, in file order.
+    #[serde(default)]
+    pub factors: IndexMap<String, Vec<String>>,
+    /// `[variables]`: types where not obvious from the data.
+    #[serde(default)]
+    pub variables: IndexMap<String, RawVariable>,
+    /// `[design]`.
+    #[serde(default)]
+    pub design: RawDesign,
+    /// `[inference]`.
+    #[serde(default)]
+    pub inference: RawInference,
+    /// `[[analysis]]`.
+    #[serde(default, rename = "analysis")]
+    pub analyses: Vec<RawAnalysis>,
+    /// `[report]`.
+    #[serde(default)]
+    pub report: RawReport,
+}
+
+/// `[study]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStudy {
+    /// Study name.
+    pub name: String,
+    /// Study seed (bootstrap and Monte Carlo streams derive from it).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// `[data]`: exactly one of `path`, `omop`, `synthetic`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    /// A flat extract.
+    pub path: Option<String>,
+    /// An OMOP CDM folder: `omop = "dir"` or `[data.omop]` with `path` and concept sets.
+    pub omop: Option<RawOmop>,
+    /// Generator parameters (as `healthgap synth --set`).
+    pub synthetic: Option<IndexMap<String, toml::Value>>,
+}
+
+/// `omop = "dir"` or `[data.omop] path = "dir"` (+ `[data.omop.concepts]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawOmop {
+    /// Just the folder.
+    Path(String),
+    /// Folder and concept sets.
+    Table(Box<RawOmopTable>),
+}
+
+/// `[data.omop]` as a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOmopTable {
+    /// The folder.
+    pub path: String,
+    /// Concept-set overrides.
+    #[serde(default)]
+    pub concepts: OmopConcepts,
+}
+
+/// Missing-data policy.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawMissing {
+    /// Drop incomplete rows.
+    #[default]
+    CompleteCase,
+    /// Refuse.
+    Error,
+}
+
+/// `[cohort]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCohort {
+    /// Row filters.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    /// Missing-data policy.
+    #[serde(default)]
+    pub missing: RawMissing,
+}
+
+/// `[groups]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroups {
+    /// Column.
+    pub column: String,
+    /// Reference level (text; numbers are accepted).
+    pub reference: toml::Value,
+    /// Comparison levels.
+    pub compare: Vec<toml::Value>,
+}
+
+/// Outcome scale.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOutcomeType {
+    /// 0/1.
+    Binary,
+    /// Numbers.
+    Continuous,
+}
+
+/// One `[outcomes]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutcome {
+    /// Scale.
+    #[serde(rename = "type")]
+    pub kind: RawOutcomeType,
+    /// Label.
+    pub label: Option<String>,
+}
+
+/// Variable type.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawVariableType {
+    /// Levels.
+    Categorical,
+    /// Numbers.
+    Numeric,
+    /// 0/1 (numeric).
+    Binary,
+}
+
+/// One `[variables]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVariable {
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: RawVariableType,
+    /// Reference level of a categorical variable.
+    pub reference: Option<toml::Value>,
+    /// Absorb as fixed effects (default: when it has more than 50 levels).
+    pub absorb: Option<bool>,
+}
+
+/// `[design]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDesign {
+    /// Cluster column.
+    pub cluster: Option<String>,
+    /// Weight column.
+    pub weights: Option<String>,
+}
+
+/// Inference method.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawInferenceMethod {
+    /// Delta method / analytic sandwich.
+    Delta,
+    /// Cluster bootstrap.
+    Bootstrap,
+}
+
+/// Interval type.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawInterval {
+    /// Percentile.
+    Percentile,
+    /// BCa.
+    Bca,
+    /// Normal.
+    Normal,
+}
+
+/// `[inference]` (and an analysis's `inference = {...}`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInference {
+    /// Method (default: bootstrap with a cluster, else delta).
+    pub method: Option<RawInferenceMethod>,
+    /// Bootstrap replicates (default 500).
+    pub replicates: Option<usize>,
+    /// Interval (default percentile).
+    pub interval: Option<RawInterval>,
+    /// Confidence level (default 0.95).
+    pub level: Option<f64>,
+    /// Resample clusters within groups' strata.
+    pub stratify: Option<bool>,
+}
+
+/// One `[[analysis]]`, tagged by `method`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawAnalysis {
+    /// Crude gaps.
+    Crude {
+        /// Id (default: the method).
+        id: Option<String>,
+        /// Outcomes.
+        outcomes: Vec<String>,
+        /// Inference override.
+        inference: Option<RawInference>,
+    },
+    /// Oaxaca–Blinder.
+    OaxacaBlinder {
+        /// Id.
+        id: Option<String>,
+        /// Outcomes.
+        outcomes: Vec<String>,
+        /// Inference override.
+        inference: Option<RawInference>,
+        /// linear | logit | probit.
+        model: Option<RawModel>,
+        /// reference | comparison | pooled | neumark | cotton | reimers.
+        coefficients: Option<RawCoefficients>,
+        /// Also the threefold split.
+        threefold: Option<bool>,
+    },
+    /// Gelbach.
+    Gelbach {
+        /// Id.
+        id: Option<String>,
+        /// Outcomes.
+        outcomes: Vec<String>,
+        /// Inference override.
+        inference: Option<RawInference>,
+        /// Base covariates (variables or blocks).
+        base: Vec<String>,
+        /// Added blocks (variables or blocks).
+        added: Vec<String>,
+    },
+    /// Interventional disparity reduction.
+    DisparityReduction {
+        /// Id.
+        id: Option<String>,
+        /// Outcomes.
+        outcomes: Vec<String>,
+        /// Inference override.
+        inference: Option<RawInference>,
+        /// Allowable covariates.
+        allowable: Vec<String>,
+        /// Target blocks.
+        targets: Vec<String>,
+        /// gcomputation | weighting | doubly_robust.
+        estimator: Option<RawEstimator>,
+    },
+    /// Causal mediation.
+    Mediation {
+        /// Id.
+        id: Option<String>,
+        /// Outcomes.
+        outcomes: Vec<String>,
+        /// Inference override.
+        inference: Option<RawInference>,
+        /// Mediators.
+        mediators: Vec<String>,
+        /// Confounders.
+        confounders: Vec<String>,
+    },
+    /// Care-site analysis.
+    Hospital {
+        /// Id.
+        id: Option<String>,
+        /// Outcomes.
+        outcomes: Vec<String>,
+        /// Inference override.
+        inference: Option<RawInference>,
+        /// Hospital column.
+        hospital: String,
+        /// Adjustment (variables or blocks).
+        adjust: Option<Vec<String>>,
+    },
+}
+
+/// Outcome model of a decomposition.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawModel {
+    /// Linear (OLS / LPM).
+    Linear,
+    /// Logit.
+    Logit,
+    /// Probit.
+    Probit,
+}
+
+/// Reference coefficients β* of the twofold Oaxaca–Blinder split.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawCoefficients {
+    /// b_r.
+    Reference,
+    /// b_c.
+    Comparison,
+    /// Pooled model with a group indicator (Jann).
+    Pooled,
+    /// Pooled model without a group indicator.
+    Neumark,
+    /// Weighted by group sizes.
+    Cotton,
+    /// Average of the two.
+    Reimers,
+}
+
+/// Disparity-reduction estimator.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawEstimator {
+    /// g-computation.
+    Gcomputation,
+    /// Ratio-of-mediator-probability weighting.
+    Weighting,
+    /// Doubly robust.
+    DoublyRobust,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFormat {
+    /// index.html.
+    Html,
+    /// results.json.
+    Json,
+    /// CSV tables.
+    Csv,
+    /// report.md.
+    Markdown,
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    /// Output folder (relative to the config).
+    pub out_dir: Option<String>,
+    /// Formats.
+    #[serde(default = "all_formats")]
+    pub formats: Vec<RawFormat>,
+    /// Small-cell threshold.
+    #[serde(default = "default_min_cell")]
+    pub min_cell: usize,
+}
+
+impl Default for RawReport {
+    fn default() -> Self {
+        RawReport {
+            out_dir: None,
+            formats: all_formats(),
+            min_cell: default_min_cell(),
+        }
+    }
+}
+
+fn all_formats() -> Vec<RawFormat> {
+    vec![
+        RawFormat::Html,
+        RawFormat::Json,
+        RawFormat::Csv,
+        RawFormat::Markdown,
+    ]
+}
+
+fn default_min_cell() -> usize {
+    11
+}
+
+impl RawAnalysis {
+    /// The method's options as JSON (for `check` and results.json `options`).
+    pub fn options(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            RawAnalysis::Crude { .. } => json!({}),
+            RawAnalysis::OaxacaBlinder {
+                model,
+                coefficients,
+                threefold,
+                ..
+            } => json!({
+                "model": model.unwrap_or(RawModel::Linear),
+                "coefficients": coefficients.unwrap_or(RawCoefficients::Pooled),
+                "threefold": threefold.unwrap_or(false),
+            }),
+            RawAnalysis::Gelbach { base, added, .. } => json!({"base": base, "added": added}),
+            RawAnalysis::DisparityReduction {
+                allowable,
+                targets,
+                estimator,
+                ..
+            } => json!({
+                "allowable": allowable,
+                "targets": targets,
+                "estimator": estimator.unwrap_or(RawEstimator::Gcomputation),
+            }),
+            RawAnalysis::Mediation {
+                mediators,
+                confounders,
+                ..
+            } => json!({"mediators": mediators, "confounders": confounders}),
+            RawAnalysis::Hospital {
+                hospital, adjust, ..
+            } => json!({"hospital": hospital, "adjust": adjust}),
+        }
+    }
+
+    /// The method name as written.
+    pub fn method(&self) -> &'static str {
+        match self {
+            RawAnalysis::Crude { .. } => "crude",
+            RawAnalysis::OaxacaBlinder { .. } => "oaxaca_blinder",
+            RawAnalysis::Gelbach { .. } => "gelbach",
+            RawAnalysis::DisparityReduction { .. } => "disparity_reduction",
+            RawAnalysis::Mediation { .. } => "mediation",
+            RawAnalysis::Hospital { .. } => "hospital",
+        }
+    }
+
+    /// Id, outcomes and inference override.
+    pub fn common(&self) -> (Option<&String>, &Vec<String>, Option<&RawInference>) {
+        match self {
+            RawAnalysis::Crude {
+                id,
+                outcomes,
+                inference,
+            }
+            | RawAnalysis::OaxacaBlinder {
+                id,
+                outcomes,
+                inference,
+                ..
+            }
+            | RawAnalysis::Gelbach {
+                id,
+                outcomes,
+                inference,
+                ..
+            }
+            | RawAnalysis::DisparityReduction {
+                id,
+                outcomes,
+                inference,
+                ..
+            }
+            | RawAnalysis::Mediation {
+                id,
+                outcomes,
+                inference,
+                ..
+            }
+            | RawAnalysis::Hospital {
+                id,
+                outcomes,
+                inference,
+                ..
+            } => (id.as_ref(), outcomes, inference.as_ref()),
+        }
+    }
+}
+
+/// A config error with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The message (with the nearest valid key when it is a typo).
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Backticked names in a serde message, in order.
+fn backticked(s: &str) -> Vec<String> {
+    s.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Parses the TOML text. Typos in keys and values name the nearest valid one.
+pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str::<RawConfig>(text).map_err(|e| {
+        let mut line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().trim().to_string();
+        let names = backticked(&msg);
+        // Tagged tables report the span of the whole table: point at the key itself.
+        if msg.starts_with("unknown field")
+            && let Some(key) = names.first()
+        {
+            let from = line.unwrap_or(1);
+            let is_key = |l: &str| {
+                let t = l.trim_start();
+                t.strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.trim_start().starts_with('=') || rest.starts_with(']'))
+                    || t.trim_start_matches('[').starts_with(&format!("{key}]"))
+            };
+            if let Some(k) = text
+                .lines()
+                .enumerate()
+                .skip(from - 1)
+                .find(|(_, l)| is_key(l))
+                .map(|(i, _)| i + 1)
+            {
+                line = Some(k);
+            }
+        }
+        let message = if (msg.starts_with("unknown field") || msg.starts_with("unknown variant"))
+            && !names.is_empty()
+        {
+            let what = if msg.starts_with("unknown field") {
+                "key"
+            } else {
+                "value"
+            };
+            let expected: Vec<String> = names[1..]
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect();
+            let suggestion = healthgap_synth::params::nearest(&names[0], &expected);
+            format!(
+                "unknown {what} `{}`{}; valid: {}",
+                names[0],
+                suggestion
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default(),
+                expected.join(", ")
+            )
+        } else {
+            msg
+        };
+        ConfigError { line, message }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CANONICAL: &str = include_str!("../analyses/cabg_synthetic.toml");
+
+    #[test]
+    fn the_canonical_study_parses_with_blocks_in_file_order() {
+        let c = parse(CANONICAL).unwrap();
+        assert_eq!(
+            c.factors.keys().collect::<Vec<_>>(),
+            vec!["biological", "socioeconomic", "care_site"]
+        );
+        assert_eq!(c.analyses.len(), 6);
+        assert_eq!(c.analyses[1].method(), "oaxaca_blinder");
+        assert_eq!(
+            c.outcomes.keys().next().map(String::as_str),
+            Some("death_30d")
+        );
+    }
+
+    #[test]
+    fn a_typo_names_the_key_its_line_and_the_nearest_valid_key() {
+        let text = CANONICAL.replace("coefficients = \"pooled\"", "coefficents = \"pooled\"");
+        let e = parse(&text).unwrap_err();
+        let line = CANONICAL
+            .lines()
+            .position(|l| l.starts_with("coefficients"))
+            .unwrap()
+            + 1;
+        assert!(
+            e.message.contains("`coefficents`")
+                && e.message.contains("did you mean `coefficients`"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(line), "{e:?}");
+        let e = parse(&CANONICAL.replace("[study]", "[studdy]")).unwrap_err();
+        assert!(e.message.contains("did you mean `study`"), "{e}");
+        let e = parse(&CANONICAL.replace("missing = \"complete_case\"", "missing = \"complete\""))
+            .unwrap_err();
+        assert!(e.message.contains("complete_case"), "{e}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC*") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn mutated_configs_never_panic(cut in 0usize..4000, insert in "[a-z=\\[\\]\"\\n 0-9.]{0,12}") {
+            let mut text = CANONICAL.to_string();
+            let at = cut.min(text.len());
+            let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            text.insert_str(at, &insert);
+            let _ = parse(&text);
+        }
+    }
+}

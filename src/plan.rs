@@ -1,0 +1,391 @@
+//! The validated plan: everything the run needs, checked against the config's
+//! own consistency (the data are checked by the loader).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use indexmap::IndexMap;
+
+use healthgap_cohort::{
+    CohortSpec, MissingPolicy, OutcomeKind, OutcomeSpec, Source, VarKind, VariableSpec,
+};
+use healthgap_synth::Params;
+
+use crate::config::{
+    RawAnalysis, RawConfig, RawFormat, RawInference, RawInferenceMethod, RawInterval, RawMissing,
+    RawOmop, RawOutcomeType, RawVariableType,
+};
+
+/// Inference settings of one analysis.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InferencePlan {
+    /// Delta or bootstrap.
+    pub method: RawInferenceMethod,
+    /// Replicates.
+    pub replicates: usize,
+    /// Interval.
+    pub interval: RawInterval,
+    /// Level.
+    pub level: f64,
+    /// Stratified resampling.
+    pub stratify: bool,
+}
+
+/// One analysis.
+#[derive(Debug, Clone)]
+pub struct AnalysisPlan {
+    /// Id.
+    pub id: String,
+    /// The raw method entry (options).
+    pub raw: RawAnalysis,
+    /// Outcomes.
+    pub outcomes: Vec<String>,
+    /// Inference.
+    pub inference: InferencePlan,
+}
+
+/// The plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The config file.
+    pub config_path: PathBuf,
+    /// SHA-256 of the config's bytes.
+    pub config_sha256: String,
+    /// Study name.
+    pub study_name: String,
+    /// Study seed.
+    pub seed: u64,
+    /// What the loader needs.
+    pub cohort: CohortSpec,
+    /// Factor blocks in order.
+    pub blocks: IndexMap<String, Vec<String>>,
+    /// Analyses.
+    pub analyses: Vec<AnalysisPlan>,
+    /// Output folder.
+    pub out_dir: PathBuf,
+    /// Formats.
+    pub formats: Vec<RawFormat>,
+    /// Small-cell threshold.
+    pub min_cell: usize,
+}
+
+fn text_of(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Resolves a path relative to the config's folder.
+fn relative(config_dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        config_dir.join(path)
+    }
+}
+
+/// Reads, parses and validates a config file.
+pub fn from_file(path: &Path) -> Result<Plan> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text = String::from_utf8(bytes.clone())
+        .map_err(|_| anyhow!("{}: not UTF-8 text", path.display()))?;
+    let raw = crate::config::parse(&text).map_err(|e| anyhow!("{}:{e}", path.display()))?;
+    let sha = crate::hash::sha256_hex(&bytes);
+    validate(raw, path, sha).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// Checks the raw config and builds the plan.
+pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Plan> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Data source.
+    let d = &raw.data;
+    let given = [d.path.is_some(), d.omop.is_some(), d.synthetic.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if given != 1 {
+        bail!("[data] needs exactly one of `path`, `omop` or `synthetic` (found {given})");
+    }
+    let source = if let Some(p) = &d.path {
+        Source::Flat {
+            path: relative(&dir, p),
+        }
+    } else if let Some(o) = &d.omop {
+        let (p, concepts) = match o {
+            RawOmop::Path(p) => (p.clone(), Default::default()),
+            RawOmop::Table(t) => (t.path.clone(), t.concepts.clone()),
+        };
+        Source::Omop {
+            dir: relative(&dir, &p),
+            concepts: Box::new(concepts),
+        }
+    } else {
+        let mut params = Params::default();
+        for (k, v) in d.synthetic.iter().flatten() {
+            let value = match v {
+                toml::Value::Integer(i) => *i as f64,
+                toml::Value::Float(f) => *f,
+                other => bail!("[data] synthetic: `{k}` must be a number, not {other}"),
+            };
+            params
+                .set(k, value)
+                .map_err(|e| anyhow!("[data] synthetic: {e}"))?;
+        }
+        params
+            .validate()
+            .map_err(|e| anyhow!("[data] synthetic: {e}"))?;
+        Source::Synthetic {
+            params: Box::new(params),
+        }
+    };
+    // Groups.
+    let reference = text_of(&raw.groups.reference);
+    let compare: Vec<String> = raw.groups.compare.iter().map(text_of).collect();
+    if compare.is_empty() {
+        bail!("[groups] compare needs at least one comparison group");
+    }
+    if compare.contains(&reference) {
+        bail!("[groups] the reference `{reference}` is also listed in compare");
+    }
+    // Blocks: each variable in one block only.
+    let mut block_of: IndexMap<String, String> = IndexMap::new();
+    for (block, vars) in &raw.factors {
+        for v in vars {
+            if let Some(other) = block_of.insert(v.clone(), block.clone()) {
+                bail!(
+                    "[factors] variable `{v}` is listed in two blocks, `{other}` and `{block}`; a variable belongs to one block"
+                );
+            }
+        }
+        if raw.outcomes.contains_key(block) {
+            bail!("[factors] block `{block}` has the name of an outcome; rename it");
+        }
+    }
+    let outcome_names: Vec<String> = raw.outcomes.keys().cloned().collect();
+    for v in block_of.keys() {
+        if raw.outcomes.contains_key(v) {
+            bail!("`{v}` is both an outcome and a covariate in [factors]");
+        }
+    }
+    // Variables named in lists may be variables or block names.
+    let known: Vec<String> = block_of
+        .keys()
+        .cloned()
+        .chain(raw.factors.keys().cloned())
+        .collect();
+    let check_names = |what: &str, names: &[String]| -> Result<()> {
+        for n in names {
+            if !known.contains(n) {
+                bail!(
+                    "{what}: `{n}` is neither a variable of [factors] nor a block{}",
+                    healthgap_synth::params::nearest(n, &known)
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    };
+    // Analyses.
+    let mut analyses = Vec::new();
+    let mut ids = Vec::new();
+    for (i, a) in raw.analyses.iter().enumerate() {
+        let (id, outcomes, inference) = a.common();
+        let id = id.cloned().unwrap_or_else(|| a.method().to_string());
+        if ids.contains(&id) {
+            bail!(
+                "[[analysis]] #{}: id `{id}` is used twice; give one of them `id = \"...\"`",
+                i + 1
+            );
+        }
+        ids.push(id.clone());
+        if outcomes.is_empty() {
+            bail!("[[analysis]] `{id}`: list at least one outcome");
+        }
+        for o in outcomes {
+            if !raw.outcomes.contains_key(o) {
+                bail!(
+                    "[[analysis]] `{id}`: outcome `{o}` is not in [outcomes]{}",
+                    healthgap_synth::params::nearest(o, &outcome_names)
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        match a {
+            RawAnalysis::Gelbach { base, added, .. } => {
+                check_names(&format!("[[analysis]] `{id}` base"), base)?;
+                check_names(&format!("[[analysis]] `{id}` added"), added)?;
+            }
+            RawAnalysis::DisparityReduction {
+                allowable, targets, ..
+            } => {
+                check_names(&format!("[[analysis]] `{id}` allowable"), allowable)?;
+                check_names(&format!("[[analysis]] `{id}` targets"), targets)?;
+            }
+            RawAnalysis::Mediation {
+                mediators,
+                confounders,
+                ..
+            } => {
+                check_names(&format!("[[analysis]] `{id}` mediators"), mediators)?;
+                check_names(&format!("[[analysis]] `{id}` confounders"), confounders)?;
+            }
+            RawAnalysis::Hospital { adjust, .. } => {
+                check_names(
+                    &format!("[[analysis]] `{id}` adjust"),
+                    adjust.as_deref().unwrap_or(&[]),
+                )?;
+            }
+            _ => {}
+        }
+        let inference = inference_plan(&raw.inference, inference, raw.design.cluster.is_some())
+            .map_err(|e| anyhow!("[[analysis]] `{id}`: {e}"))?;
+        analyses.push(AnalysisPlan {
+            id,
+            raw: a.clone(),
+            outcomes: outcomes.clone(),
+            inference,
+        });
+    }
+    inference_plan(&raw.inference, None, raw.design.cluster.is_some())
+        .map_err(|e| anyhow!("[inference]: {e}"))?;
+    // Variables for the loader, in block order.
+    for name in raw.variables.keys() {
+        if !block_of.contains_key(name)
+            && raw.design.cluster.as_deref() != Some(name)
+            && !raw
+                .analyses
+                .iter()
+                .any(|a| matches!(a, RawAnalysis::Hospital { hospital, .. } if hospital == name))
+        {
+            bail!(
+                "[variables] `{name}` is not used: it is in no block of [factors]{}",
+                healthgap_synth::params::nearest(
+                    name,
+                    &block_of.keys().cloned().collect::<Vec<_>>()
+                )
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default()
+            );
+        }
+    }
+    let kind_of = |name: &str| -> Option<VarKind> {
+        raw.variables.get(name).map(|v| match v.kind {
+            RawVariableType::Numeric | RawVariableType::Binary => VarKind::Numeric,
+            RawVariableType::Categorical => VarKind::Categorical {
+                reference: v.reference.as_ref().map(text_of),
+                absorb: v.absorb.unwrap_or(false),
+            },
+        })
+    };
+    let mut variables: Vec<VariableSpec> = block_of
+        .iter()
+        .map(|(v, b)| VariableSpec {
+            name: v.clone(),
+            kind: kind_of(v),
+            block: b.clone(),
+        })
+        .collect();
+    for a in &raw.analyses {
+        if let RawAnalysis::Hospital { hospital, .. } = a
+            && !block_of.contains_key(hospital)
+            && !variables.iter().any(|v| &v.name == hospital)
+        {
+            variables.push(VariableSpec {
+                name: hospital.clone(),
+                kind: Some(VarKind::Categorical {
+                    reference: None,
+                    absorb: true,
+                }),
+                block: "care_site".into(),
+            });
+        }
+    }
+    let outcomes = raw
+        .outcomes
+        .iter()
+        .map(|(name, o)| OutcomeSpec {
+            name: name.clone(),
+            kind: match o.kind {
+                RawOutcomeType::Binary => OutcomeKind::Binary,
+                RawOutcomeType::Continuous => OutcomeKind::Continuous,
+            },
+            label: o.label.clone().unwrap_or_else(|| name.clone()),
+        })
+        .collect();
+    if raw.report.min_cell == 0 {
+        bail!("[report] min_cell must be at least 1 (default 11)");
+    }
+    let out_dir = relative(&dir, raw.report.out_dir.as_deref().unwrap_or("report"));
+    Ok(Plan {
+        config_path: path.to_path_buf(),
+        config_sha256,
+        study_name: raw.study.name.clone(),
+        seed: raw.study.seed,
+        cohort: CohortSpec {
+            source,
+            filters: raw.cohort.filters.clone(),
+            missing: match raw.cohort.missing {
+                RawMissing::CompleteCase => MissingPolicy::CompleteCase,
+                RawMissing::Error => MissingPolicy::Error,
+            },
+            group_column: raw.groups.column.clone(),
+            reference,
+            compare,
+            outcomes,
+            variables,
+            cluster: raw.design.cluster.clone(),
+            weights: raw.design.weights.clone(),
+        },
+        blocks: raw.factors.clone(),
+        analyses,
+        out_dir,
+        formats: raw.report.formats.clone(),
+        min_cell: raw.report.min_cell,
+    })
+}
+
+fn inference_plan(
+    base: &RawInference,
+    over: Option<&RawInference>,
+    clustered: bool,
+) -> Result<InferencePlan> {
+    let method = over
+        .and_then(|i| i.method)
+        .or(base.method)
+        .unwrap_or(if clustered {
+            RawInferenceMethod::Bootstrap
+        } else {
+            RawInferenceMethod::Delta
+        });
+    let replicates = over
+        .and_then(|i| i.replicates)
+        .or(base.replicates)
+        .unwrap_or(500);
+    let interval = over
+        .and_then(|i| i.interval)
+        .or(base.interval)
+        .unwrap_or(RawInterval::Percentile);
+    let level = over.and_then(|i| i.level).or(base.level).unwrap_or(0.95);
+    let stratify = over
+        .and_then(|i| i.stratify)
+        .or(base.stratify)
+        .unwrap_or(false);
+    if !(level > 0.5 && level < 1.0) {
+        bail!("level must lie between 0.5 and 1 (e.g. 0.95), got {level}");
+    }
+    if method == RawInferenceMethod::Bootstrap && replicates < 2 {
+        bail!("replicates must be at least 2 (500 or more is usual), got {replicates}");
+    }
+    Ok(InferencePlan {
+        method,
+        replicates,
+        interval,
+        level,
+        stratify,
+    })
+}

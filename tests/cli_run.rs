@@ -1,0 +1,434 @@
+//! `healthgap check` and `healthgap run`: the crude study end to end, and every
+//! kind of bad input (a clear error, a non-zero exit, no output written).
+
+use crate::util::{Dir, stderr};
+
+fn results(dir: &Dir, out: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("results.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn crude_study_runs_end_to_end_and_covers_the_truth() {
+    let dir = Dir::new();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/analyses/crude_synthetic.toml");
+    let out = dir.ok(&["run", config, "--out", "report"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("death_30d") && summary.contains("Black vs White: gap"),
+        "{summary}"
+    );
+    let r = results(&dir, "report");
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["data"]["source"], "synthetic");
+    assert_eq!(r["data"]["rows_read"], 20000);
+    assert_eq!(r["cohort"]["groups"][0]["label"], "White");
+    let clusters = r["cohort"]["clusters"].as_u64().unwrap();
+    assert!(
+        (280..=300).contains(&clusters),
+        "{clusters} hospitals with analysed patients"
+    );
+    assert!(r["study"]["config_sha256"].as_str().unwrap().len() == 64);
+    let analyses = r["analyses"].as_array().unwrap();
+    assert_eq!(analyses.len(), 8, "4 outcomes x 2 comparisons");
+    let table1 = r["cohort"]["table1"].as_array().unwrap();
+    assert!(
+        table1
+            .iter()
+            .any(|row| row["variable"] == "insurance" && row["level"] == "medicaid")
+    );
+    // The crude mortality gap's CI covers the sample truth of the generator.
+    let mut params = healthgap_synth::Params::default();
+    params.patients = 20_000;
+    params.seed = 11;
+    params.population_draws = 20_000;
+    let truth =
+        healthgap_synth::truth::compute(&healthgap_synth::Sample::generate(&params, &|_| {}));
+    for a in analyses.iter().filter(|a| a["comparison"] == "Black") {
+        let outcome = a["outcome"].as_str().unwrap();
+        let gap = a["estimates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["quantity"] == "gap")
+            .unwrap();
+        let t = truth
+            .get("gap", "Black", outcome, None)
+            .unwrap()
+            .sample
+            .unwrap();
+        let (lo, hi) = (
+            gap["ci_low"].as_f64().unwrap(),
+            gap["ci_high"].as_f64().unwrap(),
+        );
+        assert!(
+            lo < t && t < hi,
+            "{outcome}: truth {t} outside [{lo}, {hi}]"
+        );
+    }
+    let csv = std::fs::read_to_string(dir.join("report/estimates.csv")).unwrap();
+    assert!(csv.starts_with("analysis,method,outcome,reference,comparison,quantity,factor,term,estimate,se,ci_low,ci_high,p_value\n"));
+    for f in ["models.csv", "table1.csv", "attrition.csv"] {
+        assert!(dir.join("report").join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn check_prints_the_cohort_summary() {
+    let dir = Dir::new();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/analyses/crude_synthetic.toml");
+    let out = dir.ok(&["check", config]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "rows read",
+        "age >= 18",
+        "group White",
+        "group Black",
+        "clusters: ",
+        "(hospital_id)",
+        "config OK",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    assert!(!dir.join("report").exists());
+}
+
+/// A small flat extract and a config over it.
+fn fixture(dir: &Dir) {
+    dir.ok(&[
+        "synth",
+        "--patients",
+        "3000",
+        "--seed",
+        "3",
+        "--format",
+        "csv",
+        "--no-truth",
+        "--out",
+        "data",
+    ]);
+    std::fs::write(dir.join("study.toml"), CONFIG).unwrap();
+}
+
+const CONFIG: &str = r#"
+[study]
+name = "fixture"
+seed = 1
+
+[data]
+path = "data/cohort.csv"
+
+[cohort]
+filters = ["age >= 18"]
+
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black"]
+
+[outcomes]
+death_30d = { type = "binary" }
+
+[factors]
+biological = ["age", "female", "status"]
+socioeconomic = ["adi", "insurance"]
+
+[variables]
+insurance = { type = "categorical", reference = "private" }
+
+[design]
+cluster = "hospital_id"
+
+[[analysis]]
+method = "crude"
+outcomes = ["death_30d"]
+
+[report]
+out_dir = "out"
+formats = ["json", "csv"]
+"#;
+
+/// Replaces one column's values in the fixture CSV by `f(row, old)`.
+fn edit_column(dir: &Dir, column: &str, f: impl Fn(usize, &str) -> String) {
+    let path = dir.join("data/cohort.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let k = header.split(',').position(|c| c == column).unwrap();
+    let mut out = format!("{header}\n");
+    for (i, line) in lines.enumerate() {
+        let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
+        fields[k] = f(i, &fields[k]);
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn expect_failure(dir: &Dir, needles: &[&str]) {
+    let out = dir.run(&["run", "study.toml"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "should fail");
+    for n in needles {
+        assert!(err.contains(n), "expected `{n}` in:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !dir.join("out").exists(),
+        "output written despite the error"
+    );
+}
+
+#[test]
+fn the_fixture_itself_runs() {
+    let dir = Dir::new();
+    fixture(&dir);
+    dir.ok(&["run", "study.toml"]);
+    assert!(dir.join("out/results.json").is_file());
+}
+
+#[test]
+fn bad_files_are_named() {
+    let dir = Dir::new();
+    fixture(&dir);
+    let config = |data: &str| CONFIG.replace("data/cohort.csv", data);
+    std::fs::write(dir.join("study.toml"), config("data/nope.csv")).unwrap();
+    expect_failure(&dir, &["nope.csv", "no such file"]);
+    std::fs::write(dir.join("empty.csv"), "").unwrap();
+    std::fs::write(dir.join("study.toml"), config("empty.csv")).unwrap();
+    expect_failure(&dir, &["empty.csv", "empty"]);
+    std::fs::write(dir.join("ragged.csv"), "race,age\nWhite,1,2,3\n\"Black,4\n").unwrap();
+    std::fs::write(dir.join("study.toml"), config("ragged.csv")).unwrap();
+    expect_failure(&dir, &["ragged.csv"]);
+    // A Parquet file of the wrong schema: the hospitals table, not a cohort.
+    dir.ok(&[
+        "synth",
+        "--patients",
+        "100",
+        "--no-truth",
+        "--truth-patients",
+        "--out",
+        "other",
+    ]);
+    std::fs::copy(dir.join("other/hospitals.csv"), dir.join("hosp.csv")).unwrap();
+    std::fs::write(
+        dir.join("study.toml"),
+        config("other/truth_patients.parquet"),
+    )
+    .unwrap();
+    expect_failure(&dir, &["truth_patients.parquet", "no column `race`"]);
+    std::fs::write(dir.join("study.toml"), config("hosp.csv")).unwrap();
+    expect_failure(&dir, &["hosp.csv", "no column `race`"]);
+}
+
+#[test]
+fn config_errors_name_the_problem() {
+    let dir = Dir::new();
+    fixture(&dir);
+    let cases: [(&str, &str, &[&str]); 6] = [
+        (
+            "\"adi\", \"insurance\"",
+            "\"adii\", \"insurance\"",
+            &["no column `adii`", "did you mean `adi`"],
+        ),
+        (
+            "reference = \"White\"",
+            "reference = \"Whte\"",
+            &["group level `Whte` does not occur", "did you mean `White`"],
+        ),
+        (
+            "reference = \"private\"",
+            "reference = \"privte\"",
+            &["reference level `privte` does not occur", "insurance"],
+        ),
+        (
+            "socioeconomic = [\"adi\", \"insurance\"]",
+            "socioeconomic = [\"adi\", \"insurance\", \"age\"]",
+            &["`age` is listed in two blocks"],
+        ),
+        (
+            "filters = [\"age >= 18\"]",
+            "filters = [\"race != 'Black'\"]",
+            &["group `Black` has no rows after the filters"],
+        ),
+        ("min_cell = 11", "min_cel = 11", &[]),
+    ];
+    for (from, to, needles) in cases {
+        let text = CONFIG.replace(from, to);
+        std::fs::write(dir.join("study.toml"), &text).unwrap();
+        if needles.is_empty() {
+            continue;
+        }
+        expect_failure(&dir, needles);
+    }
+    std::fs::write(
+        dir.join("study.toml"),
+        CONFIG.replace(
+            "formats = [\"json\", \"csv\"]",
+            "formats = [\"json\", \"csv\"]\nmin_cel = 3",
+        ),
+    )
+    .unwrap();
+    expect_failure(
+        &dir,
+        &[
+            "study.toml",
+            "unknown key `min_cel`",
+            "did you mean `min_cell`",
+        ],
+    );
+}
+
+#[test]
+fn bad_values_are_named_with_their_column() {
+    let cases: [(&str, fn(usize, &str) -> String, &[&str]); 5] = [
+        (
+            "death_30d",
+            |i, v| if i == 5 { "2".into() } else { v.into() },
+            &["death_30d", "binary", "value 2"],
+        ),
+        (
+            "adi",
+            |i, v| if i == 7 { "inf".into() } else { v.into() },
+            &["adi", "non-finite"],
+        ),
+        (
+            "age",
+            |i, v| if i == 9 { "NaN".into() } else { v.into() },
+            &["age", "non-finite"],
+        ),
+        (
+            "hospital_id",
+            |i, v| if i == 3 { String::new() } else { v.into() },
+            &["hospital_id", "missing values"],
+        ),
+        (
+            "death_30d",
+            |i, v| if i == 2 { "yes".into() } else { v.into() },
+            &["death_30d", "must be numeric"],
+        ),
+    ];
+    for (column, f, needles) in cases {
+        let dir = Dir::new();
+        fixture(&dir);
+        edit_column(&dir, column, f);
+        expect_failure(&dir, needles);
+    }
+    // Zero and negative weights.
+    for bad in ["0", "-1"] {
+        let dir = Dir::new();
+        fixture(&dir);
+        edit_column(
+            &dir,
+            "bmi",
+            move |i, v| if i == 4 { bad.into() } else { v.into() },
+        );
+        std::fs::write(
+            dir.join("study.toml"),
+            CONFIG.replace(
+                "cluster = \"hospital_id\"",
+                "cluster = \"hospital_id\"\nweights = \"bmi\"",
+            ),
+        )
+        .unwrap();
+        expect_failure(&dir, &["bmi", "weights must be positive"]);
+    }
+}
+
+#[test]
+fn missing_values_are_dropped_and_logged_or_refused() {
+    let dir = Dir::new();
+    fixture(&dir);
+    edit_column(&dir, "adi", |i, v| {
+        if i % 100 == 0 {
+            String::new()
+        } else {
+            v.into()
+        }
+    });
+    dir.ok(&["run", "study.toml"]);
+    let r = results(&dir, "out");
+    let steps = r["cohort"]["attrition"].as_array().unwrap();
+    let step = steps
+        .iter()
+        .find(|s| s["step"] == "complete cases: adi")
+        .expect("logged");
+    // 30 rows were blanked; those of White and Black patients are dropped.
+    let excluded = step["excluded"].as_u64().unwrap();
+    assert!((15..=30).contains(&excluded), "{excluded}");
+    std::fs::remove_dir_all(dir.join("out")).unwrap();
+    std::fs::write(
+        dir.join("study.toml"),
+        CONFIG.replace(
+            "filters = [\"age >= 18\"]",
+            "filters = [\"age >= 18\"]\nmissing = \"error\"",
+        ),
+    )
+    .unwrap();
+    expect_failure(&dir, &[&format!("missing values in adi ({excluded} rows)")]);
+}
+
+#[test]
+fn gzipped_csv_and_parquet_load_the_same_cohort() {
+    let dir = Dir::new();
+    fixture(&dir);
+    dir.ok(&["run", "study.toml", "--out", "a"]);
+    let csv = std::fs::read(dir.join("data/cohort.csv")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &csv).unwrap();
+    std::fs::write(dir.join("data/cohort.csv.gz"), gz.finish().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("study.toml"),
+        CONFIG.replace("data/cohort.csv", "data/cohort.csv.gz"),
+    )
+    .unwrap();
+    dir.ok(&["run", "study.toml", "--out", "b"]);
+    dir.ok(&[
+        "synth",
+        "--patients",
+        "3000",
+        "--seed",
+        "3",
+        "--no-truth",
+        "--out",
+        "pq",
+    ]);
+    std::fs::write(
+        dir.join("study.toml"),
+        CONFIG.replace("data/cohort.csv", "pq/cohort.parquet"),
+    )
+    .unwrap();
+    dir.ok(&["run", "study.toml", "--out", "c"]);
+    let est = |d: &str| std::fs::read_to_string(dir.join(d).join("estimates.csv")).unwrap();
+    assert_eq!(est("a"), est("b"));
+    assert_eq!(est("a"), est("c"));
+}
+
+#[test]
+fn every_config_in_analyses_runs_end_to_end() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut configs: Vec<_> = std::fs::read_dir(root.join("analyses"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 2);
+    for config in configs {
+        let dir = Dir::new();
+        let out = dir.run(&["run", config.to_str().unwrap(), "--out", "report"]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            config.display(),
+            stderr(&out)
+        );
+        let r = results(&dir, "report");
+        assert_eq!(r["schema_version"], 1, "{}", config.display());
+        assert!(
+            !r["analyses"].as_array().unwrap().is_empty(),
+            "{}",
+            config.display()
+        );
+    }
+}
