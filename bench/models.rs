@@ -186,6 +186,29 @@ fn main() {
         .expect("design")
         .with_cluster(&hospital);
 
+    let (t, _) = time(repeats, || fe_design.validate().is_ok());
+    println!("PART validate {t:.4} s");
+    let (t, _) = time(repeats, || {
+        healthgap_models::ols::within(&fe_design).expect("within").1
+    });
+    println!("PART within {t:.4} s");
+    let xs = design.x.as_slice_memory_order().expect("contiguous");
+    let (t, _) = time(repeats, || {
+        healthgap_models::linalg::gram(xs, n, p + 1, None)[0]
+    });
+    println!("PART gram {t:.4} s");
+    let (t, _) = time(repeats, || {
+        Ols::new().fit(&fe_design).expect("fe ols").coef[0]
+    });
+    println!("PART lpm_hospital_fe_fit_only {t:.4} s");
+    let fitted = Ols::new().fit(&fe_design).expect("fe ols");
+    let (t, _) = time(repeats, || {
+        fitted
+            .vcov(VcovKind::Cr1, "hospital_id", SmallSample::default())
+            .expect("cr1")
+            .se()[0]
+    });
+    println!("PART lpm_hospital_fe_cr1_only {t:.4} s");
     let (t, fit) = time(repeats, || {
         let fit = Ols::new().fit(&fe_design).expect("fe ols");
         let v = fit

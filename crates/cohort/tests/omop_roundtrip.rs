@@ -102,10 +102,10 @@ fn round_trip_with_a_second_seed() {
     round_trip(3000, 20_240_601);
 }
 
-/// The writer's condition table with major-morbidity conditions added: one 0-30
-/// days after surgery for every non-fatal major morbidity (which the flat
-/// extract counts), and decoys the loader must ignore (before surgery, or more
-/// than 30 days after).
+/// Adds major-morbidity conditions to the writer's condition table: one 0-30
+/// days after surgery for every non-fatal major morbidity (a duplicate of the
+/// writer's own record, so the result must not change), and decoys the loader
+/// must ignore (before surgery, or more than 30 days after).
 fn with_morbidity_conditions(sample: &Sample, tables: &mut [Table]) {
     let cond = tables
         .iter_mut()
@@ -282,7 +282,7 @@ fn a_missing_column_is_named() {
 
 #[test]
 fn a_malformed_value_is_named() {
-    let (dir, sample) = small_folder();
+    let (dir, _) = small_folder();
     std::fs::remove_file(dir.path().join("death.parquet")).unwrap();
     let mut csv = String::from("person_id,death_date,death_type_concept_id\n");
     csv.push_str("1,2020-02-30,32817\n");
@@ -297,7 +297,6 @@ fn a_malformed_value_is_named() {
         text.contains("death_date") && text.contains("2020-02-30"),
         "{text}"
     );
-    drop(sample);
 }
 
 #[test]

@@ -76,6 +76,23 @@ impl<'a> Demeaner<'a> {
         }
     }
 
+    /// The residual of v after projecting out every FE set, written to `out`.
+    /// Returns the number of sweeps used (1 for a single FE set).
+    pub fn demean_into(&self, v: &[f64], out: &mut [f64]) -> Result<usize, ModelError> {
+        if self.fes.len() <= 1 {
+            out.copy_from_slice(v);
+            if self.fes.len() == 1 {
+                let mut sums = Vec::new();
+                self.project(0, out, &mut sums);
+                return Ok(1);
+            }
+            return Ok(0);
+        }
+        let (x, iters) = self.demean(v)?;
+        out.copy_from_slice(&x);
+        Ok(iters)
+    }
+
     /// The residual of v after projecting out every FE set. Returns the number of
     /// sweeps used (1 for a single FE set).
     pub fn demean(&self, v: &[f64]) -> Result<(Vec<f64>, usize), ModelError> {
@@ -128,6 +145,32 @@ impl<'a> Demeaner<'a> {
             }
         }
     }
+}
+
+/// Demeans every column of a column-major N × p slice, columns in parallel
+/// (each column's result does not depend on the thread count). Returns the
+/// demeaned matrix and the maximum number of sweeps.
+pub fn demean_columns(
+    dm: &Demeaner<'_>,
+    x: &[f64],
+    n: usize,
+    p: usize,
+) -> Result<(Vec<f64>, usize), ModelError> {
+    use rayon::prelude::*;
+    let mut out = vec![0.0; n * p];
+    if n == 0 {
+        return Ok((out, 0));
+    }
+    let iters: Vec<Result<usize, ModelError>> = out
+        .par_chunks_mut(n)
+        .enumerate()
+        .map(|(j, col)| dm.demean_into(&x[j * n..(j + 1) * n], col))
+        .collect();
+    let mut max = 0;
+    for it in iters {
+        max = max.max(it?);
+    }
+    Ok((out, max))
 }
 
 /// Rows to keep after iteratively dropping singletons (levels with one row in

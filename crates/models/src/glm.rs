@@ -10,7 +10,10 @@ use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 
 use crate::design::{Design, FixedEffect};
 use crate::error::ModelError;
-use crate::fe::{Demeaner, non_singletons};
+use crate::fe::{Demeaner, demean_columns, non_singletons};
+
+/// Rows per parallel block of the linear predictor.
+const BLOCK: usize = 65_536;
 use crate::linalg::{COLLINEARITY_TOL, gram, ranked_inverse};
 
 /// The link.
@@ -115,8 +118,10 @@ pub struct GlmFit {
     pub coef: Vec<f64>,
     /// Inverse observed information (k × k row-major).
     pub bread: Vec<f64>,
-    /// Scores w_i ∂ℓ_i/∂η_i x̃_i, column-major n × k (x̃ demeaned under FE).
-    pub scores: Vec<f64>,
+    /// Regressors as used in the scores (demeaned under FE), column-major n × k.
+    pub xd: Vec<f64>,
+    /// Score factors w_i ∂ℓ_i/∂η_i: the score of row i is score_weights[i] · xd[i, ·].
+    pub score_weights: Vec<f64>,
     /// Linear predictor including absorbed FE.
     pub eta: Vec<f64>,
     /// Log-likelihood at the estimate.
@@ -241,10 +246,7 @@ impl Glm {
         // Collinearity check on the (demeaned) regressors.
         let xtx = if fe {
             let dm = Demeaner::new(&design.absorb, Some(&w));
-            let mut xd = Vec::with_capacity(n * p);
-            for j in 0..p {
-                xd.extend(dm.demean(&x[j * n..(j + 1) * n])?.0);
-            }
+            let xd = demean_columns(&dm, &x, n, p)?.0;
             gram(&xd, n, p, Some(&w))
         } else {
             gram(&x, n, p, Some(&w))
@@ -276,12 +278,19 @@ impl Glm {
         // α: the FE part of η (zero without FE).
         let mut alpha = vec![0.0; n];
         let eta_of = |b: &[f64], alpha: &[f64]| -> Vec<f64> {
+            use rayon::prelude::*;
             let mut eta = alpha.to_vec();
-            for j in 0..k {
-                for i in 0..n {
-                    eta[i] += xk[j * n + i] * b[j];
-                }
-            }
+            eta.par_chunks_mut(BLOCK)
+                .enumerate()
+                .for_each(|(c, chunk)| {
+                    let s = c * BLOCK;
+                    for j in 0..k {
+                        let col = &xk[j * n + s..j * n + s + chunk.len()];
+                        for (e, x) in chunk.iter_mut().zip(col) {
+                            *e += x * b[j];
+                        }
+                    }
+                });
             eta
         };
         let loglik =
@@ -310,10 +319,7 @@ impl Glm {
             if fe {
                 let dm = Demeaner::new(&design.absorb, Some(&h));
                 zd = dm.demean(&z)?.0;
-                for j in 0..k {
-                    let col = dm.demean(&xk[j * n..(j + 1) * n])?.0;
-                    xd[j * n..(j + 1) * n].copy_from_slice(&col);
-                }
+                xd = demean_columns(&dm, &xk, n, k)?.0;
             } else {
                 zd = z.clone();
             }
@@ -328,9 +334,8 @@ impl Glm {
             }
             bread = ranked.inverse;
             // New coefficients from the weighted LS of zd on xd.
-            let rhs: Vec<f64> = (0..k)
-                .map(|j| (0..n).map(|i| xd[j * n + i] * h[i] * zd[i]).sum())
-                .collect();
+            let hz: Vec<f64> = h.iter().zip(&zd).map(|(a, b)| a * b).collect();
+            let rhs = crate::linalg::cross(&xd, n, k, None, &hz);
             let b_new: Vec<f64> = (0..k)
                 .map(|a| (0..k).map(|c| bread[a * k + c] * rhs[c]).sum())
                 .collect();
@@ -399,10 +404,7 @@ impl Glm {
         }
         if fe {
             let dm = Demeaner::new(&design.absorb, Some(&h));
-            for j in 0..k {
-                let col = dm.demean(&xk[j * n..(j + 1) * n])?.0;
-                xd[j * n..(j + 1) * n].copy_from_slice(&col);
-            }
+            xd = demean_columns(&dm, &xk, n, k)?.0;
         } else {
             xd.copy_from_slice(&xk);
         }
@@ -411,14 +413,8 @@ impl Glm {
         if ranked.kept.len() == k {
             bread = ranked.inverse;
         }
-        let mut scores = vec![0.0; n * k];
-        for j in 0..k {
-            for i in 0..n {
-                scores[j * n + i] = s[i] * xd[j * n + i];
-            }
-        }
         max_score = (0..k)
-            .map(|j| (0..n).map(|i| scores[j * n + i]).sum::<f64>().abs())
+            .map(|j| (0..n).map(|i| s[i] * xd[j * n + i]).sum::<f64>().abs())
             .fold(0.0f64, f64::max)
             .min(max_score);
         let mut warnings = Vec::new();
@@ -441,7 +437,8 @@ impl Glm {
             names,
             coef: b,
             bread,
-            scores,
+            xd,
+            score_weights: s,
             eta,
             loglik: ll,
             iterations,

@@ -48,7 +48,10 @@ impl OlsFit {
     ) -> Result<Vcov, ModelError> {
         let parts = vcov::SandwichParts {
             bread: &self.bread,
-            scores: self.scores(),
+            x: self.work.x.as_slice_memory_order().unwrap_or(&[]),
+            u: (0..self.nobs())
+                .map(|i| self.work.weight(i) * self.residuals[i])
+                .collect(),
             n: self.nobs(),
             k: self.k(),
             absorbed: self.absorbed.iter().map(|a| &a.fe).collect(),
@@ -73,7 +76,8 @@ impl GlmFit {
     ) -> Result<Vcov, ModelError> {
         let parts = vcov::SandwichParts {
             bread: &self.bread,
-            scores: self.scores.clone(),
+            x: &self.xd,
+            u: self.score_weights.clone(),
             n: self.nobs(),
             k: self.coef.len(),
             absorbed: self.absorbed.iter().collect(),

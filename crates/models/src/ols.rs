@@ -7,7 +7,7 @@
 
 use crate::design::{Design, FixedEffect};
 use crate::error::ModelError;
-use crate::fe::{Demeaner, non_singletons};
+use crate::fe::{Demeaner, demean_columns, non_singletons};
 use crate::linalg::{COLLINEARITY_TOL, cross, gram, ranked_inverse};
 
 /// What to do with collinear columns.
@@ -112,18 +112,30 @@ pub fn within(design: &Design) -> Result<(Design, usize), ModelError> {
     }
     let w = design.weights.as_ref().and_then(|w| w.as_slice());
     let dm = Demeaner::new(&design.absorb, w);
-    let mut work = design.clone();
-    let (y, mut iters) = dm.demean(design.y.as_slice().unwrap_or(&[]))?;
-    work.y = y.into();
+    let (y, iters_y) = dm.demean(design.y.as_slice().unwrap_or(&[]))?;
     let n = design.nobs();
-    if let Some(xs) = work.x.as_slice_memory_order_mut() {
-        for j in 0..design.ncols() {
-            let (col, it) = dm.demean(design.column(j))?;
-            iters = iters.max(it);
-            xs[j * n..(j + 1) * n].copy_from_slice(&col);
-        }
-    }
-    Ok((work, iters))
+    let (xd, iters_x) = demean_columns(
+        &dm,
+        design.x.as_slice_memory_order().unwrap_or(&[]),
+        n,
+        design.ncols(),
+    )?;
+    // Build the transformed design without copying the original X.
+    let x = ndarray::Array2::from_shape_vec(ndarray::ShapeBuilder::f((n, design.ncols())), xd)
+        .map_err(|e| ModelError::Dimension {
+            what: e.to_string(),
+        })?;
+    let work = Design {
+        y: y.into(),
+        x,
+        names: design.names.clone(),
+        y_name: design.y_name.clone(),
+        weights: design.weights.clone(),
+        cluster: design.cluster.clone(),
+        n_clusters: design.n_clusters,
+        absorb: design.absorb.clone(),
+    };
+    Ok((work, iters_y.max(iters_x)))
 }
 
 fn fit_work(
@@ -213,20 +225,6 @@ impl OlsFit {
     /// Number of estimated coefficients (excluding absorbed FE).
     pub fn k(&self) -> usize {
         self.coef.len()
-    }
-
-    /// Per-row scores w_i x_i e_i as a column-major N × k matrix.
-    pub fn scores(&self) -> Vec<f64> {
-        let n = self.nobs();
-        let k = self.k();
-        let x = self.work.x.as_slice_memory_order().unwrap_or(&[]);
-        let mut s = vec![0.0; n * k];
-        for j in 0..k {
-            for i in 0..n {
-                s[j * n + i] = self.work.weight(i) * x[j * n + i] * self.residuals[i];
-            }
-        }
-        s
     }
 
     /// Coefficient by name.

@@ -94,8 +94,11 @@ impl Vcov {
 pub struct SandwichParts<'a> {
     /// Inverse Hessian / (X'WX)⁻¹, k × k row-major.
     pub bread: &'a [f64],
-    /// Scores, column-major n × k.
-    pub scores: Vec<f64>,
+    /// Regressors (demeaned under absorbed FE), column-major n × k: the score of
+    /// row i is `u[i] · x[i, ·]`.
+    pub x: &'a [f64],
+    /// Per-row score factor: w_i e_i (least squares) or w_i ∂ℓ_i/∂η_i.
+    pub u: Vec<f64>,
     /// Rows.
     pub n: usize,
     /// Coefficients.
@@ -150,25 +153,22 @@ pub fn compute(
         });
     }
     let meat = |groups: Option<(&[u32], usize)>| -> Vec<f64> {
-        let s = &parts.scores;
-        let mut m = vec![0.0; k * k];
+        let (x, u) = (parts.x, &parts.u);
         match groups {
+            // Σ_i u_i² x_i x_iᵀ: a weighted Gram matrix.
             None => {
-                for a in 0..k {
-                    for b in 0..=a {
-                        let v: f64 = (0..n).map(|i| s[a * n + i] * s[b * n + i]).sum();
-                        m[a * k + b] = v;
-                        m[b * k + a] = v;
-                    }
-                }
+                crate::linalg::gram(x, n, k, Some(&u.iter().map(|v| v * v).collect::<Vec<_>>()))
             }
             Some((codes, g)) => {
+                // Cluster score sums S_g = Σ_{i∈g} u_i x_i, without an n × k matrix.
                 let mut sums = vec![0.0; g * k];
                 for a in 0..k {
+                    let col = &x[a * n..(a + 1) * n];
                     for i in 0..n {
-                        sums[codes[i] as usize * k + a] += s[a * n + i];
+                        sums[codes[i] as usize * k + a] += u[i] * col[i];
                     }
                 }
+                let mut m = vec![0.0; k * k];
                 for c in 0..g {
                     let row = &sums[c * k..(c + 1) * k];
                     for a in 0..k {
@@ -177,9 +177,9 @@ pub fn compute(
                         }
                     }
                 }
+                m
             }
         }
-        m
     };
     let (matrix, df, clusters, label) = match kind {
         VcovKind::Iid => {
