@@ -183,37 +183,101 @@ fn series(df: &DataFrame, name: &str) -> Series {
         .unwrap_or_default()
 }
 
-/// The text of each value (integers as "0", "1"; floats without ".0" when whole).
-fn texts(s: &Series) -> Vec<Option<String>> {
-    match s.dtype() {
-        DataType::Float32 | DataType::Float64 => s
-            .cast(&DataType::Float64)
-            .ok()
-            .and_then(|c| {
-                c.f64().ok().map(|ca| {
-                    ca.iter()
-                        .map(|v| {
-                            v.map(|x| {
-                                if x.fract() == 0.0 && x.abs() < 1e15 {
-                                    format!("{}", x as i64)
-                                } else {
-                                    x.to_string()
-                                }
-                            })
-                        })
-                        .collect()
+/// A column coded as levels: per-row level index (None when missing), level
+/// texts in first-appearance order, and rows per level. Levels are matched by
+/// their text (integers as "0", "1"; whole floats without ".0").
+pub(crate) struct Coded {
+    pub codes: Vec<Option<u32>>,
+    pub levels: Vec<String>,
+    pub counts: Vec<usize>,
+}
+
+fn float_text(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        x.to_string()
+    }
+}
+
+/// Codes a column without building a string per row.
+pub(crate) fn coded(s: &Series) -> Coded {
+    use std::collections::HashMap;
+    fn finish<K: std::hash::Hash + Eq + Copy>(
+        values: impl Iterator<Item = Option<K>>,
+        text: impl Fn(K) -> String,
+    ) -> Coded {
+        let mut index: HashMap<K, u32> = HashMap::new();
+        let mut keys: Vec<K> = Vec::new();
+        let mut counts: Vec<usize> = Vec::new();
+        let codes = values
+            .map(|v| {
+                v.map(|k| {
+                    let next = keys.len() as u32;
+                    let c = *index.entry(k).or_insert_with(|| {
+                        keys.push(k);
+                        counts.push(0);
+                        next
+                    });
+                    counts[c as usize] += 1;
+                    c
                 })
             })
-            .unwrap_or_default(),
-        _ => s
-            .cast(&DataType::String)
-            .ok()
-            .and_then(|c| {
-                c.str()
-                    .ok()
-                    .map(|ca| ca.iter().map(|v| v.map(str::to_string)).collect())
-            })
-            .unwrap_or_default(),
+            .collect();
+        Coded {
+            codes,
+            levels: keys.into_iter().map(text).collect(),
+            counts,
+        }
+    }
+    match s.dtype() {
+        dt if dt.is_integer() => match s.cast(&DataType::Int64) {
+            Ok(c) => match c.i64() {
+                Ok(ca) => finish(ca.iter(), |k| k.to_string()),
+                Err(_) => Coded {
+                    codes: vec![None; s.len()],
+                    levels: vec![],
+                    counts: vec![],
+                },
+            },
+            Err(_) => Coded {
+                codes: vec![None; s.len()],
+                levels: vec![],
+                counts: vec![],
+            },
+        },
+        DataType::Float32 | DataType::Float64 => match s.cast(&DataType::Float64) {
+            Ok(c) => match c.f64() {
+                Ok(ca) => finish(ca.iter().map(|v| v.map(f64::to_bits)), |k| {
+                    float_text(f64::from_bits(k))
+                }),
+                Err(_) => Coded {
+                    codes: vec![None; s.len()],
+                    levels: vec![],
+                    counts: vec![],
+                },
+            },
+            Err(_) => Coded {
+                codes: vec![None; s.len()],
+                levels: vec![],
+                counts: vec![],
+            },
+        },
+        _ => match s.cast(&DataType::String) {
+            Ok(c) => match c.str() {
+                Ok(ca) => finish(ca.iter(), str::to_string),
+                Err(_) => Coded {
+                    codes: vec![None; s.len()],
+                    levels: vec![],
+                    counts: vec![],
+                },
+            },
+            Err(_) => Coded {
+                codes: vec![None; s.len()],
+                levels: vec![],
+                counts: vec![],
+            },
+        },
     }
 }
 
@@ -295,11 +359,11 @@ pub fn load_frame(
         }
     }
     // Group levels must exist in the data.
-    let group_texts = texts(&series(&raw, &spec.group_column));
+    let raw_groups = coded(&series(&raw, &spec.group_column));
     let mut labels = vec![spec.reference.clone()];
     labels.extend(spec.compare.iter().cloned());
     let present: std::collections::BTreeSet<&str> =
-        group_texts.iter().flatten().map(String::as_str).collect();
+        raw_groups.levels.iter().map(String::as_str).collect();
     for l in &labels {
         if !present.contains(l.as_str()) {
             let have: Vec<String> = present.iter().map(|s| (*s).to_string()).collect();
@@ -336,13 +400,16 @@ pub fn load_frame(
         });
     }
     // Keep the analysed groups.
-    let gt = texts(&series(&df, &spec.group_column));
-    let codes: Vec<Option<u32>> = gt
+    let gc = coded(&series(&df, &spec.group_column));
+    let to_label: Vec<Option<u32>> = gc
+        .levels
         .iter()
-        .map(|t| {
-            t.as_ref()
-                .and_then(|t| labels.iter().position(|l| l == t).map(|p| p as u32))
-        })
+        .map(|l| labels.iter().position(|x| x == l).map(|p| p as u32))
+        .collect();
+    let codes: Vec<Option<u32>> = gc
+        .codes
+        .iter()
+        .map(|c| c.and_then(|c| to_label[c as usize]))
         .collect();
     let mask: BooleanChunked = codes.iter().map(|c| Some(c.is_some())).collect();
     let before = df.height();
@@ -540,12 +607,14 @@ pub fn load_frame(
                     .collect(),
             ),
             VarKind::Categorical { reference, absorb } => {
-                let t = texts(&s);
-                let mut counts: indexmap::IndexMap<String, usize> = indexmap::IndexMap::new();
-                for x in t.iter().flatten() {
-                    *counts.entry(x.clone()).or_insert(0) += 1;
-                }
-                let mut levels: Vec<String> = counts.keys().cloned().collect();
+                let cd = coded(&s);
+                let counts: std::collections::HashMap<String, usize> = cd
+                    .levels
+                    .iter()
+                    .cloned()
+                    .zip(cd.counts.iter().copied())
+                    .collect();
+                let mut levels: Vec<String> = cd.levels.clone();
                 levels.sort_by(|a, b| natural_cmp(a, b));
                 let reference = match reference {
                     Some(r) => {
@@ -583,14 +652,16 @@ pub fn load_frame(
                     .enumerate()
                     .map(|(i, l)| (l.as_str(), i as u32))
                     .collect();
+                let remap: Vec<u32> = cd
+                    .levels
+                    .iter()
+                    .map(|l| index.get(l.as_str()).copied().unwrap_or(0))
+                    .collect();
                 Values::Categorical {
-                    codes: t
+                    codes: cd
+                        .codes
                         .iter()
-                        .map(|x| {
-                            x.as_deref()
-                                .and_then(|x| index.get(x).copied())
-                                .unwrap_or(0)
-                        })
+                        .map(|c| c.map_or(0, |c| remap[c as usize]))
                         .collect(),
                     levels,
                     absorb,
@@ -604,17 +675,9 @@ pub fn load_frame(
         });
     }
     let cluster = spec.cluster.as_ref().map(|c| {
-        let t = texts(&series(&df, c));
-        let mut index: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-        let codes: Vec<u32> = t
-            .iter()
-            .map(|x| {
-                let key = x.clone().unwrap_or_default();
-                let next = index.len() as u32;
-                *index.entry(key).or_insert(next)
-            })
-            .collect();
-        (c.clone(), codes, index.len())
+        let cd = coded(&series(&df, c));
+        let codes: Vec<u32> = cd.codes.iter().map(|x| x.unwrap_or(0)).collect();
+        (c.clone(), codes, cd.levels.len())
     });
     let weights = spec.weights.as_ref().map(|w| {
         numbers(&series(&df, w))

@@ -100,46 +100,31 @@ pub fn compute(
         let categorical = matches!(kind, Some(VarKind::Categorical { .. }));
         let mut missing = vec![0usize; ng];
         if categorical {
-            let texts: Vec<Option<String>> = s
-                .cast(&DataType::String)
-                .ok()
-                .and_then(|c| {
-                    c.str()
-                        .ok()
-                        .map(|ca| ca.iter().map(|v| v.map(str::to_string)).collect())
-                })
-                .unwrap_or_default();
-            let mut levels: Vec<String> = texts
-                .iter()
-                .flatten()
-                .cloned()
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            levels.sort_by(|a, b| crate::load::natural_cmp(a, b));
+            let cd = crate::load::coded(s);
+            let mut order: Vec<usize> = (0..cd.levels.len()).collect();
+            order.sort_by(|a, b| crate::load::natural_cmp(&cd.levels[*a], &cd.levels[*b]));
             let mut denom = vec![0usize; ng];
-            for (t, &g) in texts.iter().zip(group) {
-                match t {
-                    Some(_) => denom[g as usize] += 1,
+            // count[level][group]
+            let mut by_level = vec![vec![0usize; ng]; cd.levels.len()];
+            for (c, &g) in cd.codes.iter().zip(group) {
+                match c {
+                    Some(c) => {
+                        denom[g as usize] += 1;
+                        by_level[*c as usize][g as usize] += 1;
+                    }
                     None => missing[g as usize] += 1,
                 }
             }
             let absorb = matches!(kind, Some(VarKind::Categorical { absorb: true, .. }))
-                || levels.len() > crate::load::ABSORB_THRESHOLD;
+                || cd.levels.len() > crate::load::ABSORB_THRESHOLD;
             if absorb {
-                let mut distinct = vec![std::collections::BTreeSet::new(); ng];
-                for (t, &g) in texts.iter().zip(group) {
-                    if let Some(t) = t {
-                        distinct[g as usize].insert(t.clone());
-                    }
-                }
+                let distinct: Vec<usize> = (0..ng)
+                    .map(|g| by_level.iter().filter(|l| l[g] > 0).count())
+                    .collect();
                 rows.push(Table1Row {
                     variable: name.clone(),
                     level: None,
-                    cells: distinct
-                        .iter()
-                        .map(|d| format!("{} levels", d.len()))
-                        .collect(),
+                    cells: distinct.iter().map(|d| format!("{d} levels")).collect(),
                     counts: vec![None; ng],
                     denominators: denom,
                     missing,
@@ -147,13 +132,11 @@ pub fn compute(
                 });
                 continue;
             }
-            for level in levels {
-                let mut count = vec![0usize; ng];
-                for (t, &g) in texts.iter().zip(group) {
-                    if t.as_deref() == Some(level.as_str()) {
-                        count[g as usize] += 1;
-                    }
-                }
+            let levels: Vec<(String, Vec<usize>)> = order
+                .iter()
+                .map(|&l| (cd.levels[l].clone(), by_level[l].clone()))
+                .collect();
+            for (level, count) in levels {
                 let p: Vec<f64> = (0..ng)
                     .map(|g| count[g] as f64 / denom[g].max(1) as f64)
                     .collect();

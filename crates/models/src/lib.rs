@@ -39,6 +39,40 @@ pub use summary::{CoefficientRow, ModelSummary};
 pub use vcov::{FixefK, HcRatio, SmallSample, Vcov, VcovKind};
 
 impl OlsFit {
+    /// The sandwich parts of the fit (bread, regressors, score factors w_i e_i).
+    pub fn sandwich_parts(&self) -> vcov::SandwichParts<'_> {
+        vcov::SandwichParts {
+            bread: &self.bread,
+            x: self.work.x.as_slice_memory_order().unwrap_or(&[]),
+            u: (0..self.nobs())
+                .map(|i| self.work.weight(i) * self.residuals[i])
+                .collect(),
+            n: self.nobs(),
+            k: self.k(),
+            absorbed: self.absorbed.iter().map(|a| &a.fe).collect(),
+            rss: Some(self.rss),
+        }
+    }
+
+    /// A model summary with `vcov`'s standard errors at confidence `level`.
+    pub fn summary(&self, label: &str, vcov: &Vcov, level: f64) -> ModelSummary {
+        ModelSummary {
+            label: label.to_string(),
+            family: "linear".into(),
+            n: self.nobs(),
+            clusters: vcov.clusters,
+            vcov: vcov.label.clone(),
+            converged: true,
+            iterations: 1,
+            absorbed: self
+                .absorbed
+                .iter()
+                .map(|a| format!("{} ({} levels)", a.fe.name, a.fe.levels))
+                .collect(),
+            coefficients: summary::coefficient_rows(&self.names, &self.coef, vcov, level),
+        }
+    }
+
     /// The variance of the coefficients. CR1 uses the design's clusters.
     pub fn vcov(
         &self,
@@ -67,6 +101,25 @@ impl OlsFit {
 }
 
 impl GlmFit {
+    /// A model summary with `vcov`'s standard errors at confidence `level`.
+    pub fn summary(&self, label: &str, vcov: &Vcov, level: f64) -> ModelSummary {
+        ModelSummary {
+            label: label.to_string(),
+            family: self.link.name().into(),
+            n: self.nobs(),
+            clusters: vcov.clusters,
+            vcov: vcov.label.clone(),
+            converged: self.converged,
+            iterations: self.iterations,
+            absorbed: self
+                .absorbed
+                .iter()
+                .map(|fe| format!("{} ({} levels)", fe.name, fe.levels))
+                .collect(),
+            coefficients: summary::coefficient_rows(&self.names, &self.coef, vcov, level),
+        }
+    }
+
     /// The variance of the coefficients. CR1 uses the design's clusters.
     pub fn vcov(
         &self,

@@ -233,3 +233,73 @@ pub fn compute(
         label,
     })
 }
+
+/// One model's contribution to a joint sandwich: its sandwich parts and the
+/// common cluster code of each of its rows.
+pub struct JointPart<'a> {
+    /// Bread and scores of the model.
+    pub parts: SandwichParts<'a>,
+    /// Cluster code (0..g, shared across models) of each of the model's rows.
+    pub cluster: &'a [u32],
+}
+
+/// The joint (stacked, seemingly-unrelated) cluster-robust variance of several
+/// models fitted on the same clusters, possibly on different rows:
+///
+/// V = G/(G − 1) · B (Σ_g S_g S_gᵀ) B, B = blockdiag(B_1, …, B_M),
+/// S_g = (S_1g, …, S_Mg), S_mg the score sum of model m in cluster g.
+///
+/// The off-diagonal blocks are the covariances between the models' estimates
+/// (e.g. b_r and b_c when both groups are treated at the same hospitals). The
+/// diagonal blocks equal each model's CR1 without its (n − 1)/(n − K) factor.
+pub fn joint_cr1(models: &[JointPart<'_>], g: usize) -> Result<Vec<f64>, ModelError> {
+    if g < 2 {
+        return Err(ModelError::TooFewClusters { clusters: g });
+    }
+    let total: usize = models.iter().map(|m| m.parts.k).sum();
+    let mut sums = vec![0.0; g * total];
+    let mut offset = 0;
+    for m in models {
+        let (n, k) = (m.parts.n, m.parts.k);
+        if m.cluster.len() != n {
+            return Err(ModelError::Dimension {
+                what: format!("{} cluster codes for {n} rows", m.cluster.len()),
+            });
+        }
+        for a in 0..k {
+            let col = &m.parts.x[a * n..(a + 1) * n];
+            for i in 0..n {
+                sums[m.cluster[i] as usize * total + offset + a] += m.parts.u[i] * col[i];
+            }
+        }
+        offset += k;
+    }
+    let mut meat = vec![0.0; total * total];
+    for c in 0..g {
+        let row = &sums[c * total..(c + 1) * total];
+        for a in 0..total {
+            if row[a] == 0.0 {
+                continue;
+            }
+            for b in 0..total {
+                meat[a * total + b] += row[a] * row[b];
+            }
+        }
+    }
+    let mut bread = vec![0.0; total * total];
+    let mut offset = 0;
+    for m in models {
+        let k = m.parts.k;
+        for a in 0..k {
+            for b in 0..k {
+                bread[(offset + a) * total + offset + b] = m.parts.bread[a * k + b];
+            }
+        }
+        offset += k;
+    }
+    let gf = g as f64;
+    Ok(sandwich(&bread, total, total, &meat)
+        .into_iter()
+        .map(|v| v * gf / (gf - 1.0))
+        .collect())
+}

@@ -306,3 +306,68 @@ fn fe_logit_drops_levels_with_a_constant_outcome_and_reports_them() {
     assert_eq!(fit.nobs(), 550);
     assert!(fit.coef[0] > 0.0);
 }
+
+#[test]
+fn joint_sandwich_blocks_equal_each_models_cr1_and_groups_sharing_clusters_covary() {
+    use healthgap_models::vcov::{JointPart, joint_cr1};
+    // Two group-specific regressions on rows that share the 40 clusters.
+    let (y, cols, cluster) = data(4000, 9);
+    let in_group = |g: f64| -> Vec<bool> { cols[1].1.iter().map(|v| *v == g).collect() };
+    let full = Design::from_columns("y", y, cols.clone())
+        .unwrap()
+        .with_cluster(&cluster);
+    let codes = full.cluster.clone().unwrap();
+    let g = full.n_clusters;
+    let mut fits = Vec::new();
+    let mut row_codes = Vec::new();
+    for grp in [0.0, 1.0] {
+        let keep = in_group(grp);
+        // Drop the group column (constant within a group).
+        let mut d = full.select_rows(&keep);
+        let n = d.nobs();
+        let keep_cols: Vec<usize> = vec![0, 2, 3];
+        let data: Vec<f64> = keep_cols
+            .iter()
+            .flat_map(|&j| d.column(j).to_vec())
+            .collect();
+        d.x = ndarray::Array2::from_shape_vec(ndarray::ShapeBuilder::f((n, 3)), data).unwrap();
+        d.names = keep_cols.iter().map(|&j| d.names[j].clone()).collect();
+        row_codes.push(
+            codes
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| *c)
+                .collect::<Vec<u32>>(),
+        );
+        fits.push(Ols::new().fit(&d).unwrap());
+    }
+    let parts: Vec<JointPart> = fits
+        .iter()
+        .zip(&row_codes)
+        .map(|(f, c)| JointPart {
+            parts: f.sandwich_parts(),
+            cluster: c,
+        })
+        .collect();
+    let v = joint_cr1(&parts, g).unwrap();
+    let total = 6;
+    for (m, fit) in fits.iter().enumerate() {
+        let own = fit
+            .vcov(VcovKind::Cr1, "c", SmallSample::default())
+            .unwrap();
+        let n = fit.nobs() as f64;
+        let adj = (n - 1.0) / (n - 3.0);
+        for a in 0..3 {
+            for b in 0..3 {
+                let joint = v[(3 * m + a) * total + 3 * m + b];
+                assert!(
+                    (joint * adj - own.matrix[a * 3 + b]).abs()
+                        < 1e-10 * own.matrix[a * 3 + b].abs().max(1e-12)
+                );
+            }
+        }
+    }
+    // The constants of the two groups' models covary through shared clusters.
+    assert!(v[3].abs() > 0.0);
+}
