@@ -276,7 +276,31 @@ impl Glm {
             _ => vec![0.0; k],
         };
         // α: the FE part of η (zero without FE).
+        // Start the FE part at the link of each level's (shrunken) outcome mean
+        // when there are no starting coefficients: saves Newton iterations.
         let mut alpha = vec![0.0; n];
+        if fe && start.is_none() {
+            let f = &design.absorb[0];
+            let mut sy = vec![0.0; f.levels];
+            let mut sw = vec![0.0; f.levels];
+            for i in 0..n {
+                sy[f.codes[i] as usize] += w[i] * y[i];
+                sw[f.codes[i] as usize] += w[i];
+            }
+            let total: f64 = sy.iter().sum::<f64>() / sw.iter().sum::<f64>();
+            let start_eta: Vec<f64> = (0..f.levels)
+                .map(|l| {
+                    let p = ((sy[l] + total) / (sw[l] + 1.0)).clamp(1e-6, 1.0 - 1e-6);
+                    match self.link {
+                        Link::Logit => (p / (1.0 - p)).ln(),
+                        Link::Probit => Normal::standard().inverse_cdf(p),
+                    }
+                })
+                .collect();
+            for i in 0..n {
+                alpha[i] = start_eta[f.codes[i] as usize];
+            }
+        }
         let eta_of = |b: &[f64], alpha: &[f64]| -> Vec<f64> {
             use rayon::prelude::*;
             let mut eta = alpha.to_vec();
@@ -293,8 +317,21 @@ impl Glm {
                 });
             eta
         };
-        let loglik =
-            |eta: &[f64]| -> f64 { (0..n).map(|i| w[i] * self.link.row(y[i], eta[i]).0).sum() };
+        // Sums over fixed row blocks, added in block order: the same bits for any
+        // thread count.
+        let loglik = |eta: &[f64]| -> f64 {
+            use rayon::prelude::*;
+            let parts: Vec<f64> = (0..n.div_ceil(BLOCK))
+                .into_par_iter()
+                .map(|c| {
+                    let (lo, hi) = (c * BLOCK, ((c + 1) * BLOCK).min(n));
+                    (lo..hi)
+                        .map(|i| w[i] * self.link.row(y[i], eta[i]).0)
+                        .sum::<f64>()
+                })
+                .collect();
+            parts.iter().sum()
+        };
         let mut eta = eta_of(&b, &alpha);
         let mut ll = loglik(&eta);
         let mut converged = false;
@@ -307,12 +344,22 @@ impl Glm {
             // Working weights and response.
             let mut h = vec![0.0; n];
             let mut z = vec![0.0; n];
-            for i in 0..n {
-                let (_, s, hh) = self.link.row(y[i], eta[i]);
-                let hh = hh.max(1e-300);
-                h[i] = w[i] * hh;
-                // working response relative to the FE-free part: η − α + s/hh
-                z[i] = eta[i] + s / hh;
+            {
+                use rayon::prelude::*;
+                h.par_chunks_mut(BLOCK)
+                    .zip(z.par_chunks_mut(BLOCK))
+                    .enumerate()
+                    .for_each(|(c, (hc, zc))| {
+                        let lo = c * BLOCK;
+                        for (r, (hi, zi)) in hc.iter_mut().zip(zc.iter_mut()).enumerate() {
+                            let i = lo + r;
+                            let (_, s, hh) = self.link.row(y[i], eta[i]);
+                            let hh = hh.max(1e-300);
+                            *hi = w[i] * hh;
+                            // working response: η + s/hh
+                            *zi = eta[i] + s / hh;
+                        }
+                    });
             }
             // Demean the working response and X with weights h (FE case).
             let zd;
@@ -341,19 +388,21 @@ impl Glm {
                 .collect();
             // FE part: η = z − (zd − xd b): the demeaned residual is what is left.
             let target_alpha: Vec<f64> = if fe {
-                let mut r = zd.clone();
-                for j in 0..k {
-                    for i in 0..n {
-                        r[i] -= xd[j * n + i] * b_new[j];
+                // α = z − (zd − xd b) − xk b, by row blocks in parallel.
+                use rayon::prelude::*;
+                let mut a = vec![0.0; n];
+                a.par_chunks_mut(BLOCK).enumerate().for_each(|(c, chunk)| {
+                    let lo = c * BLOCK;
+                    for (r, slot) in chunk.iter_mut().enumerate() {
+                        let i = lo + r;
+                        let mut v = z[i] - zd[i];
+                        for j in 0..k {
+                            v += (xd[j * n + i] - xk[j * n + i]) * b_new[j];
+                        }
+                        *slot = v;
                     }
-                }
-                let mut xb = vec![0.0; n];
-                for j in 0..k {
-                    for i in 0..n {
-                        xb[i] += xk[j * n + i] * b_new[j];
-                    }
-                }
-                (0..n).map(|i| z[i] - r[i] - xb[i]).collect()
+                });
+                a
             } else {
                 vec![0.0; n]
             };

@@ -371,3 +371,36 @@ fn joint_sandwich_blocks_equal_each_models_cr1_and_groups_sharing_clusters_covar
     // The constants of the two groups' models covary through shared clusters.
     assert!(v[3].abs() > 0.0);
 }
+
+#[test]
+fn fe_logit_is_bit_identical_with_one_and_two_threads() {
+    let n = 150_000; // several parallel row blocks
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let h: Vec<i64> = (0..n).map(|_| rng.random_range(0..60)).collect();
+    let x: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+    let y: Vec<f64> = (0..n)
+        .map(|i| {
+            f64::from(u8::from(
+                rng.random::<f64>() < 0.1 + 0.3 * x[i] + 0.002 * h[i] as f64,
+            ))
+        })
+        .collect();
+    let d = Design::from_columns("y", y, vec![("x".into(), x)])
+        .unwrap()
+        .with_absorbed("h", &h)
+        .with_cluster(&h);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let fit = Glm::logit().fit(&d, None).unwrap();
+            let v = fit
+                .vcov(VcovKind::Cr1, "h", SmallSample::default())
+                .unwrap();
+            (fit.coef[0].to_bits(), v.matrix[0].to_bits(), fit.iterations)
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
