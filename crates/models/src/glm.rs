@@ -239,17 +239,19 @@ impl Glm {
     ) -> Result<GlmFit, ModelError> {
         let n = design.nobs();
         let p = design.ncols();
-        let x = design.x.as_slice_memory_order().unwrap_or(&[]).to_vec();
-        let y = design.y.as_slice().unwrap_or(&[]).to_vec();
+        let x: &[f64] = design.x.as_slice_memory_order().unwrap_or(&[]);
+        let y: Vec<f64> = design.y.to_vec();
         let w: Vec<f64> = (0..n).map(|i| design.weight(i)).collect();
         let fe = !design.absorb.is_empty();
         // Collinearity check on the (demeaned) regressors.
-        let xtx = if fe {
+        let xtx = if fe && design.absorb.len() == 1 {
+            within_gram(x, n, p, &w, &design.absorb[0]).0
+        } else if fe {
             let dm = Demeaner::new(&design.absorb, Some(&w));
-            let xd = demean_columns(&dm, &x, n, p)?.0;
+            let xd = demean_columns(&dm, x, n, p)?.0;
             gram(&xd, n, p, Some(&w))
         } else {
-            gram(&x, n, p, Some(&w))
+            gram(x, n, p, Some(&w))
         };
         let ranked = ranked_inverse(&xtx, p, COLLINEARITY_TOL);
         let dropped: Vec<String> = ranked
@@ -266,10 +268,17 @@ impl Glm {
         }
         let kept = ranked.kept.clone();
         let k = kept.len();
-        let xk: Vec<f64> = kept
-            .iter()
-            .flat_map(|&j| x[j * n..(j + 1) * n].iter().copied())
-            .collect();
+        // The kept columns: X itself when nothing was dropped (no copy).
+        let xk: std::borrow::Cow<'_, [f64]> = if kept.len() == p {
+            std::borrow::Cow::Borrowed(x)
+        } else {
+            std::borrow::Cow::Owned(
+                kept.iter()
+                    .flat_map(|&j| x[j * n..(j + 1) * n].iter().copied())
+                    .collect(),
+            )
+        };
+        let xk: &[f64] = &xk;
         let names: Vec<String> = kept.iter().map(|&j| design.names[j].clone()).collect();
         let mut b: Vec<f64> = match start {
             Some(s) if s.len() == k => s.to_vec(),
@@ -338,7 +347,7 @@ impl Glm {
         let mut iterations = 0;
         let mut max_score = f64::INFINITY;
         let mut bread = vec![0.0; k * k];
-        let mut xd = xk.clone();
+        let mut xd: Vec<f64> = Vec::new();
         for it in 1..=self.max_iter {
             iterations = it;
             // Working weights and response.
@@ -362,15 +371,45 @@ impl Glm {
                     });
             }
             // Demean the working response and X with weights h (FE case).
-            let zd;
-            if fe {
+            // One FE set: the within cross-products come from per-level sums,
+            // X̃'HX̃ = X'HX − Σ_l s_l s_lᵀ/W_l and X̃'Hz̃ = X'Hz − Σ_l s_l t_l/W_l
+            // (s_l = Σ h x, t_l = Σ h z, W_l = Σ h over level l), so X is never
+            // demeaned inside the loop. Several FE sets use alternating projections.
+            let one_fe = fe && design.absorb.len() == 1;
+            let (hess, rhs, level_sums) = if one_fe {
+                let f = &design.absorb[0];
+                let (hess, sl, wl) = within_gram(xk, n, k, &h, f);
+                let hz: Vec<f64> = h.iter().zip(&z).map(|(a, b)| a * b).collect();
+                let mut tl = vec![0.0; f.levels];
+                for i in 0..n {
+                    tl[f.codes[i] as usize] += hz[i];
+                }
+                let mut rhs = crate::linalg::cross(xk, n, k, None, &hz);
+                for l in 0..f.levels {
+                    if wl[l] > 0.0 {
+                        for j in 0..k {
+                            rhs[j] -= sl[l * k + j] * tl[l] / wl[l];
+                        }
+                    }
+                }
+                (hess, rhs, Some((sl, wl, tl)))
+            } else if fe {
                 let dm = Demeaner::new(&design.absorb, Some(&h));
-                zd = dm.demean(&z)?.0;
-                xd = demean_columns(&dm, &xk, n, k)?.0;
+                let zd = dm.demean(&z)?.0;
+                xd = demean_columns(&dm, xk, n, k)?.0;
+                let hz: Vec<f64> = h.iter().zip(&zd).map(|(a, b)| a * b).collect();
+                let rhs = crate::linalg::cross(&xd, n, k, None, &hz);
+                let hess = gram(&xd, n, k, Some(&h));
+                // Several sets: carry z̃ (first slot) to the FE update below.
+                (hess, rhs, Some((zd, Vec::new(), Vec::new())))
             } else {
-                zd = z.clone();
-            }
-            let hess = gram(&xd, n, k, Some(&h));
+                let hz: Vec<f64> = h.iter().zip(&z).map(|(a, b)| a * b).collect();
+                (
+                    gram(xk, n, k, Some(&h)),
+                    crate::linalg::cross(xk, n, k, None, &hz),
+                    None,
+                )
+            };
             let ranked = ranked_inverse(&hess, k, 1e-14);
             if ranked.kept.len() < k {
                 return Err(ModelError::Singular {
@@ -380,31 +419,43 @@ impl Glm {
                 });
             }
             bread = ranked.inverse;
-            // New coefficients from the weighted LS of zd on xd.
-            let hz: Vec<f64> = h.iter().zip(&zd).map(|(a, b)| a * b).collect();
-            let rhs = crate::linalg::cross(&xd, n, k, None, &hz);
             let b_new: Vec<f64> = (0..k)
                 .map(|a| (0..k).map(|c| bread[a * k + c] * rhs[c]).sum())
                 .collect();
-            // FE part: η = z − (zd − xd b): the demeaned residual is what is left.
-            let target_alpha: Vec<f64> = if fe {
-                // α = z − (zd − xd b) − xk b, by row blocks in parallel.
-                use rayon::prelude::*;
-                let mut a = vec![0.0; n];
-                a.par_chunks_mut(BLOCK).enumerate().for_each(|(c, chunk)| {
-                    let lo = c * BLOCK;
-                    for (r, slot) in chunk.iter_mut().enumerate() {
-                        let i = lo + r;
-                        let mut v = z[i] - zd[i];
-                        for j in 0..k {
-                            v += (xd[j * n + i] - xk[j * n + i]) * b_new[j];
+            // The FE part α at b_new: one set, α_l = (t_l − s_lᵀ b)/W_l; several
+            // sets, α = z − (z̃ − X̃ b) − X b.
+            let target_alpha: Vec<f64> = match (&level_sums, one_fe) {
+                (Some((sl, wl, tl)), true) => {
+                    let f = &design.absorb[0];
+                    let per_level: Vec<f64> = (0..f.levels)
+                        .map(|l| {
+                            if wl[l] > 0.0 {
+                                (tl[l] - (0..k).map(|j| sl[l * k + j] * b_new[j]).sum::<f64>())
+                                    / wl[l]
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    f.codes.iter().map(|&c| per_level[c as usize]).collect()
+                }
+                (Some((zd, _, _)), false) => {
+                    use rayon::prelude::*;
+                    let mut a = vec![0.0; n];
+                    a.par_chunks_mut(BLOCK).enumerate().for_each(|(c, chunk)| {
+                        let lo = c * BLOCK;
+                        for (r, slot) in chunk.iter_mut().enumerate() {
+                            let i = lo + r;
+                            let mut v = z[i] - zd[i];
+                            for j in 0..k {
+                                v += (xd[j * n + i] - xk[j * n + i]) * b_new[j];
+                            }
+                            *slot = v;
                         }
-                        *slot = v;
-                    }
-                });
-                a
-            } else {
-                vec![0.0; n]
+                    });
+                    a
+                }
+                _ => vec![0.0; n],
             };
             // Step-halving on the log-likelihood.
             let mut step = 1.0;
@@ -453,9 +504,9 @@ impl Glm {
         }
         if fe {
             let dm = Demeaner::new(&design.absorb, Some(&h));
-            xd = demean_columns(&dm, &xk, n, k)?.0;
+            xd = demean_columns(&dm, xk, n, k)?.0;
         } else {
-            xd.copy_from_slice(&xk);
+            xd = xk.to_vec();
         }
         let hess = gram(&xd, n, k, Some(&h));
         let ranked = ranked_inverse(&hess, k, 1e-14);
@@ -499,6 +550,42 @@ impl Glm {
             warnings,
         })
     }
+}
+
+/// X̃'HX̃ for one FE set from per-level sums: X'HX − Σ_l s_l s_lᵀ / W_l, with
+/// s_l = Σ_{i∈l} h_i x_i (levels × k, row-major) and W_l = Σ_{i∈l} h_i.
+fn within_gram(
+    x: &[f64],
+    n: usize,
+    k: usize,
+    h: &[f64],
+    fe: &FixedEffect,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut g = gram(x, n, k, Some(h));
+    let levels = fe.levels;
+    let mut wl = vec![0.0; levels];
+    for (i, &c) in fe.codes.iter().enumerate() {
+        wl[c as usize] += h[i];
+    }
+    let mut sl = vec![0.0; levels * k];
+    for j in 0..k {
+        let col = &x[j * n..(j + 1) * n];
+        for (i, &c) in fe.codes.iter().enumerate() {
+            sl[c as usize * k + j] += h[i] * col[i];
+        }
+    }
+    for l in 0..levels {
+        if wl[l] <= 0.0 {
+            continue;
+        }
+        let row = &sl[l * k..(l + 1) * k];
+        for a in 0..k {
+            for b in 0..k {
+                g[a * k + b] -= row[a] * row[b] / wl[l];
+            }
+        }
+    }
+    (g, sl, wl)
 }
 
 /// Quasi-complete separation by a binary regressor: among the rows where a 0/1
