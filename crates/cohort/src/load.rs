@@ -230,54 +230,33 @@ pub(crate) fn coded(s: &Series) -> Coded {
             counts,
         }
     }
+    let empty = || Coded {
+        codes: vec![None; s.len()],
+        levels: vec![],
+        counts: vec![],
+    };
     match s.dtype() {
-        dt if dt.is_integer() => match s.cast(&DataType::Int64) {
-            Ok(c) => match c.i64() {
-                Ok(ca) => finish(ca.iter(), |k| k.to_string()),
-                Err(_) => Coded {
-                    codes: vec![None; s.len()],
-                    levels: vec![],
-                    counts: vec![],
-                },
-            },
-            Err(_) => Coded {
-                codes: vec![None; s.len()],
-                levels: vec![],
-                counts: vec![],
-            },
-        },
-        DataType::Float32 | DataType::Float64 => match s.cast(&DataType::Float64) {
-            Ok(c) => match c.f64() {
-                Ok(ca) => finish(ca.iter().map(|v| v.map(f64::to_bits)), |k| {
-                    float_text(f64::from_bits(k))
-                }),
-                Err(_) => Coded {
-                    codes: vec![None; s.len()],
-                    levels: vec![],
-                    counts: vec![],
-                },
-            },
-            Err(_) => Coded {
-                codes: vec![None; s.len()],
-                levels: vec![],
-                counts: vec![],
-            },
-        },
-        _ => match s.cast(&DataType::String) {
-            Ok(c) => match c.str() {
-                Ok(ca) => finish(ca.iter(), str::to_string),
-                Err(_) => Coded {
-                    codes: vec![None; s.len()],
-                    levels: vec![],
-                    counts: vec![],
-                },
-            },
-            Err(_) => Coded {
-                codes: vec![None; s.len()],
-                levels: vec![],
-                counts: vec![],
-            },
-        },
+        dt if dt.is_integer() => s
+            .cast(&DataType::Int64)
+            .ok()
+            .and_then(|c| c.i64().ok().map(|ca| finish(ca.iter(), |k| k.to_string())))
+            .unwrap_or_else(empty),
+        DataType::Float32 | DataType::Float64 => s
+            .cast(&DataType::Float64)
+            .ok()
+            .and_then(|c| {
+                c.f64().ok().map(|ca| {
+                    finish(ca.iter().map(|v| v.map(f64::to_bits)), |k| {
+                        float_text(f64::from_bits(k))
+                    })
+                })
+            })
+            .unwrap_or_else(empty),
+        _ => s
+            .cast(&DataType::String)
+            .ok()
+            .and_then(|c| c.str().ok().map(|ca| finish(ca.iter(), str::to_string)))
+            .unwrap_or_else(empty),
     }
 }
 

@@ -80,17 +80,7 @@ impl OlsFit {
         cluster_name: &str,
         ssc: SmallSample,
     ) -> Result<Vcov, ModelError> {
-        let parts = vcov::SandwichParts {
-            bread: &self.bread,
-            x: self.work.x.as_slice_memory_order().unwrap_or(&[]),
-            u: (0..self.nobs())
-                .map(|i| self.work.weight(i) * self.residuals[i])
-                .collect(),
-            n: self.nobs(),
-            k: self.k(),
-            absorbed: self.absorbed.iter().map(|a| &a.fe).collect(),
-            rss: Some(self.rss),
-        };
+        let parts = self.sandwich_parts();
         let cluster = self
             .work
             .cluster
