@@ -29,23 +29,37 @@ fn load(plan: &Plan) -> Result<Cohort> {
     cohort
 }
 
-/// Prints the cohort summary (n per group, clusters, attrition), suppressed.
-fn print_cohort(plan: &Plan, cohort: &Cohort) {
-    let m = plan.min_cell;
-    println!("{}", plan.study_name);
-    println!("  data: {} ({} rows read)", cohort.source, cohort.rows_read);
+/// The attrition table with small and revealing counts suppressed.
+fn attrition_rows(cohort: &Cohort, min_cell: usize) -> Vec<AttritionRow> {
     let steps: Vec<(usize, usize)> = cohort
         .attrition
         .iter()
         .map(|a| (a.excluded, a.remaining))
         .collect();
-    for (a, (e, r)) in cohort.attrition.iter().zip(suppress::attrition(&steps, m)) {
-        let show = |v: Option<usize>| v.map_or(format!("<{m}"), |n| n.to_string());
+    cohort
+        .attrition
+        .iter()
+        .zip(suppress::attrition(&steps, min_cell))
+        .map(|(a, (excluded, remaining))| AttritionRow {
+            step: a.step.clone(),
+            excluded,
+            remaining,
+        })
+        .collect()
+}
+
+/// Prints the cohort summary (n per group, clusters, attrition), suppressed.
+fn print_cohort(plan: &Plan, cohort: &Cohort) {
+    let m = plan.min_cell;
+    println!("{}", plan.study_name);
+    println!("  data: {} ({} rows read)", cohort.source, cohort.rows_read);
+    let show = |v: Option<usize>| v.map_or(format!("<{m}"), |n| n.to_string());
+    for row in attrition_rows(cohort, m) {
         println!(
             "  {:<48} excluded {:>9}  remaining {:>9}",
-            a.step,
-            show(e),
-            show(r)
+            row.step,
+            show(row.excluded),
+            show(row.remaining)
         );
     }
     for (label, n) in cohort.group_labels.iter().zip(cohort.group_counts()) {
@@ -110,11 +124,7 @@ fn pair_codes(cohort: &Cohort, k: usize) -> Vec<u32> {
         .collect()
 }
 
-fn run_crude(
-    plan: &Plan,
-    cohort: &Cohort,
-    a: &crate::plan::AnalysisPlan,
-) -> Result<Vec<AnalysisResult>> {
+fn run_crude(cohort: &Cohort, a: &crate::plan::AnalysisPlan) -> Result<Vec<AnalysisResult>> {
     let mut out = Vec::new();
     for outcome in &a.outcomes {
         let (spec, y) = cohort
@@ -153,7 +163,6 @@ fn run_crude(
             });
         }
     }
-    let _ = plan;
     Ok(out)
 }
 
@@ -216,25 +225,10 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
             ));
             continue;
         }
-        analyses
-            .extend(run_crude(&plan, &cohort, a).with_context(|| format!("analysis `{}`", a.id))?);
+        analyses.extend(run_crude(&cohort, a).with_context(|| format!("analysis `{}`", a.id))?);
     }
     let m = plan.min_cell;
-    let steps: Vec<(usize, usize)> = cohort
-        .attrition
-        .iter()
-        .map(|a| (a.excluded, a.remaining))
-        .collect();
-    let attrition: Vec<AttritionRow> = cohort
-        .attrition
-        .iter()
-        .zip(suppress::attrition(&steps, m))
-        .map(|(a, (excluded, remaining))| AttritionRow {
-            step: a.step.clone(),
-            excluded,
-            remaining,
-        })
-        .collect();
+    let attrition = attrition_rows(&cohort, m);
     let mut files = Vec::new();
     for f in &cohort.files {
         files.push(FileInfo {

@@ -401,15 +401,13 @@ pub fn load_frame(
         excluded: before - df.height(),
         remaining: df.height(),
     });
-    for (g, l) in labels.iter().enumerate() {
-        if !group.contains(&(g as u32)) {
-            return Err(CohortError::Groups {
-                message: format!(
-                    "group `{l}` has no rows after the filters ({}); relax [cohort] filters or drop it from [groups]",
-                    spec.filters.join("; ")
-                ),
-            });
-        }
+    if let Some(l) = empty_group(&group, &labels) {
+        return Err(CohortError::Groups {
+            message: format!(
+                "group `{l}` has no rows after the filters ({}); relax [cohort] filters or drop it from [groups]",
+                spec.filters.join("; ")
+            ),
+        });
     }
     // Types of outcomes, weights and cluster.
     for o in &spec.outcomes {
@@ -549,14 +547,12 @@ pub fn load_frame(
                         remaining: df.height(),
                     });
                 }
-                for (g, l) in labels.iter().enumerate() {
-                    if !group.contains(&(g as u32)) {
-                        return Err(CohortError::Groups {
-                            message: format!(
-                                "group `{l}` has no complete cases; check the missing values of the plan's variables"
-                            ),
-                        });
-                    }
+                if let Some(l) = empty_group(&group, &labels) {
+                    return Err(CohortError::Groups {
+                        message: format!(
+                            "group `{l}` has no complete cases; check the missing values of the plan's variables"
+                        ),
+                    });
                 }
             }
         }
@@ -665,11 +661,7 @@ pub fn load_frame(
             .collect()
     });
     Ok(Cohort {
-        source: match spec.source {
-            Source::Flat { .. } => "path",
-            Source::Omop { .. } => "omop",
-            Source::Synthetic { .. } => "synthetic",
-        },
+        source: spec.source.kind(),
         files,
         rows_read,
         group_labels: labels,
@@ -681,6 +673,19 @@ pub fn load_frame(
         weights,
         table1,
     })
+}
+
+/// The first group label without rows, counting the rows once.
+fn empty_group<'a>(group: &[u32], labels: &'a [String]) -> Option<&'a String> {
+    let mut n = vec![0usize; labels.len()];
+    for &g in group {
+        n[g as usize] += 1;
+    }
+    labels
+        .iter()
+        .zip(&n)
+        .find(|(_, c)| **c == 0)
+        .map(|(l, _)| l)
 }
 
 fn non_finite(file: &str, column: &str, row: usize, v: f64) -> CohortError {

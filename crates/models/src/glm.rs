@@ -136,8 +136,6 @@ pub struct GlmFit {
     pub dropped: Vec<String>,
     /// FE levels dropped because their outcome is all 0 or all 1: (set, levels, rows).
     pub dropped_fe: Vec<(String, usize, usize)>,
-    /// Absorbed FE sets as used.
-    pub absorbed: Vec<FixedEffect>,
     /// Warnings (e.g. near-separation).
     pub warnings: Vec<String>,
 }
@@ -530,7 +528,6 @@ impl Glm {
                 max_score,
             });
         }
-        let absorbed = design.absorb.clone();
         Ok(GlmFit {
             link: self.link,
             work: design,
@@ -546,7 +543,6 @@ impl Glm {
             max_score,
             dropped,
             dropped_fe,
-            absorbed,
             warnings,
         })
     }

@@ -38,6 +38,52 @@ pub use ols::{Ols, OlsFit};
 pub use summary::{CoefficientRow, ModelSummary};
 pub use vcov::{FixefK, HcRatio, SmallSample, Vcov, VcovKind};
 
+/// What a fitted model reports, whatever its family.
+struct Reported<'a> {
+    family: &'a str,
+    work: &'a Design,
+    names: &'a [String],
+    coef: &'a [f64],
+    converged: bool,
+    iterations: usize,
+}
+
+impl Reported<'_> {
+    fn summary(&self, label: &str, vcov: &Vcov, level: f64) -> ModelSummary {
+        ModelSummary {
+            label: label.to_string(),
+            family: self.family.to_string(),
+            n: self.work.nobs(),
+            clusters: vcov.clusters,
+            vcov: vcov.label.clone(),
+            converged: self.converged,
+            iterations: self.iterations,
+            absorbed: self
+                .work
+                .absorb
+                .iter()
+                .map(|fe| format!("{} ({} levels)", fe.name, fe.levels))
+                .collect(),
+            coefficients: summary::coefficient_rows(self.names, self.coef, vcov, level),
+        }
+    }
+}
+
+/// V for `kind` from a model's sandwich parts; CR1 uses the design's clusters.
+fn vcov_of(
+    parts: &vcov::SandwichParts<'_>,
+    work: &Design,
+    kind: VcovKind,
+    cluster_name: &str,
+    ssc: SmallSample,
+) -> Result<Vcov, ModelError> {
+    let cluster = work
+        .cluster
+        .as_deref()
+        .map(|c| (c, work.n_clusters, cluster_name));
+    vcov::compute(parts, kind, cluster, ssc)
+}
+
 impl OlsFit {
     /// The sandwich parts of the fit (bread, regressors, score factors w_i e_i).
     pub fn sandwich_parts(&self) -> vcov::SandwichParts<'_> {
@@ -49,28 +95,22 @@ impl OlsFit {
                 .collect(),
             n: self.nobs(),
             k: self.k(),
-            absorbed: self.absorbed.iter().map(|a| &a.fe).collect(),
+            absorbed: self.work.absorb.iter().collect(),
             rss: Some(self.rss),
         }
     }
 
     /// A model summary with `vcov`'s standard errors at confidence `level`.
     pub fn summary(&self, label: &str, vcov: &Vcov, level: f64) -> ModelSummary {
-        ModelSummary {
-            label: label.to_string(),
-            family: "linear".into(),
-            n: self.nobs(),
-            clusters: vcov.clusters,
-            vcov: vcov.label.clone(),
+        Reported {
+            family: "linear",
+            work: &self.work,
+            names: &self.names,
+            coef: &self.coef,
             converged: true,
             iterations: 1,
-            absorbed: self
-                .absorbed
-                .iter()
-                .map(|a| format!("{} ({} levels)", a.fe.name, a.fe.levels))
-                .collect(),
-            coefficients: summary::coefficient_rows(&self.names, &self.coef, vcov, level),
         }
+        .summary(label, vcov, level)
     }
 
     /// The variance of the coefficients. CR1 uses the design's clusters.
@@ -80,57 +120,45 @@ impl OlsFit {
         cluster_name: &str,
         ssc: SmallSample,
     ) -> Result<Vcov, ModelError> {
-        let parts = self.sandwich_parts();
-        let cluster = self
-            .work
-            .cluster
-            .as_deref()
-            .map(|c| (c, self.work.n_clusters, cluster_name));
-        vcov::compute(&parts, kind, cluster, ssc)
+        vcov_of(&self.sandwich_parts(), &self.work, kind, cluster_name, ssc)
     }
 }
 
 impl GlmFit {
-    /// A model summary with `vcov`'s standard errors at confidence `level`.
-    pub fn summary(&self, label: &str, vcov: &Vcov, level: f64) -> ModelSummary {
-        ModelSummary {
-            label: label.to_string(),
-            family: self.link.name().into(),
-            n: self.nobs(),
-            clusters: vcov.clusters,
-            vcov: vcov.label.clone(),
-            converged: self.converged,
-            iterations: self.iterations,
-            absorbed: self
-                .absorbed
-                .iter()
-                .map(|fe| format!("{} ({} levels)", fe.name, fe.levels))
-                .collect(),
-            coefficients: summary::coefficient_rows(&self.names, &self.coef, vcov, level),
-        }
-    }
-
-    /// The variance of the coefficients. CR1 uses the design's clusters.
-    pub fn vcov(
-        &self,
-        kind: VcovKind,
-        cluster_name: &str,
-        ssc: SmallSample,
-    ) -> Result<Vcov, ModelError> {
-        let parts = vcov::SandwichParts {
+    /// The sandwich parts of the fit (inverse information, regressors as used in
+    /// the scores, score factors w_i ∂ℓ_i/∂η_i).
+    pub fn sandwich_parts(&self) -> vcov::SandwichParts<'_> {
+        vcov::SandwichParts {
             bread: &self.bread,
             x: &self.xd,
             u: self.score_weights.clone(),
             n: self.nobs(),
             k: self.coef.len(),
-            absorbed: self.absorbed.iter().collect(),
+            absorbed: self.work.absorb.iter().collect(),
             rss: None,
-        };
-        let cluster = self
-            .work
-            .cluster
-            .as_deref()
-            .map(|c| (c, self.work.n_clusters, cluster_name));
-        vcov::compute(&parts, kind, cluster, ssc)
+        }
+    }
+
+    /// A model summary with `vcov`'s standard errors at confidence `level`.
+    pub fn summary(&self, label: &str, vcov: &Vcov, level: f64) -> ModelSummary {
+        Reported {
+            family: self.link.name(),
+            work: &self.work,
+            names: &self.names,
+            coef: &self.coef,
+            converged: self.converged,
+            iterations: self.iterations,
+        }
+        .summary(label, vcov, level)
+    }
+
+    /// The variance of the coefficients. CR1 uses the design's clusters.
+    pub fn vcov(
+        &self,
+        kind: VcovKind,
+        cluster_name: &str,
+        ssc: SmallSample,
+    ) -> Result<Vcov, ModelError> {
+        vcov_of(&self.sandwich_parts(), &self.work, kind, cluster_name, ssc)
     }
 }

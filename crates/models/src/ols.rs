@@ -5,7 +5,7 @@
 //! residuals (Frisch–Waugh–Lovell), so b is the FE estimator and no dummy matrix
 //! is built.
 
-use crate::design::{Design, FixedEffect};
+use crate::design::Design;
 use crate::error::ModelError;
 use crate::fe::{Demeaner, demean_columns, non_singletons};
 use crate::linalg::{COLLINEARITY_TOL, cross, gram, ranked_inverse};
@@ -25,13 +25,6 @@ pub enum Collinear {
 pub struct Ols {
     collinear: Collinear,
     keep_singletons: bool,
-}
-
-/// Absorbed fixed-effect set of a fit, for degrees of freedom.
-#[derive(Debug, Clone)]
-pub struct Absorbed {
-    /// The FE set as used (after dropping rows).
-    pub fe: FixedEffect,
 }
 
 /// A fitted linear model.
@@ -54,8 +47,6 @@ pub struct OlsFit {
     pub dropped: Vec<String>,
     /// Rows dropped as FE singletons.
     pub singletons: usize,
-    /// Absorbed FE sets.
-    pub absorbed: Vec<Absorbed>,
     /// Alternating-projection sweeps (0 without FE, 1 for one set).
     pub demean_iterations: usize,
 }
@@ -197,11 +188,6 @@ fn fit_work(
         None => residuals.iter().map(|e| e * e).sum(),
         Some(w) => residuals.iter().zip(w).map(|(e, wi)| wi * e * e).sum(),
     };
-    let absorbed = work
-        .absorb
-        .iter()
-        .map(|fe| Absorbed { fe: fe.clone() })
-        .collect();
     Ok(OlsFit {
         names: work.names.clone(),
         work,
@@ -211,7 +197,6 @@ fn fit_work(
         rss,
         dropped,
         singletons,
-        absorbed,
         demean_iterations,
     })
 }
