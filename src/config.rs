@@ -242,6 +242,8 @@ pub enum RawAnalysis {
         coefficients: Option<RawCoefficients>,
         /// Also the threefold split.
         threefold: Option<bool>,
+        /// Normalize categorical variables (Yun 2005); default true.
+        normalize: Option<bool>,
     },
     /// Gelbach.
     Gelbach {
@@ -402,11 +404,13 @@ impl RawAnalysis {
                 model,
                 coefficients,
                 threefold,
+                normalize,
                 ..
             } => json!({
                 "model": model.unwrap_or(RawModel::Linear),
                 "coefficients": coefficients.unwrap_or(RawCoefficients::Pooled),
                 "threefold": threefold.unwrap_or(false),
+                "normalize": normalize.unwrap_or(true),
             }),
             RawAnalysis::Gelbach { base, added, .. } => json!({"base": base, "added": added}),
             RawAnalysis::DisparityReduction {

@@ -3,20 +3,26 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
-use healthgap_cohort::{Cohort, OutcomeKind};
+use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind};
+use healthgap_decompose::AnalysisResult;
+use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::crude::{CrudeInput, crude};
-use healthgap_decompose::{AnalysisResult, InferenceInfo};
+use healthgap_decompose::inference::{InferenceSpec, Method};
+use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
+use healthgap_models::bootstrap::Interval;
 use healthgap_report::results::AttritionRow;
 use healthgap_report::{
     CohortSummary, DataInfo, FileInfo, GroupCount, Results, StudyInfo, ToolInfo, csv, suppress,
 };
 
-use crate::config::{RawAnalysis, RawFormat};
+use crate::config::{
+    RawAnalysis, RawCoefficients, RawFormat, RawInferenceMethod, RawInterval, RawModel,
+};
 use crate::output::StagedDir;
-use crate::plan::{Plan, from_file};
+use crate::plan::{AnalysisPlan, Plan, from_file};
 
 /// Loads the plan's cohort, with a spinner on long loads.
 fn load(plan: &Plan) -> Result<Cohort> {
@@ -104,7 +110,14 @@ pub fn check(config: &Path) -> Result<()> {
 }
 
 fn implemented(a: &RawAnalysis) -> bool {
-    matches!(a, RawAnalysis::Crude { .. })
+    matches!(
+        a,
+        RawAnalysis::Crude { .. }
+            | RawAnalysis::OaxacaBlinder {
+                model: None | Some(RawModel::Linear),
+                ..
+            }
+    )
 }
 
 /// Group codes for one comparison: 0 reference, 1 comparison k, 2 others.
@@ -124,46 +137,197 @@ fn pair_codes(cohort: &Cohort, k: usize) -> Vec<u32> {
         .collect()
 }
 
-fn run_crude(cohort: &Cohort, a: &crate::plan::AnalysisPlan) -> Result<Vec<AnalysisResult>> {
+/// The method's inference settings from the plan.
+fn inference_spec(plan: &Plan, a: &AnalysisPlan) -> InferenceSpec {
+    InferenceSpec {
+        method: match a.inference.method {
+            RawInferenceMethod::Delta => Method::Delta,
+            RawInferenceMethod::Bootstrap => Method::Bootstrap,
+        },
+        replicates: a.inference.replicates,
+        interval: match a.inference.interval {
+            RawInterval::Percentile => Interval::Percentile,
+            RawInterval::Bca => Interval::Bca,
+            RawInterval::Normal => Interval::Normal,
+        },
+        level: a.inference.level,
+        seed: plan.seed,
+        analysis_id: a.id.clone(),
+        stratify: a.inference.stratify,
+    }
+}
+
+/// The covariates of `variables` (names or blocks already expanded).
+fn covariates<'a>(design: &'a BlockDesign, id: &str) -> Result<Covariates<'a>> {
+    if design.absorbed.len() > 1 {
+        let names: Vec<&str> = design
+            .absorbed
+            .iter()
+            .map(|a| a.variable.as_str())
+            .collect();
+        bail!(
+            "analysis `{id}`: {} are all absorbed (many-level categoricals); this method can \
+             absorb one. Keep one of them, or give the others fewer levels",
+            names.join(", ")
+        );
+    }
+    Ok(Covariates {
+        columns: design
+            .terms
+            .iter()
+            .zip(&design.columns)
+            .map(|(t, v)| Column {
+                name: t.name.clone(),
+                factor: t.block.clone(),
+                values: v,
+            })
+            .collect(),
+        categoricals: design
+            .categoricals
+            .iter()
+            .map(|c| Categorical {
+                variable: c.variable.clone(),
+                factor: c.block.clone(),
+                base: c.base.clone(),
+                columns: c.columns.clone(),
+            })
+            .collect(),
+        absorbed: design.absorbed.first().map(|a| Absorbed {
+            variable: a.variable.clone(),
+            factor: a.block.clone(),
+            codes: &a.codes,
+            levels: a.levels.len(),
+            labels: a.levels.clone(),
+        }),
+    })
+}
+
+/// A progress bar over bootstrap replicates (hidden when stderr is not a terminal).
+fn replicate_bar(a: &AnalysisPlan, comparisons: usize) -> indicatif::ProgressBar {
+    if a.inference.method != RawInferenceMethod::Bootstrap {
+        return indicatif::ProgressBar::hidden();
+    }
+    let total = (a.inference.replicates * a.outcomes.len() * comparisons) as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} replicates ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(a.id.clone());
+    bar
+}
+
+/// Runs one analysis for every outcome and comparison group.
+fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<AnalysisResult>> {
+    let comparisons = cohort.group_labels.len() - 1;
+    let bar = replicate_bar(a, comparisons);
+    let progress = || bar.inc(1);
+    let spec = inference_spec(plan, a);
+    let cluster_name = cohort.cluster.as_ref().map(|(n, _, _)| n.as_str());
+    let variables: Vec<String> = plan.blocks.values().flatten().cloned().collect();
+    let design = healthgap_cohort::design::build(cohort, &variables);
     let mut out = Vec::new();
     for outcome in &a.outcomes {
-        let (spec, y) = cohort
+        let (outcome_spec, y) = cohort
             .outcome(outcome)
             .context("outcome missing from the cohort")?;
+        let binary = outcome_spec.kind == OutcomeKind::Binary;
         for k in 1..cohort.group_labels.len() {
             let group = pair_codes(cohort, k);
+            let labels = [
+                cohort.group_labels[0].as_str(),
+                cohort.group_labels[k].as_str(),
+            ];
             let cluster = cohort.cluster.as_ref().map(|(_, c, g)| (c.as_slice(), *g));
-            let estimates = crude(&CrudeInput {
-                y,
-                group: &group,
-                weights: cohort.weights.as_deref(),
-                cluster,
-                binary: spec.kind == OutcomeKind::Binary,
-                level: a.inference.level,
-            })?;
+            let (output, info) = match &a.raw {
+                RawAnalysis::Crude { .. } => {
+                    let estimates = crude(&CrudeInput {
+                        y,
+                        group: &group,
+                        weights: cohort.weights.as_deref(),
+                        cluster,
+                        binary,
+                        level: a.inference.level,
+                    })?;
+                    let output = MethodOutput {
+                        estimates,
+                        models: Vec::new(),
+                        warnings: Vec::new(),
+                        replicates_ok: None,
+                        n: group.iter().filter(|g| **g <= 1).count(),
+                    };
+                    (
+                        output,
+                        InferenceSpec::delta(a.inference.level).info(cluster_name, None),
+                    )
+                }
+                RawAnalysis::OaxacaBlinder {
+                    coefficients,
+                    threefold,
+                    normalize,
+                    ..
+                } => {
+                    let cov = covariates(&design, &a.id)?;
+                    let input = LinearInput {
+                        y,
+                        group: &group,
+                        labels,
+                        covariates: &cov,
+                        weights: cohort.weights.as_deref(),
+                        cluster: cohort
+                            .cluster
+                            .as_ref()
+                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
+                        coefficients: coefficients_of(
+                            coefficients.unwrap_or(RawCoefficients::Pooled),
+                        ),
+                        threefold: threefold.unwrap_or(false),
+                        normalize: normalize.unwrap_or(true),
+                        min_cell: plan.min_cell,
+                    };
+                    let output = oaxaca::linear(&input, &spec, &progress)
+                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+                    let info = spec.info(cluster_name, output.replicates_ok);
+                    (output, info)
+                }
+                _ => unreachable_method(a)?,
+            };
             out.push(AnalysisResult {
                 id: a.id.clone(),
-                method: "crude".into(),
+                method: a.raw.method().into(),
                 outcome: outcome.clone(),
-                reference: cohort.group_labels[0].clone(),
-                comparison: cohort.group_labels[k].clone(),
-                n: group.iter().filter(|g| **g <= 1).count(),
-                options: json!({"outcome_type": spec.kind, "weighted": cohort.weights.is_some(), "analysis": a.raw.options()}),
-                inference: InferenceInfo {
-                    method: "delta".into(),
-                    replicates: None,
-                    replicates_ok: None,
-                    interval: "normal".into(),
-                    level: a.inference.level,
-                    cluster: cohort.cluster.as_ref().map(|(n, _, _)| n.clone()),
-                },
-                estimates,
-                models: Vec::new(),
-                warnings: Vec::new(),
+                reference: labels[0].to_string(),
+                comparison: labels[1].to_string(),
+                n: output.n,
+                options: json!({"outcome_type": outcome_spec.kind, "weighted": cohort.weights.is_some(), "analysis": a.raw.options()}),
+                inference: info,
+                estimates: output.estimates,
+                models: output.models,
+                warnings: output.warnings,
             });
         }
     }
+    bar.finish_and_clear();
     Ok(out)
+}
+
+fn unreachable_method<T>(a: &AnalysisPlan) -> Result<T> {
+    bail!(
+        "analysis `{}`: method `{}` is not implemented",
+        a.id,
+        a.raw.method()
+    )
+}
+
+fn coefficients_of(c: RawCoefficients) -> Coefficients {
+    match c {
+        RawCoefficients::Reference => Coefficients::Reference,
+        RawCoefficients::Comparison => Coefficients::Comparison,
+        RawCoefficients::Pooled => Coefficients::Pooled,
+        RawCoefficients::Neumark => Coefficients::Neumark,
+        RawCoefficients::Cotton => Coefficients::Cotton,
+        RawCoefficients::Reimers => Coefficients::Reimers,
+    }
 }
 
 /// Table 1 rows as JSON objects, with small cells suppressed.
@@ -225,7 +389,9 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
             ));
             continue;
         }
-        analyses.extend(run_crude(&cohort, a).with_context(|| format!("analysis `{}`", a.id))?);
+        analyses.extend(
+            run_analysis(&plan, &cohort, a).with_context(|| format!("analysis `{}`", a.id))?,
+        );
     }
     let m = plan.min_cell;
     let attrition = attrition_rows(&cohort, m);

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 mod cli_run;
+mod oaxaca;
 mod synth;
 mod util;

@@ -31,6 +31,19 @@ pub struct AbsorbedTerm {
     pub levels: Vec<String>,
 }
 
+/// A categorical variable coded as dummies against its reference level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoricalTerm {
+    /// Variable name.
+    pub variable: String,
+    /// Its block.
+    pub block: String,
+    /// The omitted reference level's column name, e.g. `insurance=private`.
+    pub base: String,
+    /// Indexes of its dummy columns in [`BlockDesign::terms`].
+    pub columns: Vec<usize>,
+}
+
 /// Covariate columns over all cohort rows.
 #[derive(Debug, Clone, Default)]
 pub struct BlockDesign {
@@ -40,6 +53,8 @@ pub struct BlockDesign {
     pub columns: Vec<Vec<f64>>,
     /// Absorbed variables.
     pub absorbed: Vec<AbsorbedTerm>,
+    /// The categorical variables among `terms`.
+    pub categoricals: Vec<CategoricalTerm>,
 }
 
 impl BlockDesign {
@@ -93,6 +108,15 @@ pub fn build(cohort: &Cohort, variables: &[String]) -> BlockDesign {
                 levels,
                 absorb: false,
             } => {
+                let Some(base) = levels.first() else {
+                    continue;
+                };
+                d.categoricals.push(CategoricalTerm {
+                    variable: v.name.clone(),
+                    block: v.block.clone(),
+                    base: format!("{}={}", v.name, base),
+                    columns: (d.terms.len()..d.terms.len() + levels.len() - 1).collect(),
+                });
                 for (k, level) in levels.iter().enumerate().skip(1) {
                     d.terms.push(Term {
                         name: format!("{}={}", v.name, level),
@@ -168,6 +192,8 @@ mod tests {
         );
         assert_eq!(d.columns[1], vec![0.0, 1.0, 0.0, 1.0]);
         assert_eq!(d.columns[2], vec![0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(d.categoricals[0].base, "insurance=private");
+        assert_eq!(d.categoricals[0].columns, vec![1, 2]);
         assert_eq!(d.absorbed.len(), 1);
         assert_eq!(d.absorbed[0].codes, vec![0, 1, 1, 2]);
         assert_eq!(d.blocks(), vec!["bio", "ses", "care"]);

@@ -15,7 +15,7 @@ pub mod spec;
 pub mod table1;
 pub mod write;
 
-pub use design::{BlockDesign, Term};
+pub use design::{AbsorbedTerm, BlockDesign, CategoricalTerm, Term};
 pub use error::CohortError;
 pub use load::{AttritionStep, Cohort, Values, Variable, load};
 pub use spec::{

@@ -8,8 +8,12 @@
 //!
 //! Methods so far: [`crude`].
 
+pub mod cells;
+pub mod covariates;
 pub mod crude;
 pub mod error;
+pub mod inference;
+pub mod oaxaca;
 pub mod result;
 
 pub use error::DecomposeError;

@@ -57,31 +57,55 @@ pub struct MomentFit {
 
 impl Moments {
     /// Accumulates the moments in one pass over the rows, grouped by cluster
-    /// (a design without clusters is one cluster). Parallel over clusters; each
-    /// cluster's Σwxxᵀ is one sequential faer product.
+    /// (a design without clusters is one cluster).
     pub fn from_design(design: &Design) -> Result<Moments, ModelError> {
         design.validate()?;
         let n = design.nobs();
-        let p = design.ncols();
         let (codes, g): (Vec<u32>, usize) = match &design.cluster {
             Some(c) => (c.clone(), design.n_clusters),
             None => (vec![0; n], 1),
         };
-        // Counting sort of rows by cluster.
+        let columns: Vec<&[f64]> = (0..design.ncols()).map(|j| design.column(j)).collect();
+        let y = design.y.as_slice().unwrap_or(&[]);
+        let w = design.weights.as_ref().and_then(|w| w.as_slice());
+        Ok(Moments::from_columns(
+            y,
+            &columns,
+            &design.names,
+            w,
+            &codes,
+            g,
+        ))
+    }
+
+    /// Moments of `columns` (each n rows) and `y` per code in `codes` (0..g);
+    /// rows with a code ≥ g are skipped. Parallel over codes; each code's Σwxxᵀ
+    /// is one sequential faer product.
+    pub fn from_columns(
+        y: &[f64],
+        columns: &[&[f64]],
+        names: &[String],
+        weights: Option<&[f64]>,
+        codes: &[u32],
+        g: usize,
+    ) -> Moments {
+        let p = columns.len();
+        // Counting sort of rows by code.
         let mut start = vec![0usize; g + 1];
-        for &c in &codes {
+        for &c in codes.iter().filter(|c| (**c as usize) < g) {
             start[c as usize + 1] += 1;
         }
         for i in 0..g {
             start[i + 1] += start[i];
         }
-        let mut order = vec![0usize; n];
+        let mut order = vec![0usize; start[g]];
         let mut next = start.clone();
         for (i, &c) in codes.iter().enumerate() {
-            order[next[c as usize]] = i;
-            next[c as usize] += 1;
+            if (c as usize) < g {
+                order[next[c as usize]] = i;
+                next[c as usize] += 1;
+            }
         }
-        let x = design.x.as_slice_memory_order().unwrap_or(&[]);
         let clusters: Vec<ClusterMoments> = (0..g)
             .into_par_iter()
             .map(|c| {
@@ -95,15 +119,15 @@ impl Moments {
                 let mut swy = 0.0;
                 let mut swyy = 0.0;
                 for (r, &i) in rows.iter().enumerate() {
-                    let w = design.weight(i);
+                    let w = weights.map_or(1.0, |w| w[i]);
                     let rw = w.sqrt();
-                    let yi = design.y[i];
+                    let yi = y[i];
                     sw += w;
                     swy += w * yi;
                     swyy += w * yi * yi;
                     ys[r] = rw * yi;
-                    for j in 0..p {
-                        let v = x[j * n + i];
+                    for (j, col) in columns.iter().enumerate() {
+                        let v = col[i];
                         xs[j * m + r] = rw * v;
                         swx[j] += w * v;
                     }
@@ -138,12 +162,12 @@ impl Moments {
                 }
             })
             .collect();
-        Ok(Moments {
+        Moments {
             p,
-            names: design.names.clone(),
+            names: names.to_vec(),
             rows: (0..g).map(|c| start[c + 1] - start[c]).collect(),
             clusters,
-        })
+        }
     }
 
     /// Total moments with cluster multiplicities `m` (1 for every cluster when None).

@@ -1,0 +1,591 @@
+//! Sufficient statistics of the linear methods (DESIGN.md, principle 3): moments
+//! per cell, a cell being one (group × absorbed level × cluster) combination.
+//!
+//! Every linear fit the methods need, with or without the group indicator and
+//! with the absorbed variable as fixed effects, is recombined from the cells:
+//! for fixed effects by Frisch–Waugh–Lovell within each level,
+//! X̃'WX̃ = Σ_l (Σwxxᵀ_l − Σwx_l Σwx_lᵀ / Σw_l), and the level intercepts are
+//! α_l = (Σwy_l − Σwx_l'b)/Σw_l. A cluster-bootstrap replicate only reweights
+//! the cells by their cluster's multiplicity, so it costs O(cells · p²), not
+//! O(N · p²), and no N × levels dummy matrix is ever built.
+
+use std::collections::HashMap;
+
+use healthgap_models::ModelError;
+use healthgap_models::linalg::{COLLINEARITY_TOL, ranked_inverse};
+use healthgap_models::moments::{ClusterMoments, Moments};
+
+use crate::covariates::Covariates;
+
+/// Name of the intercept column (column 0 of every cell).
+pub const INTERCEPT: &str = "(intercept)";
+
+/// Name of the group indicator 1{comparison}.
+pub const INDICATOR: &str = "group";
+
+/// Moments per (group × level × cluster) cell.
+#[derive(Debug, Clone)]
+pub struct Cells {
+    /// Columns: the intercept, then the covariate columns.
+    pub names: Vec<String>,
+    /// Group of each cell (0 reference, 1 comparison).
+    pub group: Vec<u8>,
+    /// Absorbed level of each cell (0 without an absorbed variable).
+    pub level: Vec<u32>,
+    /// Cluster of each cell (0 without clusters).
+    pub cluster: Vec<u32>,
+    /// Number of absorbed levels (1 without).
+    pub levels: usize,
+    /// Number of clusters (1 without).
+    pub clusters: usize,
+    /// The moments of each cell.
+    pub moments: Vec<ClusterMoments>,
+    /// Rows behind each cell.
+    pub rows: Vec<usize>,
+}
+
+/// Which rows and columns a fit uses.
+#[derive(Debug, Clone)]
+pub struct FitSpec {
+    /// Include reference (index 0) and comparison (index 1) cells.
+    pub groups: [bool; 2],
+    /// Prepend the group indicator 1{comparison}.
+    pub indicator: bool,
+    /// Absorb the levels as fixed effects (the intercept is then dropped).
+    pub absorb: bool,
+    /// Cell columns used (index 0 is the intercept); the intercept is skipped
+    /// when absorbing.
+    pub columns: Vec<usize>,
+}
+
+/// A weighted least-squares fit from cells.
+#[derive(Debug, Clone)]
+pub struct CellFit {
+    /// Column names (the indicator first when present).
+    pub names: Vec<String>,
+    /// Coefficients, parallel to `names`.
+    pub coef: Vec<f64>,
+    /// (X̃'WX̃)⁻¹, row-major.
+    pub bread: Vec<f64>,
+    /// Level intercepts α_l (NaN where the level has no weight); empty unless absorbing.
+    pub alpha: Vec<f64>,
+    /// Σw.
+    pub w: f64,
+    /// Σw e².
+    pub rss: f64,
+    /// Rows (counted with multiplicity).
+    pub n: f64,
+}
+
+/// Weighted means of one group.
+#[derive(Debug, Clone)]
+pub struct GroupMeans {
+    /// Σw.
+    pub w: f64,
+    /// Rows (with multiplicity).
+    pub n: f64,
+    /// Mean of each cell column (the intercept's is 1).
+    pub x: Vec<f64>,
+    /// Mean outcome.
+    pub y: f64,
+    /// Share of the group's weight in each level.
+    pub share: Vec<f64>,
+}
+
+impl Cells {
+    /// Accumulates the cells in one pass. `group`: 0 reference, 1 comparison,
+    /// other values are skipped.
+    pub fn build(
+        y: &[f64],
+        group: &[u32],
+        covariates: &Covariates<'_>,
+        weights: Option<&[f64]>,
+        cluster: Option<(&[u32], usize)>,
+    ) -> Cells {
+        let n = y.len();
+        let levels = covariates.absorbed.as_ref().map_or(1, |a| a.levels.max(1));
+        let clusters = cluster.map_or(1, |c| c.1.max(1));
+        let key = |i: usize| -> Option<u64> {
+            let g = group[i];
+            if g > 1 {
+                return None;
+            }
+            let l = covariates.absorbed.as_ref().map_or(0, |a| a.codes[i]) as u64;
+            let c = cluster.map_or(0, |c| c.0[i]) as u64;
+            Some((c * levels as u64 + l) * 2 + u64::from(g))
+        };
+        let mut ids: HashMap<u64, u32> = HashMap::new();
+        let mut codes = vec![u32::MAX; n];
+        let mut keys = Vec::new();
+        for (i, code) in codes.iter_mut().enumerate() {
+            if let Some(k) = key(i) {
+                let next = ids.len() as u32;
+                let id = *ids.entry(k).or_insert_with(|| {
+                    keys.push(k);
+                    next
+                });
+                *code = id;
+            }
+        }
+        let intercept = vec![1.0; n];
+        let mut columns: Vec<&[f64]> = vec![&intercept];
+        columns.extend(covariates.columns.iter().map(|c| c.values));
+        let mut names = vec![INTERCEPT.to_string()];
+        names.extend(covariates.columns.iter().map(|c| c.name.clone()));
+        let m = Moments::from_columns(y, &columns, &names, weights, &codes, keys.len());
+        let lv = levels as u64;
+        Cells {
+            names,
+            group: keys.iter().map(|k| (k % 2) as u8).collect(),
+            level: keys.iter().map(|k| ((k / 2) % lv) as u32).collect(),
+            cluster: keys.iter().map(|k| (k / 2 / lv) as u32).collect(),
+            levels,
+            clusters,
+            moments: m.clusters,
+            rows: m.rows,
+        }
+    }
+
+    /// Number of cell columns (intercept included).
+    pub fn p(&self) -> usize {
+        self.names.len()
+    }
+
+    fn multiplier(&self, cell: usize, mult: Option<&[f64]>) -> f64 {
+        mult.map_or(1.0, |m| m[self.cluster[cell] as usize])
+    }
+
+    /// Weighted means of group `g` (with cluster multiplicities).
+    pub fn means(&self, g: u8, mult: Option<&[f64]>) -> GroupMeans {
+        let p = self.p();
+        let mut out = GroupMeans {
+            w: 0.0,
+            n: 0.0,
+            x: vec![0.0; p],
+            y: 0.0,
+            share: vec![0.0; self.levels],
+        };
+        for (c, m) in self.moments.iter().enumerate() {
+            let k = self.multiplier(c, mult);
+            if self.group[c] != g || k == 0.0 {
+                continue;
+            }
+            out.w += k * m.w;
+            out.n += k * self.rows[c] as f64;
+            out.y += k * m.y;
+            out.share[self.level[c] as usize] += k * m.w;
+            for j in 0..p {
+                out.x[j] += k * m.x[j];
+            }
+        }
+        if out.w > 0.0 {
+            out.y /= out.w;
+            out.x.iter_mut().for_each(|v| *v /= out.w);
+            out.share.iter_mut().for_each(|v| *v /= out.w);
+        }
+        out
+    }
+
+    /// Weighted covariance matrix of the cell columns within group `g`
+    /// (denominator n − 1 with unit weights), for V(x̄) = S/n.
+    pub fn covariance(&self, g: u8) -> Vec<f64> {
+        let p = self.p();
+        let means = self.means(g, None);
+        let mut s = vec![0.0; p * p];
+        for (c, m) in self.moments.iter().enumerate() {
+            if self.group[c] == g {
+                for (a, b) in s.iter_mut().zip(&m.xx) {
+                    *a += b;
+                }
+            }
+        }
+        let scale = means.n / (means.n - 1.0) / means.w;
+        for a in 0..p {
+            for b in 0..p {
+                s[a * p + b] = (s[a * p + b] / means.w - means.x[a] * means.x[b]) * means.w * scale;
+            }
+        }
+        s
+    }
+
+    /// Weighted least squares over the cells selected by `spec`, each cell
+    /// weighted by its cluster's multiplicity.
+    pub fn fit(&self, spec: &FitSpec, mult: Option<&[f64]>) -> Result<CellFit, ModelError> {
+        let cols: Vec<usize> = spec
+            .columns
+            .iter()
+            .copied()
+            .filter(|&j| !(spec.absorb && j == 0))
+            .collect();
+        let d = usize::from(spec.indicator);
+        let k = d + cols.len();
+        let nl = if spec.absorb { self.levels } else { 1 };
+        // Per-level accumulators: w, Σwx (k), Σwxxᵀ (k²), Σwxy (k), Σwy, Σwy².
+        let stride = 1 + k + k * k + k + 2;
+        let mut acc = vec![0.0; nl * stride];
+        let mut n = 0.0;
+        for (c, m) in self.moments.iter().enumerate() {
+            let g = self.group[c];
+            let mu = self.multiplier(c, mult);
+            if !spec.groups[g as usize] || mu == 0.0 {
+                continue;
+            }
+            n += mu * self.rows[c] as f64;
+            let dv = f64::from(g);
+            let l = if spec.absorb {
+                self.level[c] as usize
+            } else {
+                0
+            };
+            let a = &mut acc[l * stride..(l + 1) * stride];
+            let p = self.p();
+            // Cell column `i` of the fit: the indicator or a moment column.
+            let x_of = |i: usize| -> f64 { if i < d { dv * m.w } else { m.x[cols[i - d]] } };
+            let xx_of = |i: usize, j: usize| -> f64 {
+                match (i < d, j < d) {
+                    (true, true) => dv * m.w,
+                    (true, false) => dv * m.x[cols[j - d]],
+                    (false, true) => dv * m.x[cols[i - d]],
+                    (false, false) => m.xx[cols[i - d] * p + cols[j - d]],
+                }
+            };
+            let xy_of = |i: usize| -> f64 { if i < d { dv * m.y } else { m.xy[cols[i - d]] } };
+            a[0] += mu * m.w;
+            for i in 0..k {
+                a[1 + i] += mu * x_of(i);
+                a[1 + k + k * k + i] += mu * xy_of(i);
+                for j in 0..k {
+                    a[1 + k + i * k + j] += mu * xx_of(i, j);
+                }
+            }
+            a[1 + k + k * k + k] += mu * m.y;
+            a[1 + k + k * k + k + 1] += mu * m.yy;
+        }
+        // Within (or plain) cross products.
+        let mut xx = vec![0.0; k * k];
+        let mut xy = vec![0.0; k];
+        let mut yy = 0.0;
+        let mut w = 0.0;
+        for l in 0..nl {
+            let a = &acc[l * stride..(l + 1) * stride];
+            let wl = a[0];
+            if wl <= 0.0 {
+                continue;
+            }
+            w += wl;
+            let sx = &a[1..1 + k];
+            let sy = a[1 + k + k * k + k];
+            let center = if spec.absorb { 1.0 / wl } else { 0.0 };
+            for i in 0..k {
+                xy[i] += a[1 + k + k * k + i] - center * sx[i] * sy;
+                for j in 0..k {
+                    xx[i * k + j] += a[1 + k + i * k + j] - center * sx[i] * sx[j];
+                }
+            }
+            yy += a[1 + k + k * k + k + 1] - center * sy * sy;
+        }
+        let mut names: Vec<String> = Vec::with_capacity(k);
+        if spec.indicator {
+            names.push(INDICATOR.to_string());
+        }
+        names.extend(cols.iter().map(|&j| self.names[j].clone()));
+        let ranked = ranked_inverse(&xx, k, COLLINEARITY_TOL);
+        if !ranked.dropped.is_empty() || w <= 0.0 {
+            return Err(ModelError::Singular {
+                rank: ranked.kept.len(),
+                ncols: k,
+                columns: ranked.dropped.iter().map(|&j| names[j].clone()).collect(),
+            });
+        }
+        let coef: Vec<f64> = (0..k)
+            .map(|i| (0..k).map(|j| ranked.inverse[i * k + j] * xy[j]).sum())
+            .collect();
+        let bxy: f64 = coef.iter().zip(&xy).map(|(b, v)| b * v).sum();
+        let bxxb: f64 = (0..k)
+            .map(|i| {
+                (0..k)
+                    .map(|j| coef[i] * xx[i * k + j] * coef[j])
+                    .sum::<f64>()
+            })
+            .sum();
+        let alpha = if spec.absorb {
+            (0..nl)
+                .map(|l| {
+                    let a = &acc[l * stride..(l + 1) * stride];
+                    if a[0] <= 0.0 {
+                        return f64::NAN;
+                    }
+                    let sxb: f64 = (0..k).map(|i| a[1 + i] * coef[i]).sum();
+                    (a[1 + k + k * k + k] - sxb) / a[0]
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(CellFit {
+            names,
+            coef,
+            bread: ranked.inverse,
+            alpha,
+            w,
+            rss: (yy - 2.0 * bxy + bxxb).max(0.0),
+            n,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::covariates::{Absorbed, Column};
+    use healthgap_models::{Design, Ols};
+
+    #[allow(clippy::type_complexity)]
+    fn data() -> (Vec<f64>, Vec<u32>, Vec<f64>, Vec<f64>, Vec<u32>, Vec<u32>) {
+        let n = 400;
+        let mut y = Vec::new();
+        let mut g = Vec::new();
+        let mut x1 = Vec::new();
+        let mut x2 = Vec::new();
+        let mut h = Vec::new();
+        let mut cl = Vec::new();
+        for i in 0..n {
+            let hosp = (i * 7 % 13) as u32;
+            let grp = u32::from(i % 3 == 0);
+            let a = ((i * 37) % 17) as f64 / 4.0;
+            let b = f64::from(u8::from(i % 5 < 2));
+            y.push(
+                1.0 + 0.3 * a - 0.7 * b
+                    + 0.2 * f64::from(hosp)
+                    + 0.5 * f64::from(grp)
+                    + ((i * 91) % 23) as f64 / 10.0,
+            );
+            g.push(if i % 11 == 0 { 2 } else { grp });
+            x1.push(a);
+            x2.push(b);
+            h.push(hosp);
+            cl.push(hosp / 2);
+        }
+        (y, g, x1, x2, h, cl)
+    }
+
+    #[test]
+    fn cell_fits_match_row_level_ols_with_and_without_fixed_effects() {
+        let (y, g, x1, x2, h, cl) = data();
+        let cov = Covariates {
+            columns: vec![
+                Column {
+                    name: "x1".into(),
+                    factor: "a".into(),
+                    values: &x1,
+                },
+                Column {
+                    name: "x2".into(),
+                    factor: "b".into(),
+                    values: &x2,
+                },
+            ],
+            categoricals: vec![],
+            absorbed: Some(Absorbed {
+                variable: "h".into(),
+                factor: "c".into(),
+                codes: &h,
+                levels: 13,
+                labels: (0..13).map(|l| l.to_string()).collect(),
+            }),
+        };
+        let w: Vec<f64> = (0..y.len()).map(|i| 1.0 + (i % 4) as f64 / 2.0).collect();
+        let cells = Cells::build(&y, &g, &cov, Some(&w), Some((&cl, 7)));
+        let keep: Vec<usize> = (0..y.len()).filter(|&i| g[i] <= 1).collect();
+        let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let d: Vec<f64> = keep.iter().map(|&i| f64::from(g[i])).collect();
+        let labels: Vec<i64> = keep.iter().map(|&i| i64::from(h[i])).collect();
+        // Pooled with indicator and FE.
+        let design = Design::from_columns(
+            "y",
+            pick(&y),
+            vec![
+                ("group".into(), d.clone()),
+                ("x1".into(), pick(&x1)),
+                ("x2".into(), pick(&x2)),
+            ],
+        )
+        .unwrap()
+        .with_weights(pick(&w))
+        .with_absorbed("h", &labels);
+        let rows = Ols::new().fit(&design).unwrap();
+        let fit = cells
+            .fit(
+                &FitSpec {
+                    groups: [true, true],
+                    indicator: true,
+                    absorb: true,
+                    columns: vec![0, 1, 2],
+                },
+                None,
+            )
+            .unwrap();
+        for (a, b) in fit.coef.iter().zip(&rows.coef) {
+            assert!((a - b).abs() < 1e-10, "{a} vs {b}");
+        }
+        assert!((fit.rss - rows.rss).abs() < 1e-8 * rows.rss);
+        // Intercepts reproduce the group means exactly.
+        let mr = cells.means(0, None);
+        let fr = cells
+            .fit(
+                &FitSpec {
+                    groups: [true, false],
+                    indicator: false,
+                    absorb: true,
+                    columns: vec![0, 1, 2],
+                },
+                None,
+            )
+            .unwrap();
+        let pred: f64 = (1..3).map(|j| mr.x[j] * fr.coef[j - 1]).sum::<f64>()
+            + mr.share
+                .iter()
+                .zip(&fr.alpha)
+                .filter(|(s, _)| **s > 0.0)
+                .map(|(s, a)| s * a)
+                .sum::<f64>();
+        assert!((pred - mr.y).abs() < 1e-10);
+        // Without FE, with intercept, the comparison group alone.
+        let keep_c: Vec<usize> = (0..y.len()).filter(|&i| g[i] == 1).collect();
+        let pc = |v: &[f64]| keep_c.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let design = Design::from_columns(
+            "y",
+            pc(&y),
+            vec![
+                ("1".into(), vec![1.0; keep_c.len()]),
+                ("x1".into(), pc(&x1)),
+                ("x2".into(), pc(&x2)),
+            ],
+        )
+        .unwrap()
+        .with_weights(pc(&w));
+        let rows = Ols::new().fit(&design).unwrap();
+        let fit = cells
+            .fit(
+                &FitSpec {
+                    groups: [false, true],
+                    indicator: false,
+                    absorb: false,
+                    columns: vec![0, 1, 2],
+                },
+                None,
+            )
+            .unwrap();
+        for (a, b) in fit.coef.iter().zip(&rows.coef) {
+            assert!((a - b).abs() < 1e-10);
+        }
+    }
+
+    #[test]
+    fn multiplicity_two_equals_duplicated_clusters() {
+        let (y, g, x1, x2, h, cl) = data();
+        let cov = Covariates {
+            columns: vec![
+                Column {
+                    name: "x1".into(),
+                    factor: "a".into(),
+                    values: &x1,
+                },
+                Column {
+                    name: "x2".into(),
+                    factor: "b".into(),
+                    values: &x2,
+                },
+            ],
+            ..Default::default()
+        };
+        let cells = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
+        let mut m = vec![1.0; 7];
+        m[3] = 2.0;
+        m[5] = 0.0;
+        // Duplicate cluster 3, drop cluster 5, at the row level.
+        let mut w = vec![0.0; y.len()];
+        for i in 0..y.len() {
+            w[i] = m[cl[i] as usize];
+        }
+        let reweighted = Cells::build(&y, &g, &cov, Some(&w), None);
+        let spec = FitSpec {
+            groups: [true, true],
+            indicator: true,
+            absorb: false,
+            columns: vec![0, 1, 2],
+        };
+        let a = cells.fit(&spec, Some(&m)).unwrap();
+        let b = reweighted.fit(&spec, None).unwrap();
+        for (u, v) in a.coef.iter().zip(&b.coef) {
+            assert!((u - v).abs() < 1e-10);
+        }
+        let _ = h;
+    }
+
+    #[test]
+    fn cluster_delta_of_a_cell_fit_is_cr1() {
+        let (y, g, x1, x2, _, cl) = data();
+        let cov = Covariates {
+            columns: vec![
+                Column {
+                    name: "x1".into(),
+                    factor: "a".into(),
+                    values: &x1,
+                },
+                Column {
+                    name: "x2".into(),
+                    factor: "b".into(),
+                    values: &x2,
+                },
+            ],
+            ..Default::default()
+        };
+        let cells = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
+        let spec = FitSpec {
+            groups: [true, true],
+            indicator: true,
+            absorb: false,
+            columns: vec![0, 1, 2],
+        };
+        let fit = cells.fit(&spec, None).unwrap();
+        let v = crate::inference::cluster_delta_variance(7, |m| {
+            cells
+                .fit(&spec, Some(m))
+                .map(|f| f.coef)
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let keep: Vec<usize> = (0..y.len()).filter(|&i| g[i] <= 1).collect();
+        let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let d: Vec<f64> = keep.iter().map(|&i| f64::from(g[i])).collect();
+        let labels: Vec<i64> = keep.iter().map(|&i| i64::from(cl[i])).collect();
+        let design = Design::from_columns(
+            "y",
+            pick(&y),
+            vec![
+                ("group".into(), d),
+                ("1".into(), vec![1.0; keep.len()]),
+                ("x1".into(), pick(&x1)),
+                ("x2".into(), pick(&x2)),
+            ],
+        )
+        .unwrap()
+        .with_cluster(&labels);
+        let rows = Ols::new().fit(&design).unwrap();
+        let cr1 = rows
+            .vcov(
+                healthgap_models::VcovKind::Cr1,
+                "cl",
+                healthgap_models::SmallSample::default(),
+            )
+            .unwrap()
+            .se();
+        let k = fit.coef.len() as f64;
+        let factor = (fit.n - 1.0) / (fit.n - k);
+        for (i, se) in cr1.iter().enumerate() {
+            let ours = (v[i] * factor).sqrt();
+            assert!((ours - se).abs() < 1e-6 * se, "{i}: {ours} vs {se}");
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Inference shared by the methods: the delta method over clusters (the
+//! infinitesimal jackknife) and the cluster bootstrap, turned into tidy rows.
+//!
+//! **Cluster delta method.** A statistic θ̂(m) of the cluster multiplicities m
+//! (1 for every cluster at the full sample) has the linearisation
+//! θ̂(m) ≈ θ̂ + Σ_g (m_g − 1) ∂θ̂/∂m_g, so its variance over clusters is
+//! V = G/(G − 1) Σ_g (∂θ̂/∂m_g)² (Efron 1982; for least squares this is the CR1
+//! sandwich without its (N − 1)/(N − K) factor, and it includes every covariance
+//! between models and means that share clusters: the stacked sandwich).
+//! The derivatives are central differences with step 10⁻⁴ in m_g.
+
+use healthgap_models::bootstrap::{BootstrapDraws, ClusterBootstrap, Interval, infer, jackknife};
+use rayon::prelude::*;
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use crate::result::{Estimate, InferenceInfo};
+
+/// Delta method or bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Delta method (analytic or over clusters).
+    Delta,
+    /// Cluster bootstrap (rows when there is no cluster).
+    Bootstrap,
+}
+
+/// The inference settings of an analysis.
+#[derive(Debug, Clone)]
+pub struct InferenceSpec {
+    /// Delta or bootstrap.
+    pub method: Method,
+    /// Bootstrap replicates.
+    pub replicates: usize,
+    /// Bootstrap interval.
+    pub interval: Interval,
+    /// Confidence level.
+    pub level: f64,
+    /// Study seed.
+    pub seed: u64,
+    /// Analysis id (part of the random stream key).
+    pub analysis_id: String,
+    /// Resample within groups (row bootstrap only).
+    pub stratify: bool,
+}
+
+impl InferenceSpec {
+    /// Delta-method settings at `level` (for tests and library use).
+    pub fn delta(level: f64) -> InferenceSpec {
+        InferenceSpec {
+            method: Method::Delta,
+            replicates: 0,
+            interval: Interval::Normal,
+            level,
+            seed: 0,
+            analysis_id: String::new(),
+            stratify: false,
+        }
+    }
+
+    /// The results.json description.
+    pub fn info(&self, cluster: Option<&str>, replicates_ok: Option<usize>) -> InferenceInfo {
+        let boot = self.method == Method::Bootstrap;
+        InferenceInfo {
+            method: if boot { "bootstrap" } else { "delta" }.into(),
+            replicates: boot.then_some(self.replicates),
+            replicates_ok: if boot { replicates_ok } else { None },
+            interval: match (boot, self.interval) {
+                (false, _) | (true, Interval::Normal) => "normal",
+                (true, Interval::Percentile) => "percentile",
+                (true, Interval::Bca) => "bca",
+            }
+            .into(),
+            level: self.level,
+            cluster: cluster.map(str::to_string),
+        }
+    }
+}
+
+/// A row key: (quantity, factor, term).
+pub type Key = (String, Option<String>, Option<String>);
+
+/// V = G/(G−1) Σ_g (∂θ/∂m_g)² for every statistic of `stat` (see the module doc).
+pub fn cluster_delta_variance<F>(g: usize, stat: F) -> Result<Vec<f64>, String>
+where
+    F: Fn(&[f64]) -> Result<Vec<f64>, String> + Sync,
+{
+    if g < 2 {
+        return Err(format!(
+            "the delta method over clusters needs at least 2 clusters, found {g}"
+        ));
+    }
+    const H: f64 = 1e-4;
+    let grads: Vec<Result<Vec<f64>, String>> = (0..g)
+        .into_par_iter()
+        .map(|c| {
+            let mut m = vec![1.0; g];
+            m[c] = 1.0 + H;
+            let up = stat(&m)?;
+            m[c] = 1.0 - H;
+            let down = stat(&m)?;
+            Ok(up
+                .iter()
+                .zip(&down)
+                .map(|(u, d)| (u - d) / (2.0 * H))
+                .collect())
+        })
+        .collect();
+    let mut v: Vec<f64> = Vec::new();
+    for grad in grads {
+        let grad = grad?;
+        if v.is_empty() {
+            v = vec![0.0; grad.len()];
+        }
+        for (a, d) in v.iter_mut().zip(&grad) {
+            *a += d * d;
+        }
+    }
+    let factor = g as f64 / (g as f64 - 1.0);
+    Ok(v.into_iter().map(|x| x * factor).collect())
+}
+
+/// Rows with normal-theory inference from variances (NaN variance → null).
+pub fn delta_rows(
+    keys: &[Key],
+    point: &[f64],
+    variance: Option<&[f64]>,
+    level: f64,
+) -> Vec<Estimate> {
+    let normal = Normal::standard();
+    let z = normal.inverse_cdf(1.0 - (1.0 - level) / 2.0);
+    keys.iter()
+        .zip(point)
+        .enumerate()
+        .map(|(i, ((q, f, t), &est))| {
+            let e = Estimate {
+                quantity: q.clone(),
+                factor: f.clone(),
+                term: t.clone(),
+                ..Estimate::total(q, est)
+            };
+            match variance.map(|v| v[i]) {
+                Some(v) if v.is_finite() && v >= 0.0 => {
+                    let se = v.sqrt();
+                    let p = if se > 0.0 {
+                        2.0 * normal.sf((est / se).abs())
+                    } else {
+                        f64::NAN
+                    };
+                    e.with_inference(se, est - z * se, est + z * se, p)
+                }
+                _ => e,
+            }
+        })
+        .collect()
+}
+
+/// Runs the bootstrap of `stat` over `g` resampling units and returns the rows
+/// with bootstrap inference (BCa adds a delete-one jackknife), plus the draws.
+pub fn bootstrap_rows<F>(
+    keys: &[Key],
+    point: &[f64],
+    spec: &InferenceSpec,
+    g: usize,
+    strata: Option<Vec<u32>>,
+    stat: F,
+    progress: &(dyn Fn() + Sync),
+) -> (Vec<Estimate>, BootstrapDraws)
+where
+    F: Fn(&[f64]) -> Result<Vec<f64>, String> + Sync,
+{
+    let mut bs = ClusterBootstrap::new(spec.replicates, spec.seed, &spec.analysis_id);
+    bs.strata = strata;
+    let draws = bs.run(g, &stat, progress);
+    let jack: Option<Vec<Vec<f64>>> = (spec.interval == Interval::Bca).then(|| {
+        jackknife(g, &stat)
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect()
+    });
+    let rows = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (q, f, t))| {
+            let column: Vec<f64> = draws.estimates.iter().map(|d| d[i]).collect();
+            let jk: Option<Vec<f64>> = jack.as_ref().map(|j| j.iter().map(|d| d[i]).collect());
+            let inf = infer(point[i], &column, spec.level, spec.interval, jk.as_deref());
+            Estimate {
+                quantity: q.clone(),
+                factor: f.clone(),
+                term: t.clone(),
+                ..Estimate::total(q, point[i])
+            }
+            .with_inference(inf.se, inf.ci_low, inf.ci_high, inf.p_value)
+        })
+        .collect();
+    (rows, draws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_delta_of_a_ratio_of_sums_is_the_linearised_variance() {
+        // θ = Σ m_g a_g / Σ m_g b_g; influence = (a_g − θ b_g)/Σb.
+        let a = [3.0, 5.0, 2.0, 7.0, 4.0];
+        let b = [1.0, 2.0, 1.0, 3.0, 2.0];
+        let stat = |m: &[f64]| -> Result<Vec<f64>, String> {
+            let num: f64 = m.iter().zip(&a).map(|(m, a)| m * a).sum();
+            let den: f64 = m.iter().zip(&b).map(|(m, b)| m * b).sum();
+            Ok(vec![num / den])
+        };
+        let v = cluster_delta_variance(5, stat).unwrap();
+        let theta = 21.0 / 9.0;
+        let direct: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| ((a - theta * b) / 9.0).powi(2))
+            .sum::<f64>()
+            * 5.0
+            / 4.0;
+        assert!(
+            (v[0] - direct).abs() < 1e-9 * direct,
+            "{} vs {direct}",
+            v[0]
+        );
+        assert!(cluster_delta_variance(1, stat).is_err());
+    }
+}

@@ -1,0 +1,647 @@
+//! Linear Oaxaca–Blinder against published numbers (tests/golden/oaxaca) and
+//! its identities.
+
+use std::collections::HashMap;
+
+use healthgap_decompose::covariates::{Categorical, Column, Covariates};
+use healthgap_decompose::inference::InferenceSpec;
+use healthgap_decompose::oaxaca::{Coefficients, LinearInput, MethodOutput, linear};
+
+/// A CSV as named columns (empty or NA cells are NaN).
+pub fn read_csv(name: &str) -> HashMap<String, Vec<f64>> {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|h| h.trim_matches('"').to_string())
+        .collect();
+    let mut cols: Vec<Vec<f64>> = vec![Vec::new(); header.len()];
+    for line in lines.filter(|l| !l.is_empty()) {
+        for (j, cell) in line.split(',').enumerate() {
+            cols[j].push(cell.trim_matches('"').parse().unwrap_or(f64::NAN));
+        }
+    }
+    header.into_iter().zip(cols).collect()
+}
+
+fn expected() -> serde_json::Value {
+    let path = format!(
+        "{}/tests/golden/oaxaca/expected.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Complete rows of `used` columns.
+fn complete(data: &HashMap<String, Vec<f64>>, used: &[&str]) -> HashMap<String, Vec<f64>> {
+    let n = data[used[0]].len();
+    let keep: Vec<usize> = (0..n)
+        .filter(|&i| used.iter().all(|c| data[*c][i].is_finite()))
+        .collect();
+    used.iter()
+        .map(|c| (c.to_string(), keep.iter().map(|&i| data[*c][i]).collect()))
+        .collect()
+}
+
+struct Case {
+    data: HashMap<String, Vec<f64>>,
+    y: Vec<f64>,
+    group: Vec<u32>,
+}
+
+fn run(
+    case: &Case,
+    columns: &[&str],
+    categoricals: Vec<Categorical>,
+    coefficients: Coefficients,
+) -> MethodOutput {
+    let cov = Covariates {
+        columns: columns
+            .iter()
+            .map(|c| Column {
+                name: c.to_string(),
+                factor: if c.starts_with("age") || *c == "AGE" {
+                    "demographic".into()
+                } else {
+                    "other".into()
+                },
+                values: &case.data[*c],
+            })
+            .collect(),
+        categoricals,
+        absorbed: None,
+    };
+    let input = LinearInput {
+        y: &case.y,
+        group: &case.group,
+        labels: ["r", "c"],
+        covariates: &cov,
+        weights: None,
+        cluster: None,
+        coefficients,
+        threefold: true,
+        normalize: true,
+        min_cell: 11,
+    };
+    linear(&input, &InferenceSpec::delta(0.95), &|| {}).unwrap()
+}
+
+fn get(out: &MethodOutput, q: &str, f: Option<&str>, t: Option<&str>) -> f64 {
+    out.estimates
+        .iter()
+        .find(|e| e.quantity == q && e.factor.as_deref() == f && e.term.as_deref() == t)
+        .unwrap_or_else(|| panic!("no row {q} {f:?} {t:?}"))
+        .estimate
+}
+
+fn close(a: f64, b: f64, rel: f64) {
+    assert!(
+        (a - b).abs() <= rel * b.abs().max(1e-12),
+        "{a} vs expected {b} (relative {rel})"
+    );
+}
+
+fn ccard() -> Case {
+    let data = complete(
+        &read_csv("oaxaca/ccard.csv"),
+        &["AVGEXP", "AGE", "INCOME", "INCOMESQ", "OWNRENT"],
+    );
+    Case {
+        y: data["AVGEXP"].clone(),
+        group: data["OWNRENT"].iter().map(|&v| v as u32).collect(),
+        data,
+    }
+}
+
+const ALL: [(&str, Coefficients); 6] = [
+    ("reference", Coefficients::Reference),
+    ("comparison", Coefficients::Comparison),
+    ("pooled", Coefficients::Pooled),
+    ("neumark", Coefficients::Neumark),
+    ("cotton", Coefficients::Cotton),
+    ("reimers", Coefficients::Reimers),
+];
+
+#[test]
+fn ccard_threefold_and_twofold_match_statsmodels() {
+    let case = ccard();
+    let e = &expected()["ccard"];
+    let x = ["AGE", "INCOME", "INCOMESQ"];
+    for (name, c) in ALL {
+        let out = run(&case, &x, vec![], c);
+        close(
+            get(&out, "gap", None, None),
+            e["gap"].as_f64().unwrap(),
+            1e-6,
+        );
+        for q in ["endowments", "coefficients", "interaction"] {
+            close(
+                get(&out, q, None, None),
+                e["threefold"][q].as_f64().unwrap(),
+                1e-6,
+            );
+        }
+        if name == "cotton" {
+            continue; // below
+        }
+        if let Some(two) = e["twofold"].get(name) {
+            close(
+                get(&out, "explained", None, None),
+                two[0].as_f64().unwrap(),
+                1e-6,
+            );
+            close(
+                get(&out, "unexplained", None, None),
+                two[1].as_f64().unwrap(),
+                1e-6,
+            );
+        }
+    }
+}
+
+/// statsmodels' `cotton` weights b_r by n_c/n (its groups are swapped inside),
+/// while METHODS.md §2, Cotton (1988) and R `oaxaca` weight b_r by n_r/n (the
+/// chicago test checks R's number). Its published value is our decomposition
+/// with the weights swapped, and ours is the documented formula.
+#[test]
+fn ccard_cotton_is_statsmodels_with_the_group_sizes_swapped() {
+    let case = ccard();
+    let e = &expected()["ccard"]["twofold"]["cotton"];
+    let x = ["AGE", "INCOME", "INCOMESQ"];
+    let n_c = case.group.iter().filter(|g| **g == 1).count() as f64;
+    let n = case.group.len() as f64;
+    let explained = |c| get(&run(&case, &x, vec![], c), "explained", None, None);
+    let (e_ref, e_comp) = (
+        explained(Coefficients::Reference),
+        explained(Coefficients::Comparison),
+    );
+    close(
+        n_c / n * e_ref + (1.0 - n_c / n) * e_comp,
+        e[0].as_f64().unwrap(),
+        1e-6,
+    );
+    let ours = explained(Coefficients::Cotton);
+    close(ours, (1.0 - n_c / n) * e_ref + n_c / n * e_comp, 1e-12);
+}
+
+#[test]
+fn ccard_threefold_delta_standard_errors_match_jann() {
+    let case = ccard();
+    let e = &expected()["ccard"]["threefold_se"];
+    let out = run(
+        &case,
+        &["AGE", "INCOME", "INCOMESQ"],
+        vec![],
+        Coefficients::Reference,
+    );
+    for q in ["endowments", "coefficients", "interaction"] {
+        let se = out
+            .estimates
+            .iter()
+            .find(|r| r.quantity == q && r.factor.is_none())
+            .unwrap()
+            .se
+            .unwrap();
+        // Published to two decimals.
+        assert!((se - e[q].as_f64().unwrap()).abs() < 0.006, "{q}: {se}");
+    }
+}
+
+fn chicago_wage() -> Case {
+    let cols = [
+        "ln.real.wage",
+        "age",
+        "female",
+        "LTHS",
+        "some.college",
+        "college",
+        "advanced.degree",
+        "foreign.born",
+    ];
+    let data = complete(&read_csv("oaxaca/chicago.csv"), &cols);
+    Case {
+        y: data["ln.real.wage"].iter().map(|v| v.exp()).collect(),
+        // R's group A (foreign.born = 0) is our comparison group.
+        group: data["foreign.born"]
+            .iter()
+            .map(|&v| u32::from(v == 0.0))
+            .collect(),
+        data,
+    }
+}
+
+#[test]
+fn chicago_matches_the_r_oaxaca_vignette_for_every_weight() {
+    let case = chicago_wage();
+    let e = &expected()["chicago_wage"];
+    let n_a = case.group.iter().filter(|g| **g == 1).count();
+    assert_eq!(n_a, 287);
+    assert_eq!(case.group.len() - n_a, 379);
+    let x = [
+        "age",
+        "female",
+        "LTHS",
+        "some.college",
+        "college",
+        "advanced.degree",
+    ];
+    for (name, c) in ALL {
+        let out = run(&case, &x, vec![], c);
+        close(
+            get(&out, "gap", None, None),
+            e["gap"].as_f64().unwrap(),
+            1e-6,
+        );
+        for q in ["endowments", "coefficients", "interaction"] {
+            close(
+                get(&out, q, None, None),
+                e["threefold"][q].as_f64().unwrap(),
+                1e-6,
+            );
+        }
+        let two = &e["twofold"][name];
+        close(
+            get(&out, "explained", None, None),
+            two[0].as_f64().unwrap(),
+            1e-6,
+        );
+        close(
+            get(&out, "unexplained", None, None),
+            two[1].as_f64().unwrap(),
+            1e-6,
+        );
+    }
+}
+
+fn chicago_normalized(base: &str) -> MethodOutput {
+    let levels = [
+        "LTHS",
+        "high.school",
+        "some.college",
+        "college",
+        "advanced.degree",
+    ];
+    let mut cols = vec!["ln.real.wage", "age", "female"];
+    cols.extend(levels);
+    let data = complete(&read_csv("oaxaca/chicago.csv"), &cols);
+    let case = Case {
+        y: data["ln.real.wage"].clone(),
+        // Stata's group 1 (female = 0) is our comparison group.
+        group: data["female"]
+            .iter()
+            .map(|&v| u32::from(v == 0.0))
+            .collect(),
+        data,
+    };
+    let mut x = vec!["age"];
+    x.extend(levels.iter().filter(|l| **l != base));
+    let cat = Categorical {
+        variable: "education".into(),
+        factor: "other".into(),
+        base: base.into(),
+        columns: (1..x.len()).collect(),
+    };
+    run(&case, &x, vec![cat], Coefficients::Pooled)
+}
+
+#[test]
+fn chicago_normalized_matches_stata_under_two_base_levels() {
+    let e = &expected()["chicago_normalized"];
+    let a = chicago_normalized("high.school");
+    let b = chicago_normalized("LTHS");
+    for out in [&a, &b] {
+        close(
+            get(out, "gap", None, None),
+            e["gap"].as_f64().unwrap(),
+            1e-5,
+        );
+        for q in ["endowments", "coefficients", "interaction"] {
+            close(
+                get(out, q, None, None),
+                e["threefold"][q].as_f64().unwrap(),
+                1e-4,
+            );
+        }
+        close(
+            get(out, "explained", None, None),
+            e["pooled"][0].as_f64().unwrap(),
+            1e-4,
+        );
+        close(
+            get(out, "unexplained", None, None),
+            e["pooled"][1].as_f64().unwrap(),
+            1e-5,
+        );
+        let d = &e["coefficients_detail"];
+        close(
+            get(out, "coefficients", Some("demographic"), Some("age")),
+            d["age"].as_f64().unwrap(),
+            1e-4,
+        );
+        close(
+            get(out, "coefficients", Some("other"), Some("LTHS")),
+            d["LTHS"].as_f64().unwrap(),
+            1e-4,
+        );
+        close(
+            get(
+                out,
+                "coefficients",
+                Some("(intercept)"),
+                Some("(intercept)"),
+            ),
+            d["(intercept)"].as_f64().unwrap(),
+            1e-5,
+        );
+    }
+    // Every detailed row is the same under both bases (rows are keyed by name).
+    for r in &a.estimates {
+        let other = b
+            .estimates
+            .iter()
+            .find(|s| s.quantity == r.quantity && s.factor == r.factor && s.term == r.term)
+            .unwrap();
+        assert!(
+            (r.estimate - other.estimate).abs() < 1e-10,
+            "{r:?} vs {other:?}"
+        );
+        let (sa, sb) = (r.se.unwrap(), other.se.unwrap());
+        assert!((sa - sb).abs() < 1e-8 * sa.max(1e-12), "{r:?} vs {other:?}");
+    }
+}
+
+#[test]
+fn parts_add_up_for_every_coefficient_choice() {
+    let case = chicago_wage();
+    let x = [
+        "age",
+        "female",
+        "LTHS",
+        "some.college",
+        "college",
+        "advanced.degree",
+    ];
+    for (name, c) in ALL {
+        let out = run(&case, &x, vec![], c);
+        let gap = get(&out, "gap", None, None);
+        let sum = |q: &str| get(&out, q, None, None);
+        close(sum("explained") + sum("unexplained"), gap, 1e-12);
+        close(
+            sum("endowments") + sum("coefficients") + sum("interaction"),
+            gap,
+            1e-12,
+        );
+        close(
+            sum("unexplained_comparison") + sum("unexplained_reference"),
+            sum("unexplained"),
+            1e-12,
+        );
+        // Blocks sum to totals, terms sum to blocks.
+        for q in [
+            "explained",
+            "unexplained",
+            "endowments",
+            "coefficients",
+            "interaction",
+        ] {
+            let blocks: f64 = out
+                .estimates
+                .iter()
+                .filter(|e| e.quantity == q && e.factor.is_some() && e.term.is_none())
+                .map(|e| e.estimate)
+                .sum();
+            close(blocks, sum(q), 1e-10);
+            for block in out
+                .estimates
+                .iter()
+                .filter(|e| e.quantity == q && e.factor.is_some() && e.term.is_none())
+            {
+                let terms: f64 = out
+                    .estimates
+                    .iter()
+                    .filter(|e| e.quantity == q && e.factor == block.factor && e.term.is_some())
+                    .map(|e| e.estimate)
+                    .sum();
+                assert!(
+                    (terms - block.estimate).abs() < 1e-10,
+                    "{name} {q} {block:?}"
+                );
+            }
+        }
+        if c == Coefficients::Pooled {
+            // Jann: with the group indicator, the reference group's part is exactly 0.
+            assert!(sum("unexplained_reference").abs() < 1e-9);
+        }
+    }
+}
+
+// ---- End to end, on the synthetic cohort --------------------------------------
+
+use crate::util::Dir;
+
+/// A small synthetic study (25 hospitals) with `hospital_id` in the care-site
+/// block, absorbed or as dense dummies.
+fn study(dir: &Dir, name: &str, absorb: bool, inference: &str, analyses: &str) {
+    // Wide hospital choice, so that every hospital treats patients of both groups.
+    let world = "choice_tau = 3.0";
+    let config = format!(
+        r#"
+[study]
+name = "OB test"
+seed = 5
+
+[data]
+synthetic = {{ patients = 20000, seed = 3, hospitals = 25, {world} }}
+
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black"]
+
+[outcomes]
+death_30d = {{ type = "binary" }}
+los_days = {{ type = "continuous" }}
+
+[factors]
+biological = ["age", "female", "diabetes", "dialysis", "ejection_fraction", "status"]
+socioeconomic = ["adi", "insurance"]
+care_site = ["hospital_id"]
+
+[variables]
+insurance = {{ type = "categorical", reference = "private" }}
+status = {{ type = "categorical", reference = "elective" }}
+hospital_id = {{ type = "categorical", absorb = {absorb} }}
+
+[design]
+cluster = "hospital_id"
+
+[inference]
+{inference}
+
+{analyses}
+
+[report]
+out_dir = "out"
+"#
+    );
+    std::fs::write(dir.join(name), config).unwrap();
+}
+
+const OB_ANALYSES: &str = r#"
+[[analysis]]
+id = "ob_pooled"
+method = "oaxaca_blinder"
+outcomes = ["death_30d", "los_days"]
+coefficients = "pooled"
+threefold = true
+
+[[analysis]]
+id = "ob_reference"
+method = "oaxaca_blinder"
+outcomes = ["los_days"]
+coefficients = "reference"
+"#;
+
+fn rows(r: &serde_json::Value) -> Vec<serde_json::Value> {
+    r["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["method"] == "oaxaca_blinder")
+        .flat_map(|a| {
+            a["estimates"].as_array().unwrap().iter().map(move |e| {
+                let mut e = e.clone();
+                e["analysis"] = a["id"].clone();
+                e["outcome"] = a["outcome"].clone();
+                e
+            })
+        })
+        .collect()
+}
+
+fn results(dir: &Dir, out: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("results.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn absorbed_hospital_term_equals_dense_hospital_dummies() {
+    let dir = Dir::new();
+    let delta = r#"method = "delta""#;
+    study(&dir, "absorbed.toml", true, delta, OB_ANALYSES);
+    study(&dir, "dense.toml", false, delta, OB_ANALYSES);
+    dir.ok(&["run", "absorbed.toml", "--out", "a"]);
+    dir.ok(&["run", "dense.toml", "--out", "d"]);
+    let (a, d) = (rows(&results(&dir, "a")), rows(&results(&dir, "d")));
+    let mut compared = 0;
+    for ra in a.iter().filter(|r| r["term"].is_null()) {
+        let rd = d
+            .iter()
+            .find(|r| {
+                r["analysis"] == ra["analysis"]
+                    && r["outcome"] == ra["outcome"]
+                    && r["quantity"] == ra["quantity"]
+                    && r["factor"] == ra["factor"]
+                    && r["term"].is_null()
+            })
+            .unwrap_or_else(|| panic!("{ra}"));
+        let (x, y) = (
+            ra["estimate"].as_f64().unwrap(),
+            rd["estimate"].as_f64().unwrap(),
+        );
+        assert!((x - y).abs() < 1e-8 * (1.0 + y.abs()), "{ra} vs {rd}");
+        let (sx, sy) = (ra["se"].as_f64().unwrap(), rd["se"].as_f64().unwrap());
+        // (The structural zero of `pooled` carries a rounding-level SE.)
+        if ra["quantity"] != "unexplained_reference" {
+            assert!((sx - sy).abs() < 1e-4 * sy, "{ra} vs {rd}");
+        }
+        compared += 1;
+    }
+    assert!(compared > 40, "{compared}");
+    // The dense version names every hospital dummy; the absorbed one has one term.
+    assert!(d.iter().any(|r| r["term"] == "hospital_id=2"));
+    assert!(a.iter().any(|r| r["term"] == "hospital_id"));
+    assert!(!a.iter().any(|r| r["term"] == "hospital_id=2"));
+}
+
+#[test]
+fn cluster_bootstrap_and_cluster_delta_agree_and_parts_add_up() {
+    let dir = Dir::new();
+    study(&dir, "delta.toml", true, r#"method = "delta""#, OB_ANALYSES);
+    study(
+        &dir,
+        "boot.toml",
+        true,
+        "method = \"bootstrap\"\nreplicates = 400",
+        OB_ANALYSES,
+    );
+    dir.ok(&["run", "delta.toml", "--out", "d"]);
+    dir.ok(&["run", "boot.toml", "--out", "b"]);
+    let (rd, rb) = (results(&dir, "d"), results(&dir, "b"));
+    let (d, b) = (rows(&rd), rows(&rb));
+    for a in rb["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["method"] == "oaxaca_blinder")
+    {
+        assert_eq!(a["inference"]["method"], "bootstrap");
+        assert_eq!(a["inference"]["replicates_ok"], 400);
+        // Both group models and the pooled model (β* or the stand-in hospital effects).
+        assert_eq!(a["models"].as_array().unwrap().len(), 3);
+    }
+    let mut ratios = Vec::new();
+    for x in d.iter().filter(|r| r["term"].is_null()) {
+        let y = b
+            .iter()
+            .find(|r| {
+                r["analysis"] == x["analysis"]
+                    && r["outcome"] == x["outcome"]
+                    && r["quantity"] == x["quantity"]
+                    && r["factor"] == x["factor"]
+                    && r["term"].is_null()
+            })
+            .unwrap();
+        // The point estimate does not depend on the inference.
+        assert_eq!(x["estimate"], y["estimate"]);
+        let (sd, sb) = (x["se"].as_f64().unwrap(), y["se"].as_f64().unwrap());
+        if sd > 1e-12 {
+            ratios.push(sb / sd);
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    // 400 replicates of 25 clusters: SEs agree to sampling error.
+    assert!(
+        (0.8..1.25).contains(&median),
+        "median bootstrap/delta SE ratio {median}"
+    );
+    for r in [&rd, &rb] {
+        for a in r["analyses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["method"] == "oaxaca_blinder")
+        {
+            let e = a["estimates"].as_array().unwrap();
+            let total = |q: &str| {
+                e.iter()
+                    .find(|x| x["quantity"] == q && x["factor"].is_null())
+                    .map(|x| x["estimate"].as_f64().unwrap())
+            };
+            let gap = total("gap").unwrap();
+            let two = total("explained").unwrap() + total("unexplained").unwrap();
+            assert!((two - gap).abs() < 1e-10);
+            if let Some(en) = total("endowments") {
+                let three = en + total("coefficients").unwrap() + total("interaction").unwrap();
+                assert!((three - gap).abs() < 1e-10);
+            }
+            if a["id"] == "ob_pooled" {
+                assert!(total("unexplained_reference").unwrap().abs() < 1e-10);
+            }
+        }
+    }
+}
