@@ -10,6 +10,7 @@ use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind};
 use healthgap_decompose::AnalysisResult;
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::crude::{CrudeInput, crude};
+use healthgap_decompose::gelbach::{GelbachInput, gelbach};
 use healthgap_decompose::inference::{InferenceSpec, Method};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
 use healthgap_models::bootstrap::Interval;
@@ -117,6 +118,7 @@ fn implemented(a: &RawAnalysis) -> bool {
                 model: None | Some(RawModel::Linear),
                 ..
             }
+            | RawAnalysis::Gelbach { .. }
     )
 }
 
@@ -290,6 +292,49 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     let info = spec.info(cluster_name, output.replicates_ok);
                     (output, info)
                 }
+                RawAnalysis::Gelbach { base, added, .. } => {
+                    let base_vars = expand(plan, base);
+                    let added_vars: Vec<String> = expand(plan, added)
+                        .into_iter()
+                        .filter(|v| !base_vars.contains(v))
+                        .collect();
+                    let all: Vec<String> = base_vars.iter().chain(&added_vars).cloned().collect();
+                    let design = healthgap_cohort::design::build(cohort, &all);
+                    if let Some(abs) = design
+                        .absorbed
+                        .iter()
+                        .find(|t| base_vars.contains(&t.variable))
+                    {
+                        bail!(
+                            "analysis `{}`: `{}` is absorbed (many levels) and cannot be in `base`; \
+                             move it to `added`",
+                            a.id,
+                            abs.variable
+                        );
+                    }
+                    let base_columns = design
+                        .terms
+                        .iter()
+                        .filter(|t| base_vars.contains(&t.variable))
+                        .count();
+                    let cov = covariates(&design, &a.id)?;
+                    let input = GelbachInput {
+                        y,
+                        group: &group,
+                        labels,
+                        covariates: &cov,
+                        base_columns,
+                        weights: cohort.weights.as_deref(),
+                        cluster: cohort
+                            .cluster
+                            .as_ref()
+                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
+                    };
+                    let output = gelbach(&input, &spec, &progress)
+                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+                    let info = spec.info(cluster_name, output.replicates_ok);
+                    (output, info)
+                }
                 _ => unreachable_method(a)?,
             };
             out.push(AnalysisResult {
@@ -309,6 +354,24 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
     }
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// Variable names from a list of variables and block names, in order, once each.
+fn expand(plan: &Plan, names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let vars = plan
+            .blocks
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| vec![name.clone()]);
+        for v in vars {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
 }
 
 fn unreachable_method<T>(a: &AnalysisPlan) -> Result<T> {

@@ -522,7 +522,7 @@ fn rows(r: &serde_json::Value) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn results(dir: &Dir, out: &str) -> serde_json::Value {
+pub fn results(dir: &Dir, out: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("results.json")).unwrap())
         .unwrap()
 }
@@ -644,4 +644,133 @@ fn cluster_bootstrap_and_cluster_delta_agree_and_parts_add_up() {
             }
         }
     }
+}
+
+/// A 400k-patient study with the canonical blocks of analyses/cabg_synthetic.toml,
+/// hospital_id absorbed, cluster delta-method inference, and `analyses`.
+pub fn recovery_config(analyses: &str) -> String {
+    let canonical = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/analyses/cabg_synthetic.toml"
+    ))
+    .unwrap();
+    let section = |name: &str| -> String {
+        let start = canonical.find(&format!("[{name}]")).unwrap();
+        let rest = &canonical[start..];
+        let end = rest[1..].find("\n[").map_or(rest.len(), |e| e + 1);
+        rest[..end].to_string()
+    };
+    format!(
+        r#"
+[study]
+name = "recovery"
+seed = 1
+
+[data]
+synthetic = {{ patients = 400000, seed = 21 }}
+
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black", "Hispanic"]
+
+{}
+{}
+{}
+[design]
+cluster = "hospital_id"
+
+[inference]
+method = "delta"
+
+{analyses}
+
+[report]
+out_dir = "out"
+"#,
+        section("outcomes"),
+        section("factors"),
+        section("variables")
+    )
+}
+
+/// The truth of the recovery study's cohort.
+pub fn recovery_truth() -> healthgap_synth::truth::Truth {
+    let mut params = healthgap_synth::Params::default();
+    params.patients = 400_000;
+    params.seed = 21;
+    healthgap_synth::truth::compute(&healthgap_synth::Sample::generate(&params, &|_| {}))
+}
+
+/// Recovery of the generator's truth (truth.json `oaxaca_blinder_reference` and
+/// `oaxaca_blinder_pooled`, population values) by the linear decomposition with
+/// the canonical blocks, hospital_id absorbed, cluster delta-method CIs.
+/// 2 coefficient choices × 4 outcomes × 2 comparison groups × 5 quantities
+/// (explained, unexplained, explained per block): at least 90% of the 95% CIs
+/// (widened by the truth's Monte-Carlo error) must cover, and none may miss by
+/// more than 4 SEs.
+#[test]
+#[ignore = "statistical recovery at 400k patients: ~1 min in release; run by bench/run.sh"]
+fn linear_oaxaca_blinder_recovers_the_generator_truth() {
+    let dir = Dir::new();
+    let config = recovery_config(
+        r#"
+[[analysis]]
+id = "reference"
+method = "oaxaca_blinder"
+outcomes = ["death_30d", "major_morbidity", "readmit_30d", "los_days"]
+coefficients = "reference"
+
+[[analysis]]
+id = "pooled"
+method = "oaxaca_blinder"
+outcomes = ["death_30d", "major_morbidity", "readmit_30d", "los_days"]
+coefficients = "pooled"
+"#,
+    );
+    std::fs::write(dir.join("recovery.toml"), config).unwrap();
+    dir.ok(&["run", "recovery.toml", "--out", "out"]);
+    let r = results(&dir, "out");
+    let truth = recovery_truth();
+    let (mut covered, mut total, mut worst) = (0, 0, 0.0f64);
+    for a in r["analyses"].as_array().unwrap() {
+        let kind = format!("oaxaca_blinder_{}", a["id"].as_str().unwrap());
+        let comparison = a["comparison"].as_str().unwrap();
+        let outcome = a["outcome"].as_str().unwrap();
+        for (component, factor) in [
+            ("explained", None),
+            ("unexplained", None),
+            ("explained:biological", Some("biological")),
+            ("explained:socioeconomic", Some("socioeconomic")),
+            ("explained:care_site", Some("care_site")),
+        ] {
+            let quantity = component.split(':').next().unwrap();
+            let t = truth
+                .get(&kind, comparison, outcome, Some(component))
+                .unwrap();
+            let e = a["estimates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| {
+                    e["quantity"] == quantity
+                        && e["factor"].as_str() == factor
+                        && e["term"].is_null()
+                })
+                .unwrap();
+            let (est, se) = (e["estimate"].as_f64().unwrap(), e["se"].as_f64().unwrap());
+            let z = (est - t.population) / (se * se + t.population_mc_se.powi(2)).sqrt();
+            println!(
+                "{kind:<26} {comparison:<9} {outcome:<16} {component:<24} est {est:>9.5} se {se:.5} truth {:>9.5} z {z:+.2}",
+                t.population
+            );
+            total += 1;
+            covered += usize::from(z.abs() < 1.96);
+            worst = worst.max(z.abs());
+        }
+    }
+    println!("OB recovery: {covered}/{total} 95% CIs cover the truth; worst |z| = {worst:.2}");
+    assert_eq!(total, 80);
+    assert!(covered as f64 >= 0.9 * total as f64, "{covered}/{total}");
+    assert!(worst < 4.0, "worst |z| {worst}");
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 mod cli_run;
+mod gelbach;
 mod oaxaca;
 mod synth;
 mod util;

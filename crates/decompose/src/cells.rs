@@ -11,11 +11,12 @@
 
 use std::collections::HashMap;
 
-use healthgap_models::ModelError;
 use healthgap_models::linalg::{COLLINEARITY_TOL, ranked_inverse};
 use healthgap_models::moments::{ClusterMoments, Moments};
+use healthgap_models::{ModelError, ModelSummary, Vcov, VcovKind};
 
-use crate::covariates::Covariates;
+use crate::covariates::{Absorbed, Covariates};
+use crate::error::DecomposeError;
 
 /// Name of the intercept column (column 0 of every cell).
 pub const INTERCEPT: &str = "(intercept)";
@@ -334,10 +335,100 @@ impl Cells {
     }
 }
 
+/// A singular fit as an error that names the model, the columns and the fix.
+pub fn singular_error(e: ModelError, who: &str) -> DecomposeError {
+    match e {
+        ModelError::Singular { columns, .. } => {
+            let one = columns.len() == 1;
+            DecomposeError::Input(format!(
+                "the {who} is singular: {} {} no variation there or {} collinear with other \
+                 columns; merge rare levels or remove the variable from [factors]",
+                if columns.is_empty() {
+                    "some columns".to_string()
+                } else {
+                    columns.join(", ")
+                },
+                if one { "has" } else { "have" },
+                if one { "is" } else { "are" },
+            ))
+        }
+        e => DecomposeError::Model(e),
+    }
+}
+
+/// The summary of a cell fit: CR1 standard errors from the cluster delta
+/// method (× (N − 1)/(N − K), which makes it CR1 exactly) or iid ones.
+pub fn linear_summary(
+    cells: &Cells,
+    label: String,
+    spec: &FitSpec,
+    fit: &CellFit,
+    cluster: Option<(&str, &[u32], usize)>,
+    absorbed: Option<&Absorbed<'_>>,
+    level: f64,
+) -> ModelSummary {
+    let k = fit.coef.len();
+    let (var, kind, vlabel, df, clusters): (Vec<f64>, VcovKind, String, f64, Option<usize>) =
+        match cluster {
+            Some((name, _, g)) => {
+                let stat = |m: &[f64]| {
+                    cells
+                        .fit(spec, Some(m))
+                        .map(|f| f.coef)
+                        .map_err(|e| e.to_string())
+                };
+                let factor = (fit.n - 1.0) / (fit.n - k as f64);
+                let v = crate::inference::cluster_delta_variance(g, stat)
+                    .map(|v| v.into_iter().map(|x| x * factor).collect())
+                    .unwrap_or_else(|_| vec![f64::NAN; k]);
+                (
+                    v,
+                    VcovKind::Cr1,
+                    format!("CR1({name})"),
+                    (g - 1) as f64,
+                    Some(g),
+                )
+            }
+            None => {
+                let s2 = fit.rss / (fit.n - k as f64);
+                let v = (0..k).map(|i| s2 * fit.bread[i * k + i]).collect();
+                (v, VcovKind::Iid, "iid".into(), fit.n - k as f64, None)
+            }
+        };
+    let mut matrix = vec![0.0; k * k];
+    for i in 0..k {
+        matrix[i * k + i] = var[i];
+    }
+    let vcov = Vcov {
+        kind,
+        matrix,
+        df,
+        clusters,
+        k_total: k,
+        label: vlabel,
+    };
+    ModelSummary {
+        label,
+        family: "linear".into(),
+        n: fit.n.round() as usize,
+        clusters,
+        vcov: vcov.label.clone(),
+        converged: true,
+        iterations: 1,
+        absorbed: absorbed
+            .iter()
+            .map(|a| format!("{} ({} levels)", a.variable, a.levels))
+            .collect(),
+        coefficients: healthgap_models::summary::coefficient_rows(
+            &fit.names, &fit.coef, &vcov, level,
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::covariates::{Absorbed, Column};
+    use crate::covariates::Column;
     use healthgap_models::{Design, Ols};
 
     #[allow(clippy::type_complexity)]

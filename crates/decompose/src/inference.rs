@@ -196,6 +196,52 @@ where
     (rows, draws)
 }
 
+/// The row bootstrap (no cluster variable): rows of the two groups are the
+/// resampling units (within groups when `spec.stratify`). `stat` gets each
+/// replicate's row weights (base weight × multiplicity) and group codes (rows
+/// not drawn are coded 2).
+pub fn row_bootstrap<F>(
+    keys: &[Key],
+    point: &[f64],
+    spec: &InferenceSpec,
+    group: &[u32],
+    weights: Option<&[f64]>,
+    stat: F,
+    progress: &(dyn Fn() + Sync),
+) -> (Vec<Estimate>, BootstrapDraws)
+where
+    F: Fn(&[f64], &[u32]) -> Result<Vec<f64>, String> + Sync,
+{
+    let used: Vec<usize> = (0..group.len()).filter(|&i| group[i] <= 1).collect();
+    let strata = spec
+        .stratify
+        .then(|| used.iter().map(|&i| group[i]).collect());
+    let replicate = |m: &[f64]| -> Result<Vec<f64>, String> {
+        let mut w = vec![0.0; group.len()];
+        let mut g = vec![2u32; group.len()];
+        for (r, &i) in used.iter().enumerate() {
+            if m[r] > 0.0 {
+                w[i] = weights.map_or(1.0, |w| w[i]) * m[r];
+                g[i] = group[i];
+            }
+        }
+        stat(&w, &g)
+    };
+    bootstrap_rows(keys, point, spec, used.len(), strata, replicate, progress)
+}
+
+/// A warning when bootstrap replicates failed.
+pub fn failed_warning(draws: &BootstrapDraws) -> Option<String> {
+    (draws.failed > 0).then(|| {
+        format!(
+            "{} of {} bootstrap replicates failed and were left out (first: {})",
+            draws.failed,
+            draws.replicates,
+            draws.failures.first().map_or("", String::as_str)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

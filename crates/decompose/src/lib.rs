@@ -12,9 +12,11 @@ pub mod cells;
 pub mod covariates;
 pub mod crude;
 pub mod error;
+pub mod gelbach;
 pub mod inference;
 pub mod oaxaca;
 pub mod result;
+pub mod terms;
 
 pub use error::DecomposeError;
-pub use result::{AnalysisResult, Estimate, InferenceInfo};
+pub use result::{AnalysisResult, Estimate, InferenceInfo, MethodOutput};

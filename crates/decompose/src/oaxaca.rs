@@ -36,19 +36,18 @@
 //! which carries the covariances of groups that share hospitals. The cluster
 //! bootstrap recombines cells with each replicate's cluster multiplicities.
 
-use healthgap_models::{ModelError, ModelSummary, Vcov, VcovKind};
+use healthgap_models::ModelError;
 use serde::Serialize;
 
-use crate::cells::{CellFit, Cells, FitSpec, INTERCEPT};
+use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
 use crate::error::DecomposeError;
 use crate::inference::{
-    InferenceSpec, Key, Method, bootstrap_rows, cluster_delta_variance, delta_rows,
+    InferenceSpec, Key, Method, bootstrap_rows, cluster_delta_variance, delta_rows, failed_warning,
+    row_bootstrap,
 };
-use crate::result::Estimate;
-
-/// The factor name of the intercept's rows.
-pub const INTERCEPT_FACTOR: &str = "(intercept)";
+pub use crate::result::MethodOutput;
+use crate::terms::Terms;
 
 /// The choice of β* (METHODS.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,46 +91,13 @@ pub struct LinearInput<'a> {
     pub min_cell: usize,
 }
 
-/// The output of a method before it is labelled as an [`crate::AnalysisResult`].
-#[derive(Debug, Clone)]
-pub struct MethodOutput {
-    /// Tidy estimates.
-    pub estimates: Vec<Estimate>,
-    /// Fitted models.
-    pub models: Vec<ModelSummary>,
-    /// Warnings.
-    pub warnings: Vec<String>,
-    /// Successful bootstrap replicates (None for delta).
-    pub replicates_ok: Option<usize>,
-    /// Rows used.
-    pub n: usize,
-}
-
-/// Where an extended (normalized) coefficient comes from.
-#[derive(Debug, Clone, Copy)]
-enum Source {
-    /// A cell column (0 is the intercept).
-    Column(usize),
-    /// The base level of categorical k.
-    Base(usize),
-    /// Absorbed level l.
-    Level(usize),
-}
-
 /// Everything fixed across replicates.
 struct Setup {
     cells: Cells,
     absorb: bool,
-    normalize: bool,
     coefficients: Coefficients,
     threefold: bool,
-    /// Dummy columns (cell indexes) of each categorical.
-    categoricals: Vec<Vec<usize>>,
-    sources: Vec<Source>,
-    /// Output term of each extended coefficient.
-    term_of: Vec<usize>,
-    /// Output terms: (factor, name).
-    terms: Vec<(String, String)>,
+    terms: Terms,
     keys: Vec<Key>,
 }
 
@@ -149,71 +115,20 @@ struct Params {
 
 impl Setup {
     fn new(input: &LinearInput<'_>, cells: Cells) -> Setup {
-        let cov = input.covariates;
-        let absorb = cov.absorbed.is_some();
-        let categoricals: Vec<Vec<usize>> = cov
-            .categoricals
-            .iter()
-            .map(|c| c.columns.iter().map(|j| j + 1).collect())
-            .collect();
-        let mut sources = vec![Source::Column(0)];
-        let mut terms = vec![(INTERCEPT_FACTOR.to_string(), INTERCEPT.to_string())];
-        let mut term_of = vec![0];
-        for (j, col) in cov.columns.iter().enumerate() {
-            sources.push(Source::Column(j + 1));
-            term_of.push(terms.len());
-            terms.push((col.factor.clone(), col.name.clone()));
-            if input.normalize {
-                for (k, cat) in cov.categoricals.iter().enumerate() {
-                    if cat.columns.last() == Some(&j) {
-                        sources.push(Source::Base(k));
-                        term_of.push(terms.len());
-                        terms.push((cat.factor.clone(), cat.base.clone()));
-                    }
-                }
-            }
-        }
-        if let Some(a) = &cov.absorbed {
-            let t = terms.len();
-            terms.push((a.factor.clone(), a.variable.clone()));
-            for l in 0..a.levels {
-                sources.push(Source::Level(l));
-                term_of.push(t);
-            }
-        }
-        let factors = cov.factors();
+        let terms = Terms::new(input.covariates, input.normalize);
         let mut quantities = vec!["explained", "unexplained"];
         if input.threefold {
             quantities.extend(["endowments", "coefficients", "interaction"]);
         }
-        let mut keys: Vec<Key> = vec![("gap".into(), None, None)];
-        for q in &quantities {
-            keys.push((q.to_string(), None, None));
-            let with_intercept = matches!(*q, "unexplained" | "coefficients");
-            let mut fs: Vec<&str> = factors.iter().map(String::as_str).collect();
-            if with_intercept {
-                fs.push(INTERCEPT_FACTOR);
-            }
-            for f in fs {
-                keys.push((q.to_string(), Some(f.to_string()), None));
-                for (tf, name) in &terms {
-                    if tf == f {
-                        keys.push((q.to_string(), Some(f.to_string()), Some(name.clone())));
-                    }
-                }
-            }
-        }
+        let mut keys = vec![("gap".to_string(), None, None)];
+        keys.extend(terms.keys(&quantities, &["unexplained", "coefficients"]));
         keys.push(("unexplained_comparison".into(), None, None));
         keys.push(("unexplained_reference".into(), None, None));
         Setup {
             cells,
-            absorb,
-            normalize: input.normalize,
+            absorb: input.covariates.absorbed.is_some(),
             coefficients: input.coefficients,
             threefold: input.threefold,
-            categoricals,
-            sources,
-            term_of,
             terms,
             keys,
         }
@@ -296,63 +211,6 @@ impl Setup {
         })
     }
 
-    /// Normalized (extended) coefficients from b and α over `support` levels.
-    fn extend_coef(&self, b: &[f64], a: &[f64], support: &[bool]) -> Vec<f64> {
-        let mut out: Vec<f64> = Vec::with_capacity(self.sources.len());
-        let mut intercept = b[0];
-        let mut base = vec![0.0; self.categoricals.len()];
-        if self.normalize {
-            for (k, cols) in self.categoricals.iter().enumerate() {
-                let mean = cols.iter().map(|&j| b[j]).sum::<f64>() / (cols.len() + 1) as f64;
-                base[k] = -mean;
-                intercept += mean;
-            }
-        }
-        let mut center = 0.0;
-        if self.absorb {
-            let kept: Vec<f64> = a
-                .iter()
-                .zip(support)
-                .filter(|(_, s)| **s)
-                .map(|(a, _)| *a)
-                .collect();
-            center = if self.normalize {
-                kept.iter().sum::<f64>() / kept.len().max(1) as f64
-            } else {
-                kept.first().copied().unwrap_or(0.0)
-            };
-            intercept += center;
-        }
-        let cat_of = |j: usize| self.categoricals.iter().position(|c| c.contains(&j));
-        for src in &self.sources {
-            out.push(match *src {
-                Source::Column(0) => intercept,
-                Source::Column(j) => b[j] + cat_of(j).map_or(0.0, |k| base[k]),
-                Source::Base(k) => base[k],
-                Source::Level(l) => {
-                    if support[l] {
-                        a[l] - center
-                    } else {
-                        0.0
-                    }
-                }
-            });
-        }
-        out
-    }
-
-    /// Extended means: 1, x̄, base-level shares, level shares.
-    fn extend_x(&self, x: &[f64], s: &[f64]) -> Vec<f64> {
-        self.sources
-            .iter()
-            .map(|src| match *src {
-                Source::Column(j) => x[j],
-                Source::Base(k) => 1.0 - self.categoricals[k].iter().map(|&j| x[j]).sum::<f64>(),
-                Source::Level(l) => s[l],
-            })
-            .collect()
-    }
-
     /// Every reported statistic, in key order.
     fn values(&self, p: &Params) -> Result<Vec<f64>, String> {
         let levels = p.s[0].len();
@@ -369,10 +227,10 @@ impl Setup {
                 support[l] = ar[l].is_finite() && ac[l].is_finite();
             }
         }
-        let br = self.extend_coef(&p.b[0], &ar, &support);
-        let bc = self.extend_coef(&p.b[1], &ac, &support);
+        let br = self.terms.extend_coef(&p.b[0], &ar, &support);
+        let bc = self.terms.extend_coef(&p.b[1], &ac, &support);
         let bs: Vec<f64> = match (&p.star, self.coefficients) {
-            (Some((b, a)), _) => self.extend_coef(b, a, &support),
+            (Some((b, a)), _) => self.terms.extend_coef(b, a, &support),
             (None, c) => {
                 let lam = match c {
                     Coefficients::Reference => 1.0,
@@ -386,16 +244,9 @@ impl Setup {
                     .collect()
             }
         };
-        let xr = self.extend_x(&p.x[0], &p.s[0]);
-        let xc = self.extend_x(&p.x[1], &p.s[1]);
-        let nt = self.terms.len();
-        let per = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
-            let mut t = vec![0.0; nt];
-            for e in 0..self.sources.len() {
-                t[self.term_of[e]] += f(e);
-            }
-            t
-        };
+        let xr = self.terms.extend_x(&p.x[0], &p.s[0]);
+        let xc = self.terms.extend_x(&p.x[1], &p.s[1]);
+        let per = |f: &dyn Fn(usize) -> f64| self.terms.per_term(f);
         let dx = |e: usize| xc[e] - xr[e];
         let uc = per(&|e| xc[e] * (bc[e] - bs[e]));
         let ur = per(&|e| xr[e] * (bs[e] - br[e]));
@@ -413,37 +264,22 @@ impl Setup {
         }
         let predicted = |x: &[f64], b: &[f64]| -> f64 { x.iter().zip(b).map(|(x, b)| x * b).sum() };
         let gap = predicted(&xc, &bc) - predicted(&xr, &br);
-        let mut out = Vec::with_capacity(self.keys.len());
-        for (q, f, t) in &self.keys {
-            let v = match q.as_str() {
-                "gap" => gap,
-                "unexplained_comparison" => uc.iter().sum(),
-                "unexplained_reference" => ur.iter().sum(),
-                _ => {
-                    let vals = &parts
+        self.keys
+            .iter()
+            .map(|key| match key.0.as_str() {
+                "gap" => Ok(gap),
+                "unexplained_comparison" => Ok(uc.iter().sum()),
+                "unexplained_reference" => Ok(ur.iter().sum()),
+                q => {
+                    let vals = parts
                         .iter()
-                        .find(|(n, _)| n == q)
+                        .find(|(n, _)| *n == q)
                         .map(|(_, v)| v)
                         .ok_or("key")?;
-                    match (f, t) {
-                        (None, _) => vals.iter().sum(),
-                        (Some(f), None) => self
-                            .terms
-                            .iter()
-                            .zip(vals.iter())
-                            .filter(|((tf, _), _)| tf == f)
-                            .map(|(_, v)| v)
-                            .sum(),
-                        (Some(_), Some(t)) => {
-                            let i = self.terms.iter().position(|(_, n)| n == t).ok_or("term")?;
-                            vals[i]
-                        }
-                    }
+                    Ok(self.terms.row_value(key, vals))
                 }
-            };
-            out.push(v);
-        }
-        Ok(out)
+            })
+            .collect()
     }
 }
 
@@ -466,22 +302,6 @@ fn support_warning(input: &LinearInput<'_>) -> Option<String> {
             a.variable, input.labels[0], input.labels[1]
         )
     })
-}
-
-fn model_error(e: ModelError, who: &str) -> DecomposeError {
-    match e {
-        ModelError::Singular { columns, .. } => DecomposeError::Input(format!(
-            "the {who} is singular: {} {} no variation or are collinear there; merge rare \
-             levels or remove the variable from [factors]",
-            if columns.is_empty() {
-                "the columns".to_string()
-            } else {
-                columns.join(", ")
-            },
-            if columns.len() == 1 { "has" } else { "have" },
-        )),
-        e => DecomposeError::Model(e),
-    }
 }
 
 /// The Jann (2008) delta-method variances without clusters (no absorbed variable).
@@ -590,76 +410,6 @@ fn jann_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeErr
     Ok(var)
 }
 
-/// The summary of one fitted group or pooled model.
-fn summary(
-    setup: &Setup,
-    label: String,
-    spec: &FitSpec,
-    fit: &CellFit,
-    input: &LinearInput<'_>,
-    level: f64,
-) -> ModelSummary {
-    let k = fit.coef.len();
-    let (var, kind, vlabel, df, clusters): (Vec<f64>, VcovKind, String, f64, Option<usize>) =
-        match input.cluster {
-            Some((name, _, g)) => {
-                let stat = |m: &[f64]| {
-                    setup
-                        .cells
-                        .fit(spec, Some(m))
-                        .map(|f| f.coef)
-                        .map_err(|e| e.to_string())
-                };
-                let factor = (fit.n - 1.0) / (fit.n - k as f64);
-                let v = cluster_delta_variance(g, stat)
-                    .map(|v| v.into_iter().map(|x| x * factor).collect())
-                    .unwrap_or_else(|_| vec![f64::NAN; k]);
-                (
-                    v,
-                    VcovKind::Cr1,
-                    format!("CR1({name})"),
-                    (g - 1) as f64,
-                    Some(g),
-                )
-            }
-            None => {
-                let s2 = fit.rss / (fit.n - k as f64);
-                let v = (0..k).map(|i| s2 * fit.bread[i * k + i]).collect();
-                (v, VcovKind::Iid, "iid".into(), fit.n - k as f64, None)
-            }
-        };
-    let mut matrix = vec![0.0; k * k];
-    for i in 0..k {
-        matrix[i * k + i] = var[i];
-    }
-    let vcov = Vcov {
-        kind,
-        matrix,
-        df,
-        clusters,
-        k_total: k,
-        label: vlabel,
-    };
-    ModelSummary {
-        label,
-        family: "linear".into(),
-        n: fit.n.round() as usize,
-        clusters,
-        vcov: vcov.label.clone(),
-        converged: true,
-        iterations: 1,
-        absorbed: input
-            .covariates
-            .absorbed
-            .iter()
-            .map(|a| format!("{} ({} levels)", a.variable, a.levels))
-            .collect(),
-        coefficients: healthgap_models::summary::coefficient_rows(
-            &fit.names, &fit.coef, &vcov, level,
-        ),
-    }
-}
-
 /// The linear Oaxaca–Blinder decomposition with its inference.
 pub fn linear(
     input: &LinearInput<'_>,
@@ -703,35 +453,38 @@ pub fn linear(
     let fr = setup
         .cells
         .fit(&spec_r, None)
-        .map_err(|e| model_error(e, &who(0)))?;
+        .map_err(|e| singular_error(e, &who(0)))?;
     let fc = setup
         .cells
         .fit(&spec_c, None)
-        .map_err(|e| model_error(e, &who(1)))?;
+        .map_err(|e| singular_error(e, &who(1)))?;
     let pooled = setup
         .pooled_fit(None)
-        .map_err(|e| model_error(e, "pooled model"))?;
+        .map_err(|e| singular_error(e, "pooled model"))?;
     let star = setup
         .star_fit(pooled.as_ref(), None)
-        .map_err(|e| model_error(e, "pooled model"))?;
+        .map_err(|e| singular_error(e, "pooled model"))?;
     let point_params = setup.params(None).map_err(DecomposeError::Input)?;
     let point = setup.values(&point_params).map_err(DecomposeError::Input)?;
     let level = inference.level;
+    let absorbed = input.covariates.absorbed.as_ref();
     let mut models = vec![
-        summary(
-            &setup,
+        linear_summary(
+            &setup.cells,
             format!("outcome model, group={}", input.labels[0]),
             &spec_r,
             &fr,
-            input,
+            input.cluster,
+            absorbed,
             level,
         ),
-        summary(
-            &setup,
+        linear_summary(
+            &setup.cells,
             format!("outcome model, group={}", input.labels[1]),
             &spec_c,
             &fc,
-            input,
+            input.cluster,
+            absorbed,
             level,
         ),
     ];
@@ -741,12 +494,28 @@ pub fn linear(
             input.labels[0], input.labels[1]
         );
         let spec = setup.spec([true, true], true);
-        models.push(summary(&setup, label, &spec, f, input, level));
+        models.push(linear_summary(
+            &setup.cells,
+            label,
+            &spec,
+            f,
+            input.cluster,
+            absorbed,
+            level,
+        ));
     }
     if let (Some(f), Coefficients::Neumark) = (&star, setup.coefficients) {
         let label = format!("pooled model ({} + {})", input.labels[0], input.labels[1]);
         let spec = setup.spec([true, true], false);
-        models.push(summary(&setup, label, &spec, f, input, level));
+        models.push(linear_summary(
+            &setup.cells,
+            label,
+            &spec,
+            f,
+            input.cluster,
+            absorbed,
+            level,
+        ));
     }
     if let Some((_, _, g)) = input.cluster.filter(|c| c.2 < 30) {
         warnings.push(format!(
@@ -788,36 +557,17 @@ pub fn linear(
             (rows, Some(draws.estimates.len()))
         }
         (Method::Bootstrap, None) => {
-            // Row bootstrap: rows of the two groups are the resampling units.
-            let rows_used: Vec<usize> = (0..group.len()).filter(|&i| group[i] <= 1).collect();
-            let group = group.to_vec();
-            let strata = inference
-                .stratify
-                .then(|| rows_used.iter().map(|&i| group[i]).collect());
-            let base_w: Vec<f64> = (0..group.len())
-                .map(|i| input.weights.map_or(1.0, |w| w[i]))
-                .collect();
-            let row_stat = |m: &[f64]| -> Result<Vec<f64>, String> {
-                let mut w = vec![0.0; group.len()];
-                for (r, &i) in rows_used.iter().enumerate() {
-                    w[i] = base_w[i] * m[r];
-                }
-                let g2: Vec<u32> = group
-                    .iter()
-                    .zip(&w)
-                    .map(|(&g, &w)| if w > 0.0 { g } else { 2 })
-                    .collect();
-                let cells = Cells::build(input.y, &g2, input.covariates, Some(&w), None);
-                let s = Setup::new(input, cells);
-                s.params(None).and_then(|p| s.values(&p))
-            };
-            let (rows, draws) = bootstrap_rows(
+            let (rows, draws) = row_bootstrap(
                 &setup.keys,
                 &point,
                 inference,
-                rows_used.len(),
-                strata,
-                row_stat,
+                group,
+                input.weights,
+                |w, g| {
+                    let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+                    let s = Setup::new(input, cells);
+                    s.params(None).and_then(|p| s.values(&p))
+                },
                 progress,
             );
             warnings.extend(failed_warning(&draws));
@@ -830,17 +580,5 @@ pub fn linear(
         warnings,
         replicates_ok,
         n: n[0] + n[1],
-    })
-}
-
-/// A warning when bootstrap replicates failed.
-pub fn failed_warning(draws: &healthgap_models::bootstrap::BootstrapDraws) -> Option<String> {
-    (draws.failed > 0).then(|| {
-        format!(
-            "{} of {} bootstrap replicates failed and were left out (first: {})",
-            draws.failed,
-            draws.replicates,
-            draws.failures.first().map_or("", String::as_str)
-        )
     })
 }

@@ -108,3 +108,18 @@ impl AnalysisResult {
         })
     }
 }
+
+/// The output of a method before it is labelled as an [`AnalysisResult`].
+#[derive(Debug, Clone)]
+pub struct MethodOutput {
+    /// Tidy estimates.
+    pub estimates: Vec<Estimate>,
+    /// Fitted models.
+    pub models: Vec<ModelSummary>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Successful bootstrap replicates (None for delta).
+    pub replicates_ok: Option<usize>,
+    /// Rows used.
+    pub n: usize,
+}
