@@ -244,6 +244,8 @@ pub enum RawAnalysis {
         threefold: Option<bool>,
         /// Normalize categorical variables (Yun 2005); default true.
         normalize: Option<bool>,
+        /// Fairlie orderings for logit/probit (default 100; 0 turns Fairlie off).
+        fairlie_orderings: Option<usize>,
     },
     /// Gelbach.
     Gelbach {
@@ -405,13 +407,21 @@ impl RawAnalysis {
                 coefficients,
                 threefold,
                 normalize,
+                fairlie_orderings,
                 ..
-            } => json!({
-                "model": model.unwrap_or(RawModel::Linear),
-                "coefficients": coefficients.unwrap_or(RawCoefficients::Pooled),
-                "threefold": threefold.unwrap_or(false),
-                "normalize": normalize.unwrap_or(true),
-            }),
+            } => {
+                let model = model.unwrap_or(RawModel::Linear);
+                let mut o = json!({
+                    "model": model,
+                    "coefficients": coefficients.unwrap_or(RawCoefficients::Pooled),
+                    "threefold": threefold.unwrap_or(false),
+                    "normalize": normalize.unwrap_or(true),
+                });
+                if model != RawModel::Linear {
+                    o["fairlie_orderings"] = json!(fairlie_orderings.unwrap_or(100));
+                }
+                o
+            }
             RawAnalysis::Gelbach { base, added, .. } => json!({"base": base, "added": added}),
             RawAnalysis::DisparityReduction {
                 allowable,

@@ -12,7 +12,9 @@ use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates}
 use healthgap_decompose::crude::{CrudeInput, crude};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
 use healthgap_decompose::inference::{InferenceSpec, Method};
+use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
+use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
 use healthgap_report::results::AttritionRow;
 use healthgap_report::{
@@ -113,12 +115,7 @@ pub fn check(config: &Path) -> Result<()> {
 fn implemented(a: &RawAnalysis) -> bool {
     matches!(
         a,
-        RawAnalysis::Crude { .. }
-            | RawAnalysis::OaxacaBlinder {
-                model: None | Some(RawModel::Linear),
-                ..
-            }
-            | RawAnalysis::Gelbach { .. }
+        RawAnalysis::Crude { .. } | RawAnalysis::OaxacaBlinder { .. } | RawAnalysis::Gelbach { .. }
     )
 }
 
@@ -264,31 +261,80 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     )
                 }
                 RawAnalysis::OaxacaBlinder {
+                    model,
                     coefficients,
                     threefold,
                     normalize,
+                    fairlie_orderings,
                     ..
                 } => {
                     let cov = covariates(&design, &a.id)?;
-                    let input = LinearInput {
-                        y,
-                        group: &group,
-                        labels,
-                        covariates: &cov,
-                        weights: cohort.weights.as_deref(),
-                        cluster: cohort
-                            .cluster
-                            .as_ref()
-                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
-                        coefficients: coefficients_of(
-                            coefficients.unwrap_or(RawCoefficients::Pooled),
-                        ),
-                        threefold: threefold.unwrap_or(false),
-                        normalize: normalize.unwrap_or(true),
-                        min_cell: plan.min_cell,
+                    let cluster = cohort
+                        .cluster
+                        .as_ref()
+                        .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g));
+                    let coefficients =
+                        coefficients_of(coefficients.unwrap_or(RawCoefficients::Pooled));
+                    let context = || format!("{outcome}, {} vs {}", labels[1], labels[0]);
+                    let output = match model.unwrap_or(RawModel::Linear) {
+                        RawModel::Linear => {
+                            let input = LinearInput {
+                                y,
+                                group: &group,
+                                labels,
+                                covariates: &cov,
+                                weights: cohort.weights.as_deref(),
+                                cluster,
+                                coefficients,
+                                threefold: threefold.unwrap_or(false),
+                                normalize: normalize.unwrap_or(true),
+                                min_cell: plan.min_cell,
+                            };
+                            oaxaca::linear(&input, &spec, &progress).with_context(context)?
+                        }
+                        m => {
+                            if !binary {
+                                bail!(
+                                    "analysis `{}`: model = \"{}\" needs a binary outcome, and `{outcome}` \
+                                     is continuous; use model = \"linear\" for it",
+                                    a.id,
+                                    if m == RawModel::Logit {
+                                        "logit"
+                                    } else {
+                                        "probit"
+                                    }
+                                );
+                            }
+                            let input = NonlinearInput {
+                                y,
+                                group: &group,
+                                labels,
+                                covariates: &cov,
+                                weights: cohort.weights.as_deref(),
+                                cluster,
+                                link: if m == RawModel::Logit {
+                                    Link::Logit
+                                } else {
+                                    Link::Probit
+                                },
+                                coefficients,
+                                normalize: normalize.unwrap_or(true),
+                                fairlie_orderings: fairlie_orderings.unwrap_or(100),
+                                seed: plan.seed,
+                                analysis_id: a.id.clone(),
+                            };
+                            let mut out =
+                                nonlinear(&input, &spec, &progress).with_context(context)?;
+                            if threefold.unwrap_or(false) {
+                                out.warnings.push(
+                                    "threefold = true is ignored: the threefold split is defined for \
+                                     model = \"linear\""
+                                        .into(),
+                                );
+                            }
+                            out
+                        }
                     };
-                    let output = oaxaca::linear(&input, &spec, &progress)
-                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
                     let info = spec.info(cluster_name, output.replicates_ok);
                     (output, info)
                 }

@@ -8,3 +8,4 @@ mod gelbach;
 mod oaxaca;
 mod synth;
 mod util;
+mod yun;

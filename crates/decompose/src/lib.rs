@@ -14,6 +14,7 @@ pub mod crude;
 pub mod error;
 pub mod gelbach;
 pub mod inference;
+pub mod nonlinear;
 pub mod oaxaca;
 pub mod result;
 pub mod terms;

@@ -1,0 +1,813 @@
+//! Nonlinear decomposition of a binary outcome (METHODS.md §3): Yun (2004,
+//! 2005; Stata `mvdcmp`) with detailed weights, and Fairlie's (2005)
+//! matched-swap decomposition averaged over random block orderings.
+//!
+//! Group models Pr(y = 1 | x) = F(x b_g), F = Λ (logit) or Φ (probit), and
+//! F̄_g(b) = Σ_{i∈g} w_i F(x_i b) / Σ_{i∈g} w_i. For β* (as in the linear case:
+//! b_r, b_c, their averages, or a pooled model):
+//!
+//! - explained E = F̄_c(β*) − F̄_r(β*), unexplained U = Δ − E with
+//!   Δ = ȳ_c − ȳ_r (= F̄_c(b_c) − F̄_r(b_r) for logit with an intercept);
+//!   β* = b_r is Yun's reference viewpoint, β* = b_c the comparison viewpoint;
+//! - detailed (Yun weights): E_k = E·(x̄_ck − x̄_rk)β*_k / Σ_j (x̄_cj − x̄_rj)β*_j,
+//!   U_k = U·[x̄_ck(b_ck − β*_k) + x̄_rk(β*_k − b_rk)] / Σ_j [same], on the
+//!   normalized coefficients when categorical variables are normalized.
+//!
+//! **Fairlie.** In each of R orderings: draw (without replacement) as many rows
+//! of the larger group as the smaller one has, rank both samples by F(x β*) and
+//! match them by rank, draw a random order of the factor blocks, then swap the
+//! blocks one at a time from the comparison rows' values to their matched
+//! reference rows' values; a block's contribution is the change in the mean of
+//! F(x β*). Averaging over orderings gives Shapley-like, order-free block
+//! contributions (`fairlie_explained`); each ordering has its own ChaCha8 stream
+//! from (seed, analysis id, ordering).
+//!
+//! **Inference.** Delta method in the coefficients (X fixed, as `mvdcmp`):
+//! θ = (b_r, b_c, [pooled b]), V(θ) block-diagonal inverse information, or with
+//! a cluster variable the joint CR1 sandwich of the models (covariances across
+//! groups that share hospitals); gradients through the weights included. The
+//! cluster bootstrap takes one Fisher-scoring step per model from the
+//! full-sample estimates with the replicate's cluster multiplicities (the
+//! k-step bootstrap of Andrews 2002, k = 1), then recomputes every F̄ exactly;
+//! Fairlie rows keep their delta-method SEs (matching held fixed, as Stata
+//! `fairlie`).
+
+use healthgap_models::bootstrap::stream_key;
+use healthgap_models::linalg::{COLLINEARITY_TOL, ranked_inverse};
+use healthgap_models::moments::Moments;
+use healthgap_models::vcov::{JointPart, joint_cr1};
+use healthgap_models::{Design, Glm, GlmFit, Link, ModelError, SmallSample, VcovKind};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::cells::INTERCEPT;
+use crate::covariates::Covariates;
+use crate::error::DecomposeError;
+use crate::inference::{
+    InferenceSpec, Key, Method, bootstrap_rows, delta_rows, failed_warning, row_bootstrap,
+};
+use crate::oaxaca::Coefficients;
+use crate::result::MethodOutput;
+use crate::terms::Terms;
+
+/// Inputs of one nonlinear decomposition.
+pub struct NonlinearInput<'a> {
+    /// Binary outcome over all rows.
+    pub y: &'a [f64],
+    /// 0 = reference, 1 = comparison, other rows skipped.
+    pub group: &'a [u32],
+    /// Reference and comparison labels.
+    pub labels: [&'a str; 2],
+    /// Covariates (no absorbed variable).
+    pub covariates: &'a Covariates<'a>,
+    /// Weights.
+    pub weights: Option<&'a [f64]>,
+    /// Cluster name, codes and count.
+    pub cluster: Option<(&'a str, &'a [u32], usize)>,
+    /// Logit or probit.
+    pub link: Link,
+    /// β*.
+    pub coefficients: Coefficients,
+    /// Normalize categorical variables.
+    pub normalize: bool,
+    /// Fairlie orderings (0: no Fairlie rows).
+    pub fairlie_orderings: usize,
+    /// Seed of the Fairlie orderings.
+    pub seed: u64,
+    /// Analysis id (part of the Fairlie stream key).
+    pub analysis_id: String,
+}
+
+/// The rows of the two groups as a dense design with an intercept.
+struct Data {
+    /// Column-major n × p, intercept first.
+    x: Vec<f64>,
+    n: usize,
+    p: usize,
+    names: Vec<String>,
+    y: Vec<f64>,
+    w: Vec<f64>,
+    group: Vec<u8>,
+    cluster: Vec<u32>,
+    clusters: usize,
+}
+
+impl Data {
+    fn new(input: &NonlinearInput<'_>, weights: Option<&[f64]>, group: &[u32]) -> Data {
+        let rows: Vec<usize> = (0..group.len()).filter(|&i| group[i] <= 1).collect();
+        let n = rows.len();
+        let cov = input.covariates;
+        let p = 1 + cov.columns.len();
+        let mut x = vec![1.0; n * p];
+        for (j, col) in cov.columns.iter().enumerate() {
+            for (r, &i) in rows.iter().enumerate() {
+                x[(j + 1) * n + r] = col.values[i];
+            }
+        }
+        let mut names = vec![INTERCEPT.to_string()];
+        names.extend(cov.columns.iter().map(|c| c.name.clone()));
+        Data {
+            x,
+            n,
+            p,
+            names,
+            y: rows.iter().map(|&i| input.y[i]).collect(),
+            w: rows
+                .iter()
+                .map(|&i| weights.map_or(1.0, |w| w[i]))
+                .collect(),
+            group: rows.iter().map(|&i| group[i] as u8).collect(),
+            cluster: rows
+                .iter()
+                .map(|&i| input.cluster.map_or(0, |c| c.1[i]))
+                .collect(),
+            clusters: input.cluster.map_or(1, |c| c.2.max(1)),
+        }
+    }
+
+    fn eta(&self, i: usize, b: &[f64]) -> f64 {
+        (0..self.p).map(|j| self.x[j * self.n + i] * b[j]).sum()
+    }
+
+    /// F̄_g(b) and its gradient, rows weighted by w × mult[cluster].
+    fn mean_f(
+        &self,
+        link: Link,
+        g: u8,
+        b: &[f64],
+        mult: Option<&[f64]>,
+        grad: bool,
+    ) -> (f64, Vec<f64>) {
+        let mut sw = 0.0;
+        let mut sf = 0.0;
+        let mut sg = vec![0.0; if grad { self.p } else { 0 }];
+        for i in (0..self.n).filter(|&i| self.group[i] == g) {
+            let w = self.w[i] * mult.map_or(1.0, |m| m[self.cluster[i] as usize]);
+            if w == 0.0 {
+                continue;
+            }
+            let eta = self.eta(i, b);
+            sw += w;
+            sf += w * link.cdf(eta);
+            if grad {
+                let d = w * link.pdf(eta);
+                for j in 0..self.p {
+                    sg[j] += d * self.x[j * self.n + i];
+                }
+            }
+        }
+        (sf / sw, sg.into_iter().map(|v| v / sw).collect())
+    }
+
+    /// Weighted means of x and y of group g.
+    fn means(&self, g: u8, mult: Option<&[f64]>) -> (Vec<f64>, f64, f64) {
+        let mut sw = 0.0;
+        let mut sx = vec![0.0; self.p];
+        let mut sy = 0.0;
+        for i in (0..self.n).filter(|&i| self.group[i] == g) {
+            let w = self.w[i] * mult.map_or(1.0, |m| m[self.cluster[i] as usize]);
+            sw += w;
+            sy += w * self.y[i];
+            for j in 0..self.p {
+                sx[j] += w * self.x[j * self.n + i];
+            }
+        }
+        (sx.into_iter().map(|v| v / sw).collect(), sy / sw, sw)
+    }
+
+    /// The model on groups `groups`, with the indicator 1{comparison} first when asked.
+    fn design(
+        &self,
+        groups: [bool; 2],
+        indicator: bool,
+        with_cluster: bool,
+    ) -> Result<Design, ModelError> {
+        let rows: Vec<usize> = (0..self.n)
+            .filter(|&i| groups[self.group[i] as usize])
+            .collect();
+        let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
+        if indicator {
+            cols.push((
+                "group".into(),
+                rows.iter().map(|&i| f64::from(self.group[i])).collect(),
+            ));
+        }
+        for j in 0..self.p {
+            let c = &self.x[j * self.n..(j + 1) * self.n];
+            cols.push((self.names[j].clone(), rows.iter().map(|&i| c[i]).collect()));
+        }
+        let mut d = Design::from_columns("y", rows.iter().map(|&i| self.y[i]).collect(), cols)?
+            .with_weights(rows.iter().map(|&i| self.w[i]).collect());
+        if with_cluster {
+            let labels: Vec<i64> = rows.iter().map(|&i| i64::from(self.cluster[i])).collect();
+            d = d.with_cluster(&labels);
+            // Keep the shared cluster codes (0..G) rather than the re-coded ones.
+            d.cluster = Some(rows.iter().map(|&i| self.cluster[i]).collect());
+            d.n_clusters = self.clusters;
+        }
+        Ok(d)
+    }
+}
+
+/// The fitted models of one sample.
+struct Fits {
+    models: Vec<GlmFit>,
+    /// Index of the β* model in `models` (pooled or Neumark), if any.
+    star: Option<usize>,
+    /// Skip the indicator in the β* model.
+    star_skip: usize,
+}
+
+fn fit_models(
+    data: &Data,
+    input: &NonlinearInput<'_>,
+    clustered: bool,
+) -> Result<Fits, (usize, ModelError)> {
+    let glm = match input.link {
+        Link::Logit => Glm::logit(),
+        Link::Probit => Glm::probit(),
+    };
+    let fit = |groups, indicator, who| {
+        data.design(groups, indicator, clustered)
+            .and_then(|d| glm.fit(&d, None))
+            .map_err(|e| (who, e))
+    };
+    let mut models = vec![fit([true, false], false, 0)?, fit([false, true], false, 1)?];
+    let (star, star_skip) = match input.coefficients {
+        Coefficients::Pooled => {
+            models.push(fit([true, true], true, 2)?);
+            (Some(2), 1)
+        }
+        Coefficients::Neumark => {
+            models.push(fit([true, true], false, 2)?);
+            (Some(2), 0)
+        }
+        _ => (None, 0),
+    };
+    Ok(Fits {
+        models,
+        star,
+        star_skip,
+    })
+}
+
+/// Everything fixed across replicates.
+struct Setup<'a> {
+    input: &'a NonlinearInput<'a>,
+    terms: Terms,
+    keys: Vec<Key>,
+    /// Rows of `keys` that are Fairlie's.
+    fairlie_from: usize,
+    blocks: Vec<String>,
+}
+
+/// The coefficient vectors the values depend on (intercept first, no indicator).
+#[derive(Clone)]
+struct Theta {
+    br: Vec<f64>,
+    bc: Vec<f64>,
+    bp: Vec<f64>,
+}
+
+impl Setup<'_> {
+    fn lambda(&self, w: [f64; 2]) -> f64 {
+        match self.input.coefficients {
+            Coefficients::Reference => 1.0,
+            Coefficients::Comparison => 0.0,
+            Coefficients::Reimers => 0.5,
+            Coefficients::Cotton => w[0] / (w[0] + w[1]),
+            Coefficients::Pooled | Coefficients::Neumark => f64::NAN,
+        }
+    }
+
+    fn star(&self, t: &Theta, w: [f64; 2]) -> Vec<f64> {
+        let lam = self.lambda(w);
+        if lam.is_nan() {
+            t.bp.clone()
+        } else {
+            t.br.iter()
+                .zip(&t.bc)
+                .map(|(r, c)| lam * r + (1.0 - lam) * c)
+                .collect()
+        }
+    }
+
+    /// Yun rows (all keys before Fairlie's) from θ, f = (F̄_c(β*), F̄_r(β*), gap)
+    /// and the group means.
+    fn yun(&self, t: &Theta, f: [f64; 3], xr: &[f64], xc: &[f64], w: [f64; 2]) -> Vec<f64> {
+        let [fc, fr, gap] = f;
+        let bs = self.star(t, w);
+        let none: [f64; 0] = [];
+        let ext = |b: &[f64]| self.terms.extend_coef(b, &none, &[]);
+        let (er, ec, es) = (ext(&t.br), ext(&t.bc), ext(&bs));
+        let (xr, xc) = (
+            self.terms.extend_x(xr, &none),
+            self.terms.extend_x(xc, &none),
+        );
+        let explained = fc - fr;
+        let unexplained = gap - explained;
+        let de: Vec<f64> = (0..es.len()).map(|e| (xc[e] - xr[e]) * es[e]).collect();
+        let du: Vec<f64> = (0..es.len())
+            .map(|e| xc[e] * (ec[e] - es[e]) + xr[e] * (es[e] - er[e]))
+            .collect();
+        let (se, su): (f64, f64) = (de.iter().sum(), du.iter().sum());
+        let pe = self.terms.per_term(&|e| explained * de[e] / se);
+        let pu = self.terms.per_term(&|e| unexplained * du[e] / su);
+        self.keys[..self.fairlie_from]
+            .iter()
+            .map(|key| match key.0.as_str() {
+                "gap" => gap,
+                "explained" => self.terms.row_value(key, &pe),
+                _ => self.terms.row_value(key, &pu),
+            })
+            .collect()
+    }
+}
+
+/// Fairlie's matched swap: per-block contributions (in `blocks` order, then
+/// the total) and their gradients with respect to β*.
+fn fairlie(data: &Data, setup: &Setup<'_>, link: Link, bs: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let input = setup.input;
+    let nb = setup.blocks.len();
+    let p = data.p;
+    let block_cols: Vec<Vec<usize>> = setup
+        .blocks
+        .iter()
+        .map(|b| {
+            input
+                .covariates
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| &c.factor == b)
+                .map(|(j, _)| j + 1)
+                .collect()
+        })
+        .collect();
+    let rows = |g: u8| -> Vec<usize> { (0..data.n).filter(|&i| data.group[i] == g).collect() };
+    let (rr, rc) = (rows(0), rows(1));
+    let m = rr.len().min(rc.len());
+    let eta_star: Vec<f64> = (0..data.n).map(|i| data.eta(i, bs)).collect();
+    let mut sum = vec![0.0; nb + 1];
+    let mut grad = vec![vec![0.0; p]; nb + 1];
+    let key = stream_key(input.seed, &format!("{}/fairlie", input.analysis_id));
+    for ordering in 0..input.fairlie_orderings {
+        let mut rng = ChaCha8Rng::seed_from_u64(key);
+        rng.set_stream(ordering as u64);
+        let draw = |rows: &[usize], rng: &mut ChaCha8Rng| -> Vec<usize> {
+            let mut v = rows.to_vec();
+            if v.len() > m {
+                // Partial Fisher–Yates: m rows without replacement.
+                for k in 0..m {
+                    let j = rng.random_range(k..v.len());
+                    v.swap(k, j);
+                }
+                v.truncate(m);
+            }
+            v.sort_by(|a, b| eta_star[*a].total_cmp(&eta_star[*b]));
+            v
+        };
+        let sc = draw(&rc, &mut rng);
+        let sr = draw(&rr, &mut rng);
+        let mut order: Vec<usize> = (0..nb).collect();
+        order.shuffle(&mut rng);
+        // Composite rows: start at the comparison rows' x, swap blocks to r's.
+        let wsum: f64 = sc.iter().map(|&i| data.w[i]).sum();
+        let mut eta: Vec<f64> = sc.iter().map(|&i| eta_star[i]).collect();
+        let mut xcur: Vec<Vec<f64>> = sc
+            .iter()
+            .map(|&i| (0..p).map(|j| data.x[j * data.n + i]).collect())
+            .collect();
+        let mean_f = |eta: &[f64], xcur: &[Vec<f64>]| -> (f64, Vec<f64>) {
+            let mut f = 0.0;
+            let mut g = vec![0.0; p];
+            for (r, &i) in sc.iter().enumerate() {
+                let w = data.w[i] / wsum;
+                f += w * link.cdf(eta[r]);
+                let d = w * link.pdf(eta[r]);
+                for j in 0..p {
+                    g[j] += d * xcur[r][j];
+                }
+            }
+            (f, g)
+        };
+        let (f0, g0) = mean_f(&eta, &xcur);
+        let (mut fprev, mut gprev) = (f0, g0.clone());
+        for &k in &order {
+            for (r, (&ic, &ir)) in sc.iter().zip(&sr).enumerate() {
+                debug_assert_eq!(xcur[r][0], data.x[ic]);
+                for &j in &block_cols[k] {
+                    let vr = data.x[j * data.n + ir];
+                    eta[r] += (vr - xcur[r][j]) * bs[j];
+                    xcur[r][j] = vr;
+                }
+            }
+            let (f, g) = mean_f(&eta, &xcur);
+            // Explained = comparison − reference: the drop when swapping to r.
+            sum[k] += fprev - f;
+            for j in 0..p {
+                grad[k][j] += gprev[j] - g[j];
+            }
+            fprev = f;
+            gprev = g;
+        }
+        sum[nb] += f0 - fprev;
+        for j in 0..p {
+            grad[nb][j] += g0[j] - gprev[j];
+        }
+    }
+    let r = input.fairlie_orderings.max(1) as f64;
+    (
+        sum.into_iter().map(|v| v / r).collect(),
+        grad.into_iter()
+            .map(|g| g.into_iter().map(|v| v / r).collect())
+            .collect(),
+    )
+}
+
+fn model_error(input: &NonlinearInput<'_>, who: usize, e: ModelError) -> DecomposeError {
+    let name = match who {
+        0 => format!("model for group `{}`", input.labels[0]),
+        1 => format!("model for group `{}`", input.labels[1]),
+        _ => "pooled model".to_string(),
+    };
+    match e {
+        ModelError::Singular { .. } => crate::cells::singular_error(e, &name),
+        e => DecomposeError::Input(format!("the {name} failed: {e}")),
+    }
+}
+
+/// Info weights (Fisher information per row) of a fitted model.
+fn info_weights(fit: &GlmFit) -> Vec<f64> {
+    (0..fit.eta.len())
+        .map(|i| {
+            let (f, d) = (fit.link.cdf(fit.eta[i]), fit.link.pdf(fit.eta[i]));
+            fit.work.weight(i) * d * d / (f * (1.0 - f)).max(1e-300)
+        })
+        .collect()
+}
+
+/// The nonlinear decomposition with its inference.
+pub fn nonlinear(
+    input: &NonlinearInput<'_>,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    if input.covariates.absorbed.is_some() {
+        return Err(DecomposeError::Input(
+            "a logit/probit decomposition cannot absorb a many-level categorical (hospital_id): \
+             group-specific hospital effects of a binary outcome are not identified in hospitals \
+             without events. Use model = \"linear\" for the care-site term, or describe hospitals \
+             by covariates (volume, teaching) in the care_site block"
+                .into(),
+        ));
+    }
+    let mut warnings = Vec::new();
+    let n = [0u32, 1].map(|g| input.group.iter().filter(|&&x| x == g).count());
+    for g in 0..2 {
+        if n[g] == 0 {
+            return Err(DecomposeError::Input(format!(
+                "group `{}` has no rows for the decomposition",
+                input.labels[g]
+            )));
+        }
+    }
+    let data = Data::new(input, input.weights, input.group);
+    let clustered = input.cluster.is_some();
+    let fits =
+        fit_models(&data, input, clustered).map_err(|(who, e)| model_error(input, who, e))?;
+    for f in &fits.models {
+        warnings.extend(f.warnings.iter().cloned());
+        if !f.converged {
+            warnings.push(format!(
+                "a {} model did not converge ({} iterations, max |score| {:.2e})",
+                f.link.name(),
+                f.iterations,
+                f.max_score
+            ));
+        }
+    }
+    let terms = Terms::new(input.covariates, input.normalize);
+    let mut keys: Vec<Key> = vec![("gap".into(), None, None)];
+    keys.extend(terms.keys(&["explained", "unexplained"], &["unexplained"]));
+    let fairlie_from = keys.len();
+    let blocks = input.covariates.factors();
+    if input.fairlie_orderings > 0 {
+        keys.push(("fairlie_explained".into(), None, None));
+        for b in &blocks {
+            keys.push(("fairlie_explained".into(), Some(b.clone()), None));
+        }
+    }
+    let setup = Setup {
+        input,
+        terms,
+        keys,
+        fairlie_from,
+        blocks,
+    };
+    let theta_of = |fits: &Fits| Theta {
+        br: fits.models[0].coef.clone(),
+        bc: fits.models[1].coef.clone(),
+        bp: fits
+            .star
+            .map(|s| fits.models[s].coef[fits.star_skip..].to_vec())
+            .unwrap_or_default(),
+    };
+    let theta = theta_of(&fits);
+    let link = input.link;
+    let (xr, yr, wr) = data.means(0, None);
+    let (xc, yc, wc) = data.means(1, None);
+    let w = [wr, wc];
+    let gap = yc - yr;
+    let bs = setup.star(&theta, w);
+    let (fcs, gcs) = data.mean_f(link, 1, &bs, None, true);
+    let (frs, grs) = data.mean_f(link, 0, &bs, None, true);
+    let mut point = setup.yun(&theta, [fcs, frs, gap], &xr, &xc, w);
+    let (fair, fair_grad) = if input.fairlie_orderings > 0 {
+        fairlie(&data, &setup, link, &bs)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    if !fair.is_empty() {
+        point.push(fair[setup.blocks.len()]);
+        point.extend(&fair[..setup.blocks.len()]);
+    }
+    // θ = (b_r, b_c, [pooled b]) and its variance.
+    let p = data.p;
+    let dims = [p, p, if fits.star.is_some() { p } else { 0 }];
+    let total: usize = dims.iter().sum();
+    let vtheta: Vec<f64> = match input.cluster {
+        Some((_, _, g)) => {
+            let parts: Vec<_> = fits.models.iter().map(GlmFit::sandwich_parts).collect();
+            let clusters: Vec<Vec<u32>> = fits
+                .models
+                .iter()
+                .map(|f| f.work.cluster.clone().unwrap_or_default())
+                .collect();
+            let joint: Vec<JointPart<'_>> = parts
+                .into_iter()
+                .zip(&clusters)
+                .map(|(parts, cluster)| JointPart { parts, cluster })
+                .collect();
+            let full = joint_cr1(&joint, g).map_err(DecomposeError::Model)?;
+            // Drop the pooled model's indicator row/column.
+            let kt: usize = fits.models.iter().map(|f| f.coef.len()).sum();
+            let keep: Vec<usize> = (0..kt)
+                .filter(|&i| !(fits.star_skip == 1 && i == 2 * p))
+                .collect();
+            let mut v = vec![0.0; total * total];
+            for (a, &i) in keep.iter().enumerate() {
+                for (b, &j) in keep.iter().enumerate() {
+                    v[a * total + b] = full[i * kt + j];
+                }
+            }
+            v
+        }
+        None => {
+            let mut v = vec![0.0; total * total];
+            let mut off = 0;
+            for (m, f) in fits.models.iter().enumerate() {
+                let vc = f
+                    .vcov(VcovKind::Iid, "", SmallSample::default())
+                    .map_err(DecomposeError::Model)?;
+                let k = f.coef.len();
+                let skip = if m == 2 { fits.star_skip } else { 0 };
+                for a in skip..k {
+                    for b in skip..k {
+                        v[(off + a - skip) * total + off + b - skip] = vc.matrix[a * k + b];
+                    }
+                }
+                off += k - skip;
+            }
+            v
+        }
+    };
+    // Gradient of every row with respect to θ.
+    let lam = setup.lambda(w);
+    let (lr, lc, lp) = if lam.is_nan() {
+        (0.0, 0.0, 1.0)
+    } else {
+        (lam, 1.0 - lam, 0.0)
+    };
+    let (_, g_cc) = data.mean_f(link, 1, &theta.bc, None, true);
+    let (_, g_rr) = data.mean_f(link, 0, &theta.br, None, true);
+    let nk = setup.keys.len();
+    let mut grads = vec![vec![0.0; total]; nk];
+    // Yun rows: numeric derivatives of the cheap map (θ, F̄'s, gap) → rows.
+    let yun_at = |t: &Theta, fc: f64, fr: f64, gp: f64| setup.yun(t, [fc, fr, gp], &xr, &xc, w);
+    let nyun = setup.fairlie_from;
+    let diff = |up: Vec<f64>, down: Vec<f64>, h: f64| -> Vec<f64> {
+        up.iter()
+            .zip(&down)
+            .map(|(u, d)| (u - d) / (2.0 * h))
+            .collect()
+    };
+    let h = 1e-6;
+    let d_fc = diff(
+        yun_at(&theta, fcs + h, frs, gap),
+        yun_at(&theta, fcs - h, frs, gap),
+        h,
+    );
+    let d_fr = diff(
+        yun_at(&theta, fcs, frs + h, gap),
+        yun_at(&theta, fcs, frs - h, gap),
+        h,
+    );
+    let d_gap = diff(
+        yun_at(&theta, fcs, frs, gap + h),
+        yun_at(&theta, fcs, frs, gap - h),
+        h,
+    );
+    for (block, offset) in [(0usize, 0usize), (1, p), (2, 2 * p)] {
+        if dims[block] == 0 {
+            continue;
+        }
+        for j in 0..p {
+            let bump = |s: f64| {
+                let mut t = theta.clone();
+                let v = match block {
+                    0 => &mut t.br,
+                    1 => &mut t.bc,
+                    _ => &mut t.bp,
+                };
+                let hj = 1e-6 * v[j].abs().max(1.0);
+                v[j] += s * hj;
+                (t, hj)
+            };
+            let (tu, hj) = bump(1.0);
+            let (td, _) = bump(-1.0);
+            let direct = diff(yun_at(&tu, fcs, frs, gap), yun_at(&td, fcs, frs, gap), hj);
+            let share = [lr, lc, lp][block];
+            for r in 0..nyun {
+                let mut g = direct[r] + share * (d_fc[r] * gcs[j] + d_fr[r] * grs[j]);
+                if block == 0 {
+                    g -= d_gap[r] * g_rr[j];
+                } else if block == 1 {
+                    g += d_gap[r] * g_cc[j];
+                }
+                grads[r][offset + j] = g;
+            }
+            // Fairlie rows depend on θ through β* only.
+            for (f, fg) in fair_grad.iter().enumerate() {
+                let r = if f == setup.blocks.len() {
+                    nyun
+                } else {
+                    nyun + 1 + f
+                };
+                grads[r][offset + j] = share * fg[j];
+            }
+        }
+    }
+    let delta_var: Vec<f64> = grads
+        .iter()
+        .map(|g| {
+            (0..total)
+                .map(|a| {
+                    (0..total)
+                        .map(|b| g[a] * vtheta[a * total + b] * g[b])
+                        .sum::<f64>()
+                })
+                .sum()
+        })
+        .collect();
+    let level = inference.level;
+    let mut models = Vec::new();
+    let labels = [
+        format!("outcome model, group={}", input.labels[0]),
+        format!("outcome model, group={}", input.labels[1]),
+        format!(
+            "pooled model ({} + {}{})",
+            input.labels[0],
+            input.labels[1],
+            if fits.star_skip == 1 {
+                ", with group indicator"
+            } else {
+                ""
+            }
+        ),
+    ];
+    for (f, label) in fits.models.iter().zip(&labels) {
+        let vc = match input.cluster {
+            Some((name, _, _)) => f.vcov(VcovKind::Cr1, name, SmallSample::default()),
+            None => f.vcov(VcovKind::Iid, "", SmallSample::default()),
+        }
+        .map_err(DecomposeError::Model)?;
+        models.push(f.summary(label, &vc, level));
+    }
+    let yun_keys = &setup.keys[..nyun];
+    let (estimates, replicates_ok) = match (inference.method, input.cluster) {
+        (Method::Delta, _) => (
+            delta_rows(&setup.keys, &point, Some(&delta_var), level),
+            None,
+        ),
+        (Method::Bootstrap, Some((_, _, g))) => {
+            // One Fisher-scoring step per model from per-cluster scores and information.
+            let steps: Vec<Moments> = fits
+                .models
+                .iter()
+                .map(|f| {
+                    let parts = f.sandwich_parts();
+                    let info = info_weights(f);
+                    let y: Vec<f64> = parts
+                        .u
+                        .iter()
+                        .zip(&info)
+                        .map(|(u, i)| u / i.max(1e-300))
+                        .collect();
+                    let cols: Vec<&[f64]> = (0..parts.k)
+                        .map(|a| &parts.x[a * parts.n..(a + 1) * parts.n])
+                        .collect();
+                    let codes = f.work.cluster.clone().unwrap_or_default();
+                    Moments::from_columns(&y, &cols, &f.names, Some(&info), &codes, g)
+                })
+                .collect();
+            let stat = |m: &[f64]| -> Result<Vec<f64>, String> {
+                let mut coefs = Vec::new();
+                for (f, mom) in fits.models.iter().zip(&steps) {
+                    let t = mom.total(Some(m));
+                    let k = f.coef.len();
+                    let inv = ranked_inverse(&t.xx, k, COLLINEARITY_TOL);
+                    if !inv.dropped.is_empty() {
+                        return Err("singular information in a replicate".into());
+                    }
+                    coefs.push(
+                        (0..k)
+                            .map(|a| {
+                                f.coef[a]
+                                    + (0..k)
+                                        .map(|b| inv.inverse[a * k + b] * t.xy[b])
+                                        .sum::<f64>()
+                            })
+                            .collect::<Vec<f64>>(),
+                    );
+                }
+                let t = Theta {
+                    br: coefs[0].clone(),
+                    bc: coefs[1].clone(),
+                    bp: coefs
+                        .get(2)
+                        .map(|c| c[fits.star_skip..].to_vec())
+                        .unwrap_or_default(),
+                };
+                let (xr, yr, wr) = data.means(0, Some(m));
+                let (xc, yc, wc) = data.means(1, Some(m));
+                let w = [wr, wc];
+                let bs = setup.star(&t, w);
+                let (fc, _) = data.mean_f(link, 1, &bs, Some(m), false);
+                let (fr, _) = data.mean_f(link, 0, &bs, Some(m), false);
+                Ok(setup.yun(&t, [fc, fr, yc - yr], &xr, &xc, w))
+            };
+            if inference.stratify {
+                warnings.push("stratify ignored: clusters hold patients of both groups".into());
+            }
+            let (mut rows, draws) =
+                bootstrap_rows(yun_keys, &point[..nyun], inference, g, None, stat, progress);
+            warnings.extend(failed_warning(&draws));
+            rows.extend(delta_rows(
+                &setup.keys[nyun..],
+                &point[nyun..],
+                Some(&delta_var[nyun..]),
+                level,
+            ));
+            (rows, Some(draws.estimates.len()))
+        }
+        (Method::Bootstrap, None) => {
+            let (mut rows, draws) = row_bootstrap(
+                yun_keys,
+                &point[..nyun],
+                inference,
+                input.group,
+                input.weights,
+                |wts, grp| {
+                    let data = Data::new(input, Some(wts), grp);
+                    let fits = fit_models(&data, input, false).map_err(|(_, e)| e.to_string())?;
+                    let t = theta_of(&fits);
+                    let (xr, yr, wr) = data.means(0, None);
+                    let (xc, yc, wc) = data.means(1, None);
+                    let w = [wr, wc];
+                    let bs = setup.star(&t, w);
+                    let (fc, _) = data.mean_f(link, 1, &bs, None, false);
+                    let (fr, _) = data.mean_f(link, 0, &bs, None, false);
+                    Ok(setup.yun(&t, [fc, fr, yc - yr], &xr, &xc, w))
+                },
+                progress,
+            );
+            warnings.extend(failed_warning(&draws));
+            rows.extend(delta_rows(
+                &setup.keys[nyun..],
+                &point[nyun..],
+                Some(&delta_var[nyun..]),
+                level,
+            ));
+            (rows, Some(draws.estimates.len()))
+        }
+    };
+    Ok(MethodOutput {
+        estimates,
+        models,
+        warnings,
+        replicates_ok,
+        n: n[0] + n[1],
+    })
+}
