@@ -93,7 +93,108 @@ pub struct GroupMeans {
     pub share: Vec<f64>,
 }
 
+/// A cell's moments over the columns of a fit: the indicator (constant within
+/// the cell) first when `d` = 1, then the chosen moment columns.
+struct Aug<'a> {
+    m: &'a ClusterMoments,
+    cols: &'a [usize],
+    d: usize,
+    dv: f64,
+    p: usize,
+}
+
+impl Aug<'_> {
+    fn x(&self, i: usize) -> f64 {
+        if i < self.d {
+            self.dv * self.m.w
+        } else {
+            self.m.x[self.cols[i - self.d]]
+        }
+    }
+
+    fn xx(&self, i: usize, j: usize) -> f64 {
+        let (d, m, c) = (self.d, self.m, self.cols);
+        match (i < d, j < d) {
+            (true, true) => self.dv * m.w,
+            (true, false) => self.dv * m.x[c[j - d]],
+            (false, true) => self.dv * m.x[c[i - d]],
+            (false, false) => m.xx[c[i - d] * self.p + c[j - d]],
+        }
+    }
+
+    fn xy(&self, i: usize) -> f64 {
+        if i < self.d {
+            self.dv * self.m.y
+        } else {
+            self.m.xy[self.cols[i - self.d]]
+        }
+    }
+}
+
 impl Cells {
+    /// Per-cluster score sums S_g = Σ_{i∈g} w_i x̃_i e_i of a full-sample fit
+    /// (x̃ demeaned within level when absorbing), clusters × k row-major:
+    /// per cell, Σw x e − x̄_l Σw e with Σw x e = Σwxy − Σwxxᵀb − α_l Σwx.
+    pub fn cluster_scores(&self, spec: &FitSpec, fit: &CellFit) -> Vec<f64> {
+        let cols: Vec<usize> = spec
+            .columns
+            .iter()
+            .copied()
+            .filter(|&j| !(spec.absorb && j == 0))
+            .collect();
+        let d = usize::from(spec.indicator);
+        let k = d + cols.len();
+        let p = self.p();
+        // Level means of the fit's columns.
+        let nl = if spec.absorb { self.levels } else { 1 };
+        let mut lw = vec![0.0; nl];
+        let mut lx = vec![0.0; nl * k];
+        let used = |c: usize| spec.groups[self.group[c] as usize];
+        if spec.absorb {
+            for (c, m) in self.moments.iter().enumerate().filter(|(c, _)| used(*c)) {
+                let aug = Aug {
+                    m,
+                    cols: &cols,
+                    d,
+                    dv: f64::from(self.group[c]),
+                    p,
+                };
+                let l = self.level[c] as usize;
+                lw[l] += m.w;
+                for i in 0..k {
+                    lx[l * k + i] += aug.x(i);
+                }
+            }
+        }
+        let mut s = vec![0.0; self.clusters * k];
+        for (c, m) in self.moments.iter().enumerate().filter(|(c, _)| used(*c)) {
+            let aug = Aug {
+                m,
+                cols: &cols,
+                d,
+                dv: f64::from(self.group[c]),
+                p,
+            };
+            let l = self.level[c] as usize;
+            let alpha = if spec.absorb { fit.alpha[l] } else { 0.0 };
+            let xb: f64 = (0..k).map(|i| aug.x(i) * fit.coef[i]).sum();
+            let sum_e = m.y - xb - alpha * m.w;
+            let g = self.cluster[c] as usize;
+            for i in 0..k {
+                let xe = aug.xy(i)
+                    - (0..k).map(|j| aug.xx(i, j) * fit.coef[j]).sum::<f64>()
+                    - alpha * aug.x(i);
+                let center = if spec.absorb && lw[l] > 0.0 {
+                    lx[l * k + i] / lw[l]
+                } else {
+                    0.0
+                };
+                s[g * k + i] += xe - center * sum_e;
+            }
+        }
+        s
+    }
+
     /// Accumulates the cells in one pass. `group`: 0 reference, 1 comparison,
     /// other values are skipped.
     pub fn build(
@@ -240,23 +341,19 @@ impl Cells {
             };
             let a = &mut acc[l * stride..(l + 1) * stride];
             let p = self.p();
-            // Cell column `i` of the fit: the indicator or a moment column.
-            let x_of = |i: usize| -> f64 { if i < d { dv * m.w } else { m.x[cols[i - d]] } };
-            let xx_of = |i: usize, j: usize| -> f64 {
-                match (i < d, j < d) {
-                    (true, true) => dv * m.w,
-                    (true, false) => dv * m.x[cols[j - d]],
-                    (false, true) => dv * m.x[cols[i - d]],
-                    (false, false) => m.xx[cols[i - d] * p + cols[j - d]],
-                }
+            let aug = Aug {
+                m,
+                cols: &cols,
+                d,
+                dv,
+                p,
             };
-            let xy_of = |i: usize| -> f64 { if i < d { dv * m.y } else { m.xy[cols[i - d]] } };
             a[0] += mu * m.w;
             for i in 0..k {
-                a[1 + i] += mu * x_of(i);
-                a[1 + k + k * k + i] += mu * xy_of(i);
+                a[1 + i] += mu * aug.x(i);
+                a[1 + k + k * k + i] += mu * aug.xy(i);
                 for j in 0..k {
-                    a[1 + k + i * k + j] += mu * xx_of(i, j);
+                    a[1 + k + i * k + j] += mu * aug.xx(i, j);
                 }
             }
             a[1 + k + k * k + k] += mu * m.y;
@@ -371,23 +468,39 @@ pub fn linear_summary(
     let (var, kind, vlabel, df, clusters): (Vec<f64>, VcovKind, String, f64, Option<usize>) =
         match cluster {
             Some((name, _, g)) => {
-                let stat = |m: &[f64]| {
-                    cells
-                        .fit(spec, Some(m))
-                        .map(|f| f.coef)
-                        .map_err(|e| e.to_string())
+                let scores = cells.cluster_scores(spec, fit);
+                let mut meat = vec![0.0; k * k];
+                for c in 0..g {
+                    let row = &scores[c * k..(c + 1) * k];
+                    for a in 0..k {
+                        for b in 0..k {
+                            meat[a * k + b] += row[a] * row[b];
+                        }
+                    }
+                }
+                let (gf, nf) = (g as f64, fit.n);
+                // K as fixest/pyfixest count it: absorbed levels nested in the
+                // clusters count as one parameter, otherwise each level counts.
+                let kf = if spec.absorb {
+                    let mut home = vec![u32::MAX; cells.levels];
+                    let mut nested = true;
+                    for (c, &l) in cells.level.iter().enumerate() {
+                        let h = &mut home[l as usize];
+                        if *h == u32::MAX {
+                            *h = cells.cluster[c];
+                        } else if *h != cells.cluster[c] {
+                            nested = false;
+                        }
+                    }
+                    let used = home.iter().filter(|h| **h != u32::MAX).count();
+                    k + if nested { 1 } else { used }
+                } else {
+                    k
                 };
-                let factor = (fit.n - 1.0) / (fit.n - k as f64);
-                let v = crate::inference::cluster_delta_variance(g, stat)
-                    .map(|v| v.into_iter().map(|x| x * factor).collect())
-                    .unwrap_or_else(|_| vec![f64::NAN; k]);
-                (
-                    v,
-                    VcovKind::Cr1,
-                    format!("CR1({name})"),
-                    (g - 1) as f64,
-                    Some(g),
-                )
+                let factor = gf / (gf - 1.0) * (nf - 1.0) / (nf - kf as f64);
+                let v = healthgap_models::linalg::sandwich(&fit.bread, k, k, &meat);
+                let v = (0..k).map(|i| v[i * k + i] * factor).collect();
+                (v, VcovKind::Cr1, format!("CR1({name})"), gf - 1.0, Some(g))
             }
             None => {
                 let s2 = fit.rss / (fit.n - k as f64);
@@ -676,7 +789,86 @@ mod tests {
         let factor = (fit.n - 1.0) / (fit.n - k);
         for (i, se) in cr1.iter().enumerate() {
             let ours = (v[i] * factor).sqrt();
-            assert!((ours - se).abs() < 1e-6 * se, "{i}: {ours} vs {se}");
+            // Forward differences: relative error ≈ 10⁻⁴ × the cluster's share (1/7 here).
+            assert!((ours - se).abs() < 1e-4 * se, "{i}: {ours} vs {se}");
+        }
+    }
+
+    #[test]
+    fn summary_cr1_from_cell_scores_matches_the_row_level_fe_fit() {
+        let (y, g, x1, x2, h, cl) = data();
+        let cov = Covariates {
+            columns: vec![
+                Column {
+                    name: "x1".into(),
+                    factor: "a".into(),
+                    values: &x1,
+                },
+                Column {
+                    name: "x2".into(),
+                    factor: "b".into(),
+                    values: &x2,
+                },
+            ],
+            categoricals: vec![],
+            absorbed: Some(Absorbed {
+                variable: "h".into(),
+                factor: "c".into(),
+                codes: &h,
+                levels: 13,
+                labels: (0..13).map(|l| l.to_string()).collect(),
+            }),
+        };
+        let cells = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
+        let spec = FitSpec {
+            groups: [true, true],
+            indicator: true,
+            absorb: true,
+            columns: vec![0, 1, 2],
+        };
+        let fit = cells.fit(&spec, None).unwrap();
+        let summary = linear_summary(
+            &cells,
+            "m".into(),
+            &spec,
+            &fit,
+            Some(("cl", &cl, 7)),
+            cov.absorbed.as_ref(),
+            0.95,
+        );
+        let keep: Vec<usize> = (0..y.len()).filter(|&i| g[i] <= 1).collect();
+        let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let d: Vec<f64> = keep.iter().map(|&i| f64::from(g[i])).collect();
+        let hl: Vec<i64> = keep.iter().map(|&i| i64::from(h[i])).collect();
+        let cll: Vec<i64> = keep.iter().map(|&i| i64::from(cl[i])).collect();
+        let design = Design::from_columns(
+            "y",
+            pick(&y),
+            vec![
+                ("group".into(), d),
+                ("x1".into(), pick(&x1)),
+                ("x2".into(), pick(&x2)),
+            ],
+        )
+        .unwrap()
+        .with_absorbed("h", &hl)
+        .with_cluster(&cll);
+        let rows = Ols::new().fit(&design).unwrap();
+        let cr1 = rows
+            .vcov(
+                healthgap_models::VcovKind::Cr1,
+                "cl",
+                healthgap_models::SmallSample::default(),
+            )
+            .unwrap()
+            .se();
+        for (row, se) in summary.coefficients.iter().zip(&cr1) {
+            assert!(
+                (row.se - se).abs() < 1e-9 * se,
+                "{} {} vs {se}",
+                row.term,
+                row.se
+            );
         }
     }
 }

@@ -7,7 +7,8 @@
 //! V = G/(G − 1) Σ_g (∂θ̂/∂m_g)² (Efron 1982; for least squares this is the CR1
 //! sandwich without its (N − 1)/(N − K) factor, and it includes every covariance
 //! between models and means that share clusters: the stacked sandwich).
-//! The derivatives are central differences with step 10⁻⁴ in m_g.
+//! The derivatives are forward differences with step 10⁻⁴ in m_g: their
+//! relative error is about 10⁻⁴ × the cluster's share of the weight.
 
 use healthgap_models::bootstrap::{BootstrapDraws, ClusterBootstrap, Interval, infer, jackknife};
 use rayon::prelude::*;
@@ -90,19 +91,14 @@ where
         ));
     }
     const H: f64 = 1e-4;
+    let base = stat(&vec![1.0; g])?;
     let grads: Vec<Result<Vec<f64>, String>> = (0..g)
         .into_par_iter()
         .map(|c| {
             let mut m = vec![1.0; g];
             m[c] = 1.0 + H;
             let up = stat(&m)?;
-            m[c] = 1.0 - H;
-            let down = stat(&m)?;
-            Ok(up
-                .iter()
-                .zip(&down)
-                .map(|(u, d)| (u - d) / (2.0 * H))
-                .collect())
+            Ok(up.iter().zip(&base).map(|(u, d)| (u - d) / H).collect())
         })
         .collect();
     let mut v: Vec<f64> = Vec::new();
@@ -265,8 +261,9 @@ mod tests {
             .sum::<f64>()
             * 5.0
             / 4.0;
+        // Forward differences: relative error ≈ 10⁻⁴ × the cluster's share.
         assert!(
-            (v[0] - direct).abs() < 1e-9 * direct,
+            (v[0] - direct).abs() < 1e-4 * direct,
             "{} vs {direct}",
             v[0]
         );

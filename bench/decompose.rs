@@ -1,0 +1,311 @@
+//! Benchmark of the Oaxaca–Blinder family on the standard workload: the
+//! synthetic cohort (default 1,000,000 patients, 300 hospitals), White vs Black
+//! patients, outcome 30-day mortality, the canonical blocks (biological,
+//! socioeconomic; care_site = hospital_id absorbed, or hospital volume and
+//! teaching for the logit). Run by bench/run.sh:
+//!
+//! `cargo run --release --example bench_decompose -- N REPEATS OUT.parquet`
+//!
+//! It writes the rows to OUT.parquet (for bench/peers_decompose.py) and prints
+//! `RESULT task seconds` lines (median over REPEATS).
+
+use std::time::Instant;
+
+use healthgap_cohort::{TableFormat, write_table};
+use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
+use healthgap_decompose::gelbach::{GelbachInput, gelbach};
+use healthgap_decompose::inference::{InferenceSpec, Method};
+use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
+use healthgap_decompose::oaxaca::{Coefficients, LinearInput, linear};
+use healthgap_models::Link;
+use healthgap_models::bootstrap::Interval;
+use healthgap_synth::{Column as TableColumn, Params, Sample, Table};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut times = Vec::new();
+    let mut out = None;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        out = Some(f());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    (median(times), out.expect("at least one repeat"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let repeats: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let out = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "bench/out/decompose.parquet".into());
+    let mut params = Params::default();
+    params.patients = n;
+    let sample = Sample::generate(&params, &|_| {});
+    let ps = &sample.patients;
+    let f = |b: bool| f64::from(u8::from(b));
+    // Canonical blocks (analyses/cabg_synthetic.toml).
+    let mut cols: Vec<(String, String, Vec<f64>)> = Vec::new();
+    let mut add = |name: &str, block: &str, v: Vec<f64>| cols.push((name.into(), block.into(), v));
+    add(
+        "age",
+        "biological",
+        ps.iter().map(|p| p.sim.demographics.age).collect(),
+    );
+    add(
+        "female",
+        "biological",
+        ps.iter().map(|p| f(p.sim.demographics.female)).collect(),
+    );
+    for (k, name) in [
+        "diabetes",
+        "dialysis",
+        "heart_failure",
+        "lung_disease",
+        "pad",
+        "prior_mi",
+    ]
+    .iter()
+    .enumerate()
+    {
+        add(
+            name,
+            "biological",
+            ps.iter().map(|p| f(p.sim.clinical.conditions[k])).collect(),
+        );
+    }
+    add(
+        "ejection_fraction",
+        "biological",
+        ps.iter().map(|p| p.sim.clinical.ef).collect(),
+    );
+    add(
+        "status=urgent",
+        "biological",
+        ps.iter().map(|p| f(p.sim.clinical.status == 1)).collect(),
+    );
+    add(
+        "status=emergent",
+        "biological",
+        ps.iter().map(|p| f(p.sim.clinical.status == 2)).collect(),
+    );
+    add(
+        "adi",
+        "socioeconomic",
+        ps.iter().map(|p| p.sim.socioeconomic.adi).collect(),
+    );
+    for (k, name) in [
+        (1, "insurance=medicare"),
+        (2, "insurance=medicaid"),
+        (3, "insurance=uninsured"),
+    ] {
+        add(
+            name,
+            "socioeconomic",
+            ps.iter()
+                .map(|p| f(p.sim.socioeconomic.insurance == k))
+                .collect(),
+        );
+    }
+    let volume: Vec<f64> = ps
+        .iter()
+        .map(|p| sample.world.hospitals[p.sim.hospital].log_volume)
+        .collect();
+    let teaching: Vec<f64> = ps
+        .iter()
+        .map(|p| f(sample.world.hospitals[p.sim.hospital].teaching))
+        .collect();
+    let y: Vec<f64> = ps.iter().map(|p| f(p.outcomes.death)).collect();
+    let group: Vec<u32> = ps
+        .iter()
+        .map(|p| match p.group {
+            0 => 0,
+            1 => 1,
+            _ => 2,
+        })
+        .collect();
+    let hospital: Vec<u32> = ps.iter().map(|p| p.sim.hospital as u32).collect();
+    let nh = sample.world.hospitals.len();
+    drop(sample);
+    let mut table: Vec<(String, TableColumn)> = vec![
+        ("death_30d".into(), TableColumn::Float(y.clone())),
+        (
+            "group".into(),
+            TableColumn::Int(group.iter().map(|&g| i64::from(g)).collect()),
+        ),
+        (
+            "hospital_id".into(),
+            TableColumn::Int(hospital.iter().map(|&h| i64::from(h)).collect()),
+        ),
+        ("log_volume".into(), TableColumn::Float(volume.clone())),
+        ("teaching".into(), TableColumn::Float(teaching.clone())),
+    ];
+    table.extend(
+        cols.iter()
+            .map(|(nm, _, v)| (nm.clone(), TableColumn::Float(v.clone()))),
+    );
+    let table = Table {
+        name: "decompose".into(),
+        columns: table,
+    };
+    if let Err(e) = write_table(&table, std::path::Path::new(&out), TableFormat::Parquet) {
+        eprintln!("cannot write {out}: {e}");
+        std::process::exit(1);
+    }
+    drop(table);
+    let pair = group.iter().filter(|g| **g <= 1).count();
+    println!(
+        "workload: {n} patients, {pair} White + Black, {} columns + hospital_id ({nh} hospitals), death_30d",
+        cols.len()
+    );
+
+    let columns = |with_care: bool| -> Vec<Column<'_>> {
+        let mut c: Vec<Column<'_>> = cols
+            .iter()
+            .map(|(name, block, v)| Column {
+                name: name.clone(),
+                factor: block.clone(),
+                values: v,
+            })
+            .collect();
+        if with_care {
+            c.push(Column {
+                name: "log_volume".into(),
+                factor: "care_site".into(),
+                values: &volume,
+            });
+            c.push(Column {
+                name: "teaching".into(),
+                factor: "care_site".into(),
+                values: &teaching,
+            });
+        }
+        c
+    };
+    let categoricals = vec![
+        Categorical {
+            variable: "status".into(),
+            factor: "biological".into(),
+            base: "status=elective".into(),
+            columns: vec![9, 10],
+        },
+        Categorical {
+            variable: "insurance".into(),
+            factor: "socioeconomic".into(),
+            base: "insurance=private".into(),
+            columns: vec![12, 13, 14],
+        },
+    ];
+    let absorbed = || {
+        Some(Absorbed {
+            variable: "hospital_id".into(),
+            factor: "care_site".into(),
+            codes: &hospital,
+            levels: nh,
+            labels: (0..nh).map(|h| h.to_string()).collect(),
+        })
+    };
+    let with_fe = Covariates {
+        columns: columns(false),
+        categoricals: categoricals.clone(),
+        absorbed: absorbed(),
+    };
+    let plain = Covariates {
+        columns: columns(false),
+        categoricals: categoricals.clone(),
+        absorbed: None,
+    };
+    let hospital_covariates = Covariates {
+        columns: columns(true),
+        categoricals,
+        absorbed: None,
+    };
+    let delta = InferenceSpec::delta(0.95);
+    let boot = |replicates: usize| InferenceSpec {
+        method: Method::Bootstrap,
+        replicates,
+        interval: Interval::Percentile,
+        level: 0.95,
+        seed: 1,
+        analysis_id: "bench".into(),
+        stratify: false,
+    };
+    let ob = |cov: &Covariates<'_>, spec: &InferenceSpec| {
+        let input = LinearInput {
+            y: &y,
+            group: &group,
+            labels: ["White", "Black"],
+            covariates: cov,
+            weights: None,
+            cluster: Some(("hospital_id", &hospital, nh)),
+            coefficients: Coefficients::Pooled,
+            threefold: true,
+            normalize: true,
+            min_cell: 11,
+        };
+        linear(&input, spec, &|| {}).expect("linear OB")
+    };
+    let (t, out) = time(repeats, || ob(&with_fe, &delta));
+    println!(
+        "RESULT ob_linear_fe_delta {t:.4}   ({} rows, cluster delta SEs, hospital_id absorbed)",
+        out.estimates.len()
+    );
+    let (t, _) = time(repeats, || ob(&plain, &delta));
+    println!("RESULT ob_linear_delta {t:.4}   (no hospital term, as statsmodels)");
+    let (t, out) = time(repeats, || ob(&with_fe, &boot(1000)));
+    println!(
+        "RESULT ob_linear_fe_boot1000 {t:.4}   ({} replicates ok)",
+        out.replicates_ok.unwrap_or(0)
+    );
+    let gel = |spec: &InferenceSpec| {
+        let input = GelbachInput {
+            y: &y,
+            group: &group,
+            labels: ["White", "Black"],
+            covariates: &with_fe,
+            base_columns: 2,
+            weights: None,
+            cluster: Some(("hospital_id", &hospital, nh)),
+        };
+        gelbach(&input, spec, &|| {}).expect("gelbach")
+    };
+    let (t, _) = time(repeats, || gel(&delta));
+    println!("RESULT gelbach_fe_delta {t:.4}");
+    let (t, _) = time(repeats, || gel(&boot(1000)));
+    println!("RESULT gelbach_fe_boot1000 {t:.4}");
+    let yun = |spec: &InferenceSpec, orderings: usize| {
+        let input = NonlinearInput {
+            y: &y,
+            group: &group,
+            labels: ["White", "Black"],
+            covariates: &hospital_covariates,
+            weights: None,
+            cluster: Some(("hospital_id", &hospital, nh)),
+            link: Link::Logit,
+            coefficients: Coefficients::Reference,
+            normalize: true,
+            fairlie_orderings: orderings,
+            seed: 1,
+            analysis_id: "bench".into(),
+        };
+        nonlinear(&input, spec, &|| {}).expect("yun")
+    };
+    let (t, _) = time(repeats, || yun(&delta, 0));
+    println!("RESULT yun_logit_delta {t:.4}");
+    let (t, out) = time(1, || yun(&boot(200), 0));
+    println!(
+        "RESULT yun_logit_boot200 {t:.4}   ({} replicates ok)",
+        out.replicates_ok.unwrap_or(0)
+    );
+    let (t, _) = time(1, || yun(&delta, 100));
+    println!("RESULT yun_logit_fairlie100_delta {t:.4}");
+}
