@@ -62,3 +62,22 @@ for task in lpm_hospital_fe_cr1 logit_hospital_fe_cr1; do
   p=$(awk -v t="$task" '$1=="RESULT" && $2==t {print $3}' "$OUT/models_py.txt")
   printf '   %-26s healthgap %7.3f s   pyfixest %7.3f s   ratio %5.1fx\n' "$task" "$r" "$p" "$(echo "$p / $r" | bc -l)"
 done
+
+echo "== 3. Oaxaca-Blinder family ($N patients, White vs Black, canonical blocks) vs statsmodels / numpy"
+cargo build --release --locked --quiet --example bench_decompose
+/usr/bin/time -f "%M" -o "$OUT/rss_decompose.txt" target/release/examples/bench_decompose "$N" 3 "$OUT/decompose.parquet" | tee "$OUT/decompose_rust.txt"
+echo "   peak RSS (bench_decompose, incl. generating the cohort): $(( $(cat "$OUT/rss_decompose.txt") / 1024 )) MB"
+/usr/bin/time -f "%M" -o "$OUT/rss_decompose_py.txt" bench/.venv/bin/python -u bench/peers_decompose.py "$OUT/decompose.parquet" 3 | tee "$OUT/decompose_py.txt"
+echo "   peak RSS (peers): $(( $(cat "$OUT/rss_decompose_py.txt") / 1024 )) MB"
+ratio() { # ratio RUST_TASK PY_TASK LABEL
+  local r p
+  r=$(awk -v t="$1" '$1=="RESULT" && $2==t {print $3}' "$OUT/decompose_rust.txt")
+  p=$(awk -v t="$2" '$1=="RESULT" && $2==t {print $3}' "$OUT/decompose_py.txt")
+  printf '   %-44s healthgap %7.3f s   peer %8.2f s   ratio %6.1fx\n' "$3" "$r" "$p" "$(echo "$p / $r" | bc -l)"
+}
+ratio ob_linear_delta statsmodels_ob_pooled_twofold_threefold "OB twofold+threefold (statsmodels, no SEs)"
+ratio ob_linear_fe_boot1000 numpy_cluster_bootstrap_1000_extrapolated "OB + 1000 cluster bootstrap (numpy)"
+ratio yun_logit_boot200 statsmodels_logit_yun_200_extrapolated "logit Yun + 200 bootstrap (statsmodels)"
+
+echo "== 4. statistical recovery (ignored tests, release)"
+cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|test result"

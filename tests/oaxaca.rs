@@ -774,3 +774,73 @@ coefficients = "pooled"
     assert!(covered as f64 >= 0.9 * total as f64, "{covered}/{total}");
     assert!(worst < 4.0, "worst |z| {worst}");
 }
+
+/// Weights: weight 2 on a row gives the same decomposition as the row entered
+/// twice (point estimates; the SEs treat weights as analytic weights, with the
+/// residual variance over rows as statsmodels' WLS does).
+#[test]
+fn weights_of_two_equal_duplicated_rows() {
+    let case = ccard();
+    let x = ["AGE", "INCOME", "INCOMESQ"];
+    let n = case.y.len();
+    let w: Vec<f64> = (0..n).map(|i| if i % 3 == 0 { 2.0 } else { 1.0 }).collect();
+    let dup: Vec<usize> = (0..n)
+        .flat_map(|i| std::iter::repeat_n(i, w[i] as usize))
+        .collect();
+    let pick = |v: &[f64]| dup.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    let dcase = Case {
+        data: case
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), pick(v)))
+            .collect(),
+        y: pick(&case.y),
+        group: dup.iter().map(|&i| case.group[i]).collect(),
+    };
+    for (_, c) in ALL {
+        let (cw, cd) = (plain_covariates(&case, &x), plain_covariates(&dcase, &x));
+        let input = |case: &'_ Case, cov: &'_ Covariates<'_>, weights: Option<&'_ [f64]>| {
+            linear(
+                &LinearInput {
+                    y: &case.y,
+                    group: &case.group,
+                    labels: ["r", "c"],
+                    covariates: cov,
+                    weights,
+                    cluster: None,
+                    coefficients: c,
+                    threefold: true,
+                    normalize: true,
+                    min_cell: 11,
+                },
+                &InferenceSpec::delta(0.95),
+                &|| {},
+            )
+            .unwrap()
+        };
+        let a = input(&case, &cw, Some(&w));
+        let b = input(&dcase, &cd, None);
+        for (ra, rb) in a.estimates.iter().zip(&b.estimates) {
+            assert_eq!((&ra.quantity, &ra.term), (&rb.quantity, &rb.term));
+            assert!(
+                (ra.estimate - rb.estimate).abs() < 1e-8 * (1.0 + rb.estimate.abs()),
+                "{ra:?} {rb:?}"
+            );
+        }
+    }
+}
+
+fn plain_covariates<'a>(case: &'a Case, x: &[&str]) -> Covariates<'a> {
+    Covariates {
+        columns: x
+            .iter()
+            .map(|c| Column {
+                name: c.to_string(),
+                factor: "f".into(),
+                values: &case.data[*c],
+            })
+            .collect(),
+        categoricals: vec![],
+        absorbed: None,
+    }
+}

@@ -40,6 +40,7 @@ use healthgap_models::{Design, Glm, GlmFit, Link, ModelError, SmallSample, VcovK
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::cells::INTERCEPT;
 use crate::covariates::Covariates;
@@ -349,10 +350,11 @@ fn fairlie(data: &Data, setup: &Setup<'_>, link: Link, bs: &[f64]) -> (Vec<f64>,
     let (rr, rc) = (rows(0), rows(1));
     let m = rr.len().min(rc.len());
     let eta_star: Vec<f64> = (0..data.n).map(|i| data.eta(i, bs)).collect();
-    let mut sum = vec![0.0; nb + 1];
-    let mut grad = vec![vec![0.0; p]; nb + 1];
     let key = stream_key(input.seed, &format!("{}/fairlie", input.analysis_id));
-    for ordering in 0..input.fairlie_orderings {
+    // One ordering: its block contributions (then the total) and their gradients.
+    let one = |ordering: usize| -> (Vec<f64>, Vec<Vec<f64>>) {
+        let mut sum = vec![0.0; nb + 1];
+        let mut grad = vec![vec![0.0; p]; nb + 1];
         let mut rng = ChaCha8Rng::seed_from_u64(key);
         rng.set_stream(ordering as u64);
         let draw = |rows: &[usize], rng: &mut ChaCha8Rng| -> Vec<usize> {
@@ -365,56 +367,80 @@ fn fairlie(data: &Data, setup: &Setup<'_>, link: Link, bs: &[f64]) -> (Vec<f64>,
                 }
                 v.truncate(m);
             }
-            v.sort_by(|a, b| eta_star[*a].total_cmp(&eta_star[*b]));
+            v.sort_unstable_by(|a, b| eta_star[*a].total_cmp(&eta_star[*b]).then(a.cmp(b)));
             v
         };
         let sc = draw(&rc, &mut rng);
         let sr = draw(&rr, &mut rng);
         let mut order: Vec<usize> = (0..nb).collect();
         order.shuffle(&mut rng);
-        // Composite rows: start at the comparison rows' x, swap blocks to r's.
+        // Composite rows (column-major m × p): start at the comparison rows'
+        // x, swap blocks to their matched reference rows' values.
         let wsum: f64 = sc.iter().map(|&i| data.w[i]).sum();
         let mut eta: Vec<f64> = sc.iter().map(|&i| eta_star[i]).collect();
-        let mut xcur: Vec<Vec<f64>> = sc
-            .iter()
-            .map(|&i| (0..p).map(|j| data.x[j * data.n + i]).collect())
-            .collect();
-        let mean_f = |eta: &[f64], xcur: &[Vec<f64>]| -> (f64, Vec<f64>) {
+        let mut xcur = vec![0.0; m * p];
+        for j in 0..p {
+            for (r, &i) in sc.iter().enumerate() {
+                xcur[j * m + r] = data.x[j * data.n + i];
+            }
+        }
+        let mean_f = |eta: &[f64], xcur: &[f64]| -> (f64, Vec<f64>) {
             let mut f = 0.0;
-            let mut g = vec![0.0; p];
+            let mut d = vec![0.0; m];
             for (r, &i) in sc.iter().enumerate() {
                 let w = data.w[i] / wsum;
                 f += w * link.cdf(eta[r]);
-                let d = w * link.pdf(eta[r]);
-                for j in 0..p {
-                    g[j] += d * xcur[r][j];
-                }
+                d[r] = w * link.pdf(eta[r]);
             }
+            let g = (0..p)
+                .map(|j| {
+                    xcur[j * m..(j + 1) * m]
+                        .iter()
+                        .zip(&d)
+                        .map(|(x, d)| x * d)
+                        .sum()
+                })
+                .collect();
             (f, g)
         };
         let (f0, g0) = mean_f(&eta, &xcur);
         let (mut fprev, mut gprev) = (f0, g0.clone());
         for &k in &order {
-            for (r, (&ic, &ir)) in sc.iter().zip(&sr).enumerate() {
-                debug_assert_eq!(xcur[r][0], data.x[ic]);
-                for &j in &block_cols[k] {
+            for &j in &block_cols[k] {
+                for (r, &ir) in sr.iter().enumerate() {
                     let vr = data.x[j * data.n + ir];
-                    eta[r] += (vr - xcur[r][j]) * bs[j];
-                    xcur[r][j] = vr;
+                    eta[r] += (vr - xcur[j * m + r]) * bs[j];
+                    xcur[j * m + r] = vr;
                 }
             }
             let (f, g) = mean_f(&eta, &xcur);
             // Explained = comparison − reference: the drop when swapping to r.
-            sum[k] += fprev - f;
+            sum[k] = fprev - f;
             for j in 0..p {
-                grad[k][j] += gprev[j] - g[j];
+                grad[k][j] = gprev[j] - g[j];
             }
             fprev = f;
             gprev = g;
         }
-        sum[nb] += f0 - fprev;
+        sum[nb] = f0 - fprev;
         for j in 0..p {
-            grad[nb][j] += g0[j] - gprev[j];
+            grad[nb][j] = g0[j] - gprev[j];
+        }
+        (sum, grad)
+    };
+    let per: Vec<(Vec<f64>, Vec<Vec<f64>>)> = (0..input.fairlie_orderings)
+        .into_par_iter()
+        .map(one)
+        .collect();
+    // Summed in ordering order: the same result on any number of threads.
+    let mut sum = vec![0.0; nb + 1];
+    let mut grad = vec![vec![0.0; p]; nb + 1];
+    for (s, g) in per {
+        for k in 0..=nb {
+            sum[k] += s[k];
+            for j in 0..p {
+                grad[k][j] += g[k][j];
+            }
         }
     }
     let r = input.fairlie_orderings.max(1) as f64;
