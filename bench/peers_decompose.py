@@ -48,7 +48,7 @@ def timed(f, n=1):
 exog = np.column_stack([g, X])
 def sm_ob():
     ob = OaxacaBlinder(y, exog, bifurcate=0, hasconst=True, swap=False)
-    ob.two_fold(True)  # pooled with the group indicator
+    ob.two_fold(two_fold_type="pooled")  # pooled with the group indicator (Jann)
     ob.three_fold()
 t = timed(sm_ob, 1)
 print(f"RESULT statsmodels_ob_pooled_twofold_threefold {t:.4f}")

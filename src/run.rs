@@ -571,28 +571,72 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// The one-screen summary: each crude gap with its CI.
+/// The one-screen summary: each crude gap with its CI, and the explained part
+/// of each decomposition by block.
 fn print_summary(results: &Results, cohort: &Cohort) {
     println!("{}", results.study.name);
-    for a in results.analyses.iter().filter(|a| a.method == "crude") {
-        let Some(g) = a.get("gap", None, None) else {
-            continue;
-        };
+    let scale_of = |outcome: &str| {
         let binary = cohort
-            .outcome(&a.outcome)
+            .outcome(outcome)
             .is_some_and(|(s, _)| s.kind == OutcomeKind::Binary);
-        let (scale, unit) = if binary { (100.0, " pp") } else { (1.0, "") };
-        let level = 100.0 * a.inference.level;
-        let ci = match (g.ci_low, g.ci_high) {
-            (Some(l), Some(h)) => format!(" ({level:.0}% CI {:.2} to {:.2})", l * scale, h * scale),
+        if binary { (100.0, " pp") } else { (1.0, "") }
+    };
+    for a in &results.analyses {
+        let (scale, unit) = scale_of(&a.outcome);
+        let head = format!("  {:<18} {} vs {}:", a.outcome, a.comparison, a.reference);
+        let ci = |e: &healthgap_decompose::Estimate| match (e.ci_low, e.ci_high) {
+            (Some(l), Some(h)) => format!(
+                " ({:.0}% CI {:.2} to {:.2})",
+                100.0 * a.inference.level,
+                l * scale,
+                h * scale
+            ),
             _ => String::new(),
         };
-        println!(
-            "  {:<18} {} vs {}: gap {:+.2}{unit}{ci}",
-            a.outcome,
-            a.comparison,
-            a.reference,
-            g.estimate * scale
-        );
+        let blocks = |q: &str| -> String {
+            a.estimates
+                .iter()
+                .filter(|e| e.quantity == q && e.term.is_none())
+                .filter_map(|e| {
+                    e.factor
+                        .as_ref()
+                        .map(|f| format!("{f} {:+.2}", e.estimate * scale))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match a.method.as_str() {
+            "crude" => {
+                if let Some(g) = a.get("gap", None, None) {
+                    println!("{head} gap {:+.2}{unit}{}", g.estimate * scale, ci(g));
+                }
+            }
+            "oaxaca_blinder" => {
+                if let (Some(g), Some(e)) =
+                    (a.get("gap", None, None), a.get("explained", None, None))
+                {
+                    println!(
+                        "{head} [{}] explained {:+.2}{unit}{} of {:+.2}{unit} ({})",
+                        a.id,
+                        e.estimate * scale,
+                        ci(e),
+                        g.estimate * scale,
+                        blocks("explained")
+                    );
+                }
+            }
+            "gelbach" => {
+                if let Some(e) = a.get("explained_change", None, None) {
+                    println!(
+                        "{head} [{}] group coefficient change {:+.2}{unit}{} ({})",
+                        a.id,
+                        e.estimate * scale,
+                        ci(e),
+                        blocks("explained_change")
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 }

@@ -216,17 +216,32 @@ impl Cells {
             let c = cluster.map_or(0, |c| c.0[i]) as u64;
             Some((c * levels as u64 + l) * 2 + u64::from(g))
         };
-        let mut ids: HashMap<u64, u32> = HashMap::new();
         let mut codes = vec![u32::MAX; n];
-        let mut keys = Vec::new();
-        for (i, code) in codes.iter_mut().enumerate() {
-            if let Some(k) = key(i) {
-                let next = ids.len() as u32;
-                let id = *ids.entry(k).or_insert_with(|| {
-                    keys.push(k);
-                    next
-                });
-                *code = id;
+        let mut keys: Vec<u64> = Vec::new();
+        let size = 2 * levels as u64 * clusters as u64;
+        if size <= 1 << 22 {
+            // Dense lookup table of cell ids.
+            let mut table = vec![u32::MAX; size as usize];
+            for (i, code) in codes.iter_mut().enumerate() {
+                if let Some(k) = key(i) {
+                    let slot = &mut table[k as usize];
+                    if *slot == u32::MAX {
+                        *slot = keys.len() as u32;
+                        keys.push(k);
+                    }
+                    *code = *slot;
+                }
+            }
+        } else {
+            let mut ids: HashMap<u64, u32> = HashMap::new();
+            for (i, code) in codes.iter_mut().enumerate() {
+                if let Some(k) = key(i) {
+                    let next = ids.len() as u32;
+                    *code = *ids.entry(k).or_insert_with(|| {
+                        keys.push(k);
+                        next
+                    });
+                }
             }
         }
         let intercept = vec![1.0; n];

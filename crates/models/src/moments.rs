@@ -79,9 +79,113 @@ impl Moments {
     }
 
     /// Moments of `columns` (each n rows) and `y` per code in `codes` (0..g);
-    /// rows with a code ≥ g are skipped. Parallel over codes; each code's Σwxxᵀ
-    /// is one sequential faer product.
+    /// rows with a code ≥ g are skipped. With few codes the rows are streamed
+    /// in fixed chunks (each chunk accumulates every code; chunks are summed in
+    /// order, so the result does not depend on the thread count); with many,
+    /// each code's rows are gathered and Σwxxᵀ is one sequential faer product.
     pub fn from_columns(
+        y: &[f64],
+        columns: &[&[f64]],
+        names: &[String],
+        weights: Option<&[f64]>,
+        codes: &[u32],
+        g: usize,
+    ) -> Moments {
+        let p = columns.len();
+        if g * (p * p + 2 * p + 3) <= 1 << 20 {
+            Moments::streamed(y, columns, names, weights, codes, g)
+        } else {
+            Moments::gathered(y, columns, names, weights, codes, g)
+        }
+    }
+
+    fn streamed(
+        y: &[f64],
+        columns: &[&[f64]],
+        names: &[String],
+        weights: Option<&[f64]>,
+        codes: &[u32],
+        g: usize,
+    ) -> Moments {
+        const CHUNK: usize = 1 << 15;
+        let p = columns.len();
+        let stride = 3 + 2 * p + p * p;
+        let n = y.len();
+        let chunks: Vec<(Vec<f64>, Vec<usize>)> = (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|c| {
+                let mut acc = vec![0.0; g * stride];
+                let mut rows = vec![0usize; g];
+                let mut x = vec![0.0; p];
+                for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
+                    let code = codes[i] as usize;
+                    if code >= g {
+                        continue;
+                    }
+                    let w = weights.map_or(1.0, |w| w[i]);
+                    let yi = y[i];
+                    for (j, col) in columns.iter().enumerate() {
+                        x[j] = col[i];
+                    }
+                    rows[code] += 1;
+                    let a = &mut acc[code * stride..(code + 1) * stride];
+                    a[0] += w;
+                    a[1] += w * yi;
+                    a[2] += w * yi * yi;
+                    let (sx, rest) = a[3..].split_at_mut(p);
+                    let (sxy, sxx) = rest.split_at_mut(p);
+                    for j in 0..p {
+                        let wx = w * x[j];
+                        sx[j] += wx;
+                        sxy[j] += wx * yi;
+                        // Upper triangle; mirrored below.
+                        let row = &mut sxx[j * p..(j + 1) * p];
+                        for k in j..p {
+                            row[k] += wx * x[k];
+                        }
+                    }
+                }
+                (acc, rows)
+            })
+            .collect();
+        let mut acc = vec![0.0; g * stride];
+        let mut rows = vec![0usize; g];
+        for (a, r) in chunks {
+            for (t, v) in acc.iter_mut().zip(&a) {
+                *t += v;
+            }
+            for (t, v) in rows.iter_mut().zip(&r) {
+                *t += v;
+            }
+        }
+        let clusters = (0..g)
+            .map(|c| {
+                let a = &acc[c * stride..(c + 1) * stride];
+                let mut xx = a[3 + 2 * p..].to_vec();
+                for j in 0..p {
+                    for k in 0..j {
+                        xx[j * p + k] = xx[k * p + j];
+                    }
+                }
+                ClusterMoments {
+                    w: a[0],
+                    x: a[3..3 + p].to_vec(),
+                    xx,
+                    xy: a[3 + p..3 + 2 * p].to_vec(),
+                    y: a[1],
+                    yy: a[2],
+                }
+            })
+            .collect();
+        Moments {
+            p,
+            names: names.to_vec(),
+            rows,
+            clusters,
+        }
+    }
+
+    fn gathered(
         y: &[f64],
         columns: &[&[f64]],
         names: &[String],
