@@ -14,6 +14,7 @@ use std::time::Instant;
 use healthgap_cohort::{TableFormat, write_table};
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
+use healthgap_decompose::hospital::{HospitalInput, hospital};
 use healthgap_decompose::inference::{InferenceSpec, Method};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{Coefficients, LinearInput, linear};
@@ -308,4 +309,36 @@ fn main() {
     );
     let (t, _) = time(1, || yun(&delta, 100));
     println!("RESULT yun_logit_fairlie100_delta {t:.4}");
+    let hosp = |spec: &InferenceSpec| {
+        let adjust = Covariates {
+            columns: columns(false),
+            categoricals: vec![],
+            absorbed: None,
+        };
+        let input = HospitalInput {
+            y: &y,
+            group: &group,
+            labels: ["White", "Black"],
+            covariates: &adjust,
+            hospital: Absorbed {
+                variable: "hospital_id".into(),
+                factor: "care_site".into(),
+                codes: &hospital,
+                levels: nh,
+                labels: (0..nh).map(|h| h.to_string()).collect(),
+            },
+            extra_fe: vec![],
+            weights: None,
+            cluster: Some(("hospital_id", &hospital, nh)),
+            binary: true,
+            min_cell: 11,
+            pseudonymize: false,
+        };
+        hospital(&input, spec, &|| {}).expect("hospital")
+    };
+    let (t, out) = time(1, || hosp(&boot(500)));
+    println!(
+        "RESULT hospital_all_boot500 {t:.4}   (Kitagawa, LPM with/without FE, logit and FE logit, profiling of {} hospitals, 500 replicates)",
+        out.hospitals.len()
+    );
 }

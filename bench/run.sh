@@ -78,6 +78,7 @@ ratio() { # ratio RUST_TASK PY_TASK LABEL
 ratio ob_linear_delta statsmodels_ob_pooled_twofold_threefold "OB twofold+threefold (statsmodels, no SEs)"
 ratio ob_linear_fe_boot1000 numpy_cluster_bootstrap_1000_extrapolated "OB + 1000 cluster bootstrap (numpy)"
 ratio yun_logit_boot200 statsmodels_logit_yun_200_extrapolated "logit Yun + 200 bootstrap (statsmodels)"
+ratio hospital_all_boot500 pyfixest_hospital_boot500_extrapolated "hospital analysis + 500 bootstrap (pyfixest)"
 
 echo "== 4. statistical recovery (ignored tests, release)"
 cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|test result"

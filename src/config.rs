@@ -300,6 +300,10 @@ pub enum RawAnalysis {
         hospital: String,
         /// Adjustment (variables or blocks).
         adjust: Option<Vec<String>>,
+        /// Further fixed-effect sets for the FE contrast (e.g. surgeon).
+        absorb: Option<Vec<String>>,
+        /// Replace hospital ids by pseudonyms in hospitals.csv.
+        pseudonymize: Option<bool>,
     },
 }
 
@@ -439,8 +443,17 @@ impl RawAnalysis {
                 ..
             } => json!({"mediators": mediators, "confounders": confounders}),
             RawAnalysis::Hospital {
-                hospital, adjust, ..
-            } => json!({"hospital": hospital, "adjust": adjust}),
+                hospital,
+                adjust,
+                absorb,
+                pseudonymize,
+                ..
+            } => json!({
+                "hospital": hospital,
+                "adjust": adjust,
+                "absorb": absorb,
+                "pseudonymize": pseudonymize.unwrap_or(false),
+            }),
         }
     }
 

@@ -257,10 +257,10 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     for name in raw.variables.keys() {
         if !block_of.contains_key(name)
             && raw.design.cluster.as_deref() != Some(name)
-            && !raw
-                .analyses
-                .iter()
-                .any(|a| matches!(a, RawAnalysis::Hospital { hospital, .. } if hospital == name))
+            && !raw.analyses.iter().any(|a| {
+                matches!(a, RawAnalysis::Hospital { hospital, absorb, .. }
+                    if hospital == name || absorb.iter().flatten().any(|x| x == name))
+            })
         {
             bail!(
                 "[variables] `{name}` is not used: it is in no block of [factors]{}",
@@ -291,12 +291,18 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         })
         .collect();
     for a in &raw.analyses {
-        if let RawAnalysis::Hospital { hospital, .. } = a
-            && !block_of.contains_key(hospital)
-            && !variables.iter().any(|v| &v.name == hospital)
-        {
+        let RawAnalysis::Hospital {
+            hospital, absorb, ..
+        } = a
+        else {
+            continue;
+        };
+        for name in std::iter::once(hospital).chain(absorb.iter().flatten()) {
+            if block_of.contains_key(name) || variables.iter().any(|v| &v.name == name) {
+                continue;
+            }
             variables.push(VariableSpec {
-                name: hospital.clone(),
+                name: name.clone(),
                 kind: Some(VarKind::Categorical {
                     reference: None,
                     absorb: true,

@@ -6,11 +6,12 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
-use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind};
+use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind, Values};
 use healthgap_decompose::AnalysisResult;
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::crude::{CrudeInput, crude};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
+use healthgap_decompose::hospital::{HospitalInput, hospital};
 use healthgap_decompose::inference::{InferenceSpec, Method};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
@@ -115,7 +116,10 @@ pub fn check(config: &Path) -> Result<()> {
 fn implemented(a: &RawAnalysis) -> bool {
     matches!(
         a,
-        RawAnalysis::Crude { .. } | RawAnalysis::OaxacaBlinder { .. } | RawAnalysis::Gelbach { .. }
+        RawAnalysis::Crude { .. }
+            | RawAnalysis::OaxacaBlinder { .. }
+            | RawAnalysis::Gelbach { .. }
+            | RawAnalysis::Hospital { .. }
     )
 }
 
@@ -238,6 +242,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                 cohort.group_labels[k].as_str(),
             ];
             let cluster = cohort.cluster.as_ref().map(|(_, c, g)| (c.as_slice(), *g));
+            let mut hospitals = Vec::new();
             let (output, info) = match &a.raw {
                 RawAnalysis::Crude { .. } => {
                     let estimates = crude(&CrudeInput {
@@ -381,6 +386,74 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     let info = spec.info(cluster_name, output.replicates_ok);
                     (output, info)
                 }
+                RawAnalysis::Hospital {
+                    hospital: hname,
+                    adjust,
+                    absorb,
+                    pseudonymize,
+                    ..
+                } => {
+                    let adjust_vars: Vec<String> = expand(plan, adjust.as_deref().unwrap_or(&[]))
+                        .into_iter()
+                        .filter(|v| v != hname)
+                        .collect();
+                    let adesign = healthgap_cohort::design::build(cohort, &adjust_vars);
+                    if let Some(t) = adesign.absorbed.first() {
+                        bail!(
+                            "analysis `{}`: `{}` in `adjust` has many levels and would be absorbed; \
+                             adjust for it with `absorb = [\"{}\"]` instead",
+                            a.id,
+                            t.variable,
+                            t.variable
+                        );
+                    }
+                    let cov = covariates(&adesign, &a.id)?;
+                    let fe = |name: &str| -> Result<Absorbed<'_>> {
+                        match cohort.variable(name).map(|v| &v.values) {
+                            Some(Values::Categorical { codes, levels, .. }) => Ok(Absorbed {
+                                variable: name.to_string(),
+                                factor: "care_site".into(),
+                                codes,
+                                levels: levels.len(),
+                                labels: levels.clone(),
+                            }),
+                            _ => bail!(
+                                "analysis `{}`: `{name}` must be categorical; declare it in \
+                                 [variables] as {{ type = \"categorical\" }}",
+                                a.id
+                            ),
+                        }
+                    };
+                    let extra: Vec<Absorbed<'_>> = absorb
+                        .iter()
+                        .flatten()
+                        .map(|n| fe(n))
+                        .collect::<Result<_>>()?;
+                    let input = HospitalInput {
+                        y,
+                        group: &group,
+                        labels,
+                        covariates: &cov,
+                        hospital: fe(hname)?,
+                        extra_fe: extra,
+                        weights: cohort.weights.as_deref(),
+                        cluster: cohort
+                            .cluster
+                            .as_ref()
+                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
+                        binary,
+                        min_cell: plan.min_cell,
+                        pseudonymize: pseudonymize.unwrap_or(false),
+                    };
+                    let out = hospital(&input, &spec, &progress)
+                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+                    hospitals = out.hospitals;
+                    let info = spec.info(
+                        Some(cluster_name.unwrap_or(hname)),
+                        out.output.replicates_ok,
+                    );
+                    (out.output, info)
+                }
                 _ => unreachable_method(a)?,
             };
             out.push(AnalysisResult {
@@ -395,6 +468,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                 estimates: output.estimates,
                 models: output.models,
                 warnings: output.warnings,
+                hospitals,
             });
         }
     }
@@ -557,6 +631,9 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
         write("estimates.csv", csv::estimates(&results.analyses))?;
         write("models.csv", csv::models(&results.analyses))?;
         write("table1.csv", csv::table1(&results, &cohort.group_labels))?;
+        if results.analyses.iter().any(|a| !a.hospitals.is_empty()) {
+            write("hospitals.csv", csv::hospitals(&results.analyses))?;
+        }
         write(
             "attrition.csv",
             csv::attrition(&results.cohort.attrition, m),

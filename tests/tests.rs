@@ -5,6 +5,7 @@
 
 mod cli_run;
 mod gelbach;
+mod hospital;
 mod oaxaca;
 mod synth;
 mod util;

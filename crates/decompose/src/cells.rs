@@ -303,6 +303,28 @@ impl Cells {
         out
     }
 
+    /// Per-level sums of group `g` (with cluster multiplicities): Σw (L),
+    /// Σwy (L) and Σwx (L × p, row-major).
+    pub fn level_sums(&self, g: u8, mult: Option<&[f64]>) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let p = self.p();
+        let mut w = vec![0.0; self.levels];
+        let mut y = vec![0.0; self.levels];
+        let mut x = vec![0.0; self.levels * p];
+        for (c, m) in self.moments.iter().enumerate() {
+            let k = self.multiplier(c, mult);
+            if self.group[c] != g || k == 0.0 {
+                continue;
+            }
+            let l = self.level[c] as usize;
+            w[l] += k * m.w;
+            y[l] += k * m.y;
+            for j in 0..p {
+                x[l * p + j] += k * m.x[j];
+            }
+        }
+        (w, y, x)
+    }
+
     /// Weighted covariance matrix of the cell columns within group `g`
     /// (denominator n − 1 with unit weights), for V(x̄) = S/n.
     pub fn covariance(&self, g: u8) -> Vec<f64> {

@@ -13,6 +13,7 @@ pub mod covariates;
 pub mod crude;
 pub mod error;
 pub mod gelbach;
+pub mod hospital;
 pub mod inference;
 pub mod nonlinear;
 pub mod oaxaca;

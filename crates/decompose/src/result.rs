@@ -93,6 +93,9 @@ pub struct AnalysisResult {
     pub models: Vec<ModelSummary>,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// Per-hospital profiles of a `hospital` analysis (hospitals.csv, not results.json).
+    #[serde(skip)]
+    pub hospitals: Vec<crate::hospital::HospitalRow>,
 }
 
 impl AnalysisResult {

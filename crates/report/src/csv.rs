@@ -1,5 +1,5 @@
-//! The CSV outputs: estimates.csv, models.csv, table1.csv, attrition.csv
-//! (RFC 4180 quoting).
+//! The CSV outputs: estimates.csv, models.csv, table1.csv, attrition.csv,
+//! hospitals.csv (RFC 4180 quoting).
 
 use healthgap_decompose::AnalysisResult;
 
@@ -166,6 +166,54 @@ pub fn attrition(rows: &[AttritionRow], min_cell: usize) -> String {
             show(r.excluded),
             show(r.remaining),
         ]));
+    }
+    out
+}
+
+/// hospitals.csv: the per-hospital profiles of every `hospital` analysis
+/// (already suppressed by the method: empty cells are below min_cell).
+pub fn hospitals(analyses: &[AnalysisResult]) -> String {
+    let mut out = line(
+        &[
+            "analysis",
+            "outcome",
+            "reference",
+            "comparison",
+            "hospital",
+            "n",
+            "n_reference",
+            "n_comparison",
+            "comparison_share",
+            "minority_serving",
+            "observed",
+            "expected",
+            "risk_standardized",
+            "rs_ci_low",
+            "rs_ci_high",
+        ]
+        .map(String::from),
+    );
+    let count = |v: Option<usize>| v.map(|n| n.to_string()).unwrap_or_default();
+    for a in analyses {
+        for h in &a.hospitals {
+            out.push_str(&line(&[
+                a.id.clone(),
+                a.outcome.clone(),
+                a.reference.clone(),
+                a.comparison.clone(),
+                h.hospital.clone(),
+                count(h.n),
+                count(h.n_reference),
+                count(h.n_comparison),
+                num(h.comparison_share),
+                h.minority_serving.to_string(),
+                num(h.observed),
+                num(h.expected),
+                num(h.risk_standardized),
+                num(h.rs_low),
+                num(h.rs_high),
+            ]));
+        }
     }
     out
 }

@@ -1,0 +1,305 @@
+//! The care-site analysis against pyfixest (tests/golden/hospital) and its
+//! identities.
+
+use healthgap_decompose::covariates::{Absorbed, Column, Covariates};
+use healthgap_decompose::hospital::{HospitalInput, HospitalOutput, hospital};
+use healthgap_decompose::inference::InferenceSpec;
+
+use crate::oaxaca::read_csv;
+
+fn run(outcome: &str, binary: bool, two_way: bool) -> HospitalOutput {
+    let d = read_csv("hospital/hospital.csv");
+    let group: Vec<u32> = d["c"].iter().map(|v| *v as u32).collect();
+    let h: Vec<u32> = d["hospital"].iter().map(|v| *v as u32).collect();
+    let s: Vec<u32> = d["surgeon"].iter().map(|v| *v as u32).collect();
+    let cov = Covariates {
+        columns: ["x1", "x2"]
+            .iter()
+            .map(|c| Column {
+                name: c.to_string(),
+                factor: "clinical".into(),
+                values: &d[*c],
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let input = HospitalInput {
+        y: &d[outcome],
+        group: &group,
+        labels: ["r", "c"],
+        covariates: &cov,
+        hospital: absorbed("hospital", &h, 40),
+        extra_fe: if two_way {
+            vec![absorbed("surgeon", &s, 60)]
+        } else {
+            vec![]
+        },
+        weights: None,
+        cluster: None,
+        binary,
+        min_cell: 11,
+        pseudonymize: false,
+    };
+    hospital(&input, &InferenceSpec::delta(0.95), &|| {}).unwrap()
+}
+
+fn absorbed<'a>(name: &str, codes: &'a [u32], levels: usize) -> Absorbed<'a> {
+    Absorbed {
+        variable: name.into(),
+        factor: "care_site".into(),
+        codes,
+        levels,
+        labels: (0..levels).map(|l| l.to_string()).collect(),
+    }
+}
+
+fn expected() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/hospital/expected.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn model_coef(out: &HospitalOutput, label_start: &str) -> (f64, f64) {
+    let m = out
+        .output
+        .models
+        .iter()
+        .find(|m| m.label.starts_with(label_start))
+        .unwrap_or_else(|| panic!("{label_start}"));
+    let c = m.coefficients.iter().find(|c| c.term == "group").unwrap();
+    (c.estimate, c.se)
+}
+
+fn close(a: f64, b: f64, rel: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= rel * b.abs(),
+        "{what}: {a} vs pyfixest {b}"
+    );
+}
+
+#[test]
+fn fixed_effect_contrasts_match_pyfixest() {
+    let e = expected();
+    for (outcome, binary) in [("y", false), ("yb", true)] {
+        let x = &e[outcome];
+        let out = run(outcome, binary, true);
+        for (label, key) in [
+            ("LPM without hospital effects", "lpm_without_fe"),
+            ("LPM with hospital effects", "lpm_with_fe"),
+            ("LPM with hospital + surgeon effects", "lpm_two_way"),
+        ] {
+            let (b, se) = model_coef(&out, label);
+            close(
+                b,
+                x[key]["coef"].as_f64().unwrap(),
+                1e-8,
+                &format!("{outcome} {key} coef"),
+            );
+            close(
+                se,
+                x[key]["se"].as_f64().unwrap(),
+                1e-8,
+                &format!("{outcome} {key} se"),
+            );
+        }
+        // The estimate rows carry the same numbers.
+        let row = |q: &str| {
+            out.output
+                .estimates
+                .iter()
+                .find(|r| r.quantity == q)
+                .unwrap()
+        };
+        close(
+            row("coefficient_with_fe").estimate,
+            x["lpm_with_fe"]["coef"].as_f64().unwrap(),
+            1e-8,
+            "row",
+        );
+        close(
+            row("coefficient_with_fe").se.unwrap(),
+            x["lpm_with_fe"]["se"].as_f64().unwrap(),
+            1e-8,
+            "row se",
+        );
+        close(
+            row("coefficient_with_all_fe").estimate,
+            x["lpm_two_way"]["coef"].as_f64().unwrap(),
+            1e-8,
+            "row",
+        );
+        if binary {
+            let out = run(outcome, binary, false);
+            let row = |q: &str| {
+                out.output
+                    .estimates
+                    .iter()
+                    .find(|r| r.quantity == q)
+                    .unwrap()
+            };
+            for (label, key) in [
+                ("logit without hospital effects", "logit_without_fe"),
+                ("logit with hospital effects", "logit_with_fe"),
+            ] {
+                let (b, se) = model_coef(&out, label);
+                close(
+                    b,
+                    x[key]["coef"].as_f64().unwrap(),
+                    1e-6,
+                    &format!("{key} coef"),
+                );
+                close(
+                    se,
+                    x[key]["se"].as_f64().unwrap(),
+                    1e-6,
+                    &format!("{key} se"),
+                );
+            }
+            let or = row("odds_ratio_with_fe").estimate;
+            close(
+                or.ln(),
+                x["logit_with_fe"]["coef"].as_f64().unwrap(),
+                1e-6,
+                "odds ratio",
+            );
+        }
+    }
+}
+
+#[test]
+fn kitagawa_parts_add_up_and_the_hospital_table_is_suppressed() {
+    let out = run("yb", true, false);
+    let get = |q: &str| {
+        out.output
+            .estimates
+            .iter()
+            .find(|r| r.quantity == q)
+            .unwrap()
+            .estimate
+    };
+    for (b, w, g) in [
+        ("between_hospital", "within_hospital", "gap"),
+        (
+            "between_hospital_symmetric",
+            "within_hospital_symmetric",
+            "gap",
+        ),
+        (
+            "between_hospital_adjusted",
+            "within_hospital_adjusted",
+            "gap_adjusted",
+        ),
+    ] {
+        assert!((get(b) + get(w) - get(g)).abs() < 1e-12, "{b} + {w} != {g}");
+    }
+    assert!(
+        (get("coefficient_without_fe") - get("coefficient_with_fe") - get("coefficient_change"))
+            .abs()
+            < 1e-12
+    );
+    assert_eq!(out.hospitals.len(), 40);
+    for h in &out.hospitals {
+        for n in [h.n, h.n_reference, h.n_comparison].into_iter().flatten() {
+            assert!(n >= 11, "{h:?}");
+        }
+        if h.n_reference.is_none() {
+            assert!(
+                h.n_comparison.is_none() && h.comparison_share.is_none(),
+                "{h:?}"
+            );
+        }
+        if let (Some(lo), Some(rs), Some(hi)) = (h.rs_low, h.risk_standardized, h.rs_high) {
+            assert!(lo <= rs && rs <= hi, "{h:?}");
+        }
+    }
+    assert_eq!(
+        out.hospitals.iter().filter(|h| h.minority_serving).count(),
+        4
+    );
+}
+
+/// Recovery of the generator's truth: the Kitagawa split (truth.json `kitagawa`)
+/// and the LPM group coefficients without and with hospital fixed effects,
+/// without and with the canonical covariates (`lpm_group_coefficient`).
+#[test]
+#[ignore = "statistical recovery at 400k patients: ~1 min in release; run by bench/run.sh"]
+fn hospital_analysis_recovers_the_generator_truth() {
+    use crate::oaxaca::{recovery_config, recovery_truth, results};
+    let dir = crate::util::Dir::new();
+    let config = recovery_config(
+        r#"
+[[analysis]]
+id = "unadjusted"
+method = "hospital"
+outcomes = ["death_30d", "major_morbidity", "readmit_30d", "los_days"]
+hospital = "hospital_id"
+
+[[analysis]]
+id = "adjusted"
+method = "hospital"
+outcomes = ["death_30d", "major_morbidity", "readmit_30d", "los_days"]
+hospital = "hospital_id"
+adjust = ["biological", "socioeconomic"]
+"#,
+    );
+    std::fs::write(dir.join("recovery.toml"), config).unwrap();
+    dir.ok(&["run", "recovery.toml", "--out", "out"]);
+    let r = results(&dir, "out");
+    let truth = recovery_truth();
+    let (mut covered, mut total, mut worst) = (0, 0, 0.0f64);
+    for a in r["analyses"].as_array().unwrap() {
+        let comparison = a["comparison"].as_str().unwrap();
+        let outcome = a["outcome"].as_str().unwrap();
+        let mut checks = vec![];
+        if a["id"] == "unadjusted" {
+            checks.push(("between_hospital", "kitagawa", "between_hospital"));
+            checks.push(("within_hospital", "kitagawa", "within_hospital"));
+            checks.push(("coefficient_without_fe", "lpm_group_coefficient", "crude"));
+            checks.push((
+                "coefficient_with_fe",
+                "lpm_group_coefficient",
+                "hospital_fe",
+            ));
+        } else {
+            checks.push((
+                "coefficient_without_fe",
+                "lpm_group_coefficient",
+                "covariates",
+            ));
+            checks.push((
+                "coefficient_with_fe",
+                "lpm_group_coefficient",
+                "covariates_hospital_fe",
+            ));
+        }
+        for (quantity, kind, component) in checks {
+            let t = truth
+                .get(kind, comparison, outcome, Some(component))
+                .unwrap();
+            let e = a["estimates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["quantity"] == quantity)
+                .unwrap();
+            let (est, se) = (e["estimate"].as_f64().unwrap(), e["se"].as_f64().unwrap());
+            let z = (est - t.population) / (se * se + t.population_mc_se.powi(2)).sqrt();
+            println!(
+                "hospital {:<10} {comparison:<9} {outcome:<16} {quantity:<24} est {est:>9.5} se {se:.5} truth {:>9.5} z {z:+.2}",
+                a["id"].as_str().unwrap(),
+                t.population
+            );
+            total += 1;
+            covered += usize::from(z.abs() < 1.96);
+            worst = worst.max(z.abs());
+        }
+    }
+    println!(
+        "Hospital recovery: {covered}/{total} 95% CIs cover the truth; worst |z| = {worst:.2}"
+    );
+    assert_eq!(total, 48);
+    assert!(covered as f64 >= 0.9 * total as f64, "{covered}/{total}");
+    assert!(worst < 4.0, "worst |z| {worst}");
+}
