@@ -14,7 +14,7 @@ use std::time::Instant;
 use healthgap_cohort::{TableFormat, write_table};
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
-use healthgap_decompose::hospital::{HospitalInput, hospital};
+use healthgap_decompose::hospital::{self, HospitalInput};
 use healthgap_decompose::inference::{InferenceSpec, Method};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{Coefficients, LinearInput, linear};
@@ -334,7 +334,7 @@ fn main() {
             min_cell: 11,
             pseudonymize: false,
         };
-        hospital(&input, spec, &|| {}).expect("hospital")
+        hospital::hospital(&input, spec, &|| {}).expect("hospital")
     };
     let (t, out) = time(1, || hosp(&boot(500)));
     println!(
