@@ -336,6 +336,8 @@ fn main() {
         };
         hospital::hospital(&input, spec, &|| {}).expect("hospital")
     };
+    let (t, _) = time(1, || hosp(&delta));
+    println!("RESULT hospital_all_delta {t:.4}   (the same with cluster delta SEs)");
     let (t, out) = time(1, || hosp(&boot(500)));
     println!(
         "RESULT hospital_all_boot500 {t:.4}   (Kitagawa, LPM with/without FE, logit and FE logit, profiling of {} hospitals, 500 replicates)",
