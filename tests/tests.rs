@@ -6,6 +6,7 @@
 mod cli_run;
 mod gelbach;
 mod hospital;
+mod mediation;
 mod oaxaca;
 mod synth;
 mod util;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod gelbach;
 pub mod hospital;
 pub mod inference;
+pub mod mediation;
 pub mod nonlinear;
 pub mod oaxaca;
 pub mod result;
