@@ -274,6 +274,8 @@ pub enum RawAnalysis {
         targets: Vec<String>,
         /// gcomputation | weighting | doubly_robust.
         estimator: Option<RawEstimator>,
+        /// Monte-Carlo draws per comparison patient (g-computation; default 10).
+        draws: Option<usize>,
     },
     /// Causal mediation.
     Mediation {
@@ -431,11 +433,13 @@ impl RawAnalysis {
                 allowable,
                 targets,
                 estimator,
+                draws,
                 ..
             } => json!({
                 "allowable": allowable,
                 "targets": targets,
                 "estimator": estimator.unwrap_or(RawEstimator::Gcomputation),
+                "draws": draws.unwrap_or(10),
             }),
             RawAnalysis::Mediation {
                 mediators,

@@ -15,6 +15,7 @@ use healthgap_decompose::hospital::{HospitalInput, hospital};
 use healthgap_decompose::inference::{InferenceSpec, Method};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
+use healthgap_decompose::reduction::{ReductionInput, Target, disparity_reduction};
 use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
 use healthgap_report::results::AttritionRow;
@@ -23,7 +24,8 @@ use healthgap_report::{
 };
 
 use crate::config::{
-    RawAnalysis, RawCoefficients, RawFormat, RawInferenceMethod, RawInterval, RawModel,
+    RawAnalysis, RawCoefficients, RawEstimator, RawFormat, RawInferenceMethod, RawInterval,
+    RawModel,
 };
 use crate::output::StagedDir;
 use crate::plan::{AnalysisPlan, Plan, from_file};
@@ -120,6 +122,10 @@ fn implemented(a: &RawAnalysis) -> bool {
             | RawAnalysis::OaxacaBlinder { .. }
             | RawAnalysis::Gelbach { .. }
             | RawAnalysis::Hospital { .. }
+            | RawAnalysis::DisparityReduction {
+                estimator: None | Some(RawEstimator::Gcomputation),
+                ..
+            }
     )
 }
 
@@ -453,6 +459,82 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         out.output.replicates_ok,
                     );
                     (out.output, info)
+                }
+                RawAnalysis::DisparityReduction {
+                    allowable,
+                    targets,
+                    draws,
+                    ..
+                } => {
+                    let allow_vars = expand(plan, allowable);
+                    let target_vars: Vec<(String, Vec<String>)> = targets
+                        .iter()
+                        .map(|t| {
+                            let vars: Vec<String> = expand(plan, std::slice::from_ref(t))
+                                .into_iter()
+                                .filter(|v| !allow_vars.contains(v))
+                                .collect();
+                            (t.clone(), vars)
+                        })
+                        .collect();
+                    let mut all: Vec<String> = allow_vars.clone();
+                    for (_, vars) in &target_vars {
+                        all.extend(
+                            vars.iter()
+                                .filter(|v| !all.contains(v))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
+                    }
+                    // The other covariates (ℓ): every remaining factor variable.
+                    for v in plan.blocks.values().flatten() {
+                        if !all.contains(v) {
+                            all.push(v.clone());
+                        }
+                    }
+                    let design = healthgap_cohort::design::build(cohort, &all);
+                    let cov = covariates(&design, &a.id)?;
+                    let cols_of = |vars: &[String]| -> Vec<usize> {
+                        design
+                            .terms
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, t)| vars.contains(&t.variable))
+                            .map(|(j, _)| j)
+                            .collect()
+                    };
+                    let input = ReductionInput {
+                        y,
+                        group: &group,
+                        labels,
+                        covariates: &cov,
+                        allowable: cols_of(&allow_vars),
+                        targets: target_vars
+                            .iter()
+                            .map(|(name, vars)| Target {
+                                name: name.clone(),
+                                columns: cols_of(vars),
+                                absorbed: design
+                                    .absorbed
+                                    .first()
+                                    .is_some_and(|t| vars.contains(&t.variable)),
+                            })
+                            .collect(),
+                        weights: cohort.weights.as_deref(),
+                        cluster: cohort
+                            .cluster
+                            .as_ref()
+                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
+                        binary,
+                        draws: draws.unwrap_or(10).max(1),
+                        min_cell: plan.min_cell,
+                    };
+                    let out = disparity_reduction(&input, &spec, &progress)
+                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+                    let mut info = spec.info(cluster_name, out.replicates_ok);
+                    info.method = "bootstrap".into();
+                    info.replicates = Some(spec.replicates);
+                    (out, info)
                 }
                 _ => unreachable_method(a)?,
             };

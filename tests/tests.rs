@@ -8,6 +8,7 @@ mod gelbach;
 mod hospital;
 mod mediation;
 mod oaxaca;
+mod reduction;
 mod synth;
 mod util;
 mod yun;
