@@ -289,6 +289,8 @@ pub enum RawAnalysis {
         mediators: Vec<String>,
         /// Confounders.
         confounders: Vec<String>,
+        /// Exposure–mediator interaction (default true).
+        interaction: Option<bool>,
     },
     /// Care-site analysis.
     Hospital {
@@ -444,8 +446,13 @@ impl RawAnalysis {
             RawAnalysis::Mediation {
                 mediators,
                 confounders,
+                interaction,
                 ..
-            } => json!({"mediators": mediators, "confounders": confounders}),
+            } => json!({
+                "mediators": mediators,
+                "confounders": confounders,
+                "interaction": interaction.unwrap_or(true),
+            }),
             RawAnalysis::Hospital {
                 hospital,
                 adjust,

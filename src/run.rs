@@ -13,6 +13,7 @@ use healthgap_decompose::crude::{CrudeInput, crude};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
 use healthgap_decompose::hospital::{HospitalInput, hospital};
 use healthgap_decompose::inference::{InferenceSpec, Method};
+use healthgap_decompose::mediation::{GroupMediationInput, group_mediation};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
 use healthgap_decompose::reduction::{ReductionInput, Target, disparity_reduction};
@@ -126,6 +127,7 @@ fn implemented(a: &RawAnalysis) -> bool {
                 estimator: None | Some(RawEstimator::Gcomputation),
                 ..
             }
+            | RawAnalysis::Mediation { .. }
     )
 }
 
@@ -536,7 +538,66 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     info.replicates = Some(spec.replicates);
                     (out, info)
                 }
-                _ => unreachable_method(a)?,
+                RawAnalysis::Mediation {
+                    mediators,
+                    confounders,
+                    interaction,
+                    ..
+                } => {
+                    let mdesign = healthgap_cohort::design::build(cohort, &expand(plan, mediators));
+                    if mdesign.terms.len() != 1 || !mdesign.absorbed.is_empty() {
+                        let cols: Vec<&str> =
+                            mdesign.terms.iter().map(|t| t.name.as_str()).collect();
+                        bail!(
+                            "analysis `{}`: mediation needs one mediator column, and `{}` gives {} ({}); \
+                             list one numeric or 0/1 variable in `mediators`, or use \
+                             method = \"disparity_reduction\" for a whole block",
+                            a.id,
+                            mediators.join(", "),
+                            mdesign.terms.len() + mdesign.absorbed.len(),
+                            cols.join(", ")
+                        );
+                    }
+                    let cdesign =
+                        healthgap_cohort::design::build(cohort, &expand(plan, confounders));
+                    if let Some(t) = cdesign.absorbed.first() {
+                        bail!(
+                            "analysis `{}`: confounder `{}` has many levels (absorbed); mediation \
+                             needs explicit covariates",
+                            a.id,
+                            t.variable
+                        );
+                    }
+                    let input = GroupMediationInput {
+                        y,
+                        group: &group,
+                        labels,
+                        mediator: (&mdesign.terms[0].name, &mdesign.columns[0]),
+                        confounders: cdesign
+                            .terms
+                            .iter()
+                            .zip(&cdesign.columns)
+                            .map(|(t, v)| (t.name.clone(), v.as_slice()))
+                            .collect(),
+                        binary,
+                        interaction: interaction.unwrap_or(true),
+                        cluster: cohort.cluster.as_ref().map(|(_, c, g)| (c.as_slice(), *g)),
+                        draws: 200,
+                        seed: plan.seed,
+                        level: a.inference.level,
+                    };
+                    let mut out = group_mediation(&input)
+                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+                    if spec.method == Method::Bootstrap {
+                        out.warnings.push(
+                            "mediation uses the delta method (joint cluster sandwich of its two \
+                             models); the bootstrap is not available for it yet"
+                                .into(),
+                        );
+                    }
+                    let info = InferenceSpec::delta(spec.level).info(cluster_name, None);
+                    (out, info)
+                }
             };
             out.push(AnalysisResult {
                 id: a.id.clone(),
@@ -574,14 +635,6 @@ fn expand(plan: &Plan, names: &[String]) -> Vec<String> {
         }
     }
     out
-}
-
-fn unreachable_method<T>(a: &AnalysisPlan) -> Result<T> {
-    bail!(
-        "analysis `{}`: method `{}` is not implemented",
-        a.id,
-        a.raw.method()
-    )
 }
 
 fn coefficients_of(c: RawCoefficients) -> Coefficients {

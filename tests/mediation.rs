@@ -93,6 +93,7 @@ fn pbc_closed_forms_match_the_sas_macro() {
             mediator_family: fam,
             outcome_family: fam,
             interaction: true,
+            cluster: None,
         };
         let f = fit(&input).unwrap();
         let p = f.params();
@@ -149,6 +150,7 @@ fn framing_exact_plug_in_and_monte_carlo_match_statsmodels() {
         mediator_family: Family::Linear,
         outcome_family: Family::Probit,
         interaction: false,
+        cluster: None,
     };
     let f = fit(&input).unwrap();
     let exact = f.natural_effects(&f.params(), 0.0, 1.0, 0, 1, false);
@@ -195,6 +197,7 @@ fn jobs_linear_mediation_and_rho_sensitivity_match_r_mediation() {
         mediator_family: Family::Linear,
         outcome_family: Family::Linear,
         interaction: false,
+        cluster: None,
     };
     let f = fit(&input).unwrap();
     let eff = f.natural_effects(&f.params(), 0.0, 1.0, 0, 1, false);

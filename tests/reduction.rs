@@ -111,7 +111,13 @@ fn reductions_add_up_and_are_seeded() {
 
 /// Recovery of truth.json `disparity_reduction` (each target alone and all
 /// three jointly) and `disparity_reduction_shapley` for both comparison
-/// groups and all four outcomes.
+/// groups and all four outcomes. Asserted: the binary outcomes' initial
+/// disparity, joint reduction and the clinical and care-site targets. Printed
+/// but not asserted (known deviations, see BENCHMARKS.md): the socioeconomic
+/// target, whose truth also moves the latent SES S, which acts on the outcomes
+/// beyond ADI and insurance (estimates run 1–3 SEs low), and length of stay,
+/// which the generator draws on the log scale while the g-formula's outcome
+/// model is linear.
 #[test]
 #[ignore = "statistical recovery at 400k patients with 200 replicates: ~2 min in release; run by bench/run.sh"]
 fn disparity_reduction_recovers_the_generator_truth() {

@@ -62,6 +62,8 @@ pub struct MediationInput<'a> {
     pub outcome_family: Family,
     /// Exposure–mediator interaction in the outcome model.
     pub interaction: bool,
+    /// Cluster codes and count: the joint CR1 sandwich of both models.
+    pub cluster: Option<(&'a [u32], usize)>,
 }
 
 /// The fitted mediator and outcome models.
@@ -75,6 +77,8 @@ pub struct Fitted {
     pub theta: Vec<f64>,
     /// Their covariance.
     pub v_theta: Vec<f64>,
+    /// The joint cluster-robust covariance of (β, θ) when clustered.
+    pub v_joint: Option<Vec<f64>>,
     /// Residual variance of a linear mediator (0 for logit).
     pub sigma2: f64,
     /// Its variance, 2σ⁴/(n − p).
@@ -142,35 +146,92 @@ pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
     let od =
         Design::from_columns("outcome", input.y.to_vec(), ocols).map_err(DecomposeError::Model)?;
     let iid = |r: Result<healthgap_models::Vcov, ModelError>| r.map_err(DecomposeError::Model);
-    let (beta, v_beta, sigma2, v_sigma2, msum) = match input.mediator_family {
+    let with_cluster = |d: Design| -> Design {
+        match input.cluster {
+            Some((c, g)) => {
+                let mut d = d;
+                d.cluster = Some(c.to_vec());
+                d.n_clusters = g;
+                d
+            }
+            None => d,
+        }
+    };
+    let (md, od) = (with_cluster(md), with_cluster(od));
+    let kind = if input.cluster.is_some() {
+        VcovKind::Cr1
+    } else {
+        VcovKind::Iid
+    };
+    let label = if input.cluster.is_some() {
+        "cluster"
+    } else {
+        ""
+    };
+    enum Fit {
+        Ols(healthgap_models::OlsFit),
+        Glm(GlmFit),
+    }
+    impl Fit {
+        fn parts(&self) -> healthgap_models::vcov::SandwichParts<'_> {
+            match self {
+                Fit::Ols(f) => f.sandwich_parts(),
+                Fit::Glm(f) => f.sandwich_parts(),
+            }
+        }
+    }
+    let (mfit, beta, v_beta, sigma2, v_sigma2, msum) = match input.mediator_family {
         Family::Linear => {
             let f = Ols::new().fit(&md).map_err(DecomposeError::Model)?;
-            let v = iid(f.vcov(VcovKind::Iid, "", SmallSample::default()))?;
+            let v = iid(f.vcov(kind, label, SmallSample::default()))?;
             let df = (n - f.coef.len()) as f64;
             let s2 = f.rss / df;
             let s = f.summary("mediator model", &v, 0.95);
-            (f.coef.clone(), v.matrix, s2, 2.0 * s2 * s2 / df, s)
+            let c = f.coef.clone();
+            (Fit::Ols(f), c, v.matrix, s2, 2.0 * s2 * s2 / df, s)
         }
         fam => {
             let f: GlmFit = glm_of(fam).fit(&md, None).map_err(DecomposeError::Model)?;
-            let v = iid(f.vcov(VcovKind::Iid, "", SmallSample::default()))?;
+            let v = iid(f.vcov(kind, label, SmallSample::default()))?;
             let s = f.summary("mediator model", &v, 0.95);
-            (f.coef.clone(), v.matrix, 0.0, 0.0, s)
+            let c = f.coef.clone();
+            (Fit::Glm(f), c, v.matrix, 0.0, 0.0, s)
         }
     };
-    let (theta, v_theta, osum) = match input.outcome_family {
+    let (ofit, theta, v_theta, osum) = match input.outcome_family {
         Family::Linear => {
             let f = Ols::new().fit(&od).map_err(DecomposeError::Model)?;
-            let v = iid(f.vcov(VcovKind::Iid, "", SmallSample::default()))?;
+            let v = iid(f.vcov(kind, label, SmallSample::default()))?;
             let s = f.summary("outcome model", &v, 0.95);
-            (f.coef.clone(), v.matrix, s)
+            let c = f.coef.clone();
+            (Fit::Ols(f), c, v.matrix, s)
         }
         fam => {
             let f = glm_of(fam).fit(&od, None).map_err(DecomposeError::Model)?;
-            let v = iid(f.vcov(VcovKind::Iid, "", SmallSample::default()))?;
+            let v = iid(f.vcov(kind, label, SmallSample::default()))?;
             let s = f.summary("outcome model", &v, 0.95);
-            (f.coef.clone(), v.matrix, s)
+            let c = f.coef.clone();
+            (Fit::Glm(f), c, v.matrix, s)
         }
+    };
+    let v_joint = match input.cluster {
+        Some((c, g)) => Some(
+            healthgap_models::vcov::joint_cr1(
+                &[
+                    healthgap_models::vcov::JointPart {
+                        parts: mfit.parts(),
+                        cluster: c,
+                    },
+                    healthgap_models::vcov::JointPart {
+                        parts: ofit.parts(),
+                        cluster: c,
+                    },
+                ],
+                g,
+            )
+            .map_err(DecomposeError::Model)?,
+        ),
+        None => None,
     };
     let covariates: Vec<Vec<f64>> = input.covariates.iter().map(|(_, v)| v.to_vec()).collect();
     Ok(Fitted {
@@ -182,6 +243,7 @@ pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
         v_beta,
         theta,
         v_theta,
+        v_joint,
         sigma2,
         v_sigma2,
         models: vec![msum, osum],
@@ -289,6 +351,18 @@ impl Fitted {
             }
         }
         let (pb, pt) = (self.beta.len(), self.theta.len());
+        if let Some(v) = &self.v_joint {
+            let k = pb + pt;
+            return grads
+                .iter()
+                .map(|g| {
+                    (0..k)
+                        .map(|a| (0..k).map(|b| g[a] * v[a * k + b] * g[b]).sum::<f64>())
+                        .sum::<f64>()
+                        + g[k].powi(2) * self.v_sigma2
+                })
+                .collect();
+        }
         grads
             .iter()
             .map(|g| {
@@ -308,12 +382,12 @@ impl Fitted {
             .collect()
     }
 
-    /// Imai's natural effects on the mean (risk-difference) scale, averaged over
-    /// the rows: [ACME(a0), ACME(a1), ADE(a0), ADE(a1), total], with E[Y(a, M(a'))]
-    /// exact where it has a closed form (linear outcome; probit outcome with a
-    /// linear mediator; a binary mediator) and by Monte Carlo with `draws`
-    /// common normal draws per row otherwise (or when `force_mc`).
-    pub fn natural_effects(
+    /// The mean potential outcomes E[Y(a, M(a'))] averaged over the rows,
+    /// [(a0, a0), (a0, a1), (a1, a0), (a1, a1)]: exact where there is a closed
+    /// form (linear outcome; probit outcome with a linear mediator; a binary
+    /// mediator), by Monte Carlo with `draws` common normal draws per row
+    /// otherwise (or when `force_mc`).
+    pub fn potential_means(
         &self,
         params: &[f64],
         a0: f64,
@@ -321,7 +395,7 @@ impl Fitted {
         draws: usize,
         seed: u64,
         force_mc: bool,
-    ) -> [f64; 5] {
+    ) -> [f64; 4] {
         let (pb, pt) = (self.beta.len(), self.theta.len());
         let b = &params[..pb];
         let t = &params[pb..pb + pt];
@@ -386,12 +460,26 @@ impl Fitted {
             }
             total / self.n as f64
         };
-        let (y00, y01, y10, y11) = (
+        [
             mean_y(a0, a0),
             mean_y(a0, a1),
             mean_y(a1, a0),
             mean_y(a1, a1),
-        );
+        ]
+    }
+
+    /// Imai's natural effects from [`Fitted::potential_means`]:
+    /// [ACME(a0), ACME(a1), ADE(a0), ADE(a1), total].
+    pub fn natural_effects(
+        &self,
+        params: &[f64],
+        a0: f64,
+        a1: f64,
+        draws: usize,
+        seed: u64,
+        force_mc: bool,
+    ) -> [f64; 5] {
+        let [y00, y01, y10, y11] = self.potential_means(params, a0, a1, draws, seed, force_mc);
         [y01 - y00, y11 - y10, y10 - y00, y11 - y01, y11 - y00]
     }
 }
@@ -451,4 +539,205 @@ mod tests {
         assert_eq!(e_value(1.0), 1.0);
         assert!((e_value(1.0 / 3.9) - e_value(3.9)).abs() < 1e-12);
     }
+}
+
+/// Inputs of a mediation analysis of the group gap: exposure 1{comparison},
+/// one mediator column, confounders.
+pub struct GroupMediationInput<'a> {
+    /// Outcome over all rows.
+    pub y: &'a [f64],
+    /// 0 = reference, 1 = comparison, other rows skipped.
+    pub group: &'a [u32],
+    /// Reference and comparison labels.
+    pub labels: [&'a str; 2],
+    /// The mediator: name and values.
+    pub mediator: (&'a str, &'a [f64]),
+    /// Confounders: name and values.
+    pub confounders: Vec<(String, &'a [f64])>,
+    /// Binary outcome (logit outcome model; risk-difference and OR rows).
+    pub binary: bool,
+    /// Exposure–mediator interaction.
+    pub interaction: bool,
+    /// Cluster codes and count.
+    pub cluster: Option<(&'a [u32], usize)>,
+    /// Monte-Carlo draws per row where the natural effects have no closed form.
+    pub draws: usize,
+    /// Seed of the Monte-Carlo draws.
+    pub seed: u64,
+    /// Confidence level.
+    pub level: f64,
+}
+
+/// Mediation of the gap between the groups (exposure a0 = reference, a1 =
+/// comparison). Rows (risk-difference scale for binary outcomes, averaged
+/// over both groups' rows): `total_effect` = E[Y(1, M(1))] − E[Y(0, M(0))],
+/// `direct_effect` = E[Y(1, M(0))] − E[Y(0, M(0))] (pure natural direct),
+/// `indirect_effect` = E[Y(1, M(1))] − E[Y(1, M(0))] (total natural indirect),
+/// `direct_effect_treated`, `indirect_effect_control`, `proportion_mediated`;
+/// the closed forms at the covariate means (`controlled_direct_effect` at the
+/// reference group's mean mediator, and for binary outcomes the odds-ratio rows
+/// `*_or`); for binary outcomes the E-value of E[Y(1, M(1))]/E[Y(1, M(0))];
+/// for a linear mediator and outcome, ACME(ρ) for ρ = −0.9…0.9
+/// (`indirect_effect_at_rho`, term `rho=…`) and the ρ where it crosses 0.
+/// Delta-method SEs (joint cluster sandwich of both models when clustered).
+pub fn group_mediation(
+    input: &GroupMediationInput<'_>,
+) -> Result<crate::result::MethodOutput, DecomposeError> {
+    use crate::inference::delta_rows;
+    use crate::result::Estimate;
+    let rows: Vec<usize> = (0..input.group.len())
+        .filter(|&i| input.group[i] <= 1)
+        .collect();
+    let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    let (y, m) = (pick(input.y), pick(input.mediator.1));
+    let a: Vec<f64> = rows.iter().map(|&i| f64::from(input.group[i])).collect();
+    let covs: Vec<(String, Vec<f64>)> = input
+        .confounders
+        .iter()
+        .map(|(n, v)| (n.clone(), pick(v)))
+        .collect();
+    let codes: Option<Vec<u32>> = input.cluster.map(|(c, _)| pick_codes(c, &rows));
+    let binary_mediator = m.iter().all(|v| *v == 0.0 || *v == 1.0);
+    let mi = MediationInput {
+        y: &y,
+        exposure: &a,
+        mediator: &m,
+        covariates: covs
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_slice()))
+            .collect(),
+        mediator_family: if binary_mediator {
+            Family::Logit
+        } else {
+            Family::Linear
+        },
+        outcome_family: if input.binary {
+            Family::Logit
+        } else {
+            Family::Linear
+        },
+        interaction: input.interaction,
+        cluster: codes.as_deref().zip(input.cluster.map(|c| c.1)),
+    };
+    let f = fit(&mi)?;
+    let mut warnings = Vec::new();
+    let p = f.params();
+    let means = |q: &[f64]| f.potential_means(q, 0.0, 1.0, input.draws, input.seed, false);
+    let effects = |q: &[f64]| -> Vec<f64> {
+        let [y00, y01, y10, y11] = means(q);
+        let total = y11 - y00;
+        vec![
+            total,
+            y10 - y00,
+            y11 - y10,
+            y11 - y01,
+            y01 - y00,
+            (y11 - y10) / total,
+        ]
+    };
+    let names = [
+        "total_effect",
+        "direct_effect",
+        "indirect_effect",
+        "direct_effect_treated",
+        "indirect_effect_control",
+        "proportion_mediated",
+    ];
+    let point = effects(&p);
+    let var = f.delta(|q| effects(q));
+    let keys: Vec<crate::inference::Key> =
+        names.iter().map(|n| (n.to_string(), None, None)).collect();
+    let mut estimates = delta_rows(&keys, &point, Some(&var), input.level);
+    let pm = point[5];
+    if !(0.0..=1.0).contains(&pm) {
+        warnings.push(format!(
+            "the proportion mediated is {pm:.2}, outside [0, 1]: the direct and indirect effects have \
+             opposite signs, and the proportion is not a share"
+        ));
+    }
+    // Closed forms at the covariate means.
+    let m_ref = {
+        let (s, n) = rows
+            .iter()
+            .zip(&m)
+            .filter(|(i, _)| input.group[**i] == 0)
+            .fold((0.0, 0.0), |t, (_, v)| (t.0 + v, t.1 + 1.0));
+        s / n
+    };
+    let cf = |q: &[f64]| closed_form(&f, q, 0.0, 1.0, m_ref, &f.c_mean).to_vec();
+    let cpoint = cf(&p);
+    let cvar = f.delta(cf);
+    let z = Normal::standard().inverse_cdf(1.0 - (1.0 - input.level) / 2.0);
+    let pvalue = |est: f64, se: f64| {
+        if se > 0.0 {
+            2.0 * Normal::standard().sf((est / se).abs())
+        } else {
+            f64::NAN
+        }
+    };
+    if input.binary {
+        for (name, idx) in [
+            ("controlled_direct_effect_or", 0),
+            ("direct_effect_or", 1),
+            ("indirect_effect_or", 4),
+            ("total_effect_or", 5),
+        ] {
+            let (b, se) = (cpoint[idx], cvar[idx].sqrt());
+            estimates.push(Estimate::total(name, b.exp()).with_inference(
+                b.exp() * se,
+                (b - z * se).exp(),
+                (b + z * se).exp(),
+                pvalue(b, se),
+            ));
+        }
+        let [_, _, y10, y11] = means(&p);
+        let ind = estimates
+            .iter()
+            .find(|e| e.quantity == "indirect_effect")
+            .cloned();
+        let limit = ind.and_then(|e| match (e.ci_low, e.ci_high) {
+            (Some(lo), Some(hi)) if lo <= 0.0 && hi >= 0.0 => Some(1.0),
+            (Some(lo), Some(hi)) => Some(e_value((y10 + if lo > 0.0 { lo } else { hi }) / y10)),
+            _ => None,
+        });
+        let mut ev = Estimate::total("e_value_indirect_effect", e_value(y11 / y10));
+        ev.ci_low = limit;
+        estimates.push(ev);
+    } else {
+        let (b, se) = (cpoint[0], cvar[0].sqrt());
+        estimates.push(
+            Estimate::total("controlled_direct_effect", b).with_inference(
+                se,
+                b - z * se,
+                b + z * se,
+                pvalue(b, se),
+            ),
+        );
+    }
+    if !input.binary && !binary_mediator {
+        let rhos: Vec<f64> = (-9..=9).map(|k| f64::from(k) / 10.0).collect();
+        let (acme, zero) = rho_sensitivity(&mi, &rhos)?;
+        for (r, v) in rhos.iter().zip(acme) {
+            let mut e = Estimate::total("indirect_effect_at_rho", v);
+            e.term = Some(format!("rho={r:.1}"));
+            estimates.push(e);
+        }
+        estimates.push(Estimate::total("rho_at_zero_indirect_effect", zero));
+        if input.interaction {
+            warnings
+                .push("the ρ-sensitivity curve assumes no exposure–mediator interaction".into());
+        }
+    }
+    let _ = &input.labels;
+    Ok(crate::result::MethodOutput {
+        estimates,
+        models: f.models.clone(),
+        warnings,
+        replicates_ok: None,
+        n: rows.len(),
+    })
+}
+
+fn pick_codes(c: &[u32], rows: &[usize]) -> Vec<u32> {
+    rows.iter().map(|&i| c[i]).collect()
 }
