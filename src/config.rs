@@ -274,7 +274,7 @@ pub enum RawAnalysis {
         targets: Vec<String>,
         /// gcomputation | weighting | doubly_robust.
         estimator: Option<RawEstimator>,
-        /// Monte-Carlo draws per comparison patient (g-computation; default 10).
+        /// Monte-Carlo draws per comparison patient (g-computation; default 5).
         draws: Option<usize>,
     },
     /// Causal mediation.
@@ -441,7 +441,7 @@ impl RawAnalysis {
                 "allowable": allowable,
                 "targets": targets,
                 "estimator": estimator.unwrap_or(RawEstimator::Gcomputation),
-                "draws": draws.unwrap_or(10),
+                "draws": draws.unwrap_or(5),
             }),
             RawAnalysis::Mediation {
                 mediators,

@@ -528,7 +528,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                             .as_ref()
                             .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
                         binary,
-                        draws: draws.unwrap_or(10).max(1),
+                        draws: draws.unwrap_or(5).max(1),
                         min_cell: plan.min_cell,
                     };
                     let out = disparity_reduction(&input, &spec, &progress)
@@ -582,7 +582,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         binary,
                         interaction: interaction.unwrap_or(true),
                         cluster: cohort.cluster.as_ref().map(|(_, c, g)| (c.as_slice(), *g)),
-                        draws: 200,
+                        draws: 25,
                         seed: plan.seed,
                         level: a.inference.level,
                     };

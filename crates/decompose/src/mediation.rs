@@ -528,19 +528,6 @@ pub fn e_value(rr: f64) -> f64 {
     r + (r * (r - 1.0)).sqrt()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn e_values_match_vanderweele_and_ding() {
-        // Their example: RR 3.9 → E-value 7.26.
-        assert!((e_value(3.9) - 7.26).abs() < 0.01);
-        assert_eq!(e_value(1.0), 1.0);
-        assert!((e_value(1.0 / 3.9) - e_value(3.9)).abs() < 1e-12);
-    }
-}
-
 /// Inputs of a mediation analysis of the group gap: exposure 1{comparison},
 /// one mediator column, confounders.
 pub struct GroupMediationInput<'a> {
@@ -740,4 +727,17 @@ pub fn group_mediation(
 
 fn pick_codes(c: &[u32], rows: &[usize]) -> Vec<u32> {
     rows.iter().map(|&i| c[i]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e_values_match_vanderweele_and_ding() {
+        // Their example: RR 3.9 → E-value 7.26.
+        assert!((e_value(3.9) - 7.26).abs() < 0.01);
+        assert_eq!(e_value(1.0), 1.0);
+        assert!((e_value(1.0 / 3.9) - e_value(3.9)).abs() < 1e-12);
+    }
 }

@@ -115,14 +115,17 @@ struct Setup<'a> {
     /// Full-sample coefficients: group indicator, [intercept,] columns.
     coef: Vec<f64>,
     cluster_of: Vec<u32>,
-}
-
-/// The outcome model's coefficients and level effects for one sample.
-struct Model {
-    /// [group, (intercept when not absorbing), columns...].
-    coef: Vec<f64>,
-    /// Level effects (empty without an absorbed variable).
-    alpha: Vec<f64>,
+    /// Covariate columns over the pair rows (column-major n × p).
+    x: Vec<f64>,
+    /// Outcome and base weight of each pair row.
+    y: Vec<f64>,
+    w: Vec<f64>,
+    /// Pair rows of each absorbed level.
+    level_rows: Vec<Vec<usize>>,
+    /// Absorbed level of each pair row.
+    level: Vec<u32>,
+    /// Full-sample level effects (warm start of the replicates').
+    alpha_hat: Vec<f64>,
 }
 
 impl Setup<'_> {
@@ -135,59 +138,82 @@ impl Setup<'_> {
     }
 
     fn weight(&self, r: usize, mult: Option<&[f64]>) -> f64 {
-        let i = self.rows[r];
-        self.input.weights.map_or(1.0, |w| w[i])
-            * mult.map_or(1.0, |m| m[self.cluster_of[r] as usize])
+        self.w[r] * mult.map_or(1.0, |m| m[self.cluster_of[r] as usize])
     }
 
-    /// Level effects given the coefficients: per level, the α solving the
-    /// level's score equation (closed form for OLS, Newton for logit).
-    fn alphas(&self, coef: &[f64], mult: Option<&[f64]>) -> Vec<f64> {
-        let Some(a) = self.absorbed() else {
-            return Vec::new();
-        };
-        let cols = &self.input.covariates.columns;
-        let mut rows_of: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); a.levels];
-        for (r, &i) in self.rows.iter().enumerate() {
-            let w = self.weight(r, mult);
-            if w == 0.0 {
-                continue;
-            }
-            let xb = coef[0] * f64::from(self.group[r])
-                + cols
-                    .iter()
-                    .enumerate()
-                    .map(|(j, c)| c.values[i] * coef[1 + j])
-                    .sum::<f64>();
-            rows_of[a.codes[i] as usize].push((w, self.input.y[i], xb));
+    /// Block parts of every pair row's linear predictor without the level
+    /// effects (row-major n × (K + 1): other, target 1..K).
+    fn block_parts(&self, coef: &[f64]) -> Vec<f64> {
+        let n = self.rows.len();
+        let kk = self.k + 1;
+        let absorb = self.absorbed().is_some();
+        let mut parts = vec![0.0; n * kk];
+        let base = if absorb { 0.0 } else { coef[1] };
+        for r in 0..n {
+            parts[r * kk] = coef[0] * f64::from(self.group[r]) + base;
         }
-        rows_of
+        let off = if absorb { 1 } else { 2 };
+        for (j, &b) in self.block_of.iter().enumerate() {
+            let c = coef[off + j];
+            let col = &self.x[j * n..(j + 1) * n];
+            for (r, v) in col.iter().enumerate() {
+                parts[r * kk + b] += v * c;
+            }
+        }
+        parts
+    }
+
+    /// Level effects given the other parts: per level, the α solving the
+    /// level's score equation (closed form for OLS; Newton for logit, warm
+    /// started at `start`; ±∞ for levels without events or non-events).
+    fn alphas(&self, parts: &[f64], mult: Option<&[f64]>, start: &[f64]) -> Vec<f64> {
+        let kk = self.k + 1;
+        let xb = |r: usize| -> f64 { parts[r * kk..(r + 1) * kk].iter().sum() };
+        self.level_rows
             .iter()
-            .map(|rows| {
-                if rows.is_empty() {
+            .enumerate()
+            .map(|(l, rows)| {
+                let (mut sw, mut sy) = (0.0, 0.0);
+                for &r in rows {
+                    let w = self.weight(r, mult);
+                    sw += w;
+                    sy += w * self.y[r];
+                }
+                if sw <= 0.0 {
                     return f64::NAN;
                 }
-                let sw: f64 = rows.iter().map(|r| r.0).sum();
-                let sy: f64 = rows.iter().map(|r| r.0 * r.1).sum();
                 match self.link() {
-                    None => rows.iter().map(|r| r.0 * (r.1 - r.2)).sum::<f64>() / sw,
+                    None => {
+                        rows.iter()
+                            .map(|&r| self.weight(r, mult) * (self.y[r] - xb(r)))
+                            .sum::<f64>()
+                            / sw
+                    }
                     Some(_) if sy <= 0.0 => f64::NEG_INFINITY,
                     Some(_) if sy >= sw => f64::INFINITY,
-                    Some(l) => {
-                        // Newton on Σ w (y − Λ(α + xb)) = 0 from the logit of the rate.
-                        let rate = sy / sw;
-                        let mut alpha = (rate / (1.0 - rate)).ln()
-                            - rows.iter().map(|r| r.0 * r.2).sum::<f64>() / sw;
+                    Some(lk) => {
+                        let mut alpha = if start.get(l).is_some_and(|a| a.is_finite()) {
+                            start[l]
+                        } else {
+                            let rate = sy / sw;
+                            (rate / (1.0 - rate)).ln()
+                                - rows
+                                    .iter()
+                                    .map(|&r| self.weight(r, mult) * xb(r))
+                                    .sum::<f64>()
+                                    / sw
+                        };
                         for _ in 0..50 {
                             let (mut g, mut h) = (0.0, 0.0);
-                            for r in rows {
-                                let p = l.cdf(alpha + r.2);
-                                g += r.0 * (r.1 - p);
-                                h += r.0 * p * (1.0 - p);
+                            for &r in rows {
+                                let w = self.weight(r, mult);
+                                let p = lk.cdf(alpha + xb(r));
+                                g += w * (self.y[r] - p);
+                                h += w * p * (1.0 - p);
                             }
                             let step = g / h.max(1e-300);
                             alpha += step;
-                            if step.abs() < 1e-12 {
+                            if step.abs() < 1e-10 {
                                 break;
                             }
                         }
@@ -198,9 +224,10 @@ impl Setup<'_> {
             .collect()
     }
 
-    /// The replicate's model: one Newton step from the full-sample fit.
-    fn model(&self, mult: Option<&[f64]>) -> Result<Model, String> {
-        let coef = match mult {
+    /// Every pair row's block parts (row-major n × (K + 1)) for the replicate's
+    /// model: one Newton step from the full-sample fit, level effects re-solved.
+    fn model_parts(&self, mult: Option<&[f64]>) -> Result<Vec<f64>, String> {
+        let coef: Vec<f64> = match mult {
             None => self.coef.clone(),
             Some(m) => {
                 let step = self
@@ -214,33 +241,21 @@ impl Setup<'_> {
                     .collect()
             }
         };
-        let alpha = self.alphas(&coef, mult);
-        Ok(Model { coef, alpha })
-    }
-
-    /// Block parts of the linear predictor of pair row r: [other, target 1..K].
-    fn parts(&self, model: &Model, r: usize) -> Vec<f64> {
-        let i = self.rows[r];
-        let mut parts = vec![0.0; self.k + 1];
-        let absorb = self.absorbed().is_some();
-        parts[0] = model.coef[0] * f64::from(self.group[r]);
-        let off = if absorb { 1 } else { 2 };
-        if !absorb {
-            parts[0] += model.coef[1];
-        }
-        for (j, c) in self.input.covariates.columns.iter().enumerate() {
-            parts[self.block_of[j]] += c.values[i] * model.coef[off + j];
-        }
-        if let Some(a) = self.absorbed() {
-            let k = self
+        let mut parts = self.block_parts(&coef);
+        if self.absorbed().is_some() {
+            let alpha = self.alphas(&parts, mult, &self.alpha_hat);
+            let kk = self.k + 1;
+            let ka = self
                 .input
                 .targets
                 .iter()
                 .position(|t| t.absorbed)
                 .map_or(0, |k| k + 1);
-            parts[k] += model.alpha[a.codes[i] as usize];
+            for (r, &l) in self.level.iter().enumerate() {
+                parts[r * kk + ka] += alpha[l as usize];
+            }
         }
-        parts
+        Ok(parts)
     }
 
     fn f(&self, eta: f64) -> f64 {
@@ -252,9 +267,9 @@ impl Setup<'_> {
 
     /// Every statistic, in key order.
     fn values(&self, mult: Option<&[f64]>) -> Result<Vec<f64>, String> {
-        let model = self.model(mult)?;
-        let n = self.rows.len();
-        let parts: Vec<Vec<f64>> = (0..n).map(|r| self.parts(&model, r)).collect();
+        let flat = self.model_parts(mult)?;
+        let kk = self.k + 1;
+        let part = |r: usize, b: usize| flat[r * kk + b];
         // Reference means per stratum and the partner samplers.
         let mut sw = vec![0.0; self.strata];
         let mut sy = vec![0.0; self.strata];
@@ -265,7 +280,7 @@ impl Setup<'_> {
             for &r in members {
                 let w = self.weight(r, mult);
                 t += w;
-                sy[s] += w * self.input.y[self.rows[r]];
+                sy[s] += w * self.y[r];
                 c.push(t);
             }
             sw[s] = t;
@@ -282,7 +297,7 @@ impl Setup<'_> {
                 continue;
             }
             wc += w;
-            yc += w * self.input.y[self.rows[r]];
+            yc += w * self.y[r];
             refm += w * sy[s] / sw[s];
             for draw in 0..d {
                 let u = self.uniforms[ci * d + draw] * sw[s];
@@ -290,12 +305,12 @@ impl Setup<'_> {
                 let j = self.members[s][pos];
                 for (subset, m) in mu.iter_mut().enumerate() {
                     // Summed block by block (hospital effects may be ±∞).
-                    let mut eta = parts[r][0];
+                    let mut eta = part(r, 0);
                     for k in 0..self.k {
                         eta += if subset & (1 << k) != 0 {
-                            parts[j][k + 1]
+                            part(j, k + 1)
                         } else {
-                            parts[r][k + 1]
+                            part(r, k + 1)
                         };
                     }
                     *m += w * self.f(eta) / d as f64;
@@ -573,7 +588,7 @@ pub fn disparity_reduction(
         .collect();
     let mut setup = Setup {
         input,
-        rows,
+        rows: rows.clone(),
         group,
         stratum: stratum_raw,
         strata,
@@ -592,14 +607,39 @@ pub fn disparity_reduction(
         },
         coef,
         cluster_of,
+        x: {
+            let mut x = Vec::with_capacity(n * cov.columns.len());
+            for c in &cov.columns {
+                x.extend(rows.iter().map(|&i| c.values[i]));
+            }
+            x
+        },
+        y: rows.iter().map(|&i| input.y[i]).collect(),
+        w: rows
+            .iter()
+            .map(|&i| input.weights.map_or(1.0, |w| w[i]))
+            .collect(),
+        level_rows: Vec::new(),
+        level: Vec::new(),
+        alpha_hat: Vec::new(),
     };
+    if let Some(a) = &cov.absorbed {
+        setup.level = setup.rows.iter().map(|&i| a.codes[i]).collect();
+        setup.level_rows = vec![Vec::new(); a.levels];
+        for (r, &l) in setup.level.iter().enumerate() {
+            setup.level_rows[l as usize].push(r);
+        }
+        let parts = setup.block_parts(&setup.coef);
+        setup.alpha_hat = setup.alphas(&parts, None, &[]);
+    }
     // One-step cells: information weights h and working response (y − μ)/h.
-    let model = setup.model(None).map_err(DecomposeError::Input)?;
+    let flat = setup.model_parts(None).map_err(DecomposeError::Input)?;
+    let kk = k + 1;
     let (step_y, step_w): (Vec<f64>, Vec<f64>) = {
         let mut ys = vec![0.0; input.y.len()];
         let mut ws = vec![0.0; input.y.len()];
         for (r, &i) in setup.rows.iter().enumerate() {
-            let eta: f64 = setup.parts(&model, r).iter().sum();
+            let eta: f64 = flat[r * kk..(r + 1) * kk].iter().sum();
             let w = input.weights.map_or(1.0, |w| w[i]);
             let (mu, h) = match setup.link() {
                 None => (eta, 1.0),
