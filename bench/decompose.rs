@@ -170,6 +170,9 @@ fn main() {
         cols.len()
     );
 
+    // BENCH_ONLY=substring runs only the matching tasks.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let want = |task: &str| only.is_empty() || task.contains(&only);
     let columns = |with_care: bool| -> Vec<Column<'_>> {
         let mut c: Vec<Column<'_>> = cols
             .iter()
@@ -256,18 +259,24 @@ fn main() {
         };
         linear(&input, spec, &|| {}).expect("linear OB")
     };
-    let (t, out) = time(repeats, || ob(&with_fe, &delta));
-    println!(
-        "RESULT ob_linear_fe_delta {t:.4}   ({} rows, cluster delta SEs, hospital_id absorbed)",
-        out.estimates.len()
-    );
-    let (t, _) = time(repeats, || ob(&plain, &delta));
-    println!("RESULT ob_linear_delta {t:.4}   (no hospital term, as statsmodels)");
-    let (t, out) = time(repeats, || ob(&with_fe, &boot(1000)));
-    println!(
-        "RESULT ob_linear_fe_boot1000 {t:.4}   ({} replicates ok)",
-        out.replicates_ok.unwrap_or(0)
-    );
+    if want("ob_linear_fe_delta") {
+        let (t, out) = time(repeats, || ob(&with_fe, &delta));
+        println!(
+            "RESULT ob_linear_fe_delta {t:.4}   ({} rows, cluster delta SEs, hospital_id absorbed)",
+            out.estimates.len()
+        );
+    }
+    if want("ob_linear_delta") {
+        let (t, _) = time(repeats, || ob(&plain, &delta));
+        println!("RESULT ob_linear_delta {t:.4}   (no hospital term, as statsmodels)");
+    }
+    if want("ob_linear_fe_boot1000") {
+        let (t, out) = time(repeats, || ob(&with_fe, &boot(1000)));
+        println!(
+            "RESULT ob_linear_fe_boot1000 {t:.4}   ({} replicates ok)",
+            out.replicates_ok.unwrap_or(0)
+        );
+    }
     let gel = |spec: &InferenceSpec| {
         let input = GelbachInput {
             y: &y,
@@ -280,10 +289,14 @@ fn main() {
         };
         gelbach(&input, spec, &|| {}).expect("gelbach")
     };
-    let (t, _) = time(repeats, || gel(&delta));
-    println!("RESULT gelbach_fe_delta {t:.4}");
-    let (t, _) = time(repeats, || gel(&boot(1000)));
-    println!("RESULT gelbach_fe_boot1000 {t:.4}");
+    if want("gelbach_fe_delta") {
+        let (t, _) = time(repeats, || gel(&delta));
+        println!("RESULT gelbach_fe_delta {t:.4}");
+    }
+    if want("gelbach_fe_boot1000") {
+        let (t, _) = time(repeats, || gel(&boot(1000)));
+        println!("RESULT gelbach_fe_boot1000 {t:.4}");
+    }
     let yun = |spec: &InferenceSpec, orderings: usize| {
         let input = NonlinearInput {
             y: &y,
@@ -301,15 +314,21 @@ fn main() {
         };
         nonlinear(&input, spec, &|| {}).expect("yun")
     };
-    let (t, _) = time(repeats, || yun(&delta, 0));
-    println!("RESULT yun_logit_delta {t:.4}");
-    let (t, out) = time(1, || yun(&boot(200), 0));
-    println!(
-        "RESULT yun_logit_boot200 {t:.4}   ({} replicates ok)",
-        out.replicates_ok.unwrap_or(0)
-    );
-    let (t, _) = time(1, || yun(&delta, 100));
-    println!("RESULT yun_logit_fairlie100_delta {t:.4}");
+    if want("yun_logit_delta") {
+        let (t, _) = time(repeats, || yun(&delta, 0));
+        println!("RESULT yun_logit_delta {t:.4}");
+    }
+    if want("yun_logit_boot200") {
+        let (t, out) = time(1, || yun(&boot(200), 0));
+        println!(
+            "RESULT yun_logit_boot200 {t:.4}   ({} replicates ok)",
+            out.replicates_ok.unwrap_or(0)
+        );
+    }
+    if want("yun_logit_fairlie100_delta") {
+        let (t, _) = time(1, || yun(&delta, 100));
+        println!("RESULT yun_logit_fairlie100_delta {t:.4}");
+    }
     let hosp = |spec: &InferenceSpec| {
         let adjust = Covariates {
             columns: columns(false),
@@ -337,13 +356,17 @@ fn main() {
         };
         hospital::hospital(&input, spec, &|| {}).expect("hospital")
     };
-    let (t, _) = time(1, || hosp(&delta));
-    println!("RESULT hospital_all_delta {t:.4}   (the same with cluster delta SEs)");
-    let (t, out) = time(1, || hosp(&boot(500)));
-    println!(
-        "RESULT hospital_all_boot500 {t:.4}   (Kitagawa, LPM with/without FE, logit and FE logit, profiling of {} hospitals, 500 replicates)",
-        out.hospitals.len()
-    );
+    if want("hospital_all_delta") {
+        let (t, _) = time(1, || hosp(&delta));
+        println!("RESULT hospital_all_delta {t:.4}   (the same with cluster delta SEs)");
+    }
+    if want("hospital_all_boot500") {
+        let (t, out) = time(1, || hosp(&boot(500)));
+        println!(
+            "RESULT hospital_all_boot500 {t:.4}   (Kitagawa, LPM with/without FE, logit and FE logit, profiling of {} hospitals, 500 replicates)",
+            out.hospitals.len()
+        );
+    }
     let dr = |spec: &InferenceSpec| {
         let input = ReductionInput {
             y: &y,
@@ -376,9 +399,11 @@ fn main() {
         };
         disparity_reduction(&input, spec, &|| {}).expect("disparity reduction")
     };
-    let (t, out) = time(1, || dr(&boot(500)));
-    println!(
-        "RESULT disparity_reduction_boot500 {t:.4}   (3 targets, g-computation with 5 draws, {} replicates ok)",
-        out.replicates_ok.unwrap_or(0)
-    );
+    if want("disparity_reduction_boot500") {
+        let (t, out) = time(1, || dr(&boot(500)));
+        println!(
+            "RESULT disparity_reduction_boot500 {t:.4}   (3 targets, g-computation with 5 draws, {} replicates ok)",
+            out.replicates_ok.unwrap_or(0)
+        );
+    }
 }

@@ -224,3 +224,97 @@ fn jobs_linear_mediation_and_rho_sensitivity_match_r_mediation() {
         "zero crossing",
     );
 }
+
+/// The group-gap entry point on the jobs data, with the treatment arms as the
+/// two groups: the same ACME, ADE and total as R `mediation`, the effects add
+/// up, and the ρ curve crosses zero where `medsens` says.
+#[test]
+fn group_mediation_reproduces_jobs_with_the_arms_as_groups() {
+    use healthgap_decompose::mediation::{GroupMediationInput, group_mediation};
+    let d = text_csv("jobs.csv");
+    let e = &expected()["jobs"];
+    let mut cov: Vec<(String, Vec<f64>)> = vec![
+        ("depress1".into(), num(&d["depress1"])),
+        ("econ_hard".into(), num(&d["econ_hard"])),
+        ("sex".into(), num(&d["sex"])),
+        ("age".into(), num(&d["age"])),
+    ];
+    for f in ["occp", "marital", "nonwhite", "educ", "income"] {
+        cov.extend(dummies(f, &d[f]));
+    }
+    let (y, m) = (num(&d["depress2"]), num(&d["job_seek"]));
+    let group: Vec<u32> = num(&d["treat"]).iter().map(|v| *v as u32).collect();
+    let out = group_mediation(&GroupMediationInput {
+        y: &y,
+        group: &group,
+        labels: ["control", "treated"],
+        mediator: ("job_seek", &m),
+        confounders: cov.iter().map(|(n, v)| (n.clone(), v.as_slice())).collect(),
+        binary: false,
+        interaction: false,
+        cluster: None,
+        draws: 10,
+        seed: 1,
+        level: 0.95,
+    })
+    .unwrap();
+    let get = |q: &str| {
+        out.estimates
+            .iter()
+            .find(|r| r.quantity == q)
+            .unwrap()
+            .estimate
+    };
+    close(
+        get("indirect_effect"),
+        e["acme"].as_f64().unwrap(),
+        0.00001,
+        "indirect",
+    );
+    close(
+        get("direct_effect"),
+        e["ade"].as_f64().unwrap(),
+        0.00001,
+        "direct",
+    );
+    close(
+        get("total_effect"),
+        e["total"].as_f64().unwrap(),
+        0.00001,
+        "total",
+    );
+    close(
+        get("direct_effect") + get("indirect_effect"),
+        get("total_effect"),
+        1e-12,
+        "adds up",
+    );
+    close(
+        get("direct_effect_treated") + get("indirect_effect_control"),
+        get("total_effect"),
+        1e-12,
+        "adds up",
+    );
+    close(
+        get("rho_at_zero_indirect_effect"),
+        e["zero_crossing"].as_f64().unwrap(),
+        0.00005,
+        "zero crossing",
+    );
+    assert!(
+        out.estimates
+            .iter()
+            .filter(|r| r.quantity == "indirect_effect_at_rho")
+            .count()
+            == 19
+    );
+    assert!(
+        out.estimates
+            .iter()
+            .find(|r| r.quantity == "indirect_effect")
+            .unwrap()
+            .se
+            .unwrap()
+            > 0.0
+    );
+}

@@ -561,6 +561,8 @@ pub struct GroupMediationInput<'a> {
 /// `direct_effect` = E[Y(1, M(0))] − E[Y(0, M(0))] (pure natural direct),
 /// `indirect_effect` = E[Y(1, M(1))] − E[Y(1, M(0))] (total natural indirect),
 /// `direct_effect_treated`, `indirect_effect_control`, `proportion_mediated`;
+/// for binary outcomes the same total, direct and indirect effects as marginal
+/// odds ratios of the potential means (`*_marginal_or`);
 /// the closed forms at the covariate means (`controlled_direct_effect` at the
 /// reference group's mean mediator, and for binary outcomes the odds-ratio rows
 /// `*_or`); for binary outcomes the E-value of E[Y(1, M(1))]/E[Y(1, M(0))];
@@ -670,6 +672,30 @@ pub fn group_mediation(
             ("total_effect_or", 5),
         ] {
             let (b, se) = (cpoint[idx], cvar[idx].sqrt());
+            estimates.push(Estimate::total(name, b.exp()).with_inference(
+                b.exp() * se,
+                (b - z * se).exp(),
+                (b + z * se).exp(),
+                pvalue(b, se),
+            ));
+        }
+        // Marginal odds ratios of the potential means (log scale for the SEs).
+        let logodds = |q: &[f64]| -> Vec<f64> {
+            let [y00, _, y10, y11] = means(q);
+            let lo = |v: f64| (v / (1.0 - v)).ln();
+            vec![lo(y11) - lo(y00), lo(y10) - lo(y00), lo(y11) - lo(y10)]
+        };
+        let lpoint = logodds(&p);
+        let lvar = f.delta(logodds);
+        for (k, name) in [
+            "total_effect_marginal_or",
+            "direct_effect_marginal_or",
+            "indirect_effect_marginal_or",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (b, se) = (lpoint[k], lvar[k].sqrt());
             estimates.push(Estimate::total(name, b.exp()).with_inference(
                 b.exp() * se,
                 (b - z * se).exp(),

@@ -103,8 +103,9 @@ struct Setup<'a> {
     members: Vec<Vec<usize>>,
     /// Comparison rows used (pair indexes).
     comparison: Vec<usize>,
-    /// Uniforms u[c·D + d] picking partners.
-    uniforms: Vec<f64>,
+    /// Per stratum, the partner queries (slot c·D + d, uniform u) sorted by u,
+    /// so that each replicate finds every partner in one merge pass.
+    queries: Vec<Vec<(usize, f64)>>,
     /// Column block of each covariate column: 0 = other, k + 1 = target k.
     block_of: Vec<usize>,
     keys: Vec<Key>,
@@ -168,27 +169,29 @@ impl Setup<'_> {
     /// started at `start`; ±∞ for levels without events or non-events).
     fn alphas(&self, parts: &[f64], mult: Option<&[f64]>, start: &[f64]) -> Vec<f64> {
         let kk = self.k + 1;
-        let xb = |r: usize| -> f64 { parts[r * kk..(r + 1) * kk].iter().sum() };
         self.level_rows
             .iter()
             .enumerate()
             .map(|(l, rows)| {
-                let (mut sw, mut sy) = (0.0, 0.0);
-                for &r in rows {
-                    let w = self.weight(r, mult);
-                    sw += w;
-                    sy += w * self.y[r];
-                }
+                // Gather the level's (w, y, xb) once: its rows are scattered.
+                let data: Vec<(f64, f64, f64)> = rows
+                    .iter()
+                    .map(|&r| {
+                        (
+                            self.weight(r, mult),
+                            self.y[r],
+                            parts[r * kk..(r + 1) * kk].iter().sum(),
+                        )
+                    })
+                    .filter(|t| t.0 > 0.0)
+                    .collect();
+                let sw: f64 = data.iter().map(|t| t.0).sum();
+                let sy: f64 = data.iter().map(|t| t.0 * t.1).sum();
                 if sw <= 0.0 {
                     return f64::NAN;
                 }
                 match self.link() {
-                    None => {
-                        rows.iter()
-                            .map(|&r| self.weight(r, mult) * (self.y[r] - xb(r)))
-                            .sum::<f64>()
-                            / sw
-                    }
+                    None => data.iter().map(|t| t.0 * (t.1 - t.2)).sum::<f64>() / sw,
                     Some(_) if sy <= 0.0 => f64::NEG_INFINITY,
                     Some(_) if sy >= sw => f64::INFINITY,
                     Some(lk) => {
@@ -197,18 +200,13 @@ impl Setup<'_> {
                         } else {
                             let rate = sy / sw;
                             (rate / (1.0 - rate)).ln()
-                                - rows
-                                    .iter()
-                                    .map(|&r| self.weight(r, mult) * xb(r))
-                                    .sum::<f64>()
-                                    / sw
+                                - data.iter().map(|t| t.0 * t.2).sum::<f64>() / sw
                         };
                         for _ in 0..50 {
                             let (mut g, mut h) = (0.0, 0.0);
-                            for &r in rows {
-                                let w = self.weight(r, mult);
-                                let p = lk.cdf(alpha + xb(r));
-                                g += w * (self.y[r] - p);
+                            for &(w, y, xb) in &data {
+                                let p = lk.cdf(alpha + xb);
+                                g += w * (y - p);
                                 h += w * p * (1.0 - p);
                             }
                             let step = g / h.max(1e-300);
@@ -270,26 +268,35 @@ impl Setup<'_> {
         let flat = self.model_parts(mult)?;
         let kk = self.k + 1;
         let part = |r: usize, b: usize| flat[r * kk + b];
-        // Reference means per stratum and the partner samplers.
+        // Reference means per stratum, and every partner by one merge pass of
+        // the sorted uniforms against the cumulative weights.
+        let d = self.input.draws;
         let mut sw = vec![0.0; self.strata];
         let mut sy = vec![0.0; self.strata];
-        let mut cum: Vec<Vec<f64>> = Vec::with_capacity(self.strata);
+        let mut partner = vec![0usize; self.comparison.len() * d];
         for (s, members) in self.members.iter().enumerate() {
-            let mut c = Vec::with_capacity(members.len());
-            let mut t = 0.0;
             for &r in members {
                 let w = self.weight(r, mult);
-                t += w;
+                sw[s] += w;
                 sy[s] += w * self.y[r];
-                c.push(t);
             }
-            sw[s] = t;
-            cum.push(c);
+            if sw[s] <= 0.0 {
+                continue;
+            }
+            let mut idx = 0;
+            let mut cum = self.weight(members[0], mult);
+            for &(slot, u) in &self.queries[s] {
+                let target = u * sw[s];
+                while cum <= target && idx + 1 < members.len() {
+                    idx += 1;
+                    cum += self.weight(members[idx], mult);
+                }
+                partner[slot] = members[idx];
+            }
         }
         let nsub = 1usize << self.k;
         let mut mu = vec![0.0; nsub];
         let (mut wc, mut yc, mut refm) = (0.0, 0.0, 0.0);
-        let d = self.input.draws;
         for (ci, &r) in self.comparison.iter().enumerate() {
             let w = self.weight(r, mult);
             let s = self.stratum[r] as usize;
@@ -300,9 +307,7 @@ impl Setup<'_> {
             yc += w * self.y[r];
             refm += w * sy[s] / sw[s];
             for draw in 0..d {
-                let u = self.uniforms[ci * d + draw] * sw[s];
-                let pos = cum[s].partition_point(|c| *c <= u).min(cum[s].len() - 1);
-                let j = self.members[s][pos];
+                let j = partner[ci * d + draw];
                 for (subset, m) in mu.iter_mut().enumerate() {
                     // Summed block by block (hospital effects may be ±∞).
                     let mut eta = part(r, 0);
@@ -443,6 +448,17 @@ pub fn disparity_reduction(
         })
         .collect();
     let strata = ids.len();
+    // Order the rows by stratum, so that a stratum's reference patients (the
+    // partners) sit together in memory.
+    let (rows, group, stratum_raw) = {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&r| (stratum_raw[r], r));
+        (
+            order.iter().map(|&r| rows[r]).collect::<Vec<usize>>(),
+            order.iter().map(|&r| group[r]).collect::<Vec<u8>>(),
+            order.iter().map(|&r| stratum_raw[r]).collect::<Vec<u32>>(),
+        )
+    };
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); strata];
     for r in 0..n {
         if group[r] == 0 {
@@ -586,6 +602,16 @@ pub fn disparity_reduction(
     let uniforms: Vec<f64> = (0..comparison.len() * input.draws)
         .map(|_| rng.random::<f64>())
         .collect();
+    let mut queries: Vec<Vec<(usize, f64)>> = vec![Vec::new(); strata];
+    for (ci, &r) in comparison.iter().enumerate() {
+        for draw in 0..input.draws {
+            let slot = ci * input.draws + draw;
+            queries[stratum_raw[r] as usize].push((slot, uniforms[slot]));
+        }
+    }
+    for q in &mut queries {
+        q.sort_by(|a, b| a.1.total_cmp(&b.1));
+    }
     let mut setup = Setup {
         input,
         rows: rows.clone(),
@@ -594,7 +620,7 @@ pub fn disparity_reduction(
         strata,
         members,
         comparison,
-        uniforms,
+        queries,
         block_of,
         keys: keys(&input.targets, input.binary),
         k,
