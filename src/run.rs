@@ -585,17 +585,11 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         draws: 25,
                         seed: plan.seed,
                         level: a.inference.level,
+                        weights: cohort.weights.as_deref(),
                     };
-                    let mut out = group_mediation(&input)
+                    let out = group_mediation(&input, &spec, &progress)
                         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    if spec.method == Method::Bootstrap {
-                        out.warnings.push(
-                            "mediation uses the delta method (joint cluster sandwich of its two \
-                             models); the bootstrap is not available for it yet"
-                                .into(),
-                        );
-                    }
-                    let info = InferenceSpec::delta(spec.level).info(cluster_name, None);
+                    let info = spec.info(cluster_name, out.replicates_ok);
                     (out, info)
                 }
             };

@@ -94,6 +94,7 @@ fn pbc_closed_forms_match_the_sas_macro() {
             outcome_family: fam,
             interaction: true,
             cluster: None,
+            weights: None,
         };
         let f = fit(&input).unwrap();
         let p = f.params();
@@ -151,6 +152,7 @@ fn framing_exact_plug_in_and_monte_carlo_match_statsmodels() {
         outcome_family: Family::Probit,
         interaction: false,
         cluster: None,
+        weights: None,
     };
     let f = fit(&input).unwrap();
     let exact = f.natural_effects(&f.params(), 0.0, 1.0, 0, 1, false);
@@ -198,6 +200,7 @@ fn jobs_linear_mediation_and_rho_sensitivity_match_r_mediation() {
         outcome_family: Family::Linear,
         interaction: false,
         cluster: None,
+        weights: None,
     };
     let f = fit(&input).unwrap();
     let eff = f.natural_effects(&f.params(), 0.0, 1.0, 0, 1, false);
@@ -244,7 +247,7 @@ fn group_mediation_reproduces_jobs_with_the_arms_as_groups() {
     }
     let (y, m) = (num(&d["depress2"]), num(&d["job_seek"]));
     let group: Vec<u32> = num(&d["treat"]).iter().map(|v| *v as u32).collect();
-    let out = group_mediation(&GroupMediationInput {
+    let input = GroupMediationInput {
         y: &y,
         group: &group,
         labels: ["control", "treated"],
@@ -256,7 +259,13 @@ fn group_mediation_reproduces_jobs_with_the_arms_as_groups() {
         draws: 10,
         seed: 1,
         level: 0.95,
-    })
+        weights: None,
+    };
+    let out = group_mediation(
+        &input,
+        &healthgap_decompose::inference::InferenceSpec::delta(0.95),
+        &|| {},
+    )
     .unwrap();
     let get = |q: &str| {
         out.estimates

@@ -64,6 +64,25 @@ pub struct MediationInput<'a> {
     pub interaction: bool,
     /// Cluster codes and count: the joint CR1 sandwich of both models.
     pub cluster: Option<(&'a [u32], usize)>,
+    /// Row weights (both models and the averages over rows).
+    pub weights: Option<&'a [f64]>,
+}
+
+impl<'a> MediationInput<'a> {
+    /// A copy of the references (the covariate list cloned).
+    fn clone_refs(&self) -> MediationInput<'a> {
+        MediationInput {
+            y: self.y,
+            exposure: self.exposure,
+            mediator: self.mediator,
+            covariates: self.covariates.clone(),
+            mediator_family: self.mediator_family,
+            outcome_family: self.outcome_family,
+            interaction: self.interaction,
+            cluster: self.cluster,
+            weights: self.weights,
+        }
+    }
 }
 
 /// The fitted mediator and outcome models.
@@ -95,6 +114,8 @@ pub struct Fitted {
     pub n: usize,
     /// The rows' covariates (for Imai's effects), column-major.
     covariates: Vec<Vec<f64>>,
+    /// The rows' weights (1 without weights).
+    weights: Vec<f64>,
 }
 
 fn glm_of(f: Family) -> Glm {
@@ -141,6 +162,12 @@ pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
     for (name, v) in &input.covariates {
         ocols.push((name.clone(), v.to_vec()));
     }
+    let weighted = |d: Design| -> Design {
+        match input.weights {
+            Some(w) => d.with_weights(w.to_vec()),
+            None => d,
+        }
+    };
     let md = Design::from_columns("mediator", input.mediator.to_vec(), mcols)
         .map_err(DecomposeError::Model)?;
     let od =
@@ -157,7 +184,7 @@ pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
             None => d,
         }
     };
-    let (md, od) = (with_cluster(md), with_cluster(od));
+    let (md, od) = (with_cluster(weighted(md)), with_cluster(weighted(od)));
     let kind = if input.cluster.is_some() {
         VcovKind::Cr1
     } else {
@@ -234,11 +261,16 @@ pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
         None => None,
     };
     let covariates: Vec<Vec<f64>> = input.covariates.iter().map(|(_, v)| v.to_vec()).collect();
+    let weights: Vec<f64> = (0..n)
+        .map(|i| input.weights.map_or(1.0, |w| w[i]))
+        .collect();
+    let wsum: f64 = weights.iter().sum();
     Ok(Fitted {
         c_mean: covariates
             .iter()
-            .map(|v| v.iter().sum::<f64>() / n as f64)
+            .map(|v| v.iter().zip(&weights).map(|(x, w)| x * w).sum::<f64>() / wsum)
             .collect(),
+        weights,
         beta,
         v_beta,
         theta,
@@ -438,27 +470,27 @@ impl Fitted {
                     None => eta,
                     Some(l) => l.cdf(eta),
                 };
-                total += match self.families.0 {
-                    Family::Linear if z.is_empty() => match link {
-                        None => eta0 + slope * mlin,
-                        Some(_) => {
-                            normal.cdf((eta0 + slope * mlin) / (1.0 + slope * slope * s2).sqrt())
+                total += self.weights[i]
+                    * match self.families.0 {
+                        Family::Linear if z.is_empty() => match link {
+                            None => eta0 + slope * mlin,
+                            Some(_) => normal
+                                .cdf((eta0 + slope * mlin) / (1.0 + slope * slope * s2).sqrt()),
+                        },
+                        Family::Linear => {
+                            let zi = &z[i * draws..(i + 1) * draws];
+                            zi.iter()
+                                .map(|z| f(eta0 + slope * (mlin + s2.sqrt() * z)))
+                                .sum::<f64>()
+                                / draws as f64
                         }
-                    },
-                    Family::Linear => {
-                        let zi = &z[i * draws..(i + 1) * draws];
-                        zi.iter()
-                            .map(|z| f(eta0 + slope * (mlin + s2.sqrt() * z)))
-                            .sum::<f64>()
-                            / draws as f64
-                    }
-                    _ => {
-                        let p = expit(mlin);
-                        p * f(eta0 + slope) + (1.0 - p) * f(eta0)
-                    }
-                };
+                        _ => {
+                            let p = expit(mlin);
+                            p * f(eta0 + slope) + (1.0 - p) * f(eta0)
+                        }
+                    };
             }
-            total / self.n as f64
+            total / self.weights.iter().sum::<f64>()
         };
         [
             mean_y(a0, a0),
@@ -553,6 +585,8 @@ pub struct GroupMediationInput<'a> {
     pub seed: u64,
     /// Confidence level.
     pub level: f64,
+    /// Row weights.
+    pub weights: Option<&'a [f64]>,
 }
 
 /// Mediation of the gap between the groups (exposure a0 = reference, a1 =
@@ -568,9 +602,13 @@ pub struct GroupMediationInput<'a> {
 /// `*_or`); for binary outcomes the E-value of E[Y(1, M(1))]/E[Y(1, M(0))];
 /// for a linear mediator and outcome, ACME(ρ) for ρ = −0.9…0.9
 /// (`indirect_effect_at_rho`, term `rho=…`) and the ρ where it crosses 0.
-/// Delta-method SEs (joint cluster sandwich of both models when clustered).
+/// Delta-method SEs (joint cluster sandwich of both models when clustered);
+/// with `inference` = bootstrap, the six natural-effect rows come from the
+/// cluster (or row) bootstrap, both models refitted on each replicate's weights.
 pub fn group_mediation(
     input: &GroupMediationInput<'_>,
+    inference: &crate::inference::InferenceSpec,
+    progress: &(dyn Fn() + Sync),
 ) -> Result<crate::result::MethodOutput, DecomposeError> {
     use crate::inference::delta_rows;
     use crate::result::Estimate;
@@ -586,6 +624,7 @@ pub fn group_mediation(
         .map(|(n, v)| (n.clone(), pick(v)))
         .collect();
     let codes: Option<Vec<u32>> = input.cluster.map(|(c, _)| pick_codes(c, &rows));
+    let weights: Option<Vec<f64>> = input.weights.map(pick);
     let binary_mediator = m.iter().all(|v| *v == 0.0 || *v == 1.0);
     let mi = MediationInput {
         y: &y,
@@ -607,9 +646,10 @@ pub fn group_mediation(
         },
         interaction: input.interaction,
         cluster: codes.as_deref().zip(input.cluster.map(|c| c.1)),
+        weights: weights.as_deref(),
     };
     let f = fit(&mi)?;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let p = f.params();
     let means = |q: &[f64]| f.potential_means(q, 0.0, 1.0, input.draws, input.seed, false);
     let effects = |q: &[f64]| -> Vec<f64> {
@@ -637,6 +677,65 @@ pub fn group_mediation(
     let keys: Vec<crate::inference::Key> =
         names.iter().map(|n| (n.to_string(), None, None)).collect();
     let mut estimates = delta_rows(&keys, &point, Some(&var), input.level);
+    let mut replicates_ok = None;
+    if inference.method == crate::inference::Method::Bootstrap {
+        // Refit both models with the replicate's row weights.
+        let refit = |wr: &[f64]| -> Result<Vec<f64>, String> {
+            let b = MediationInput {
+                weights: Some(wr),
+                cluster: None,
+                ..mi.clone_refs()
+            };
+            let fb = fit(&b).map_err(|e| e.to_string())?;
+            let [y00, y01, y10, y11] =
+                fb.potential_means(&fb.params(), 0.0, 1.0, input.draws, input.seed, false);
+            let total = y11 - y00;
+            Ok(vec![
+                total,
+                y10 - y00,
+                y11 - y10,
+                y11 - y01,
+                y01 - y00,
+                (y11 - y10) / total,
+            ])
+        };
+        let base_w: Vec<f64> = weights.clone().unwrap_or_else(|| vec![1.0; rows.len()]);
+        let (rows_b, draws) = match (&codes, input.cluster) {
+            (Some(c), Some((_, g))) => crate::inference::bootstrap_rows(
+                &keys,
+                &point,
+                inference,
+                g,
+                None,
+                |m: &[f64]| {
+                    let wr: Vec<f64> = base_w
+                        .iter()
+                        .zip(c)
+                        .map(|(w, k)| w * m[*k as usize])
+                        .collect();
+                    refit(&wr)
+                },
+                progress,
+            ),
+            _ => {
+                let all: Vec<u32> = vec![0; rows.len()];
+                crate::inference::row_bootstrap(
+                    &keys,
+                    &point,
+                    inference,
+                    &all,
+                    Some(&base_w),
+                    |wr, _| refit(wr),
+                    progress,
+                )
+            }
+        };
+        if let Some(w) = crate::inference::failed_warning(&draws) {
+            warnings.push(w);
+        }
+        replicates_ok = Some(draws.estimates.len());
+        estimates = rows_b;
+    }
     let pm = point[5];
     if !(0.0..=1.0).contains(&pm) {
         warnings.push(format!(
@@ -746,7 +845,7 @@ pub fn group_mediation(
         estimates,
         models: f.models.clone(),
         warnings,
-        replicates_ok: None,
+        replicates_ok,
         n: rows.len(),
     })
 }
