@@ -308,9 +308,8 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         m => {
                             if !binary {
                                 bail!(
-                                    "analysis `{}`: model = \"{}\" needs a binary outcome, and `{outcome}` \
+                                    "model = \"{}\" needs a binary outcome, and `{outcome}` \
                                      is continuous; use model = \"linear\" for it",
-                                    a.id,
                                     if m == RawModel::Logit {
                                         "logit"
                                     } else {
@@ -365,9 +364,8 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         .find(|t| base_vars.contains(&t.variable))
                     {
                         bail!(
-                            "analysis `{}`: `{}` is absorbed (many levels) and cannot be in `base`; \
+                            "`{}` is absorbed (many levels) and cannot be in `base`; \
                              move it to `added`",
-                            a.id,
                             abs.variable
                         );
                     }
@@ -408,9 +406,8 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     let adesign = healthgap_cohort::design::build(cohort, &adjust_vars);
                     if let Some(t) = adesign.absorbed.first() {
                         bail!(
-                            "analysis `{}`: `{}` in `adjust` has many levels and would be absorbed; \
+                            "`{}` in `adjust` has many levels and would be absorbed; \
                              adjust for it with `absorb = [\"{}\"]` instead",
-                            a.id,
                             t.variable,
                             t.variable
                         );
@@ -426,9 +423,8 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                                 labels: levels.clone(),
                             }),
                             _ => bail!(
-                                "analysis `{}`: `{name}` must be categorical; declare it in \
-                                 [variables] as {{ type = \"categorical\" }}",
-                                a.id
+                                "`{name}` must be categorical; declare it in \
+                                 [variables] as {{ type = \"categorical\" }}"
                             ),
                         }
                     };
@@ -549,10 +545,9 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         let cols: Vec<&str> =
                             mdesign.terms.iter().map(|t| t.name.as_str()).collect();
                         bail!(
-                            "analysis `{}`: mediation needs one mediator column, and `{}` gives {} ({}); \
+                            "mediation needs one mediator column, and `{}` gives {} ({}); \
                              list one numeric or 0/1 variable in `mediators`, or use \
                              method = \"disparity_reduction\" for a whole block",
-                            a.id,
                             mediators.join(", "),
                             mdesign.terms.len() + mdesign.absorbed.len(),
                             cols.join(", ")
@@ -562,9 +557,8 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         healthgap_cohort::design::build(cohort, &expand(plan, confounders));
                     if let Some(t) = cdesign.absorbed.first() {
                         bail!(
-                            "analysis `{}`: confounder `{}` has many levels (absorbed); mediation \
+                            "confounder `{}` has many levels (absorbed); mediation \
                              needs explicit covariates",
-                            a.id,
                             t.variable
                         );
                     }
@@ -839,6 +833,50 @@ fn print_summary(results: &Results, cohort: &Cohort) {
                         e.estimate * scale,
                         ci(e),
                         blocks("explained_change")
+                    );
+                }
+            }
+            "disparity_reduction" => {
+                if let (Some(i), Some(r)) = (
+                    a.get("initial_disparity", None, None),
+                    a.get("disparity_reduction", None, None),
+                ) {
+                    println!(
+                        "{head} [{}] initial {:+.2}{unit}, equalising all targets removes {:+.2}{unit}{} (Shapley: {})",
+                        a.id,
+                        i.estimate * scale,
+                        r.estimate * scale,
+                        ci(r),
+                        blocks("disparity_reduction_shapley")
+                    );
+                }
+            }
+            "hospital" => {
+                if let (Some(b), Some(w)) = (
+                    a.get("between_hospital", None, None),
+                    a.get("within_hospital", None, None),
+                ) {
+                    println!(
+                        "{head} [{}] between hospitals {:+.2}{unit}{}, within {:+.2}{unit}{}",
+                        a.id,
+                        b.estimate * scale,
+                        ci(b),
+                        w.estimate * scale,
+                        ci(w)
+                    );
+                }
+            }
+            "mediation" => {
+                if let (Some(t), Some(i)) = (
+                    a.get("total_effect", None, None),
+                    a.get("indirect_effect", None, None),
+                ) {
+                    println!(
+                        "{head} [{}] total {:+.2}{unit}, through the mediator {:+.2}{unit}{}",
+                        a.id,
+                        t.estimate * scale,
+                        i.estimate * scale,
+                        ci(i)
                     );
                 }
             }
