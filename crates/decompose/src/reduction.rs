@@ -123,6 +123,14 @@ struct Setup<'a> {
     w: Vec<f64>,
     /// Pair rows of each absorbed level.
     level_rows: Vec<Vec<usize>>,
+    /// The same rows in level order: start of each level, then per position
+    /// the row's covariates (column-major), group, outcome, base weight and cluster.
+    level_start: Vec<usize>,
+    lx: Vec<f64>,
+    lgroup: Vec<f64>,
+    ly: Vec<f64>,
+    lw: Vec<f64>,
+    lcluster: Vec<u32>,
     /// Absorbed level of each pair row.
     level: Vec<u32>,
     /// Full-sample level effects (warm start of the replicates').
@@ -167,31 +175,40 @@ impl Setup<'_> {
     /// Level effects given the other parts: per level, the α solving the
     /// level's score equation (closed form for OLS; Newton for logit, warm
     /// started at `start`; ±∞ for levels without events or non-events).
-    fn alphas(&self, parts: &[f64], mult: Option<&[f64]>, start: &[f64]) -> Vec<f64> {
-        let kk = self.k + 1;
-        self.level_rows
+    fn alphas(&self, coef: &[f64], mult: Option<&[f64]>, start: &[f64]) -> Vec<f64> {
+        // Linear predictors without the level effects, in level order (sequential).
+        let n = self.ly.len();
+        let mut xb: Vec<f64> = self.lgroup.iter().map(|g| coef[0] * g).collect();
+        for j in 0..self.block_of.len() {
+            let c = coef[1 + j];
+            for (v, x) in xb.iter_mut().zip(&self.lx[j * n..(j + 1) * n]) {
+                *v += x * c;
+            }
+        }
+        let w: Vec<f64> = self
+            .lw
             .iter()
-            .enumerate()
-            .map(|(l, rows)| {
-                // Gather the level's (w, y, xb) once: its rows are scattered.
-                let data: Vec<(f64, f64, f64)> = rows
-                    .iter()
-                    .map(|&r| {
-                        (
-                            self.weight(r, mult),
-                            self.y[r],
-                            parts[r * kk..(r + 1) * kk].iter().sum(),
-                        )
-                    })
-                    .filter(|t| t.0 > 0.0)
-                    .collect();
-                let sw: f64 = data.iter().map(|t| t.0).sum();
-                let sy: f64 = data.iter().map(|t| t.0 * t.1).sum();
+            .zip(&self.lcluster)
+            .map(|(w, c)| w * mult.map_or(1.0, |m| m[*c as usize]))
+            .collect();
+        (0..self.level_rows.len())
+            .map(|l| {
+                let range = self.level_start[l]..self.level_start[l + 1];
+                let (wl, yl, xl) = (&w[range.clone()], &self.ly[range.clone()], &xb[range]);
+                let sw: f64 = wl.iter().sum();
+                let sy: f64 = wl.iter().zip(yl).map(|(w, y)| w * y).sum();
                 if sw <= 0.0 {
                     return f64::NAN;
                 }
                 match self.link() {
-                    None => data.iter().map(|t| t.0 * (t.1 - t.2)).sum::<f64>() / sw,
+                    None => {
+                        wl.iter()
+                            .zip(yl)
+                            .zip(xl)
+                            .map(|((w, y), x)| w * (y - x))
+                            .sum::<f64>()
+                            / sw
+                    }
                     Some(_) if sy <= 0.0 => f64::NEG_INFINITY,
                     Some(_) if sy >= sw => f64::INFINITY,
                     Some(lk) => {
@@ -200,12 +217,15 @@ impl Setup<'_> {
                         } else {
                             let rate = sy / sw;
                             (rate / (1.0 - rate)).ln()
-                                - data.iter().map(|t| t.0 * t.2).sum::<f64>() / sw
+                                - wl.iter().zip(xl).map(|(w, x)| w * x).sum::<f64>() / sw
                         };
                         for _ in 0..50 {
                             let (mut g, mut h) = (0.0, 0.0);
-                            for &(w, y, xb) in &data {
-                                let p = lk.cdf(alpha + xb);
+                            for ((w, y), x) in wl.iter().zip(yl).zip(xl) {
+                                if *w == 0.0 {
+                                    continue;
+                                }
+                                let p = lk.cdf(alpha + x);
                                 g += w * (y - p);
                                 h += w * p * (1.0 - p);
                             }
@@ -241,7 +261,7 @@ impl Setup<'_> {
         };
         let mut parts = self.block_parts(&coef);
         if self.absorbed().is_some() {
-            let alpha = self.alphas(&parts, mult, &self.alpha_hat);
+            let alpha = self.alphas(&coef, mult, &self.alpha_hat);
             let kk = self.k + 1;
             let ka = self
                 .input
@@ -646,6 +666,12 @@ pub fn disparity_reduction(
             .map(|&i| input.weights.map_or(1.0, |w| w[i]))
             .collect(),
         level_rows: Vec::new(),
+        level_start: Vec::new(),
+        lx: Vec::new(),
+        lgroup: Vec::new(),
+        ly: Vec::new(),
+        lw: Vec::new(),
+        lcluster: Vec::new(),
         level: Vec::new(),
         alpha_hat: Vec::new(),
     };
@@ -655,8 +681,23 @@ pub fn disparity_reduction(
         for (r, &l) in setup.level.iter().enumerate() {
             setup.level_rows[l as usize].push(r);
         }
-        let parts = setup.block_parts(&setup.coef);
-        setup.alpha_hat = setup.alphas(&parts, None, &[]);
+        let order: Vec<usize> = setup.level_rows.iter().flatten().copied().collect();
+        let mut start = vec![0usize];
+        for rows_l in &setup.level_rows {
+            start.push(start.last().copied().unwrap_or(0) + rows_l.len());
+        }
+        let np = setup.rows.len();
+        let mut lx = Vec::with_capacity(np * setup.block_of.len());
+        for j in 0..setup.block_of.len() {
+            lx.extend(order.iter().map(|&r| setup.x[j * np + r]));
+        }
+        setup.lx = lx;
+        setup.lgroup = order.iter().map(|&r| f64::from(setup.group[r])).collect();
+        setup.ly = order.iter().map(|&r| setup.y[r]).collect();
+        setup.lw = order.iter().map(|&r| setup.w[r]).collect();
+        setup.lcluster = order.iter().map(|&r| setup.cluster_of[r]).collect();
+        setup.level_start = start;
+        setup.alpha_hat = setup.alphas(&setup.coef.clone(), None, &[]);
     }
     // One-step cells: information weights h and working response (y − μ)/h.
     let flat = setup.model_parts(None).map_err(DecomposeError::Input)?;
