@@ -79,6 +79,8 @@ ratio ob_linear_delta statsmodels_ob_pooled_twofold_threefold "OB twofold+threef
 ratio ob_linear_fe_boot1000 numpy_cluster_bootstrap_1000_extrapolated "OB + 1000 cluster bootstrap (numpy)"
 ratio yun_logit_boot200 statsmodels_logit_yun_200_extrapolated "logit Yun + 200 bootstrap (statsmodels)"
 ratio hospital_all_boot500 pyfixest_hospital_boot500_extrapolated "hospital analysis + 500 bootstrap (pyfixest)"
+bench/.venv/bin/python -u bench/peers_reduction.py "$OUT/decompose.parquet" 3 | tee -a "$OUT/decompose_py.txt"
+ratio disparity_reduction_boot500 statsmodels_reduction_500_extrapolated "disparity reduction + 500 bootstrap (statsmodels)"
 
 echo "== 4. statistical recovery (ignored tests, release)"
 cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|test result"
