@@ -311,10 +311,17 @@ pub fn hospital(
     };
     let ((hr, pr), (hc, pc)) = (only(0), only(1));
     if hr + hc > 0 {
-        let pct = |k: usize, g: usize| 100.0 * k as f64 / n[g] as f64;
+        // A share of a small count would reveal it: small counts are only bounded.
+        let pct = |k: usize, g: usize| -> String {
+            if k < input.min_cell {
+                format!("fewer than {} patients", input.min_cell)
+            } else {
+                format!("{:.1}% of them", 100.0 * k as f64 / n[g] as f64)
+            }
+        };
         warnings.push(format!(
-            "common support: {hr} hospital(s) treat {} patients only ({:.1}% of them) and {hc} \
-             hospital(s) {} patients only ({:.1}% of them); their reference rate is the \
+            "common support: {hr} hospital(s) treat {} patients only ({}) and {hc} \
+             hospital(s) {} patients only ({}); their reference rate is the \
              comparison group's own, so they count as between-hospital",
             input.labels[0],
             pct(pr, 0),

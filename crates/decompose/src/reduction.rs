@@ -522,19 +522,23 @@ pub fn disparity_reduction(
             .map(|(_, i)| a.codes[*i])
             .collect();
         if !hospitals.is_empty() {
-            let share = rows
+            let moved = rows
                 .iter()
                 .enumerate()
                 .filter(|(r, i)| group[*r] == 1 && !has_r[a.codes[**i] as usize])
-                .count() as f64
-                / n_c as f64;
+                .count();
+            // A share of a small count would reveal it: small counts are only bounded.
+            let how_many = if moved < input.min_cell {
+                format!("fewer than {}", input.min_cell)
+            } else {
+                format!("{:.1}% of the", 100.0 * moved as f64 / n_c as f64)
+            };
             warnings.push(format!(
-                "positivity: {} hospital(s) treat no {} patients but {:.1}% of the {} patients; \
+                "positivity: {} hospital(s) treat no {} patients but {how_many} {} patients; \
                  under the care-site intervention these patients move to hospitals of the reference \
                  distribution",
                 hospitals.len(),
                 input.labels[0],
-                100.0 * share,
                 input.labels[1]
             ));
         }
