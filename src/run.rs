@@ -593,7 +593,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                 outcome: outcome.clone(),
                 reference: labels[0].to_string(),
                 comparison: labels[1].to_string(),
-                n: output.n,
+                n: Some(output.n),
                 options: json!({"outcome_type": outcome_spec.kind, "weighted": cohort.weights.is_some(), "analysis": a.raw.options()}),
                 inference: info,
                 estimates: output.estimates,
@@ -700,6 +700,23 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
         );
     }
     let m = plan.min_cell;
+    // Complementary suppression: when either group of a comparison is below
+    // min_cell, the analysis's and its models' row counts would reveal it.
+    let counts: std::collections::HashMap<&str, usize> = cohort
+        .group_labels
+        .iter()
+        .map(String::as_str)
+        .zip(cohort.group_counts())
+        .collect();
+    for a in &mut analyses {
+        let small = |label: &str| counts.get(label).is_some_and(|n| *n < m);
+        if small(&a.reference) || small(&a.comparison) {
+            a.n = None;
+            for model in &mut a.models {
+                model.n = None;
+            }
+        }
+    }
     let attrition = attrition_rows(&cohort, m);
     let mut files = Vec::new();
     for f in &cohort.files {
@@ -760,6 +777,12 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
         write(
             "attrition.csv",
             csv::attrition(&results.cohort.attrition, m),
+        )?;
+    }
+    if plan.formats.contains(&RawFormat::Markdown) {
+        write(
+            "report.md",
+            healthgap_report::markdown::markdown(&results, &cohort.group_labels, m),
         )?;
     }
     let target = staged.commit()?;

@@ -9,6 +9,7 @@ mod hospital;
 mod mediation;
 mod oaxaca;
 mod reduction;
+mod report;
 mod schema;
 mod synth;
 mod util;

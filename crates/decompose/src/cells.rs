@@ -560,7 +560,7 @@ pub fn linear_summary(
     ModelSummary {
         label,
         family: "linear".into(),
-        n: fit.n.round() as usize,
+        n: Some(fit.n.round() as usize),
         clusters,
         vcov: vcov.label.clone(),
         converged: true,

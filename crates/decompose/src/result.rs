@@ -81,8 +81,8 @@ pub struct AnalysisResult {
     pub reference: String,
     /// Comparison group label.
     pub comparison: String,
-    /// Rows used (both groups).
-    pub n: usize,
+    /// Rows used (both groups; None when a group is below min_cell).
+    pub n: Option<usize>,
     /// Method options as given.
     pub options: serde_json::Value,
     /// Inference.

@@ -53,7 +53,7 @@ impl Reported<'_> {
         ModelSummary {
             label: label.to_string(),
             family: self.family.to_string(),
-            n: self.work.nobs(),
+            n: Some(self.work.nobs()),
             clusters: vcov.clusters,
             vcov: vcov.label.clone(),
             converged: self.converged,

@@ -30,8 +30,8 @@ pub struct ModelSummary {
     pub label: String,
     /// `linear`, `logit` or `probit`.
     pub family: String,
-    /// Observations used.
-    pub n: usize,
+    /// Observations used (None when suppressed as a small count).
+    pub n: Option<usize>,
     /// Clusters, when clustered.
     pub clusters: Option<usize>,
     /// Variance label, e.g. `CR1(hospital_id)`.

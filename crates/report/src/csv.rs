@@ -112,7 +112,7 @@ pub fn models(analyses: &[AnalysisResult]) -> String {
                     a.comparison.clone(),
                     m.label.clone(),
                     m.family.clone(),
-                    m.n.to_string(),
+                    m.n.map(|n| n.to_string()).unwrap_or_default(),
                     m.clusters.map(|g| g.to_string()).unwrap_or_default(),
                     m.vcov.clone(),
                     m.converged.to_string(),

@@ -1,0 +1,207 @@
+//! report.md: the study in Markdown — provenance, cohort, attrition, Table 1,
+//! every analysis's estimates with their intervals, and every warning. Counts
+//! are already suppressed in [`Results`]; every string from data or config is
+//! escaped (`|`, `<`, `>`, `&`, line breaks), so that a label cannot break a
+//! table or inject HTML into a Markdown renderer.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::results::Results;
+
+/// Escapes text for a Markdown table cell or line.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+/// A number with 4 significant digits (null as an em dash).
+fn num(x: Option<f64>) -> String {
+    match x.filter(|v| v.is_finite()) {
+        None => "—".into(),
+        Some(0.0) => "0".into(),
+        Some(v) => {
+            let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 10) as usize;
+            if v.abs() >= 1e6 || v.abs() < 1e-4 {
+                format!("{v:.3e}")
+            } else {
+                format!("{v:.digits$}")
+            }
+        }
+    }
+}
+
+fn count(n: Option<usize>, min_cell: usize) -> String {
+    n.map_or(format!("&lt;{min_cell}"), |n| n.to_string())
+}
+
+fn row(cells: &[String]) -> String {
+    format!("| {} |\n", cells.join(" | "))
+}
+
+/// The whole report.
+pub fn markdown(results: &Results, group_labels: &[String], min_cell: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", escape(&results.study.name));
+    let _ = writeln!(
+        out,
+        "healthgap {} · seed {} · config sha256 `{}`\n",
+        escape(&results.tool.version),
+        results.study.seed,
+        results.study.config_sha256
+    );
+    let _ = writeln!(out, "## Data\n");
+    let _ = writeln!(
+        out,
+        "Source: {} · rows read: {}\n",
+        escape(&results.data.source),
+        results.data.rows_read
+    );
+    for f in &results.data.files {
+        let _ = writeln!(out, "- `{}` sha256 `{}`", escape(&f.path), f.sha256);
+    }
+    let c = &results.cohort;
+    let _ = writeln!(out, "\n## Cohort\n");
+    let _ = writeln!(
+        out,
+        "Patients: {} · clusters: {}\n",
+        count(c.n, min_cell),
+        c.clusters.map_or("—".into(), |g| g.to_string())
+    );
+    out.push_str(&row(&["group".into(), "n".into()]));
+    out.push_str(&row(&["---".into(), "---:".into()]));
+    for g in &c.groups {
+        out.push_str(&row(&[escape(&g.label), count(g.n, min_cell)]));
+    }
+    let _ = writeln!(out, "\n## Attrition\n");
+    out.push_str(&row(&[
+        "step".into(),
+        "excluded".into(),
+        "remaining".into(),
+    ]));
+    out.push_str(&row(&["---".into(), "---:".into(), "---:".into()]));
+    for a in &c.attrition {
+        out.push_str(&row(&[
+            escape(&a.step),
+            count(a.excluded, min_cell),
+            count(a.remaining, min_cell),
+        ]));
+    }
+    let _ = writeln!(out, "\n## Table 1\n");
+    let mut head = vec!["variable".to_string(), "level".to_string()];
+    head.extend(group_labels.iter().map(|l| escape(l)));
+    head.push("SMD".into());
+    out.push_str(&row(&head));
+    out.push_str(&row(&vec!["---".to_string(); head.len()]));
+    for t in &c.table1 {
+        let text = |k: &str| {
+            t.get(k)
+                .and_then(Value::as_str)
+                .map(escape)
+                .unwrap_or_default()
+        };
+        let mut cells = vec![text("variable"), text("level")];
+        cells.extend(group_labels.iter().map(|l| text(l)));
+        cells.push(num(t.get("smd").and_then(Value::as_f64)));
+        out.push_str(&row(&cells));
+    }
+    let _ = writeln!(out, "\n## Analyses");
+    for a in &results.analyses {
+        let _ = writeln!(
+            out,
+            "\n### {} ({}): {}, {} vs {}\n",
+            escape(&a.id),
+            escape(&a.method),
+            escape(&a.outcome),
+            escape(&a.comparison),
+            escape(&a.reference)
+        );
+        let inf = &a.inference;
+        let _ = writeln!(
+            out,
+            "n = {} · inference: {}{} · {} interval at {:.0}%{}\n",
+            count(a.n, min_cell),
+            escape(&inf.method),
+            inf.replicates.map_or(String::new(), |r| format!(
+                " ({} of {r} replicates)",
+                inf.replicates_ok.unwrap_or(0)
+            )),
+            escape(&inf.interval),
+            100.0 * inf.level,
+            inf.cluster
+                .as_ref()
+                .map_or(String::new(), |c| format!(" · clustered by {}", escape(c)))
+        );
+        out.push_str(&row(&[
+            "quantity".into(),
+            "factor".into(),
+            "term".into(),
+            "estimate".into(),
+            "SE".into(),
+            "CI".into(),
+            "p".into(),
+        ]));
+        out.push_str(&row(&[
+            "---".into(),
+            "---".into(),
+            "---".into(),
+            "---:".into(),
+            "---:".into(),
+            "---:".into(),
+            "---:".into(),
+        ]));
+        for e in &a.estimates {
+            let ci = match (e.ci_low, e.ci_high) {
+                (None, None) => "—".to_string(),
+                (lo, hi) => format!("{} to {}", num(lo), num(hi)),
+            };
+            out.push_str(&row(&[
+                escape(&e.quantity),
+                e.factor.as_deref().map(escape).unwrap_or_default(),
+                e.term.as_deref().map(escape).unwrap_or_default(),
+                num(Some(e.estimate)),
+                num(e.se),
+                ci,
+                num(e.p_value),
+            ]));
+        }
+        if !a.warnings.is_empty() {
+            let _ = writeln!(out, "\nWarnings:\n");
+            for w in &a.warnings {
+                let _ = writeln!(out, "- {}", escape(w));
+            }
+        }
+    }
+    if !results.warnings.is_empty() {
+        let _ = writeln!(out, "\n## Warnings\n");
+        for w in &results.warnings {
+            let _ = writeln!(out, "- {}", escape(w));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_neutralises_html_and_table_breaks() {
+        assert_eq!(
+            escape("<script>alert(1)</script> | \"A&B\"\nx"),
+            "&lt;script&gt;alert(1)&lt;/script&gt; \\| \"A&amp;B\" x"
+        );
+    }
+
+    #[test]
+    fn numbers_have_four_significant_digits() {
+        assert_eq!(num(Some(0.012345)), "0.01235");
+        assert_eq!(num(Some(123.456)), "123.5");
+        assert_eq!(num(None), "—");
+        assert_eq!(num(Some(f64::NAN)), "—");
+    }
+}
