@@ -234,7 +234,12 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
     let bar = replicate_bar(a, comparisons);
     let progress = || bar.inc(1);
     let spec = inference_spec(plan, a);
-    let cluster_name = cohort.cluster.as_ref().map(|(n, _, _)| n.as_str());
+    let named_cluster = cohort
+        .cluster
+        .as_ref()
+        .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g));
+    let cluster_name = named_cluster.map(|c| c.0);
+    let cluster = named_cluster.map(|(_, c, g)| (c, g));
     let variables: Vec<String> = plan.blocks.values().flatten().cloned().collect();
     let design = healthgap_cohort::design::build(cohort, &variables);
     let mut out = Vec::new();
@@ -249,7 +254,6 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                 cohort.group_labels[0].as_str(),
                 cohort.group_labels[k].as_str(),
             ];
-            let cluster = cohort.cluster.as_ref().map(|(_, c, g)| (c.as_slice(), *g));
             let mut hospitals = Vec::new();
             let (output, info) = match &a.raw {
                 RawAnalysis::Crude { .. } => {
@@ -282,10 +286,6 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     ..
                 } => {
                     let cov = covariates(&design, &a.id)?;
-                    let cluster = cohort
-                        .cluster
-                        .as_ref()
-                        .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g));
                     let coefficients =
                         coefficients_of(coefficients.unwrap_or(RawCoefficients::Pooled));
                     let context = || format!("{outcome}, {} vs {}", labels[1], labels[0]);
@@ -297,7 +297,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                                 labels,
                                 covariates: &cov,
                                 weights: cohort.weights.as_deref(),
-                                cluster,
+                                cluster: named_cluster,
                                 coefficients,
                                 threefold: threefold.unwrap_or(false),
                                 normalize: normalize.unwrap_or(true),
@@ -323,7 +323,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                                 labels,
                                 covariates: &cov,
                                 weights: cohort.weights.as_deref(),
-                                cluster,
+                                cluster: named_cluster,
                                 link: if m == RawModel::Logit {
                                     Link::Logit
                                 } else {
@@ -382,10 +382,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         covariates: &cov,
                         base_columns,
                         weights: cohort.weights.as_deref(),
-                        cluster: cohort
-                            .cluster
-                            .as_ref()
-                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
+                        cluster: named_cluster,
                     };
                     let output = gelbach(&input, &spec, &progress)
                         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
@@ -441,10 +438,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         hospital: fe(hname)?,
                         extra_fe: extra,
                         weights: cohort.weights.as_deref(),
-                        cluster: cohort
-                            .cluster
-                            .as_ref()
-                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
+                        cluster: named_cluster,
                         binary,
                         min_cell: plan.min_cell,
                         pseudonymize: pseudonymize.unwrap_or(false),
@@ -519,10 +513,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                             })
                             .collect(),
                         weights: cohort.weights.as_deref(),
-                        cluster: cohort
-                            .cluster
-                            .as_ref()
-                            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g)),
+                        cluster: named_cluster,
                         binary,
                         draws: draws.unwrap_or(5).max(1),
                         min_cell: plan.min_cell,
@@ -575,7 +566,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                             .collect(),
                         binary,
                         interaction: interaction.unwrap_or(true),
-                        cluster: cohort.cluster.as_ref().map(|(_, c, g)| (c.as_slice(), *g)),
+                        cluster,
                         draws: 25,
                         seed: plan.seed,
                         level: a.inference.level,

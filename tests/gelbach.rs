@@ -143,9 +143,8 @@ fn gelbach_blocks_sum_to_the_coefficient_change() {
 #[test]
 #[ignore = "statistical recovery at 400k patients: ~1 min in release; run by bench/run.sh"]
 fn gelbach_hospital_block_recovers_the_generator_truth() {
-    use crate::oaxaca::{recovery_config, recovery_truth, results};
-    let dir = crate::util::Dir::new();
-    let config = recovery_config(
+    use crate::oaxaca::{Coverage, recovery_truth, run_recovery};
+    let r = run_recovery(
         r#"
 [[analysis]]
 id = "unadjusted"
@@ -162,11 +161,8 @@ base = ["biological", "socioeconomic"]
 added = ["care_site"]
 "#,
     );
-    std::fs::write(dir.join("recovery.toml"), config).unwrap();
-    dir.ok(&["run", "recovery.toml", "--out", "out"]);
-    let r = results(&dir, "out");
     let truth = recovery_truth();
-    let (mut covered, mut total, mut worst) = (0, 0, 0.0f64);
+    let mut coverage = Coverage::default();
     for a in r["analyses"].as_array().unwrap() {
         let (before, after) = if a["id"] == "unadjusted" {
             ("crude", "hospital_fe")
@@ -192,18 +188,17 @@ added = ["care_site"]
                     && e["term"].is_null()
             })
             .unwrap();
-        let (est, se) = (e["estimate"].as_f64().unwrap(), e["se"].as_f64().unwrap());
-        let z = (est - target) / (se * se + mc * mc).sqrt();
-        println!(
-            "gelbach {:<10} {comparison:<9} {outcome:<16} est {est:>9.5} se {se:.5} truth {target:>9.5} z {z:+.2}",
-            a["id"].as_str().unwrap()
+        coverage.add(
+            &format!(
+                "gelbach {:<10} {comparison:<9} {outcome:<16}",
+                a["id"].as_str().unwrap()
+            ),
+            e["estimate"].as_f64().unwrap(),
+            e["se"].as_f64().unwrap(),
+            target,
+            mc,
+            true,
         );
-        total += 1;
-        covered += usize::from(z.abs() < 1.96);
-        worst = worst.max(z.abs());
     }
-    println!("Gelbach recovery: {covered}/{total} 95% CIs cover the truth; worst |z| = {worst:.2}");
-    assert_eq!(total, 16);
-    assert!(covered >= 14, "{covered}/{total}");
-    assert!(worst < 4.0, "worst |z| {worst}");
+    coverage.check("Gelbach", 16, 14);
 }

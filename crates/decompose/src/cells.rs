@@ -610,31 +610,36 @@ mod tests {
         (y, g, x1, x2, h, cl)
     }
 
-    #[test]
-    fn cell_fits_match_row_level_ols_with_and_without_fixed_effects() {
-        let (y, g, x1, x2, h, cl) = data();
-        let cov = Covariates {
+    /// Columns x1 (block a) and x2 (block b), with h (13 levels) absorbed or not.
+    fn two_columns<'a>(x1: &'a [f64], x2: &'a [f64], h: Option<&'a [u32]>) -> Covariates<'a> {
+        Covariates {
             columns: vec![
                 Column {
                     name: "x1".into(),
                     factor: "a".into(),
-                    values: &x1,
+                    values: x1,
                 },
                 Column {
                     name: "x2".into(),
                     factor: "b".into(),
-                    values: &x2,
+                    values: x2,
                 },
             ],
             categoricals: vec![],
-            absorbed: Some(Absorbed {
+            absorbed: h.map(|codes| Absorbed {
                 variable: "h".into(),
                 factor: "c".into(),
-                codes: &h,
+                codes,
                 levels: 13,
                 labels: (0..13).map(|l| l.to_string()).collect(),
             }),
-        };
+        }
+    }
+
+    #[test]
+    fn cell_fits_match_row_level_ols_with_and_without_fixed_effects() {
+        let (y, g, x1, x2, h, cl) = data();
+        let cov = two_columns(&x1, &x2, Some(&h));
         let w: Vec<f64> = (0..y.len()).map(|i| 1.0 + (i % 4) as f64 / 2.0).collect();
         let cells = Cells::build(&y, &g, &cov, Some(&w), Some((&cl, 7)));
         let keep: Vec<usize> = (0..y.len()).filter(|&i| g[i] <= 1).collect();
@@ -725,21 +730,7 @@ mod tests {
     #[test]
     fn multiplicity_two_equals_duplicated_clusters() {
         let (y, g, x1, x2, h, cl) = data();
-        let cov = Covariates {
-            columns: vec![
-                Column {
-                    name: "x1".into(),
-                    factor: "a".into(),
-                    values: &x1,
-                },
-                Column {
-                    name: "x2".into(),
-                    factor: "b".into(),
-                    values: &x2,
-                },
-            ],
-            ..Default::default()
-        };
+        let cov = two_columns(&x1, &x2, None);
         let cells = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
         let mut m = vec![1.0; 7];
         m[3] = 2.0;
@@ -767,21 +758,7 @@ mod tests {
     #[test]
     fn cluster_delta_of_a_cell_fit_is_cr1() {
         let (y, g, x1, x2, _, cl) = data();
-        let cov = Covariates {
-            columns: vec![
-                Column {
-                    name: "x1".into(),
-                    factor: "a".into(),
-                    values: &x1,
-                },
-                Column {
-                    name: "x2".into(),
-                    factor: "b".into(),
-                    values: &x2,
-                },
-            ],
-            ..Default::default()
-        };
+        let cov = two_columns(&x1, &x2, None);
         let cells = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
         let spec = FitSpec {
             groups: [true, true],
@@ -834,28 +811,7 @@ mod tests {
     #[test]
     fn summary_cr1_from_cell_scores_matches_the_row_level_fe_fit() {
         let (y, g, x1, x2, h, cl) = data();
-        let cov = Covariates {
-            columns: vec![
-                Column {
-                    name: "x1".into(),
-                    factor: "a".into(),
-                    values: &x1,
-                },
-                Column {
-                    name: "x2".into(),
-                    factor: "b".into(),
-                    values: &x2,
-                },
-            ],
-            categoricals: vec![],
-            absorbed: Some(Absorbed {
-                variable: "h".into(),
-                factor: "c".into(),
-                codes: &h,
-                levels: 13,
-                labels: (0..13).map(|l| l.to_string()).collect(),
-            }),
-        };
+        let cov = two_columns(&x1, &x2, Some(&h));
         let cells = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
         let spec = FitSpec {
             groups: [true, true],

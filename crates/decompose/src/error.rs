@@ -19,3 +19,20 @@ pub enum DecomposeError {
     #[error(transparent)]
     Model(#[from] healthgap_models::ModelError),
 }
+
+/// Rows of the reference (code 0) and comparison (code 1) groups; an error
+/// naming the group and `method` when either has none.
+pub fn group_sizes(
+    group: &[u32],
+    labels: [&str; 2],
+    method: &str,
+) -> Result<[usize; 2], DecomposeError> {
+    let n = [0u32, 1].map(|g| group.iter().filter(|&&x| x == g).count());
+    match n.iter().position(|&k| k == 0) {
+        Some(g) => Err(DecomposeError::Input(format!(
+            "group `{}` has no rows for {method}",
+            labels[g]
+        ))),
+        None => Ok(n),
+    }
+}

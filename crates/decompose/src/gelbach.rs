@@ -27,11 +27,8 @@ use healthgap_models::ModelSummary;
 
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
-use crate::error::DecomposeError;
-use crate::inference::{
-    InferenceSpec, Key, Method, bootstrap_rows, cluster_delta_variance, delta_rows, failed_warning,
-    row_bootstrap,
-};
+use crate::error::{DecomposeError, group_sizes};
+use crate::inference::{InferenceSpec, Key, Method, Resampled, resampled_rows};
 use crate::result::MethodOutput;
 
 /// Inputs of one Gelbach decomposition.
@@ -286,16 +283,7 @@ pub fn gelbach(
     progress: &(dyn Fn() + Sync),
 ) -> Result<MethodOutput, DecomposeError> {
     let mut warnings = Vec::new();
-    let n_of = |g: u32| input.group.iter().filter(|&&x| x == g).count();
-    let n = [n_of(0), n_of(1)];
-    for (g, &ng) in n.iter().enumerate() {
-        if ng == 0 {
-            return Err(DecomposeError::Input(format!(
-                "group `{}` has no rows for the Gelbach decomposition",
-                input.labels[g]
-            )));
-        }
-    }
+    let n = group_sizes(input.group, input.labels, "the Gelbach decomposition")?;
     if input.base_columns == input.covariates.columns.len() && input.covariates.absorbed.is_none() {
         return Err(DecomposeError::Input(
             "nothing is added to the base model: list in `added` variables or blocks that are \
@@ -336,19 +324,27 @@ pub fn gelbach(
     })
     .collect();
     let stat = |m: &[f64]| setup.values(Some(m));
-    let (estimates, replicates_ok) = match (inference.method, input.cluster) {
-        (Method::Delta, Some((_, _, g))) => {
-            let v = cluster_delta_variance(g, stat).map_err(DecomposeError::Input)?;
-            (delta_rows(&setup.keys, &point, Some(&v), level), None)
-        }
-        (Method::Delta, None) => {
+    if inference.method == Method::Delta && input.cluster.is_none() && setup.full.absorb {
+        warnings.push(
+            "no delta-method standard error for the absorbed block without a cluster: \
+             set [design] cluster or use the bootstrap"
+                .into(),
+        );
+    }
+    let resampled = Resampled {
+        keys: &setup.keys,
+        point: &point,
+        spec: inference,
+        clusters: input.cluster.map(|c| c.2),
+        group: input.group,
+        weights: input.weights,
+    };
+    let (estimates, replicates_ok) = resampled_rows(
+        &resampled,
+        stat,
+        || {
             let mut v = setup.conditional_variance(&base, &full);
             if setup.full.absorb {
-                warnings.push(
-                    "no delta-method standard error for the absorbed block without a cluster: \
-                     set [design] cluster or use the bootstrap"
-                        .into(),
-                );
                 for (i, (q, f, t)) in setup.keys.iter().enumerate() {
                     let touches_absorbed = q == "explained_change"
                         && match (f, t) {
@@ -361,31 +357,15 @@ pub fn gelbach(
                     }
                 }
             }
-            (delta_rows(&setup.keys, &point, Some(&v), level), None)
-        }
-        (Method::Bootstrap, Some((_, _, g))) => {
-            let (rows, draws) =
-                bootstrap_rows(&setup.keys, &point, inference, g, None, stat, progress);
-            warnings.extend(failed_warning(&draws));
-            (rows, Some(draws.estimates.len()))
-        }
-        (Method::Bootstrap, None) => {
-            let (rows, draws) = row_bootstrap(
-                &setup.keys,
-                &point,
-                inference,
-                input.group,
-                input.weights,
-                |w, g| {
-                    let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
-                    Setup::new(input, cells).values(None)
-                },
-                progress,
-            );
-            warnings.extend(failed_warning(&draws));
-            (rows, Some(draws.estimates.len()))
-        }
-    };
+            Ok(Some(v))
+        },
+        |w, g| {
+            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+            Setup::new(input, cells).values(None)
+        },
+        progress,
+        &mut warnings,
+    )?;
     Ok(MethodOutput {
         estimates,
         models,

@@ -36,14 +36,14 @@ use healthgap_models::{
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::cells::{Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::{Absorbed, Covariates};
 use crate::crude::{CrudeInput, group_means};
-use crate::error::DecomposeError;
+use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
-    InferenceSpec, Key, Method, bootstrap_rows, cluster_delta_variance, delta_rows, failed_warning,
+    InferenceSpec, Key, Method, Resampled, count_text, exp_row, normal_row, resampled_rows,
+    share_text,
 };
 use crate::result::{Estimate, MethodOutput};
 
@@ -232,32 +232,6 @@ impl Rows {
     }
 }
 
-fn normal_rows(key: &str, est: f64, se: f64, level: f64) -> Estimate {
-    let z = Normal::standard().inverse_cdf(1.0 - (1.0 - level) / 2.0);
-    let p = if se > 0.0 {
-        2.0 * Normal::standard().sf((est / se).abs())
-    } else {
-        f64::NAN
-    };
-    Estimate::total(key, est).with_inference(se, est - z * se, est + z * se, p)
-}
-
-/// Odds ratio row from log OR and its SE (CI on the log scale; SE by delta).
-fn odds_ratio_row(key: &str, b: f64, se: f64, level: f64) -> Estimate {
-    let z = Normal::standard().inverse_cdf(1.0 - (1.0 - level) / 2.0);
-    let p = if se > 0.0 {
-        2.0 * Normal::standard().sf((b / se).abs())
-    } else {
-        f64::NAN
-    };
-    Estimate::total(key, b.exp()).with_inference(
-        b.exp() * se,
-        (b - z * se).exp(),
-        (b + z * se).exp(),
-        p,
-    )
-}
-
 /// Average marginal effect of 1{c} over the pair's rows: mean of
 /// F(η_i with c = 1) − F(η_i with c = 0), with the delta SE through τ only.
 fn ame(fit: &GlmFit, se_tau: f64, level: f64, key: &str) -> Estimate {
@@ -272,7 +246,7 @@ fn ame(fit: &GlmFit, se_tau: f64, level: f64, key: &str) -> Estimate {
         deriv += w * fit.link.pdf(e1);
         sw += w;
     }
-    normal_rows(key, sum / sw, deriv / sw * se_tau, level)
+    normal_row(key, sum / sw, deriv / sw * se_tau, level)
 }
 
 fn suppressed(n: usize, min_cell: usize) -> Option<usize> {
@@ -286,15 +260,7 @@ pub fn hospital(
     progress: &(dyn Fn() + Sync),
 ) -> Result<HospitalOutput, DecomposeError> {
     let mut warnings = Vec::new();
-    let n = [0u32, 1].map(|g| input.group.iter().filter(|&&x| x == g).count());
-    for g in 0..2 {
-        if n[g] == 0 {
-            return Err(DecomposeError::Input(format!(
-                "group `{}` has no rows for the hospital analysis",
-                input.labels[g]
-            )));
-        }
-    }
+    let n = group_sizes(input.group, input.labels, "the hospital analysis")?;
     let h = &input.hospital;
     let cluster: (&str, &[u32], usize) = input.cluster.unwrap_or((&h.variable, h.codes, h.levels));
     let level = inference.level;
@@ -311,17 +277,10 @@ pub fn hospital(
     };
     let ((hr, pr), (hc, pc)) = (only(0), only(1));
     if hr + hc > 0 {
-        // A share of a small count would reveal it: small counts are only bounded.
-        let pct = |k: usize, g: usize| -> String {
-            if k < input.min_cell {
-                format!("fewer than {} patients", input.min_cell)
-            } else {
-                format!("{:.1}% of them", 100.0 * k as f64 / n[g] as f64)
-            }
-        };
+        let pct = |k: usize, g: usize| share_text(k, n[g], input.min_cell);
         warnings.push(format!(
-            "common support: {hr} hospital(s) treat {} patients only ({}) and {hc} \
-             hospital(s) {} patients only ({}); their reference rate is the \
+            "common support: {hr} hospital(s) treat {} patients only ({} of them) and {hc} \
+             hospital(s) {} patients only ({} of them); their reference rate is the \
              comparison group's own, so they count as between-hospital",
             input.labels[0],
             pct(pr, 0),
@@ -388,32 +347,39 @@ pub fn hospital(
     })
     .collect();
     let stat = |m: &[f64]| setup.values(Some(m));
-    let g = cluster.2;
-    let (mut estimates, replicates_ok) = match inference.method {
-        Method::Delta => {
-            let v = cluster_delta_variance(g, stat).map_err(DecomposeError::Input)?;
-            let mut rows = delta_rows(&setup.keys, &point, Some(&v), level);
-            // The coefficients carry their models' CR1 SEs (fixest counting).
-            for (r, m) in [
-                ("coefficient_without_fe", &models[0]),
-                ("coefficient_with_fe", &models[1]),
-            ] {
-                if let (Some(row), Some(c)) = (
-                    rows.iter_mut().find(|e| e.quantity == r),
-                    m.coefficients.first(),
-                ) {
-                    *row = normal_rows(r, c.estimate, c.se, level);
-                }
-            }
-            (rows, None)
-        }
-        Method::Bootstrap => {
-            let (rows, draws) =
-                bootstrap_rows(&setup.keys, &point, inference, g, None, stat, progress);
-            warnings.extend(failed_warning(&draws));
-            (rows, Some(draws.estimates.len()))
-        }
+    // Always clustered (by the hospital when no cluster is configured).
+    let resampled = Resampled {
+        keys: &setup.keys,
+        point: &point,
+        spec: inference,
+        clusters: Some(cluster.2),
+        group: input.group,
+        weights: input.weights,
     };
+    let unclustered = || -> Result<Option<Vec<f64>>, DecomposeError> { Ok(None) };
+    let no_rows = |_: &[f64], _: &[u32]| -> Result<Vec<f64>, String> { Err("clustered".into()) };
+    let (mut estimates, replicates_ok) = resampled_rows(
+        &resampled,
+        stat,
+        unclustered,
+        no_rows,
+        progress,
+        &mut warnings,
+    )?;
+    if inference.method == Method::Delta {
+        // The coefficients carry their models' CR1 SEs (fixest counting).
+        for (r, m) in [
+            ("coefficient_without_fe", &models[0]),
+            ("coefficient_with_fe", &models[1]),
+        ] {
+            if let (Some(row), Some(c)) = (
+                estimates.iter_mut().find(|e| e.quantity == r),
+                m.coefficients.first(),
+            ) {
+                *row = normal_row(r, c.estimate, c.se, level);
+            }
+        }
+    }
     // Several FE sets: the LPM with all of them, row level.
     let pair = Rows {
         idx: (0..input.group.len())
@@ -436,11 +402,7 @@ pub fn hospital(
         if fit.singletons > 0 {
             warnings.push(format!(
                 "{} singleton patient(s) dropped from the model with {}",
-                if fit.singletons < input.min_cell {
-                    format!("fewer than {}", input.min_cell)
-                } else {
-                    fit.singletons.to_string()
-                },
+                count_text(fit.singletons, input.min_cell),
                 names.join(" + ")
             ));
         }
@@ -453,7 +415,7 @@ pub fn hospital(
             input.labels[1]
         );
         models.push(fit.summary(&label, &vc, level));
-        let mut row = normal_rows("coefficient_with_all_fe", tau, se, level);
+        let mut row = normal_row("coefficient_with_all_fe", tau, se, level);
         row.term = None;
         estimates.push(row);
         warnings.push(format!(
@@ -478,7 +440,7 @@ pub fn hospital(
             warnings.push(format!(
                 "FE logit: {lv} level(s) of `{name}` with a constant outcome ({} patients) are dropped \
                  (perfectly predicted)",
-                if *rows < input.min_cell { format!("fewer than {}", input.min_cell) } else { rows.to_string() }
+                count_text(*rows, input.min_cell)
             ));
         }
         let vcs: Vec<_> = [&f0, &f1]
@@ -487,13 +449,8 @@ pub fn hospital(
             .collect::<Result<_, _>>()
             .map_err(DecomposeError::Model)?;
         let (s0, s1) = (vcs[0].se()[0], vcs[1].se()[0]);
-        estimates.push(odds_ratio_row(
-            "odds_ratio_without_fe",
-            f0.coef[0],
-            s0,
-            level,
-        ));
-        estimates.push(odds_ratio_row("odds_ratio_with_fe", f1.coef[0], s1, level));
+        estimates.push(exp_row("odds_ratio_without_fe", f0.coef[0], s0, level));
+        estimates.push(exp_row("odds_ratio_with_fe", f1.coef[0], s1, level));
         estimates.push(ame(&f0, s0, level, "ame_without_fe"));
         estimates.push(ame(&f1, s1, level, "ame_with_fe"));
         let c0 = f0.work.cluster.clone().unwrap_or_default();
@@ -509,13 +466,13 @@ pub fn hospital(
                     cluster: &c1,
                 },
             ],
-            g,
+            cluster.2,
         )
         .map_err(DecomposeError::Model)?;
         let k0 = f0.coef.len();
         let kt = k0 + f1.coef.len();
         let var = joint[0] + joint[k0 * kt + k0] - 2.0 * joint[k0];
-        estimates.push(normal_rows(
+        estimates.push(normal_row(
             "log_odds_ratio_change",
             f0.coef[0] - f1.coef[0],
             var.max(0.0).sqrt(),
@@ -729,13 +686,13 @@ fn profile(
         };
         match group_means(&input_means) {
             Ok(m) => {
-                estimates.push(normal_rows(
+                estimates.push(normal_row(
                     &format!("reference_mean_{suffix}"),
                     m.m_r,
                     m.v_r.sqrt(),
                     level,
                 ));
-                estimates.push(normal_rows(
+                estimates.push(normal_row(
                     &format!("comparison_mean_{suffix}"),
                     m.m_c,
                     m.v_c.sqrt(),

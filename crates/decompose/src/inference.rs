@@ -115,6 +115,31 @@ where
     Ok(v.into_iter().map(|x| x * factor).collect())
 }
 
+/// A total row with normal-theory inference: est ± z·se, two-sided p.
+pub fn normal_row(quantity: &str, est: f64, se: f64, level: f64) -> Estimate {
+    let normal = Normal::standard();
+    let z = normal.inverse_cdf(1.0 - (1.0 - level) / 2.0);
+    let p = if se > 0.0 {
+        2.0 * normal.sf((est / se).abs())
+    } else {
+        f64::NAN
+    };
+    Estimate::total(quantity, est).with_inference(se, est - z * se, est + z * se, p)
+}
+
+/// A ratio row from a log-scale estimate b and its SE: exp(b), the interval
+/// exp(b ± z·se), the SE by the delta method (exp(b)·se) and the p-value of b.
+pub fn exp_row(quantity: &str, b: f64, se: f64, level: f64) -> Estimate {
+    let log = normal_row(quantity, b, se, level);
+    let e = |x: Option<f64>| x.map_or(f64::NAN, f64::exp);
+    Estimate::total(quantity, b.exp()).with_inference(
+        b.exp() * se,
+        e(log.ci_low),
+        e(log.ci_high),
+        log.p_value.unwrap_or(f64::NAN),
+    )
+}
+
 /// Rows with normal-theory inference from variances (NaN variance → null).
 pub fn delta_rows(
     keys: &[Key],
@@ -122,32 +147,41 @@ pub fn delta_rows(
     variance: Option<&[f64]>,
     level: f64,
 ) -> Vec<Estimate> {
-    let normal = Normal::standard();
-    let z = normal.inverse_cdf(1.0 - (1.0 - level) / 2.0);
     keys.iter()
         .zip(point)
         .enumerate()
         .map(|(i, ((q, f, t), &est))| {
-            let e = Estimate {
-                quantity: q.clone(),
+            let e = match variance.map(|v| v[i]) {
+                Some(v) if v.is_finite() && v >= 0.0 => normal_row(q, est, v.sqrt(), level),
+                _ => Estimate::total(q, est),
+            };
+            Estimate {
                 factor: f.clone(),
                 term: t.clone(),
-                ..Estimate::total(q, est)
-            };
-            match variance.map(|v| v[i]) {
-                Some(v) if v.is_finite() && v >= 0.0 => {
-                    let se = v.sqrt();
-                    let p = if se > 0.0 {
-                        2.0 * normal.sf((est / se).abs())
-                    } else {
-                        f64::NAN
-                    };
-                    e.with_inference(se, est - z * se, est + z * se, p)
-                }
-                _ => e,
+                ..e
             }
         })
         .collect()
+}
+
+/// A share k/total for a warning, as a percentage, or "fewer than {min_cell}"
+/// when k is small (its share, with the public total, would reveal it).
+pub fn share_text(k: usize, total: usize, min_cell: usize) -> String {
+    if k < min_cell {
+        format!("fewer than {min_cell}")
+    } else {
+        format!("{:.1}%", 100.0 * k as f64 / total as f64)
+    }
+}
+
+/// A count for a warning: the number, or "fewer than {min_cell}" when small
+/// (a small count, or any share of it, must not leave in a report).
+pub fn count_text(n: usize, min_cell: usize) -> String {
+    if n < min_cell {
+        format!("fewer than {min_cell}")
+    } else {
+        n.to_string()
+    }
 }
 
 /// Runs the bootstrap of `stat` over `g` resampling units and returns the rows
@@ -224,6 +258,68 @@ where
         stat(&w, &g)
     };
     bootstrap_rows(keys, point, spec, used.len(), strata, replicate, progress)
+}
+
+/// The rows and resampling units of a method whose statistics are functions
+/// of cluster multiplicities (the moment-based methods).
+pub struct Resampled<'a> {
+    /// Row keys.
+    pub keys: &'a [Key],
+    /// Full-sample estimates, in key order.
+    pub point: &'a [f64],
+    /// Inference settings.
+    pub spec: &'a InferenceSpec,
+    /// Number of clusters (None: rows are the units).
+    pub clusters: Option<usize>,
+    /// Group codes of the rows (for the row bootstrap).
+    pub group: &'a [u32],
+    /// Row weights (for the row bootstrap).
+    pub weights: Option<&'a [f64]>,
+}
+
+/// Rows with the method's inference. With clusters: the cluster delta method
+/// over `stat`, or the cluster bootstrap of `stat`. Without: the variances
+/// from `unclustered` (None: no SEs), or the row bootstrap through `row_stat`.
+/// Returns the rows and the successful replicates; warnings are appended.
+pub fn resampled_rows<S, U, R>(
+    r: &Resampled<'_>,
+    stat: S,
+    unclustered: U,
+    row_stat: R,
+    progress: &(dyn Fn() + Sync),
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Estimate>, Option<usize>), crate::DecomposeError>
+where
+    S: Fn(&[f64]) -> Result<Vec<f64>, String> + Sync,
+    U: FnOnce() -> Result<Option<Vec<f64>>, crate::DecomposeError>,
+    R: Fn(&[f64], &[u32]) -> Result<Vec<f64>, String> + Sync,
+{
+    let level = r.spec.level;
+    let (rows, draws) = match (r.spec.method, r.clusters) {
+        (Method::Delta, Some(g)) => {
+            let v = cluster_delta_variance(g, stat).map_err(crate::DecomposeError::Input)?;
+            return Ok((delta_rows(r.keys, r.point, Some(&v), level), None));
+        }
+        (Method::Delta, None) => {
+            let v = unclustered()?;
+            return Ok((delta_rows(r.keys, r.point, v.as_deref(), level), None));
+        }
+        (Method::Bootstrap, Some(g)) => {
+            if r.spec.stratify {
+                warnings.push(
+                    "stratify ignored: clusters hold patients of both groups, so the cluster \
+                     bootstrap cannot resample within groups"
+                        .into(),
+                );
+            }
+            bootstrap_rows(r.keys, r.point, r.spec, g, None, stat, progress)
+        }
+        (Method::Bootstrap, None) => row_bootstrap(
+            r.keys, r.point, r.spec, r.group, r.weights, row_stat, progress,
+        ),
+    };
+    warnings.extend(failed_warning(&draws));
+    Ok((rows, Some(draws.estimates.len())))
 }
 
 /// A warning when bootstrap replicates failed.

@@ -560,6 +560,20 @@ pub fn e_value(rr: f64) -> f64 {
     r + (r * (r - 1.0)).sqrt()
 }
 
+/// The E-value of the confidence limit closest to the null of a difference
+/// d = risk − base (1 when the interval covers 0; None without an interval),
+/// on the risk-ratio scale (base + limit)/base.
+pub fn e_value_of_limit(base: f64, ci_low: Option<f64>, ci_high: Option<f64>) -> Option<f64> {
+    match (ci_low, ci_high) {
+        (Some(lo), Some(hi)) if lo <= 0.0 && hi >= 0.0 => Some(1.0),
+        (Some(lo), Some(hi)) => {
+            let near = if lo > 0.0 { lo } else { hi };
+            Some(e_value((base + near) / base)).filter(|v| v.is_finite())
+        }
+        _ => None,
+    }
+}
+
 /// Inputs of a mediation analysis of the group gap: exposure 1{comparison},
 /// one mediator column, confounders.
 pub struct GroupMediationInput<'a> {
@@ -610,7 +624,7 @@ pub fn group_mediation(
     inference: &crate::inference::InferenceSpec,
     progress: &(dyn Fn() + Sync),
 ) -> Result<crate::result::MethodOutput, DecomposeError> {
-    use crate::inference::delta_rows;
+    use crate::inference::{delta_rows, exp_row, normal_row};
     use crate::result::Estimate;
     let rows: Vec<usize> = (0..input.group.len())
         .filter(|&i| input.group[i] <= 1)
@@ -755,14 +769,7 @@ pub fn group_mediation(
     let cf = |q: &[f64]| closed_form(&f, q, 0.0, 1.0, m_ref, &f.c_mean).to_vec();
     let cpoint = cf(&p);
     let cvar = f.delta(cf);
-    let z = Normal::standard().inverse_cdf(1.0 - (1.0 - input.level) / 2.0);
-    let pvalue = |est: f64, se: f64| {
-        if se > 0.0 {
-            2.0 * Normal::standard().sf((est / se).abs())
-        } else {
-            f64::NAN
-        }
-    };
+    let level = input.level;
     if input.binary {
         for (name, idx) in [
             ("controlled_direct_effect_or", 0),
@@ -770,13 +777,7 @@ pub fn group_mediation(
             ("indirect_effect_or", 4),
             ("total_effect_or", 5),
         ] {
-            let (b, se) = (cpoint[idx], cvar[idx].sqrt());
-            estimates.push(Estimate::total(name, b.exp()).with_inference(
-                b.exp() * se,
-                (b - z * se).exp(),
-                (b + z * se).exp(),
-                pvalue(b, se),
-            ));
+            estimates.push(exp_row(name, cpoint[idx], cvar[idx].sqrt(), level));
         }
         // Marginal odds ratios of the potential means (log scale for the SEs).
         let logodds = |q: &[f64]| -> Vec<f64> {
@@ -794,37 +795,23 @@ pub fn group_mediation(
         .iter()
         .enumerate()
         {
-            let (b, se) = (lpoint[k], lvar[k].sqrt());
-            estimates.push(Estimate::total(name, b.exp()).with_inference(
-                b.exp() * se,
-                (b - z * se).exp(),
-                (b + z * se).exp(),
-                pvalue(b, se),
-            ));
+            estimates.push(exp_row(name, lpoint[k], lvar[k].sqrt(), level));
         }
         let [_, _, y10, y11] = means(&p);
-        let ind = estimates
+        let limit = estimates
             .iter()
             .find(|e| e.quantity == "indirect_effect")
-            .cloned();
-        let limit = ind.and_then(|e| match (e.ci_low, e.ci_high) {
-            (Some(lo), Some(hi)) if lo <= 0.0 && hi >= 0.0 => Some(1.0),
-            (Some(lo), Some(hi)) => Some(e_value((y10 + if lo > 0.0 { lo } else { hi }) / y10)),
-            _ => None,
-        });
+            .and_then(|e| e_value_of_limit(y10, e.ci_low, e.ci_high));
         let mut ev = Estimate::total("e_value_indirect_effect", e_value(y11 / y10));
         ev.ci_low = limit;
         estimates.push(ev);
     } else {
-        let (b, se) = (cpoint[0], cvar[0].sqrt());
-        estimates.push(
-            Estimate::total("controlled_direct_effect", b).with_inference(
-                se,
-                b - z * se,
-                b + z * se,
-                pvalue(b, se),
-            ),
-        );
+        estimates.push(normal_row(
+            "controlled_direct_effect",
+            cpoint[0],
+            cvar[0].sqrt(),
+            level,
+        ));
     }
     if !input.binary && !binary_mediator {
         let rhos: Vec<f64> = (-9..=9).map(|k| f64::from(k) / 10.0).collect();
@@ -840,7 +827,6 @@ pub fn group_mediation(
                 .push("the ρ-sensitivity curve assumes no exposure–mediator interaction".into());
         }
     }
-    let _ = &input.labels;
     Ok(crate::result::MethodOutput {
         estimates,
         models: f.models.clone(),

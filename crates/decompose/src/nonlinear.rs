@@ -44,7 +44,7 @@ use rayon::prelude::*;
 
 use crate::cells::INTERCEPT;
 use crate::covariates::Covariates;
-use crate::error::DecomposeError;
+use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
     InferenceSpec, Key, Method, bootstrap_rows, delta_rows, failed_warning, row_bootstrap,
 };
@@ -490,15 +490,7 @@ pub fn nonlinear(
         ));
     }
     let mut warnings = Vec::new();
-    let n = [0u32, 1].map(|g| input.group.iter().filter(|&&x| x == g).count());
-    for g in 0..2 {
-        if n[g] == 0 {
-            return Err(DecomposeError::Input(format!(
-                "group `{}` has no rows for the decomposition",
-                input.labels[g]
-            )));
-        }
-    }
+    let n = group_sizes(input.group, input.labels, "the decomposition")?;
     let data = Data::new(input, input.weights, input.group);
     let clustered = input.cluster.is_some();
     let fits =

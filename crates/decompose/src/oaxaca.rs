@@ -41,11 +41,8 @@ use serde::Serialize;
 
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
-use crate::error::DecomposeError;
-use crate::inference::{
-    InferenceSpec, Key, Method, bootstrap_rows, cluster_delta_variance, delta_rows, failed_warning,
-    row_bootstrap,
-};
+use crate::error::{DecomposeError, group_sizes};
+use crate::inference::{InferenceSpec, Key, Method, Resampled, count_text, resampled_rows};
 pub use crate::result::MethodOutput;
 use crate::terms::Terms;
 
@@ -419,16 +416,7 @@ pub fn linear(
     let mut warnings = Vec::new();
     let group = input.group;
     warnings.extend(support_warning(input));
-    let n_of = |g: u32| group.iter().filter(|&&x| x == g).count();
-    let n = [n_of(0), n_of(1)];
-    for (g, &ng) in n.iter().enumerate() {
-        if ng == 0 {
-            return Err(DecomposeError::Input(format!(
-                "group `{}` has no rows for the Oaxaca–Blinder decomposition",
-                input.labels[g]
-            )));
-        }
-    }
+    let n = group_sizes(group, input.labels, "the Oaxaca–Blinder decomposition")?;
     let cluster = input.cluster.map(|(_, c, g)| (c, g));
     let cells = Cells::build(input.y, group, input.covariates, input.weights, cluster);
     let setup = Setup::new(input, cells);
@@ -438,11 +426,7 @@ pub fn linear(
             warnings.push(format!(
                 "group `{}` has few rows ({}) for {k} coefficients: the group model is imprecise",
                 input.labels[g],
-                if ng < input.min_cell {
-                    format!("fewer than {}", input.min_cell)
-                } else {
-                    ng.to_string()
-                }
+                count_text(ng, input.min_cell)
             ));
         }
     }
@@ -524,56 +508,41 @@ pub fn linear(
     }
 
     let stat = |m: &[f64]| setup.params(Some(m)).and_then(|p| setup.values(&p));
-    let (estimates, replicates_ok) = match (inference.method, input.cluster) {
-        (Method::Delta, Some((_, _, g))) => {
-            let v = cluster_delta_variance(g, stat).map_err(DecomposeError::Input)?;
-            (delta_rows(&setup.keys, &point, Some(&v), level), None)
-        }
-        (Method::Delta, None) => {
-            if setup.absorb {
-                warnings.push(
-                    "no delta-method standard errors with an absorbed variable and no cluster: \
-                     set [design] cluster (patients of one hospital are not independent) or use \
-                     the bootstrap"
-                        .into(),
-                );
-                (delta_rows(&setup.keys, &point, None, level), None)
-            } else {
-                let v = jann_variance(&setup, &point_params)?;
-                (delta_rows(&setup.keys, &point, Some(&v), level), None)
-            }
-        }
-        (Method::Bootstrap, Some((_, _, g))) => {
-            if inference.stratify {
-                warnings.push(
-                    "stratify ignored: clusters hold patients of both groups, so the cluster \
-                     bootstrap cannot resample within groups"
-                        .into(),
-                );
-            }
-            let (rows, draws) =
-                bootstrap_rows(&setup.keys, &point, inference, g, None, stat, progress);
-            warnings.extend(failed_warning(&draws));
-            (rows, Some(draws.estimates.len()))
-        }
-        (Method::Bootstrap, None) => {
-            let (rows, draws) = row_bootstrap(
-                &setup.keys,
-                &point,
-                inference,
-                group,
-                input.weights,
-                |w, g| {
-                    let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
-                    let s = Setup::new(input, cells);
-                    s.params(None).and_then(|p| s.values(&p))
-                },
-                progress,
-            );
-            warnings.extend(failed_warning(&draws));
-            (rows, Some(draws.estimates.len()))
-        }
+    let unclustered_delta = inference.method == Method::Delta && input.cluster.is_none();
+    if unclustered_delta && setup.absorb {
+        warnings.push(
+            "no delta-method standard errors with an absorbed variable and no cluster: \
+             set [design] cluster (patients of one hospital are not independent) or use \
+             the bootstrap"
+                .into(),
+        );
+    }
+    let resampled = Resampled {
+        keys: &setup.keys,
+        point: &point,
+        spec: inference,
+        clusters: input.cluster.map(|c| c.2),
+        group,
+        weights: input.weights,
     };
+    let (estimates, replicates_ok) = resampled_rows(
+        &resampled,
+        stat,
+        || {
+            if setup.absorb {
+                Ok(None)
+            } else {
+                jann_variance(&setup, &point_params).map(Some)
+            }
+        },
+        |w, g| {
+            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+            let s = Setup::new(input, cells);
+            s.params(None).and_then(|p| s.values(&p))
+        },
+        progress,
+        &mut warnings,
+    )?;
     Ok(MethodOutput {
         estimates,
         models,

@@ -47,9 +47,12 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::cells::{Cells, FitSpec};
 use crate::covariates::{Absorbed, Covariates};
-use crate::error::DecomposeError;
-use crate::inference::{InferenceSpec, Key, Method, bootstrap_rows, failed_warning, row_bootstrap};
-use crate::mediation::e_value;
+use crate::error::{DecomposeError, group_sizes};
+use crate::inference::{
+    InferenceSpec, Key, Method, bootstrap_rows, count_text, failed_warning, row_bootstrap,
+    share_text,
+};
+use crate::mediation::{e_value, e_value_of_limit};
 use crate::result::MethodOutput;
 
 /// A target block.
@@ -444,15 +447,8 @@ pub fn disparity_reduction(
         .filter(|&i| input.group[i] <= 1)
         .collect();
     let n = rows.len();
+    group_sizes(input.group, input.labels, "disparity_reduction")?;
     let group: Vec<u8> = rows.iter().map(|&i| input.group[i] as u8).collect();
-    for g in 0..2u8 {
-        if !group.contains(&g) {
-            return Err(DecomposeError::Input(format!(
-                "group `{}` has no rows for disparity_reduction",
-                input.labels[g as usize]
-            )));
-        }
-    }
     // Strata of the allowable covariates.
     let mut ids: HashMap<Vec<u64>, u32> = HashMap::new();
     let stratum_raw: Vec<u32> = rows
@@ -494,7 +490,7 @@ pub fn disparity_reduction(
         warnings.push(format!(
             "{} comparison patient(s) have no reference patient with the same allowable values ({}) \
              and are left out of the standardization",
-            if lost < input.min_cell { format!("fewer than {}", input.min_cell) } else { lost.to_string() },
+            count_text(lost, input.min_cell),
             input.allowable.iter().map(|&j| input.covariates.columns[j].name.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }
@@ -527,14 +523,9 @@ pub fn disparity_reduction(
                 .enumerate()
                 .filter(|(r, i)| group[*r] == 1 && !has_r[a.codes[**i] as usize])
                 .count();
-            // A share of a small count would reveal it: small counts are only bounded.
-            let how_many = if moved < input.min_cell {
-                format!("fewer than {}", input.min_cell)
-            } else {
-                format!("{:.1}% of the", 100.0 * moved as f64 / n_c as f64)
-            };
+            let how_many = share_text(moved, n_c, input.min_cell);
             warnings.push(format!(
-                "positivity: {} hospital(s) treat no {} patients but {how_many} {} patients; \
+                "positivity: {} hospital(s) treat no {} patients but {how_many} of the {} patients; \
                  under the care-site intervention these patients move to hospitals of the reference \
                  distribution",
                 hospitals.len(),
@@ -585,7 +576,7 @@ pub fn disparity_reduction(
             warnings.push(format!(
                 "outcome model: {lv} level(s) of `{name}` without events or without non-events ({} patients) get \
                  a risk of 0 or 1",
-                if *r < input.min_cell { format!("fewer than {}", input.min_cell) } else { r.to_string() }
+                count_text(*r, input.min_cell)
             ));
         }
         let v = f
@@ -793,18 +784,11 @@ pub fn disparity_reduction(
         let limit = remaining
             .iter()
             .find(|r| r.0 == e.factor)
-            .and_then(|r| match (r.1, r.2) {
-                (Some(lo), Some(hi)) if lo <= 0.0 && hi >= 0.0 => Some(1.0),
-                (Some(lo), Some(hi)) => {
-                    let near = if lo > 0.0 { lo } else { hi };
-                    Some(e_value((rstd + near) / rstd))
-                }
-                _ => None,
-            });
+            .and_then(|r| e_value_of_limit(rstd, r.1, r.2));
         e.se = None;
         e.p_value = None;
         e.ci_high = None;
-        e.ci_low = limit.filter(|v| v.is_finite());
+        e.ci_low = limit;
     }
     Ok(MethodOutput {
         estimates,
