@@ -1,8 +1,13 @@
 //! Atomic output folders: everything is written to a temporary sibling folder and
 //! renamed into place at the end, so an interrupted or failed run never leaves a
 //! half-written folder and never damages an earlier good one.
+//!
+//! Interrupts (Ctrl-C, SIGTERM, SIGHUP) remove the staging folder before the
+//! process exits with 128 + the signal number; a folder left by a killed run
+//! (SIGKILL cannot be caught) is removed by the next run into the same place.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
 
 use anyhow::{Context, Result, bail};
 
@@ -16,8 +21,9 @@ pub struct StagedDir {
 
 impl StagedDir {
     /// Creates the staging folder next to `target` (same file system, so the final
-    /// rename is atomic). Fails with a clear message if the parent is missing or
-    /// not writable, or if `target` exists and is not a folder.
+    /// rename is atomic), creating missing parent folders. Fails with a clear
+    /// message if the parent cannot be created or written, or if `target` exists
+    /// and is not a folder.
     pub fn new(target: &Path) -> Result<StagedDir> {
         let target = if target.is_absolute() {
             target.to_path_buf()
@@ -36,11 +42,14 @@ impl StagedDir {
             .parent()
             .context("the output folder has no parent folder")?;
         if !parent.is_dir() {
-            bail!(
-                "cannot write to {}: the parent folder {} does not exist; create it first",
-                target.display(),
-                parent.display()
-            );
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!(
+                    "cannot write to {}: cannot create its parent folder {} (check the path and \
+                     its permissions)",
+                    target.display(),
+                    parent.display()
+                )
+            })?;
         }
         let name = target
             .file_name()
@@ -58,6 +67,10 @@ impl StagedDir {
                 parent.display()
             )
         })?;
+        watch_interrupts();
+        if let Ok(mut live) = STAGING.lock() {
+            live.push(staging.clone());
+        }
         Ok(StagedDir {
             target,
             staging,
@@ -72,6 +85,9 @@ impl StagedDir {
 
     /// Moves the staging folder into place, replacing an existing target folder.
     pub fn commit(mut self) -> Result<PathBuf> {
+        // Holding the lock keeps an interrupt from exiting between the renames.
+        let mut live = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|p| p != &self.staging);
         if self.target.exists() {
             let old = self.staging.with_extension("old");
             std::fs::rename(&self.target, &old)
@@ -117,7 +133,60 @@ fn remove_stale_staging(parent: &Path, name: &str) {
 impl Drop for StagedDir {
     fn drop(&mut self) {
         if !self.committed {
+            let mut live = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+            live.retain(|p| p != &self.staging);
             std::fs::remove_dir_all(&self.staging).ok();
         }
     }
+}
+
+/// Staging folders of this process not yet committed or dropped.
+static STAGING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Starts (once) a thread that, on SIGINT, SIGTERM or SIGHUP, removes the live
+/// staging folders and exits with 128 + the signal.
+fn watch_interrupts() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let live = STAGING.lock().unwrap_or_else(|e| e.into_inner());
+                for p in live.iter() {
+                    std::fs::remove_dir_all(p).ok();
+                }
+                eprintln!(
+                    "\ninterrupted: no report was written (an earlier report, if any, is untouched)"
+                );
+                std::process::exit(128 + sig);
+            }
+        });
+    });
+}
+
+/// The current time in UTC as `YYYY-MM-DD HH:MM:SS UTC` (civil calendar from
+/// the Unix day count; Hinnant's `civil_from_days`).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

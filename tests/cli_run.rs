@@ -415,8 +415,34 @@ fn every_config_in_analyses_runs_end_to_end() {
     configs.sort();
     assert!(configs.len() >= 2);
     for config in configs {
+        // Each config runs from a copy of analyses/ (with its data folder), so
+        // that a config reading OMOP tables finds them where its comment says
+        // `healthgap synth --omop --out data/cabg` puts them.
         let dir = Dir::new();
-        let out = dir.run(&["run", config.to_str().unwrap(), "--out", "report"]);
+        std::fs::create_dir_all(dir.join("analyses/data")).unwrap();
+        for f in std::fs::read_dir(root.join("analyses/data")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.join("analyses/data").join(f.file_name().unwrap())).unwrap();
+        }
+        let copy = dir.join("analyses").join(config.file_name().unwrap());
+        std::fs::copy(&config, &copy).unwrap();
+        if std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("../data/cabg/omop")
+        {
+            dir.ok(&[
+                "synth",
+                "--patients",
+                "20000",
+                "--seed",
+                "7",
+                "--omop",
+                "--no-truth",
+                "--out",
+                "data/cabg",
+            ]);
+        }
+        let out = dir.run(&["run", copy.to_str().unwrap(), "--out", "report"]);
         assert!(
             out.status.success(),
             "{}: {}",
@@ -425,6 +451,10 @@ fn every_config_in_analyses_runs_end_to_end() {
         );
         let r = results(&dir, "report");
         assert_eq!(r["schema_version"], 1, "{}", config.display());
+        if std::fs::read_to_string(&config).unwrap().contains("\"html\"") {
+            let html = std::fs::read_to_string(dir.join("report/index.html")).unwrap();
+            assert!(html.contains("5. Triangulation"), "{}", config.display());
+        }
         assert!(
             !r["analyses"].as_array().unwrap().is_empty(),
             "{}",

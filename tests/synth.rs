@@ -152,7 +152,7 @@ fn bad_input_gets_one_clear_line_and_leaves_nothing_behind() {
             "did you mean `black.ses_gap`",
         ),
         (&["--set", "black.ses_gap", "--out", "o"], "key=value"),
-        (&["--out", "missing/parent/o"], "does not exist"),
+        (&["--out", "a_file/o"], "cannot create its parent folder"),
         (&["--out", "a_file"], "is not a folder"),
     ];
     for (args, expected) in cases {

@@ -6,6 +6,7 @@
 mod cli_run;
 mod gelbach;
 mod hospital;
+mod html_report;
 mod mediation;
 mod oaxaca;
 mod reduction;

@@ -21,7 +21,9 @@
 //!    (logit for binary outcomes, OLS otherwise) over all patients; percentile
 //!    intervals from resampling patients within each hospital (model held
 //!    fixed); concentration of the comparison group at the top 5% / 25% of
-//!    hospitals by its volume; minority-serving hospitals (top decile of the
+//!    hospitals by its volume, and the concentration curve (each group's
+//!    cumulative share of patients at the top 5%, 10%, …, 100% of hospitals
+//!    ranked by comparison-group volume); minority-serving hospitals (top decile of the
 //!    comparison group's share) against the rest.
 //!
 //! Linear parts come from per-cell moments ([`crate::cells`]) with the cluster
@@ -251,6 +253,75 @@ fn ame(fit: &GlmFit, se_tau: f64, level: f64, key: &str) -> Estimate {
 
 fn suppressed(n: usize, min_cell: usize) -> Option<usize> {
     (n >= min_cell).then_some(n)
+}
+
+/// Cells to hide besides the small ones so that no hidden cell can be
+/// recovered from the column total (which the report shows): while the hidden
+/// cells of a column are a single cell, or add up to fewer than `min_cell`,
+/// the smallest shown non-zero cell is hidden too.
+pub fn complementary_cells(values: &[usize], hidden: &mut [bool], min_cell: usize) {
+    loop {
+        let (k, sum) = values
+            .iter()
+            .zip(hidden.iter())
+            .filter(|(_, h)| **h)
+            .fold((0usize, 0usize), |(k, s), (v, _)| (k + 1, s + v));
+        if k == 0 || (k >= 2 && sum >= min_cell) {
+            return;
+        }
+        let next = values
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| !hidden[*i] && **v > 0)
+            .min_by_key(|(i, v)| (**v, *i))
+            .map(|(i, _)| i);
+        match next {
+            Some(i) => hidden[i] = true,
+            None => return,
+        }
+    }
+}
+
+/// Complementary suppression of the hospital table: each count column (n,
+/// n_reference, n_comparison) sums to a total the report shows, so a single
+/// hidden cell, or hidden cells adding up to fewer than `min_cell`, would be
+/// revealed by difference; [`complementary_cells`] hides more. A hospital
+/// whose n is hidden loses its group counts, share and rates; one whose group
+/// count is hidden loses both group counts (n_r + n_c = n).
+fn complementary_suppression(
+    table: &mut [HospitalRow],
+    used: &[usize],
+    rows_of: &[Vec<usize>],
+    count: impl Fn(usize, u32) -> usize,
+    min_cell: usize,
+) {
+    let n: Vec<usize> = used.iter().map(|&l| rows_of[l].len()).collect();
+    let mut hide_n: Vec<bool> = table.iter().map(|r| r.n.is_none()).collect();
+    complementary_cells(&n, &mut hide_n, min_cell);
+    let mut hide_g: Vec<bool> = table
+        .iter()
+        .zip(&hide_n)
+        .map(|(r, h)| *h || r.n_reference.is_none() || r.n_comparison.is_none())
+        .collect();
+    for g in [0u32, 1] {
+        let v: Vec<usize> = used.iter().map(|&l| count(l, g)).collect();
+        complementary_cells(&v, &mut hide_g, min_cell);
+    }
+    for ((row, hn), hg) in table.iter_mut().zip(hide_n).zip(hide_g) {
+        if hn {
+            row.n = None;
+            row.observed = None;
+            row.expected = None;
+            row.risk_standardized = None;
+            row.rs_low = None;
+            row.rs_high = None;
+        }
+        if hn || hg {
+            row.n_reference = None;
+            row.n_comparison = None;
+            row.comparison_share = None;
+        }
+    }
 }
 
 /// The care-site analysis with its inference.
@@ -662,6 +733,29 @@ fn profile(
             r as f64 / total_r.max(1) as f64,
         ));
     }
+    // The concentration curve: the share of each group's patients treated at the
+    // top 5%, 10%, …, 100% of hospitals ranked by comparison-group volume (20
+    // points, each an aggregate over at least 1/20 of the hospitals).
+    let mut cum = (0usize, 0usize, 0usize);
+    for k in 1..=20usize {
+        let upto = (used.len() * k).div_ceil(20).min(used.len());
+        while cum.0 < upto {
+            let l = by_volume[cum.0];
+            cum.1 += count(l, 1);
+            cum.2 += count(l, 0);
+            cum.0 += 1;
+        }
+        let term = format!("hospitals={}%", 5 * k);
+        let mut c = Estimate::total("concentration_curve", cum.1 as f64 / total_c.max(1) as f64);
+        c.term = Some(term.clone());
+        let mut r = Estimate::total(
+            "concentration_curve_reference",
+            cum.2 as f64 / total_r.max(1) as f64,
+        );
+        r.term = Some(term);
+        estimates.push(c);
+        estimates.push(r);
+    }
     // Outcomes at minority-serving hospitals vs the rest, by group (cluster-robust means).
     let pair_codes = |inside: bool| -> Vec<u32> {
         (0..input.y.len())
@@ -780,6 +874,7 @@ fn profile(
             rs_high: show(inf.ci_high),
         });
     }
+    complementary_suppression(&mut table, &used, &rows_of, count, min_cell);
     // Rows in label order (numeric labels by value).
     table.sort_by(
         |a, b| match (a.hospital.parse::<f64>(), b.hospital.parse::<f64>()) {
@@ -803,6 +898,23 @@ fn profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_hidden_cell_takes_the_smallest_shown_cell_with_it() {
+        let v = [7, 40, 12, 30];
+        let mut hidden = [true, false, false, false];
+        complementary_cells(&v, &mut hidden, 11);
+        assert_eq!(hidden, [true, false, true, false]);
+        // Two hidden cells adding up to fewer than min_cell take a third.
+        let v = [3, 4, 50, 20];
+        let mut hidden = [true, true, false, false];
+        complementary_cells(&v, &mut hidden, 11);
+        assert_eq!(hidden, [true, true, false, true]);
+        // Nothing hidden, nothing to do.
+        let mut none = [false; 4];
+        complementary_cells(&v, &mut none, 11);
+        assert_eq!(none, [false; 4]);
+    }
     use crate::covariates::Covariates;
 
     /// Three hospitals, by hand: shares and rates

@@ -344,6 +344,7 @@ impl Glm {
         let mut converged = false;
         let mut iterations = 0;
         let mut max_score = f64::INFINITY;
+        let mut last_change = f64::INFINITY;
         let mut bread = vec![0.0; k * k];
         let mut xd: Vec<f64> = Vec::new();
         for it in 1..=self.max_iter {
@@ -477,6 +478,7 @@ impl Glm {
                 break;
             }
             let change = (ll_try - ll).abs() / (ll.abs() + 0.1);
+            last_change = change;
             let max_step = b_try
                 .iter()
                 .zip(&b)
@@ -520,6 +522,31 @@ impl Glm {
         if extreme > 0 {
             warnings.push(format!(
                 "{extreme} observations have fitted probabilities within 1e-13 of 0 or 1: possible quasi-separation"
+            ));
+        }
+        // Quasi-complete separation: the log-likelihood and the scores have
+        // settled while some coefficients drift towards ±∞ (e.g. a hospital
+        // dummy where every patient has the same outcome). As R's glm and
+        // statsmodels do, accept the fit, whose fitted probabilities have
+        // converged, and warn.
+        let total_weight: f64 = w.iter().sum();
+        if !converged && last_change < self.tol && max_score < 1e-8 * total_weight.max(1.0) {
+            converged = true;
+            let drifting: Vec<&str> = names
+                .iter()
+                .zip(&b)
+                .filter(|(_, v)| v.abs() > 15.0)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            warnings.push(format!(
+                "quasi-separation: the log-likelihood converged but {} diverge (every patient in \
+                 those cells has the same outcome); fitted probabilities are at 0 or 1 there and \
+                 those coefficients and their SEs are not meaningful",
+                if drifting.is_empty() {
+                    "some coefficients".to_string()
+                } else {
+                    format!("the coefficients of {}", drifting.join(", "))
+                }
             ));
         }
         if !converged {

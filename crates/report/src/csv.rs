@@ -171,8 +171,9 @@ pub fn attrition(rows: &[AttritionRow], min_cell: usize) -> String {
 }
 
 /// hospitals.csv: the per-hospital profiles of every `hospital` analysis
-/// (already suppressed by the method: empty cells are below min_cell).
-pub fn hospitals(analyses: &[AnalysisResult]) -> String {
+/// (already suppressed by the method, with complementary suppression):
+/// hidden counts read `<min_cell`, hidden rates are empty.
+pub fn hospitals(analyses: &[AnalysisResult], min_cell: usize) -> String {
     let mut out = line(
         &[
             "analysis",
@@ -193,7 +194,7 @@ pub fn hospitals(analyses: &[AnalysisResult]) -> String {
         ]
         .map(String::from),
     );
-    let count = |v: Option<usize>| v.map(|n| n.to_string()).unwrap_or_default();
+    let count = |v: Option<usize>| crate::format::count(v, min_cell);
     for a in analyses {
         for h in &a.hospitals {
             out.push_str(&line(&[

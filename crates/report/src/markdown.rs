@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::format::num;
 use crate::results::Results;
+use crate::view::{Figure, ReportView, Table};
 
 /// Escapes text for a Markdown table cell or line.
 pub fn escape(s: &str) -> String {
@@ -19,32 +21,58 @@ pub fn escape(s: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
-/// A number with 4 significant digits (null as an em dash).
-fn num(x: Option<f64>) -> String {
-    match x.filter(|v| v.is_finite()) {
-        None => "—".into(),
-        Some(0.0) => "0".into(),
-        Some(v) => {
-            let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 10) as usize;
-            if v.abs() >= 1e6 || v.abs() < 1e-4 {
-                format!("{v:.3e}")
-            } else {
-                format!("{v:.digits$}")
-            }
-        }
-    }
-}
-
 fn count(n: Option<usize>, min_cell: usize) -> String {
-    n.map_or(format!("&lt;{min_cell}"), |n| n.to_string())
+    escape(&crate::format::count(n, min_cell))
 }
 
 fn row(cells: &[String]) -> String {
     format!("| {} |\n", cells.join(" | "))
 }
 
+/// Every figure of the report, for writing as `figures/<id>.svg` beside report.md.
+pub fn figures(view: &ReportView) -> Vec<&Figure> {
+    let mut out: Vec<&Figure> = Vec::new();
+    for p in &view.pairs {
+        out.extend(&p.figures);
+    }
+    for a in &view.analyses {
+        out.extend(&a.figures);
+    }
+    out.extend(&view.hospitals);
+    out.extend(&view.sensitivity_figures);
+    out
+}
+
+fn figure_link(out: &mut String, f: &Figure) {
+    let _ = writeln!(
+        out,
+        "\n![{}](figures/{}.svg)\n",
+        escape(&f.caption).replace(['[', ']'], ""),
+        f.id
+    );
+}
+
+fn table(out: &mut String, t: &Table) {
+    out.push('\n');
+    out.push_str(&row(&t.head.iter().map(|h| escape(h)).collect::<Vec<_>>()));
+    out.push_str(&row(&(0..t.head.len())
+        .map(|i| if i >= t.numeric_from { "---:" } else { "---" }.to_string())
+        .collect::<Vec<_>>()));
+    for r in &t.rows {
+        out.push_str(&row(&r.iter().map(|c| escape(c)).collect::<Vec<_>>()));
+    }
+    if let Some(n) = &t.note {
+        let _ = writeln!(out, "\n_{}_", escape(n));
+    }
+}
+
 /// The whole report.
-pub fn markdown(results: &Results, group_labels: &[String], min_cell: usize) -> String {
+pub fn markdown(
+    results: &Results,
+    view: &ReportView,
+    group_labels: &[String],
+    min_cell: usize,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", escape(&results.study.name));
     let _ = writeln!(
@@ -109,6 +137,23 @@ pub fn markdown(results: &Results, group_labels: &[String], min_cell: usize) -> 
         cells.push(num(t.get("smd").and_then(Value::as_f64)));
         out.push_str(&row(&cells));
     }
+    let _ = writeln!(out, "\n## Where each gap comes from");
+    for p in &view.pairs {
+        let _ = writeln!(out, "\n### {}\n", escape(&p.title));
+        if let Some(g) = &p.gap {
+            let _ = writeln!(out, "Gap: **{}**", escape(g));
+        }
+        for f in &p.figures {
+            figure_link(&mut out, f);
+        }
+    }
+    let _ = writeln!(out, "\n## Triangulation");
+    for p in &view.pairs {
+        if let Some(t) = &p.triangulation {
+            let _ = writeln!(out, "\n### {}", escape(&p.title));
+            table(&mut out, t);
+        }
+    }
     let _ = writeln!(out, "\n## Analyses");
     for a in &results.analyses {
         let _ = writeln!(
@@ -169,12 +214,44 @@ pub fn markdown(results: &Results, group_labels: &[String], min_cell: usize) -> 
                 num(e.p_value),
             ]));
         }
+        if let Some(v) = view
+            .analyses
+            .iter()
+            .find(|v| v.anchor == crate::view::analysis_anchor(&a.id, &a.outcome, &a.comparison))
+        {
+            for f in &v.figures {
+                figure_link(&mut out, f);
+            }
+        }
         if !a.warnings.is_empty() {
             let _ = writeln!(out, "\nWarnings:\n");
             for w in &a.warnings {
                 let _ = writeln!(out, "- {}", escape(w));
             }
         }
+    }
+    if !view.hospitals.is_empty() {
+        let _ = writeln!(out, "\n## Hospitals");
+        for f in &view.hospitals {
+            figure_link(&mut out, f);
+        }
+    }
+    if !view.sensitivity.rows.is_empty() || !view.sensitivity_figures.is_empty() {
+        let _ = writeln!(out, "\n## Sensitivity");
+        if !view.sensitivity.rows.is_empty() {
+            table(&mut out, &view.sensitivity);
+        }
+        for f in &view.sensitivity_figures {
+            figure_link(&mut out, f);
+        }
+    }
+    let _ = writeln!(out, "\n## Methods\n");
+    for p in &view.methods {
+        let _ = writeln!(out, "{}\n", escape(p));
+    }
+    let _ = writeln!(out, "References:\n");
+    for (i, c) in view.references.iter().enumerate() {
+        let _ = writeln!(out, "{}. {}", i + 1, escape(c));
     }
     if !results.warnings.is_empty() {
         let _ = writeln!(out, "\n## Warnings\n");
@@ -195,13 +272,5 @@ mod tests {
             escape("<script>alert(1)</script> | \"A&B\"\nx"),
             "&lt;script&gt;alert(1)&lt;/script&gt; \\| \"A&amp;B\" x"
         );
-    }
-
-    #[test]
-    fn numbers_have_four_significant_digits() {
-        assert_eq!(num(Some(0.012345)), "0.01235");
-        assert_eq!(num(Some(123.456)), "123.5");
-        assert_eq!(num(None), "—");
-        assert_eq!(num(Some(f64::NAN)), "—");
     }
 }

@@ -1,0 +1,800 @@
+//! The report's content, built once from [`Results`] and rendered by the HTML
+//! template ([`crate::html`]) and the Markdown writer ([`crate::markdown`]):
+//! formatted tables (plain text, escaped by each renderer) and SVG figures.
+//!
+//! Counts are already suppressed in [`Results`]; nothing here reads row-level
+//! data.
+
+use serde::Serialize;
+
+use crate::figures::{self, Step};
+use crate::format::{Scale, count, num, percent};
+use crate::results::Results;
+use crate::triangulation::{Breakdown, breakdown, pairs, triangulate};
+use crate::{ReportError, methods};
+use healthgap_decompose::AnalysisResult;
+
+/// An outcome as the report names it.
+#[derive(Debug, Clone)]
+pub struct OutcomeInfo {
+    /// Column name.
+    pub name: String,
+    /// Label for readers.
+    pub label: String,
+    /// Binary (shown in percentage points) or continuous.
+    pub binary: bool,
+}
+
+/// Everything the renderers need besides [`Results`].
+#[derive(Debug, Clone)]
+pub struct ReportInput<'a> {
+    /// results.json's content.
+    pub results: &'a Results,
+    /// Group labels, reference first.
+    pub group_labels: &'a [String],
+    /// Factor blocks in report order: name and variables.
+    pub factors: &'a [(String, Vec<String>)],
+    /// Outcomes.
+    pub outcomes: &'a [OutcomeInfo],
+    /// Smallest count shown.
+    pub min_cell: usize,
+    /// When the report was written (UTC, ISO 8601).
+    pub generated: String,
+}
+
+/// A figure: a file stem (for report.md's SVG files), a caption and the SVG.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    /// File stem, unique in the report (`figures/<id>.svg`).
+    pub id: String,
+    /// Caption.
+    pub caption: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+/// A table of plain-text cells.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Table {
+    /// Header cells.
+    pub head: Vec<String>,
+    /// Body rows.
+    pub rows: Vec<Vec<String>>,
+    /// Columns from this index on are numbers (right-aligned).
+    pub numeric_from: usize,
+    /// A note under the table.
+    pub note: Option<String>,
+}
+
+/// One outcome and comparison: its gap, the waterfalls and the triangulation.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairView {
+    /// Heading.
+    pub title: String,
+    /// Anchor.
+    pub anchor: String,
+    /// The crude gap with its interval, if a crude analysis ran.
+    pub gap: Option<String>,
+    /// One waterfall per decomposition.
+    pub figures: Vec<Figure>,
+    /// Factor blocks × methods.
+    pub triangulation: Option<Table>,
+}
+
+/// One analysis for one outcome and comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisView {
+    /// Heading.
+    pub title: String,
+    /// Anchor.
+    pub anchor: String,
+    /// n, inference, interval.
+    pub meta: String,
+    /// Every estimate.
+    pub table: Table,
+    /// Forest plot, caterpillar, concentration curve, ρ curve.
+    pub figures: Vec<Figure>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+/// One fitted model (appendix).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelView {
+    /// Heading.
+    pub title: String,
+    /// Family, n, clusters, vcov, convergence.
+    pub meta: String,
+    /// Coefficients.
+    pub table: Table,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportView {
+    /// Study name.
+    pub study: String,
+    /// Provenance rows (label, value).
+    pub provenance: Vec<(String, String)>,
+    /// Attrition flow: (step, excluded, remaining).
+    pub attrition: Vec<(String, String, String)>,
+    /// Rows at the start.
+    pub rows_read: String,
+    /// Group sizes.
+    pub groups: Table,
+    /// Table 1.
+    pub table1: Table,
+    /// Gaps and where they come from.
+    pub pairs: Vec<PairView>,
+    /// Per-analysis detail.
+    pub analyses: Vec<AnalysisView>,
+    /// Hospital figures.
+    pub hospitals: Vec<Figure>,
+    /// E-values and the ρ point.
+    pub sensitivity: Table,
+    /// ρ-sensitivity curves.
+    pub sensitivity_figures: Vec<Figure>,
+    /// Every warning: (where, text).
+    pub warnings: Vec<(String, String)>,
+    /// The methods paragraphs.
+    pub methods: Vec<String>,
+    /// References cited in the methods.
+    pub references: Vec<String>,
+    /// Appendix: every fitted model, per analysis.
+    pub models: Vec<(String, Vec<ModelView>)>,
+}
+
+fn slug(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| {
+            p.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// The anchor of one analysis's detail section.
+pub fn analysis_anchor(id: &str, outcome: &str, comparison: &str) -> String {
+    slug(&["analysis", id, outcome, comparison])
+}
+
+impl ReportInput<'_> {
+    fn outcome(&self, name: &str) -> (String, Scale) {
+        self.outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .map_or((name.to_string(), Scale::of(false)), |o| {
+                (o.label.clone(), Scale::of(o.binary))
+            })
+    }
+
+    fn block_colour(&self, factor: Option<&str>) -> Option<usize> {
+        let f = factor?;
+        Some(
+            self.factors
+                .iter()
+                .position(|(n, _)| n == f)
+                .unwrap_or(self.factors.len()),
+        )
+    }
+
+    fn x_label(&self, outcome: &str) -> String {
+        let (label, scale) = self.outcome(outcome);
+        if scale.factor == 100.0 {
+            format!("difference in {label} (percentage points)")
+        } else {
+            format!("difference in {label}")
+        }
+    }
+}
+
+fn ci_text(lo: Option<f64>, hi: Option<f64>, f: f64) -> String {
+    match (lo, hi) {
+        (None, None) => "—".into(),
+        (lo, hi) => format!("{} to {}", num(lo.map(|v| v * f)), num(hi.map(|v| v * f))),
+    }
+}
+
+fn waterfall(
+    input: &ReportInput,
+    a: &AnalysisResult,
+    b: &Breakdown,
+) -> Result<Figure, ReportError> {
+    let (label, scale) = input.outcome(&a.outcome);
+    let f = scale.factor;
+    let steps: Vec<Step> = b
+        .parts
+        .iter()
+        .map(|p| {
+            (
+                p.label.clone(),
+                p.estimate * f,
+                p.ci.map(|(l, h)| (l * f, h * f)),
+                input.block_colour(p.factor.as_deref()),
+            )
+        })
+        .chain(std::iter::once((
+            b.rest.label.clone(),
+            b.rest.estimate * f,
+            b.rest.ci.map(|(l, h)| (l * f, h * f)),
+            None,
+        )))
+        .collect();
+    let caption = format!(
+        "{} — {}: {} vs {}, {} {}",
+        a.id,
+        label,
+        a.comparison,
+        a.reference,
+        b.total.label,
+        scale.with_ci(b.total.estimate, b.total.ci, a.inference.level)
+    );
+    let svg = figures::waterfall(
+        &format!("{}: {} vs {}", a.id, a.comparison, a.reference),
+        &input.x_label(&a.outcome),
+        &steps,
+        (
+            &b.total.label,
+            b.total.estimate * f,
+            b.total.ci.map(|(l, h)| (l * f, h * f)),
+        ),
+    )?;
+    Ok(Figure {
+        id: slug(&["waterfall", &a.id, &a.outcome, &a.comparison]),
+        caption,
+        svg,
+    })
+}
+
+fn triangulation_table(t: &crate::triangulation::Triangulation) -> Table {
+    let mut head = vec!["factor block".to_string()];
+    head.extend(t.columns.iter().map(|(id, m)| {
+        if id == m {
+            id.clone()
+        } else {
+            format!("{id} ({m})")
+        }
+    }));
+    let rows = t
+        .rows
+        .iter()
+        .map(|(block, cells)| {
+            let mut r = vec![block.clone()];
+            r.extend(cells.iter().map(|c| match c {
+                None => "—".into(),
+                Some(p) => match p.ci {
+                    Some((lo, hi)) => format!(
+                        "{} ({} to {})",
+                        percent(Some(p.estimate)),
+                        percent(Some(lo)),
+                        percent(Some(hi))
+                    ),
+                    None => percent(Some(p.estimate)),
+                },
+            }));
+            r
+        })
+        .collect();
+    Table {
+        head,
+        rows,
+        numeric_from: 1,
+        note: Some(
+            "Each cell is the share of the method's own total (Oaxaca–Blinder: the gap; Gelbach: \
+             the base-model group coefficient; disparity reduction: the initial disparity, Shapley \
+             shares; hospital: the gap, between hospitals; mediation: the total effect, through \
+             the mediator). The interval is the part's interval divided by the total's point \
+             estimate, so it omits the total's own uncertainty."
+                .into(),
+        ),
+    }
+}
+
+fn estimates_table(input: &ReportInput, a: &AnalysisResult) -> Table {
+    let _ = input;
+    Table {
+        head: ["quantity", "factor", "term", "estimate", "SE", "CI", "p"]
+            .map(String::from)
+            .to_vec(),
+        rows: a
+            .estimates
+            .iter()
+            .map(|e| {
+                vec![
+                    e.quantity.clone(),
+                    e.factor.clone().unwrap_or_default(),
+                    e.term.clone().unwrap_or_default(),
+                    num(Some(e.estimate)),
+                    num(e.se),
+                    ci_text(e.ci_low, e.ci_high, 1.0),
+                    num(e.p_value),
+                ]
+            })
+            .collect(),
+        numeric_from: 3,
+        note: Some(
+            "Estimates in the outcome's own units (proportions for binary outcomes).".into(),
+        ),
+    }
+}
+
+/// The detailed terms of a decomposition: (quantity, label).
+fn forest(input: &ReportInput, a: &AnalysisResult) -> Result<Option<Figure>, ReportError> {
+    let quantity = match a.method.as_str() {
+        "oaxaca_blinder" => "explained",
+        "gelbach" => "explained_change",
+        _ => return Ok(None),
+    };
+    let (_, scale) = input.outcome(&a.outcome);
+    let f = scale.factor;
+    const MAX_TERMS: usize = 60;
+    let terms: Vec<Step> = a
+        .estimates
+        .iter()
+        .filter(|e| e.quantity == quantity && e.term.is_some())
+        .take(MAX_TERMS)
+        .map(|e| {
+            (
+                e.term.clone().unwrap_or_default(),
+                e.estimate * f,
+                e.ci_low.zip(e.ci_high).map(|(l, h)| (l * f, h * f)),
+                input.block_colour(e.factor.as_deref()),
+            )
+        })
+        .collect();
+    if terms.is_empty() {
+        return Ok(None);
+    }
+    let total = a
+        .estimates
+        .iter()
+        .filter(|e| e.quantity == quantity && e.term.is_some())
+        .count();
+    let svg = figures::forest(
+        &format!(
+            "{} by term: {} vs {}",
+            quantity.replace('_', " "),
+            a.comparison,
+            a.reference
+        ),
+        &input.x_label(&a.outcome),
+        &terms,
+    )?;
+    Ok(Some(Figure {
+        id: slug(&["forest", &a.id, &a.outcome, &a.comparison]),
+        caption: format!(
+            "{}: {} per design column, coloured by factor block{}",
+            a.id,
+            quantity.replace('_', " "),
+            if total > MAX_TERMS {
+                format!(" (the first {MAX_TERMS} of {total} terms)")
+            } else {
+                String::new()
+            }
+        ),
+        svg,
+    }))
+}
+
+fn curve(a: &AnalysisResult, quantity: &str) -> Vec<(f64, f64)> {
+    a.estimates
+        .iter()
+        .filter(|e| e.quantity == quantity)
+        .filter_map(|e| {
+            let t = e.term.as_deref()?;
+            let v = t
+                .split('=')
+                .nth(1)?
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .ok()?;
+            Some((if t.ends_with('%') { v / 100.0 } else { v }, e.estimate))
+        })
+        .collect()
+}
+
+fn hospital_figures(
+    input: &ReportInput,
+    a: &AnalysisResult,
+    caterpillar: bool,
+) -> Result<Vec<Figure>, ReportError> {
+    let (label, scale) = input.outcome(&a.outcome);
+    let f = scale.factor;
+    let mut out = Vec::new();
+    let rates: Vec<(f64, Option<(f64, f64)>)> = a
+        .hospitals
+        .iter()
+        .filter_map(|h| {
+            Some((
+                h.risk_standardized? * f,
+                h.rs_low.zip(h.rs_high).map(|(l, h)| (l * f, h * f)),
+            ))
+        })
+        .collect();
+    if caterpillar && !rates.is_empty() {
+        out.push(Figure {
+            id: slug(&["caterpillar", &a.id, &a.outcome]),
+            caption: format!(
+                "{}: risk-standardized {} by hospital with {:.0}% intervals ({} of {} hospitals shown; \
+                 the rest are suppressed below the minimum cell size)",
+                a.id,
+                label,
+                100.0 * a.inference.level,
+                rates.len(),
+                a.hospitals.len()
+            ),
+            svg: figures::caterpillar(
+                &format!("Risk-standardized {label}"),
+                if f == 100.0 { "percent" } else { "outcome units" },
+                &rates,
+                None,
+            )?,
+        });
+    }
+    let c = curve(a, "concentration_curve");
+    let r = curve(a, "concentration_curve_reference");
+    if !c.is_empty() {
+        let with_origin = |mut v: Vec<(f64, f64)>| {
+            v.insert(0, (0.0, 0.0));
+            v
+        };
+        out.push(Figure {
+            id: slug(&["concentration", &a.id, &a.outcome, &a.comparison]),
+            caption: format!(
+                "{}: cumulative share of each group's patients at hospitals ranked by {} volume \
+                 (the diagonal is an even spread)",
+                a.id, a.comparison
+            ),
+            svg: figures::curves(
+                &format!("Concentration of {} patients", a.comparison),
+                "share of hospitals (ranked by comparison-group volume)",
+                "share of the group's patients",
+                &[
+                    (a.comparison.clone(), with_origin(c)),
+                    (a.reference.clone(), with_origin(r)),
+                ],
+                true,
+                false,
+            )?,
+        });
+    }
+    Ok(out)
+}
+
+fn rho_figure(input: &ReportInput, a: &AnalysisResult) -> Result<Option<Figure>, ReportError> {
+    let points = curve(a, "indirect_effect_at_rho");
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let (_, scale) = input.outcome(&a.outcome);
+    let zero = a
+        .get("rho_at_zero_indirect_effect", None, None)
+        .map(|e| {
+            format!(
+                "; the indirect effect is zero at ρ = {}",
+                num(Some(e.estimate))
+            )
+        })
+        .unwrap_or_default();
+    Ok(Some(Figure {
+        id: slug(&["rho", &a.id, &a.outcome, &a.comparison]),
+        caption: format!(
+            "{}: indirect effect of {} vs {} under a correlation ρ between the mediator's and the \
+             outcome's errors{zero}",
+            a.id, a.comparison, a.reference
+        ),
+        svg: figures::curves(
+            &format!("ρ-sensitivity: {} vs {}", a.comparison, a.reference),
+            "ρ",
+            &input
+                .x_label(&a.outcome)
+                .replace("difference in", "indirect effect on"),
+            &[(
+                "indirect effect".into(),
+                points.iter().map(|(r, v)| (*r, v * scale.factor)).collect(),
+            )],
+            false,
+            true,
+        )?,
+    }))
+}
+
+fn inference_text(a: &AnalysisResult) -> String {
+    let inf = &a.inference;
+    let reps = inf.replicates.map_or(String::new(), |r| {
+        format!(
+            " ({} of {r} replicates succeeded)",
+            inf.replicates_ok.unwrap_or(0)
+        )
+    });
+    let cluster = inf
+        .cluster
+        .as_ref()
+        .map_or(String::new(), |c| format!(", clustered by {c}"));
+    format!(
+        "{}{reps}{cluster}, {} intervals at {:.0}%",
+        inf.method,
+        inf.interval,
+        100.0 * inf.level
+    )
+}
+
+/// Builds the report's content.
+pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
+    let r = input.results;
+    let m = input.min_cell;
+    let mut provenance = vec![
+        ("study".to_string(), r.study.name.clone()),
+        ("tool".into(), format!("{} {}", r.tool.name, r.tool.version)),
+        ("generated".into(), input.generated.clone()),
+        ("seed".into(), r.study.seed.to_string()),
+        ("config sha256".into(), r.study.config_sha256.clone()),
+        ("data source".into(), r.data.source.clone()),
+    ];
+    for f in &r.data.files {
+        provenance.push((
+            format!("data file {}", f.path),
+            format!("sha256 {}", f.sha256),
+        ));
+    }
+    if r.data.files.is_empty() {
+        provenance.push((
+            "data files".into(),
+            "none: the cohort was generated in memory from the config's seed".into(),
+        ));
+    }
+    let attrition = r
+        .cohort
+        .attrition
+        .iter()
+        .map(|a| (a.step.clone(), count(a.excluded, m), count(a.remaining, m)))
+        .collect();
+    let groups = Table {
+        head: vec!["group".into(), "patients".into()],
+        rows: r
+            .cohort
+            .groups
+            .iter()
+            .map(|g| vec![g.label.clone(), count(g.n, m)])
+            .collect(),
+        numeric_from: 1,
+        note: None,
+    };
+    let mut head = vec!["variable".to_string(), "level".to_string()];
+    head.extend(input.group_labels.iter().cloned());
+    head.push("SMD".into());
+    let table1 = Table {
+        rows: r
+            .cohort
+            .table1
+            .iter()
+            .map(|t| {
+                let text = |k: &str| {
+                    t.get(k)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let mut cells = vec![text("variable"), text("level")];
+                cells.extend(input.group_labels.iter().map(|l| text(l)));
+                cells.push(num(t.get("smd").and_then(serde_json::Value::as_f64)));
+                cells
+            })
+            .collect(),
+        head,
+        numeric_from: 2,
+        note: Some(
+            "Mean (SD) or n (%); SMD: standardized mean difference of the first comparison group \
+             against the reference."
+                .into(),
+        ),
+    };
+    let tables = triangulate(&r.analyses, input.factors);
+    let mut pair_views = Vec::new();
+    for (outcome, reference, comparison) in pairs(&r.analyses) {
+        let (label, scale) = input.outcome(&outcome);
+        let here: Vec<&AnalysisResult> = r
+            .analyses
+            .iter()
+            .filter(|a| {
+                a.outcome == outcome && a.reference == reference && a.comparison == comparison
+            })
+            .collect();
+        let gap = here.iter().find(|a| a.method == "crude").and_then(|a| {
+            a.get("gap", None, None)
+                .map(|g| scale.with_ci(g.estimate, g.ci_low.zip(g.ci_high), a.inference.level))
+        });
+        let mut figs = Vec::new();
+        for a in &here {
+            if let Some(b) = breakdown(a, input.factors) {
+                figs.push(waterfall(input, a, &b)?);
+            }
+        }
+        let triangulation = tables
+            .iter()
+            .find(|t| {
+                t.outcome == outcome && t.reference == reference && t.comparison == comparison
+            })
+            .map(triangulation_table);
+        pair_views.push(PairView {
+            title: format!("{label}: {comparison} vs {reference}"),
+            anchor: slug(&["pair", &outcome, &comparison]),
+            gap,
+            figures: figs,
+            triangulation,
+        });
+    }
+    let mut analyses = Vec::new();
+    let mut hospitals = Vec::new();
+    let mut sensitivity_rows = Vec::new();
+    let mut sensitivity_figures = Vec::new();
+    let mut warnings = Vec::new();
+    for w in &r.warnings {
+        warnings.push(("study".to_string(), w.clone()));
+    }
+    for a in &r.analyses {
+        let (label, _) = input.outcome(&a.outcome);
+        let mut figs = Vec::new();
+        if let Some(f) = forest(input, a)? {
+            figs.push(f);
+        }
+        if a.method == "hospital" {
+            // Profiles use every patient, so the caterpillar is the same for each
+            // comparison group: draw it once per analysis and outcome.
+            let first = r
+                .analyses
+                .iter()
+                .find(|b| b.id == a.id && b.outcome == a.outcome)
+                .is_some_and(|b| std::ptr::eq(a, b));
+            hospitals.extend(hospital_figures(input, a, first)?);
+        }
+        if let Some(f) = rho_figure(input, a)? {
+            sensitivity_figures.push(f);
+        }
+        for e in a
+            .estimates
+            .iter()
+            .filter(|e| e.quantity.starts_with("e_value"))
+        {
+            sensitivity_rows.push(vec![
+                a.id.clone(),
+                format!("{label}: {} vs {}", a.comparison, a.reference),
+                e.quantity.replace('_', " "),
+                e.factor.clone().unwrap_or_else(|| {
+                    if a.method == "disparity_reduction" {
+                        "all targets".into()
+                    } else {
+                        String::new()
+                    }
+                }),
+                num(Some(e.estimate)),
+                num(e.ci_low),
+            ]);
+        }
+        if let Some(e) = a.get("rho_at_zero_indirect_effect", None, None) {
+            sensitivity_rows.push(vec![
+                a.id.clone(),
+                format!("{label}: {} vs {}", a.comparison, a.reference),
+                "ρ at which the indirect effect is zero".into(),
+                String::new(),
+                num(Some(e.estimate)),
+                "—".into(),
+            ]);
+        }
+        let where_ = format!(
+            "{} · {} · {} vs {}",
+            a.id, a.outcome, a.comparison, a.reference
+        );
+        for w in &a.warnings {
+            warnings.push((where_.clone(), w.clone()));
+        }
+        analyses.push(AnalysisView {
+            title: format!(
+                "{} ({}): {label}, {} vs {}",
+                a.id, a.method, a.comparison, a.reference
+            ),
+            anchor: analysis_anchor(&a.id, &a.outcome, &a.comparison),
+            meta: format!("n = {} · inference: {}", count(a.n, m), inference_text(a)),
+            table: estimates_table(input, a),
+            figures: figs,
+            warnings: a.warnings.clone(),
+        });
+    }
+    let models = r
+        .analyses
+        .iter()
+        .map(|a| {
+            let title = format!(
+                "{} · {} · {} vs {}",
+                a.id, a.outcome, a.comparison, a.reference
+            );
+            let views = a
+                .models
+                .iter()
+                .map(|md| ModelView {
+                    title: md.label.clone(),
+                    meta: format!(
+                        "{} · n = {} · {}{} · {} · {} iteration(s){}",
+                        md.family,
+                        count(md.n, m),
+                        md.clusters
+                            .map_or(String::new(), |c| format!("{c} clusters · ")),
+                        md.vcov,
+                        if md.converged {
+                            "converged"
+                        } else {
+                            "NOT converged"
+                        },
+                        md.iterations,
+                        if md.absorbed.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" · absorbed: {}", md.absorbed.join(", "))
+                        }
+                    ),
+                    table: Table {
+                        head: ["term", "estimate", "SE", "CI", "p"]
+                            .map(String::from)
+                            .to_vec(),
+                        rows: md
+                            .coefficients
+                            .iter()
+                            .map(|c| {
+                                vec![
+                                    c.term.clone(),
+                                    num(Some(c.estimate)),
+                                    num(Some(c.se)),
+                                    ci_text(Some(c.ci_low), Some(c.ci_high), 1.0),
+                                    num(Some(c.p_value)),
+                                ]
+                            })
+                            .collect(),
+                        numeric_from: 1,
+                        note: None,
+                    },
+                })
+                .collect();
+            (title, views)
+        })
+        .filter(|(_, v): &(String, Vec<ModelView>)| !v.is_empty())
+        .collect();
+    let (methods, references) = methods::paragraphs(&r.analyses, input.factors);
+    Ok(ReportView {
+        study: r.study.name.clone(),
+        provenance,
+        attrition,
+        rows_read: r.data.rows_read.to_string(),
+        groups,
+        table1,
+        pairs: pair_views,
+        analyses,
+        hospitals,
+        sensitivity: Table {
+            head: ["analysis", "outcome and groups", "quantity", "target", "E-value", "E-value of the CI limit"]
+                .map(String::from)
+                .to_vec(),
+            rows: sensitivity_rows,
+            numeric_from: 4,
+            note: Some(
+                "E-value (VanderWeele & Ding 2017): the minimum strength of association, on the \
+                 risk-ratio scale, that an unmeasured confounder would need with both the group and \
+                 the outcome to explain the estimate away."
+                    .into(),
+            ),
+        },
+        sensitivity_figures,
+        warnings,
+        methods,
+        references,
+        models,
+    })
+}
