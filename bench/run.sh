@@ -82,5 +82,16 @@ ratio hospital_all_boot500 pyfixest_hospital_boot500_extrapolated "hospital anal
 bench/.venv/bin/python -u bench/peers_reduction.py "$OUT/decompose.parquet" 3 | tee -a "$OUT/decompose_py.txt"
 ratio disparity_reduction_boot500 statsmodels_reduction_500_extrapolated "disparity reduction + 500 bootstrap (statsmodels)"
 
+echo "== 5. the whole canonical study at $N patients (analyses/cabg_synthetic.toml, 500 replicates, every format)"
+sed -e "s/synthetic = { patients = 200000, seed = 7 }/synthetic = { patients = $N, seed = 7 }/" \
+    -e 's#^out_dir = .*#out_dir = "study_report"#' analyses/cabg_synthetic.toml > "$OUT/cabg_study.toml"
+grep -q "patients = $N" "$OUT/cabg_study.toml" || { echo "could not set the cohort size"; exit 1; }
+for _ in $(seq "$REPEATS"); do
+  /usr/bin/time -f "%e %M" -o "$OUT/rss_study.txt" "$BIN" run "$OUT/cabg_study.toml" > "$OUT/study_stdout.txt" 2> "$OUT/study_stderr.txt"
+  read -r secs kb < "$OUT/rss_study.txt"
+  printf '   canonical study: %6.1f s   peak RSS %5.0f MB   (%s)\n' "$secs" "$(echo "$kb / 1024" | bc -l)" \
+    "$(grep -E '^[a-z_]+: [0-9]+ result' "$OUT/study_stderr.txt" | tr '\n' ' ')"
+done
+
 echo "== 4. statistical recovery (ignored tests, release)"
-cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|test result"
+cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|test result"

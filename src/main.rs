@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 the command failed (bad input, unreadable data,
 //! unwritable output: the message says which file, column or value, and how to
-//! fix it); 2 the command line itself is malformed (clap's usage errors).
+//! fix it); 2 the command line itself is malformed (clap's usage errors);
+//! 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP) when interrupted,
+//! after removing the partial output (an earlier report is untouched).
 
 use std::process::ExitCode;
 

@@ -214,10 +214,14 @@ fn covariates<'a>(design: &'a BlockDesign, id: &str) -> Result<Covariates<'a>> {
     })
 }
 
-/// A progress bar over bootstrap replicates (hidden when stderr is not a terminal).
+/// One progress bar per analysis: bootstrap replicates counted, a spinner for
+/// the delta method (indicatif hides both when stderr is not a terminal).
 fn replicate_bar(a: &AnalysisPlan, comparisons: usize) -> indicatif::ProgressBar {
     if a.inference.method != RawInferenceMethod::Bootstrap {
-        return indicatif::ProgressBar::hidden();
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_message(format!("{} (delta method)", a.id));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        return spinner;
     }
     let total = (a.inference.replicates * a.outcomes.len() * comparisons) as u64;
     let bar = indicatif::ProgressBar::new(total);
@@ -687,9 +691,16 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
             ));
             continue;
         }
-        analyses.extend(
-            run_analysis(&plan, &cohort, a).with_context(|| format!("analysis `{}`", a.id))?,
+        let started = std::time::Instant::now();
+        let results =
+            run_analysis(&plan, &cohort, a).with_context(|| format!("analysis `{}`", a.id))?;
+        eprintln!(
+            "{}: {} result(s) in {:.1} s",
+            a.id,
+            results.len(),
+            started.elapsed().as_secs_f64()
         );
+        analyses.extend(results);
     }
     let m = plan.min_cell;
     // Complementary suppression: when either group of a comparison is below

@@ -451,7 +451,10 @@ fn every_config_in_analyses_runs_end_to_end() {
         );
         let r = results(&dir, "report");
         assert_eq!(r["schema_version"], 1, "{}", config.display());
-        if std::fs::read_to_string(&config).unwrap().contains("\"html\"") {
+        if std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("\"html\"")
+        {
             let html = std::fs::read_to_string(dir.join("report/index.html")).unwrap();
             assert!(html.contains("5. Triangulation"), "{}", config.display());
         }

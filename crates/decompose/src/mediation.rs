@@ -118,6 +118,56 @@ pub struct Fitted {
     weights: Vec<f64>,
 }
 
+/// Nodes of the Gauss–Hermite rule used for a logit outcome with a linear
+/// mediator (exact for polynomials of degree 2·GH_NODES − 1; the logistic–normal
+/// integral is accurate to about 1e-12 at the slopes seen in practice).
+pub const GH_NODES: usize = 24;
+
+/// Gauss–Hermite nodes and weights for ∫ e^(−x²) f(x) dx, divided by √π so
+/// that Σ w_k f(μ + σ√2·x_k) = E f(μ + σZ) for Z standard normal (Newton
+/// iteration on the orthonormal Hermite recurrence; Press et al., Numerical
+/// Recipes, §4.6 `gauher`).
+pub fn gauss_hermite() -> &'static (Vec<f64>, Vec<f64>) {
+    static RULE: std::sync::OnceLock<(Vec<f64>, Vec<f64>)> = std::sync::OnceLock::new();
+    RULE.get_or_init(|| {
+        let n = GH_NODES;
+        let nf = n as f64;
+        let pim4 = std::f64::consts::PI.powf(-0.25);
+        let (mut x, mut w) = (vec![0.0; n], vec![0.0; n]);
+        let mut z = 0.0f64;
+        for i in 0..n.div_ceil(2) {
+            z = match i {
+                0 => (2.0 * nf + 1.0).sqrt() - 1.85575 * (2.0 * nf + 1.0).powf(-1.0 / 6.0),
+                1 => z - 1.14 * nf.powf(0.426) / z,
+                2 => 1.86 * z - 0.86 * x[0],
+                3 => 1.91 * z - 0.91 * x[1],
+                _ => 2.0 * z - x[i - 2],
+            };
+            let mut pp = 1.0;
+            for _ in 0..100 {
+                let (mut p1, mut p2) = (pim4, 0.0);
+                for j in 1..=n {
+                    let jf = j as f64;
+                    let p3 = p2;
+                    p2 = p1;
+                    p1 = z * (2.0 / jf).sqrt() * p2 - ((jf - 1.0) / jf).sqrt() * p3;
+                }
+                pp = (2.0 * nf).sqrt() * p2;
+                let z1 = z;
+                z = z1 - p1 / pp;
+                if (z - z1).abs() <= 1e-14 {
+                    break;
+                }
+            }
+            x[i] = z;
+            x[n - 1 - i] = -z;
+            w[i] = 2.0 / (pp * pp) / std::f64::consts::PI.sqrt();
+            w[n - 1 - i] = w[i];
+        }
+        (x, w)
+    })
+}
+
 fn glm_of(f: Family) -> Glm {
     match f {
         Family::Probit => Glm::probit(),
@@ -382,6 +432,13 @@ impl Fitted {
                 grads[r][j] = (u[r] - d[r]) / (2.0 * h);
             }
         }
+        self.variance_of_gradients(&grads)
+    }
+
+    /// Delta-method variances g'Vg for each gradient row, over the joint
+    /// cluster-robust covariance of (β, θ) when clustered, blockdiag(V_β, V_θ)
+    /// otherwise, plus σ²'s variance.
+    fn variance_of_gradients(&self, grads: &[Vec<f64>]) -> Vec<f64> {
         let (pb, pt) = (self.beta.len(), self.theta.len());
         if let Some(v) = &self.v_joint {
             let k = pb + pt;
@@ -417,8 +474,9 @@ impl Fitted {
     /// The mean potential outcomes E[Y(a, M(a'))] averaged over the rows,
     /// [(a0, a0), (a0, a1), (a1, a0), (a1, a1)]: exact where there is a closed
     /// form (linear outcome; probit outcome with a linear mediator; a binary
-    /// mediator), by Monte Carlo with `draws` common normal draws per row
-    /// otherwise (or when `force_mc`).
+    /// mediator), by Gauss–Hermite quadrature with [`GH_NODES`] nodes for a
+    /// logit outcome with a linear mediator, and by Monte Carlo with `draws`
+    /// common normal draws per row only when `force_mc`.
     pub fn potential_means(
         &self,
         params: &[f64],
@@ -428,6 +486,9 @@ impl Fitted {
         seed: u64,
         force_mc: bool,
     ) -> [f64; 4] {
+        if !force_mc {
+            return self.potential_means_gradient(params, a0, a1, false).0;
+        }
         let (pb, pt) = (self.beta.len(), self.theta.len());
         let b = &params[..pb];
         let t = &params[pb..pb + pt];
@@ -435,59 +496,28 @@ impl Fitted {
         let off = if self.interaction { 4 } else { 3 };
         let link = link_of(self.families.1);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let z: Vec<f64> = if force_mc
-            || !matches!(
-                self.families,
-                (Family::Linear, Family::Linear | Family::Probit) | (Family::Logit, _)
-            ) {
+        let binary_mediator = self.families.0 != Family::Linear;
+        let z: Vec<f64> = if binary_mediator {
+            Vec::new()
+        } else {
             (0..self.n * draws)
                 .map(|_| StandardNormal.sample(&mut rng))
                 .collect()
-        } else {
-            Vec::new()
         };
-        let expit = |x: f64| 1.0 / (1.0 + (-x).exp());
-        let normal = Normal::standard();
         let mean_y = |a: f64, am: f64| -> f64 {
             let mut total = 0.0;
             for i in 0..self.n {
-                let c: f64 = self
-                    .covariates
-                    .iter()
-                    .zip(&b[2..])
-                    .map(|(v, b)| v[i] * b)
-                    .sum();
-                let ct: f64 = self
-                    .covariates
-                    .iter()
-                    .zip(&t[off..])
-                    .map(|(v, t)| v[i] * t)
-                    .sum();
-                let slope = t[2] + if self.interaction { t[3] * a } else { 0.0 };
-                let eta0 = t[0] + t[1] * a + ct;
-                let mlin = b[0] + b[1] * am + c;
-                let f = |eta: f64| match link {
-                    None => eta,
-                    Some(l) => l.cdf(eta),
-                };
+                let (u, slope, mlin) = self.row_scalars(b, t, off, i, a, am);
+                let f = |eta: f64| link.map_or(eta, |l| l.cdf(eta));
                 total += self.weights[i]
-                    * match self.families.0 {
-                        Family::Linear if z.is_empty() => match link {
-                            None => eta0 + slope * mlin,
-                            Some(_) => normal
-                                .cdf((eta0 + slope * mlin) / (1.0 + slope * slope * s2).sqrt()),
-                        },
-                        Family::Linear => {
-                            let zi = &z[i * draws..(i + 1) * draws];
-                            zi.iter()
-                                .map(|z| f(eta0 + slope * (mlin + s2.sqrt() * z)))
-                                .sum::<f64>()
-                                / draws as f64
-                        }
-                        _ => {
-                            let p = expit(mlin);
-                            p * f(eta0 + slope) + (1.0 - p) * f(eta0)
-                        }
+                    * if binary_mediator {
+                        self.row_mean(u, slope, mlin, s2).0
+                    } else {
+                        let zi = &z[i * draws..(i + 1) * draws];
+                        zi.iter()
+                            .map(|z| f(u + slope * (mlin + s2.sqrt() * z)))
+                            .sum::<f64>()
+                            / draws as f64
                     };
             }
             total / self.weights.iter().sum::<f64>()
@@ -498,6 +528,177 @@ impl Fitted {
             mean_y(a1, a0),
             mean_y(a1, a1),
         ]
+    }
+
+    /// Row i's outcome linear predictor without the mediator (u), the
+    /// mediator's slope at exposure a, and the mediator's linear predictor at
+    /// exposure am.
+    fn row_scalars(
+        &self,
+        b: &[f64],
+        t: &[f64],
+        off: usize,
+        i: usize,
+        a: f64,
+        am: f64,
+    ) -> (f64, f64, f64) {
+        let mut c = 0.0;
+        let mut ct = 0.0;
+        for (j, v) in self.covariates.iter().enumerate() {
+            c += v[i] * b[2 + j];
+            ct += v[i] * t[off + j];
+        }
+        let slope = t[2] + if self.interaction { t[3] * a } else { 0.0 };
+        (t[0] + t[1] * a + ct, slope, b[0] + b[1] * am + c)
+    }
+
+    /// One row's E[Y | u, slope, mlin] over the mediator's distribution and its
+    /// derivatives with respect to (u, slope, mlin, σ²):
+    /// - linear outcome, linear mediator: u + slope·mlin;
+    /// - probit outcome, linear mediator: Φ((u + slope·mlin)/√(1 + slope²σ²));
+    /// - binary mediator p = expit(mlin): p·F(u + slope) + (1 − p)·F(u);
+    /// - logit outcome, linear mediator: E F(u + slope·(mlin + σZ)) by
+    ///   Gauss–Hermite quadrature.
+    fn row_mean(&self, u: f64, slope: f64, mlin: f64, s2: f64) -> (f64, [f64; 4]) {
+        let link = link_of(self.families.1);
+        if self.families.0 != Family::Linear {
+            let p = 1.0 / (1.0 + (-mlin).exp());
+            let (f1, f0) = match link {
+                None => (u + slope, u),
+                Some(l) => (l.cdf(u + slope), l.cdf(u)),
+            };
+            let (d1, d0) = link.map_or((1.0, 1.0), |l| (l.pdf(u + slope), l.pdf(u)));
+            return (
+                p * f1 + (1.0 - p) * f0,
+                [
+                    p * d1 + (1.0 - p) * d0,
+                    p * d1,
+                    p * (1.0 - p) * (f1 - f0),
+                    0.0,
+                ],
+            );
+        }
+        match self.families.1 {
+            Family::Linear => (u + slope * mlin, [1.0, mlin, slope, 0.0]),
+            Family::Probit => {
+                let r = (1.0 + slope * slope * s2).sqrt();
+                let x = u + slope * mlin;
+                let phi = (-0.5 * (x / r).powi(2)).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                (
+                    Normal::standard().cdf(x / r),
+                    [
+                        phi / r,
+                        phi * (mlin / r - x * slope * s2 / (r * r * r)),
+                        phi * slope / r,
+                        -phi * x * slope * slope / (2.0 * r * r * r),
+                    ],
+                )
+            }
+            Family::Logit => {
+                let (nodes, weights) = gauss_hermite();
+                let sigma = s2.sqrt();
+                let (mut g, mut gu, mut gs, mut gv) = (0.0, 0.0, 0.0, 0.0);
+                for (x, w) in nodes.iter().zip(weights) {
+                    let m = mlin + sigma * std::f64::consts::SQRT_2 * x;
+                    let p = 1.0 / (1.0 + (-(u + slope * m)).exp());
+                    let d = w * p * (1.0 - p);
+                    g += w * p;
+                    gu += d;
+                    gs += d * m;
+                    gv += d * x;
+                }
+                let dv = if sigma > 0.0 {
+                    gv * slope * std::f64::consts::SQRT_2 / (2.0 * sigma)
+                } else {
+                    0.0
+                };
+                (g, [gu, gs, slope * gu, dv])
+            }
+        }
+    }
+
+    /// The four mean potential outcomes of [`Fitted::potential_means`] and
+    /// their gradients with respect to θ̂ = (β, θ, σ²), analytically: each row's
+    /// mean depends on θ̂ only through (u, slope, mlin, σ²), which are linear in
+    /// the coefficients. One pass over the rows instead of 2·dim(θ̂) + 1.
+    pub fn potential_means_gradient(
+        &self,
+        params: &[f64],
+        a0: f64,
+        a1: f64,
+        gradient: bool,
+    ) -> ([f64; 4], Vec<Vec<f64>>) {
+        let (pb, pt) = (self.beta.len(), self.theta.len());
+        let b = &params[..pb];
+        let t = &params[pb..pb + pt];
+        let s2 = params[pb + pt].max(0.0);
+        let off = if self.interaction { 4 } else { 3 };
+        let k = pb + pt + 1;
+        let wsum: f64 = self.weights.iter().sum();
+        let combos = [(a0, a0), (a0, a1), (a1, a0), (a1, a1)];
+        let mut means = [0.0; 4];
+        let mut grads = vec![vec![0.0; if gradient { k } else { 0 }]; 4];
+        for (c, &(a, am)) in combos.iter().enumerate() {
+            let g = &mut grads[c];
+            let mut total = 0.0;
+            for i in 0..self.n {
+                let (u, slope, mlin) = self.row_scalars(b, t, off, i, a, am);
+                let (m, [du, ds, dm, dv]) = self.row_mean(u, slope, mlin, s2);
+                let w = self.weights[i];
+                total += w * m;
+                if !gradient {
+                    continue;
+                }
+                let (du, ds, dm) = (w * du, w * ds, w * dm);
+                g[0] += dm;
+                g[1] += dm * am;
+                g[pb] += du;
+                g[pb + 1] += du * a;
+                g[pb + 2] += ds;
+                if self.interaction {
+                    g[pb + 3] += ds * a;
+                }
+                for (j, v) in self.covariates.iter().enumerate() {
+                    g[2 + j] += dm * v[i];
+                    g[pb + off + j] += du * v[i];
+                }
+                g[pb + pt] += w * dv;
+            }
+            means[c] = total / wsum;
+            for v in g.iter_mut() {
+                *v /= wsum;
+            }
+        }
+        (means, grads)
+    }
+
+    /// Delta-method variances of functions of the four mean potential outcomes
+    /// (analytic gradients of the means, numerical derivatives of `stat` in
+    /// the four means).
+    pub fn delta_of_means<F: Fn(&[f64; 4]) -> Vec<f64>>(
+        &self,
+        a0: f64,
+        a1: f64,
+        stat: F,
+    ) -> Vec<f64> {
+        let (means, mgrad) = self.potential_means_gradient(&self.params(), a0, a1, true);
+        let base = stat(&means);
+        let k = mgrad[0].len();
+        let mut grads = vec![vec![0.0; k]; base.len()];
+        for c in 0..4 {
+            let h = 1e-7 * means[c].abs().max(1e-3);
+            let (mut up, mut down) = (means, means);
+            up[c] += h;
+            down[c] -= h;
+            let (u, d) = (stat(&up), stat(&down));
+            for r in 0..base.len() {
+                let ds = (u[r] - d[r]) / (2.0 * h);
+                for j in 0..k {
+                    grads[r][j] += ds * mgrad[c][j];
+                }
+            }
+        }
+        self.variance_of_gradients(&grads)
     }
 
     /// Imai's natural effects from [`Fitted::potential_means`]:
@@ -665,9 +866,8 @@ pub fn group_mediation(
     let f = fit(&mi)?;
     let mut warnings: Vec<String> = Vec::new();
     let p = f.params();
-    let means = |q: &[f64]| f.potential_means(q, 0.0, 1.0, input.draws, input.seed, false);
-    let effects = |q: &[f64]| -> Vec<f64> {
-        let [y00, y01, y10, y11] = means(q);
+    let effects = |m: &[f64; 4]| -> Vec<f64> {
+        let [y00, y01, y10, y11] = *m;
         let total = y11 - y00;
         vec![
             total,
@@ -686,8 +886,9 @@ pub fn group_mediation(
         "indirect_effect_control",
         "proportion_mediated",
     ];
-    let point = effects(&p);
-    let var = f.delta(|q| effects(q));
+    let potential = f.potential_means(&p, 0.0, 1.0, input.draws, input.seed, false);
+    let point = effects(&potential);
+    let var = f.delta_of_means(0.0, 1.0, effects);
     let keys: Vec<crate::inference::Key> =
         names.iter().map(|n| (n.to_string(), None, None)).collect();
     let mut estimates = delta_rows(&keys, &point, Some(&var), input.level);
@@ -780,13 +981,13 @@ pub fn group_mediation(
             estimates.push(exp_row(name, cpoint[idx], cvar[idx].sqrt(), level));
         }
         // Marginal odds ratios of the potential means (log scale for the SEs).
-        let logodds = |q: &[f64]| -> Vec<f64> {
-            let [y00, _, y10, y11] = means(q);
+        let logodds = |m: &[f64; 4]| -> Vec<f64> {
+            let [y00, _, y10, y11] = *m;
             let lo = |v: f64| (v / (1.0 - v)).ln();
             vec![lo(y11) - lo(y00), lo(y10) - lo(y00), lo(y11) - lo(y10)]
         };
-        let lpoint = logodds(&p);
-        let lvar = f.delta(logodds);
+        let lpoint = logodds(&potential);
+        let lvar = f.delta_of_means(0.0, 1.0, logodds);
         for (k, name) in [
             "total_effect_marginal_or",
             "direct_effect_marginal_or",
@@ -797,7 +998,7 @@ pub fn group_mediation(
         {
             estimates.push(exp_row(name, lpoint[k], lvar[k].sqrt(), level));
         }
-        let [_, _, y10, y11] = means(&p);
+        let [_, _, y10, y11] = potential;
         let limit = estimates
             .iter()
             .find(|e| e.quantity == "indirect_effect")
@@ -843,6 +1044,111 @@ fn pick_codes(c: &[u32], rows: &[usize]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A simulated data set: exposure a, covariate x, a linear or binary
+    /// mediator and a linear or binary outcome.
+    fn simulated(binary_m: bool, binary_y: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let n = 3000;
+        let (mut y, mut a, mut m, mut x) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..n {
+            let xi: f64 = StandardNormal.sample(&mut rng);
+            let ai = f64::from(u8::from(rand::RngExt::random::<f64>(&mut rng) < 0.4));
+            let em: f64 = StandardNormal.sample(&mut rng);
+            let lin_m = 0.3 + 0.8 * ai + 0.5 * xi + em;
+            let mi = if binary_m {
+                f64::from(u8::from(lin_m > 0.5))
+            } else {
+                lin_m
+            };
+            let ey: f64 = StandardNormal.sample(&mut rng);
+            let lin_y = -1.0 + 0.4 * ai + 0.6 * mi + 0.2 * ai * mi + 0.3 * xi;
+            let yi = if binary_y {
+                f64::from(u8::from(lin_y + 1.6 * ey > 0.0))
+            } else {
+                lin_y + ey
+            };
+            y.push(yi);
+            a.push(ai);
+            m.push(mi);
+            x.push(xi);
+        }
+        (y, a, m, x)
+    }
+
+    #[test]
+    fn analytic_gradients_of_the_potential_means_match_finite_differences() {
+        for (mf, of) in [
+            (Family::Linear, Family::Linear),
+            (Family::Linear, Family::Probit),
+            (Family::Linear, Family::Logit),
+            (Family::Logit, Family::Logit),
+            (Family::Logit, Family::Linear),
+        ] {
+            let (y, a, m, x) = simulated(mf != Family::Linear, of != Family::Linear);
+            let input = MediationInput {
+                y: &y,
+                exposure: &a,
+                mediator: &m,
+                covariates: vec![("x".into(), x.as_slice())],
+                mediator_family: mf,
+                outcome_family: of,
+                interaction: true,
+                cluster: None,
+                weights: None,
+            };
+            let f = fit(&input).unwrap_or_else(|e| panic!("{mf:?}/{of:?}: {e}"));
+            let stat = |m: &[f64; 4]| vec![m[3] - m[0], m[3] - m[2], (m[3] - m[2]) / (m[3] - m[0])];
+            let analytic = f.delta_of_means(0.0, 1.0, stat);
+            let numeric = f.delta(|q| stat(&f.potential_means(q, 0.0, 1.0, 0, 1, false)));
+            for (x, y) in analytic.iter().zip(&numeric) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * y.abs().max(1e-12),
+                    "{mf:?}/{of:?}: analytic {x} vs numerical {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn quadrature_matches_monte_carlo_for_a_logit_outcome() {
+        let (y, a, m, x) = simulated(false, true);
+        let input = MediationInput {
+            y: &y,
+            exposure: &a,
+            mediator: &m,
+            covariates: vec![("x".into(), x.as_slice())],
+            mediator_family: Family::Linear,
+            outcome_family: Family::Logit,
+            interaction: true,
+            cluster: None,
+            weights: None,
+        };
+        let f = fit(&input).unwrap_or_else(|e| panic!("{e}"));
+        let p = f.params();
+        let quad = f.potential_means(&p, 0.0, 1.0, 0, 1, false);
+        let mc = f.potential_means(&p, 0.0, 1.0, 400, 9, true);
+        for (q, m) in quad.iter().zip(&mc) {
+            // 400 draws × 3000 rows: Monte Carlo SE well below 1e-3.
+            assert!((q - m).abs() < 2e-3, "quadrature {q} vs Monte Carlo {m}");
+        }
+    }
+
+    #[test]
+    fn gauss_hermite_integrates_normal_moments() {
+        let (x, w) = gauss_hermite();
+        let moment = |k: i32| -> f64 {
+            x.iter()
+                .zip(w)
+                .map(|(x, w)| w * (std::f64::consts::SQRT_2 * x).powi(k))
+                .sum()
+        };
+        assert!((moment(0) - 1.0).abs() < 1e-13);
+        assert!(moment(1).abs() < 1e-13);
+        assert!((moment(2) - 1.0).abs() < 1e-12);
+        assert!((moment(4) - 3.0).abs() < 1e-11);
+        assert!((moment(8) - 105.0).abs() < 1e-8);
+    }
 
     #[test]
     fn e_values_match_vanderweele_and_ding() {

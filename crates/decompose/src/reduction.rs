@@ -124,16 +124,6 @@ struct Setup<'a> {
     /// Outcome and base weight of each pair row.
     y: Vec<f64>,
     w: Vec<f64>,
-    /// Pair rows of each absorbed level.
-    level_rows: Vec<Vec<usize>>,
-    /// The same rows in level order: start of each level, then per position
-    /// the row's covariates (column-major), group, outcome, base weight and cluster.
-    level_start: Vec<usize>,
-    lx: Vec<f64>,
-    lgroup: Vec<f64>,
-    ly: Vec<f64>,
-    lw: Vec<f64>,
-    lcluster: Vec<u32>,
     /// Absorbed level of each pair row.
     level: Vec<u32>,
     /// Full-sample level effects (warm start of the replicates').
@@ -156,98 +146,127 @@ impl Setup<'_> {
     /// Block parts of every pair row's linear predictor without the level
     /// effects (row-major n × (K + 1): other, target 1..K).
     fn block_parts(&self, coef: &[f64]) -> Vec<f64> {
+        let mut parts = Vec::new();
+        self.block_parts_into(coef, &mut parts);
+        parts
+    }
+
+    /// [`Setup::block_parts`] into a reused buffer (a replicate's 8·n·(K + 1)
+    /// bytes would otherwise be fresh, page-faulting memory each time).
+    fn block_parts_into(&self, coef: &[f64], parts: &mut Vec<f64>) {
         let n = self.rows.len();
         let kk = self.k + 1;
         let absorb = self.absorbed().is_some();
-        let mut parts = vec![0.0; n * kk];
+        parts.clear();
+        parts.resize(n * kk, 0.0);
         let base = if absorb { 0.0 } else { coef[1] };
-        for r in 0..n {
-            parts[r * kk] = coef[0] * f64::from(self.group[r]) + base;
-        }
         let off = if absorb { 1 } else { 2 };
-        for (j, &b) in self.block_of.iter().enumerate() {
-            let c = coef[off + j];
-            let col = &self.x[j * n..(j + 1) * n];
-            for (r, v) in col.iter().enumerate() {
-                parts[r * kk + b] += v * c;
+        // In chunks of rows, so that the chunk's parts stay in cache while
+        // every column adds to them (one pass over memory instead of one per
+        // column).
+        const CHUNK: usize = 4096;
+        for (c, chunk) in parts.chunks_mut(CHUNK * kk).enumerate() {
+            let lo = c * CHUNK;
+            let rows = chunk.len() / kk;
+            for r in 0..rows {
+                chunk[r * kk] = coef[0] * f64::from(self.group[lo + r]) + base;
+            }
+            for (j, &b) in self.block_of.iter().enumerate() {
+                let cj = coef[off + j];
+                let col = &self.x[j * n + lo..j * n + lo + rows];
+                for (r, v) in col.iter().enumerate() {
+                    chunk[r * kk + b] += v * cj;
+                }
             }
         }
-        parts
     }
 
     /// Level effects given the other parts: per level, the α solving the
     /// level's score equation (closed form for OLS; Newton for logit, warm
-    /// started at `start`; ±∞ for levels without events or non-events).
-    fn alphas(&self, coef: &[f64], mult: Option<&[f64]>, start: &[f64]) -> Vec<f64> {
-        // Linear predictors without the level effects, in level order (sequential).
-        let n = self.ly.len();
-        let mut xb: Vec<f64> = self.lgroup.iter().map(|g| coef[0] * g).collect();
-        for j in 0..self.block_of.len() {
-            let c = coef[1 + j];
-            for (v, x) in xb.iter_mut().zip(&self.lx[j * n..(j + 1) * n]) {
-                *v += x * c;
-            }
+    /// started at `start`; ±∞ for levels without events or non-events). The
+    /// Newton steps of all levels run together, one sequential pass over the
+    /// rows per step accumulating each level's score and information. In a
+    /// replicate (`mult` given) a single Newton step from the full-sample
+    /// effects is taken, as for the coefficients (the one-step bootstrap).
+    fn alphas(&self, parts: &[f64], mult: Option<&[f64]>, start: &[f64]) -> Vec<f64> {
+        let kk = self.k + 1;
+        let levels = self.absorbed().map_or(0, |a| a.levels);
+        // Linear predictors without the level effects (the sum of the parts).
+        let xb: Vec<f64> = parts.chunks(kk).map(|p| p.iter().sum()).collect();
+        let w: Vec<f64> = (0..xb.len()).map(|r| self.weight(r, mult)).collect();
+        let (mut sw, mut sy, mut swx) = (vec![0.0; levels], vec![0.0; levels], vec![0.0; levels]);
+        for (r, &l) in self.level.iter().enumerate() {
+            let l = l as usize;
+            sw[l] += w[r];
+            sy[l] += w[r] * self.y[r];
+            swx[l] += w[r] * xb[r];
         }
-        let w: Vec<f64> = self
-            .lw
-            .iter()
-            .zip(&self.lcluster)
-            .map(|(w, c)| w * mult.map_or(1.0, |m| m[*c as usize]))
-            .collect();
-        (0..self.level_rows.len())
+        let Some(lk) = self.link() else {
+            return (0..levels)
+                .map(|l| {
+                    if sw[l] > 0.0 {
+                        (sy[l] - swx[l]) / sw[l]
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect();
+        };
+        let mut alpha: Vec<f64> = (0..levels)
             .map(|l| {
-                let range = self.level_start[l]..self.level_start[l + 1];
-                let (wl, yl, xl) = (&w[range.clone()], &self.ly[range.clone()], &xb[range]);
-                let sw: f64 = wl.iter().sum();
-                let sy: f64 = wl.iter().zip(yl).map(|(w, y)| w * y).sum();
-                if sw <= 0.0 {
-                    return f64::NAN;
-                }
-                match self.link() {
-                    None => {
-                        wl.iter()
-                            .zip(yl)
-                            .zip(xl)
-                            .map(|((w, y), x)| w * (y - x))
-                            .sum::<f64>()
-                            / sw
-                    }
-                    Some(_) if sy <= 0.0 => f64::NEG_INFINITY,
-                    Some(_) if sy >= sw => f64::INFINITY,
-                    Some(lk) => {
-                        let mut alpha = if start.get(l).is_some_and(|a| a.is_finite()) {
-                            start[l]
-                        } else {
-                            let rate = sy / sw;
-                            (rate / (1.0 - rate)).ln()
-                                - wl.iter().zip(xl).map(|(w, x)| w * x).sum::<f64>() / sw
-                        };
-                        for _ in 0..50 {
-                            let (mut g, mut h) = (0.0, 0.0);
-                            for ((w, y), x) in wl.iter().zip(yl).zip(xl) {
-                                if *w == 0.0 {
-                                    continue;
-                                }
-                                let p = lk.cdf(alpha + x);
-                                g += w * (y - p);
-                                h += w * p * (1.0 - p);
-                            }
-                            let step = g / h.max(1e-300);
-                            alpha += step;
-                            if step.abs() < 1e-10 {
-                                break;
-                            }
-                        }
-                        alpha
-                    }
+                if sw[l] <= 0.0 {
+                    f64::NAN
+                } else if sy[l] <= 0.0 {
+                    f64::NEG_INFINITY
+                } else if sy[l] >= sw[l] {
+                    f64::INFINITY
+                } else if start.get(l).is_some_and(|a| a.is_finite()) {
+                    start[l]
+                } else {
+                    let rate = sy[l] / sw[l];
+                    (rate / (1.0 - rate)).ln() - swx[l] / sw[l]
                 }
             })
-            .collect()
+            .collect();
+        let mut active: Vec<bool> = alpha.iter().map(|a| a.is_finite()).collect();
+        let steps = if mult.is_some() { 1 } else { 50 };
+        for _ in 0..steps {
+            if !active.iter().any(|a| *a) {
+                break;
+            }
+            let (mut g, mut h) = (vec![0.0; levels], vec![0.0; levels]);
+            for (r, &l) in self.level.iter().enumerate() {
+                let l = l as usize;
+                if !active[l] || w[r] == 0.0 {
+                    continue;
+                }
+                let p = lk.cdf(alpha[l] + xb[r]);
+                g[l] += w[r] * (self.y[r] - p);
+                h[l] += w[r] * p * (1.0 - p);
+            }
+            for l in 0..levels {
+                if active[l] {
+                    let step = g[l] / h[l].max(1e-300);
+                    alpha[l] += step;
+                    if step.abs() < 1e-10 {
+                        active[l] = false;
+                    }
+                }
+            }
+        }
+        alpha
     }
 
     /// Every pair row's block parts (row-major n × (K + 1)) for the replicate's
     /// model: one Newton step from the full-sample fit, level effects re-solved.
     fn model_parts(&self, mult: Option<&[f64]>) -> Result<Vec<f64>, String> {
+        let mut parts = Vec::new();
+        self.model_parts_into(mult, &mut parts)?;
+        Ok(parts)
+    }
+
+    /// [`Setup::model_parts`] into a reused buffer.
+    fn model_parts_into(&self, mult: Option<&[f64]>, parts: &mut Vec<f64>) -> Result<(), String> {
         let coef: Vec<f64> = match mult {
             None => self.coef.clone(),
             Some(m) => {
@@ -262,9 +281,9 @@ impl Setup<'_> {
                     .collect()
             }
         };
-        let mut parts = self.block_parts(&coef);
+        self.block_parts_into(&coef, parts);
         if self.absorbed().is_some() {
-            let alpha = self.alphas(&coef, mult, &self.alpha_hat);
+            let alpha = self.alphas(parts, mult, &self.alpha_hat);
             let kk = self.k + 1;
             let ka = self
                 .input
@@ -276,21 +295,91 @@ impl Setup<'_> {
                 parts[r * kk + ka] += alpha[l as usize];
             }
         }
-        Ok(parts)
+        Ok(())
     }
 
-    fn f(&self, eta: f64) -> f64 {
-        match self.link() {
-            None => eta,
-            Some(l) => l.cdf(eta),
+    /// Σ w·F(η_S) over the comparison patients and their partners' draws for
+    /// every subset S of swapped targets, with Σw, Σw·y and Σw·(reference
+    /// stratum mean). The unswapped subset does not depend on the draws and
+    /// is evaluated once per patient. Generic in F so that the link inlines.
+    fn subset_means<F: Fn(f64) -> f64>(
+        &self,
+        flat: &[f64],
+        partner: &[usize],
+        sw: &[f64],
+        sy: &[f64],
+        mult: Option<&[f64]>,
+        f: F,
+    ) -> (Vec<f64>, f64, f64, f64) {
+        let kk = self.k + 1;
+        let d = self.input.draws;
+        let nsub = 1usize << self.k;
+        let mut mu = vec![0.0; nsub];
+        let mut eta = vec![0.0; nsub];
+        let mut diff = vec![0.0; self.k];
+        let (mut wc, mut yc, mut refm) = (0.0, 0.0, 0.0);
+        for (ci, &r) in self.comparison.iter().enumerate() {
+            let w = self.weight(r, mult);
+            let s = self.stratum[r] as usize;
+            if w == 0.0 || sw[s] <= 0.0 {
+                continue;
+            }
+            wc += w;
+            yc += w * self.y[r];
+            refm += w * sy[s] / sw[s];
+            let own = &flat[r * kk..(r + 1) * kk];
+            let own_total: f64 = own.iter().sum();
+            let own_finite = own.iter().all(|v| v.is_finite());
+            mu[0] += w * f(own_total);
+            let wd = w / d as f64;
+            for draw in 0..d {
+                let j = partner[ci * d + draw];
+                let other = &flat[j * kk..(j + 1) * kk];
+                if own_finite && other[1..].iter().all(|v| v.is_finite()) {
+                    // η_S = η_∅ + Σ_{k∈S} (other_k − own_k), each subset from
+                    // the one without its lowest target.
+                    for k in 0..self.k {
+                        diff[k] = other[k + 1] - own[k + 1];
+                    }
+                    eta[0] = own_total;
+                    for subset in 1..nsub {
+                        let low = subset.trailing_zeros() as usize;
+                        eta[subset] = eta[subset & (subset - 1)] + diff[low];
+                        mu[subset] += wd * f(eta[subset]);
+                    }
+                    continue;
+                }
+                for (subset, m) in mu.iter_mut().enumerate().skip(1) {
+                    // Summed block by block (hospital effects may be ±∞).
+                    let mut e = own[0];
+                    for k in 0..self.k {
+                        e += if subset & (1 << k) != 0 {
+                            other[k + 1]
+                        } else {
+                            own[k + 1]
+                        };
+                    }
+                    *m += wd * f(e);
+                }
+            }
         }
+        (mu, wc, yc, refm)
     }
 
     /// Every statistic, in key order.
     fn values(&self, mult: Option<&[f64]>) -> Result<Vec<f64>, String> {
-        let flat = self.model_parts(mult)?;
-        let kk = self.k + 1;
-        let part = |r: usize, b: usize| flat[r * kk + b];
+        thread_local! {
+            static PARTS: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        PARTS.with(|cell| {
+            let mut flat = cell.borrow_mut();
+            self.model_parts_into(mult, &mut flat)?;
+            self.values_of_parts(&flat, mult)
+        })
+    }
+
+    /// Every statistic from the replicate's block parts.
+    fn values_of_parts(&self, flat: &[f64], mult: Option<&[f64]>) -> Result<Vec<f64>, String> {
         // Reference means per stratum, and every partner by one merge pass of
         // the sorted uniforms against the cumulative weights.
         let d = self.input.draws;
@@ -318,33 +407,13 @@ impl Setup<'_> {
             }
         }
         let nsub = 1usize << self.k;
-        let mut mu = vec![0.0; nsub];
-        let (mut wc, mut yc, mut refm) = (0.0, 0.0, 0.0);
-        for (ci, &r) in self.comparison.iter().enumerate() {
-            let w = self.weight(r, mult);
-            let s = self.stratum[r] as usize;
-            if w == 0.0 || sw[s] <= 0.0 {
-                continue;
-            }
-            wc += w;
-            yc += w * self.y[r];
-            refm += w * sy[s] / sw[s];
-            for draw in 0..d {
-                let j = partner[ci * d + draw];
-                for (subset, m) in mu.iter_mut().enumerate() {
-                    // Summed block by block (hospital effects may be ±∞).
-                    let mut eta = part(r, 0);
-                    for k in 0..self.k {
-                        eta += if subset & (1 << k) != 0 {
-                            part(j, k + 1)
-                        } else {
-                            part(r, k + 1)
-                        };
-                    }
-                    *m += w * self.f(eta) / d as f64;
-                }
-            }
-        }
+        let (mu, wc, yc, refm) = match self.link() {
+            None => self.subset_means(flat, &partner, &sw, &sy, mult, |eta| eta),
+            Some(Link::Logit) => self.subset_means(flat, &partner, &sw, &sy, mult, |eta| {
+                1.0 / (1.0 + (-eta).exp())
+            }),
+            Some(l) => self.subset_means(flat, &partner, &sw, &sy, mult, |eta| l.cdf(eta)),
+        };
         if wc <= 0.0 {
             return Err("no comparison patient has reference patients in its stratum".into());
         }
@@ -660,39 +729,12 @@ pub fn disparity_reduction(
             .iter()
             .map(|&i| input.weights.map_or(1.0, |w| w[i]))
             .collect(),
-        level_rows: Vec::new(),
-        level_start: Vec::new(),
-        lx: Vec::new(),
-        lgroup: Vec::new(),
-        ly: Vec::new(),
-        lw: Vec::new(),
-        lcluster: Vec::new(),
         level: Vec::new(),
         alpha_hat: Vec::new(),
     };
     if let Some(a) = &cov.absorbed {
         setup.level = setup.rows.iter().map(|&i| a.codes[i]).collect();
-        setup.level_rows = vec![Vec::new(); a.levels];
-        for (r, &l) in setup.level.iter().enumerate() {
-            setup.level_rows[l as usize].push(r);
-        }
-        let order: Vec<usize> = setup.level_rows.iter().flatten().copied().collect();
-        let mut start = vec![0usize];
-        for rows_l in &setup.level_rows {
-            start.push(start.last().copied().unwrap_or(0) + rows_l.len());
-        }
-        let np = setup.rows.len();
-        let mut lx = Vec::with_capacity(np * setup.block_of.len());
-        for j in 0..setup.block_of.len() {
-            lx.extend(order.iter().map(|&r| setup.x[j * np + r]));
-        }
-        setup.lx = lx;
-        setup.lgroup = order.iter().map(|&r| f64::from(setup.group[r])).collect();
-        setup.ly = order.iter().map(|&r| setup.y[r]).collect();
-        setup.lw = order.iter().map(|&r| setup.w[r]).collect();
-        setup.lcluster = order.iter().map(|&r| setup.cluster_of[r]).collect();
-        setup.level_start = start;
-        setup.alpha_hat = setup.alphas(&setup.coef.clone(), None, &[]);
+        setup.alpha_hat = setup.alphas(&setup.block_parts(&setup.coef), None, &[]);
     }
     // One-step cells: information weights h and working response (y − μ)/h.
     let flat = setup.model_parts(None).map_err(DecomposeError::Input)?;

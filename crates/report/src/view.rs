@@ -299,8 +299,7 @@ fn triangulation_table(t: &crate::triangulation::Triangulation) -> Table {
     }
 }
 
-fn estimates_table(input: &ReportInput, a: &AnalysisResult) -> Table {
-    let _ = input;
+fn estimates_table(a: &AnalysisResult) -> Table {
     Table {
         head: ["quantity", "factor", "term", "estimate", "SE", "CI", "p"]
             .map(String::from)
@@ -704,7 +703,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
             ),
             anchor: analysis_anchor(&a.id, &a.outcome, &a.comparison),
             meta: format!("n = {} · inference: {}", count(a.n, m), inference_text(a)),
-            table: estimates_table(input, a),
+            table: estimates_table(a),
             figures: figs,
             warnings: a.warnings.clone(),
         });
