@@ -556,6 +556,7 @@ fn browse(dir: &Dir, page: &Path) -> Browsed {
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-dev-shm-usage",
             "--disable-quic",
             "--no-first-run",
             "--disable-background-networking",
