@@ -635,19 +635,28 @@ fn coefficients_of(c: RawCoefficients) -> Coefficients {
 /// Table 1 rows as JSON objects, with small cells suppressed.
 fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
     let labels = &cohort.group_labels;
+    let counts: Vec<suppress::Table1Counts> = cohort
+        .table1
+        .iter()
+        .map(|row| suppress::Table1Counts {
+            variable: &row.variable,
+            level: row.level.is_some(),
+            counts: &row.counts,
+            denominators: &row.denominators,
+        })
+        .collect();
+    let hidden = suppress::table1(&counts, min_cell);
     cohort
         .table1
         .iter()
-        .map(|row| {
+        .zip(hidden)
+        .map(|(row, hidden)| {
             let mut m = Map::new();
             m.insert("variable".into(), json!(row.variable));
             m.insert("level".into(), json!(row.level));
             let mut missing = Map::new();
             for (g, label) in labels.iter().enumerate() {
-                let small_count =
-                    row.counts[g].is_some_and(|c| suppress::count(c, min_cell).is_none());
-                let small_group = suppress::count(row.denominators[g], min_cell).is_none();
-                let cell = if small_count || small_group {
+                let cell = if hidden[g] {
                     format!("<{min_cell}")
                 } else {
                     row.cells[g].clone()

@@ -255,33 +255,6 @@ fn suppressed(n: usize, min_cell: usize) -> Option<usize> {
     (n >= min_cell).then_some(n)
 }
 
-/// Cells to hide besides the small ones so that no hidden cell can be
-/// recovered from the column total (which the report shows): while the hidden
-/// cells of a column are a single cell, or add up to fewer than `min_cell`,
-/// the smallest shown non-zero cell is hidden too.
-pub fn complementary_cells(values: &[usize], hidden: &mut [bool], min_cell: usize) {
-    loop {
-        let (k, sum) = values
-            .iter()
-            .zip(hidden.iter())
-            .filter(|(_, h)| **h)
-            .fold((0usize, 0usize), |(k, s), (v, _)| (k + 1, s + v));
-        if k == 0 || (k >= 2 && sum >= min_cell) {
-            return;
-        }
-        let next = values
-            .iter()
-            .enumerate()
-            .filter(|(i, v)| !hidden[*i] && **v > 0)
-            .min_by_key(|(i, v)| (**v, *i))
-            .map(|(i, _)| i);
-        match next {
-            Some(i) => hidden[i] = true,
-            None => return,
-        }
-    }
-}
-
 /// Complementary suppression of the hospital table: each count column (n,
 /// n_reference, n_comparison) sums to a total the report shows, so a single
 /// hidden cell, or hidden cells adding up to fewer than `min_cell`, would be
@@ -297,7 +270,7 @@ fn complementary_suppression(
 ) {
     let n: Vec<usize> = used.iter().map(|&l| rows_of[l].len()).collect();
     let mut hide_n: Vec<bool> = table.iter().map(|r| r.n.is_none()).collect();
-    complementary_cells(&n, &mut hide_n, min_cell);
+    crate::privacy::complementary_cells(&n, &mut hide_n, min_cell);
     let mut hide_g: Vec<bool> = table
         .iter()
         .zip(&hide_n)
@@ -305,7 +278,7 @@ fn complementary_suppression(
         .collect();
     for g in [0u32, 1] {
         let v: Vec<usize> = used.iter().map(|&l| count(l, g)).collect();
-        complementary_cells(&v, &mut hide_g, min_cell);
+        crate::privacy::complementary_cells(&v, &mut hide_g, min_cell);
     }
     for ((row, hn), hg) in table.iter_mut().zip(hide_n).zip(hide_g) {
         if hn {
@@ -899,22 +872,6 @@ fn profile(
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_hidden_cell_takes_the_smallest_shown_cell_with_it() {
-        let v = [7, 40, 12, 30];
-        let mut hidden = [true, false, false, false];
-        complementary_cells(&v, &mut hidden, 11);
-        assert_eq!(hidden, [true, false, true, false]);
-        // Two hidden cells adding up to fewer than min_cell take a third.
-        let v = [3, 4, 50, 20];
-        let mut hidden = [true, true, false, false];
-        complementary_cells(&v, &mut hidden, 11);
-        assert_eq!(hidden, [true, true, false, true]);
-        // Nothing hidden, nothing to do.
-        let mut none = [false; 4];
-        complementary_cells(&v, &mut none, 11);
-        assert_eq!(none, [false; 4]);
-    }
     use crate::covariates::Covariates;
 
     /// Three hospitals, by hand: shares and rates

@@ -18,6 +18,7 @@ pub mod inference;
 pub mod mediation;
 pub mod nonlinear;
 pub mod oaxaca;
+pub mod privacy;
 pub mod reduction;
 pub mod result;
 pub mod terms;

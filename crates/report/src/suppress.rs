@@ -43,9 +43,116 @@ pub fn attrition(steps: &[(usize, usize)], min_cell: usize) -> Vec<(Option<usize
         .collect()
 }
 
+/// One Table 1 row as suppression sees it: its variable, whether it is a
+/// level of a categorical variable, and per group the count behind an
+/// `n (%)` cell (None for a mean (SD) row) and the group's n.
+pub struct Table1Counts<'a> {
+    /// Variable.
+    pub variable: &'a str,
+    /// A level row of a categorical variable.
+    pub level: bool,
+    /// Counts per group.
+    pub counts: &'a [Option<usize>],
+    /// Group sizes.
+    pub denominators: &'a [usize],
+}
+
+/// Which Table 1 cells to hide (row × group): counts below `min_cell` and
+/// cells of groups below `min_cell`; among a categorical variable's levels,
+/// the complementary cells that would reveal a hidden one from the group's n
+/// ([`healthgap_decompose::privacy::complementary_cells`]); and a binary row
+/// whose complement n − count is below `min_cell` (the n is shown, so the
+/// count would reveal it).
+pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> Vec<Vec<bool>> {
+    let mut hidden: Vec<Vec<bool>> = rows
+        .iter()
+        .map(|r| {
+            r.counts
+                .iter()
+                .zip(r.denominators)
+                .map(|(c, &n)| {
+                    count(n, min_cell).is_none()
+                        || c.is_some_and(|c| {
+                            count(c, min_cell).is_none()
+                                || (!r.level && count(n - c.min(n), min_cell).is_none())
+                        })
+                })
+                .collect()
+        })
+        .collect();
+    // Each run of level rows of one categorical variable.
+    let mut start = 0;
+    while start < rows.len() {
+        let same = |i: usize| rows[i].level && rows[i].variable == rows[start].variable;
+        let end = (start + 1..rows.len())
+            .find(|&i| !same(i))
+            .unwrap_or(rows.len());
+        if rows[start].level {
+            for g in 0..rows[start].counts.len() {
+                let values: Vec<usize> = (start..end)
+                    .map(|i| rows[i].counts[g].unwrap_or(0))
+                    .collect();
+                let mut mask: Vec<bool> = (start..end).map(|i| hidden[i][g]).collect();
+                healthgap_decompose::privacy::complementary_cells(&values, &mut mask, min_cell);
+                for (k, i) in (start..end).enumerate() {
+                    hidden[i][g] = mask[k];
+                }
+            }
+        }
+        start = end;
+    }
+    hidden
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table1_hides_the_complements_that_would_reveal_a_small_cell() {
+        let d = [500, 300];
+        let rows = [
+            // Binary: 295 of 300 reveals 5 non-events in group 2.
+            Table1Counts {
+                variable: "female",
+                level: false,
+                counts: &[Some(200), Some(295)],
+                denominators: &d,
+            },
+            // Categorical: group 2's "c" (4) is small; the smallest other level (b, 20) goes too.
+            Table1Counts {
+                variable: "ins",
+                level: true,
+                counts: &[Some(300), Some(276)],
+                denominators: &d,
+            },
+            Table1Counts {
+                variable: "ins",
+                level: true,
+                counts: &[Some(150), Some(20)],
+                denominators: &d,
+            },
+            Table1Counts {
+                variable: "ins",
+                level: true,
+                counts: &[Some(50), Some(4)],
+                denominators: &d,
+            },
+            // A mean (SD) row has no count.
+            Table1Counts {
+                variable: "age",
+                level: false,
+                counts: &[None, None],
+                denominators: &d,
+            },
+        ];
+        let h = table1(&rows, 11);
+        assert_eq!(h[0], [false, true]);
+        assert_eq!(h[1], [false, false]);
+        assert_eq!(h[2], [false, true]);
+        assert_eq!(h[3], [false, true]);
+        assert_eq!(h[4], [false, false]);
+    }
 
     #[test]
     fn small_counts_are_suppressed_zero_is_not() {
