@@ -60,6 +60,12 @@ impl StagedDir {
         if staging.exists() {
             std::fs::remove_dir_all(&staging).ok();
         }
+        // Registered before it exists, so that an interrupt at any moment
+        // from here on removes it.
+        watch_interrupts();
+        if let Ok(mut live) = STAGING.lock() {
+            live.push(staging.clone());
+        }
         std::fs::create_dir(&staging).with_context(|| {
             format!(
                 "cannot write to {}: cannot create a folder in {} (check its permissions)",
@@ -67,10 +73,6 @@ impl StagedDir {
                 parent.display()
             )
         })?;
-        watch_interrupts();
-        if let Ok(mut live) = STAGING.lock() {
-            live.push(staging.clone());
-        }
         Ok(StagedDir {
             target,
             staging,
@@ -103,6 +105,7 @@ impl StagedDir {
                 .with_context(|| format!("cannot move output into {}", self.target.display()))?;
         }
         self.committed = true;
+        WRITTEN.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(self.target.clone())
     }
 }
@@ -143,6 +146,9 @@ impl Drop for StagedDir {
 /// Staging folders of this process not yet committed or dropped.
 static STAGING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// Set once an output folder has been moved into place.
+static WRITTEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Starts (once) a thread that, on SIGINT, SIGTERM or SIGHUP, removes the live
 /// staging folders and exits with 128 + the signal.
 fn watch_interrupts() {
@@ -158,9 +164,13 @@ fn watch_interrupts() {
                 for p in live.iter() {
                     std::fs::remove_dir_all(p).ok();
                 }
-                eprintln!(
-                    "\ninterrupted: no report was written (an earlier report, if any, is untouched)"
-                );
+                if WRITTEN.load(std::sync::atomic::Ordering::SeqCst) {
+                    eprintln!("\ninterrupted after the output was written (it is complete)");
+                } else {
+                    eprintln!(
+                        "\ninterrupted: no output was written (an earlier one, if any, is untouched)"
+                    );
+                }
                 std::process::exit(128 + sig);
             }
         });

@@ -656,24 +656,32 @@ fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
             m.insert("level".into(), json!(row.level));
             let mut missing = Map::new();
             for (g, label) in labels.iter().enumerate() {
-                let cell = if hidden[g] {
-                    format!("<{min_cell}")
-                } else {
-                    row.cells[g].clone()
-                };
+                let cell = hidden[g]
+                    .text(min_cell)
+                    .unwrap_or_else(|| row.cells[g].clone());
                 m.insert(label.clone(), json!(cell));
                 missing.insert(
                     label.clone(),
                     json!(suppress::count(row.missing[g], min_cell)),
                 );
             }
+            // An SMD of proportions with one proportion and both n shown would
+            // give the other back: none where either cell is hidden.
+            let shown_smd = |g: usize| -> Option<f64> {
+                (!hidden[0].hidden() && !hidden[g].hidden())
+                    .then(|| row.smd.get(g - 1).copied().flatten())
+                    .flatten()
+            };
             let smd: Map<String, Value> = labels
                 .iter()
+                .enumerate()
                 .skip(1)
-                .zip(&row.smd)
-                .map(|(l, s)| (l.clone(), json!(s)))
+                .map(|(g, l)| (l.clone(), json!(shown_smd(g))))
                 .collect();
-            m.insert("smd".into(), json!(row.smd.first().copied().flatten()));
+            m.insert(
+                "smd".into(),
+                json!(if labels.len() > 1 { shown_smd(1) } else { None }),
+            );
             m.insert("smd_by_group".into(), Value::Object(smd));
             m.insert("missing_by_group".into(), Value::Object(missing));
             m
@@ -728,6 +736,49 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
                 model.n = None;
             }
         }
+    }
+    // A binary outcome with fewer than min_cell events or non-events in a
+    // group: every estimate of its gap would give the count back (the group's
+    // mean times its shown n), so that outcome and comparison is not reported.
+    let small_outcome = |outcome: &str, label: &str| -> bool {
+        let Some(g) = cohort.group_labels.iter().position(|l| l == label) else {
+            return false;
+        };
+        let Some((spec, y)) = cohort.outcome(outcome) else {
+            return false;
+        };
+        if spec.kind != OutcomeKind::Binary {
+            return false;
+        }
+        let (mut events, mut n) = (0usize, 0usize);
+        for (v, &gi) in y.iter().zip(&cohort.group) {
+            if gi as usize == g && v.is_finite() {
+                n += 1;
+                events += usize::from(*v != 0.0);
+            }
+        }
+        suppress::count(events, m).is_none() || suppress::count(n - events, m).is_none()
+    };
+    let mut withheld: Vec<(String, String, String)> = Vec::new();
+    analyses.retain(|a| {
+        let small = [&a.reference, &a.comparison]
+            .into_iter()
+            .find(|l| small_outcome(&a.outcome, l));
+        if let Some(l) = small {
+            let key = (a.outcome.clone(), a.comparison.clone(), l.to_string());
+            if !withheld.contains(&key) {
+                withheld.push(key);
+            }
+        }
+        small.is_none()
+    });
+    for (outcome, comparison, label) in withheld {
+        warnings.push(format!(
+            "{outcome}, {comparison} vs {}: group {label} has fewer than {m} events or non-events; \
+             the analyses of this outcome and comparison are not reported (each estimate would \
+             reveal the count)",
+            cohort.group_labels[0]
+        ));
     }
     let attrition = attrition_rows(&cohort, m);
     let mut files = Vec::new();

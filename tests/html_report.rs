@@ -364,8 +364,10 @@ fn a_hospital_of_seven_patients_shows_as_fewer_than_eleven_in_every_file() {
         .sum();
     let hidden_rows = hospitals[1..]
         .iter()
-        .filter(|r| r[col("n")] == "<11")
+        .filter(|r| r[col("n")] == "<11" || r[col("n")] == "suppressed")
         .count();
+    // The hospital hidden only to protect H_small says so instead of `<11`.
+    assert!(hospitals[1..].iter().any(|r| r[col("n")] == "suppressed"));
     let total: usize = counts.iter().sum();
     assert!(hidden_rows >= 2, "only {hidden_rows} hidden");
     assert!(
@@ -373,6 +375,56 @@ fn a_hospital_of_seven_patients_shows_as_fewer_than_eleven_in_every_file() {
         "hidden cells add up to {}",
         total - shown
     );
+    // The concentration curve is rounded to multiples of max(1%, 11 / n), so
+    // that no step gives a hospital's counts back.
+    let r: serde_json::Value = serde_json::from_str(&read(dir.join("out/results.json"))).unwrap();
+    let n_black = r["cohort"]["groups"][1]["n"].as_f64().unwrap();
+    let q = (11.0 / n_black).max(0.01);
+    let hospital = r["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["method"] == "hospital")
+        .unwrap();
+    let curve: Vec<f64> = hospital["estimates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["quantity"] == "concentration_curve")
+        .map(|e| e["estimate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(curve.len(), 20);
+    for v in curve {
+        let k = v / q;
+        assert!(
+            (k - k.round()).abs() < 1e-6 || (v - 1.0).abs() < 1e-12,
+            "{v} is not a multiple of {q}"
+        );
+    }
+    // Table 1: no SMD next to a hidden cell (it would give the cell back);
+    // at min_cell 60 the Black column has hidden cells.
+    std::fs::write(
+        dir.join("s60.toml"),
+        small_study("Suppression", r#"path = "data/cohort.csv""#, ALL_FORMATS)
+            .replace("min_cell = 11", "min_cell = 60"),
+    )
+    .unwrap();
+    dir.ok(&["run", "s60.toml", "--out", "out60"]);
+    let r60: serde_json::Value =
+        serde_json::from_str(&read(dir.join("out60/results.json"))).unwrap();
+    let mut hidden_cells = 0;
+    for row in r60["cohort"]["table1"].as_array().unwrap() {
+        let hidden = |l: &str| {
+            let c = row[l].as_str().unwrap_or("");
+            c.starts_with('<') || c == "suppressed"
+        };
+        if hidden("White") || hidden("Black") {
+            hidden_cells += 1;
+            assert!(row["smd_by_group"]["Black"].is_null(), "{row}");
+            assert!(row["smd"].is_null(), "{row}");
+        }
+    }
+    assert!(hidden_cells > 0, "no hidden Table 1 cell at min_cell 60");
     // The HTML never lists hospitals by count; its caterpillar leaves out
     // the suppressed ones and says so.
     let html = read(dir.join("out/index.html"));

@@ -23,7 +23,9 @@
 //!    fixed); concentration of the comparison group at the top 5% / 25% of
 //!    hospitals by its volume, and the concentration curve (each group's
 //!    cumulative share of patients at the top 5%, 10%, …, 100% of hospitals
-//!    ranked by comparison-group volume); minority-serving hospitals (top decile of the
+//!    ranked by comparison-group volume; shares rounded to multiples of
+//!    max(1%, min_cell / group size) so that no hospital's suppressed counts
+//!    can be recovered from a step); minority-serving hospitals (top decile of the
 //!    comparison group's share) against the rest.
 //!
 //! Linear parts come from per-cell moments ([`crate::cells`]) with the cluster
@@ -94,6 +96,11 @@ pub struct HospitalRow {
     pub observed: Option<f64>,
     /// Expected outcome mean under the patient-level model.
     pub expected: Option<f64>,
+    /// n is hidden only so that another hospital's small count cannot be
+    /// recovered by difference (it is not small itself).
+    pub n_complementary: bool,
+    /// The same for the group counts.
+    pub groups_complementary: bool,
     /// Risk-standardized rate O/E × overall mean.
     pub risk_standardized: Option<f64>,
     /// Lower limit.
@@ -281,6 +288,9 @@ fn complementary_suppression(
         crate::privacy::complementary_cells(&v, &mut hide_g, min_cell);
     }
     for ((row, hn), hg) in table.iter_mut().zip(hide_n).zip(hide_g) {
+        row.n_complementary = hn && row.n.is_some();
+        row.groups_complementary =
+            (hn || hg) && row.n_reference.is_some() && row.n_comparison.is_some();
         if hn {
             row.n = None;
             row.observed = None;
@@ -693,6 +703,16 @@ fn profile(
     let total_c: usize = used.iter().map(|&l| count(l, 1)).sum();
     let total_r: usize = used.iter().map(|&l| count(l, 0)).sum();
     let mut estimates = Vec::new();
+    // Cumulative shares are rounded to multiples of max(1%, min_cell / group
+    // size): with few hospitals a step of the curve is one hospital, and the
+    // exact shares times the (shown) group size would give its counts, which
+    // hospitals.csv suppresses. Rounded, a step is known only to about
+    // ±min_cell patients.
+    let rounded = |cum: usize, total: usize| -> f64 {
+        let total = total.max(1) as f64;
+        let q = (min_cell as f64 / total).max(0.01);
+        ((cum as f64 / total / q).round() * q).min(1.0)
+    };
     for (q, frac) in [
         ("concentration_top_5pct", 0.05),
         ("concentration_top_25pct", 0.25),
@@ -700,15 +720,15 @@ fn profile(
         let top = &by_volume[..((used.len() as f64 * frac).ceil() as usize).min(used.len())];
         let c: usize = top.iter().map(|&l| count(l, 1)).sum();
         let r: usize = top.iter().map(|&l| count(l, 0)).sum();
-        estimates.push(Estimate::total(q, c as f64 / total_c.max(1) as f64));
+        estimates.push(Estimate::total(q, rounded(c, total_c)));
         estimates.push(Estimate::total(
             &format!("{q}_reference"),
-            r as f64 / total_r.max(1) as f64,
+            rounded(r, total_r),
         ));
     }
     // The concentration curve: the share of each group's patients treated at the
     // top 5%, 10%, …, 100% of hospitals ranked by comparison-group volume (20
-    // points, each an aggregate over at least 1/20 of the hospitals).
+    // points, rounded as above).
     let mut cum = (0usize, 0usize, 0usize);
     for k in 1..=20usize {
         let upto = (used.len() * k).div_ceil(20).min(used.len());
@@ -719,12 +739,9 @@ fn profile(
             cum.0 += 1;
         }
         let term = format!("hospitals={}%", 5 * k);
-        let mut c = Estimate::total("concentration_curve", cum.1 as f64 / total_c.max(1) as f64);
+        let mut c = Estimate::total("concentration_curve", rounded(cum.1, total_c));
         c.term = Some(term.clone());
-        let mut r = Estimate::total(
-            "concentration_curve_reference",
-            cum.2 as f64 / total_r.max(1) as f64,
-        );
+        let mut r = Estimate::total("concentration_curve_reference", rounded(cum.2, total_r));
         r.term = Some(term);
         estimates.push(c);
         estimates.push(r);
@@ -840,6 +857,8 @@ fn profile(
             n_comparison: groups_shown.then_some(nc),
             comparison_share: (groups_shown && rows.len() >= min_cell).then_some(share[l]),
             minority_serving: msh[l],
+            n_complementary: false,
+            groups_complementary: false,
             observed: show(so / sw),
             expected: show(se / sw),
             risk_standardized: show(rs),

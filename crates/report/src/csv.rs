@@ -172,7 +172,8 @@ pub fn attrition(rows: &[AttritionRow], min_cell: usize) -> String {
 
 /// hospitals.csv: the per-hospital profiles of every `hospital` analysis
 /// (already suppressed by the method, with complementary suppression):
-/// hidden counts read `<min_cell`, hidden rates are empty.
+/// small hidden counts read `<min_cell`, counts hidden only to protect
+/// another hospital read `suppressed`, hidden rates are empty.
 pub fn hospitals(analyses: &[AnalysisResult], min_cell: usize) -> String {
     let mut out = line(
         &[
@@ -194,18 +195,22 @@ pub fn hospitals(analyses: &[AnalysisResult], min_cell: usize) -> String {
         ]
         .map(String::from),
     );
-    let count = |v: Option<usize>| crate::format::count(v, min_cell);
     for a in analyses {
         for h in &a.hospitals {
+            // Counts hidden only to protect another hospital read `suppressed`.
+            let count = |v: Option<usize>, complementary: bool| match v {
+                None if complementary => "suppressed".to_string(),
+                v => crate::format::count(v, min_cell),
+            };
             out.push_str(&line(&[
                 a.id.clone(),
                 a.outcome.clone(),
                 a.reference.clone(),
                 a.comparison.clone(),
                 h.hospital.clone(),
-                count(h.n),
-                count(h.n_reference),
-                count(h.n_comparison),
+                count(h.n, h.n_complementary),
+                count(h.n_reference, h.groups_complementary),
+                count(h.n_comparison, h.groups_complementary),
                 num(h.comparison_share),
                 h.minority_serving.to_string(),
                 num(h.observed),

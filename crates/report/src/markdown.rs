@@ -155,7 +155,7 @@ pub fn markdown(
         }
     }
     let _ = writeln!(out, "\n## Analyses");
-    for a in &results.analyses {
+    for (i, a) in results.analyses.iter().enumerate() {
         let _ = writeln!(
             out,
             "\n### {} ({}): {}, {} vs {}\n",
@@ -214,11 +214,7 @@ pub fn markdown(
                 num(e.p_value),
             ]));
         }
-        if let Some(v) = view
-            .analyses
-            .iter()
-            .find(|v| v.anchor == crate::view::analysis_anchor(&a.id, &a.outcome, &a.comparison))
-        {
+        if let Some(v) = view.analyses.iter().find(|v| v.index == i) {
             for f in &v.figures {
                 figure_link(&mut out, f);
             }

@@ -57,25 +57,59 @@ pub struct Table1Counts<'a> {
     pub denominators: &'a [usize],
 }
 
+/// Why a Table 1 cell is shown or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    /// Shown.
+    Shown,
+    /// A count (or group) below `min_cell`: reads `<min_cell`.
+    Small,
+    /// Hidden so that a small cell cannot be recovered by difference: reads
+    /// `suppressed` (its own count is not small).
+    Complementary,
+}
+
+impl Cell {
+    /// Hidden for either reason.
+    pub fn hidden(self) -> bool {
+        self != Cell::Shown
+    }
+
+    /// The text of a hidden cell.
+    pub fn text(self, min_cell: usize) -> Option<String> {
+        match self {
+            Cell::Shown => None,
+            Cell::Small => Some(format!("<{min_cell}")),
+            Cell::Complementary => Some("suppressed".into()),
+        }
+    }
+}
+
 /// Which Table 1 cells to hide (row × group): counts below `min_cell` and
 /// cells of groups below `min_cell`; among a categorical variable's levels,
 /// the complementary cells that would reveal a hidden one from the group's n
 /// ([`healthgap_decompose::privacy::complementary_cells`]); and a binary row
 /// whose complement n − count is below `min_cell` (the n is shown, so the
 /// count would reveal it).
-pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> Vec<Vec<bool>> {
-    let mut hidden: Vec<Vec<bool>> = rows
+pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> Vec<Vec<Cell>> {
+    let mut hidden: Vec<Vec<Cell>> = rows
         .iter()
         .map(|r| {
             r.counts
                 .iter()
                 .zip(r.denominators)
                 .map(|(c, &n)| {
-                    count(n, min_cell).is_none()
-                        || c.is_some_and(|c| {
-                            count(c, min_cell).is_none()
-                                || (!r.level && count(n - c.min(n), min_cell).is_none())
-                        })
+                    let small = count(n, min_cell).is_none()
+                        || c.is_some_and(|c| count(c, min_cell).is_none());
+                    let small_complement =
+                        !r.level && c.is_some_and(|c| count(n - c.min(n), min_cell).is_none());
+                    if small {
+                        Cell::Small
+                    } else if small_complement {
+                        Cell::Complementary
+                    } else {
+                        Cell::Shown
+                    }
                 })
                 .collect()
         })
@@ -92,10 +126,12 @@ pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> Vec<Vec<bool>> {
                 let values: Vec<usize> = (start..end)
                     .map(|i| rows[i].counts[g].unwrap_or(0))
                     .collect();
-                let mut mask: Vec<bool> = (start..end).map(|i| hidden[i][g]).collect();
+                let mut mask: Vec<bool> = (start..end).map(|i| hidden[i][g].hidden()).collect();
                 healthgap_decompose::privacy::complementary_cells(&values, &mut mask, min_cell);
                 for (k, i) in (start..end).enumerate() {
-                    hidden[i][g] = mask[k];
+                    if mask[k] && !hidden[i][g].hidden() {
+                        hidden[i][g] = Cell::Complementary;
+                    }
                 }
             }
         }
@@ -147,11 +183,14 @@ mod tests {
             },
         ];
         let h = table1(&rows, 11);
-        assert_eq!(h[0], [false, true]);
-        assert_eq!(h[1], [false, false]);
-        assert_eq!(h[2], [false, true]);
-        assert_eq!(h[3], [false, true]);
-        assert_eq!(h[4], [false, false]);
+        use Cell::{Complementary as C, Shown as S, Small as L};
+        assert_eq!(h[0], [S, C]);
+        assert_eq!(h[1], [S, S]);
+        assert_eq!(h[2], [S, C]);
+        assert_eq!(h[3], [S, L]);
+        assert_eq!(h[4], [S, S]);
+        assert_eq!(L.text(11).as_deref(), Some("<11"));
+        assert_eq!(C.text(11).as_deref(), Some("suppressed"));
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub struct PairView {
 /// One analysis for one outcome and comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnalysisView {
+    /// Position of the analysis in results.json's `analyses`.
+    pub index: usize,
     /// Heading.
     pub title: String,
     /// Anchor.
@@ -162,9 +164,40 @@ fn slug(parts: &[&str]) -> String {
         .join("_")
 }
 
-/// The anchor of one analysis's detail section.
-pub fn analysis_anchor(id: &str, outcome: &str, comparison: &str) -> String {
-    slug(&["analysis", id, outcome, comparison])
+/// Makes every figure id and section anchor of the report unique (slugs of
+/// different labels can coincide: `los.days` and `los_days`, or non-ASCII
+/// labels) by suffixing `-2`, `-3`, … to repeats.
+fn make_unique(view: &mut ReportView) {
+    let mut seen = std::collections::HashSet::new();
+    let mut unique = |id: &mut String| {
+        if !seen.insert(id.clone()) {
+            let base = id.clone();
+            let mut k = 2;
+            while !seen.insert(format!("{base}-{k}")) {
+                k += 1;
+            }
+            *id = format!("{base}-{k}");
+        }
+    };
+    for p in &mut view.pairs {
+        unique(&mut p.anchor);
+        for f in &mut p.figures {
+            unique(&mut f.id);
+        }
+    }
+    for a in &mut view.analyses {
+        unique(&mut a.anchor);
+        for f in &mut a.figures {
+            unique(&mut f.id);
+        }
+    }
+    for f in view
+        .hospitals
+        .iter_mut()
+        .chain(&mut view.sensitivity_figures)
+    {
+        unique(&mut f.id);
+    }
 }
 
 impl ReportInput<'_> {
@@ -701,7 +734,8 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
                 "{} ({}): {label}, {} vs {}",
                 a.id, a.method, a.comparison, a.reference
             ),
-            anchor: analysis_anchor(&a.id, &a.outcome, &a.comparison),
+            index: analyses.len(),
+            anchor: slug(&["analysis", &a.id, &a.outcome, &a.comparison]),
             meta: format!("n = {} · inference: {}", count(a.n, m), inference_text(a)),
             table: estimates_table(a),
             figures: figs,
@@ -767,7 +801,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         .filter(|(_, v): &(String, Vec<ModelView>)| !v.is_empty())
         .collect();
     let (methods, references) = methods::paragraphs(&r.analyses, input.factors);
-    Ok(ReportView {
+    let mut view = ReportView {
         study: r.study.name.clone(),
         provenance,
         attrition,
@@ -795,5 +829,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         methods,
         references,
         models,
-    })
+    };
+    make_unique(&mut view);
+    Ok(view)
 }
