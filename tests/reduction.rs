@@ -190,14 +190,14 @@ fn disparity_reduction_recovers_the_generator_truth() {
 /// initial disparity, joint reduction, clinical and care-site targets alone
 /// and Shapley) for death_30d and major_morbidity, Black vs White, on
 /// independent 200k-patient cohorts (seeds from HEALTHGAP_COVERAGE_SEEDS,
-/// default 5 seeds) against the population truth, which does not depend on
+/// default 10 seeds) against the population truth, which does not depend on
 /// the cohort's seed. Prints the coverage per check and pooled; asserts a
 /// pooled coverage of at least 85%.
 #[test]
-#[ignore = "repeated 200k-patient studies with 200 replicates: ~1 min per seed in release; run by bench/run.sh"]
+#[ignore = "ten 200k-patient studies with 200 replicates: ~45 s in release; run by bench/run.sh"]
 fn disparity_reduction_coverage_over_repeated_seeds() {
     let seeds: Vec<u64> = std::env::var("HEALTHGAP_COVERAGE_SEEDS")
-        .unwrap_or_else(|_| "101 102 103 104 105".into())
+        .unwrap_or_else(|_| "101 102 103 104 105 106 107 108 109 110".into())
         .split_whitespace()
         .map(|s| s.parse().unwrap())
         .collect();
