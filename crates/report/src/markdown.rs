@@ -1,8 +1,8 @@
 //! report.md: the study in Markdown — provenance, cohort, attrition, Table 1,
 //! every analysis's estimates with their intervals, and every warning. Counts
 //! are already suppressed in [`Results`]; every string from data or config is
-//! escaped (`|`, `<`, `>`, `&`, line breaks), so that a label cannot break a
-//! table or inject HTML into a Markdown renderer.
+//! escaped (`|`, `<`, `>`, `&`, `[`, `]`, line breaks), so that a label cannot
+//! break a table, inject HTML or form a link in a Markdown renderer.
 
 use std::fmt::Write as _;
 
@@ -18,6 +18,8 @@ pub fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('|', "\\|")
+        .replace('[', "\\[")
+        .replace(']', "\\]")
         .replace(['\n', '\r'], " ")
 }
 
@@ -44,12 +46,7 @@ pub fn figures(view: &ReportView) -> Vec<&Figure> {
 }
 
 fn figure_link(out: &mut String, f: &Figure) {
-    let _ = writeln!(
-        out,
-        "\n![{}](figures/{}.svg)\n",
-        escape(&f.caption).replace(['[', ']'], ""),
-        f.id
-    );
+    let _ = writeln!(out, "\n![{}](figures/{}.svg)\n", escape(&f.caption), f.id);
 }
 
 fn table(out: &mut String, t: &Table) {
@@ -268,5 +265,6 @@ mod tests {
             escape("<script>alert(1)</script> | \"A&B\"\nx"),
             "&lt;script&gt;alert(1)&lt;/script&gt; \\| \"A&amp;B\" x"
         );
+        assert_eq!(escape("[x](javascript:1)"), "\\[x\\](javascript:1)");
     }
 }
