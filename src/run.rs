@@ -643,14 +643,16 @@ fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
             level: row.level.is_some(),
             counts: &row.counts,
             denominators: &row.denominators,
+            missing: &row.missing,
         })
         .collect();
-    let hidden = suppress::table1(&counts, min_cell);
+    let (hidden, missing_hidden) = suppress::table1(&counts, min_cell);
     cohort
         .table1
         .iter()
         .zip(hidden)
-        .map(|(row, hidden)| {
+        .zip(missing_hidden)
+        .map(|((row, hidden), missing_hidden)| {
             let mut m = Map::new();
             m.insert("variable".into(), json!(row.variable));
             m.insert("level".into(), json!(row.level));
@@ -662,7 +664,7 @@ fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
                 m.insert(label.clone(), json!(cell));
                 missing.insert(
                     label.clone(),
-                    json!(suppress::count(row.missing[g], min_cell)),
+                    json!((!missing_hidden[g]).then_some(row.missing[g])),
                 );
             }
             // An SMD of proportions with one proportion and both n shown would

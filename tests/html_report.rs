@@ -375,6 +375,32 @@ fn a_hospital_of_seven_patients_shows_as_fewer_than_eleven_in_every_file() {
         "hidden cells add up to {}",
         total - shown
     );
+    // Rates: shown rate × shown n gives a hospital's deaths and Table 1 gives
+    // the total, so the hospitals with hidden rates must hold at least 11
+    // deaths and 11 survivors together (or none).
+    let data = csv_rows(&read(dir.join("data/cohort.csv")));
+    let dcol = |name: &str| data[0].iter().position(|h| h == name).unwrap();
+    let (dh, dr, dy) = (dcol("hospital_id"), dcol("race"), dcol("death_30d"));
+    let hidden_rate: Vec<&str> = hospitals[1..]
+        .iter()
+        .filter(|r| r[col("analysis")] == "hospital" && r[col("risk_standardized")].is_empty())
+        .map(|r| r[col("hospital")].as_str())
+        .collect();
+    let (mut deaths, mut survivors) = (0usize, 0usize);
+    for r in &data[1..] {
+        if (r[dr] == "White" || r[dr] == "Black") && hidden_rate.contains(&r[dh].as_str()) {
+            if r[dy] == "1" {
+                deaths += 1;
+            } else {
+                survivors += 1;
+            }
+        }
+    }
+    assert!(
+        hidden_rate.is_empty() || (hidden_rate.len() >= 2 && deaths >= 11 && survivors >= 11),
+        "{} hospitals with hidden rates hold {deaths} deaths and {survivors} survivors",
+        hidden_rate.len()
+    );
     // The concentration curve is rounded to multiples of max(1%, 11 / n), so
     // that no step gives a hospital's counts back.
     let r: serde_json::Value = serde_json::from_str(&read(dir.join("out/results.json"))).unwrap();

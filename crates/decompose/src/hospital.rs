@@ -307,6 +307,42 @@ fn complementary_suppression(
     }
 }
 
+/// Complementary suppression of the rates of a binary outcome: a shown rate
+/// times a shown n gives a hospital's events, and the total events are shown
+/// (Table 1), so the hidden hospitals' events (and non-events) would add up
+/// to a known number: a single hidden hospital, or hidden hospitals with
+/// fewer than `min_cell` events or non-events together, take the shown
+/// hospital with the fewest with them.
+fn complementary_rates(
+    table: &mut [HospitalRow],
+    used: &[usize],
+    rows_of: &[Vec<usize>],
+    y: &[f64],
+    min_cell: usize,
+) {
+    let events: Vec<usize> = used
+        .iter()
+        .map(|&l| rows_of[l].iter().filter(|&&i| y[i] != 0.0).count())
+        .collect();
+    let non_events: Vec<usize> = used
+        .iter()
+        .zip(&events)
+        .map(|(&l, e)| rows_of[l].len() - e)
+        .collect();
+    let mut hide: Vec<bool> = table.iter().map(|r| r.observed.is_none()).collect();
+    crate::privacy::complementary_cells(&events, &mut hide, min_cell);
+    crate::privacy::complementary_cells(&non_events, &mut hide, min_cell);
+    for (row, h) in table.iter_mut().zip(hide) {
+        if h {
+            row.observed = None;
+            row.expected = None;
+            row.risk_standardized = None;
+            row.rs_low = None;
+            row.rs_high = None;
+        }
+    }
+}
+
 /// The care-site analysis with its inference.
 pub fn hospital(
     input: &HospitalInput<'_>,
@@ -867,6 +903,9 @@ fn profile(
         });
     }
     complementary_suppression(&mut table, &used, &rows_of, count, min_cell);
+    if input.binary {
+        complementary_rates(&mut table, &used, &rows_of, input.y, min_cell);
+    }
     // Rows in label order (numeric labels by value).
     table.sort_by(
         |a, b| match (a.hospital.parse::<f64>(), b.hospital.parse::<f64>()) {

@@ -22,14 +22,25 @@ pub fn text(n: usize, min_cell: usize) -> String {
 }
 
 /// Attrition with complementary suppression: returns (excluded, remaining) per
-/// step. Once an excluded count is suppressed, the remaining counts from that
-/// step on are suppressed as well (each would reveal it by difference).
+/// step. The rows read and the final count are shown, so the excluded counts
+/// add up to a shown total: a single hidden excluded count (or hidden counts
+/// adding up to fewer than `min_cell`) takes the smallest other one with it
+/// ([`healthgap_decompose::privacy::complementary_cells`]). Once an excluded
+/// count is hidden, the remaining counts from that step on are hidden as well
+/// (each would reveal it by difference).
 pub fn attrition(steps: &[(usize, usize)], min_cell: usize) -> Vec<(Option<usize>, Option<usize>)> {
+    let excluded: Vec<usize> = steps.iter().map(|s| s.0).collect();
+    let mut hide: Vec<bool> = excluded
+        .iter()
+        .map(|&e| count(e, min_cell).is_none())
+        .collect();
+    healthgap_decompose::privacy::complementary_cells(&excluded, &mut hide, min_cell);
     let mut hidden = false;
     steps
         .iter()
-        .map(|&(excluded, remaining)| {
-            let e = count(excluded, min_cell);
+        .zip(hide)
+        .map(|(&(excluded, remaining), hide)| {
+            let e = (!hide).then_some(excluded);
             if e.is_none() {
                 hidden = true;
             }
@@ -55,6 +66,8 @@ pub struct Table1Counts<'a> {
     pub counts: &'a [Option<usize>],
     /// Group sizes.
     pub denominators: &'a [usize],
+    /// Missing values per group.
+    pub missing: &'a [usize],
 }
 
 /// Why a Table 1 cell is shown or not.
@@ -91,7 +104,7 @@ impl Cell {
 /// ([`healthgap_decompose::privacy::complementary_cells`]); and a binary row
 /// whose complement n − count is below `min_cell` (the n is shown, so the
 /// count would reveal it).
-pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> Vec<Vec<Cell>> {
+pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> (Vec<Vec<Cell>>, Vec<Vec<bool>>) {
     let mut hidden: Vec<Vec<Cell>> = rows
         .iter()
         .map(|r| {
@@ -114,6 +127,17 @@ pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> Vec<Vec<Cell>> {
                 .collect()
         })
         .collect();
+    // Missing counts below min_cell are hidden; among a categorical's levels
+    // the missing count is one more cell of the group's total.
+    let mut missing_hidden: Vec<Vec<bool>> = rows
+        .iter()
+        .map(|r| {
+            r.missing
+                .iter()
+                .map(|&m| count(m, min_cell).is_none())
+                .collect()
+        })
+        .collect();
     // Each run of level rows of one categorical variable.
     let mut start = 0;
     while start < rows.len() {
@@ -123,26 +147,55 @@ pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> Vec<Vec<Cell>> {
             .unwrap_or(rows.len());
         if rows[start].level {
             for g in 0..rows[start].counts.len() {
-                let values: Vec<usize> = (start..end)
+                let mut values: Vec<usize> = (start..end)
                     .map(|i| rows[i].counts[g].unwrap_or(0))
                     .collect();
+                values.push(rows[start].missing[g]);
                 let mut mask: Vec<bool> = (start..end).map(|i| hidden[i][g].hidden()).collect();
+                mask.push(missing_hidden[start][g]);
                 healthgap_decompose::privacy::complementary_cells(&values, &mut mask, min_cell);
                 for (k, i) in (start..end).enumerate() {
                     if mask[k] && !hidden[i][g].hidden() {
                         hidden[i][g] = Cell::Complementary;
                     }
+                    missing_hidden[i][g] = mask[end - start];
                 }
             }
         }
         start = end;
     }
-    hidden
+    (hidden, missing_hidden)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_missing_count_takes_a_level_with_it() {
+        // Group n 300: levels 250 + 45 shown and missing 5 would give 5 back.
+        let d = [300];
+        let rows = [
+            Table1Counts {
+                variable: "ins",
+                level: true,
+                counts: &[Some(250)],
+                denominators: &d,
+                missing: &[5],
+            },
+            Table1Counts {
+                variable: "ins",
+                level: true,
+                counts: &[Some(45)],
+                denominators: &d,
+                missing: &[5],
+            },
+        ];
+        let (cells, missing) = table1(&rows, 11);
+        assert_eq!(cells[0], [Cell::Shown]);
+        assert_eq!(cells[1], [Cell::Complementary]);
+        assert_eq!(missing, [[true], [true]]);
+    }
 
     #[test]
     fn table1_hides_the_complements_that_would_reveal_a_small_cell() {
@@ -154,6 +207,7 @@ mod tests {
                 level: false,
                 counts: &[Some(200), Some(295)],
                 denominators: &d,
+                missing: &[0, 0],
             },
             // Categorical: group 2's "c" (4) is small; the smallest other level (b, 20) goes too.
             Table1Counts {
@@ -161,18 +215,21 @@ mod tests {
                 level: true,
                 counts: &[Some(300), Some(276)],
                 denominators: &d,
+                missing: &[0, 0],
             },
             Table1Counts {
                 variable: "ins",
                 level: true,
                 counts: &[Some(150), Some(20)],
                 denominators: &d,
+                missing: &[0, 0],
             },
             Table1Counts {
                 variable: "ins",
                 level: true,
                 counts: &[Some(50), Some(4)],
                 denominators: &d,
+                missing: &[0, 0],
             },
             // A mean (SD) row has no count.
             Table1Counts {
@@ -180,9 +237,11 @@ mod tests {
                 level: false,
                 counts: &[None, None],
                 denominators: &d,
+                missing: &[0, 0],
             },
         ];
-        let h = table1(&rows, 11);
+        let (h, missing) = table1(&rows, 11);
+        assert!(missing.iter().flatten().all(|m| !m));
         use Cell::{Complementary as C, Shown as S, Small as L};
         assert_eq!(h[0], [S, C]);
         assert_eq!(h[1], [S, S]);
@@ -203,11 +262,13 @@ mod tests {
 
     #[test]
     fn a_suppressed_exclusion_hides_the_remaining_counts_that_reveal_it() {
+        // Rows read 1000 and the final 843 are shown: 7 alone would be
+        // 1000 − 843 − 100 − 50, so the smallest other exclusion (50) goes too.
         let steps = [(100, 900), (7, 893), (50, 843)];
         let out = attrition(&steps, 11);
         assert_eq!(
             out,
-            vec![(Some(100), Some(900)), (None, None), (Some(50), None)]
+            vec![(Some(100), Some(900)), (None, None), (None, None)]
         );
     }
 }
