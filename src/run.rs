@@ -782,6 +782,17 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
             cohort.group_labels[0]
         ));
     }
+    for a in &mut analyses {
+        if let (Some(r), "bootstrap") = (a.inference.replicates, a.inference.method.as_str())
+            && r < 200
+        {
+            a.warnings.push(format!(
+                "only {r} bootstrap replicates: {} intervals need about 200 or more to be \
+                 stable (set [inference] replicates)",
+                a.inference.interval
+            ));
+        }
+    }
     let attrition = attrition_rows(&cohort, m);
     let mut files = Vec::new();
     for f in &cohort.files {
@@ -961,9 +972,25 @@ fn print_summary(results: &Results, input: &ReportInput) {
             println!();
         }
     }
-    println!(
-        "\nShares of each method's own total (Oaxaca–Blinder: the gap; Gelbach: the base \
-         coefficient;\ndisparity reduction: the initial disparity; hospital: the gap; mediation: the \
-         total effect);\nrest: what no block accounts for. Intervals and every estimate are in the report."
-    );
+    let totals: Vec<&str> = [
+        ("oaxaca_blinder", "Oaxaca–Blinder: the gap"),
+        ("gelbach", "Gelbach: the base coefficient"),
+        (
+            "disparity_reduction",
+            "disparity reduction: the initial disparity",
+        ),
+        ("hospital", "hospital: the gap"),
+        ("mediation", "mediation: the total effect"),
+    ]
+    .into_iter()
+    .filter(|(m, _)| results.analyses.iter().any(|a| a.method == *m))
+    .map(|(_, t)| t)
+    .collect();
+    if !totals.is_empty() {
+        println!(
+            "\nShares of each method's own total ({}); rest: what no block accounts for.\n\
+             Intervals, the triangulation with its caveats and every estimate are in the report.",
+            totals.join("; ")
+        );
+    }
 }

@@ -223,8 +223,11 @@ pub fn markdown(
             }
         }
     }
-    if !view.hospitals.is_empty() {
-        let _ = writeln!(out, "\n## Hospitals");
+    if !view.hospitals.is_empty() || !view.hospital_notes.is_empty() {
+        let _ = writeln!(out, "\n## Hospitals\n");
+        for n in &view.hospital_notes {
+            let _ = writeln!(out, "_{}_", escape(n));
+        }
         for f in &view.hospitals {
             figure_link(&mut out, f);
         }

@@ -132,6 +132,8 @@ pub struct ReportView {
     pub analyses: Vec<AnalysisView>,
     /// Hospital figures.
     pub hospitals: Vec<Figure>,
+    /// Notes on hospital figures left out.
+    pub hospital_notes: Vec<String>,
     /// E-values and the ρ point.
     pub sensitivity: Table,
     /// ρ-sensitivity curves.
@@ -288,14 +290,51 @@ fn waterfall(
     })
 }
 
-fn triangulation_table(t: &crate::triangulation::Triangulation) -> Table {
+/// What a method holds fixed or goes through, for the triangulation header.
+fn column_note(a: Option<&AnalysisResult>) -> String {
+    let Some(a) = a else { return String::new() };
+    let list = |key: &str| -> String {
+        match a.options.get("analysis").and_then(|o| o.get(key)) {
+            Some(serde_json::Value::Array(v)) => v
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            Some(serde_json::Value::String(v)) => v.clone(),
+            _ => String::new(),
+        }
+    };
+    match a.method.as_str() {
+        "gelbach" => format!(" (given {})", list("base")),
+        "disparity_reduction" => format!(" (given {})", list("allowable")),
+        "mediation" => format!(" (through {})", list("mediators")),
+        _ => String::new(),
+    }
+}
+
+fn triangulation_table(
+    t: &crate::triangulation::Triangulation,
+    analyses: &[&AnalysisResult],
+) -> Table {
     let mut head = vec!["factor block".to_string()];
-    head.extend(t.columns.iter().map(|(id, m)| {
-        if id == m {
+    // A method whose total's interval covers 0 gives unstable shares.
+    let mut unstable = vec![false; t.columns.len()];
+    head.extend(t.columns.iter().enumerate().map(|(c, (id, m))| {
+        let a = analyses.iter().find(|a| &a.id == id).copied();
+        let total = a.and_then(|a| breakdown(a, &[])).map(|b| b.total);
+        unstable[c] = total
+            .and_then(|t| t.ci)
+            .is_some_and(|(lo, hi)| lo <= 0.0 && hi >= 0.0);
+        let name = if id == m {
             id.clone()
         } else {
             format!("{id} ({m})")
-        }
+        };
+        format!(
+            "{name}{}{}",
+            column_note(a),
+            if unstable[c] { " †" } else { "" }
+        )
     }));
     let rows = t
         .rows
@@ -321,14 +360,21 @@ fn triangulation_table(t: &crate::triangulation::Triangulation) -> Table {
         head,
         rows,
         numeric_from: 1,
-        note: Some(
+        note: Some(format!(
             "Each cell is the share of the method's own total (Oaxaca–Blinder: the gap; Gelbach: \
              the base-model group coefficient; disparity reduction: the initial disparity, Shapley \
              shares; hospital: the gap, between hospitals; mediation: the total effect, through \
-             the mediator). The interval is the part's interval divided by the total's point \
-             estimate, so it omits the total's own uncertainty."
-                .into(),
-        ),
+             the mediator). Blocks are not the same across methods: covariates a method holds \
+             fixed (Gelbach's base, disparity reduction's allowable) are attributed by \
+             Oaxaca–Blinder only. The interval is the part's interval divided by the total's point \
+             estimate, so it omits the total's own uncertainty.{}",
+            if unstable.iter().any(|u| *u) {
+                " † The method's total has an interval that includes 0: its shares are unstable \
+                 and can exceed 100% or change sign."
+            } else {
+                ""
+            }
+        )),
     }
 }
 
@@ -353,9 +399,15 @@ fn estimates_table(a: &AnalysisResult) -> Table {
             })
             .collect(),
         numeric_from: 3,
-        note: Some(
-            "Estimates in the outcome's own units (proportions for binary outcomes).".into(),
-        ),
+        note: Some(format!(
+            "Estimates in the outcome's own units (proportions for binary outcomes).{}",
+            if a.inference.method == "bootstrap" {
+                " p-values use the normal approximation with the bootstrap SE, so near 0.05 they \
+                 can disagree with the percentile interval."
+            } else {
+                ""
+            }
+        )),
     }
 }
 
@@ -452,7 +504,7 @@ fn hospital_figures(
             ))
         })
         .collect();
-    if caterpillar && !rates.is_empty() {
+    if caterpillar && rates.len() >= 10 {
         out.push(Figure {
             id: slug(&["caterpillar", &a.id, &a.outcome]),
             caption: format!(
@@ -521,8 +573,21 @@ fn rho_figure(input: &ReportInput, a: &AnalysisResult) -> Result<Option<Figure>,
         id: slug(&["rho", &a.id, &a.outcome, &a.comparison]),
         caption: format!(
             "{}: indirect effect of {} vs {} under a correlation ρ between the mediator's and the \
-             outcome's errors{zero}",
-            a.id, a.comparison, a.reference
+             outcome's errors{zero}{}",
+            a.id,
+            a.comparison,
+            a.reference,
+            if a.options
+                .get("analysis")
+                .and_then(|o| o.get("interaction"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+            {
+                ". The curve comes from models without the exposure–mediator interaction, so at \
+                 ρ = 0 it can differ from the reported indirect effect"
+            } else {
+                ""
+            }
         ),
         svg: figures::curves(
             &format!("ρ-sensitivity: {} vs {}", a.comparison, a.reference),
@@ -591,7 +656,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         .map(|a| (a.step.clone(), count(a.excluded, m), count(a.remaining, m)))
         .collect();
     let groups = Table {
-        head: vec!["group".into(), "patients".into()],
+        head: vec!["group".into(), "n".into()],
         rows: r
             .cohort
             .groups
@@ -642,8 +707,17 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
             })
             .collect();
         let gap = here.iter().find(|a| a.method == "crude").and_then(|a| {
-            a.get("gap", None, None)
-                .map(|g| scale.with_ci(g.estimate, g.ci_low.zip(g.ci_high), a.inference.level))
+            a.get("gap", None, None).map(|g| {
+                format!(
+                    "{} (crude; {} interval{})",
+                    scale.with_ci(g.estimate, g.ci_low.zip(g.ci_high), a.inference.level),
+                    a.inference.interval,
+                    a.inference
+                        .cluster
+                        .as_ref()
+                        .map_or(String::new(), |c| format!(", clustered by {c}"))
+                )
+            })
         });
         let mut figs = Vec::new();
         for a in &here {
@@ -656,7 +730,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
             .find(|t| {
                 t.outcome == outcome && t.reference == reference && t.comparison == comparison
             })
-            .map(triangulation_table);
+            .map(|t| triangulation_table(t, &here));
         pair_views.push(PairView {
             title: format!("{label}: {comparison} vs {reference}"),
             anchor: slug(&["pair", &outcome, &comparison]),
@@ -667,6 +741,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
     }
     let mut analyses = Vec::new();
     let mut hospitals = Vec::new();
+    let mut hospital_notes = Vec::new();
     let mut sensitivity_rows = Vec::new();
     let mut sensitivity_figures = Vec::new();
     let mut warnings = Vec::new();
@@ -687,6 +762,24 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
                 .iter()
                 .find(|b| b.id == a.id && b.outcome == a.outcome)
                 .is_some_and(|b| std::ptr::eq(a, b));
+            if first {
+                let shown = a
+                    .hospitals
+                    .iter()
+                    .filter(|h| h.risk_standardized.is_some())
+                    .count();
+                if shown < 10 {
+                    hospital_notes.push(format!(
+                        "{}: no caterpillar plot of {} — only {shown} of {} hospitals have rates \
+                         shown (a rate needs at least {} events and {} non-events)",
+                        a.id,
+                        a.outcome,
+                        a.hospitals.len(),
+                        input.min_cell,
+                        input.min_cell
+                    ));
+                }
+            }
             hospitals.extend(hospital_figures(input, a, first)?);
         }
         if let Some(f) = rho_figure(input, a)? {
@@ -731,8 +824,14 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         }
         analyses.push(AnalysisView {
             title: format!(
-                "{} ({}): {label}, {} vs {}",
-                a.id, a.method, a.comparison, a.reference
+                "{}: {label}, {} vs {}",
+                if a.id == a.method {
+                    a.id.clone()
+                } else {
+                    format!("{} ({})", a.id, a.method)
+                },
+                a.comparison,
+                a.reference
             ),
             index: analyses.len(),
             anchor: slug(&["analysis", &a.id, &a.outcome, &a.comparison]),
@@ -810,7 +909,9 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         table1,
         pairs: pair_views,
         analyses,
-        hospitals,
+                hospitals,
+        hospital_notes,
+
         sensitivity: Table {
             head: ["analysis", "outcome and groups", "quantity", "target", "E-value", "E-value of the CI limit"]
                 .map(String::from)
