@@ -602,6 +602,26 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
                     .unwrap_or_default(),
                 expected.join(", ")
             )
+        } else if msg.starts_with("invalid type") {
+            // Name the key of the offending line and say what is expected in
+            // plain words (not Rust type names).
+            let key = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .and_then(|l| l.split('=').next())
+                .map(|k| k.trim().trim_start_matches('{').trim())
+                .filter(|k| !k.is_empty() && !k.contains(' '));
+            let plain = msg
+                .replace("expected usize", "expected a whole number without quotes")
+                .replace("expected u64", "expected a whole number without quotes")
+                .replace("expected f64", "expected a number without quotes")
+                .replace(
+                    "expected a boolean",
+                    "expected true or false without quotes",
+                );
+            match key {
+                Some(k) => format!("`{k}`: {plain}"),
+                None => plain,
+            }
         } else {
             msg
         };

@@ -225,7 +225,7 @@ fn bad_files_are_named() {
 fn config_errors_name_the_problem() {
     let dir = Dir::new();
     fixture(&dir);
-    let cases: [(&str, &str, &[&str]); 6] = [
+    let cases: [(&str, &str, &[&str]); 10] = [
         (
             "\"adi\", \"insurance\"",
             "\"adii\", \"insurance\"",
@@ -252,6 +252,34 @@ fn config_errors_name_the_problem() {
             &["group `Black` has no rows after the filters"],
         ),
         ("min_cell = 11", "min_cel = 11", &[]),
+        (
+            "cluster = \"hospital_id\"",
+            "cluster = \"hosp_id\"",
+            &[
+                "no column `hosp_id`",
+                "[design] cluster",
+                "did you mean `hospital_id`",
+            ],
+        ),
+        (
+            "socioeconomic = [\"adi\", \"insurance\"]",
+            "socioeconomic = [\"income\", \"insurance\"]",
+            &["no column `income`", "[factors] socioeconomic"],
+        ),
+        (
+            "filters = [\"age >= 18\"]",
+            "filters = [\"agee >= 18\"]",
+            &[
+                "no column `agee`",
+                "[cohort] filter `agee >= 18`",
+                "did you mean `age`",
+            ],
+        ),
+        (
+            "[[analysis]]",
+            "[inference]\nreplicates = \"50\"\n\n[[analysis]]",
+            &["`replicates`", "whole number"],
+        ),
     ];
     for (from, to, needles) in cases {
         let text = CONFIG.replace(from, to);

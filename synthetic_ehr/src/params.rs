@@ -620,12 +620,20 @@ impl Params {
 
 /// The valid key nearest to `key` by edit distance, if any is reasonably close.
 pub fn nearest(key: &str, candidates: &[String]) -> Option<String> {
+    // Edit distance, with a shared beginning counting in favour (`hosp_id` is
+    // nearer `hospital_id` than `visit_id`).
+    let prefix = |c: &str| {
+        key.chars()
+            .zip(c.chars())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
     candidates
         .iter()
-        .map(|c| (edit_distance(key, c), c))
-        .min_by_key(|(d, _)| *d)
-        .filter(|(d, c)| *d <= (c.len().max(key.len()) / 2).max(2))
-        .map(|(_, c)| c.clone())
+        .map(|c| (edit_distance(key, c), prefix(c), c))
+        .min_by_key(|(d, p, _)| (2 * d).saturating_sub(*p))
+        .filter(|(d, p, c)| *d <= (c.len().max(key.len()) / 2).max(2) || *p >= 3)
+        .map(|(_, _, c)| c.clone())
 }
 
 /// Levenshtein distance between two strings (by characters).

@@ -40,12 +40,14 @@ pub enum CohortError {
         message: String,
     },
     /// A column the plan needs is not in the data.
-    #[error("{file}: no column `{column}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    #[error("{file}: no column `{column}`, which {role} names{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
     MissingColumn {
         /// The file (or table) searched.
         file: String,
         /// The column.
         column: String,
+        /// The config key that names it (`[factors] socioeconomic`, `[design] cluster`, …).
+        role: String,
         /// The nearest existing column name.
         suggestion: Option<String>,
     },

@@ -164,7 +164,7 @@ pub fn read_flat(path: &Path) -> Result<DataFrame, CohortError> {
     Ok(df)
 }
 
-fn column_error(file: &str, column: &str, df: &DataFrame) -> CohortError {
+fn column_error(file: &str, column: &str, role: &str, df: &DataFrame) -> CohortError {
     let names: Vec<String> = df
         .get_column_names()
         .iter()
@@ -173,6 +173,7 @@ fn column_error(file: &str, column: &str, df: &DataFrame) -> CohortError {
     CohortError::MissingColumn {
         file: file.to_string(),
         column: column.to_string(),
+        role: role.to_string(),
         suggestion: nearest(column, &names),
     }
 }
@@ -318,23 +319,44 @@ pub fn load_frame(
     file: &str,
 ) -> Result<Cohort, CohortError> {
     let rows_read = raw.height();
-    // Every referenced column must exist.
-    let mut needed: Vec<String> = vec![spec.group_column.clone()];
-    needed.extend(spec.outcomes.iter().map(|o| o.name.clone()));
-    needed.extend(spec.variables.iter().map(|v| v.name.clone()));
-    needed.extend(spec.cluster.iter().cloned());
-    needed.extend(spec.weights.iter().cloned());
+    // Every referenced column must exist; each with the config key that names it.
+    let mut needed: Vec<(String, String)> =
+        vec![(spec.group_column.clone(), "[groups] column".into())];
+    needed.extend(
+        spec.outcomes
+            .iter()
+            .map(|o| (o.name.clone(), "[outcomes]".into())),
+    );
+    needed.extend(
+        spec.variables
+            .iter()
+            .map(|v| (v.name.clone(), format!("[factors] {}", v.block))),
+    );
+    needed.extend(
+        spec.cluster
+            .iter()
+            .map(|c| (c.clone(), "[design] cluster".into())),
+    );
+    needed.extend(
+        spec.weights
+            .iter()
+            .map(|c| (c.clone(), "[design] weights".into())),
+    );
     let filters: Vec<filter::Filter> = spec
         .filters
         .iter()
         .map(|f| filter::parse(f))
         .collect::<Result<_, _>>()?;
-    for f in &filters {
-        needed.extend(f.columns.iter().cloned());
+    for (f, text) in filters.iter().zip(&spec.filters) {
+        needed.extend(
+            f.columns
+                .iter()
+                .map(|c| (c.clone(), format!("the [cohort] filter `{text}`"))),
+        );
     }
-    for c in &needed {
+    for (c, role) in &needed {
         if raw.column(c).is_err() {
-            return Err(column_error(file, c, &raw));
+            return Err(column_error(file, c, role, &raw));
         }
     }
     // Group levels must exist in the data.
