@@ -119,7 +119,8 @@ pub fn markdown(
     let _ = writeln!(out, "\n## Table 1\n");
     let mut head = vec!["variable".to_string(), "level".to_string()];
     head.extend(group_labels.iter().map(|l| escape(l)));
-    head.push("SMD".into());
+    // One SMD per comparison group, against the reference.
+    head.extend(group_labels.iter().skip(1).map(|l| format!("SMD {l}")));
     out.push_str(&row(&head));
     out.push_str(&row(&vec!["---".to_string(); head.len()]));
     for t in &c.table1 {
@@ -131,7 +132,12 @@ pub fn markdown(
         };
         let mut cells = vec![text("variable"), text("level")];
         cells.extend(group_labels.iter().map(|l| text(l)));
-        cells.push(num(t.get("smd").and_then(Value::as_f64)));
+        for l in group_labels.iter().skip(1) {
+            cells.push(num(t
+                .get("smd_by_group")
+                .and_then(|m| m.get(l.as_str()))
+                .and_then(Value::as_f64)));
+        }
         out.push_str(&row(&cells));
     }
     let _ = writeln!(out, "\n## Where each gap comes from");

@@ -668,7 +668,14 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
     };
     let mut head = vec!["variable".to_string(), "level".to_string()];
     head.extend(input.group_labels.iter().cloned());
-    head.push("SMD".into());
+    // One SMD per comparison group, against the reference.
+    head.extend(
+        input
+            .group_labels
+            .iter()
+            .skip(1)
+            .map(|l| format!("SMD {l}")),
+    );
     let table1 = Table {
         rows: r
             .cohort
@@ -683,17 +690,22 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
                 };
                 let mut cells = vec![text("variable"), text("level")];
                 cells.extend(input.group_labels.iter().map(|l| text(l)));
-                cells.push(num(t.get("smd").and_then(serde_json::Value::as_f64)));
+                for l in input.group_labels.iter().skip(1) {
+                    cells.push(num(t
+                        .get("smd_by_group")
+                        .and_then(|m| m.get(l.as_str()))
+                        .and_then(serde_json::Value::as_f64)));
+                }
                 cells
             })
             .collect(),
         head,
         numeric_from: 2,
-        note: Some(
-            "Mean (SD) or n (%); SMD: standardized mean difference of the first comparison group \
-             against the reference."
-                .into(),
-        ),
+        note: Some(format!(
+            "Mean (SD) or n (%); SMD: standardized mean difference of each comparison group \
+             against the reference (none beside a suppressed cell); <{m}: a count below the \
+             minimum cell size; suppressed: hidden so that such a count cannot be recovered."
+        )),
     };
     let tables = triangulate(&r.analyses, input.factors);
     let mut pair_views = Vec::new();
