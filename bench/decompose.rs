@@ -396,6 +396,7 @@ fn main() {
             binary: true,
             draws: 5,
             min_cell: 11,
+            estimator: Default::default(),
         };
         disparity_reduction(&input, spec, &|| {}).expect("disparity reduction")
     };

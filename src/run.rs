@@ -16,7 +16,7 @@ use healthgap_decompose::inference::{InferenceSpec, Method};
 use healthgap_decompose::mediation::{GroupMediationInput, group_mediation};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
-use healthgap_decompose::reduction::{ReductionInput, Target, disparity_reduction};
+use healthgap_decompose::reduction::{Estimator, ReductionInput, Target, disparity_reduction};
 use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
 use healthgap_report::results::AttritionRow;
@@ -124,10 +124,7 @@ fn implemented(a: &RawAnalysis) -> bool {
             | RawAnalysis::OaxacaBlinder { .. }
             | RawAnalysis::Gelbach { .. }
             | RawAnalysis::Hospital { .. }
-            | RawAnalysis::DisparityReduction {
-                estimator: None | Some(RawEstimator::Gcomputation),
-                ..
-            }
+            | RawAnalysis::DisparityReduction { .. }
             | RawAnalysis::Mediation { .. }
     )
 }
@@ -461,6 +458,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     allowable,
                     targets,
                     draws,
+                    estimator,
                     ..
                 } => {
                     let allow_vars = expand(plan, allowable);
@@ -522,6 +520,11 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         binary,
                         draws: draws.unwrap_or(5).max(1),
                         min_cell: plan.min_cell,
+                        estimator: match estimator {
+                            None | Some(RawEstimator::Gcomputation) => Estimator::GComputation,
+                            Some(RawEstimator::Weighting) => Estimator::Weighting,
+                            Some(RawEstimator::DoublyRobust) => Estimator::DoublyRobust,
+                        },
                     };
                     let out = disparity_reduction(&input, &spec, &progress)
                         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;

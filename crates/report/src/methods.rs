@@ -177,7 +177,7 @@ pub fn paragraphs(
                 cite.extend([JACKSON, LUNDBERG, SHAPLEY, EVALUE]);
                 format!(
                     "Interventional disparity reduction (Jackson & VanderWeele 2018) estimated, by \
-                     g-computation with {} Monte Carlo draws per patient and common random numbers, \
+                     {} with {} Monte Carlo draws per patient and common random numbers, \
                      how much of the disparity standardized over {} would remain if each target \
                      block ({}) of the comparison group were drawn from the reference group's \
                      distribution given those covariates; the care-site target reassigns hospitals \
@@ -185,6 +185,16 @@ pub fn paragraphs(
                      target alone, jointly, sequentially in the configured order and as Shapley \
                      values over all orders (Shorrocks 2013), with E-values for the remaining \
                      disparity (VanderWeele & Ding 2017).",
+                    match text(a, "estimator") {
+                        Some("weighting") =>
+                            "weighting by density ratios (logistic classifiers of \
+                                              intervened against observed covariates)",
+                        Some("doubly_robust") =>
+                            "a doubly robust estimator (g-computation plus \
+                                                  density-ratio-weighted residuals of the outcome \
+                                                  model)",
+                        _ => "g-computation",
+                    },
                     opts.and_then(|o| o.get("draws"))
                         .and_then(Value::as_u64)
                         .unwrap_or(5),
