@@ -142,35 +142,39 @@ fn reductions_add_up_and_are_seeded() {
 /// three jointly) and `disparity_reduction_shapley` for both comparison
 /// groups and all four outcomes. Asserted: the binary outcomes' initial
 /// disparity, joint reduction and the clinical and care-site targets. Printed
-/// but not asserted (known deviations, see BENCHMARKS.md): the socioeconomic
-/// target, whose truth also moves the latent SES S, which acts on the outcomes
-/// beyond ADI and insurance (estimates run 1–3 SEs low), and length of stay,
-/// which the generator draws on the log scale while the g-formula's outcome
-/// model is linear.
+/// but not asserted (known deviations of g-computation's outcome model, see
+/// BENCHMARKS.md): the socioeconomic target (estimates run 1–3 SEs low; the
+/// generator's outcomes depend on the latent SES, of which ADI is a nonlinear
+/// proxy entering the logit linearly) and length of stay (log-normal in the
+/// generator, linear in the outcome model). The doubly robust and weighting
+/// estimators, which do not rest on that model alone, cover these too.
 #[test]
 #[ignore = "statistical recovery at 400k patients with 200 replicates: ~2 min in release; run by bench/run.sh"]
 fn disparity_reduction_recovers_the_generator_truth() {
-    let coverage = recovery_with("gcomputation");
+    let coverage = recovery_with("gcomputation", false);
     // At least 90% of 36.
     coverage.check("Disparity-reduction", 36, 33);
 }
 
-/// The weighting and doubly robust estimators on the recovery study: the
-/// same asserted set as g-computation. Their density-ratio models (logistic
-/// in every covariate, hospital fixed effects) are not the generator's, so
-/// the doubly robust estimator must lean on the outcome model; the
-/// weighting estimator is reported (printed), with an assertion only that
-/// most of its intervals cover.
+/// The weighting and doubly robust estimators on the recovery study, on all
+/// 64 checks: their density-ratio models (logistic in every covariate,
+/// hospital fixed effects) do not share the outcome model's misfit, so the
+/// socioeconomic target and length of stay, which g-computation misses, are
+/// asserted too (2026-11-27: doubly robust 61/64, weighting 59/64).
 #[test]
 #[ignore = "statistical recovery at 400k patients with 200 replicates, two estimators: ~2 min in release; run by bench/run.sh"]
 fn weighting_and_doubly_robust_recover_the_generator_truth() {
-    let dr = recovery_with("doubly_robust");
-    dr.check("Disparity-reduction (doubly robust)", 36, 33);
-    let w = recovery_with("weighting");
-    w.check("Disparity-reduction (weighting)", 36, 29);
+    let dr = recovery_with("doubly_robust", true);
+    dr.check("Disparity-reduction (doubly robust)", 64, 58);
+    let w = recovery_with("weighting", true);
+    w.check("Disparity-reduction (weighting)", 64, 56);
 }
 
-fn recovery_with(estimator: &str) -> crate::oaxaca::Coverage {
+/// Runs the recovery study with `estimator`; with `assert_all`, every check
+/// counts (the doubly robust and weighting estimators do not share
+/// g-computation's outcome-model deviations), otherwise the known deviations
+/// are printed only.
+fn recovery_with(estimator: &str, assert_all: bool) -> crate::oaxaca::Coverage {
     let dir = Dir::new();
     let outcomes = "\"death_30d\", \"major_morbidity\", \"readmit_30d\", \"los_days\"";
     std::fs::write(
@@ -213,8 +217,9 @@ fn recovery_with(estimator: &str) -> crate::oaxaca::Coverage {
                 .iter()
                 .find(|x| x["quantity"] == q && x["factor"].as_str() == f)
                 .unwrap();
-            // Known deviations (see the doc comment): printed, not asserted.
-            let asserted = outcome != "los_days" && f != Some("socioeconomic");
+            // Known deviations of g-computation (see the doc comment): printed,
+            // not asserted.
+            let asserted = assert_all || (outcome != "los_days" && f != Some("socioeconomic"));
             coverage.add(
                 &format!(
                     "dr {comparison:<9} {outcome:<16} {q:<28} {:<14}",
