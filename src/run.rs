@@ -745,25 +745,30 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
     // A binary outcome with fewer than min_cell events or non-events in a
     // group: every estimate of its gap would give the count back (the group's
     // mean times its shown n), so that outcome and comparison is not reported.
-    let small_outcome = |outcome: &str, label: &str| -> bool {
-        let Some(g) = cohort.group_labels.iter().position(|l| l == label) else {
-            return false;
-        };
-        let Some((spec, y)) = cohort.outcome(outcome) else {
-            return false;
-        };
-        if spec.kind != OutcomeKind::Binary {
-            return false;
-        }
-        let (mut events, mut n) = (0usize, 0usize);
-        for (v, &gi) in y.iter().zip(&cohort.group) {
-            if gi as usize == g && v.is_finite() {
-                n += 1;
-                events += usize::from(*v != 0.0);
+    // One pass per binary outcome: (outcome, group label) pairs with a small count.
+    let mut small: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for (spec, y) in cohort
+        .outcomes
+        .iter()
+        .filter(|(s, _)| s.kind == OutcomeKind::Binary)
+    {
+        let groups = cohort.group_labels.len();
+        let (mut events, mut n) = (vec![0usize; groups], vec![0usize; groups]);
+        for (v, &g) in y.iter().zip(&cohort.group) {
+            if (g as usize) < groups && v.is_finite() {
+                n[g as usize] += 1;
+                events[g as usize] += usize::from(*v != 0.0);
             }
         }
-        suppress::count(events, m).is_none() || suppress::count(n - events, m).is_none()
-    };
+        for (g, label) in cohort.group_labels.iter().enumerate() {
+            if suppress::count(events[g], m).is_none()
+                || suppress::count(n[g] - events[g], m).is_none()
+            {
+                small.insert((spec.name.as_str(), label.as_str()));
+            }
+        }
+    }
+    let small_outcome = |outcome: &str, label: &str| -> bool { small.contains(&(outcome, label)) };
     let mut withheld: Vec<(String, String, String)> = Vec::new();
     analyses.retain(|a| {
         let small = [&a.reference, &a.comparison]

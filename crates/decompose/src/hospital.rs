@@ -109,6 +109,17 @@ pub struct HospitalRow {
     pub rs_high: Option<f64>,
 }
 
+impl HospitalRow {
+    /// Suppresses the observed, expected and risk-standardized rates.
+    fn hide_rates(&mut self) {
+        self.observed = None;
+        self.expected = None;
+        self.risk_standardized = None;
+        self.rs_low = None;
+        self.rs_high = None;
+    }
+}
+
 /// The analysis output plus the hospital table.
 #[derive(Debug, Clone)]
 pub struct HospitalOutput {
@@ -293,11 +304,7 @@ fn complementary_suppression(
             (hn || hg) && row.n_reference.is_some() && row.n_comparison.is_some();
         if hn {
             row.n = None;
-            row.observed = None;
-            row.expected = None;
-            row.risk_standardized = None;
-            row.rs_low = None;
-            row.rs_high = None;
+            row.hide_rates();
         }
         if hn || hg {
             row.n_reference = None;
@@ -334,11 +341,7 @@ fn complementary_rates(
     crate::privacy::complementary_cells(&non_events, &mut hide, min_cell);
     for (row, h) in table.iter_mut().zip(hide) {
         if h {
-            row.observed = None;
-            row.expected = None;
-            row.risk_standardized = None;
-            row.rs_low = None;
-            row.rs_high = None;
+            row.hide_rates();
         }
     }
 }

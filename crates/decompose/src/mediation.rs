@@ -183,16 +183,22 @@ fn link_of(f: Family) -> Option<Link> {
     }
 }
 
-/// Fits both models (iid / model-based covariances, as `regmedint`).
-pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
-    let n = input.y.len();
-    let mut mcols: Vec<(String, Vec<f64>)> = vec![
-        ("(intercept)".into(), vec![1.0; n]),
+/// The mediator model's columns: intercept, exposure, covariates.
+fn mediator_columns(input: &MediationInput<'_>) -> Vec<(String, Vec<f64>)> {
+    let mut cols: Vec<(String, Vec<f64>)> = vec![
+        ("(intercept)".into(), vec![1.0; input.y.len()]),
         ("exposure".into(), input.exposure.to_vec()),
     ];
     for (name, v) in &input.covariates {
-        mcols.push((name.clone(), v.to_vec()));
+        cols.push((name.clone(), v.to_vec()));
     }
+    cols
+}
+
+/// Fits both models (iid / model-based covariances, as `regmedint`).
+pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
+    let n = input.y.len();
+    let mcols = mediator_columns(input);
     let mut ocols: Vec<(String, Vec<f64>)> = vec![
         ("(intercept)".into(), vec![1.0; n]),
         ("exposure".into(), input.exposure.to_vec()),
@@ -729,13 +735,7 @@ pub fn rho_sensitivity(
     rhos: &[f64],
 ) -> Result<(Vec<f64>, f64), DecomposeError> {
     let n = input.y.len();
-    let mut cols: Vec<(String, Vec<f64>)> = vec![
-        ("(intercept)".into(), vec![1.0; n]),
-        ("exposure".into(), input.exposure.to_vec()),
-    ];
-    for (name, v) in &input.covariates {
-        cols.push((name.clone(), v.to_vec()));
-    }
+    let cols = mediator_columns(input);
     let fit = |y: &[f64]| -> Result<(Vec<f64>, Vec<f64>), DecomposeError> {
         let d =
             Design::from_columns("y", y.to_vec(), cols.clone()).map_err(DecomposeError::Model)?;

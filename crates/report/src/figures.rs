@@ -230,13 +230,11 @@ pub fn forest(title: &str, x_label: &str, terms: &[Step]) -> Result<String, Repo
     rows(title, x_label, &out)
 }
 
-/// A caterpillar plot: hospitals ranked by their rate, each with its interval,
-/// and a horizontal line at the overall rate.
+/// A caterpillar plot: hospitals ranked by their rate, each with its interval.
 pub fn caterpillar(
     title: &str,
     y_label: &str,
     rates: &[(f64, Option<(f64, f64)>)],
-    overall: Option<f64>,
 ) -> Result<String, ReportError> {
     let mut sorted: Vec<(f64, Option<(f64, f64)>)> = rates.to_vec();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -244,8 +242,7 @@ pub fn caterpillar(
         sorted
             .iter()
             .flat_map(|(v, ci)| [Some(*v), ci.map(|c| c.0), ci.map(|c| c.1)])
-            .flatten()
-            .chain(overall),
+            .flatten(),
     );
     let n = sorted.len().max(1) as f64;
     let mut svg = String::new();
@@ -285,24 +282,6 @@ pub fn caterpillar(
                     2,
                     PALETTE[0].filled(),
                 )))
-                .map_err(err)?;
-        }
-        if let Some(o) = overall {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(0.0, o), (n + 1.0, o)],
-                    RED.stroke_width(1),
-                )))
-                .map_err(err)?
-                .label("overall rate")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
-            chart
-                .configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .label_font(("sans-serif", 12))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
                 .map_err(err)?;
         }
         root.present().map_err(err)?;
@@ -432,13 +411,8 @@ mod tests {
         )
         .unwrap_or_default();
         assert!(c.contains("<polyline") || c.contains("<path"));
-        let k = caterpillar(
-            "rates",
-            "percent",
-            &[(2.0, Some((1.0, 3.0))), (1.0, None)],
-            Some(1.5),
-        )
-        .unwrap_or_default();
+        let k = caterpillar("rates", "percent", &[(2.0, Some((1.0, 3.0))), (1.0, None)])
+            .unwrap_or_default();
         assert!(k.contains("<circle"));
     }
 }

@@ -520,7 +520,6 @@ fn hospital_figures(
                 &format!("Risk-standardized {label}"),
                 if f == 100.0 { "percent" } else { "outcome units" },
                 &rates,
-                None,
             )?,
         });
     }
