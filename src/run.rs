@@ -897,7 +897,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
             }
             write(
                 "report.md",
-                healthgap_report::markdown::markdown(&results, &view, &cohort.group_labels, m),
+                healthgap_report::markdown::markdown(&results, &view, m),
             )?;
         }
     }

@@ -6,8 +6,6 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 use crate::format::num;
 use crate::results::Results;
 use crate::view::{Figure, ReportView, Table};
@@ -64,12 +62,7 @@ fn table(out: &mut String, t: &Table) {
 }
 
 /// The whole report.
-pub fn markdown(
-    results: &Results,
-    view: &ReportView,
-    group_labels: &[String],
-    min_cell: usize,
-) -> String {
+pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", escape(&results.study.name));
     let _ = writeln!(
@@ -97,11 +90,7 @@ pub fn markdown(
         count(c.n, min_cell),
         c.clusters.map_or("—".into(), |g| g.to_string())
     );
-    out.push_str(&row(&["group".into(), "n".into()]));
-    out.push_str(&row(&["---".into(), "---:".into()]));
-    for g in &c.groups {
-        out.push_str(&row(&[escape(&g.label), count(g.n, min_cell)]));
-    }
+    table(&mut out, &view.groups);
     let _ = writeln!(out, "\n## Attrition\n");
     out.push_str(&row(&[
         "step".into(),
@@ -116,30 +105,8 @@ pub fn markdown(
             count(a.remaining, min_cell),
         ]));
     }
-    let _ = writeln!(out, "\n## Table 1\n");
-    let mut head = vec!["variable".to_string(), "level".to_string()];
-    head.extend(group_labels.iter().map(|l| escape(l)));
-    // One SMD per comparison group, against the reference.
-    head.extend(group_labels.iter().skip(1).map(|l| format!("SMD {l}")));
-    out.push_str(&row(&head));
-    out.push_str(&row(&vec!["---".to_string(); head.len()]));
-    for t in &c.table1 {
-        let text = |k: &str| {
-            t.get(k)
-                .and_then(Value::as_str)
-                .map(escape)
-                .unwrap_or_default()
-        };
-        let mut cells = vec![text("variable"), text("level")];
-        cells.extend(group_labels.iter().map(|l| text(l)));
-        for l in group_labels.iter().skip(1) {
-            cells.push(num(t
-                .get("smd_by_group")
-                .and_then(|m| m.get(l.as_str()))
-                .and_then(Value::as_f64)));
-        }
-        out.push_str(&row(&cells));
-    }
+    let _ = writeln!(out, "\n## Table 1");
+    table(&mut out, &view.table1);
     let _ = writeln!(out, "\n## Where each gap comes from");
     for p in &view.pairs {
         let _ = writeln!(out, "\n### {}\n", escape(&p.title));
