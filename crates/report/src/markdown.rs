@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 
-use crate::format::num;
 use crate::results::Results;
 use crate::view::{Figure, ReportView, Table};
 
@@ -151,40 +150,8 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
                 .as_ref()
                 .map_or(String::new(), |c| format!(" · clustered by {}", escape(c)))
         );
-        out.push_str(&row(&[
-            "quantity".into(),
-            "factor".into(),
-            "term".into(),
-            "estimate".into(),
-            "SE".into(),
-            "CI".into(),
-            "p".into(),
-        ]));
-        out.push_str(&row(&[
-            "---".into(),
-            "---".into(),
-            "---".into(),
-            "---:".into(),
-            "---:".into(),
-            "---:".into(),
-            "---:".into(),
-        ]));
-        for e in &a.estimates {
-            let ci = match (e.ci_low, e.ci_high) {
-                (None, None) => "—".to_string(),
-                (lo, hi) => format!("{} to {}", num(lo), num(hi)),
-            };
-            out.push_str(&row(&[
-                escape(&e.quantity),
-                e.factor.as_deref().map(escape).unwrap_or_default(),
-                e.term.as_deref().map(escape).unwrap_or_default(),
-                num(Some(e.estimate)),
-                num(e.se),
-                ci,
-                num(e.p_value),
-            ]));
-        }
         if let Some(v) = view.analyses.iter().find(|v| v.index == i) {
+            table(&mut out, &v.table);
             for f in &v.figures {
                 figure_link(&mut out, f);
             }
