@@ -5,7 +5,8 @@
 use healthgap_decompose::AnalysisResult;
 use serde_json::Value;
 
-fn list(v: Option<&Value>) -> String {
+/// A string or list option as text (`a, b`), empty otherwise.
+pub(crate) fn list(v: Option<&Value>) -> String {
     match v {
         Some(Value::Array(items)) => items
             .iter()

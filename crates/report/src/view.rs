@@ -293,17 +293,7 @@ fn waterfall(
 /// What a method holds fixed or goes through, for the triangulation header.
 fn column_note(a: Option<&AnalysisResult>) -> String {
     let Some(a) = a else { return String::new() };
-    let list = |key: &str| -> String {
-        match a.options.get("analysis").and_then(|o| o.get(key)) {
-            Some(serde_json::Value::Array(v)) => v
-                .iter()
-                .filter_map(serde_json::Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            Some(serde_json::Value::String(v)) => v.clone(),
-            _ => String::new(),
-        }
-    };
+    let list = |key: &str| methods::list(a.options.get("analysis").and_then(|o| o.get(key)));
     match a.method.as_str() {
         "gelbach" => format!(" (given {})", list("base")),
         "disparity_reduction" => format!(" (given {})", list("allowable")),
