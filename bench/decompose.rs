@@ -243,6 +243,7 @@ fn main() {
         seed: 1,
         analysis_id: "bench".into(),
         stratify: false,
+        vce: healthgap_decompose::inference::Vce::Cluster,
     };
     let ob = |cov: &Covariates<'_>, spec: &InferenceSpec| {
         let input = LinearInput {

@@ -175,6 +175,21 @@ pub struct RawDesign {
     pub cluster: Option<String>,
     /// Weight column.
     pub weights: Option<String>,
+    /// Variance of the delta method: robust (default without a cluster),
+    /// model, or cluster (default, and required, with a cluster).
+    pub vce: Option<RawVce>,
+}
+
+/// `[design] vce`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawVce {
+    /// Each row its own unit (HC1 / `suest`).
+    Robust,
+    /// Model-based (homoskedastic) variances, where derived.
+    Model,
+    /// Clusters are the units.
+    Cluster,
 }
 
 /// Inference method.

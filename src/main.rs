@@ -3,6 +3,9 @@
 //! Exit codes: 0 success; 1 the command failed (bad input, unreadable data,
 //! unwritable output: the message says which file, column or value, and how to
 //! fix it); 2 the command line itself is malformed (clap's usage errors);
+//! 3 the report was written, but some intervals were withheld (too many failed
+//! bootstrap replicates, or none derived: the terminal, results.json
+//! `inference.withheld` and the report say which and why);
 //! 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP) when interrupted,
 //! after removing the partial output (an earlier report is untouched).
 
@@ -54,8 +57,8 @@ enum Command {
     /// Runs each [[analysis]] for every outcome and comparison group and writes
     /// results.json, estimates.csv, models.csv, table1.csv and attrition.csv to
     /// the config's [report] out_dir (or --out DIR), atomically: a failed run
-    /// leaves an earlier report untouched. Methods not implemented in this
-    /// version (so far only `crude` runs) are skipped with a warning.
+    /// leaves an earlier report untouched. Exit code 3: written, but some
+    /// intervals were withheld (listed on the terminal).
     Run {
         /// The analysis config (TOML).
         config: std::path::PathBuf,
@@ -68,12 +71,19 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Synth(args) => synth::run(&args),
-        Command::Check { config } => run::check(&config),
+        Command::Synth(args) => synth::run(&args).map(|()| 0),
+        Command::Check { config } => run::check(&config).map(|()| 0),
         Command::Run { config, out } => run::run(&config, out.as_deref()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(withheld) => {
+            eprintln!(
+                "healthgap: the report is written, but {withheld} analysis result(s) have \
+                 withheld intervals (see above); exit code 3"
+            );
+            ExitCode::from(3)
+        }
         Err(err) => {
             let mut message = format!("error: {err}");
             for cause in err.chain().skip(1) {

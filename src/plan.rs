@@ -13,7 +13,7 @@ use healthgap_synth::Params;
 
 use crate::config::{
     RawAnalysis, RawConfig, RawFormat, RawInference, RawInferenceMethod, RawInterval, RawMissing,
-    RawOmop, RawOutcomeType, RawVariableType,
+    RawOmop, RawOutcomeType, RawVariableType, RawVce,
 };
 
 /// Inference settings of one analysis.
@@ -67,6 +67,64 @@ pub struct Plan {
     pub formats: Vec<RawFormat>,
     /// Small-cell threshold.
     pub min_cell: usize,
+    /// Variance of the delta method.
+    pub vce: RawVce,
+}
+
+/// `[design] vce` checked against `cluster`: cluster (required) with a
+/// cluster column, robust (default) or model without.
+fn vce_of(raw: &RawConfig) -> Result<RawVce> {
+    let cluster = raw.design.cluster.as_deref();
+    match (raw.design.vce, cluster) {
+        (None, Some(_)) | (Some(RawVce::Cluster), Some(_)) => Ok(RawVce::Cluster),
+        (None, None) => Ok(RawVce::Robust),
+        (Some(RawVce::Cluster), None) => bail!(
+            "[design] vce = \"cluster\" needs the cluster column: set [design] cluster = \"…\" \
+             (e.g. the hospital id), or use vce = \"robust\""
+        ),
+        (Some(v), Some(c)) => bail!(
+            "[design] vce = \"{}\" contradicts cluster = \"{c}\": with a cluster column the \
+             delta method is clustered (vce = \"cluster\"); remove one of the two",
+            if v == RawVce::Robust {
+                "robust"
+            } else {
+                "model"
+            }
+        ),
+        (Some(v), None) => Ok(v),
+    }
+}
+
+/// `vce = "model"` is derived only where β* is a fixed combination of the
+/// group coefficients: not for Oaxaca–Blinder with pooled (the default) or
+/// neumark coefficients, whose β* is fitted on the same rows.
+fn check_model_vce(vce: RawVce, id: &str, a: &RawAnalysis) -> Result<()> {
+    use crate::config::RawCoefficients;
+    if vce != RawVce::Model {
+        return Ok(());
+    }
+    if let RawAnalysis::OaxacaBlinder { coefficients, .. } = a {
+        let c = coefficients.unwrap_or(RawCoefficients::Pooled);
+        if matches!(c, RawCoefficients::Pooled | RawCoefficients::Neumark) {
+            bail!(
+                "[[analysis]] `{id}`: [design] vce = \"model\" is not derived for coefficients = \
+                 \"{}\"{}: β* is fitted on the same rows as both group models, so their \
+                 model-based variances are not independent. Use vce = \"robust\" (the default), \
+                 or coefficients = \"reference\", \"comparison\", \"reimers\" or \"cotton\"",
+                if c == RawCoefficients::Pooled {
+                    "pooled"
+                } else {
+                    "neumark"
+                },
+                if coefficients.is_none() {
+                    " (the default)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 fn text_of(v: &toml::Value) -> String {
@@ -244,6 +302,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         }
         let inference = inference_plan(&raw.inference, inference, raw.design.cluster.is_some())
             .map_err(|e| anyhow!("[[analysis]] `{id}`: {e}"))?;
+        check_model_vce(vce_of(&raw)?, &id, a)?;
         analyses.push(AnalysisPlan {
             id,
             raw: a.clone(),
@@ -352,6 +411,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         out_dir,
         formats: raw.report.formats.clone(),
         min_cell: raw.report.min_cell,
+        vce: vce_of(&raw)?,
     })
 }
 

@@ -8,11 +8,12 @@ use serde_json::{Map, Value, json};
 
 use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind, Values};
 use healthgap_decompose::AnalysisResult;
+use healthgap_decompose::SeMethod;
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::crude::{CrudeInput, crude};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
 use healthgap_decompose::hospital::{HospitalInput, hospital};
-use healthgap_decompose::inference::{InferenceSpec, Method};
+use healthgap_decompose::inference::{InferenceSpec, Method, Vce};
 use healthgap_decompose::mediation::{GroupMediationInput, group_mediation};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
@@ -27,7 +28,7 @@ use healthgap_report::{OutcomeInfo, ReportInput};
 
 use crate::config::{
     RawAnalysis, RawCoefficients, RawEstimator, RawFormat, RawInferenceMethod, RawInterval,
-    RawModel,
+    RawModel, RawVce,
 };
 use crate::output::StagedDir;
 use crate::plan::{AnalysisPlan, Plan, from_file};
@@ -163,6 +164,21 @@ fn inference_spec(plan: &Plan, a: &AnalysisPlan) -> InferenceSpec {
         seed: plan.seed,
         analysis_id: a.id.clone(),
         stratify: a.inference.stratify,
+        vce: match plan.vce {
+            RawVce::Robust => Vce::Robust,
+            RawVce::Model => Vce::Model,
+            RawVce::Cluster => Vce::Cluster,
+        },
+    }
+}
+
+/// Rows a method left untagged carry the delta method it ran with `spec`.
+fn tag_delta_rows(output: &mut MethodOutput, spec: &InferenceSpec) {
+    let how = spec.delta_method();
+    for e in &mut output.estimates {
+        if e.se_method == SeMethod::None {
+            *e = e.clone().made_by(how);
+        }
     }
 }
 
@@ -272,12 +288,24 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         models: Vec::new(),
                         warnings: Vec::new(),
                         replicates_ok: None,
+                        withheld: None,
+                        inference_note: None,
                         n: group.iter().filter(|g| **g <= 1).count(),
                     };
-                    (
-                        output,
-                        InferenceSpec::delta(a.inference.level).info(cluster_name, None),
-                    )
+                    // Wald intervals from the groups' empirical variances
+                    // (robust), or over clusters.
+                    let crude_spec = InferenceSpec {
+                        vce: if cluster.is_some() {
+                            Vce::Cluster
+                        } else {
+                            Vce::Robust
+                        },
+                        ..InferenceSpec::delta(a.inference.level)
+                    };
+                    let mut output = output;
+                    tag_delta_rows(&mut output, &crude_spec);
+                    let info = crude_spec.info(cluster_name, &output);
+                    (output, info)
                 }
                 RawAnalysis::OaxacaBlinder {
                     model,
@@ -349,7 +377,9 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                             out
                         }
                     };
-                    let info = spec.info(cluster_name, output.replicates_ok);
+                    let mut output = output;
+                    tag_delta_rows(&mut output, &spec);
+                    let info = spec.info(cluster_name, &output);
                     (output, info)
                 }
                 RawAnalysis::Gelbach { base, added, .. } => {
@@ -388,7 +418,9 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     };
                     let output = gelbach(&input, &spec, &progress)
                         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    let info = spec.info(cluster_name, output.replicates_ok);
+                    let mut output = output;
+                    tag_delta_rows(&mut output, &spec);
+                    let info = spec.info(cluster_name, &output);
                     (output, info)
                 }
                 RawAnalysis::Hospital {
@@ -448,11 +480,11 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     let out = hospital(&input, &spec, &progress)
                         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
                     hospitals = out.hospitals;
-                    let info = spec.info(
-                        Some(cluster_name.unwrap_or(hname)),
-                        out.output.replicates_ok,
-                    );
-                    (out.output, info)
+                    let clustered = spec.clustered();
+                    let mut output = out.output;
+                    tag_delta_rows(&mut output, &clustered);
+                    let info = clustered.info(Some(cluster_name.unwrap_or(hname)), &output);
+                    (output, info)
                 }
                 RawAnalysis::DisparityReduction {
                     allowable,
@@ -528,9 +560,10 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     };
                     let out = disparity_reduction(&input, &spec, &progress)
                         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    let mut info = spec.info(cluster_name, out.replicates_ok);
+                    let mut info = spec.info(cluster_name, &out);
                     info.method = "bootstrap".into();
                     info.replicates = Some(spec.replicates);
+                    info.replicates_ok = out.replicates_ok;
                     (out, info)
                 }
                 RawAnalysis::Mediation {
@@ -582,7 +615,9 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                     };
                     let out = group_mediation(&input, &spec, &progress)
                         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    let info = spec.info(cluster_name, out.replicates_ok);
+                    let mut out = out;
+                    tag_delta_rows(&mut out, &spec);
+                    let info = spec.info(cluster_name, &out);
                     (out, info)
                 }
             };
@@ -695,7 +730,9 @@ fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
 }
 
 /// `healthgap run CONFIG [--out DIR]`.
-pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
+/// Runs the study and writes the report; returns the number of analysis
+/// results whose intervals were withheld (exit code 3 when any).
+pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
     let plan = from_file(config)?;
     let target = out
         .map(Path::to_path_buf)
@@ -906,8 +943,23 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<()> {
     for w in &results.warnings {
         eprintln!("warning: {w}");
     }
+    let withheld: Vec<&AnalysisResult> = results
+        .analyses
+        .iter()
+        .filter(|a| a.inference.withheld.is_some())
+        .collect();
+    for a in &withheld {
+        eprintln!(
+            "withheld: {} ({}, {} vs {}): {}",
+            a.id,
+            a.outcome,
+            a.comparison,
+            a.reference,
+            a.inference.withheld.as_deref().unwrap_or_default()
+        );
+    }
     eprintln!("wrote {}", target.display());
-    Ok(())
+    Ok(withheld.len())
 }
 
 /// The one-screen summary: per outcome and comparison, the crude gap with its

@@ -67,7 +67,7 @@ fn crude_study_runs_end_to_end_and_covers_the_truth() {
         );
     }
     let csv = std::fs::read_to_string(dir.join("report/estimates.csv")).unwrap();
-    assert!(csv.starts_with("analysis,method,outcome,reference,comparison,quantity,factor,term,estimate,se,ci_low,ci_high,p_value\n"));
+    assert!(csv.starts_with("analysis,method,outcome,reference,comparison,quantity,factor,term,estimate,se,ci_low,ci_high,p_value,se_method\n"));
     for f in ["models.csv", "table1.csv", "attrition.csv"] {
         assert!(dir.join("report").join(f).is_file(), "{f}");
     }

@@ -7,6 +7,7 @@ mod cli_run;
 mod gelbach;
 mod hospital;
 mod html_report;
+mod inference_paths;
 mod mediation;
 mod oaxaca;
 mod reduction;

@@ -19,17 +19,22 @@
 //!
 //! **Inference.** With a cluster variable: the cluster delta method (the stacked
 //! sandwich of both models and the auxiliary regressions) or the cluster
-//! bootstrap. Without: Gelbach's variance conditional on the regressors,
-//! V(δ_k) = Γ_k' V(β̂_k) Γ_k with the full model's iid V(β̂) (covariances across
-//! blocks included), or the row bootstrap.
+//! bootstrap. Without: by default (`vce = robust`) the stacked influence
+//! functions of the base, full and auxiliary regressions with each row its
+//! own unit (`robust_variance`); with `vce = model` Gelbach's variance
+//! conditional on the regressors, V(δ_k) = Γ_k' V(β̂_k) Γ_k with the full
+//! model's iid V(β̂) (covariances across blocks included); or the row bootstrap.
 
 use healthgap_models::ModelSummary;
 
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
 use crate::error::{DecomposeError, group_sizes};
-use crate::inference::{InferenceSpec, Key, Method, Resampled, resampled_rows};
-use crate::result::MethodOutput;
+use crate::inference::{
+    InferenceSpec, Inferred, Key, Method, Resampled, Vce, delta_rows, influence_variance,
+    resampled_rows,
+};
+use crate::result::{MethodOutput, SeMethod};
 
 /// Inputs of one Gelbach decomposition.
 pub struct GelbachInput<'a> {
@@ -230,39 +235,61 @@ impl Setup {
             .collect()
     }
 
-    /// Gelbach's variance conditional on X, without clusters: every row is a
-    /// linear combination a'θ of θ = (τ_base, β_full), with V(τ_base) and
-    /// V(β_full) iid and independent of each other.
+    /// The added columns (indices into `added`) a key sums over, and whether
+    /// it is the base or the full coefficient.
+    fn selection(&self, key: &Key) -> (bool, bool, Vec<usize>) {
+        let (q, f, t) = key;
+        match q.as_str() {
+            "base_coefficient" => (true, false, Vec::new()),
+            "full_coefficient" => (false, true, Vec::new()),
+            _ => {
+                let chosen = (0..self.added.len())
+                    .filter(|&i| {
+                        let (tf, name) = &self.terms[i];
+                        match (f, t) {
+                            (None, _) => true,
+                            (Some(f), None) => tf == f,
+                            (Some(_), Some(t)) => name == t,
+                        }
+                    })
+                    .collect();
+                (false, false, chosen)
+            }
+        }
+    }
+
+    /// Column of the full model's coefficient of cell column j.
+    fn offset(&self, j: usize) -> usize {
+        if self.full.absorb { j } else { j + 1 }
+    }
+
+    /// The gradient over β_full of a key: Γ_j at each selected column (1 at τ_full).
+    fn full_gradient(&self, key: &Key, g_cols: &[f64], kf: usize) -> (bool, Vec<f64>) {
+        let (base, full, chosen) = self.selection(key);
+        let mut a = vec![0.0; kf];
+        if full {
+            a[0] = 1.0;
+        }
+        for i in chosen {
+            let j = self.added[i];
+            a[self.offset(j)] += g_cols[j];
+        }
+        (base, a)
+    }
+
+    /// Gelbach's variance conditional on X, without clusters (`vce = model`):
+    /// every row is a linear combination a'θ of θ = (τ_base, β_full), with
+    /// V(τ_base) and V(β_full) iid and independent of each other.
     fn conditional_variance(&self, base: &CellFit, full: &CellFit) -> Vec<f64> {
         let (g_cols, _) = self.gammas(base, None);
         let kf = full.coef.len();
         let s2 = |f: &CellFit| f.rss / (f.n - f.coef.len() as f64);
         let v_base = s2(base) * base.bread[0];
         let v_full: Vec<f64> = full.bread.iter().map(|b| b * s2(full)).collect();
-        let offset = |j: usize| -> usize { if self.full.absorb { j } else { j + 1 } };
         self.keys
             .iter()
-            .map(|(q, f, t)| {
-                // Gradient over β_full.
-                let mut a = vec![0.0; kf];
-                let mut base_part = 0.0;
-                match q.as_str() {
-                    "base_coefficient" => base_part = 1.0,
-                    "full_coefficient" => a[0] = 1.0,
-                    _ => {
-                        for (i, &j) in self.added.iter().enumerate() {
-                            let (tf, name) = &self.terms[i];
-                            let keep = match (f, t) {
-                                (None, _) => true,
-                                (Some(f), None) => tf == f,
-                                (Some(_), Some(t)) => name == t,
-                            };
-                            if keep {
-                                a[offset(j)] += g_cols[j];
-                            }
-                        }
-                    }
-                }
+            .map(|key| {
+                let (is_base, a) = self.full_gradient(key, &g_cols, kf);
                 let quad: f64 = (0..kf)
                     .map(|i| {
                         (0..kf)
@@ -270,9 +297,100 @@ impl Setup {
                             .sum::<f64>()
                     })
                     .sum();
-                base_part * v_base + quad
+                let base_part = if is_base { v_base } else { 0.0 };
+                base_part + quad
             })
             .collect()
+    }
+
+    /// Variances from the stacked influence functions (no absorbed block):
+    /// without clusters every row its own unit, V = n/(n−1) Σ_i IF_i²
+    /// (`vce = robust`); with clusters V = G/(G−1) Σ_g (Σ_{i∈g} IF_i)² (the
+    /// cluster delta method, exactly). The stacked
+    /// influence functions of the base fit, the full fit and the auxiliary
+    /// regressions π_j = B_b⁻¹ X_b'W x_j of each added column on the base
+    /// regressors (Γ_j = π_j[D]). For a key summing Γ_j β_j over columns S,
+    /// IF_i = w_i h_i (Σ_S β_j x_ij − x_bi'Σ_S β_j π_j) + w_i e_fi x_fi'B_f⁻¹a
+    /// (+ w_i e_bi h_i for τ_base), with h_i = e_D'B_b⁻¹ x_bi and a the key's
+    /// gradient over β_full; IF_i = d'u_i ([`influence_variance`]).
+    fn influence_variance(
+        &self,
+        input: &GelbachInput<'_>,
+        base: &CellFit,
+        full: &CellFit,
+    ) -> Vec<f64> {
+        let p = self.cells.p();
+        let kb = base.coef.len();
+        let kf = full.coef.len();
+        let pa = self.added.len();
+        let (xv, _) = self.cross(None);
+        // π (kb × p): B_b⁻¹ X_b'W x_j for every cell column.
+        let pi: Vec<f64> = (0..kb * p)
+            .map(|rj| {
+                let (r, j) = (rj / p, rj % p);
+                (0..kb)
+                    .map(|s| base.bread[r * kb + s] * xv[s * p + j])
+                    .sum()
+            })
+            .collect();
+        let (g_cols, _) = self.gammas(base, None);
+        let dim = pa + kb + kf + 1;
+        let d: Vec<Vec<f64>> = self
+            .keys
+            .iter()
+            .map(|key| {
+                let (is_base, _, chosen) = self.selection(key);
+                let (_, a) = self.full_gradient(key, &g_cols, kf);
+                let mut dk = vec![0.0; dim];
+                for &i in &chosen {
+                    let j = self.added[i];
+                    let beta = full.coef[self.offset(j)];
+                    dk[i] = beta;
+                    for r in 0..kb {
+                        dk[pa + r] -= beta * pi[r * p + j];
+                    }
+                }
+                for r in 0..kf {
+                    dk[pa + kb + r] = (0..kf).map(|s| full.bread[r * kf + s] * a[s]).sum();
+                }
+                if is_base {
+                    dk[dim - 1] = 1.0;
+                }
+                dk
+            })
+            .collect();
+        let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
+        let d = vec![d.concat()];
+        let dot = |b: &[f64], x: &[f64]| -> f64 { b.iter().zip(x).map(|(b, x)| b * x).sum() };
+        let units = input.cluster.map(|c| (c.1, c.2));
+        influence_variance(input.group.len(), dim, &d, units.map(|u| u.1), |i, u| {
+            let g = input.group[i];
+            if g > 1 {
+                return None;
+            }
+            let w = input.weights.map_or(1.0, |w| w[i]);
+            // x_f = (D, 1, columns); x_b is its first kb entries.
+            let mut xf = vec![0.0; kf];
+            xf[0] = f64::from(g);
+            xf[1] = 1.0;
+            for (j, c) in cols.iter().enumerate() {
+                xf[j + 2] = c[i];
+            }
+            let h = dot(&base.bread[..kb], &xf[..kb]);
+            let e_b = input.y[i] - dot(&base.coef, &xf[..kb]);
+            let e_f = input.y[i] - dot(&full.coef, &xf);
+            for (a, &j) in self.added.iter().enumerate() {
+                u[a] = w * h * xf[j + 1];
+            }
+            for r in 0..kb {
+                u[pa + r] = w * h * xf[r];
+            }
+            for r in 0..kf {
+                u[pa + kb + r] = w * e_f * xf[r];
+            }
+            u[dim - 1] = w * e_b * h;
+            Some((0, units.map_or(0, |c| c.0[i])))
+        })
     }
 }
 
@@ -324,13 +442,26 @@ pub fn gelbach(
     })
     .collect();
     let stat = |m: &[f64]| setup.values(Some(m));
-    if inference.method == Method::Delta && input.cluster.is_none() && setup.full.absorb {
-        warnings.push(
+    let unclustered_delta = inference.method == Method::Delta && input.cluster.is_none();
+    // No robust delta method is derived for absorbed levels without clusters
+    // (the model-based one covers the other blocks).
+    let absorbed_withheld = (unclustered_delta && setup.full.absorb).then(|| {
+        if inference.vce == Vce::Model {
             "no delta-method standard error for the absorbed block without a cluster: \
              set [design] cluster or use the bootstrap"
-                .into(),
-        );
-    }
+                .to_string()
+        } else {
+            "no delta-method standard errors with an absorbed block and no cluster \
+             (the robust variance is derived without absorbed levels): set [design] \
+             cluster (patients of one hospital are not independent) or use the bootstrap"
+                .to_string()
+        }
+    });
+    warnings.extend(
+        absorbed_withheld
+            .iter()
+            .map(|w| format!("intervals withheld: {w}")),
+    );
     let resampled = Resampled {
         keys: &setup.keys,
         point: &point,
@@ -339,38 +470,65 @@ pub fn gelbach(
         group: input.group,
         weights: input.weights,
     };
-    let (estimates, replicates_ok) = resampled_rows(
-        &resampled,
-        stat,
-        || {
-            let mut v = setup.conditional_variance(&base, &full);
-            if setup.full.absorb {
-                for (i, (q, f, t)) in setup.keys.iter().enumerate() {
-                    let touches_absorbed = q == "explained_change"
-                        && match (f, t) {
-                            (None, _) => true,
-                            (Some(f), None) => setup.terms.last().is_some_and(|(tf, _)| tf == f),
-                            (Some(_), Some(t)) => setup.terms.last().is_some_and(|(_, n)| n == t),
-                        };
-                    if touches_absorbed {
-                        v[i] = f64::NAN;
+    // Clusters without absorbed levels: the same influence functions, summed
+    // by cluster (exact; the numerical cluster delta method serves the rest).
+    let inferred =
+        if inference.method == Method::Delta && input.cluster.is_some() && !setup.full.absorb {
+            let v = setup.influence_variance(input, &base, &full);
+            Inferred::delta(delta_rows(
+                &setup.keys,
+                &point,
+                Some(&v),
+                level,
+                SeMethod::DeltaCluster,
+            ))
+        } else {
+            resampled_rows(
+                &resampled,
+                stat,
+                || {
+                    if inference.vce != Vce::Model {
+                        if setup.full.absorb {
+                            return Ok(None);
+                        }
+                        let v = setup.influence_variance(input, &base, &full);
+                        return Ok(Some((v, SeMethod::DeltaRobust)));
                     }
-                }
-            }
-            Ok(Some(v))
-        },
-        |w, g| {
-            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
-            Setup::new(input, cells).values(None)
-        },
-        progress,
-        &mut warnings,
-    )?;
+                    let mut v = setup.conditional_variance(&base, &full);
+                    if setup.full.absorb {
+                        for (i, (q, f, t)) in setup.keys.iter().enumerate() {
+                            let touches_absorbed = q == "explained_change"
+                                && match (f, t) {
+                                    (None, _) => true,
+                                    (Some(f), None) => {
+                                        setup.terms.last().is_some_and(|(tf, _)| tf == f)
+                                    }
+                                    (Some(_), Some(t)) => {
+                                        setup.terms.last().is_some_and(|(_, n)| n == t)
+                                    }
+                                };
+                            if touches_absorbed {
+                                v[i] = f64::NAN;
+                            }
+                        }
+                    }
+                    Ok(Some((v, SeMethod::DeltaModel)))
+                },
+                |w, g| {
+                    let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+                    Setup::new(input, cells).values(None)
+                },
+                progress,
+                &mut warnings,
+            )?
+        };
     Ok(MethodOutput {
-        estimates,
+        estimates: inferred.rows,
         models,
         warnings,
-        replicates_ok,
+        replicates_ok: inferred.replicates_ok,
+        withheld: inferred.withheld.or(absorbed_withheld),
+        inference_note: None,
         n: n[0] + n[1],
     })
 }

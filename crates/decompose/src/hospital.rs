@@ -49,7 +49,7 @@ use crate::inference::{
     InferenceSpec, Key, Method, Resampled, count_text, exp_row, normal_row, resampled_rows,
     share_text,
 };
-use crate::result::{Estimate, MethodOutput};
+use crate::result::{Estimate, MethodOutput, SeMethod};
 
 /// Inputs of one care-site analysis.
 pub struct HospitalInput<'a> {
@@ -449,9 +449,9 @@ pub fn hospital(
         group: input.group,
         weights: input.weights,
     };
-    let unclustered = || -> Result<Option<Vec<f64>>, DecomposeError> { Ok(None) };
+    let unclustered = || -> Result<Option<(Vec<f64>, SeMethod)>, DecomposeError> { Ok(None) };
     let no_rows = |_: &[f64], _: &[u32]| -> Result<Vec<f64>, String> { Err("clustered".into()) };
-    let (mut estimates, replicates_ok) = resampled_rows(
+    let inferred = resampled_rows(
         &resampled,
         stat,
         unclustered,
@@ -459,6 +459,7 @@ pub fn hospital(
         progress,
         &mut warnings,
     )?;
+    let (mut estimates, replicates_ok) = (inferred.rows, inferred.replicates_ok);
     if inference.method == Method::Delta {
         // The coefficients carry their models' CR1 SEs (fixest counting).
         for (r, m) in [
@@ -469,7 +470,7 @@ pub fn hospital(
                 estimates.iter_mut().find(|e| e.quantity == r),
                 m.coefficients.first(),
             ) {
-                *row = normal_row(r, c.estimate, c.se, level);
+                *row = normal_row(r, c.estimate, c.se, level).made_by(SeMethod::DeltaCluster);
             }
         }
     }
@@ -609,6 +610,8 @@ pub fn hospital(
             models,
             warnings,
             replicates_ok,
+            withheld: inferred.withheld,
+            inference_note: None,
             n: n[0] + n[1],
         },
         hospitals: profile_rows,
@@ -846,15 +849,26 @@ fn profile(
             })
             .filter(|v| v.is_finite())
             .collect();
-        let inf = infer(point, &reps_v, level, Interval::Percentile, None);
-        estimates.push(
-            Estimate::total(&format!("risk_standardized_rate_{suffix}"), point).with_inference(
-                inf.se,
-                inf.ci_low,
-                inf.ci_high,
-                f64::NAN,
-            ),
+        let name = format!("risk_standardized_rate_{suffix}");
+        let row = Estimate::total(&name, point);
+        let verdict = crate::inference::failure_verdict(
+            &format!("profiling draws of {name}"),
+            reps - reps_v.len(),
+            reps,
+            Some("a non-finite rate: no expected events in the draw"),
         );
+        estimates.push(match verdict {
+            Some(Err(why)) => {
+                warnings.push(format!("intervals withheld: {why}"));
+                row
+            }
+            other => {
+                warnings.extend(other.and_then(Result::ok));
+                let inf = infer(point, &reps_v, level, Interval::Percentile, None);
+                row.with_inference(inf.se, inf.ci_low, inf.ci_high, f64::NAN)
+                    .made_by(SeMethod::BootstrapPercentile)
+            }
+        });
     }
     // The hospital table, suppressed.
     let labels: Vec<String> = if input.pseudonymize {

@@ -10,11 +10,49 @@
 //! The derivatives are forward differences with step 10⁻⁴ in m_g: their
 //! relative error is about 10⁻⁴ × the cluster's share of the weight.
 
-use healthgap_models::bootstrap::{BootstrapDraws, ClusterBootstrap, Interval, infer, jackknife};
+use healthgap_models::bootstrap::{ClusterBootstrap, Interval, infer, jackknife};
 use rayon::prelude::*;
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use crate::result::{Estimate, InferenceInfo};
+use crate::result::{Estimate, InferenceInfo, MethodOutput, SeMethod};
+
+/// The variance of the delta method (`[design] vce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vce {
+    /// Each row its own unit: V = n/(n−1) Σ_i ψ_i ψ_iᵀ over the stacked
+    /// influence functions of every model and mean (HC1 / Stata `suest`).
+    Robust,
+    /// Model-based (homoskedastic) variances, where derived.
+    Model,
+    /// Clusters are the units (CR1 / the stacked cluster sandwich).
+    Cluster,
+}
+
+impl Vce {
+    /// The results.json spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vce::Robust => "robust",
+            Vce::Model => "model",
+            Vce::Cluster => "cluster",
+        }
+    }
+
+    /// The `se_method` of a delta-method row made with this variance.
+    pub fn se_method(self) -> SeMethod {
+        match self {
+            Vce::Robust => SeMethod::DeltaRobust,
+            Vce::Model => SeMethod::DeltaModel,
+            Vce::Cluster => SeMethod::DeltaCluster,
+        }
+    }
+}
+
+/// The largest share of failed bootstrap replicates (or BCa jackknife
+/// evaluations) that is reported with a warning; above it the intervals are
+/// withheld, since the replicates that succeeded are not a bootstrap
+/// distribution.
+pub const MAX_FAILED_SHARE: f64 = 0.01;
 
 /// Delta method or bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +80,8 @@ pub struct InferenceSpec {
     pub analysis_id: String,
     /// Resample within groups (row bootstrap only).
     pub stratify: bool,
+    /// The variance of the delta method.
+    pub vce: Vce,
 }
 
 impl InferenceSpec {
@@ -55,16 +95,40 @@ impl InferenceSpec {
             seed: 0,
             analysis_id: String::new(),
             stratify: false,
+            vce: Vce::Robust,
         }
     }
 
-    /// The results.json description.
-    pub fn info(&self, cluster: Option<&str>, replicates_ok: Option<usize>) -> InferenceInfo {
+    /// The same settings with the cluster variance (for a method that always
+    /// clusters, such as the hospital analysis).
+    pub fn clustered(&self) -> InferenceSpec {
+        InferenceSpec {
+            vce: Vce::Cluster,
+            ..self.clone()
+        }
+    }
+
+    /// The `se_method` of this spec's delta-method rows.
+    pub fn delta_method(&self) -> SeMethod {
+        self.vce.se_method()
+    }
+
+    /// The `se_method` of this spec's bootstrap rows.
+    pub fn bootstrap_method(&self) -> SeMethod {
+        match self.interval {
+            Interval::Percentile => SeMethod::BootstrapPercentile,
+            Interval::Bca => SeMethod::BootstrapBca,
+            Interval::Normal => SeMethod::BootstrapNormal,
+        }
+    }
+
+    /// The results.json description of a method's output.
+    pub fn info(&self, cluster: Option<&str>, out: &MethodOutput) -> InferenceInfo {
         let boot = self.method == Method::Bootstrap;
         InferenceInfo {
             method: if boot { "bootstrap" } else { "delta" }.into(),
             replicates: boot.then_some(self.replicates),
-            replicates_ok: if boot { replicates_ok } else { None },
+            replicates_ok: if boot { out.replicates_ok } else { None },
             interval: match (boot, self.interval) {
                 (false, _) | (true, Interval::Normal) => "normal",
                 (true, Interval::Percentile) => "percentile",
@@ -73,6 +137,9 @@ impl InferenceSpec {
             .into(),
             level: self.level,
             cluster: cluster.map(str::to_string),
+            vce: self.vce.as_str().into(),
+            note: out.inference_note.clone(),
+            withheld: out.withheld.clone(),
         }
     }
 }
@@ -115,6 +182,85 @@ where
     Ok(v.into_iter().map(|x| x * factor).collect())
 }
 
+/// Delta-method variances from row influence functions that are linear in a
+/// row vector: IF_ik = d_{s(i),k}'u_i, where `fill(i, u)` writes u_i and
+/// returns the set s(i) of `d` (keys × dim, row-major) it uses and the row's
+/// unit, or None to skip the row.
+///
+/// - `units` None: every row its own unit, V_k = n/(n−1) Σ_i IF_ik² (HC1-type;
+///   n counts the rows used);
+/// - `units` Some(G): clusters 0..G, V_k = G/(G−1) Σ_g (Σ_{i∈g} IF_ik)², the
+///   stacked cluster sandwich (what [`cluster_delta_variance`] approximates
+///   by differences).
+///
+/// Each row's (cluster's) influence is summed before it is squared, so a
+/// statistic that is identically zero gets a variance of zero up to the
+/// rounding of its terms (a quadratic form d'Md would not).
+pub fn influence_variance<F>(
+    rows: usize,
+    dim: usize,
+    d: &[Vec<f64>],
+    units: Option<usize>,
+    fill: F,
+) -> Vec<f64>
+where
+    F: Fn(usize, &mut [f64]) -> Option<(usize, u32)> + Sync,
+{
+    let nk = d.first().map_or(0, |d| d.len() / dim.max(1));
+    let slots = units.unwrap_or(1);
+    // Per split: (Σ IF² over rows, or per-unit IF sums), rows used, scratch u;
+    // at most about four splits per thread, so per-unit sums stay small.
+    let min_len = (rows / (4 * rayon::current_num_threads())).max(4096);
+    let (sum, n) = (0..rows)
+        .into_par_iter()
+        .with_min_len(min_len)
+        .fold(
+            || (vec![0.0; slots * nk], 0usize, vec![0.0; dim]),
+            |(mut acc, mut n, mut u), i| {
+                if let Some((set, unit)) = fill(i, &mut u) {
+                    n += 1;
+                    let ds = &d[set];
+                    let base = if units.is_some() {
+                        unit as usize * nk
+                    } else {
+                        0
+                    };
+                    for k in 0..nk {
+                        let t: f64 = ds[k * dim..(k + 1) * dim]
+                            .iter()
+                            .zip(&u)
+                            .map(|(d, u)| d * u)
+                            .sum();
+                        acc[base + k] += if units.is_some() { t } else { t * t };
+                    }
+                }
+                (acc, n, u)
+            },
+        )
+        .map(|(acc, n, _)| (acc, n))
+        .reduce(
+            || (vec![0.0; slots * nk], 0),
+            |(mut a, na), (b, nb)| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += y;
+                }
+                (a, na + nb)
+            },
+        );
+    match units {
+        None => {
+            let factor = n as f64 / (n as f64 - 1.0).max(1.0);
+            sum.into_iter().map(|v| v * factor).collect()
+        }
+        Some(g) => {
+            let factor = g as f64 / (g as f64 - 1.0).max(1.0);
+            (0..nk)
+                .map(|k| (0..g).map(|c| sum[c * nk + k].powi(2)).sum::<f64>() * factor)
+                .collect()
+        }
+    }
+}
+
 /// A total row with normal-theory inference: est ± z·se, two-sided p.
 pub fn normal_row(quantity: &str, est: f64, se: f64, level: f64) -> Estimate {
     let normal = Normal::standard();
@@ -140,12 +286,14 @@ pub fn exp_row(quantity: &str, b: f64, se: f64, level: f64) -> Estimate {
     )
 }
 
-/// Rows with normal-theory inference from variances (NaN variance → null).
+/// Rows with normal-theory inference from variances (NaN variance → null),
+/// tagged with how the variances were made.
 pub fn delta_rows(
     keys: &[Key],
     point: &[f64],
     variance: Option<&[f64]>,
     level: f64,
+    how: SeMethod,
 ) -> Vec<Estimate> {
     keys.iter()
         .zip(point)
@@ -160,6 +308,7 @@ pub fn delta_rows(
                 term: t.clone(),
                 ..e
             }
+            .made_by(how)
         })
         .collect()
 }
@@ -184,8 +333,52 @@ pub fn count_text(n: usize, min_cell: usize) -> String {
     }
 }
 
+/// Bootstrap rows and what became of the replicates.
+#[derive(Debug, Clone)]
+pub struct Booted {
+    /// Rows (without inference when withheld).
+    pub rows: Vec<Estimate>,
+    /// Replicates that succeeded.
+    pub ok: usize,
+    /// Why the intervals were withheld (None when they were not).
+    pub withheld: Option<String>,
+    /// Warnings (failures below the limit).
+    pub warnings: Vec<String>,
+}
+
+/// The verdict on `failed` of `total` evaluations of `what`: None when all
+/// succeeded; a warning at or below [`MAX_FAILED_SHARE`]; else the reason to
+/// withhold the intervals.
+pub(crate) fn failure_verdict(
+    what: &str,
+    failed: usize,
+    total: usize,
+    first: Option<&str>,
+) -> Option<Result<String, String>> {
+    if failed == 0 {
+        return None;
+    }
+    let first = first.unwrap_or("no message");
+    let share = failed as f64 / total.max(1) as f64;
+    Some(if share <= MAX_FAILED_SHARE {
+        Ok(format!(
+            "{failed} of {total} {what} failed and were left out (at most {:.0}% may; first: {first})",
+            100.0 * MAX_FAILED_SHARE
+        ))
+    } else {
+        Err(format!(
+            "{failed} of {total} {what} failed (more than {:.0}%; first: {first}): intervals from \
+             the rest would not be a bootstrap distribution, so the standard errors, intervals \
+             and p-values of this analysis's bootstrap rows are withheld",
+            100.0 * MAX_FAILED_SHARE
+        ))
+    })
+}
+
 /// Runs the bootstrap of `stat` over `g` resampling units and returns the rows
-/// with bootstrap inference (BCa adds a delete-one jackknife), plus the draws.
+/// with bootstrap inference (BCa adds a delete-one jackknife). Failed
+/// replicates (or jackknife evaluations) above [`MAX_FAILED_SHARE`] withhold
+/// every row's inference, with the reason; below it they are warned about.
 pub fn bootstrap_rows<F>(
     keys: &[Key],
     point: &[f64],
@@ -194,42 +387,72 @@ pub fn bootstrap_rows<F>(
     strata: Option<Vec<u32>>,
     stat: F,
     progress: &(dyn Fn() + Sync),
-) -> (Vec<Estimate>, BootstrapDraws)
+) -> Booted
 where
     F: Fn(&[f64]) -> Result<Vec<f64>, String> + Sync,
 {
     let mut bs = ClusterBootstrap::new(spec.replicates, spec.seed, &spec.analysis_id);
     bs.strata = strata;
     let draws = bs.run(g, &stat, progress);
+    let mut warnings = Vec::new();
+    let mut withheld = None;
+    let mut judge = |v: Option<Result<String, String>>| match v {
+        Some(Ok(w)) => warnings.push(w),
+        Some(Err(why)) => withheld = withheld.take().or(Some(why)),
+        None => {}
+    };
+    judge(failure_verdict(
+        "bootstrap replicates",
+        draws.failed,
+        draws.replicates,
+        draws.failures.first().map(String::as_str),
+    ));
     let jack: Option<Vec<Vec<f64>>> = (spec.interval == Interval::Bca).then(|| {
-        jackknife(g, &stat)
-            .into_iter()
-            .filter_map(Result::ok)
-            .collect()
+        let all = jackknife(g, &stat);
+        let first = all.iter().find_map(|r| r.as_ref().err().cloned());
+        let failed = all.iter().filter(|r| r.is_err()).count();
+        judge(failure_verdict(
+            "jackknife evaluations of the BCa acceleration",
+            failed,
+            g,
+            first.as_deref(),
+        ));
+        all.into_iter().filter_map(Result::ok).collect()
     });
+    let how = spec.bootstrap_method();
     let rows = keys
         .iter()
         .enumerate()
         .map(|(i, (q, f, t))| {
-            let column: Vec<f64> = draws.estimates.iter().map(|d| d[i]).collect();
-            let jk: Option<Vec<f64>> = jack.as_ref().map(|j| j.iter().map(|d| d[i]).collect());
-            let inf = infer(point[i], &column, spec.level, spec.interval, jk.as_deref());
-            Estimate {
+            let row = Estimate {
                 quantity: q.clone(),
                 factor: f.clone(),
                 term: t.clone(),
                 ..Estimate::total(q, point[i])
+            };
+            if withheld.is_some() {
+                return row;
             }
-            .with_inference(inf.se, inf.ci_low, inf.ci_high, inf.p_value)
+            let column: Vec<f64> = draws.estimates.iter().map(|d| d[i]).collect();
+            let jk: Option<Vec<f64>> = jack.as_ref().map(|j| j.iter().map(|d| d[i]).collect());
+            let inf = infer(point[i], &column, spec.level, spec.interval, jk.as_deref());
+            row.with_inference(inf.se, inf.ci_low, inf.ci_high, inf.p_value)
+                .made_by(how)
         })
         .collect();
-    (rows, draws)
+    Booted {
+        rows,
+        ok: draws.estimates.len(),
+        withheld,
+        warnings,
+    }
 }
 
 /// The row bootstrap (no cluster variable): rows of the two groups are the
 /// resampling units (within groups when `spec.stratify`). `stat` gets each
 /// replicate's row weights (base weight × multiplicity) and group codes (rows
-/// not drawn are coded 2).
+/// not drawn are coded 2 and have weight 0: a statistic that fits a model
+/// must drop them).
 pub fn row_bootstrap<F>(
     keys: &[Key],
     point: &[f64],
@@ -238,7 +461,7 @@ pub fn row_bootstrap<F>(
     weights: Option<&[f64]>,
     stat: F,
     progress: &(dyn Fn() + Sync),
-) -> (Vec<Estimate>, BootstrapDraws)
+) -> Booted
 where
     F: Fn(&[f64], &[u32]) -> Result<Vec<f64>, String> + Sync,
 {
@@ -277,10 +500,47 @@ pub struct Resampled<'a> {
     pub weights: Option<&'a [f64]>,
 }
 
+/// Rows with their inference and what became of the replicates.
+#[derive(Debug, Clone)]
+pub struct Inferred {
+    /// Rows.
+    pub rows: Vec<Estimate>,
+    /// Successful bootstrap replicates (None for the delta method).
+    pub replicates_ok: Option<usize>,
+    /// Why intervals were withheld.
+    pub withheld: Option<String>,
+}
+
+impl Inferred {
+    /// Delta-method rows.
+    pub fn delta(rows: Vec<Estimate>) -> Inferred {
+        Inferred {
+            rows,
+            replicates_ok: None,
+            withheld: None,
+        }
+    }
+
+    /// Bootstrap rows; the warnings go to `warnings`.
+    pub fn booted(b: Booted, warnings: &mut Vec<String>) -> Inferred {
+        warnings.extend(b.warnings);
+        warnings.extend(
+            b.withheld
+                .as_ref()
+                .map(|why| format!("intervals withheld: {why}")),
+        );
+        Inferred {
+            rows: b.rows,
+            replicates_ok: Some(b.ok),
+            withheld: b.withheld,
+        }
+    }
+}
+
 /// Rows with the method's inference. With clusters: the cluster delta method
 /// over `stat`, or the cluster bootstrap of `stat`. Without: the variances
-/// from `unclustered` (None: no SEs), or the row bootstrap through `row_stat`.
-/// Returns the rows and the successful replicates; warnings are appended.
+/// from `unclustered` with `how` (None: no SEs), or the row bootstrap through
+/// `row_stat`. Warnings are appended.
 pub fn resampled_rows<S, U, R>(
     r: &Resampled<'_>,
     stat: S,
@@ -288,21 +548,25 @@ pub fn resampled_rows<S, U, R>(
     row_stat: R,
     progress: &(dyn Fn() + Sync),
     warnings: &mut Vec<String>,
-) -> Result<(Vec<Estimate>, Option<usize>), crate::DecomposeError>
+) -> Result<Inferred, crate::DecomposeError>
 where
     S: Fn(&[f64]) -> Result<Vec<f64>, String> + Sync,
-    U: FnOnce() -> Result<Option<Vec<f64>>, crate::DecomposeError>,
+    U: FnOnce() -> Result<Option<(Vec<f64>, SeMethod)>, crate::DecomposeError>,
     R: Fn(&[f64], &[u32]) -> Result<Vec<f64>, String> + Sync,
 {
     let level = r.spec.level;
-    let (rows, draws) = match (r.spec.method, r.clusters) {
+    let booted = match (r.spec.method, r.clusters) {
         (Method::Delta, Some(g)) => {
             let v = cluster_delta_variance(g, stat).map_err(crate::DecomposeError::Input)?;
-            return Ok((delta_rows(r.keys, r.point, Some(&v), level), None));
+            let rows = delta_rows(r.keys, r.point, Some(&v), level, SeMethod::DeltaCluster);
+            return Ok(Inferred::delta(rows));
         }
         (Method::Delta, None) => {
-            let v = unclustered()?;
-            return Ok((delta_rows(r.keys, r.point, v.as_deref(), level), None));
+            let rows = match unclustered()? {
+                Some((v, how)) => delta_rows(r.keys, r.point, Some(&v), level, how),
+                None => delta_rows(r.keys, r.point, None, level, SeMethod::None),
+            };
+            return Ok(Inferred::delta(rows));
         }
         (Method::Bootstrap, Some(g)) => {
             if r.spec.stratify {
@@ -318,20 +582,7 @@ where
             r.keys, r.point, r.spec, r.group, r.weights, row_stat, progress,
         ),
     };
-    warnings.extend(failed_warning(&draws));
-    Ok((rows, Some(draws.estimates.len())))
-}
-
-/// A warning when bootstrap replicates failed.
-pub fn failed_warning(draws: &BootstrapDraws) -> Option<String> {
-    (draws.failed > 0).then(|| {
-        format!(
-            "{} of {} bootstrap replicates failed and were left out (first: {})",
-            draws.failed,
-            draws.replicates,
-            draws.failures.first().map_or("", String::as_str)
-        )
-    })
+    Ok(Inferred::booted(booted, warnings))
 }
 
 #[cfg(test)]
@@ -364,5 +615,67 @@ mod tests {
             v[0]
         );
         assert!(cluster_delta_variance(1, stat).is_err());
+    }
+
+    #[test]
+    fn failures_are_warned_up_to_one_percent_and_withhold_the_intervals_above() {
+        assert!(failure_verdict("replicates", 0, 500, None).is_none());
+        let warned = failure_verdict("replicates", 5, 500, Some("singular")).unwrap();
+        assert!(
+            warned.as_ref().is_ok_and(|w| w.contains("5 of 500")),
+            "{warned:?}"
+        );
+        let withheld = failure_verdict("replicates", 6, 500, Some("singular")).unwrap();
+        assert!(
+            withheld
+                .as_ref()
+                .is_err_and(|w| w.contains("6 of 500") && w.contains("withheld")),
+            "{withheld:?}"
+        );
+    }
+
+    #[test]
+    fn a_bootstrap_with_many_failed_replicates_withholds_every_interval() {
+        // Fails whenever unit 0 is not drawn: about 37% of the replicates.
+        let stat = |m: &[f64]| -> Result<Vec<f64>, String> {
+            if m[0] == 0.0 {
+                return Err("unit 0 missing".into());
+            }
+            Ok(vec![m.iter().enumerate().map(|(i, m)| i as f64 * m).sum()])
+        };
+        let keys: Vec<Key> = vec![("total".into(), None, None)];
+        let spec = InferenceSpec {
+            method: Method::Bootstrap,
+            replicates: 200,
+            ..InferenceSpec::delta(0.95)
+        };
+        let b = bootstrap_rows(&keys, &[45.0], &spec, 10, None, stat, &|| {});
+        let why = b.withheld.expect("withheld");
+        assert!(why.contains("unit 0 missing"), "{why}");
+        assert!(b.ok > 0 && b.ok < 200);
+        let r = &b.rows[0];
+        assert_eq!(r.estimate, 45.0);
+        assert!(r.se.is_none() && r.ci_low.is_none() && r.p_value.is_none());
+        assert_eq!(r.se_method, SeMethod::None);
+        // The same statistic never failing: every interval, labelled.
+        let ok = |m: &[f64]| -> Result<Vec<f64>, String> { Ok(vec![m.iter().sum()]) };
+        let b = bootstrap_rows(&keys, &[10.0], &spec, 10, None, ok, &|| {});
+        assert!(b.withheld.is_none() && b.warnings.is_empty() && b.ok == 200);
+        assert_eq!(b.rows[0].se_method, SeMethod::BootstrapPercentile);
+    }
+
+    #[test]
+    fn influence_variance_sums_each_rows_influence_before_squaring() {
+        // Two statistics: IF_i = (10¹² + 1)·u_i and 10¹²·u_i − 10¹²·u_i (zero).
+        let u = [1.0, -2.0, 0.5, 0.5];
+        let d = vec![vec![1e12, 1.0, 1e12, -1e12]];
+        let v = influence_variance(4, 2, &d, None, |i, out| {
+            out[0] = u[i];
+            out[1] = u[i];
+            Some((0, 0))
+        });
+        let direct: f64 = u.iter().map(|x| x * x).sum::<f64>() * 4.0 / 3.0;
+        assert!((v[0] - (1.0 + 1e12f64).powi(2) * direct).abs() < 1e-6 * v[0]);
+        assert_eq!(v[1], 0.0);
     }
 }

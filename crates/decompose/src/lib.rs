@@ -6,7 +6,10 @@
 //! fitted and its warnings. Sign convention everywhere:
 //! gap = mean(comparison) − mean(reference).
 //!
-//! Methods so far: [`crude`].
+//! Methods: [`crude`], [`oaxaca`] (linear) and [`nonlinear`] (Yun, Fairlie),
+//! [`gelbach`], [`hospital`], [`reduction`] and [`mediation`]; their shared
+//! inference (delta methods, bootstrap, failure policy, `se_method`) is in
+//! [`inference`].
 
 pub mod cells;
 pub mod covariates;
@@ -24,4 +27,4 @@ pub mod result;
 pub mod terms;
 
 pub use error::DecomposeError;
-pub use result::{AnalysisResult, Estimate, InferenceInfo, MethodOutput};
+pub use result::{AnalysisResult, Estimate, InferenceInfo, MethodOutput, SeMethod};

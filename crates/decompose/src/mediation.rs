@@ -241,10 +241,12 @@ pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
         }
     };
     let (md, od) = (with_cluster(weighted(md)), with_cluster(weighted(od)));
-    let kind = if input.cluster.is_some() {
-        VcovKind::Cr1
-    } else {
-        VcovKind::Iid
+    // Row units (one cluster per row) are the robust variance: CR1 with G = n
+    // is HC1, and the joint sandwich stacks both models' influence functions.
+    let kind = match input.cluster {
+        Some((_, g)) if g == n => VcovKind::Hc1,
+        Some(_) => VcovKind::Cr1,
+        None => VcovKind::Iid,
     };
     let label = if input.cluster.is_some() {
         "cluster"
@@ -804,6 +806,91 @@ pub struct GroupMediationInput<'a> {
     pub weights: Option<&'a [f64]>,
 }
 
+/// The six natural effects from the potential means [y00, y01, y10, y11]:
+/// total, direct, indirect, direct (treated), indirect (control), proportion
+/// mediated.
+fn natural_effects(m: &[f64; 4]) -> Vec<f64> {
+    let [y00, y01, y10, y11] = *m;
+    let total = y11 - y00;
+    vec![
+        total,
+        y10 - y00,
+        y11 - y10,
+        y11 - y01,
+        y01 - y00,
+        (y11 - y10) / total,
+    ]
+}
+
+/// The six natural-effect rows by the cluster bootstrap over `units` (codes
+/// and count), or the row bootstrap without: both models are refitted on each
+/// replicate's rows. Rows not drawn (multiplicity 0) are dropped before the
+/// fit, since a weight of 0 is not a weight.
+fn bootstrap_effects(
+    mi: &MediationInput<'_>,
+    keys: &[crate::inference::Key],
+    point: &[f64],
+    inference: &crate::inference::InferenceSpec,
+    units: Option<(&[u32], usize)>,
+    input: &GroupMediationInput<'_>,
+    progress: &(dyn Fn() + Sync),
+) -> crate::inference::Booted {
+    let refit = |wr: &[f64]| -> Result<Vec<f64>, String> {
+        let keep: Vec<usize> = (0..wr.len()).filter(|&i| wr[i] > 0.0).collect();
+        let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let (y, a, m, w) = (pick(mi.y), pick(mi.exposure), pick(mi.mediator), pick(wr));
+        let covs: Vec<(String, Vec<f64>)> = mi
+            .covariates
+            .iter()
+            .map(|(n, v)| (n.clone(), pick(v)))
+            .collect();
+        let b = MediationInput {
+            y: &y,
+            exposure: &a,
+            mediator: &m,
+            covariates: covs
+                .iter()
+                .map(|(n, v)| (n.clone(), v.as_slice()))
+                .collect(),
+            weights: Some(&w),
+            cluster: None,
+            ..mi.clone_refs()
+        };
+        let fb = fit(&b).map_err(|e| e.to_string())?;
+        let means = fb.potential_means(&fb.params(), 0.0, 1.0, input.draws, input.seed, false);
+        Ok(natural_effects(&means))
+    };
+    let n = mi.y.len();
+    let base_w: Vec<f64> = mi.weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
+    match units {
+        Some((c, g)) => crate::inference::bootstrap_rows(
+            keys,
+            point,
+            inference,
+            g,
+            None,
+            |m: &[f64]| {
+                let wr: Vec<f64> = base_w
+                    .iter()
+                    .zip(c)
+                    .map(|(w, k)| w * m[*k as usize])
+                    .collect();
+                refit(&wr)
+            },
+            progress,
+        ),
+        None => crate::inference::row_bootstrap(
+            keys,
+            point,
+            inference,
+            &vec![0; n],
+            Some(&base_w),
+            |wr, _| refit(wr),
+            progress,
+        ),
+    }
+}
+
 /// Mediation of the gap between the groups (exposure a0 = reference, a1 =
 /// comparison). Rows (risk-difference scale for binary outcomes, averaged
 /// over both groups' rows): `total_effect` = E[Y(1, M(1))] − E[Y(0, M(0))],
@@ -839,6 +926,19 @@ pub fn group_mediation(
         .map(|(n, v)| (n.clone(), pick(v)))
         .collect();
     let codes: Option<Vec<u32>> = input.cluster.map(|(c, _)| pick_codes(c, &rows));
+    // The robust variance (no cluster): every row its own unit of the joint
+    // sandwich of both models.
+    let robust = input.cluster.is_none() && inference.vce != crate::inference::Vce::Model;
+    let row_units: Vec<u32> = if robust {
+        (0..rows.len() as u32).collect()
+    } else {
+        Vec::new()
+    };
+    let delta_how = match (input.cluster, robust) {
+        (Some(_), _) => crate::result::SeMethod::DeltaCluster,
+        (None, true) => crate::result::SeMethod::DeltaRobust,
+        (None, false) => crate::result::SeMethod::DeltaModel,
+    };
     let weights: Option<Vec<f64>> = input.weights.map(pick);
     let binary_mediator = m.iter().all(|v| *v == 0.0 || *v == 1.0);
     let mi = MediationInput {
@@ -860,24 +960,17 @@ pub fn group_mediation(
             Family::Linear
         },
         interaction: input.interaction,
-        cluster: codes.as_deref().zip(input.cluster.map(|c| c.1)),
+        cluster: match input.cluster {
+            Some((_, g)) => codes.as_deref().map(|c| (c, g)),
+            None if robust => Some((row_units.as_slice(), rows.len())),
+            None => None,
+        },
         weights: weights.as_deref(),
     };
     let f = fit(&mi)?;
     let mut warnings: Vec<String> = Vec::new();
     let p = f.params();
-    let effects = |m: &[f64; 4]| -> Vec<f64> {
-        let [y00, y01, y10, y11] = *m;
-        let total = y11 - y00;
-        vec![
-            total,
-            y10 - y00,
-            y11 - y10,
-            y11 - y01,
-            y01 - y00,
-            (y11 - y10) / total,
-        ]
-    };
+    let effects = |m: &[f64; 4]| natural_effects(m);
     let names = [
         "total_effect",
         "direct_effect",
@@ -891,66 +984,16 @@ pub fn group_mediation(
     let var = f.delta_of_means(0.0, 1.0, effects);
     let keys: Vec<crate::inference::Key> =
         names.iter().map(|n| (n.to_string(), None, None)).collect();
-    let mut estimates = delta_rows(&keys, &point, Some(&var), input.level);
-    let mut replicates_ok = None;
+    let estimates = delta_rows(&keys, &point, Some(&var), input.level, delta_how);
+    let mut inferred = crate::inference::Inferred::delta(estimates);
     if inference.method == crate::inference::Method::Bootstrap {
-        // Refit both models with the replicate's row weights.
-        let refit = |wr: &[f64]| -> Result<Vec<f64>, String> {
-            let b = MediationInput {
-                weights: Some(wr),
-                cluster: None,
-                ..mi.clone_refs()
-            };
-            let fb = fit(&b).map_err(|e| e.to_string())?;
-            let [y00, y01, y10, y11] =
-                fb.potential_means(&fb.params(), 0.0, 1.0, input.draws, input.seed, false);
-            let total = y11 - y00;
-            Ok(vec![
-                total,
-                y10 - y00,
-                y11 - y10,
-                y11 - y01,
-                y01 - y00,
-                (y11 - y10) / total,
-            ])
-        };
-        let base_w: Vec<f64> = weights.clone().unwrap_or_else(|| vec![1.0; rows.len()]);
-        let (rows_b, draws) = match (&codes, input.cluster) {
-            (Some(c), Some((_, g))) => crate::inference::bootstrap_rows(
-                &keys,
-                &point,
-                inference,
-                g,
-                None,
-                |m: &[f64]| {
-                    let wr: Vec<f64> = base_w
-                        .iter()
-                        .zip(c)
-                        .map(|(w, k)| w * m[*k as usize])
-                        .collect();
-                    refit(&wr)
-                },
-                progress,
-            ),
-            _ => {
-                let all: Vec<u32> = vec![0; rows.len()];
-                crate::inference::row_bootstrap(
-                    &keys,
-                    &point,
-                    inference,
-                    &all,
-                    Some(&base_w),
-                    |wr, _| refit(wr),
-                    progress,
-                )
-            }
-        };
-        if let Some(w) = crate::inference::failed_warning(&draws) {
-            warnings.push(w);
-        }
-        replicates_ok = Some(draws.estimates.len());
-        estimates = rows_b;
+        let units = codes.as_deref().zip(input.cluster.map(|c| c.1));
+        let booted = bootstrap_effects(&mi, &keys, &point, inference, units, input, progress);
+        inferred = crate::inference::Inferred::booted(booted, &mut warnings);
     }
+    let replicates_ok = inferred.replicates_ok;
+    let withheld = inferred.withheld.clone();
+    let mut estimates = inferred.rows;
     let pm = point[5];
     if !(0.0..=1.0).contains(&pm) {
         warnings.push(format!(
@@ -1028,11 +1071,31 @@ pub fn group_mediation(
                 .push("the ρ-sensitivity curve assumes no exposure–mediator interaction".into());
         }
     }
+    // Every row not from the bootstrap is a delta-method row.
+    let estimates: Vec<Estimate> = estimates
+        .into_iter()
+        .map(|e| {
+            if e.se_method == crate::result::SeMethod::None {
+                e.made_by(delta_how)
+            } else {
+                e
+            }
+        })
+        .collect();
+    if inference.method == crate::inference::Method::Bootstrap {
+        warnings.push(
+            "only the six natural-effect rows are bootstrapped; the closed forms, odds ratios \
+             and E-values keep delta-method intervals (se_method says which)"
+                .into(),
+        );
+    }
     Ok(crate::result::MethodOutput {
         estimates,
         models: f.models.clone(),
         warnings,
         replicates_ok,
+        withheld,
+        inference_note: None,
         n: rows.len(),
     })
 }

@@ -46,10 +46,10 @@ use crate::cells::INTERCEPT;
 use crate::covariates::Covariates;
 use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
-    InferenceSpec, Key, Method, bootstrap_rows, delta_rows, failed_warning, row_bootstrap,
+    InferenceSpec, Inferred, Key, Method, Vce, bootstrap_rows, delta_rows, row_bootstrap,
 };
 use crate::oaxaca::Coefficients;
-use crate::result::MethodOutput;
+use crate::result::{MethodOutput, SeMethod};
 use crate::terms::Terms;
 
 /// Inputs of one nonlinear decomposition.
@@ -474,6 +474,290 @@ fn info_weights(fit: &GlmFit) -> Vec<f64> {
         .collect()
 }
 
+/// The full-sample quantities the delta method of Yun's rows needs.
+struct YunPoint<'a> {
+    data: &'a Data,
+    fits: &'a Fits,
+    setup: &'a Setup<'a>,
+    theta: &'a Theta,
+    /// x̄_r, x̄_c.
+    x: [&'a [f64]; 2],
+    /// ȳ_r, ȳ_c.
+    y: [f64; 2],
+    /// Σw of each group.
+    w: [f64; 2],
+    /// F̄_c(β*), F̄_r(β*).
+    f_star: [f64; 2],
+    /// Their gradients over β*.
+    g_star: [&'a [f64]; 2],
+    /// β*.
+    star: &'a [f64],
+    /// Gradients of the Fairlie rows over β*.
+    fair_grad: &'a [Vec<f64>],
+}
+
+/// The sampling of the group means the Yun rows use, as one more "model" of a
+/// joint sandwich: estimating equations Σ_{i∈g} w_i (z_i − μ) = 0 for
+/// x̄_r, x̄_c (no intercept), F̄_c(β*), F̄_r(β*), ȳ_c, ȳ_r, with β* held at its
+/// estimate (its own sampling enters through the models' block). Returns the
+/// column-major n × k regressors z_i − μ (0 outside the group), the per-row
+/// factor w_i and the bread diag(1/W_g).
+fn means_part(pt: &YunPoint<'_>, link: Link) -> (Vec<f64>, Vec<f64>, Vec<f64>, usize) {
+    let d = pt.data;
+    let (n, p) = (d.n, d.p);
+    let k = 2 * (p - 1) + 4;
+    let mut x = vec![0.0; n * k];
+    let mut bread = vec![0.0; k * k];
+    for i in 0..n {
+        let g = usize::from(d.group[i]);
+        let off = g * (p - 1);
+        for j in 1..p {
+            x[(off + j - 1) * n + i] = d.x[j * n + i] - pt.x[g][j];
+        }
+        let fi = link.cdf(d.eta(i, pt.star));
+        // F̄_c then F̄_r; ȳ_c then ȳ_r.
+        let (fcol, ycol) = if g == 1 {
+            (2 * (p - 1), 2 * (p - 1) + 2)
+        } else {
+            (2 * (p - 1) + 1, 2 * (p - 1) + 3)
+        };
+        x[fcol * n + i] = fi - pt.f_star[1 - g];
+        x[ycol * n + i] = d.y[i] - pt.y[g];
+    }
+    for a in 0..k {
+        let g = if a < p - 1 {
+            0
+        } else if a < 2 * (p - 1) {
+            1
+        } else {
+            usize::from((a - 2 * (p - 1)) % 2 == 0)
+        };
+        bread[a * k + a] = 1.0 / pt.w[g];
+    }
+    (x, d.w.clone(), bread, k)
+}
+
+/// Delta-method variances of every row (Yun and Fairlie) over
+/// θ = (b_r, b_c, [b_pooled], x̄_r, x̄_c, F̄_c(β*), F̄_r(β*), ȳ_c, ȳ_r):
+/// the models and the means are stacked in one sandwich, so covariate sampling
+/// is included as in the linear decomposition. `Cluster`: over the data's
+/// clusters; `Robust`: each row its own unit (the data's cluster codes are the
+/// rows); `Model`: the models' iid variances, independent of each other and of
+/// the means (whose covariance is the robust one). Fairlie's rows vary through
+/// β* only (their orderings and matched swaps are held fixed).
+fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, DecomposeError> {
+    let (data, fits, setup) = (pt.data, pt.fits, pt.setup);
+    let link = setup.input.link;
+    let p = data.p;
+    let dims = [p, p, if fits.star.is_some() { p } else { 0 }];
+    let nb: usize = dims.iter().sum();
+    let (mx, mu, mbread, km) = means_part(pt, link);
+    let total = nb + km;
+    let means = JointPart {
+        parts: healthgap_models::vcov::SandwichParts {
+            bread: &mbread,
+            x: &mx,
+            u: mu,
+            n: data.n,
+            k: km,
+            absorbed: Vec::new(),
+            rss: None,
+        },
+        cluster: &data.cluster,
+    };
+    let kt: usize = fits.models.iter().map(|f| f.coef.len()).sum();
+    // Indices of θ in the stacked (models, means) order, without the indicator.
+    let keep: Vec<usize> = (0..kt + km)
+        .filter(|&i| !(fits.star_skip == 1 && i == 2 * p))
+        .collect();
+    let mut vtheta = vec![0.0; total * total];
+    if vce == Vce::Model {
+        let mut off = 0;
+        for (m, f) in fits.models.iter().enumerate() {
+            let vc = f
+                .vcov(VcovKind::Iid, "", SmallSample::default())
+                .map_err(DecomposeError::Model)?;
+            let k = f.coef.len();
+            let skip = if m == 2 { fits.star_skip } else { 0 };
+            for a in skip..k {
+                for b in skip..k {
+                    vtheta[(off + a - skip) * total + off + b - skip] = vc.matrix[a * k + b];
+                }
+            }
+            off += k - skip;
+        }
+        let rows: Vec<u32> = (0..data.n as u32).collect();
+        let only = JointPart {
+            cluster: &rows,
+            ..means
+        };
+        let vm = joint_cr1(&[only], data.n).map_err(DecomposeError::Model)?;
+        for a in 0..km {
+            for b in 0..km {
+                vtheta[(nb + a) * total + nb + b] = vm[a * km + b];
+            }
+        }
+    } else {
+        let parts: Vec<_> = fits.models.iter().map(GlmFit::sandwich_parts).collect();
+        let clusters: Vec<Vec<u32>> = fits
+            .models
+            .iter()
+            .map(|f| f.work.cluster.clone().unwrap_or_default())
+            .collect();
+        let mut joint: Vec<JointPart<'_>> = parts
+            .into_iter()
+            .zip(&clusters)
+            .map(|(parts, cluster)| JointPart { parts, cluster })
+            .collect();
+        joint.push(means);
+        let full = joint_cr1(&joint, data.clusters).map_err(DecomposeError::Model)?;
+        let kk = kt + km;
+        for (a, &i) in keep.iter().enumerate() {
+            for (b, &j) in keep.iter().enumerate() {
+                vtheta[a * total + b] = full[i * kk + j];
+            }
+        }
+    }
+    let grads = yun_gradients(pt, dims, total);
+    Ok(grads
+        .iter()
+        .map(|g| {
+            (0..total)
+                .map(|a| {
+                    if g[a] == 0.0 {
+                        return 0.0;
+                    }
+                    (0..total)
+                        .map(|b| g[a] * vtheta[a * total + b] * g[b])
+                        .sum::<f64>()
+                })
+                .sum()
+        })
+        .collect())
+}
+
+/// ∂row/∂θ for every row (θ as in [`yun_delta_variance`]), by central
+/// differences of the cheap map (θ, F̄'s, ȳ's, x̄'s) → rows; β* moves F̄(β*).
+fn yun_gradients(pt: &YunPoint<'_>, dims: [usize; 3], total: usize) -> Vec<Vec<f64>> {
+    let setup = pt.setup;
+    let p = pt.data.p;
+    let [xr, xc] = pt.x;
+    let [fcs, frs] = pt.f_star;
+    let [gcs, grs] = pt.g_star;
+    let gap = pt.y[1] - pt.y[0];
+    let w = pt.w;
+    let lam = setup.lambda(w);
+    let (lr, lc, lp) = if lam.is_nan() {
+        (0.0, 0.0, 1.0)
+    } else {
+        (lam, 1.0 - lam, 0.0)
+    };
+    let nk = setup.keys.len();
+    let nyun = setup.fairlie_from;
+    let mut grads = vec![vec![0.0; total]; nk];
+    let yun_at = |t: &Theta, fc: f64, fr: f64, gp: f64, xr: &[f64], xc: &[f64]| {
+        setup.yun(t, [fc, fr, gp], xr, xc, w)
+    };
+    let diff = |up: Vec<f64>, down: Vec<f64>, h: f64| -> Vec<f64> {
+        up.iter()
+            .zip(&down)
+            .map(|(u, d)| (u - d) / (2.0 * h))
+            .collect()
+    };
+    let theta = pt.theta;
+    let h = 1e-6;
+    let d_fc = diff(
+        yun_at(theta, fcs + h, frs, gap, xr, xc),
+        yun_at(theta, fcs - h, frs, gap, xr, xc),
+        h,
+    );
+    let d_fr = diff(
+        yun_at(theta, fcs, frs + h, gap, xr, xc),
+        yun_at(theta, fcs, frs - h, gap, xr, xc),
+        h,
+    );
+    let d_gap = diff(
+        yun_at(theta, fcs, frs, gap + h, xr, xc),
+        yun_at(theta, fcs, frs, gap - h, xr, xc),
+        h,
+    );
+    for (block, offset) in [(0usize, 0usize), (1, p), (2, 2 * p)] {
+        if dims[block] == 0 {
+            continue;
+        }
+        for j in 0..p {
+            let bump = |s: f64| {
+                let mut t = theta.clone();
+                let v = match block {
+                    0 => &mut t.br,
+                    1 => &mut t.bc,
+                    _ => &mut t.bp,
+                };
+                let hj = 1e-6 * v[j].abs().max(1.0);
+                v[j] += s * hj;
+                (t, hj)
+            };
+            let (tu, hj) = bump(1.0);
+            let (td, _) = bump(-1.0);
+            let direct = diff(
+                yun_at(&tu, fcs, frs, gap, xr, xc),
+                yun_at(&td, fcs, frs, gap, xr, xc),
+                hj,
+            );
+            let share = [lr, lc, lp][block];
+            for r in 0..nyun {
+                grads[r][offset + j] = direct[r] + share * (d_fc[r] * gcs[j] + d_fr[r] * grs[j]);
+            }
+            // Fairlie rows depend on θ through β* only.
+            for (f, fg) in pt.fair_grad.iter().enumerate() {
+                let r = if f == setup.blocks.len() {
+                    nyun
+                } else {
+                    nyun + 1 + f
+                };
+                grads[r][offset + j] = share * fg[j];
+            }
+        }
+    }
+    // The means: x̄_r, x̄_c (no intercept), F̄_c, F̄_r, ȳ_c, ȳ_r.
+    let nb: usize = dims.iter().sum();
+    for g in 0..2 {
+        for j in 1..p {
+            let bump = |s: f64| {
+                let mut x = pt.x[g].to_vec();
+                let hj = 1e-6 * x[j].abs().max(1.0);
+                x[j] += s * hj;
+                (x, hj)
+            };
+            let (up, hj) = bump(1.0);
+            let (down, _) = bump(-1.0);
+            let (u, d) = if g == 0 {
+                (
+                    yun_at(theta, fcs, frs, gap, &up, xc),
+                    yun_at(theta, fcs, frs, gap, &down, xc),
+                )
+            } else {
+                (
+                    yun_at(theta, fcs, frs, gap, xr, &up),
+                    yun_at(theta, fcs, frs, gap, xr, &down),
+                )
+            };
+            let dx = diff(u, d, hj);
+            for r in 0..nyun {
+                grads[r][nb + g * (p - 1) + j - 1] = dx[r];
+            }
+        }
+    }
+    let o = nb + 2 * (p - 1);
+    for r in 0..nyun {
+        grads[r][o] = d_fc[r];
+        grads[r][o + 1] = d_fr[r];
+        grads[r][o + 2] = d_gap[r];
+        grads[r][o + 3] = -d_gap[r];
+    }
+    grads
+}
+
 /// The nonlinear decomposition with its inference.
 pub fn nonlinear(
     input: &NonlinearInput<'_>,
@@ -491,10 +775,15 @@ pub fn nonlinear(
     }
     let mut warnings = Vec::new();
     let n = group_sizes(input.group, input.labels, "the decomposition")?;
-    let data = Data::new(input, input.weights, input.group);
+    let mut data = Data::new(input, input.weights, input.group);
     let clustered = input.cluster.is_some();
-    let fits =
-        fit_models(&data, input, clustered).map_err(|(who, e)| model_error(input, who, e))?;
+    if !clustered && inference.vce != Vce::Model {
+        // The robust delta method: each row its own unit of the joint sandwich.
+        data.cluster = (0..data.n as u32).collect();
+        data.clusters = data.n;
+    }
+    let fits = fit_models(&data, input, clustered || inference.vce != Vce::Model)
+        .map_err(|(who, e)| model_error(input, who, e))?;
     for f in &fits.models {
         warnings.extend(f.warnings.iter().cloned());
         if !f.converged {
@@ -551,144 +840,22 @@ pub fn nonlinear(
         point.push(fair[setup.blocks.len()]);
         point.extend(&fair[..setup.blocks.len()]);
     }
-    // θ = (b_r, b_c, [pooled b]) and its variance.
-    let p = data.p;
-    let dims = [p, p, if fits.star.is_some() { p } else { 0 }];
-    let total: usize = dims.iter().sum();
-    let vtheta: Vec<f64> = match input.cluster {
-        Some((_, _, g)) => {
-            let parts: Vec<_> = fits.models.iter().map(GlmFit::sandwich_parts).collect();
-            let clusters: Vec<Vec<u32>> = fits
-                .models
-                .iter()
-                .map(|f| f.work.cluster.clone().unwrap_or_default())
-                .collect();
-            let joint: Vec<JointPart<'_>> = parts
-                .into_iter()
-                .zip(&clusters)
-                .map(|(parts, cluster)| JointPart { parts, cluster })
-                .collect();
-            let full = joint_cr1(&joint, g).map_err(DecomposeError::Model)?;
-            // Drop the pooled model's indicator row/column.
-            let kt: usize = fits.models.iter().map(|f| f.coef.len()).sum();
-            let keep: Vec<usize> = (0..kt)
-                .filter(|&i| !(fits.star_skip == 1 && i == 2 * p))
-                .collect();
-            let mut v = vec![0.0; total * total];
-            for (a, &i) in keep.iter().enumerate() {
-                for (b, &j) in keep.iter().enumerate() {
-                    v[a * total + b] = full[i * kt + j];
-                }
-            }
-            v
-        }
-        None => {
-            let mut v = vec![0.0; total * total];
-            let mut off = 0;
-            for (m, f) in fits.models.iter().enumerate() {
-                let vc = f
-                    .vcov(VcovKind::Iid, "", SmallSample::default())
-                    .map_err(DecomposeError::Model)?;
-                let k = f.coef.len();
-                let skip = if m == 2 { fits.star_skip } else { 0 };
-                for a in skip..k {
-                    for b in skip..k {
-                        v[(off + a - skip) * total + off + b - skip] = vc.matrix[a * k + b];
-                    }
-                }
-                off += k - skip;
-            }
-            v
-        }
-    };
-    // Gradient of every row with respect to θ.
-    let lam = setup.lambda(w);
-    let (lr, lc, lp) = if lam.is_nan() {
-        (0.0, 0.0, 1.0)
-    } else {
-        (lam, 1.0 - lam, 0.0)
-    };
-    let (_, g_cc) = data.mean_f(link, 1, &theta.bc, None, true);
-    let (_, g_rr) = data.mean_f(link, 0, &theta.br, None, true);
-    let nk = setup.keys.len();
-    let mut grads = vec![vec![0.0; total]; nk];
-    // Yun rows: numeric derivatives of the cheap map (θ, F̄'s, gap) → rows.
-    let yun_at = |t: &Theta, fc: f64, fr: f64, gp: f64| setup.yun(t, [fc, fr, gp], &xr, &xc, w);
-    let nyun = setup.fairlie_from;
-    let diff = |up: Vec<f64>, down: Vec<f64>, h: f64| -> Vec<f64> {
-        up.iter()
-            .zip(&down)
-            .map(|(u, d)| (u - d) / (2.0 * h))
-            .collect()
-    };
-    let h = 1e-6;
-    let d_fc = diff(
-        yun_at(&theta, fcs + h, frs, gap),
-        yun_at(&theta, fcs - h, frs, gap),
-        h,
-    );
-    let d_fr = diff(
-        yun_at(&theta, fcs, frs + h, gap),
-        yun_at(&theta, fcs, frs - h, gap),
-        h,
-    );
-    let d_gap = diff(
-        yun_at(&theta, fcs, frs, gap + h),
-        yun_at(&theta, fcs, frs, gap - h),
-        h,
-    );
-    for (block, offset) in [(0usize, 0usize), (1, p), (2, 2 * p)] {
-        if dims[block] == 0 {
-            continue;
-        }
-        for j in 0..p {
-            let bump = |s: f64| {
-                let mut t = theta.clone();
-                let v = match block {
-                    0 => &mut t.br,
-                    1 => &mut t.bc,
-                    _ => &mut t.bp,
-                };
-                let hj = 1e-6 * v[j].abs().max(1.0);
-                v[j] += s * hj;
-                (t, hj)
-            };
-            let (tu, hj) = bump(1.0);
-            let (td, _) = bump(-1.0);
-            let direct = diff(yun_at(&tu, fcs, frs, gap), yun_at(&td, fcs, frs, gap), hj);
-            let share = [lr, lc, lp][block];
-            for r in 0..nyun {
-                let mut g = direct[r] + share * (d_fc[r] * gcs[j] + d_fr[r] * grs[j]);
-                if block == 0 {
-                    g -= d_gap[r] * g_rr[j];
-                } else if block == 1 {
-                    g += d_gap[r] * g_cc[j];
-                }
-                grads[r][offset + j] = g;
-            }
-            // Fairlie rows depend on θ through β* only.
-            for (f, fg) in fair_grad.iter().enumerate() {
-                let r = if f == setup.blocks.len() {
-                    nyun
-                } else {
-                    nyun + 1 + f
-                };
-                grads[r][offset + j] = share * fg[j];
-            }
-        }
-    }
-    let delta_var: Vec<f64> = grads
-        .iter()
-        .map(|g| {
-            (0..total)
-                .map(|a| {
-                    (0..total)
-                        .map(|b| g[a] * vtheta[a * total + b] * g[b])
-                        .sum::<f64>()
-                })
-                .sum()
-        })
-        .collect();
+    let delta_var = yun_delta_variance(
+        &YunPoint {
+            data: &data,
+            fits: &fits,
+            setup: &setup,
+            theta: &theta,
+            x: [&xr, &xc],
+            y: [yr, yc],
+            w,
+            f_star: [fcs, frs],
+            g_star: [&gcs, &grs],
+            star: &bs,
+            fair_grad: &fair_grad,
+        },
+        inference.vce,
+    )?;
     let level = inference.level;
     let mut models = Vec::new();
     let labels = [
@@ -713,12 +880,30 @@ pub fn nonlinear(
         .map_err(DecomposeError::Model)?;
         models.push(f.summary(label, &vc, level));
     }
+    let nyun = setup.fairlie_from;
     let yun_keys = &setup.keys[..nyun];
-    let (estimates, replicates_ok) = match (inference.method, input.cluster) {
-        (Method::Delta, _) => (
-            delta_rows(&setup.keys, &point, Some(&delta_var), level),
-            None,
-        ),
+    let delta_how = if clustered {
+        SeMethod::DeltaCluster
+    } else {
+        inference.vce.se_method()
+    };
+    let fairlie_delta = |rows: &mut Vec<crate::result::Estimate>| {
+        rows.extend(delta_rows(
+            &setup.keys[nyun..],
+            &point[nyun..],
+            Some(&delta_var[nyun..]),
+            level,
+            delta_how,
+        ));
+    };
+    let inferred = match (inference.method, input.cluster) {
+        (Method::Delta, _) => Inferred::delta(delta_rows(
+            &setup.keys,
+            &point,
+            Some(&delta_var),
+            level,
+            delta_how,
+        )),
         (Method::Bootstrap, Some((_, _, g))) => {
             // One Fisher-scoring step per model from per-cluster scores and information.
             let steps: Vec<Moments> = fits
@@ -779,19 +964,14 @@ pub fn nonlinear(
             if inference.stratify {
                 warnings.push("stratify ignored: clusters hold patients of both groups".into());
             }
-            let (mut rows, draws) =
+            let booted =
                 bootstrap_rows(yun_keys, &point[..nyun], inference, g, None, stat, progress);
-            warnings.extend(failed_warning(&draws));
-            rows.extend(delta_rows(
-                &setup.keys[nyun..],
-                &point[nyun..],
-                Some(&delta_var[nyun..]),
-                level,
-            ));
-            (rows, Some(draws.estimates.len()))
+            let mut inferred = Inferred::booted(booted, &mut warnings);
+            fairlie_delta(&mut inferred.rows);
+            inferred
         }
         (Method::Bootstrap, None) => {
-            let (mut rows, draws) = row_bootstrap(
+            let booted = row_bootstrap(
                 yun_keys,
                 &point[..nyun],
                 inference,
@@ -811,21 +991,31 @@ pub fn nonlinear(
                 },
                 progress,
             );
-            warnings.extend(failed_warning(&draws));
-            rows.extend(delta_rows(
-                &setup.keys[nyun..],
-                &point[nyun..],
-                Some(&delta_var[nyun..]),
-                level,
-            ));
-            (rows, Some(draws.estimates.len()))
+            let mut inferred = Inferred::booted(booted, &mut warnings);
+            fairlie_delta(&mut inferred.rows);
+            inferred
         }
     };
+    let one_step = inference.method == Method::Bootstrap && clustered;
+    if inference.method == Method::Bootstrap && nyun < setup.keys.len() {
+        warnings.push(
+            "fairlie_explained rows keep delta-method intervals (se_method says which): \
+             the bootstrap resamples Yun's rows only"
+                .into(),
+        );
+    }
     Ok(MethodOutput {
-        estimates,
+        estimates: inferred.rows,
         models,
         warnings,
-        replicates_ok,
+        replicates_ok: inferred.replicates_ok,
+        withheld: inferred.withheld,
+        inference_note: one_step.then(|| {
+            "one-step bootstrap: each cluster-bootstrap replicate takes one Fisher-scoring step \
+             from the full-sample fit of each logit/probit model instead of refitting to \
+             convergence"
+                .into()
+        }),
         n: n[0] + n[1],
     })
 }

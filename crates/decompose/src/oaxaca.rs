@@ -27,14 +27,20 @@
 //! levels are centred the same way. The detailed unexplained part then does not
 //! depend on the base level.
 //!
-//! **Inference.** Without clusters, the delta method of Jann (2008):
-//! θ = (b_r, b_c, [β*], x̄_r, x̄_c), V(b_g) = s²_g (X_g'W X_g)⁻¹,
-//! V(x̄_g) = S_g/n_g, independent blocks, V(component) = ∇'V(θ)∇ (the gradient
-//! taken numerically; the components are bilinear, so central differences are
-//! exact). With a cluster variable, the cluster delta method
+//! **Inference.** Without clusters, the delta method over
+//! θ = (b_r, b_c, [β*], x̄_r, x̄_c), V(component) = ∇'V(θ)∇ (the gradient taken
+//! numerically; the components are bilinear, so central differences are
+//! exact). By default (`vce = robust`) V(θ) = n/(n−1) Σ_i ψ_i ψ_i' over the
+//! stacked influence functions of every fit and mean, each row its own unit
+//! (HC1-type; Stata `oaxaca`'s `suest` for pooled weights), which carries
+//! Cov(b_g, β*) ([`influence_variance_of`]). With `vce = model`, Jann's (2008)
+//! model-based blocks V(b_g) = s²_g (X_g'W X_g)⁻¹, V(x̄_g) = S_g/n_g, taken as
+//! independent, which holds only when β* is a fixed combination of b_r and b_c
+//! (not `pooled` or `neumark`: refused there). With a cluster variable, the cluster delta method
 //! ([`crate::inference::cluster_delta_variance`]) over the stacked moments,
-//! which carries the covariances of groups that share hospitals. The cluster
-//! bootstrap recombines cells with each replicate's cluster multiplicities.
+//! which carries the covariances of groups that share hospitals: from the
+//! same influence functions summed by cluster when nothing is absorbed, by
+//! differences over the cells otherwise. The cluster bootstrap recombines cells with each replicate's cluster multiplicities.
 
 use healthgap_models::ModelError;
 use serde::Serialize;
@@ -42,8 +48,12 @@ use serde::Serialize;
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
 use crate::error::{DecomposeError, group_sizes};
-use crate::inference::{InferenceSpec, Key, Method, Resampled, count_text, resampled_rows};
+use crate::inference::{
+    InferenceSpec, Inferred, Key, Method, Resampled, Vce, count_text, delta_rows,
+    influence_variance, resampled_rows,
+};
 pub use crate::result::MethodOutput;
+use crate::result::SeMethod;
 use crate::terms::Terms;
 
 /// The choice of β* (METHODS.md §2).
@@ -301,48 +311,14 @@ fn support_warning(input: &LinearInput<'_>) -> Option<String> {
     })
 }
 
-/// The Jann (2008) delta-method variances without clusters (no absorbed variable).
-fn jann_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeError> {
+/// θ = (b_r, b_c, [β*], x̄_r, x̄_c, [W_r, W_c]) (the means without the
+/// intercept; the groups' weight sums for `cotton`, whose λ = W_r/(W_r + W_c)
+/// varies with the sample) of the full sample, and the Jacobian ∂values/∂θ
+/// (keys × θ) by central differences (the components are bilinear in the
+/// coefficients and means, so those differences are exact up to rounding).
+/// No absorbed variable.
+fn theta_jacobian(setup: &Setup, point: &Params) -> Result<Vec<Vec<f64>>, DecomposeError> {
     let p = setup.cells.p();
-    let cells = &setup.cells;
-    let fr = cells.fit(&setup.spec([true, false], false), None)?;
-    let fc = cells.fit(&setup.spec([false, true], false), None)?;
-    let pooled = setup.pooled_fit(None)?;
-    let star = setup.star_fit(pooled.as_ref(), None)?;
-    let iid = |f: &CellFit, skip: usize| -> Vec<f64> {
-        let k = f.coef.len();
-        let s2 = f.rss / (f.n - k as f64);
-        let q = k - skip;
-        let mut v = vec![0.0; q * q];
-        for i in 0..q {
-            for j in 0..q {
-                v[i * q + j] = s2 * f.bread[(i + skip) * k + j + skip];
-            }
-        }
-        v
-    };
-    let xcov = |g: u8| -> Vec<f64> {
-        let s = cells.covariance(g);
-        let n = cells.means(g, None).n;
-        let q = p - 1;
-        let mut v = vec![0.0; q * q];
-        for i in 0..q {
-            for j in 0..q {
-                v[i * q + j] = s[(i + 1) * p + j + 1] / n;
-            }
-        }
-        v
-    };
-    // θ blocks: b_r, b_c, [β*], x̄_r (no intercept), x̄_c.
-    let mut blocks: Vec<Vec<f64>> = vec![iid(&fr, 0), iid(&fc, 0)];
-    if let Some(f) = &star {
-        blocks.push(iid(
-            f,
-            usize::from(setup.coefficients == Coefficients::Pooled),
-        ));
-    }
-    blocks.push(xcov(0));
-    blocks.push(xcov(1));
     let mut theta: Vec<f64> = Vec::new();
     theta.extend(&point.b[0]);
     theta.extend(&point.b[1]);
@@ -351,6 +327,11 @@ fn jann_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeErr
     }
     theta.extend(&point.x[0][1..]);
     theta.extend(&point.x[1][1..]);
+    let cotton = setup.coefficients == Coefficients::Cotton;
+    let plain = theta.len();
+    if cotton {
+        theta.extend(point.w);
+    }
     let from_theta = |t: &[f64]| -> Params {
         let mut o = 0;
         let mut take = |len: usize| {
@@ -363,6 +344,12 @@ fn jann_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeErr
         let star = point.star.as_ref().map(|_| (take(p), Vec::new()));
         let xr: Vec<f64> = std::iter::once(1.0).chain(take(p - 1)).collect();
         let xc: Vec<f64> = std::iter::once(1.0).chain(take(p - 1)).collect();
+        let w = if cotton {
+            let w = take(2);
+            [w[0], w[1]]
+        } else {
+            point.w
+        };
         Params {
             b: [br, bc],
             a: [Vec::new(), Vec::new()],
@@ -370,13 +357,18 @@ fn jann_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeErr
             fill: Vec::new(),
             x: [xr, xc],
             s: point.s.clone(),
-            w: point.w,
+            w,
         }
     };
     let nk = setup.keys.len();
     let mut jac = vec![vec![0.0; theta.len()]; nk];
     for j in 0..theta.len() {
-        let h = 1e-3 * theta[j].abs().max(1.0);
+        // λ(W) is a ratio: a small relative step keeps its difference exact.
+        let h = if j < plain {
+            1e-3 * theta[j].abs().max(1.0)
+        } else {
+            1e-6 * theta[j].abs().max(1.0)
+        };
         let mut t = theta.clone();
         t[j] += h;
         let up = setup
@@ -390,7 +382,39 @@ fn jann_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeErr
             jac[r][j] = (up[r] - down[r]) / (2.0 * h);
         }
     }
-    let mut var = vec![0.0; nk];
+    Ok(jac)
+}
+
+/// The model-based delta-method variances of Jann (2008) without clusters (no
+/// absorbed variable): V(b_g) = s²_g (X_g'W X_g)⁻¹, V(x̄_g) = S_g/n_g,
+/// independent blocks, V(component) = ∇'V(θ)∇. Derived only where the blocks
+/// are independent, i.e. β* a fixed combination of b_r and b_c (not `pooled`
+/// or `neumark`, whose β* is fitted on the same rows).
+fn model_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeError> {
+    let p = setup.cells.p();
+    let cells = &setup.cells;
+    let fr = cells.fit(&setup.spec([true, false], false), None)?;
+    let fc = cells.fit(&setup.spec([false, true], false), None)?;
+    let iid = |f: &CellFit| -> Vec<f64> {
+        let s2 = f.rss / (f.n - p as f64);
+        f.bread.iter().map(|b| s2 * b).collect()
+    };
+    let xcov = |g: u8| -> Vec<f64> {
+        let s = cells.covariance(g);
+        let n = cells.means(g, None).n;
+        let q = p - 1;
+        let mut v = vec![0.0; q * q];
+        for i in 0..q {
+            for j in 0..q {
+                v[i * q + j] = s[(i + 1) * p + j + 1] / n;
+            }
+        }
+        v
+    };
+    // θ blocks: b_r, b_c, x̄_r (no intercept), x̄_c.
+    let blocks: Vec<Vec<f64>> = vec![iid(&fr), iid(&fc), xcov(0), xcov(1)];
+    let jac = theta_jacobian(setup, point)?;
+    let mut var = vec![0.0; jac.len()];
     for (r, row) in jac.iter().enumerate() {
         let mut off = 0;
         for v in &blocks {
@@ -404,6 +428,104 @@ fn jann_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeErr
             off += q;
         }
     }
+    Ok(var)
+}
+
+/// Delta-method variances from the stacked influence functions of b_r, b_c,
+/// β*, x̄_r, x̄_c (and W_r, W_c for `cotton`), no absorbed variable: without
+/// `units` every row its own unit, V = n/(n−1) Σ_i IF_i² (`vce = robust`, as
+/// Stata's `oaxaca` with `suest`); with clusters V = G/(G−1) Σ_g (Σ_{i∈g} IF_i)²
+/// (the cluster delta method, exactly).
+///
+/// Row i of group g has ψ(b_g) = B_g⁻¹ x_i w_i e_gi, ψ(β*) = B_p⁻¹ x^p_i w_i e^p_i
+/// (the pooled design with its group indicator, whose entry is dropped),
+/// ψ(x̄_g) = w_i (x_i − x̄_g)/W_g, ψ(W_g) = w_i, so IF_ik = ∇_k'ψ_i = d_gk'u_i
+/// with u_i = (w e_g x_i, w e^p x^p_i, w (x_i − x̄_g), [w])
+/// ([`influence_variance`], one pass).
+fn influence_variance_of(
+    setup: &Setup,
+    input: &LinearInput<'_>,
+    point: &Params,
+) -> Result<Vec<f64>, DecomposeError> {
+    let p = setup.cells.p();
+    let cells = &setup.cells;
+    let fits = [
+        cells.fit(&setup.spec([true, false], false), None)?,
+        cells.fit(&setup.spec([false, true], false), None)?,
+    ];
+    let pooled = setup.pooled_fit(None)?;
+    let star = setup.star_fit(pooled.as_ref(), None)?;
+    let skip = usize::from(setup.coefficients == Coefficients::Pooled);
+    let ks = star.as_ref().map_or(0, |f| f.coef.len());
+    let cotton = usize::from(setup.coefficients == Coefficients::Cotton);
+    let jac = theta_jacobian(setup, point)?;
+    let nk = jac.len();
+    // Offsets of the θ blocks.
+    let ostar = 2 * p;
+    let ox0 = ostar + star.as_ref().map_or(0, |_| p);
+    let (ob, ox, ow) = ([0, p], [ox0, ox0 + p - 1], ox0 + 2 * (p - 1));
+    let dim = p + ks + (p - 1) + cotton;
+    let wsum = [point.w[0], point.w[1]];
+    // d_gk (dim per key and group).
+    let mut d = vec![vec![0.0; nk * dim]; 2];
+    for g in 0..2 {
+        for k in 0..nk {
+            let row = &jac[k];
+            let dk = &mut d[g][k * dim..(k + 1) * dim];
+            let bread = &fits[g].bread;
+            for a in 0..p {
+                dk[a] = (0..p).map(|b| bread[a * p + b] * row[ob[g] + b]).sum();
+            }
+            if let Some(f) = &star {
+                for a in 0..ks {
+                    dk[p + a] = (skip..ks)
+                        .map(|b| f.bread[a * ks + b] * row[ostar + b - skip])
+                        .sum();
+                }
+            }
+            for a in 0..p - 1 {
+                dk[p + ks + a] = row[ox[g] + a] / wsum[g];
+            }
+            if cotton == 1 {
+                dk[dim - 1] = row[ow + g];
+            }
+        }
+    }
+    let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
+    let units = input.cluster.map(|c| (c.1, c.2));
+    let var = influence_variance(input.group.len(), dim, &d, units.map(|u| u.1), |i, u| {
+        let g = input.group[i];
+        if g > 1 {
+            return None;
+        }
+        let g = g as usize;
+        let w = input.weights.map_or(1.0, |w| w[i]);
+        let x = |j: usize| if j == 0 { 1.0 } else { cols[j - 1][i] };
+        let fit = &fits[g];
+        let e = input.y[i] - (0..p).map(|j| x(j) * fit.coef[j]).sum::<f64>();
+        for j in 0..p {
+            u[j] = w * e * x(j);
+        }
+        if let Some(f) = &star {
+            let dv = g as f64;
+            let xb: f64 = (0..p).map(|j| x(j) * f.coef[j + skip]).sum::<f64>()
+                + if skip == 1 { dv * f.coef[0] } else { 0.0 };
+            let ep = input.y[i] - xb;
+            if skip == 1 {
+                u[p] = w * ep * dv;
+            }
+            for j in 0..p {
+                u[p + skip + j] = w * ep * x(j);
+            }
+        }
+        for j in 1..p {
+            u[p + ks + j - 1] = w * (x(j) - point.x[g][j]);
+        }
+        if cotton == 1 {
+            u[dim - 1] = w;
+        }
+        Some((g, units.map_or(0, |c| c.0[i])))
+    });
     Ok(var)
 }
 
@@ -509,13 +631,35 @@ pub fn linear(
 
     let stat = |m: &[f64]| setup.params(Some(m)).and_then(|p| setup.values(&p));
     let unclustered_delta = inference.method == Method::Delta && input.cluster.is_none();
-    if unclustered_delta && setup.absorb {
-        warnings.push(
-            "no delta-method standard errors with an absorbed variable and no cluster: \
-             set [design] cluster (patients of one hospital are not independent) or use \
-             the bootstrap"
-                .into(),
-        );
+    // No delta method is derived for absorbed levels without clusters.
+    let absorbed_withheld = (unclustered_delta && setup.absorb).then(|| {
+        "no delta-method standard errors with an absorbed variable and no cluster: \
+         set [design] cluster (patients of one hospital are not independent) or use \
+         the bootstrap"
+            .to_string()
+    });
+    warnings.extend(
+        absorbed_withheld
+            .iter()
+            .map(|w| format!("intervals withheld: {w}")),
+    );
+    if unclustered_delta
+        && inference.vce == Vce::Model
+        && matches!(
+            setup.coefficients,
+            Coefficients::Pooled | Coefficients::Neumark
+        )
+    {
+        return Err(DecomposeError::Input(format!(
+            "vce = \"model\" is not derived for coefficients = \"{}\": β* is fitted on the \
+             same rows as both group models, so their model-based variances are not \
+             independent; use vce = \"robust\" (the default), which stacks them",
+            if setup.coefficients == Coefficients::Pooled {
+                "pooled"
+            } else {
+                "neumark"
+            }
+        )));
     }
     let resampled = Resampled {
         keys: &setup.keys,
@@ -525,29 +669,49 @@ pub fn linear(
         group,
         weights: input.weights,
     };
-    let (estimates, replicates_ok) = resampled_rows(
-        &resampled,
-        stat,
-        || {
-            if setup.absorb {
-                Ok(None)
-            } else {
-                jann_variance(&setup, &point_params).map(Some)
-            }
-        },
-        |w, g| {
-            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
-            let s = Setup::new(input, cells);
-            s.params(None).and_then(|p| s.values(&p))
-        },
-        progress,
-        &mut warnings,
-    )?;
+    // Clusters without absorbed levels: the same influence functions, summed
+    // by cluster (exact; the numerical cluster delta method serves the rest).
+    let analytic_cluster =
+        inference.method == Method::Delta && input.cluster.is_some() && !setup.absorb;
+    let inferred = if analytic_cluster {
+        let v = influence_variance_of(&setup, input, &point_params)?;
+        Inferred::delta(delta_rows(
+            &setup.keys,
+            &point,
+            Some(&v),
+            inference.level,
+            SeMethod::DeltaCluster,
+        ))
+    } else {
+        resampled_rows(
+            &resampled,
+            stat,
+            || {
+                if setup.absorb {
+                    Ok(None)
+                } else if inference.vce == Vce::Model {
+                    model_variance(&setup, &point_params).map(|v| Some((v, SeMethod::DeltaModel)))
+                } else {
+                    influence_variance_of(&setup, input, &point_params)
+                        .map(|v| Some((v, SeMethod::DeltaRobust)))
+                }
+            },
+            |w, g| {
+                let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+                let s = Setup::new(input, cells);
+                s.params(None).and_then(|p| s.values(&p))
+            },
+            progress,
+            &mut warnings,
+        )?
+    };
     Ok(MethodOutput {
-        estimates,
+        estimates: inferred.rows,
         models,
         warnings,
-        replicates_ok,
+        replicates_ok: inferred.replicates_ok,
+        withheld: inferred.withheld.or(absorbed_withheld),
+        inference_note: None,
         n: n[0] + n[1],
     })
 }

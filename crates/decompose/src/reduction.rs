@@ -49,11 +49,16 @@ use crate::cells::{Cells, FitSpec};
 use crate::covariates::{Absorbed, Covariates};
 use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
-    InferenceSpec, Key, Method, bootstrap_rows, count_text, failed_warning, row_bootstrap,
-    share_text,
+    InferenceSpec, Key, Method, bootstrap_rows, count_text, row_bootstrap, share_text,
 };
 use crate::mediation::{e_value, e_value_of_limit};
 use crate::result::MethodOutput;
+
+/// `inference.note` of a cluster bootstrap with a logit outcome model.
+pub const ONE_STEP_NOTE: &str = "one-step bootstrap: each cluster-bootstrap replicate updates the \
+     logit outcome model and its hospital effects by one Newton step from the full-sample fit \
+     instead of refitting to convergence (exact for a linear outcome; with few events the \
+     replicates' spread can differ from full refits)";
 
 /// A target block.
 #[derive(Debug, Clone)]
@@ -1063,7 +1068,7 @@ pub fn disparity_reduction(
         method: Method::Bootstrap,
         ..inference.clone()
     };
-    let (estimates, draws) = match input.cluster {
+    let booted = match input.cluster {
         Some((_, _, g)) => bootstrap_rows(&setup.keys, &point, &boot, g, None, stat, progress),
         None => row_bootstrap(
             &setup.keys,
@@ -1097,10 +1102,12 @@ pub fn disparity_reduction(
             progress,
         ),
     };
-    warnings.extend(failed_warning(&draws));
+    let inferred = crate::inference::Inferred::booted(booted, &mut warnings);
+    let replicates_ok = inferred.replicates_ok.unwrap_or(0);
+    let withheld = inferred.withheld.clone();
     // E-values: of the point estimate, and (as ci_low) of the confidence limit
     // of the remaining disparity closest to the null (1 when it covers 0).
-    let mut estimates = estimates;
+    let mut estimates = inferred.rows;
     let rstd = point[1];
     let remaining: Vec<(Option<String>, Option<f64>, Option<f64>)> = estimates
         .iter()
@@ -1124,7 +1131,9 @@ pub fn disparity_reduction(
         estimates,
         models: vec![summary],
         warnings,
-        replicates_ok: Some(draws.estimates.len()),
+        replicates_ok: Some(replicates_ok),
+        withheld,
+        inference_note: (input.cluster.is_some() && input.binary).then(|| ONE_STEP_NOTE.into()),
         n,
     })
 }

@@ -23,6 +23,50 @@ pub struct Estimate {
     pub ci_high: Option<f64>,
     /// Two-sided p-value.
     pub p_value: Option<f64>,
+    /// How `se` and the interval were made.
+    pub se_method: SeMethod,
+}
+
+/// How a row's standard error and interval were made (results.json `se_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SeMethod {
+    /// Bootstrap, percentile interval.
+    #[serde(rename = "bootstrap-percentile")]
+    BootstrapPercentile,
+    /// Bootstrap, bias-corrected and accelerated interval.
+    #[serde(rename = "bootstrap-bca")]
+    BootstrapBca,
+    /// Bootstrap SE, normal interval.
+    #[serde(rename = "bootstrap-normal")]
+    BootstrapNormal,
+    /// Delta method with each row its own unit (HC1 / `suest`):
+    /// V = n/(n−1) Σ_i ψ_i ψ_iᵀ over stacked influence functions.
+    #[serde(rename = "delta-robust")]
+    DeltaRobust,
+    /// Delta method over clusters (CR1 / stacked cluster sandwich).
+    #[serde(rename = "delta-cluster")]
+    DeltaCluster,
+    /// Model-based (homoskedastic) delta method.
+    #[serde(rename = "delta-model")]
+    DeltaModel,
+    /// No standard error (a point estimate only, or inference withheld).
+    #[serde(rename = "none")]
+    None,
+}
+
+impl SeMethod {
+    /// The results.json spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeMethod::BootstrapPercentile => "bootstrap-percentile",
+            SeMethod::BootstrapBca => "bootstrap-bca",
+            SeMethod::BootstrapNormal => "bootstrap-normal",
+            SeMethod::DeltaRobust => "delta-robust",
+            SeMethod::DeltaCluster => "delta-cluster",
+            SeMethod::DeltaModel => "delta-model",
+            SeMethod::None => "none",
+        }
+    }
 }
 
 impl Estimate {
@@ -37,6 +81,7 @@ impl Estimate {
             ci_low: None,
             ci_high: None,
             p_value: None,
+            se_method: SeMethod::None,
         }
     }
 
@@ -47,6 +92,24 @@ impl Estimate {
         self.ci_low = f(ci_low);
         self.ci_high = f(ci_high);
         self.p_value = f(p_value);
+        self
+    }
+
+    /// Says how the SE was made (a row without an SE stays `none`).
+    pub fn made_by(mut self, how: SeMethod) -> Estimate {
+        if self.se.is_some() || self.ci_low.is_some() {
+            self.se_method = how;
+        }
+        self
+    }
+
+    /// Drops the inference (a withheld interval): SE, CI and p become null.
+    pub fn without_inference(mut self) -> Estimate {
+        self.se = None;
+        self.ci_low = None;
+        self.ci_high = None;
+        self.p_value = None;
+        self.se_method = SeMethod::None;
         self
     }
 }
@@ -66,6 +129,14 @@ pub struct InferenceInfo {
     pub level: f64,
     /// Cluster variable.
     pub cluster: Option<String>,
+    /// The variance of the delta method: `robust` (each row its own unit),
+    /// `cluster` or `model`.
+    pub vce: String,
+    /// Approximations in the inference (e.g. one-step bootstrap replicates);
+    /// null when there are none.
+    pub note: Option<String>,
+    /// Why intervals were withheld (null when none were).
+    pub withheld: Option<String>,
 }
 
 /// One analysis for one outcome and comparison group.
@@ -123,6 +194,10 @@ pub struct MethodOutput {
     pub warnings: Vec<String>,
     /// Successful bootstrap replicates (None for delta).
     pub replicates_ok: Option<usize>,
+    /// Why intervals were withheld (None when none were).
+    pub withheld: Option<String>,
+    /// Approximations in the inference, for results.json's `inference.note`.
+    pub inference_note: Option<String>,
     /// Rows used.
     pub n: usize,
 }

@@ -56,6 +56,7 @@ pub fn estimates(analyses: &[AnalysisResult]) -> String {
             "ci_low",
             "ci_high",
             "p_value",
+            "se_method",
         ]
         .map(String::from),
     );
@@ -75,6 +76,7 @@ pub fn estimates(analyses: &[AnalysisResult]) -> String {
                 num(e.ci_low),
                 num(e.ci_high),
                 num(e.p_value),
+                e.se_method.as_str().to_string(),
             ]));
         }
     }

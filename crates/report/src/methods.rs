@@ -26,41 +26,71 @@ fn flag(a: &AnalysisResult, key: &str) -> Option<bool> {
     a.options.get("analysis")?.get(key)?.as_bool()
 }
 
+/// The delta method's variance, as `inference.vce` says it ran.
+fn delta_variance(a: &AnalysisResult) -> String {
+    match (a.inference.vce.as_str(), a.inference.cluster.as_ref()) {
+        ("cluster", Some(c)) | (_, Some(c)) => format!(
+            "cluster-robust variances (by {c}; the stacked sandwich of every model and mean, \
+             CR1)"
+        ),
+        ("model", None) => "model-based (homoskedastic) variances of each model, the models \
+             taken as independent of each other and of the covariate means"
+            .to_string(),
+        _ => "heteroskedasticity-robust variances (every patient their own unit: the stacked \
+             influence functions of every model and mean, n/(n−1)·Σψψ′, as Stata's suest)"
+            .to_string(),
+    }
+}
+
 fn inference(a: &AnalysisResult, cite: &mut Vec<&'static str>) -> String {
     let inf = &a.inference;
     let level = format!("{:.0}%", 100.0 * inf.level);
-    match inf.method.as_str() {
+    let mut text = match inf.method.as_str() {
         "bootstrap" => {
-            let interval = if inf.interval == "bca" {
-                cite.push(EFRON);
-                "bias-corrected and accelerated (BCa; Efron 1987)"
-            } else {
-                "percentile"
+            let interval = match inf.interval.as_str() {
+                "bca" => {
+                    cite.push(EFRON);
+                    "bias-corrected and accelerated (BCa; Efron 1987)"
+                }
+                "normal" => "normal (bootstrap SE)",
+                _ => "percentile",
             };
             let unit = inf
                 .cluster
                 .as_ref()
                 .map_or("patients".to_string(), |c| format!("clusters ({c})"));
+            let mixed = a
+                .estimates
+                .iter()
+                .any(|e| e.se_method.as_str().starts_with("delta"));
             format!(
                 "Uncertainty: a bootstrap resampling {unit} with {} replicates ({} succeeded; failed \
-                 replicates are counted, not replaced), {interval} {level} intervals; the point \
-                 estimate is the full-sample estimate.",
+                 replicates are counted, not replaced, and above 1% the intervals are withheld), \
+                 {interval} {level} intervals; the point estimate is the full-sample estimate.{}",
                 inf.replicates.unwrap_or(0),
-                inf.replicates_ok.unwrap_or(0)
+                inf.replicates_ok.unwrap_or(0),
+                if mixed {
+                    format!(
+                        " Rows marked delta-* in the tables use the delta method with {} instead.",
+                        delta_variance(a)
+                    )
+                } else {
+                    String::new()
+                }
             )
         }
-        _ => {
-            let vcov = inf
-                .cluster
-                .as_ref()
-                .map_or("heteroskedasticity-robust".to_string(), |c| {
-                    format!("cluster-robust (by {c})")
-                });
-            format!(
-                "Uncertainty: the delta method with {vcov} variances, normal {level} intervals."
-            )
-        }
+        _ => format!(
+            "Uncertainty: the delta method with {}, normal {level} intervals.",
+            delta_variance(a)
+        ),
+    };
+    if let Some(note) = &inf.note {
+        text.push_str(&format!(" Approximation: {note}."));
     }
+    if let Some(why) = &inf.withheld {
+        text.push_str(&format!(" Intervals withheld: {why}."));
+    }
+    text
 }
 
 const OAXACA: &str = "Oaxaca RL. Male-female wage differentials in urban labor markets. Int Econ Rev 1973;14:693–709.";

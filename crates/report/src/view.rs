@@ -370,9 +370,11 @@ fn triangulation_table(
 
 fn estimates_table(a: &AnalysisResult) -> Table {
     Table {
-        head: ["quantity", "factor", "term", "estimate", "SE", "CI", "p"]
-            .map(String::from)
-            .to_vec(),
+        head: [
+            "quantity", "factor", "term", "estimate", "SE", "CI", "p", "SE by",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: a
             .estimates
             .iter()
@@ -385,6 +387,7 @@ fn estimates_table(a: &AnalysisResult) -> Table {
                     num(e.se),
                     ci_text(e.ci_low, e.ci_high, 1.0),
                     num(e.p_value),
+                    e.se_method.as_str().to_string(),
                 ]
             })
             .collect(),

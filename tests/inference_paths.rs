@@ -1,0 +1,317 @@
+//! Every method × model × inference path end to end on a synthetic cohort:
+//! bootstraps whose replicates all succeed, standard errors that are finite
+//! and agree with the delta method within Monte Carlo error, rows that say how
+//! their SE was made, and intervals that are withheld loudly (exit code 3).
+
+use crate::util::{Dir, stderr};
+
+fn results(dir: &Dir, out: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(out).join("results.json")).unwrap())
+        .unwrap()
+}
+
+/// Every method: OB linear and logit (with Fairlie), Gelbach, mediation,
+/// disparity reduction and the hospital analysis.
+const ALL_METHODS: &str = r#"
+[[analysis]]
+id = "ob"
+method = "oaxaca_blinder"
+outcomes = ["major_morbidity", "los_days"]
+
+[[analysis]]
+id = "yun"
+method = "oaxaca_blinder"
+model = "logit"
+outcomes = ["major_morbidity"]
+fairlie_orderings = 5
+
+[[analysis]]
+id = "gelbach"
+method = "gelbach"
+outcomes = ["major_morbidity", "los_days"]
+base = ["age", "female"]
+added = ["socioeconomic", "diabetes", "ejection_fraction"]
+
+[[analysis]]
+id = "mediation"
+method = "mediation"
+outcomes = ["major_morbidity", "los_days"]
+mediators = ["adi"]
+confounders = ["age", "female"]
+
+[[analysis]]
+id = "reduction"
+method = "disparity_reduction"
+outcomes = ["major_morbidity"]
+allowable = ["age", "female"]
+targets = ["socioeconomic", "biological"]
+
+[[analysis]]
+id = "hospital"
+method = "hospital"
+outcomes = ["major_morbidity"]
+hospital = "hospital_id"
+"#;
+
+/// A study over a 5,000-patient synthetic cohort with every method; `design`
+/// and `inference` are the sections' bodies.
+fn study(design: &str, inference: &str) -> String {
+    study_with(design, inference, "", ALL_METHODS)
+}
+
+/// A study with extra `factors` lines and the given analyses.
+fn study_with(design: &str, inference: &str, factors: &str, analyses: &str) -> String {
+    format!(
+        r#"
+[study]
+name = "inference paths"
+seed = 17
+
+[data]
+synthetic = {{ patients = 5000, seed = 5 }}
+
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black"]
+
+[outcomes]
+major_morbidity = {{ type = "binary" }}
+los_days = {{ type = "continuous" }}
+
+[factors]
+biological = ["age", "female", "diabetes", "ejection_fraction"]
+socioeconomic = ["adi"]
+{factors}
+
+[variables]
+hospital_id = {{ type = "categorical" }}
+
+[design]
+{design}
+
+[inference]
+{inference}
+
+{analyses}
+[report]
+out_dir = "out"
+formats = ["json", "csv"]
+"#
+    )
+}
+
+fn run_study(config: &str) -> (serde_json::Value, std::process::Output) {
+    let dir = Dir::new();
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    let out = dir.run(&["run", "study.toml"]);
+    assert!(
+        out.status.code() == Some(0),
+        "exit {:?}:\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
+    (results(&dir, "out"), out)
+}
+
+/// The SE of the total row `quantity` of analysis `id` for `outcome`.
+fn se(r: &serde_json::Value, id: &str, outcome: &str, quantity: &str) -> f64 {
+    let a = r["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id && a["outcome"] == outcome)
+        .unwrap_or_else(|| panic!("no analysis {id} {outcome}"));
+    a["estimates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["quantity"] == quantity && e["factor"].is_null() && e["term"].is_null())
+        .unwrap_or_else(|| panic!("no row {quantity} in {id} {outcome}"))["se"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{id} {outcome} {quantity}: no SE"))
+}
+
+/// Every bootstrap analysis: all replicates succeeded, nothing withheld, every
+/// SE finite and positive, bootstrap rows labelled as such.
+fn assert_bootstrap_complete(r: &serde_json::Value, what: &str) {
+    for a in r["analyses"].as_array().unwrap() {
+        let name = format!("{what} {} {}", a["id"], a["outcome"]);
+        let inf = &a["inference"];
+        assert_eq!(inf["method"], "bootstrap", "{name}");
+        assert_eq!(inf["replicates_ok"], inf["replicates"], "{name}: {inf}");
+        assert!(inf["withheld"].is_null(), "{name}: {inf}");
+        let rows = a["estimates"].as_array().unwrap();
+        assert!(
+            rows.iter()
+                .any(|e| e["se_method"].as_str().unwrap().starts_with("bootstrap")),
+            "{name}: no bootstrap row"
+        );
+        for e in rows {
+            if let Some(s) = e["se"].as_f64() {
+                assert!(s.is_finite() && s >= 0.0, "{name}: {e}");
+                assert_ne!(e["se_method"], "none", "{name}: {e}");
+            }
+        }
+        for w in a["warnings"].as_array().unwrap() {
+            let w = w.as_str().unwrap();
+            assert!(!w.contains("failed"), "{name}: {w}");
+        }
+    }
+}
+
+/// Delta-method SEs agree with the bootstrap's within Monte Carlo error
+/// (replicates B: the bootstrap SE's relative error is about 1/√(2B)), on the
+/// rows both paths have.
+fn assert_delta_matches_bootstrap(delta: &serde_json::Value, boot: &serde_json::Value, tol: f64) {
+    let rows: [(&str, &str, &str); 12] = [
+        ("ob", "major_morbidity", "explained"),
+        ("ob", "major_morbidity", "unexplained"),
+        ("ob", "los_days", "explained"),
+        ("ob", "los_days", "unexplained"),
+        ("yun", "major_morbidity", "explained"),
+        ("yun", "major_morbidity", "unexplained"),
+        ("gelbach", "major_morbidity", "explained_change"),
+        ("gelbach", "los_days", "explained_change"),
+        ("mediation", "major_morbidity", "indirect_effect"),
+        ("mediation", "major_morbidity", "direct_effect"),
+        ("mediation", "los_days", "indirect_effect"),
+        ("mediation", "los_days", "total_effect"),
+    ];
+    for (id, outcome, q) in rows {
+        let (d, b) = (se(delta, id, outcome, q), se(boot, id, outcome, q));
+        assert!(
+            (d / b - 1.0).abs() < tol,
+            "{id} {outcome} {q}: delta SE {d:.5} vs bootstrap SE {b:.5}"
+        );
+    }
+}
+
+/// Without a cluster: the robust delta method (each patient their own unit)
+/// against the row bootstrap with 2,000 replicates (Monte Carlo error of the
+/// bootstrap SE ≈ 1.6%), for OB, Yun, Gelbach and mediation; every other
+/// method's bootstrap runs every replicate.
+#[test]
+fn unclustered_robust_delta_agrees_with_the_row_bootstrap() {
+    let (boot, _) = run_study(&study(
+        "",
+        "method = \"bootstrap\"\nreplicates = 2000\ninterval = \"percentile\"",
+    ));
+    assert_bootstrap_complete(&boot, "row bootstrap");
+    let (delta, _) = run_study(&study("", "method = \"delta\""));
+    for a in delta["analyses"].as_array().unwrap() {
+        if a["id"] == "reduction" {
+            continue; // bootstrap only
+        }
+        assert_eq!(
+            a["inference"]["vce"],
+            if a["id"] == "hospital" {
+                "cluster"
+            } else {
+                "robust"
+            }
+        );
+        for e in a["estimates"].as_array().unwrap() {
+            if e["se"].is_number() {
+                let how = e["se_method"].as_str().unwrap();
+                // Hospital profiles resample patients within hospitals.
+                let profile = e["quantity"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("risk_standardized_rate");
+                let expected = if profile {
+                    "bootstrap-percentile"
+                } else {
+                    "delta"
+                };
+                assert!(how.starts_with(expected), "{e}");
+            }
+        }
+    }
+    assert_delta_matches_bootstrap(&delta, &boot, 0.12);
+}
+
+/// With clusters (hospitals): the cluster delta method against the cluster
+/// bootstrap (500 replicates), and every replicate of every method succeeds.
+#[test]
+fn cluster_delta_agrees_with_the_cluster_bootstrap() {
+    let design = "cluster = \"hospital_id\"";
+    let (boot, _) = run_study(&study(
+        design,
+        "method = \"bootstrap\"\nreplicates = 500\ninterval = \"percentile\"",
+    ));
+    assert_bootstrap_complete(&boot, "cluster bootstrap");
+    let (delta, _) = run_study(&study(design, "method = \"delta\""));
+    for a in delta["analyses"].as_array().unwrap() {
+        if a["id"] != "reduction" {
+            assert_eq!(a["inference"]["vce"], "cluster", "{}", a["id"]);
+        }
+    }
+    assert_delta_matches_bootstrap(&delta, &boot, 0.2);
+}
+
+/// An absorbed hospital block without clusters has no delta method: the rows
+/// keep their estimates, the intervals are withheld with the reason in
+/// results.json, the terminal names them, and the exit code is 3.
+#[test]
+fn withheld_intervals_are_loud_and_exit_with_3() {
+    let config = study_with(
+        "",
+        "method = \"delta\"",
+        "care_site = [\"hospital_id\"]",
+        r#"
+[[analysis]]
+id = "ob"
+method = "oaxaca_blinder"
+outcomes = ["los_days"]
+
+[[analysis]]
+id = "crude"
+method = "crude"
+outcomes = ["los_days"]
+"#,
+    );
+    let dir = Dir::new();
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    let out = dir.run(&["run", "study.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("withheld: ob"), "{err}");
+    assert!(err.contains("set [design] cluster"), "{err}");
+    let r = results(&dir, "out");
+    for a in r["analyses"].as_array().unwrap() {
+        if a["id"] == "ob" {
+            assert!(a["inference"]["withheld"].is_string(), "{}", a["inference"]);
+            for e in a["estimates"].as_array().unwrap() {
+                assert!(e["se"].is_null() && e["se_method"] == "none", "{e}");
+                assert!(e["estimate"].is_number());
+            }
+        } else {
+            assert!(a["inference"]["withheld"].is_null());
+        }
+    }
+}
+
+/// `[design] vce` and `cluster` must agree, and `model` is refused where it is
+/// not derived.
+#[test]
+fn vce_and_cluster_are_checked_against_each_other() {
+    let dir = Dir::new();
+    for (design, needle) in [
+        (
+            "cluster = \"hospital_id\"\nvce = \"robust\"",
+            "contradicts cluster",
+        ),
+        ("vce = \"cluster\"", "needs the cluster column"),
+        (
+            "vce = \"model\"",
+            "is not derived for coefficients = \"pooled\" (the default)",
+        ),
+    ] {
+        std::fs::write(dir.join("study.toml"), study(design, "method = \"delta\"")).unwrap();
+        let out = dir.run(&["check", "study.toml"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{design}: {err}");
+        assert!(err.contains(needle), "{design}: {err}");
+    }
+}
