@@ -244,6 +244,7 @@ fn main() {
         analysis_id: "bench".into(),
         stratify: false,
         vce: healthgap_decompose::inference::Vce::Cluster,
+        one_step: false,
     };
     let ob = |cov: &Covariates<'_>, spec: &InferenceSpec| {
         let input = LinearInput {

@@ -228,6 +228,8 @@ pub struct RawInference {
     pub level: Option<f64>,
     /// Resample clusters within groups' strata.
     pub stratify: Option<bool>,
+    /// One Newton step per bootstrap replicate instead of converged refits.
+    pub one_step: Option<bool>,
 }
 
 /// One `[[analysis]]`, tagged by `method`.

@@ -29,6 +29,8 @@ pub struct InferencePlan {
     pub level: f64,
     /// Stratified resampling.
     pub stratify: bool,
+    /// One-step bootstrap replicates.
+    pub one_step: bool,
 }
 
 /// One analysis.
@@ -441,6 +443,10 @@ fn inference_plan(
         .and_then(|i| i.stratify)
         .or(base.stratify)
         .unwrap_or(false);
+    let one_step = over
+        .and_then(|i| i.one_step)
+        .or(base.one_step)
+        .unwrap_or(false);
     if !(level > 0.5 && level < 1.0) {
         bail!("level must lie between 0.5 and 1 (e.g. 0.95), got {level}");
     }
@@ -453,5 +459,6 @@ fn inference_plan(
         interval,
         level,
         stratify,
+        one_step,
     })
 }

@@ -164,6 +164,7 @@ fn inference_spec(plan: &Plan, a: &AnalysisPlan) -> InferenceSpec {
         seed: plan.seed,
         analysis_id: a.id.clone(),
         stratify: a.inference.stratify,
+        one_step: a.inference.one_step,
         vce: match plan.vce {
             RawVce::Robust => Vce::Robust,
             RawVce::Model => Vce::Model,

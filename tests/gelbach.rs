@@ -124,7 +124,7 @@ fn gelbach_blocks_sum_to_the_coefficient_change() {
         let blocks: f64 = out
             .estimates
             .iter()
-            .filter(|e| e.factor.is_some() && e.term.is_none())
+            .filter(|e| e.quantity == "explained_change" && e.factor.is_some() && e.term.is_none())
             .map(|e| e.estimate)
             .sum();
         assert!((blocks - delta).abs() < 1e-12);

@@ -163,7 +163,12 @@ fn assert_bootstrap_complete(r: &serde_json::Value, what: &str) {
 /// Delta-method SEs agree with the bootstrap's within Monte Carlo error
 /// (replicates B: the bootstrap SE's relative error is about 1/√(2B)), on the
 /// rows both paths have.
-fn assert_delta_matches_bootstrap(delta: &serde_json::Value, boot: &serde_json::Value, tol: f64) {
+fn assert_delta_matches_bootstrap(
+    delta: &serde_json::Value,
+    boot: &serde_json::Value,
+    tol: f64,
+    min_z: f64,
+) {
     let rows: [(&str, &str, &str); 12] = [
         ("ob", "major_morbidity", "explained"),
         ("ob", "major_morbidity", "unexplained"),
@@ -185,6 +190,57 @@ fn assert_delta_matches_bootstrap(delta: &serde_json::Value, boot: &serde_json::
             "{id} {outcome} {q}: delta SE {d:.5} vs bootstrap SE {b:.5}"
         );
     }
+    // Shares (ratios to the total): the ratio's delta method against the
+    // bootstrap of the ratio, where the total is far from 0 (|z| > min_z; nearer,
+    // the bootstrap distribution of a ratio is heavy-tailed).
+    let mut compared = 0;
+    for (a, b) in analyses(delta).iter().zip(analyses(boot)) {
+        assert_eq!((&a["id"], &a["outcome"]), (&b["id"], &b["outcome"]));
+        let total = match a["method"].as_str().unwrap() {
+            "gelbach" => "base_coefficient",
+            "mediation" => "total_effect",
+            "disparity_reduction" => "initial_disparity",
+            _ => "gap",
+        };
+        let t = rows_of(a)
+            .iter()
+            .find(|e| e["quantity"] == total && e["factor"].is_null() && e["term"].is_null());
+        let z = t.map_or(0.0, |t| {
+            t["estimate"].as_f64().unwrap() / t["se"].as_f64().unwrap_or(f64::INFINITY)
+        });
+        if z.abs() < min_z {
+            continue;
+        }
+        for (x, y) in rows_of(a).iter().zip(rows_of(b)) {
+            if x["quantity"] != "share" {
+                continue;
+            }
+            let (Some(sd), Some(sb)) = (x["se"].as_f64(), y["se"].as_f64()) else {
+                continue;
+            };
+            if x["estimate"].as_f64().unwrap().abs() < 3.0 * sd {
+                continue;
+            }
+            compared += 1;
+            assert!(
+                (sd / sb - 1.0).abs() < 1.5 * tol,
+                "{} {} share {} {}: delta SE {sd:.5} vs bootstrap SE {sb:.5}",
+                a["id"],
+                a["outcome"],
+                x["factor"],
+                x["term"]
+            );
+        }
+    }
+    assert!(compared >= 2, "only {compared} shares compared");
+}
+
+fn analyses(r: &serde_json::Value) -> &Vec<serde_json::Value> {
+    r["analyses"].as_array().unwrap()
+}
+
+fn rows_of(a: &serde_json::Value) -> &Vec<serde_json::Value> {
+    a["estimates"].as_array().unwrap()
 }
 
 /// Without a cluster: the robust delta method (each patient their own unit)
@@ -228,7 +284,7 @@ fn unclustered_robust_delta_agrees_with_the_row_bootstrap() {
             }
         }
     }
-    assert_delta_matches_bootstrap(&delta, &boot, 0.12);
+    assert_delta_matches_bootstrap(&delta, &boot, 0.12, 6.0);
 }
 
 /// With clusters (hospitals): the cluster delta method against the cluster
@@ -247,7 +303,7 @@ fn cluster_delta_agrees_with_the_cluster_bootstrap() {
             assert_eq!(a["inference"]["vce"], "cluster", "{}", a["id"]);
         }
     }
-    assert_delta_matches_bootstrap(&delta, &boot, 0.2);
+    assert_delta_matches_bootstrap(&delta, &boot, 0.2, 4.0);
 }
 
 /// An absorbed hospital block without clusters has no delta method: the rows

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use healthgap_decompose::MethodOutput;
 use healthgap_decompose::covariates::{Categorical, Column, Covariates};
-use healthgap_decompose::inference::InferenceSpec;
+use healthgap_decompose::inference::{InferenceSpec, Vce};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::Coefficients;
 use healthgap_models::Link;
@@ -196,15 +196,25 @@ fn yun_decomposition_matches_the_hand_computation() {
             (Coefficients::Comparison, "comparison"),
             (Coefficients::Pooled, "pooled"),
         ] {
-            for cluster in [false, true] {
-                let out = run(&c, link, choice, cluster, false, 0);
-                let v = &x[ck];
-                let se = |i: usize| {
-                    v[if cluster { "se_cluster" } else { "se_iid" }][i]
-                        .as_f64()
-                        .unwrap()
+            // The delta method with covariate sampling, robust (no cluster)
+            // and over hospitals; and the model-based convention (iid models,
+            // X fixed, as mvdcmp; not for pooled β*).
+            for (cluster, vce, se_key) in [
+                (false, Vce::Robust, "se_robust"),
+                (true, Vce::Cluster, "se_cluster_x"),
+                (false, Vce::Model, "se_iid"),
+            ] {
+                if vce == Vce::Model && choice == Coefficients::Pooled {
+                    continue;
+                }
+                let spec = InferenceSpec {
+                    vce,
+                    ..InferenceSpec::delta(0.95)
                 };
-                let what = format!("{key} {ck} cluster={cluster}");
+                let out = run_with(&c, link, choice, cluster, false, 0, &spec);
+                let v = &x[ck];
+                let se = |i: usize| v[se_key][i].as_f64().unwrap();
+                let what = format!("{key} {ck} {se_key}");
                 close(
                     row(&out, "gap", None).estimate,
                     x["gap"].as_f64().unwrap(),
@@ -314,6 +324,7 @@ fn one_step_cluster_bootstrap_agrees_with_the_delta_method() {
     let c = cohort();
     let mut spec = InferenceSpec::delta(0.95);
     spec.method = healthgap_decompose::inference::Method::Bootstrap;
+    spec.one_step = true;
     spec.replicates = 400;
     spec.interval = healthgap_models::bootstrap::Interval::Percentile;
     spec.analysis_id = "yun".into();
@@ -333,7 +344,7 @@ fn one_step_cluster_bootstrap_agrees_with_the_delta_method() {
         .zip(&boot.estimates)
         // Totals: the detailed delta SEs hold X fixed (mvdcmp's convention)
         // while the bootstrap also resamples X, so only totals must agree.
-        .filter(|(d, _)| d.factor.is_none())
+        .filter(|(d, _)| d.factor.is_none() && d.quantity != "share")
         .map(|(d, b)| {
             assert_eq!(
                 d.estimate, b.estimate,
@@ -349,4 +360,47 @@ fn one_step_cluster_bootstrap_agrees_with_the_delta_method() {
         "median bootstrap/delta SE ratio {median}: {ratios:?}"
     );
     assert_eq!(boot.replicates_ok, Some(400));
+}
+
+/// The default cluster bootstrap refits every replicate to convergence. On this
+/// cohort a third of the replicates separate (no uninsured patient with an
+/// event in one group's resample): intervals from the rest would not be a
+/// bootstrap distribution, so every bootstrap row is withheld with the reason,
+/// and the point estimates stay. (The one-step variant above never refits, so
+/// it cannot see the separation; converged replicates that all succeed are
+/// checked end to end in tests/inference_paths.rs.)
+#[test]
+fn separation_in_replicates_withholds_the_converged_bootstrap() {
+    let c = cohort();
+    let mut spec = InferenceSpec::delta(0.95);
+    spec.method = healthgap_decompose::inference::Method::Bootstrap;
+    spec.replicates = 200;
+    spec.interval = healthgap_models::bootstrap::Interval::Percentile;
+    spec.analysis_id = "yun".into();
+    let delta = run(&c, Link::Logit, Coefficients::Reference, true, true, 10);
+    let boot = run_with(
+        &c,
+        Link::Logit,
+        Coefficients::Reference,
+        true,
+        true,
+        10,
+        &spec,
+    );
+    let why = boot.withheld.clone().expect("withheld");
+    assert!(
+        why.contains("separation") && why.contains("of 200"),
+        "{why}"
+    );
+    assert!(boot.replicates_ok.is_some_and(|ok| ok < 198));
+    assert!(
+        boot.warnings
+            .iter()
+            .any(|w| w.starts_with("intervals withheld"))
+    );
+    for (d, b) in delta.estimates.iter().zip(&boot.estimates) {
+        assert_eq!(d.estimate, b.estimate);
+        assert!(b.se.is_none() && b.ci_low.is_none(), "{b:?}");
+        assert_eq!(b.se_method, healthgap_decompose::SeMethod::None);
+    }
 }

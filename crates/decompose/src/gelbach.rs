@@ -35,6 +35,15 @@ use crate::inference::{
     resampled_rows,
 };
 use crate::result::{MethodOutput, SeMethod};
+use crate::shares::{SHARE, ShareSpec, unstable_shares};
+
+/// Shares of the base coefficient: explained change by block, and the full
+/// model's coefficient (what the blocks leave).
+const SHARES: ShareSpec = ShareSpec {
+    total: "base_coefficient",
+    blocks: Some("explained_change"),
+    named: &["full_coefficient"],
+};
 
 /// Inputs of one Gelbach decomposition.
 pub struct GelbachInput<'a> {
@@ -105,6 +114,8 @@ impl Setup {
                 }
             }
         }
+        let shares = SHARES.keys(&keys);
+        keys.extend(shares);
         Setup {
             base: FitSpec {
                 groups: [true, true],
@@ -213,9 +224,11 @@ impl Setup {
     }
 
     fn assemble(&self, tau_base: f64, tau_full: f64, parts: &[f64]) -> Vec<f64> {
-        self.keys
+        let mut out: Vec<f64> = self
+            .keys
             .iter()
             .map(|(q, f, t)| match (q.as_str(), f, t) {
+                (SHARE, _, _) => f64::NAN,
                 ("base_coefficient", _, _) => tau_base,
                 ("full_coefficient", _, _) => tau_full,
                 (_, None, _) => parts.iter().sum(),
@@ -232,7 +245,25 @@ impl Setup {
                     .position(|(_, n)| n == t)
                     .map_or(f64::NAN, |i| parts[i]),
             })
-            .collect()
+            .collect();
+        SHARES.fill(&self.keys, &mut out);
+        out
+    }
+
+    /// Share rows of variances or influence coefficients: a share s = P/T has
+    /// the influence (IF_P − s·IF_T)/T; `combine(p, t, s, T)` builds it from
+    /// the rows of P and T.
+    fn share_rows<V: Clone>(
+        &self,
+        point: &[f64],
+        rows: &mut [V],
+        combine: impl Fn(&V, &V, f64, f64) -> V,
+    ) {
+        for (i, r) in SHARES.ratios(&self.keys).into_iter().enumerate() {
+            if let Some((p, t)) = r {
+                rows[i] = combine(&rows[p], &rows[t], point[i], point[t]);
+            }
+        }
     }
 
     /// The added columns (indices into `added`) a key sums over, and whether
@@ -280,13 +311,14 @@ impl Setup {
     /// Gelbach's variance conditional on X, without clusters (`vce = model`):
     /// every row is a linear combination a'θ of θ = (τ_base, β_full), with
     /// V(τ_base) and V(β_full) iid and independent of each other.
-    fn conditional_variance(&self, base: &CellFit, full: &CellFit) -> Vec<f64> {
+    fn conditional_variance(&self, base: &CellFit, full: &CellFit, point: &[f64]) -> Vec<f64> {
         let (g_cols, _) = self.gammas(base, None);
         let kf = full.coef.len();
         let s2 = |f: &CellFit| f.rss / (f.n - f.coef.len() as f64);
         let v_base = s2(base) * base.bread[0];
         let v_full: Vec<f64> = full.bread.iter().map(|b| b * s2(full)).collect();
-        self.keys
+        let mut v = self
+            .keys
             .iter()
             .map(|key| {
                 let (is_base, a) = self.full_gradient(key, &g_cols, kf);
@@ -300,7 +332,10 @@ impl Setup {
                 let base_part = if is_base { v_base } else { 0.0 };
                 base_part + quad
             })
-            .collect()
+            .collect::<Vec<f64>>();
+        // Parts vary through β_full only, the total is τ_base: independent here.
+        self.share_rows(point, &mut v, |vp, vt, s, t| (vp + s * s * vt) / (t * t));
+        v
     }
 
     /// Variances from the stacked influence functions (no absorbed block):
@@ -318,6 +353,7 @@ impl Setup {
         input: &GelbachInput<'_>,
         base: &CellFit,
         full: &CellFit,
+        point: &[f64],
     ) -> Vec<f64> {
         let p = self.cells.p();
         let kb = base.coef.len();
@@ -359,6 +395,10 @@ impl Setup {
                 dk
             })
             .collect();
+        let mut d = d;
+        self.share_rows(point, &mut d, |dp, dt, s, t| {
+            dp.iter().zip(dt).map(|(p, q)| (p - s * q) / t).collect()
+        });
         let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
         let d = vec![d.concat()];
         let dot = |b: &[f64], x: &[f64]| -> f64 { b.iter().zip(x).map(|(b, x)| b * x).sum() };
@@ -474,7 +514,7 @@ pub fn gelbach(
     // by cluster (exact; the numerical cluster delta method serves the rest).
     let inferred =
         if inference.method == Method::Delta && input.cluster.is_some() && !setup.full.absorb {
-            let v = setup.influence_variance(input, &base, &full);
+            let v = setup.influence_variance(input, &base, &full, &point);
             Inferred::delta(delta_rows(
                 &setup.keys,
                 &point,
@@ -491,10 +531,10 @@ pub fn gelbach(
                         if setup.full.absorb {
                             return Ok(None);
                         }
-                        let v = setup.influence_variance(input, &base, &full);
+                        let v = setup.influence_variance(input, &base, &full, &point);
                         return Ok(Some((v, SeMethod::DeltaRobust)));
                     }
-                    let mut v = setup.conditional_variance(&base, &full);
+                    let mut v = setup.conditional_variance(&base, &full, &point);
                     if setup.full.absorb {
                         for (i, (q, f, t)) in setup.keys.iter().enumerate() {
                             let touches_absorbed = q == "explained_change"
@@ -511,6 +551,12 @@ pub fn gelbach(
                                 v[i] = f64::NAN;
                             }
                         }
+                        // A share of a part without a variance has none either.
+                        for (i, r) in SHARES.ratios(&setup.keys).into_iter().enumerate() {
+                            if r.is_some_and(|(p, _)| v[p].is_nan()) {
+                                v[i] = f64::NAN;
+                            }
+                        }
                     }
                     Ok(Some((v, SeMethod::DeltaModel)))
                 },
@@ -522,8 +568,10 @@ pub fn gelbach(
                 &mut warnings,
             )?
         };
+    let mut estimates = inferred.rows;
+    unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {
-        estimates: inferred.rows,
+        estimates,
         models,
         warnings,
         replicates_ok: inferred.replicates_ok,

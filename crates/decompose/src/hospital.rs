@@ -50,6 +50,7 @@ use crate::inference::{
     share_text,
 };
 use crate::result::{Estimate, MethodOutput, SeMethod};
+use crate::shares::{ShareSpec, unstable_shares};
 
 /// Inputs of one care-site analysis.
 pub struct HospitalInput<'a> {
@@ -183,9 +184,18 @@ impl Setup {
         }
         let (t0, t1) = (base.coef[0], full.coef[0]);
         out.extend([t0, t1, t0 - t1]);
+        out.resize(self.keys.len(), f64::NAN);
+        SHARES.fill(&self.keys, &mut out);
         Ok(out)
     }
 }
+
+/// Shares of the gap: between and within hospitals.
+const SHARES: ShareSpec = ShareSpec {
+    total: "gap",
+    blocks: None,
+    named: &["between_hospital", "within_hospital"],
+};
 
 fn keys(adjusted: bool) -> Vec<Key> {
     let mut q = vec![
@@ -207,7 +217,10 @@ fn keys(adjusted: bool) -> Vec<Key> {
         "coefficient_with_fe",
         "coefficient_change",
     ]);
-    q.into_iter().map(|q| (q.to_string(), None, None)).collect()
+    let mut keys: Vec<Key> = q.into_iter().map(|q| (q.to_string(), None, None)).collect();
+    let shares = SHARES.keys(&keys);
+    keys.extend(shares);
+    keys
 }
 
 /// Rows of the two groups, as a dense design for the row-level models.
@@ -604,6 +617,7 @@ pub fn hospital(
     estimates.extend(profile_estimates);
     models.push(profile_model);
     warnings.extend(profile_warnings);
+    unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(HospitalOutput {
         output: MethodOutput {
             estimates,

@@ -82,6 +82,11 @@ pub struct InferenceSpec {
     pub stratify: bool,
     /// The variance of the delta method.
     pub vce: Vce,
+    /// Bootstrap replicates of likelihood models take one Newton (Fisher
+    /// scoring) step from the full-sample fit instead of iterating to
+    /// convergence (`[inference] one_step = true`; declared in
+    /// `inference.note`).
+    pub one_step: bool,
 }
 
 impl InferenceSpec {
@@ -96,6 +101,7 @@ impl InferenceSpec {
             analysis_id: String::new(),
             stratify: false,
             vce: Vce::Robust,
+            one_step: false,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod oaxaca;
 pub mod privacy;
 pub mod reduction;
 pub mod result;
+pub mod shares;
 pub mod terms;
 
 pub use error::DecomposeError;

@@ -808,7 +808,8 @@ pub struct GroupMediationInput<'a> {
 
 /// The six natural effects from the potential means [y00, y01, y10, y11]:
 /// total, direct, indirect, direct (treated), indirect (control), proportion
-/// mediated.
+/// mediated; then the shares of the total effect, indirect then direct
+/// ([`SHARES`]).
 fn natural_effects(m: &[f64; 4]) -> Vec<f64> {
     let [y00, y01, y10, y11] = *m;
     let total = y11 - y00;
@@ -819,8 +820,17 @@ fn natural_effects(m: &[f64; 4]) -> Vec<f64> {
         y11 - y01,
         y01 - y00,
         (y11 - y10) / total,
+        (y11 - y10) / total,
+        (y10 - y00) / total,
     ]
 }
+
+/// Shares of the total effect: through the mediator and direct.
+const SHARES: crate::shares::ShareSpec = crate::shares::ShareSpec {
+    total: "total_effect",
+    blocks: None,
+    named: &["indirect_effect", "direct_effect"],
+};
 
 /// The six natural-effect rows by the cluster bootstrap over `units` (codes
 /// and count), or the row bootstrap without: both models are refitted on each
@@ -982,8 +992,10 @@ pub fn group_mediation(
     let potential = f.potential_means(&p, 0.0, 1.0, input.draws, input.seed, false);
     let point = effects(&potential);
     let var = f.delta_of_means(0.0, 1.0, effects);
-    let keys: Vec<crate::inference::Key> =
+    let mut keys: Vec<crate::inference::Key> =
         names.iter().map(|n| (n.to_string(), None, None)).collect();
+    let shares = SHARES.keys(&keys);
+    keys.extend(shares);
     let estimates = delta_rows(&keys, &point, Some(&var), input.level, delta_how);
     let mut inferred = crate::inference::Inferred::delta(estimates);
     if inference.method == crate::inference::Method::Bootstrap {
@@ -1082,9 +1094,11 @@ pub fn group_mediation(
             }
         })
         .collect();
+    let mut estimates = estimates;
+    crate::shares::unstable_shares(&mut estimates, &SHARES, &mut warnings);
     if inference.method == crate::inference::Method::Bootstrap {
         warnings.push(
-            "only the six natural-effect rows are bootstrapped; the closed forms, odds ratios \
+            "only the six natural-effect rows (and their shares) are bootstrapped; the closed forms, odds ratios \
              and E-values keep delta-method intervals (se_method says which)"
                 .into(),
         );

@@ -50,6 +50,14 @@ use crate::inference::{
 };
 use crate::oaxaca::Coefficients;
 use crate::result::{MethodOutput, SeMethod};
+use crate::shares::{SHARE, ShareSpec, unstable_shares};
+
+/// Shares of the gap: explained by block, and the unexplained part.
+const SHARES: ShareSpec = ShareSpec {
+    total: "gap",
+    blocks: Some("explained"),
+    named: &["unexplained"],
+};
 use crate::terms::Terms;
 
 /// Inputs of one nonlinear decomposition.
@@ -211,6 +219,51 @@ impl Data {
     }
 }
 
+/// θ of a sample's fits: b_r, b_c and the pooled β* without its indicator.
+fn theta_of(fits: &Fits) -> Theta {
+    Theta {
+        br: fits.models[0].coef.clone(),
+        bc: fits.models[1].coef.clone(),
+        bp: fits
+            .star
+            .map(|s| fits.models[s].coef[fits.star_skip..].to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+/// Every row (Yun's, then Fairlie's in the full sample's order) of a
+/// bootstrap replicate's rows: the models refitted from the full-sample
+/// coefficients and iterated to convergence, then the means, β* and
+/// Fairlie's matched swaps (the same orderings as the full sample).
+fn replicate_rows(setup: &Setup<'_>, data: &Data, start: &Fits) -> Result<Vec<f64>, String> {
+    let input = setup.input;
+    let link = input.link;
+    let fits = fit_models(data, input, false, Some(start)).map_err(|(_, e)| e.to_string())?;
+    for f in &fits.models {
+        if !f.converged {
+            return Err(format!(
+                "a {} model did not converge in the replicate",
+                f.link.name()
+            ));
+        }
+    }
+    let t = theta_of(&fits);
+    let (xr, yr, wr) = data.means(0, None);
+    let (xc, yc, wc) = data.means(1, None);
+    let w = [wr, wc];
+    let bs = setup.star(&t, w);
+    let (fc, _) = data.mean_f(link, 1, &bs, None, false);
+    let (fr, _) = data.mean_f(link, 0, &bs, None, false);
+    let mut out = setup.yun(&t, [fc, fr, yc - yr], &xr, &xc, w);
+    if input.fairlie_orderings > 0 {
+        let (fair, _) = fairlie(data, setup, link, &bs);
+        let nb = setup.blocks.len();
+        out.push(fair[nb]);
+        out.extend(&fair[..nb]);
+    }
+    Ok(out)
+}
+
 /// The fitted models of one sample.
 struct Fits {
     models: Vec<GlmFit>,
@@ -220,18 +273,22 @@ struct Fits {
     star_skip: usize,
 }
 
+/// The group models and β*'s model, each iterated to convergence (from
+/// `start`'s coefficients when given: a bootstrap replicate's warm start).
 fn fit_models(
     data: &Data,
     input: &NonlinearInput<'_>,
     clustered: bool,
+    start: Option<&Fits>,
 ) -> Result<Fits, (usize, ModelError)> {
     let glm = match input.link {
         Link::Logit => Glm::logit(),
         Link::Probit => Glm::probit(),
     };
-    let fit = |groups, indicator, who| {
+    let fit = |groups, indicator, who: usize| {
+        let init = start.map(|s| s.models[who].coef.as_slice());
         data.design(groups, indicator, clustered)
-            .and_then(|d| glm.fit(&d, None))
+            .and_then(|d| glm.fit(&d, init))
             .map_err(|e| (who, e))
     };
     let mut models = vec![fit([true, false], false, 0)?, fit([false, true], false, 1)?];
@@ -315,14 +372,18 @@ impl Setup<'_> {
         let (se, su): (f64, f64) = (de.iter().sum(), du.iter().sum());
         let pe = self.terms.per_term(&|e| explained * de[e] / se);
         let pu = self.terms.per_term(&|e| unexplained * du[e] / su);
-        self.keys[..self.fairlie_from]
+        let keys = &self.keys[..self.fairlie_from];
+        let mut out: Vec<f64> = keys
             .iter()
             .map(|key| match key.0.as_str() {
                 "gap" => gap,
                 "explained" => self.terms.row_value(key, &pe),
+                SHARE => f64::NAN,
                 _ => self.terms.row_value(key, &pu),
             })
-            .collect()
+            .collect();
+        SHARES.fill(keys, &mut out);
+        out
     }
 }
 
@@ -494,6 +555,8 @@ struct YunPoint<'a> {
     star: &'a [f64],
     /// Gradients of the Fairlie rows over β*.
     fair_grad: &'a [Vec<f64>],
+    /// ∂F̄_r(b_r)/∂b_r and ∂F̄_c(b_c)/∂b_c (the X-fixed gap of `vce = model`).
+    g_own: [&'a [f64]; 2],
 }
 
 /// The sampling of the group means the Yun rows use, as one more "model" of a
@@ -542,9 +605,11 @@ fn means_part(pt: &YunPoint<'_>, link: Link) -> (Vec<f64>, Vec<f64>, Vec<f64>, u
 /// the models and the means are stacked in one sandwich, so covariate sampling
 /// is included as in the linear decomposition. `Cluster`: over the data's
 /// clusters; `Robust`: each row its own unit (the data's cluster codes are the
-/// rows); `Model`: the models' iid variances, independent of each other and of
-/// the means (whose covariance is the robust one). Fairlie's rows vary through
-/// β* only (their orderings and matched swaps are held fixed).
+/// rows); `Model`: the published model-based convention (Stata's `mvdcmp`):
+/// the models' iid variances, independent of each other, with X held fixed, so
+/// the gap moves through F̄_g(b_g) (for a logit with an intercept ȳ_g = F̄_g(b_g),
+/// so ȳ cannot be independent of b_g). Fairlie's rows vary through β* only
+/// (their orderings and matched swaps are held fixed).
 fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, DecomposeError> {
     let (data, fits, setup) = (pt.data, pt.fits, pt.setup);
     let link = setup.input.link;
@@ -586,17 +651,8 @@ fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, Decompose
             }
             off += k - skip;
         }
-        let rows: Vec<u32> = (0..data.n as u32).collect();
-        let only = JointPart {
-            cluster: &rows,
-            ..means
-        };
-        let vm = joint_cr1(&[only], data.n).map_err(DecomposeError::Model)?;
-        for a in 0..km {
-            for b in 0..km {
-                vtheta[(nb + a) * total + nb + b] = vm[a * km + b];
-            }
-        }
+        // X held fixed: the means block stays 0.
+        drop(means);
     } else {
         let parts: Vec<_> = fits.models.iter().map(GlmFit::sandwich_parts).collect();
         let clusters: Vec<Vec<u32>> = fits
@@ -618,7 +674,7 @@ fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, Decompose
             }
         }
     }
-    let grads = yun_gradients(pt, dims, total);
+    let grads = yun_gradients(pt, dims, total, vce == Vce::Model);
     Ok(grads
         .iter()
         .map(|g| {
@@ -638,7 +694,14 @@ fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, Decompose
 
 /// ∂row/∂θ for every row (θ as in [`yun_delta_variance`]), by central
 /// differences of the cheap map (θ, F̄'s, ȳ's, x̄'s) → rows; β* moves F̄(β*).
-fn yun_gradients(pt: &YunPoint<'_>, dims: [usize; 3], total: usize) -> Vec<Vec<f64>> {
+/// `x_fixed`: the gap moves through the predicted means F̄_g(b_g) instead of
+/// the sample means ȳ_g (the model-based convention).
+fn yun_gradients(
+    pt: &YunPoint<'_>,
+    dims: [usize; 3],
+    total: usize,
+    x_fixed: bool,
+) -> Vec<Vec<f64>> {
     let setup = pt.setup;
     let p = pt.data.p;
     let [xr, xc] = pt.x;
@@ -706,7 +769,16 @@ fn yun_gradients(pt: &YunPoint<'_>, dims: [usize; 3], total: usize) -> Vec<Vec<f
             );
             let share = [lr, lc, lp][block];
             for r in 0..nyun {
-                grads[r][offset + j] = direct[r] + share * (d_fc[r] * gcs[j] + d_fr[r] * grs[j]);
+                let mut g = direct[r] + share * (d_fc[r] * gcs[j] + d_fr[r] * grs[j]);
+                if x_fixed && block < 2 {
+                    let own = pt.g_own[block][j];
+                    g += if block == 0 {
+                        -d_gap[r] * own
+                    } else {
+                        d_gap[r] * own
+                    };
+                }
+                grads[r][offset + j] = g;
             }
             // Fairlie rows depend on θ through β* only.
             for (f, fg) in pt.fair_grad.iter().enumerate() {
@@ -773,6 +845,19 @@ pub fn nonlinear(
                 .into(),
         ));
     }
+    if input.cluster.is_none()
+        && inference.vce == Vce::Model
+        && matches!(
+            input.coefficients,
+            Coefficients::Pooled | Coefficients::Neumark
+        )
+    {
+        return Err(DecomposeError::Input(
+            "vce = \"model\" is not derived for pooled or neumark coefficients: β*'s model is \
+             fitted on the same rows as both group models; use vce = \"robust\" (the default)"
+                .into(),
+        ));
+    }
     let mut warnings = Vec::new();
     let n = group_sizes(input.group, input.labels, "the decomposition")?;
     let mut data = Data::new(input, input.weights, input.group);
@@ -782,7 +867,7 @@ pub fn nonlinear(
         data.cluster = (0..data.n as u32).collect();
         data.clusters = data.n;
     }
-    let fits = fit_models(&data, input, clustered || inference.vce != Vce::Model)
+    let fits = fit_models(&data, input, clustered || inference.vce != Vce::Model, None)
         .map_err(|(who, e)| model_error(input, who, e))?;
     for f in &fits.models {
         warnings.extend(f.warnings.iter().cloned());
@@ -798,6 +883,8 @@ pub fn nonlinear(
     let terms = Terms::new(input.covariates, input.normalize);
     let mut keys: Vec<Key> = vec![("gap".into(), None, None)];
     keys.extend(terms.keys(&["explained", "unexplained"], &["unexplained"]));
+    let shares = SHARES.keys(&keys);
+    keys.extend(shares);
     let fairlie_from = keys.len();
     let blocks = input.covariates.factors();
     if input.fairlie_orderings > 0 {
@@ -812,14 +899,6 @@ pub fn nonlinear(
         keys,
         fairlie_from,
         blocks,
-    };
-    let theta_of = |fits: &Fits| Theta {
-        br: fits.models[0].coef.clone(),
-        bc: fits.models[1].coef.clone(),
-        bp: fits
-            .star
-            .map(|s| fits.models[s].coef[fits.star_skip..].to_vec())
-            .unwrap_or_default(),
     };
     let theta = theta_of(&fits);
     let link = input.link;
@@ -840,6 +919,8 @@ pub fn nonlinear(
         point.push(fair[setup.blocks.len()]);
         point.extend(&fair[..setup.blocks.len()]);
     }
+    let (_, g_cc) = data.mean_f(link, 1, &theta.bc, None, true);
+    let (_, g_rr) = data.mean_f(link, 0, &theta.br, None, true);
     let delta_var = yun_delta_variance(
         &YunPoint {
             data: &data,
@@ -853,6 +934,7 @@ pub fn nonlinear(
             g_star: [&gcs, &grs],
             star: &bs,
             fair_grad: &fair_grad,
+            g_own: [&g_rr, &g_cc],
         },
         inference.vce,
     )?;
@@ -904,6 +986,26 @@ pub fn nonlinear(
             level,
             delta_how,
         )),
+        (Method::Bootstrap, Some((_, codes, g))) if !inference.one_step => {
+            if inference.stratify {
+                warnings.push("stratify ignored: clusters hold patients of both groups".into());
+            }
+            // Each replicate: its clusters' rows, refitted to convergence.
+            let stat = |m: &[f64]| -> Result<Vec<f64>, String> {
+                let mut w = vec![0.0; input.group.len()];
+                let mut grp = vec![2u32; input.group.len()];
+                for (i, &gi) in input.group.iter().enumerate() {
+                    let mi = m[codes[i] as usize];
+                    if gi <= 1 && mi > 0.0 {
+                        w[i] = input.weights.map_or(1.0, |w| w[i]) * mi;
+                        grp[i] = gi;
+                    }
+                }
+                replicate_rows(&setup, &Data::new(input, Some(&w), &grp), &fits)
+            };
+            let booted = bootstrap_rows(&setup.keys, &point, inference, g, None, stat, progress);
+            Inferred::booted(booted, &mut warnings)
+        }
         (Method::Bootstrap, Some((_, _, g))) => {
             // One Fisher-scoring step per model from per-cluster scores and information.
             let steps: Vec<Moments> = fits
@@ -972,40 +1074,29 @@ pub fn nonlinear(
         }
         (Method::Bootstrap, None) => {
             let booted = row_bootstrap(
-                yun_keys,
-                &point[..nyun],
+                &setup.keys,
+                &point,
                 inference,
                 input.group,
                 input.weights,
-                |wts, grp| {
-                    let data = Data::new(input, Some(wts), grp);
-                    let fits = fit_models(&data, input, false).map_err(|(_, e)| e.to_string())?;
-                    let t = theta_of(&fits);
-                    let (xr, yr, wr) = data.means(0, None);
-                    let (xc, yc, wc) = data.means(1, None);
-                    let w = [wr, wc];
-                    let bs = setup.star(&t, w);
-                    let (fc, _) = data.mean_f(link, 1, &bs, None, false);
-                    let (fr, _) = data.mean_f(link, 0, &bs, None, false);
-                    Ok(setup.yun(&t, [fc, fr, yc - yr], &xr, &xc, w))
-                },
+                |wts, grp| replicate_rows(&setup, &Data::new(input, Some(wts), grp), &fits),
                 progress,
             );
-            let mut inferred = Inferred::booted(booted, &mut warnings);
-            fairlie_delta(&mut inferred.rows);
-            inferred
+            Inferred::booted(booted, &mut warnings)
         }
     };
-    let one_step = inference.method == Method::Bootstrap && clustered;
-    if inference.method == Method::Bootstrap && nyun < setup.keys.len() {
+    let one_step = inference.method == Method::Bootstrap && clustered && inference.one_step;
+    if one_step && nyun < setup.keys.len() {
         warnings.push(
             "fairlie_explained rows keep delta-method intervals (se_method says which): \
-             the bootstrap resamples Yun's rows only"
+             the one-step bootstrap resamples Yun's rows only"
                 .into(),
         );
     }
+    let mut estimates = inferred.rows;
+    unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {
-        estimates: inferred.rows,
+        estimates,
         models,
         warnings,
         replicates_ok: inferred.replicates_ok,

@@ -54,6 +54,14 @@ use crate::inference::{
 };
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
+use crate::shares::{SHARE, ShareSpec, unstable_shares};
+
+/// Shares of the gap: explained by block, and the unexplained part.
+const SHARES: ShareSpec = ShareSpec {
+    total: "gap",
+    blocks: Some("explained"),
+    named: &["unexplained"],
+};
 use crate::terms::Terms;
 
 /// The choice of β* (METHODS.md §2).
@@ -131,6 +139,8 @@ impl Setup {
         keys.extend(terms.keys(&quantities, &["unexplained", "coefficients"]));
         keys.push(("unexplained_comparison".into(), None, None));
         keys.push(("unexplained_reference".into(), None, None));
+        let shares = SHARES.keys(&keys);
+        keys.extend(shares);
         Setup {
             cells,
             absorb: input.covariates.absorbed.is_some(),
@@ -271,12 +281,14 @@ impl Setup {
         }
         let predicted = |x: &[f64], b: &[f64]| -> f64 { x.iter().zip(b).map(|(x, b)| x * b).sum() };
         let gap = predicted(&xc, &bc) - predicted(&xr, &br);
-        self.keys
+        let mut out = self
+            .keys
             .iter()
             .map(|key| match key.0.as_str() {
                 "gap" => Ok(gap),
                 "unexplained_comparison" => Ok(uc.iter().sum()),
                 "unexplained_reference" => Ok(ur.iter().sum()),
+                SHARE => Ok(f64::NAN),
                 q => {
                     let vals = parts
                         .iter()
@@ -286,7 +298,9 @@ impl Setup {
                     Ok(self.terms.row_value(key, vals))
                 }
             })
-            .collect()
+            .collect::<Result<Vec<f64>, String>>()?;
+        SHARES.fill(&self.keys, &mut out);
+        Ok(out)
     }
 }
 
@@ -380,6 +394,18 @@ fn theta_jacobian(setup: &Setup, point: &Params) -> Result<Vec<Vec<f64>>, Decomp
             .map_err(DecomposeError::Input)?;
         for r in 0..nk {
             jac[r][j] = (up[r] - down[r]) / (2.0 * h);
+        }
+    }
+    // Shares s = P/T are not bilinear: their rows from the parts', exactly,
+    // ∂s = (∂P − s·∂T)/T.
+    let at = setup
+        .values(&from_theta(&theta))
+        .map_err(DecomposeError::Input)?;
+    for (i, r) in SHARES.ratios(&setup.keys).into_iter().enumerate() {
+        if let Some((p, t)) = r {
+            jac[i] = (0..theta.len())
+                .map(|j| (jac[p][j] - at[i] * jac[t][j]) / at[t])
+                .collect();
         }
     }
     Ok(jac)
@@ -705,8 +731,10 @@ pub fn linear(
             &mut warnings,
         )?
     };
+    let mut estimates = inferred.rows;
+    unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {
-        estimates: inferred.rows,
+        estimates,
         models,
         warnings,
         replicates_ok: inferred.replicates_ok,

@@ -53,6 +53,7 @@ use crate::inference::{
 };
 use crate::mediation::{e_value, e_value_of_limit};
 use crate::result::MethodOutput;
+use crate::shares::{ShareSpec, unstable_shares};
 
 /// `inference.note` of a cluster bootstrap with a logit outcome model.
 pub const ONE_STEP_NOTE: &str = "one-step bootstrap: each cluster-bootstrap replicate updates the \
@@ -735,9 +736,18 @@ impl Setup<'_> {
             };
             out.push(v);
         }
+        SHARES.fill(&self.keys, &mut out);
         Ok(out)
     }
 }
+
+/// Shares of the initial disparity: the Shapley reduction by target, and
+/// what remains with every target equalised.
+const SHARES: ShareSpec = ShareSpec {
+    total: "initial_disparity",
+    blocks: Some("disparity_reduction_shapley"),
+    named: &["disparity_remaining"],
+};
 
 fn keys(targets: &[Target], binary: bool) -> Vec<Key> {
     let total = |q: &str| (q.to_string(), None, None);
@@ -765,6 +775,8 @@ fn keys(targets: &[Target], binary: bool) -> Vec<Key> {
             k.push(per("e_value_disparity_remaining", t));
         }
     }
+    let shares = SHARES.keys(&k);
+    k.extend(shares);
     k
 }
 
@@ -1127,6 +1139,7 @@ pub fn disparity_reduction(
         e.ci_high = None;
         e.ci_low = limit;
     }
+    unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {
         estimates,
         models: vec![summary],

@@ -33,8 +33,15 @@ fn delta_variance(a: &AnalysisResult) -> String {
             "cluster-robust variances (by {c}; the stacked sandwich of every model and mean, \
              CR1)"
         ),
+        ("model", None)
+            if a.method == "oaxaca_blinder" && text(a, "model").is_some_and(|m| m != "linear") =>
+        {
+            "model-based variances of each model (inverse information), the models taken as \
+             independent and the covariates as fixed (Stata's mvdcmp convention)"
+                .to_string()
+        }
         ("model", None) => "model-based (homoskedastic) variances of each model, the models \
-             taken as independent of each other and of the covariate means"
+             taken as independent of each other and of the covariate means (Jann 2008)"
             .to_string(),
         _ => "heteroskedasticity-robust variances (every patient their own unit: the stacked \
              influence functions of every model and mean, n/(n−1)·Σψψ′, as Stata's suest)"

@@ -11,9 +11,11 @@
 //! | mediation | total_effect | indirect_effect (the block holding the mediator) | direct_effect |
 //!
 //! The parts and what is left add up to the total in every method (each
-//! method's identity tests check it). A share is part ÷ total. Its interval is
-//! the part's interval divided by the total's point estimate: it carries the
-//! part's uncertainty, not the total's, which the report says beside the table.
+//! method's identity tests check it). A share is part ÷ total, and its
+//! interval is the method's own `share` row (healthgap_decompose::shares):
+//! the ratio's delta method or bootstrap, with the total's uncertainty and its
+//! covariance with the part. A method without share rows, or whose total's
+//! interval includes 0, shows the point share without an interval.
 
 use healthgap_decompose::{AnalysisResult, Estimate};
 
@@ -28,6 +30,8 @@ pub struct Part {
     pub estimate: f64,
     /// Confidence limits, when computed.
     pub ci: Option<(f64, f64)>,
+    /// The method's share row for this part (estimate and interval).
+    pub share: Option<(f64, Option<(f64, f64)>)>,
 }
 
 impl Part {
@@ -37,22 +41,30 @@ impl Part {
             factor,
             estimate: e.estimate,
             ci: e.ci_low.zip(e.ci_high),
+            share: None,
         }
     }
 
-    /// The share of `total` with the part's interval scaled by the total.
+    /// The part with its share row (`quantity = "share"`), when the method has one.
+    fn with_share(mut self, row: Option<&Estimate>) -> Part {
+        self.share = row.map(|e| (e.estimate, e.ci_low.zip(e.ci_high)));
+        self
+    }
+
+    /// The share of `total`: the method's share row with its interval, or the
+    /// point ratio without one.
     pub fn share(&self, total: f64) -> Option<Part> {
-        if !(total.is_finite() && total != 0.0) {
-            return None;
-        }
+        let (estimate, ci) = match self.share {
+            Some((s, ci)) if s.is_finite() => (s, ci),
+            _ if total.is_finite() && total != 0.0 => (self.estimate / total, None),
+            _ => return None,
+        };
         Some(Part {
             label: self.label.clone(),
             factor: self.factor.clone(),
-            estimate: self.estimate / total,
-            ci: self.ci.map(|(lo, hi)| {
-                let (a, b) = (lo / total, hi / total);
-                (a.min(b), a.max(b))
-            }),
+            estimate,
+            ci,
+            share: None,
         })
     }
 }
@@ -103,13 +115,24 @@ fn option_text(a: &AnalysisResult, key: &str) -> Option<String> {
 /// or when its rows are missing).
 pub fn breakdown(a: &AnalysisResult, factors: &[(String, Vec<String>)]) -> Option<Breakdown> {
     let total = |q: &str| a.get(q, None, None);
+    let share_of = |q: &str| a.get("share", None, Some(q));
+    // A named part with its share row.
+    let named = |label: &str, factor: Option<String>, q: &str| -> Option<Part> {
+        Some(Part::of(label, factor, total(q)?).with_share(share_of(q)))
+    };
     let blocks = |q: &str, label_of: &dyn Fn(&str) -> String| -> Vec<Part> {
         a.estimates
             .iter()
             .filter(|e| e.quantity == q && e.term.is_none())
             .filter_map(|e| {
                 let f = e.factor.as_deref()?;
-                Some(Part::of(&label_of(f), Some(f.to_string()), e))
+                Some(
+                    Part::of(&label_of(f), Some(f.to_string()), e).with_share(a.get(
+                        "share",
+                        Some(f),
+                        None,
+                    )),
+                )
             })
             .collect()
     };
@@ -118,29 +141,29 @@ pub fn breakdown(a: &AnalysisResult, factors: &[(String, Vec<String>)]) -> Optio
         "oaxaca_blinder" => (
             Part::of("gap", None, total("gap")?),
             blocks("explained", &same),
-            Part::of("unexplained", None, total("unexplained")?),
+            named("unexplained", None, "unexplained")?,
         ),
         "gelbach" => (
             Part::of("base coefficient", None, total("base_coefficient")?),
             blocks("explained_change", &same),
-            Part::of("full-model coefficient", None, total("full_coefficient")?),
+            named("full-model coefficient", None, "full_coefficient")?,
         ),
         "disparity_reduction" => (
             Part::of("initial disparity", None, total("initial_disparity")?),
             blocks("disparity_reduction_shapley", &same),
-            Part::of("remaining", None, total("disparity_remaining")?),
+            named("remaining", None, "disparity_remaining")?,
         ),
         "hospital" => {
             let hospital = option_text(a, "hospital").unwrap_or_else(|| "hospital".into());
             let block = block_of(factors, &hospital);
             (
                 Part::of("gap", None, total("gap")?),
-                vec![Part::of(
+                vec![named(
                     &format!("{block} (between hospitals)"),
                     Some(block.clone()),
-                    total("between_hospital")?,
-                )],
-                Part::of("within hospitals", None, total("within_hospital")?),
+                    "between_hospital",
+                )?],
+                named("within hospitals", None, "within_hospital")?,
             )
         }
         "mediation" => {
@@ -148,12 +171,12 @@ pub fn breakdown(a: &AnalysisResult, factors: &[(String, Vec<String>)]) -> Optio
             let block = block_of(factors, &mediator);
             (
                 Part::of("total effect", None, total("total_effect")?),
-                vec![Part::of(
+                vec![named(
                     &format!("{block} (through {mediator})"),
                     Some(block),
-                    total("indirect_effect")?,
-                )],
-                Part::of("direct effect", None, total("direct_effect")?),
+                    "indirect_effect",
+                )?],
+                named("direct effect", None, "direct_effect")?,
             )
         }
         _ => return None,
@@ -326,12 +349,17 @@ mod tests {
             ],
             serde_json::json!({}),
         );
+        let mut share = est("share", None, 0.2);
+        share.term = Some("between_hospital".into());
+        share.ci_low = Some(0.05);
+        share.ci_high = Some(0.3);
         let hosp = analysis(
             "hospital",
             vec![
                 est("gap", None, 2.0),
                 est("between_hospital", None, 0.4),
                 est("within_hospital", None, 1.6),
+                share,
             ],
             serde_json::json!({"hospital": "hosp"}),
         );
@@ -345,8 +373,11 @@ mod tests {
         assert!(clinical[1].is_none());
         let site = &t.rows[1].1;
         assert!((site[1].as_ref().map(|p| p.estimate).unwrap_or(0.0) - 0.2).abs() < 1e-12);
+        // The method's share row gives the interval (not the part's CI ÷ total).
         let ci = site[1].as_ref().and_then(|p| p.ci).unwrap_or((0.0, 0.0));
-        assert!((ci.0 - 0.15).abs() < 1e-12 && (ci.1 - 0.25).abs() < 1e-12);
+        assert_eq!(ci, (0.05, 0.3));
+        // Without a share row: the point share, no interval.
+        assert!(clinical[0].as_ref().is_some_and(|p| p.ci.is_none()));
         let rest = &t.rows[2].1;
         assert!((rest[0].as_ref().map(|p| p.estimate).unwrap_or(0.0) - 0.6).abs() < 1e-12);
         // Each column's shares add up to one.
@@ -362,15 +393,21 @@ mod tests {
     }
 
     #[test]
-    fn a_negative_total_keeps_the_interval_ordered() {
+    fn a_share_without_its_row_has_no_interval() {
         let p = Part {
             label: "x".into(),
             factor: None,
             estimate: 1.0,
             ci: Some((0.5, 1.5)),
+            share: None,
         };
         let s = p.share(-2.0).unwrap_or(p.clone());
-        assert_eq!(s.ci, Some((-0.75, -0.25)));
+        assert_eq!((s.estimate, s.ci), (-0.5, None));
         assert!(p.share(0.0).is_none());
+        let q = Part {
+            share: Some((0.4, Some((0.1, 0.7)))),
+            ..p
+        };
+        assert_eq!(q.share(0.0).map(|s| s.ci), Some(Some((0.1, 0.7))));
     }
 }

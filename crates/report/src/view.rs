@@ -356,8 +356,9 @@ fn triangulation_table(
              shares; hospital: the gap, between hospitals; mediation: the total effect, through \
              the mediator). Blocks are not the same across methods: covariates a method holds \
              fixed (Gelbach's base, disparity reduction's allowable) are attributed by \
-             Oaxaca–Blinder only. The interval is the part's interval divided by the total's point \
-             estimate, so it omits the total's own uncertainty.{}",
+             Oaxaca–Blinder only. The interval is the share's own (the ratio's delta method or \
+             bootstrap, with the total's uncertainty and its covariance with the part); a share \
+             whose total's interval includes 0 has none.{}",
             if unstable.iter().any(|u| *u) {
                 " † The method's total has an interval that includes 0: its shares are unstable \
                  and can exceed 100% or change sign."

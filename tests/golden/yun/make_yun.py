@@ -25,7 +25,8 @@ rows bread·score_i (bread = inv(−Hessian), the observed information, as
 statsmodels' cov_params() and healthgap's GlmFit::bread), a mean's rows
 (z_i − μ)/n_g. V = n/(n−1) Σ_i ψ_iψ_iᵀ (robust), G/(G−1) Σ_c ψ_cψ_cᵀ over
 hospitals (cluster_x), or blockdiag(cov_params() of each model, robust means
-block) (model_x); SE = sqrt(∇ᵀV∇), ∇ by central differences over φ.
+block) (model_x); SE = sqrt(∇ᵀV∇), ∇ by five-point central differences
+over φ.
 Checked against a brute force: every model re-fitted (own weighted Newton, the
 observed Hessian) and every mean re-taken with row weights w, ∂row/∂w_i at
 w = 1 by central differences, V = n/(n−1) Σ_i (∂row/∂w_i)² (and per hospital
