@@ -272,6 +272,27 @@ fn main() {
         let (t, _) = time(repeats, || ob(&plain, &delta));
         println!("RESULT ob_linear_delta {t:.4}   (no hospital term, as statsmodels)");
     }
+    if want("ob_linear_robust_delta") {
+        // No cluster: the robust delta method (stacked influence functions,
+        // each patient its own unit).
+        let input = LinearInput {
+            y: &y,
+            group: &group,
+            labels: ["White", "Black"],
+            covariates: &plain,
+            weights: None,
+            cluster: None,
+            coefficients: Coefficients::Pooled,
+            threefold: true,
+            normalize: true,
+            min_cell: 11,
+        };
+        let (t, out) = time(repeats, || linear(&input, &delta, &|| {}).expect("OB"));
+        println!(
+            "RESULT ob_linear_robust_delta {t:.4}   ({} rows, robust delta SEs, no hospital term)",
+            out.estimates.len()
+        );
+    }
     if want("ob_linear_fe_boot1000") {
         let (t, out) = time(repeats, || ob(&with_fe, &boot(1000)));
         println!(
@@ -324,6 +345,17 @@ fn main() {
         let (t, out) = time(1, || yun(&boot(200), 0));
         println!(
             "RESULT yun_logit_boot200 {t:.4}   ({} replicates ok)",
+            out.replicates_ok.unwrap_or(0)
+        );
+    }
+    if want("yun_logit_boot200_onestep") {
+        let spec = InferenceSpec {
+            one_step: true,
+            ..boot(200)
+        };
+        let (t, out) = time(1, || yun(&spec, 0));
+        println!(
+            "RESULT yun_logit_boot200_onestep {t:.4}   ({} replicates ok)",
             out.replicates_ok.unwrap_or(0)
         );
     }

@@ -31,8 +31,7 @@ use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
 use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
-    InferenceSpec, Inferred, Key, Method, Resampled, Vce, delta_rows, influence_variance,
-    resampled_rows,
+    InferenceSpec, Key, Method, Resampled, Vce, influence_variance, resampled_rows,
 };
 use crate::result::{MethodOutput, SeMethod};
 use crate::shares::{SHARE, ShareSpec, unstable_shares};
@@ -338,6 +337,34 @@ impl Setup {
         v
     }
 
+    /// `vce = model`: the conditional variance, with no variance for the rows
+    /// that involve an absorbed block (none is derived) or their shares.
+    fn model_variance(&self, base: &CellFit, full: &CellFit, point: &[f64]) -> Vec<f64> {
+        let mut v = self.conditional_variance(base, full, point);
+        if !self.full.absorb {
+            return v;
+        }
+        let absorbed = self.terms.last();
+        for (i, (q, f, t)) in self.keys.iter().enumerate() {
+            let touches_absorbed = q == "explained_change"
+                && match (f, t) {
+                    (None, _) => true,
+                    (Some(f), None) => absorbed.is_some_and(|(tf, _)| tf == f),
+                    (Some(_), Some(t)) => absorbed.is_some_and(|(_, n)| n == t),
+                };
+            if touches_absorbed {
+                v[i] = f64::NAN;
+            }
+        }
+        // A share of a part without a variance has none either.
+        for (i, r) in SHARES.ratios(&self.keys).into_iter().enumerate() {
+            if r.is_some_and(|(p, _)| v[p].is_nan()) {
+                v[i] = f64::NAN;
+            }
+        }
+        v
+    }
+
     /// Variances from the stacked influence functions (no absorbed block):
     /// without clusters every row its own unit, V = n/(n−1) Σ_i IF_i²
     /// (`vce = robust`); with clusters V = G/(G−1) Σ_g (Σ_{i∈g} IF_i)² (the
@@ -510,64 +537,36 @@ pub fn gelbach(
         group: input.group,
         weights: input.weights,
     };
-    // Clusters without absorbed levels: the same influence functions, summed
-    // by cluster (exact; the numerical cluster delta method serves the rest).
-    let inferred =
-        if inference.method == Method::Delta && input.cluster.is_some() && !setup.full.absorb {
-            let v = setup.influence_variance(input, &base, &full, &point);
-            Inferred::delta(delta_rows(
-                &setup.keys,
-                &point,
-                Some(&v),
-                level,
-                SeMethod::DeltaCluster,
-            ))
-        } else {
-            resampled_rows(
-                &resampled,
-                stat,
-                || {
-                    if inference.vce != Vce::Model {
-                        if setup.full.absorb {
-                            return Ok(None);
-                        }
-                        let v = setup.influence_variance(input, &base, &full, &point);
-                        return Ok(Some((v, SeMethod::DeltaRobust)));
-                    }
-                    let mut v = setup.conditional_variance(&base, &full, &point);
-                    if setup.full.absorb {
-                        for (i, (q, f, t)) in setup.keys.iter().enumerate() {
-                            let touches_absorbed = q == "explained_change"
-                                && match (f, t) {
-                                    (None, _) => true,
-                                    (Some(f), None) => {
-                                        setup.terms.last().is_some_and(|(tf, _)| tf == f)
-                                    }
-                                    (Some(_), Some(t)) => {
-                                        setup.terms.last().is_some_and(|(_, n)| n == t)
-                                    }
-                                };
-                            if touches_absorbed {
-                                v[i] = f64::NAN;
-                            }
-                        }
-                        // A share of a part without a variance has none either.
-                        for (i, r) in SHARES.ratios(&setup.keys).into_iter().enumerate() {
-                            if r.is_some_and(|(p, _)| v[p].is_nan()) {
-                                v[i] = f64::NAN;
-                            }
-                        }
-                    }
-                    Ok(Some((v, SeMethod::DeltaModel)))
-                },
-                |w, g| {
-                    let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
-                    Setup::new(input, cells).values(None)
-                },
-                progress,
-                &mut warnings,
-            )?
-        };
+    let how = if input.cluster.is_some() {
+        SeMethod::DeltaCluster
+    } else {
+        SeMethod::DeltaRobust
+    };
+    let model = inference.vce == Vce::Model && input.cluster.is_none();
+    let inferred = resampled_rows(
+        &resampled,
+        stat,
+        // The influence functions, by row or summed by cluster (exact); with an
+        // absorbed block the cluster delta method differentiates the cells.
+        || {
+            Ok(if model {
+                Some((
+                    setup.model_variance(&base, &full, &point),
+                    SeMethod::DeltaModel,
+                ))
+            } else if setup.full.absorb {
+                None
+            } else {
+                Some((setup.influence_variance(input, &base, &full, &point), how))
+            })
+        },
+        |w, g| {
+            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+            Setup::new(input, cells).values(None)
+        },
+        progress,
+        &mut warnings,
+    )?;
     let mut estimates = inferred.rows;
     unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {

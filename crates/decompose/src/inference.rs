@@ -213,31 +213,42 @@ where
     F: Fn(usize, &mut [f64]) -> Option<(usize, u32)> + Sync,
 {
     let nk = d.first().map_or(0, |d| d.len() / dim.max(1));
-    let slots = units.unwrap_or(1);
-    // Per split: (Σ IF² over rows, or per-unit IF sums), rows used, scratch u;
-    // at most about four splits per thread, so per-unit sums stay small.
-    let min_len = (rows / (4 * rayon::current_num_threads())).max(4096);
+    let sets = d.len();
+    // With clusters, u is summed per (cluster, set) in the pass (O(n·dim)),
+    // and d applied once per cluster; without, each row's IF is squared.
+    let slots = units.map_or(nk, |g| g * sets * dim);
+    // Per split: the sums, rows used, scratch u; at most about four splits per
+    // thread, so per-cluster sums stay small.
+    // (Very many clusters, e.g. one per patient: one accumulator only.)
+    let min_len = if slots > 1 << 24 {
+        rows.max(1)
+    } else {
+        (rows / (4 * rayon::current_num_threads())).max(4096)
+    };
     let (sum, n) = (0..rows)
         .into_par_iter()
         .with_min_len(min_len)
         .fold(
-            || (vec![0.0; slots * nk], 0usize, vec![0.0; dim]),
+            || (vec![0.0; slots], 0usize, vec![0.0; dim]),
             |(mut acc, mut n, mut u), i| {
-                if let Some((set, unit)) = fill(i, &mut u) {
-                    n += 1;
+                let Some((set, unit)) = fill(i, &mut u) else {
+                    return (acc, n, u);
+                };
+                n += 1;
+                if units.is_some() {
+                    let base = (unit as usize * sets + set) * dim;
+                    for (a, x) in acc[base..base + dim].iter_mut().zip(&u) {
+                        *a += x;
+                    }
+                } else {
                     let ds = &d[set];
-                    let base = if units.is_some() {
-                        unit as usize * nk
-                    } else {
-                        0
-                    };
-                    for k in 0..nk {
+                    for (k, a) in acc.iter_mut().enumerate() {
                         let t: f64 = ds[k * dim..(k + 1) * dim]
                             .iter()
                             .zip(&u)
                             .map(|(d, u)| d * u)
                             .sum();
-                        acc[base + k] += if units.is_some() { t } else { t * t };
+                        *a += t * t;
                     }
                 }
                 (acc, n, u)
@@ -245,7 +256,7 @@ where
         )
         .map(|(acc, n, _)| (acc, n))
         .reduce(
-            || (vec![0.0; slots * nk], 0),
+            || (vec![0.0; slots], 0),
             |(mut a, na), (b, nb)| {
                 for (x, y) in a.iter_mut().zip(&b) {
                     *x += y;
@@ -260,9 +271,23 @@ where
         }
         Some(g) => {
             let factor = g as f64 / (g as f64 - 1.0).max(1.0);
-            (0..nk)
-                .map(|k| (0..g).map(|c| sum[c * nk + k].powi(2)).sum::<f64>() * factor)
-                .collect()
+            let mut v = vec![0.0; nk];
+            for c in 0..g {
+                for (k, vk) in v.iter_mut().enumerate() {
+                    let t: f64 = (0..sets)
+                        .map(|set| {
+                            let u = &sum[(c * sets + set) * dim..(c * sets + set + 1) * dim];
+                            d[set][k * dim..(k + 1) * dim]
+                                .iter()
+                                .zip(u)
+                                .map(|(d, u)| d * u)
+                                .sum::<f64>()
+                        })
+                        .sum();
+                    *vk += t * t;
+                }
+            }
+            v.into_iter().map(|x| x * factor).collect()
         }
     }
 }
@@ -543,14 +568,16 @@ impl Inferred {
     }
 }
 
-/// Rows with the method's inference. With clusters: the cluster delta method
-/// over `stat`, or the cluster bootstrap of `stat`. Without: the variances
-/// from `unclustered` with `how` (None: no SEs), or the row bootstrap through
-/// `row_stat`. Warnings are appended.
+/// Rows with the method's inference. The delta method: the variances from
+/// `analytic` with their `se_method` when it has them (the influence
+/// functions, by row or by cluster); otherwise, with clusters, the cluster
+/// delta method over `stat` by differences, and without, no SEs. The
+/// bootstrap: of `stat` over clusters, or of `row_stat` over rows. Warnings
+/// are appended.
 pub fn resampled_rows<S, U, R>(
     r: &Resampled<'_>,
     stat: S,
-    unclustered: U,
+    analytic: U,
     row_stat: R,
     progress: &(dyn Fn() + Sync),
     warnings: &mut Vec<String>,
@@ -562,15 +589,15 @@ where
 {
     let level = r.spec.level;
     let booted = match (r.spec.method, r.clusters) {
-        (Method::Delta, Some(g)) => {
-            let v = cluster_delta_variance(g, stat).map_err(crate::DecomposeError::Input)?;
-            let rows = delta_rows(r.keys, r.point, Some(&v), level, SeMethod::DeltaCluster);
-            return Ok(Inferred::delta(rows));
-        }
-        (Method::Delta, None) => {
-            let rows = match unclustered()? {
-                Some((v, how)) => delta_rows(r.keys, r.point, Some(&v), level, how),
-                None => delta_rows(r.keys, r.point, None, level, SeMethod::None),
+        (Method::Delta, clusters) => {
+            let rows = match (analytic()?, clusters) {
+                (Some((v, how)), _) => delta_rows(r.keys, r.point, Some(&v), level, how),
+                (None, Some(g)) => {
+                    let v =
+                        cluster_delta_variance(g, stat).map_err(crate::DecomposeError::Input)?;
+                    delta_rows(r.keys, r.point, Some(&v), level, SeMethod::DeltaCluster)
+                }
+                (None, None) => delta_rows(r.keys, r.point, None, level, SeMethod::None),
             };
             return Ok(Inferred::delta(rows));
         }
@@ -653,6 +680,7 @@ mod tests {
         let spec = InferenceSpec {
             method: Method::Bootstrap,
             replicates: 200,
+            interval: Interval::Percentile,
             ..InferenceSpec::delta(0.95)
         };
         let b = bootstrap_rows(&keys, &[45.0], &spec, 10, None, stat, &|| {});

@@ -49,8 +49,7 @@ use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
 use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
-    InferenceSpec, Inferred, Key, Method, Resampled, Vce, count_text, delta_rows,
-    influence_variance, resampled_rows,
+    InferenceSpec, Key, Method, Resampled, Vce, count_text, influence_variance, resampled_rows,
 };
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
@@ -695,42 +694,33 @@ pub fn linear(
         group,
         weights: input.weights,
     };
-    // Clusters without absorbed levels: the same influence functions, summed
-    // by cluster (exact; the numerical cluster delta method serves the rest).
-    let analytic_cluster =
-        inference.method == Method::Delta && input.cluster.is_some() && !setup.absorb;
-    let inferred = if analytic_cluster {
-        let v = influence_variance_of(&setup, input, &point_params)?;
-        Inferred::delta(delta_rows(
-            &setup.keys,
-            &point,
-            Some(&v),
-            inference.level,
-            SeMethod::DeltaCluster,
-        ))
+    let how = if input.cluster.is_some() {
+        SeMethod::DeltaCluster
     } else {
-        resampled_rows(
-            &resampled,
-            stat,
-            || {
-                if setup.absorb {
-                    Ok(None)
-                } else if inference.vce == Vce::Model {
-                    model_variance(&setup, &point_params).map(|v| Some((v, SeMethod::DeltaModel)))
-                } else {
-                    influence_variance_of(&setup, input, &point_params)
-                        .map(|v| Some((v, SeMethod::DeltaRobust)))
-                }
-            },
-            |w, g| {
-                let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
-                let s = Setup::new(input, cells);
-                s.params(None).and_then(|p| s.values(&p))
-            },
-            progress,
-            &mut warnings,
-        )?
+        SeMethod::DeltaRobust
     };
+    let inferred = resampled_rows(
+        &resampled,
+        stat,
+        // The influence functions, by row or summed by cluster (exact); with
+        // absorbed levels the cluster delta method differentiates the cells.
+        || {
+            if setup.absorb {
+                Ok(None)
+            } else if inference.vce == Vce::Model && input.cluster.is_none() {
+                model_variance(&setup, &point_params).map(|v| Some((v, SeMethod::DeltaModel)))
+            } else {
+                influence_variance_of(&setup, input, &point_params).map(|v| Some((v, how)))
+            }
+        },
+        |w, g| {
+            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+            let s = Setup::new(input, cells);
+            s.params(None).and_then(|p| s.values(&p))
+        },
+        progress,
+        &mut warnings,
+    )?;
     let mut estimates = inferred.rows;
     unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {
