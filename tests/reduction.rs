@@ -318,3 +318,63 @@ fn disparity_reduction_coverage_over_repeated_seeds() {
     );
     assert!(share >= 0.85, "pooled coverage {covered}/{total}");
 }
+
+/// Many small hospitals (1,500 for 20,000 patients: most have no deaths). The
+/// care-site target moves Black patients into White patients' hospitals, and a
+/// hospital without deaths has α = −∞ (a risk of exactly 0 for every patient
+/// moved there): the run says how many reference patients sit in such or tiny
+/// hospitals. (At this size the reduction's interval is wide and covers the
+/// sample truth; shrunken hospital effects are left to the hierarchical
+/// model, see CHANGELOG.)
+#[test]
+fn zero_event_hospitals_are_reported_for_the_care_site_target() {
+    let dir = Dir::new();
+    let config = study_with(20_000, 5, 200, "\"death_30d\"", "\"Black\"", "gcomputation").replace(
+        "synthetic = { patients = 20000, seed = 5 }",
+        "synthetic = { patients = 20000, seed = 5, hospitals = 1500 }",
+    );
+    assert!(config.contains("hospitals = 1500"));
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    dir.ok(&["run", "study.toml"]);
+    let r = results(&dir, "out");
+    let a = &r["analyses"][0];
+    let warnings: Vec<&str> = a["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let w = warnings
+        .iter()
+        .find(|w| w.contains("hospitals without events or non-events"))
+        .unwrap_or_else(|| panic!("{warnings:?}"));
+    let share: f64 = w.split('%').next().unwrap().parse().unwrap();
+    assert!(share > 50.0, "{w}");
+    let e = rows(a);
+    let row = e
+        .iter()
+        .find(|x| x["quantity"] == "disparity_reduction" && x["factor"] == "care_site")
+        .unwrap();
+    let (lo, hi) = (
+        row["ci_low"].as_f64().unwrap(),
+        row["ci_high"].as_f64().unwrap(),
+    );
+    let mut params = healthgap_synth::Params::default();
+    params.patients = 20_000;
+    params.seed = 5;
+    params.population_draws = 20_000;
+    params.set("hospitals", 1500.0).unwrap();
+    let truth =
+        healthgap_synth::truth::compute(&healthgap_synth::Sample::generate(&params, &|_| {}));
+    let t = truth
+        .get(
+            "disparity_reduction",
+            "Black",
+            "death_30d",
+            Some("care_site"),
+        )
+        .unwrap()
+        .sample
+        .unwrap();
+    assert!(lo < t && t < hi, "sample truth {t} outside [{lo}, {hi}]");
+}

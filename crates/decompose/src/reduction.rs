@@ -749,6 +749,64 @@ const SHARES: ShareSpec = ShareSpec {
     named: &["disparity_remaining"],
 };
 
+/// A binary outcome with a hospital target: a hospital without events (or
+/// without non-events) has an infinite effect (every patient moved there gets
+/// a risk of exactly 0 or 1), and one of fewer than `min_cell` patients an
+/// imprecise one. The care-site target moves comparison patients into the
+/// hospitals of reference patients, so the share of reference patients in
+/// such hospitals says how much of the care-site reduction rests on them (a
+/// warning above 5%).
+fn sparse_hospitals_warning(
+    input: &ReductionInput<'_>,
+    rows: &[usize],
+    group: &[u8],
+) -> Option<String> {
+    let a = input.covariates.absorbed.as_ref()?;
+    if !input.binary || !input.targets.iter().any(|t| t.absorbed) {
+        return None;
+    }
+    let (mut w, mut ev, mut n) = (
+        vec![0.0; a.levels],
+        vec![0.0; a.levels],
+        vec![0usize; a.levels],
+    );
+    for &i in rows {
+        let l = a.codes[i] as usize;
+        let wi = input.weights.map_or(1.0, |w| w[i]);
+        w[l] += wi;
+        ev[l] += wi * input.y[i];
+        n[l] += 1;
+    }
+    let degenerate = |l: usize| w[l] > 0.0 && (ev[l] <= 0.0 || ev[l] >= w[l]);
+    let sparse = |l: usize| degenerate(l) || n[l] < input.min_cell;
+    let (mut in_sparse, mut reference) = (0.0, 0.0);
+    for (r, &i) in rows.iter().enumerate() {
+        if group[r] == 0 {
+            let wi = input.weights.map_or(1.0, |w| w[i]);
+            reference += wi;
+            if sparse(a.codes[i] as usize) {
+                in_sparse += wi;
+            }
+        }
+    }
+    let infinite = (0..a.levels).filter(|&l| degenerate(l)).count();
+    let share = in_sparse / reference.max(1e-300);
+    (share > 0.05).then(|| {
+        format!(
+            "{:.1}% of the {} patients are in hospitals without events or non-events ({infinite} \
+             such hospitals, whose effects are infinite: a risk of exactly 0 or 1 for every \
+             patient moved there) or with fewer than {} patients: the care-site target moves \
+             {} patients into these hospitals in proportion, so its reduction rests on \
+             degenerate or imprecise hospital effects and can be biased (shrunken hospital \
+             effects are not implemented yet)",
+            100.0 * share,
+            input.labels[0],
+            input.min_cell,
+            input.labels[1]
+        )
+    })
+}
+
 fn keys(targets: &[Target], binary: bool) -> Vec<Key> {
     let total = |q: &str| (q.to_string(), None, None);
     let per = |q: &str, t: &Target| (q.to_string(), Some(t.name.clone()), None);
@@ -884,6 +942,7 @@ pub fn disparity_reduction(
             ));
         }
     }
+    warnings.extend(sparse_hospitals_warning(input, &rows, &group));
     // Outcome model on both groups.
     let cov = input.covariates;
     let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
