@@ -21,7 +21,7 @@
 //! sandwich of both models and the auxiliary regressions) or the cluster
 //! bootstrap. Without: by default (`vce = robust`) the stacked influence
 //! functions of the base, full and auxiliary regressions with each row its
-//! own unit (`robust_variance`); with `vce = model` Gelbach's variance
+//! own unit (`Setup::influence_variance`); with `vce = model` Gelbach's variance
 //! conditional on the regressors, V(δ_k) = Γ_k' V(β̂_k) Γ_k with the full
 //! model's iid V(β̂) (covariances across blocks included); or the row bootstrap.
 
@@ -332,8 +332,24 @@ impl Setup {
                 base_part + quad
             })
             .collect::<Vec<f64>>();
-        // Parts vary through β_full only, the total is τ_base: independent here.
+        // Block parts vary through β_full only, the total is τ_base:
+        // independent here.
         self.share_rows(point, &mut v, |vp, vt, s, t| (vp + s * s * vt) / (t * t));
+        // τ_full is not independent of τ_base, but its share is 1 − δ/τ_base,
+        // with δ = Σ_k Γ_k β_k (through β_full only): its variance is δ's share's.
+        let find = |q: &str, t: Option<&str>| {
+            self.keys
+                .iter()
+                .position(|k| k.0 == q && k.1.is_none() && k.2.as_deref() == t)
+        };
+        if let (Some(i), Some(d), Some(b)) = (
+            find(SHARE, Some("full_coefficient")),
+            find("explained_change", None),
+            find("base_coefficient", None),
+        ) {
+            let s = point[d] / point[b];
+            v[i] = (v[d] + s * s * v[b]) / (point[b] * point[b]);
+        }
         v
     }
 

@@ -616,6 +616,10 @@ pub fn hospital(
         profile(input, inference, cluster)?;
     estimates.extend(profile_estimates);
     models.push(profile_model);
+    let profile_withheld = profile_warnings
+        .iter()
+        .find_map(|w| w.strip_prefix("intervals withheld: "))
+        .map(str::to_string);
     warnings.extend(profile_warnings);
     unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(HospitalOutput {
@@ -624,8 +628,12 @@ pub fn hospital(
             models,
             warnings,
             replicates_ok,
-            withheld: inferred.withheld,
-            inference_note: None,
+            withheld: inferred.withheld.or(profile_withheld),
+            inference_note: input.binary.then(|| {
+                "the ame_* rows' SEs go through the group coefficient only (the other \
+                 coefficients, the hospital effects and the covariate distribution held fixed)"
+                    .to_string()
+            }),
             n: n[0] + n[1],
         },
         hospitals: profile_rows,

@@ -220,7 +220,7 @@ where
     // Per split: the sums, rows used, scratch u; at most about four splits per
     // thread, so per-cluster sums stay small.
     // (Very many clusters, e.g. one per patient: one accumulator only.)
-    let min_len = if slots > 1 << 24 {
+    let min_len = if slots > 1 << 21 {
         rows.max(1)
     } else {
         (rows / (4 * rayon::current_num_threads())).max(4096)
@@ -400,7 +400,7 @@ pub(crate) fn failure_verdict(
         Err(format!(
             "{failed} of {total} {what} failed (more than {:.0}%; first: {first}): intervals from \
              the rest would not be a bootstrap distribution, so the standard errors, intervals \
-             and p-values of this analysis's bootstrap rows are withheld",
+             and p-values made from them are withheld",
             100.0 * MAX_FAILED_SHARE
         ))
     })
@@ -439,7 +439,19 @@ where
         draws.failures.first().map(String::as_str),
     ));
     let jack: Option<Vec<Vec<f64>>> = (spec.interval == Interval::Bca).then(|| {
-        let all = jackknife(g, &stat);
+        // A non-finite value fails like an error (as in the replicates).
+        let all: Vec<Result<Vec<f64>, String>> = jackknife(g, &stat)
+            .into_iter()
+            .map(|r| {
+                r.and_then(|v| {
+                    if v.iter().all(|x| x.is_finite()) {
+                        Ok(v)
+                    } else {
+                        Err("a non-finite statistic".into())
+                    }
+                })
+            })
+            .collect();
         let first = all.iter().find_map(|r| r.as_ref().err().cloned());
         let failed = all.iter().filter(|r| r.is_err()).count();
         judge(failure_verdict(
@@ -590,15 +602,32 @@ where
     let level = r.spec.level;
     let booted = match (r.spec.method, r.clusters) {
         (Method::Delta, clusters) => {
-            let rows = match (analytic()?, clusters) {
-                (Some((v, how)), _) => delta_rows(r.keys, r.point, Some(&v), level, how),
-                (None, Some(g)) => {
-                    let v =
-                        cluster_delta_variance(g, stat).map_err(crate::DecomposeError::Input)?;
-                    delta_rows(r.keys, r.point, Some(&v), level, SeMethod::DeltaCluster)
-                }
-                (None, None) => delta_rows(r.keys, r.point, None, level, SeMethod::None),
+            let (v, how) = match (analytic()?, clusters) {
+                (Some((v, how)), _) => (Some(v), how),
+                (None, Some(g)) => (
+                    Some(cluster_delta_variance(g, stat).map_err(crate::DecomposeError::Input)?),
+                    SeMethod::DeltaCluster,
+                ),
+                (None, None) => (None, SeMethod::None),
             };
+            // A variance that is not a finite non-negative number leaves its
+            // row without an SE: counted, not silent.
+            let bad: Vec<&str> = v
+                .iter()
+                .flatten()
+                .zip(r.keys)
+                .filter(|(x, _)| !(x.is_finite() && **x >= 0.0))
+                .map(|(_, k)| k.0.as_str())
+                .collect();
+            if !bad.is_empty() {
+                warnings.push(format!(
+                    "{} row(s) have no delta-method SE (a variance that is not a finite \
+                     non-negative number), first: `{}`",
+                    bad.len(),
+                    bad[0]
+                ));
+            }
+            let rows = delta_rows(r.keys, r.point, v.as_deref(), level, how);
             return Ok(Inferred::delta(rows));
         }
         (Method::Bootstrap, Some(g)) => {

@@ -195,7 +195,9 @@ fn mediator_columns(input: &MediationInput<'_>) -> Vec<(String, Vec<f64>)> {
     cols
 }
 
-/// Fits both models (iid / model-based covariances, as `regmedint`).
+/// Fits both models: model-based (iid) covariances as `regmedint` without
+/// `cluster`, and with it the joint CR1 sandwich of both models (HC1-type when
+/// every row is its own cluster: the robust variance).
 pub fn fit(input: &MediationInput<'_>) -> Result<Fitted, DecomposeError> {
     let n = input.y.len();
     let mcols = mediator_columns(input);
@@ -1054,12 +1056,15 @@ pub fn group_mediation(
             estimates.push(exp_row(name, lpoint[k], lvar[k].sqrt(), level));
         }
         let [_, _, y10, y11] = potential;
-        let limit = estimates
-            .iter()
-            .find(|e| e.quantity == "indirect_effect")
-            .and_then(|e| e_value_of_limit(y10, e.ci_low, e.ci_high));
+        let source = estimates.iter().find(|e| e.quantity == "indirect_effect");
+        let limit = source.and_then(|e| e_value_of_limit(y10, e.ci_low, e.ci_high));
+        // Its limit is made from the indirect effect's interval, and says so.
+        let how = source.map_or(crate::result::SeMethod::None, |e| e.se_method);
         let mut ev = Estimate::total("e_value_indirect_effect", e_value(y11 / y10));
         ev.ci_low = limit;
+        if limit.is_some() {
+            ev.se_method = how;
+        }
         estimates.push(ev);
     } else {
         estimates.push(normal_row(
@@ -1098,8 +1103,9 @@ pub fn group_mediation(
     crate::shares::unstable_shares(&mut estimates, &SHARES, &mut warnings);
     if inference.method == crate::inference::Method::Bootstrap {
         warnings.push(
-            "only the six natural-effect rows (and their shares) are bootstrapped; the closed forms, odds ratios \
-             and E-values keep delta-method intervals (se_method says which)"
+            "only the six natural-effect rows (and their shares, and the E-value's limit made from \
+             them) are bootstrapped; the closed forms and odds ratios keep delta-method intervals \
+             (se_method says which)"
                 .into(),
         );
     }
@@ -1109,7 +1115,12 @@ pub fn group_mediation(
         warnings,
         replicates_ok,
         withheld,
-        inference_note: None,
+        inference_note: Some(
+            "the delta method stacks both models (robust, clustered or model-based blocks) but \
+             holds fixed the covariate distribution the potential means average over, and gives \
+             a linear mediator's residual variance its normal-theory variance"
+                .into(),
+        ),
         n: rows.len(),
     })
 }

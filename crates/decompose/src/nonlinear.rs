@@ -22,15 +22,20 @@
 //! contributions (`fairlie_explained`); each ordering has its own ChaCha8 stream
 //! from (seed, analysis id, ordering).
 //!
-//! **Inference.** Delta method in the coefficients (X fixed, as `mvdcmp`):
-//! θ = (b_r, b_c, [pooled b]), V(θ) block-diagonal inverse information, or with
-//! a cluster variable the joint CR1 sandwich of the models (covariances across
-//! groups that share hospitals); gradients through the weights included. The
-//! cluster bootstrap takes one Fisher-scoring step per model from the
-//! full-sample estimates with the replicate's cluster multiplicities (the
-//! k-step bootstrap of Andrews 2002, k = 1), then recomputes every F̄ exactly;
-//! Fairlie rows keep their delta-method SEs (matching held fixed, as Stata
-//! `fairlie`).
+//! **Inference.** The delta method over the models and the group means
+//! (`yun_delta_variance`): with `vce = robust` (each row its own unit) or a
+//! cluster variable, one joint sandwich stacks the models and the means
+//! (x̄_g, F̄_g(β*), ȳ_g), so covariate sampling and the covariances of groups
+//! sharing hospitals are included; with `vce = model`, Stata `mvdcmp`'s
+//! convention (block-diagonal inverse information, X fixed). With `cotton`
+//! coefficients λ = W_r/(W_r + W_c) is held fixed (declared). Fairlie's rows
+//! vary through β* only (their orderings and matched swaps held fixed). The
+//! bootstrap refits every replicate to convergence, warm-started at the
+//! full-sample fit (rows, or clusters with their multiplicities), Fairlie's
+//! rows included; with `one_step = true` a cluster replicate takes one
+//! Fisher-scoring step per model instead (the k-step bootstrap of Andrews
+//! 2002, k = 1; declared in `inference.note`), and Fairlie's rows keep their
+//! delta-method SEs.
 
 use healthgap_models::bootstrap::stream_key;
 use healthgap_models::linalg::{COLLINEARITY_TOL, ranked_inverse};
@@ -830,6 +835,25 @@ fn yun_gradients(
     grads
 }
 
+/// The approximations of the inference, for `inference.note`.
+fn inference_note(one_step: bool, cotton_delta: bool) -> Option<String> {
+    let mut notes: Vec<&str> = Vec::new();
+    if one_step {
+        notes.push(
+            "one-step bootstrap: each cluster-bootstrap replicate takes one Fisher-scoring step \
+             from the full-sample fit of each logit/probit model instead of refitting to \
+             convergence",
+        );
+    }
+    if cotton_delta {
+        notes.push(
+            "the delta method holds cotton's weight λ = W_r/(W_r + W_c) fixed (the linear \
+             decomposition lets it vary)",
+        );
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 /// The nonlinear decomposition with its inference.
 pub fn nonlinear(
     input: &NonlinearInput<'_>,
@@ -921,23 +945,31 @@ pub fn nonlinear(
     }
     let (_, g_cc) = data.mean_f(link, 1, &theta.bc, None, true);
     let (_, g_rr) = data.mean_f(link, 0, &theta.br, None, true);
-    let delta_var = yun_delta_variance(
-        &YunPoint {
-            data: &data,
-            fits: &fits,
-            setup: &setup,
-            theta: &theta,
-            x: [&xr, &xc],
-            y: [yr, yc],
-            w,
-            f_star: [fcs, frs],
-            g_star: [&gcs, &grs],
-            star: &bs,
-            fair_grad: &fair_grad,
-            g_own: [&g_rr, &g_cc],
-        },
-        inference.vce,
-    )?;
+    // The delta method's variances, only where rows use them (the delta
+    // method, or Fairlie's rows under the one-step bootstrap).
+    let needs_delta =
+        inference.method == Method::Delta || (input.cluster.is_some() && inference.one_step);
+    let delta_var = if needs_delta {
+        yun_delta_variance(
+            &YunPoint {
+                data: &data,
+                fits: &fits,
+                setup: &setup,
+                theta: &theta,
+                x: [&xr, &xc],
+                y: [yr, yc],
+                w,
+                f_star: [fcs, frs],
+                g_star: [&gcs, &grs],
+                star: &bs,
+                fair_grad: &fair_grad,
+                g_own: [&g_rr, &g_cc],
+            },
+            inference.vce,
+        )?
+    } else {
+        vec![f64::NAN; setup.keys.len()]
+    };
     let level = inference.level;
     let mut models = Vec::new();
     let labels = [
@@ -955,9 +987,10 @@ pub fn nonlinear(
         ),
     ];
     for (f, label) in fits.models.iter().zip(&labels) {
-        let vc = match input.cluster {
-            Some((name, _, _)) => f.vcov(VcovKind::Cr1, name, SmallSample::default()),
-            None => f.vcov(VcovKind::Iid, "", SmallSample::default()),
+        let vc = match (input.cluster, inference.vce) {
+            (Some((name, _, _)), _) => f.vcov(VcovKind::Cr1, name, SmallSample::default()),
+            (None, Vce::Model) => f.vcov(VcovKind::Iid, "", SmallSample::default()),
+            (None, _) => f.vcov(VcovKind::Hc1, "", SmallSample::default()),
         }
         .map_err(DecomposeError::Model)?;
         models.push(f.summary(label, &vc, level));
@@ -1101,12 +1134,10 @@ pub fn nonlinear(
         warnings,
         replicates_ok: inferred.replicates_ok,
         withheld: inferred.withheld,
-        inference_note: one_step.then(|| {
-            "one-step bootstrap: each cluster-bootstrap replicate takes one Fisher-scoring step \
-             from the full-sample fit of each logit/probit model instead of refitting to \
-             convergence"
-                .into()
-        }),
+        inference_note: inference_note(
+            one_step,
+            input.coefficients == Coefficients::Cotton && inference.method == Method::Delta,
+        ),
         n: n[0] + n[1],
     })
 }

@@ -42,7 +42,7 @@
 //! same influence functions summed by cluster when nothing is absorbed, by
 //! differences over the cells otherwise. The cluster bootstrap recombines cells with each replicate's cluster multiplicities.
 
-use healthgap_models::ModelError;
+use healthgap_models::{ModelError, ModelSummary};
 use serde::Serialize;
 
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
@@ -554,29 +554,14 @@ fn influence_variance_of(
     Ok(var)
 }
 
-/// The linear Oaxaca–Blinder decomposition with its inference.
-pub fn linear(
+/// The full-sample fits behind the decomposition (each group's model, the
+/// pooled model, Neumark's), as model summaries; a singular fit's error names
+/// the model.
+fn fitted_models(
+    setup: &Setup,
     input: &LinearInput<'_>,
-    inference: &InferenceSpec,
-    progress: &(dyn Fn() + Sync),
-) -> Result<MethodOutput, DecomposeError> {
-    let mut warnings = Vec::new();
-    let group = input.group;
-    warnings.extend(support_warning(input));
-    let n = group_sizes(group, input.labels, "the Oaxaca–Blinder decomposition")?;
-    let cluster = input.cluster.map(|(_, c, g)| (c, g));
-    let cells = Cells::build(input.y, group, input.covariates, input.weights, cluster);
-    let setup = Setup::new(input, cells);
-    let k = setup.cells.p();
-    for (g, &ng) in n.iter().enumerate() {
-        if ng < 10 * k {
-            warnings.push(format!(
-                "group `{}` has few rows ({}) for {k} coefficients: the group model is imprecise",
-                input.labels[g],
-                count_text(ng, input.min_cell)
-            ));
-        }
-    }
+    level: f64,
+) -> Result<Vec<ModelSummary>, DecomposeError> {
     // Full-sample fits (errors named by model).
     let who = |g: usize| format!("model for group `{}`", input.labels[g]);
     let spec_r = setup.spec([true, false], false);
@@ -595,9 +580,6 @@ pub fn linear(
     let star = setup
         .star_fit(pooled.as_ref(), None)
         .map_err(|e| singular_error(e, "pooled model"))?;
-    let point_params = setup.params(None).map_err(DecomposeError::Input)?;
-    let point = setup.values(&point_params).map_err(DecomposeError::Input)?;
-    let level = inference.level;
     let absorbed = input.covariates.absorbed.as_ref();
     let mut models = vec![
         linear_summary(
@@ -648,6 +630,35 @@ pub fn linear(
             level,
         ));
     }
+    Ok(models)
+}
+
+/// The linear Oaxaca–Blinder decomposition with its inference.
+pub fn linear(
+    input: &LinearInput<'_>,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    let mut warnings = Vec::new();
+    let group = input.group;
+    warnings.extend(support_warning(input));
+    let n = group_sizes(group, input.labels, "the Oaxaca–Blinder decomposition")?;
+    let cluster = input.cluster.map(|(_, c, g)| (c, g));
+    let cells = Cells::build(input.y, group, input.covariates, input.weights, cluster);
+    let setup = Setup::new(input, cells);
+    let k = setup.cells.p();
+    for (g, &ng) in n.iter().enumerate() {
+        if ng < 10 * k {
+            warnings.push(format!(
+                "group `{}` has few rows ({}) for {k} coefficients: the group model is imprecise",
+                input.labels[g],
+                count_text(ng, input.min_cell)
+            ));
+        }
+    }
+    let models = fitted_models(&setup, input, inference.level)?;
+    let point_params = setup.params(None).map_err(DecomposeError::Input)?;
+    let point = setup.values(&point_params).map_err(DecomposeError::Input)?;
     if let Some((_, _, g)) = input.cluster.filter(|c| c.2 < 30) {
         warnings.push(format!(
             "only {g} clusters: cluster-robust standard errors are unreliable with fewer than about 30"

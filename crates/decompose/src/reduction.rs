@@ -1162,8 +1162,11 @@ pub fn disparity_reduction(
                     min_cell: input.min_cell,
                     estimator: input.estimator,
                 };
+                // The replicate's point values only: no replicates and no
+                // jackknife (a BCa jackknife here would recurse).
                 let spec = InferenceSpec {
                     replicates: 0,
+                    interval: healthgap_models::bootstrap::Interval::Percentile,
                     ..boot.clone()
                 };
                 disparity_reduction(&sub, &spec, &|| {})
@@ -1197,6 +1200,9 @@ pub fn disparity_reduction(
         e.p_value = None;
         e.ci_high = None;
         e.ci_low = limit;
+        if limit.is_none() {
+            e.se_method = crate::result::SeMethod::None;
+        }
     }
     unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {

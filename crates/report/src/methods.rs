@@ -40,9 +40,17 @@ fn delta_variance(a: &AnalysisResult) -> String {
              independent and the covariates as fixed (Stata's mvdcmp convention)"
                 .to_string()
         }
-        ("model", None) => "model-based (homoskedastic) variances of each model, the models \
-             taken as independent of each other and of the covariate means (Jann 2008)"
-            .to_string(),
+        ("model", None) if a.method == "oaxaca_blinder" => {
+            "model-based (homoskedastic) variances of each group model, independent of each \
+             other and of the covariate means (Jann 2008)"
+                .to_string()
+        }
+        ("model", None) if a.method == "gelbach" => {
+            "Gelbach's (2016) variance conditional on the regressors".to_string()
+        }
+        ("model", None) => {
+            "model-based variances of each model, the models taken as independent".to_string()
+        }
         _ => "heteroskedasticity-robust variances (every patient their own unit: the stacked \
              influence functions of every model and mean, n/(n−1)·Σψψ′, as Stata's suest)"
             .to_string(),
