@@ -378,3 +378,33 @@ fn zero_event_hospitals_are_reported_for_the_care_site_target() {
         .unwrap();
     assert!(lo < t && t < hi, "sample truth {t} outside [{lo}, {hi}]");
 }
+
+/// The row bootstrap with BCa intervals (no cluster): each replicate's point
+/// values come from a run without inference (a BCa jackknife inside the
+/// replicate used to recurse without end), and the BCa jackknife runs once.
+#[test]
+fn the_unclustered_bca_bootstrap_finishes_with_intervals() {
+    let dir = Dir::new();
+    let config = study_with(1_500, 4, 20, "\"los_days\"", "\"Black\"", "gcomputation")
+        .replace("[design]\ncluster = \"hospital_id\"\n", "")
+        .replace("replicates = 20", "replicates = 20\ninterval = \"bca\"")
+        .replace("care_site = [\"hospital_id\"]\n", "")
+        .replace("hospital_id = { type = \"categorical\" }\n", "")
+        .replace(
+            "targets = [\"socioeconomic\", \"clinical\", \"care_site\"]",
+            "targets = [\"socioeconomic\", \"clinical\"]",
+        );
+    assert!(config.contains("interval = \"bca\"") && !config.contains("cluster ="));
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    dir.ok(&["run", "study.toml"]);
+    let r = results(&dir, "out");
+    let a = &r["analyses"][0];
+    assert_eq!(a["inference"]["interval"], "bca");
+    let e = rows(a);
+    let row = e
+        .iter()
+        .find(|x| x["quantity"] == "initial_disparity")
+        .unwrap();
+    assert_eq!(row["se_method"], "bootstrap-bca", "{row}");
+    assert!(row["ci_low"].is_number() && row["ci_high"].is_number(), "{row}");
+}

@@ -34,7 +34,7 @@ use crate::inference::{
     InferenceSpec, Key, Method, Resampled, Vce, influence_variance, resampled_rows,
 };
 use crate::result::{MethodOutput, SeMethod};
-use crate::shares::{SHARE, ShareSpec, unstable_shares};
+use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
 
 /// Shares of the base coefficient: explained change by block, and the full
 /// model's coefficient (what the blocks leave).
@@ -72,6 +72,7 @@ struct Setup {
     /// Output terms: (factor, name) — the added columns, then the absorbed one.
     terms: Vec<(String, String)>,
     keys: Vec<Key>,
+    shares: Shares,
 }
 
 impl Setup {
@@ -115,6 +116,7 @@ impl Setup {
         }
         let shares = SHARES.keys(&keys);
         keys.extend(shares);
+        let shares = SHARES.positions(&keys);
         Setup {
             base: FitSpec {
                 groups: [true, true],
@@ -132,6 +134,7 @@ impl Setup {
             added,
             terms,
             keys,
+            shares,
         }
     }
 
@@ -245,7 +248,7 @@ impl Setup {
                     .map_or(f64::NAN, |i| parts[i]),
             })
             .collect();
-        SHARES.fill(&self.keys, &mut out);
+        self.shares.fill(&mut out);
         out
     }
 

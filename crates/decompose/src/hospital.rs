@@ -50,7 +50,7 @@ use crate::inference::{
     share_text,
 };
 use crate::result::{Estimate, MethodOutput, SeMethod};
-use crate::shares::{ShareSpec, unstable_shares};
+use crate::shares::{ShareSpec, Shares, unstable_shares};
 
 /// Inputs of one care-site analysis.
 pub struct HospitalInput<'a> {
@@ -136,6 +136,7 @@ struct Setup {
     base: FitSpec,
     full: FitSpec,
     keys: Vec<Key>,
+    shares: Shares,
 }
 
 impl Setup {
@@ -185,7 +186,7 @@ impl Setup {
         let (t0, t1) = (base.coef[0], full.coef[0]);
         out.extend([t0, t1, t0 - t1]);
         out.resize(self.keys.len(), f64::NAN);
-        SHARES.fill(&self.keys, &mut out);
+        self.shares.fill(&mut out);
         Ok(out)
     }
 }
@@ -423,6 +424,7 @@ pub fn hospital(
             columns: (0..p).collect(),
         },
         keys: keys(adjusted),
+        shares: SHARES.positions(&keys(adjusted)),
         adjusted,
         cells,
     };
@@ -1025,6 +1027,7 @@ mod tests {
                 columns: vec![0],
             },
             keys: keys(false),
+            shares: SHARES.positions(&keys(false)),
             adjusted: false,
             cells,
         };

@@ -55,7 +55,7 @@ use crate::inference::{
 };
 use crate::oaxaca::Coefficients;
 use crate::result::{MethodOutput, SeMethod};
-use crate::shares::{SHARE, ShareSpec, unstable_shares};
+use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
 
 /// Shares of the gap: explained by block, and the unexplained part.
 const SHARES: ShareSpec = ShareSpec {
@@ -320,6 +320,8 @@ struct Setup<'a> {
     input: &'a NonlinearInput<'a>,
     terms: Terms,
     keys: Vec<Key>,
+    /// Share positions among Yun's rows (`keys[..fairlie_from]`).
+    shares: Shares,
     /// Rows of `keys` that are Fairlie's.
     fairlie_from: usize,
     blocks: Vec<String>,
@@ -387,7 +389,7 @@ impl Setup<'_> {
                 _ => self.terms.row_value(key, &pu),
             })
             .collect();
-        SHARES.fill(keys, &mut out);
+        self.shares.fill(&mut out);
         out
     }
 }
@@ -920,6 +922,7 @@ pub fn nonlinear(
     let setup = Setup {
         input,
         terms,
+        shares: SHARES.positions(&keys[..fairlie_from]),
         keys,
         fairlie_from,
         blocks,

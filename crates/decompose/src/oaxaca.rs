@@ -53,7 +53,7 @@ use crate::inference::{
 };
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
-use crate::shares::{SHARE, ShareSpec, unstable_shares};
+use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
 
 /// Shares of the gap: explained by block, and the unexplained part.
 const SHARES: ShareSpec = ShareSpec {
@@ -113,6 +113,7 @@ struct Setup {
     threefold: bool,
     terms: Terms,
     keys: Vec<Key>,
+    shares: Shares,
 }
 
 /// Fitted parameters of one sample (or replicate).
@@ -140,6 +141,7 @@ impl Setup {
         keys.push(("unexplained_reference".into(), None, None));
         let shares = SHARES.keys(&keys);
         keys.extend(shares);
+        let shares = SHARES.positions(&keys);
         Setup {
             cells,
             absorb: input.covariates.absorbed.is_some(),
@@ -147,6 +149,7 @@ impl Setup {
             threefold: input.threefold,
             terms,
             keys,
+            shares,
         }
     }
 
@@ -298,7 +301,7 @@ impl Setup {
                 }
             })
             .collect::<Result<Vec<f64>, String>>()?;
-        SHARES.fill(&self.keys, &mut out);
+        self.shares.fill(&mut out);
         Ok(out)
     }
 }

@@ -53,7 +53,7 @@ use crate::inference::{
 };
 use crate::mediation::{e_value, e_value_of_limit};
 use crate::result::MethodOutput;
-use crate::shares::{ShareSpec, unstable_shares};
+use crate::shares::{ShareSpec, Shares, unstable_shares};
 
 /// `inference.note` of a cluster bootstrap with a logit outcome model.
 pub const ONE_STEP_NOTE: &str = "one-step bootstrap: each cluster-bootstrap replicate updates the \
@@ -165,6 +165,7 @@ struct Setup<'a> {
     /// Column block of each covariate column: 0 = other, k + 1 = target k.
     block_of: Vec<usize>,
     keys: Vec<Key>,
+    shares: Shares,
     k: usize,
     /// Score/information cells of the outcome model at the full-sample fit.
     cells: Cells,
@@ -736,7 +737,7 @@ impl Setup<'_> {
             };
             out.push(v);
         }
-        SHARES.fill(&self.keys, &mut out);
+        self.shares.fill(&mut out);
         Ok(out)
     }
 }
@@ -1063,6 +1064,7 @@ pub fn disparity_reduction(
         queries,
         block_of,
         keys: keys(&input.targets, input.binary),
+        shares: SHARES.positions(&keys(&input.targets, input.binary)),
         k,
         cells: Cells::build(&[], &[], &Covariates::default(), None, None),
         step_spec: FitSpec {

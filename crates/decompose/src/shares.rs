@@ -71,17 +71,39 @@ impl ShareSpec {
             .collect()
     }
 
+    /// The positions of every share, its part and its total in `keys`,
+    /// found once (a method fills its shares at every evaluation).
+    pub fn positions(&self, keys: &[Key]) -> Shares {
+        Shares(
+            self.ratios(keys)
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.map(|(p, t)| (i, p, t)))
+                .collect(),
+        )
+    }
+
     /// Overwrites the share entries of `values` (in `keys` order) with
     /// part ÷ total (NaN when the total is 0).
     pub fn fill(&self, keys: &[Key], values: &mut [f64]) {
-        for (i, r) in self.ratios(keys).into_iter().enumerate() {
-            if let Some((p, t)) = r {
-                values[i] = if values[t] == 0.0 {
-                    f64::NAN
-                } else {
-                    values[p] / values[t]
-                };
-            }
+        self.positions(keys).fill(values);
+    }
+}
+
+/// The (share, part, total) positions of a method's keys.
+#[derive(Debug, Clone, Default)]
+pub struct Shares(Vec<(usize, usize, usize)>);
+
+impl Shares {
+    /// Overwrites the share entries of `values` with part ÷ total (NaN when
+    /// the total is 0).
+    pub fn fill(&self, values: &mut [f64]) {
+        for &(i, p, t) in &self.0 {
+            values[i] = if values[t] == 0.0 {
+                f64::NAN
+            } else {
+                values[p] / values[t]
+            };
         }
     }
 }
