@@ -406,5 +406,8 @@ fn the_unclustered_bca_bootstrap_finishes_with_intervals() {
         .find(|x| x["quantity"] == "initial_disparity")
         .unwrap();
     assert_eq!(row["se_method"], "bootstrap-bca", "{row}");
-    assert!(row["ci_low"].is_number() && row["ci_high"].is_number(), "{row}");
+    assert!(
+        row["ci_low"].is_number() && row["ci_high"].is_number(),
+        "{row}"
+    );
 }
