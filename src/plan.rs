@@ -252,6 +252,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     // Analyses.
     let mut analyses = Vec::new();
     let mut ids = Vec::new();
+    let vce = vce_of(&raw)?;
     for (i, a) in raw.analyses.iter().enumerate() {
         let (id, outcomes, inference) = a.common();
         let id = id.cloned().unwrap_or_else(|| a.method().to_string());
@@ -304,7 +305,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         }
         let inference = inference_plan(&raw.inference, inference, raw.design.cluster.is_some())
             .map_err(|e| anyhow!("[[analysis]] `{id}`: {e}"))?;
-        check_model_vce(vce_of(&raw)?, &id, a)?;
+        check_model_vce(vce, &id, a)?;
         analyses.push(AnalysisPlan {
             id,
             raw: a.clone(),
@@ -413,7 +414,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         out_dir,
         formats: raw.report.formats.clone(),
         min_cell: raw.report.min_cell,
-        vce: vce_of(&raw)?,
+        vce,
     })
 }
 

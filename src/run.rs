@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 
 use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind, Values};
 use healthgap_decompose::AnalysisResult;
-use healthgap_decompose::SeMethod;
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::crude::{CrudeInput, crude};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
@@ -177,9 +176,7 @@ fn inference_spec(plan: &Plan, a: &AnalysisPlan) -> InferenceSpec {
 fn tag_delta_rows(output: &mut MethodOutput, spec: &InferenceSpec) {
     let how = spec.delta_method();
     for e in &mut output.estimates {
-        if e.se_method == SeMethod::None {
-            *e = e.clone().made_by(how);
-        }
+        e.tag_untagged(how);
     }
 }
 

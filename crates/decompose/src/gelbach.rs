@@ -261,10 +261,8 @@ impl Setup {
         rows: &mut [V],
         combine: impl Fn(&V, &V, f64, f64) -> V,
     ) {
-        for (i, r) in SHARES.ratios(&self.keys).into_iter().enumerate() {
-            if let Some((p, t)) = r {
-                rows[i] = combine(&rows[p], &rows[t], point[i], point[t]);
-            }
+        for (i, p, t) in self.shares.iter() {
+            rows[i] = combine(&rows[p], &rows[t], point[i], point[t]);
         }
     }
 
@@ -376,8 +374,8 @@ impl Setup {
             }
         }
         // A share of a part without a variance has none either.
-        for (i, r) in SHARES.ratios(&self.keys).into_iter().enumerate() {
-            if r.is_some_and(|(p, _)| v[p].is_nan()) {
+        for (i, p, _) in self.shares.iter() {
+            if v[p].is_nan() {
                 v[i] = f64::NAN;
             }
         }
@@ -417,7 +415,7 @@ impl Setup {
             .collect();
         let (g_cols, _) = self.gammas(base, None);
         let dim = pa + kb + kf + 1;
-        let d: Vec<Vec<f64>> = self
+        let mut d: Vec<Vec<f64>> = self
             .keys
             .iter()
             .map(|key| {
@@ -441,13 +439,11 @@ impl Setup {
                 dk
             })
             .collect();
-        let mut d = d;
         self.share_rows(point, &mut d, |dp, dt, s, t| {
             dp.iter().zip(dt).map(|(p, q)| (p - s * q) / t).collect()
         });
         let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
         let d = vec![d.concat()];
-        let dot = |b: &[f64], x: &[f64]| -> f64 { b.iter().zip(x).map(|(b, x)| b * x).sum() };
         let units = input.cluster.map(|c| (c.1, c.2));
         influence_variance(input.group.len(), dim, &d, units.map(|u| u.1), |i, u| {
             let g = input.group[i];
@@ -456,23 +452,23 @@ impl Setup {
             }
             let w = input.weights.map_or(1.0, |w| w[i]);
             // x_f = (D, 1, columns); x_b is its first kb entries.
-            let mut xf = vec![0.0; kf];
-            xf[0] = f64::from(g);
-            xf[1] = 1.0;
-            for (j, c) in cols.iter().enumerate() {
-                xf[j + 2] = c[i];
-            }
-            let h = dot(&base.bread[..kb], &xf[..kb]);
-            let e_b = input.y[i] - dot(&base.coef, &xf[..kb]);
-            let e_f = input.y[i] - dot(&full.coef, &xf);
+            let xf = |r: usize| match r {
+                0 => f64::from(g),
+                1 => 1.0,
+                _ => cols[r - 2][i],
+            };
+            let dot = |b: &[f64]| -> f64 { b.iter().enumerate().map(|(r, b)| b * xf(r)).sum() };
+            let h = dot(&base.bread[..kb]);
+            let e_b = input.y[i] - dot(&base.coef);
+            let e_f = input.y[i] - dot(&full.coef);
             for (a, &j) in self.added.iter().enumerate() {
-                u[a] = w * h * xf[j + 1];
+                u[a] = w * h * xf(j + 1);
             }
             for r in 0..kb {
-                u[pa + r] = w * h * xf[r];
+                u[pa + r] = w * h * xf(r);
             }
             for r in 0..kf {
-                u[pa + kb + r] = w * e_f * xf[r];
+                u[pa + kb + r] = w * e_f * xf(r);
             }
             u[dim - 1] = w * e_b * h;
             Some((0, units.map_or(0, |c| c.0[i])))
@@ -543,11 +539,6 @@ pub fn gelbach(
                 .to_string()
         }
     });
-    warnings.extend(
-        absorbed_withheld
-            .iter()
-            .map(|w| format!("intervals withheld: {w}")),
-    );
     let resampled = Resampled {
         keys: &setup.keys,
         point: &point,
@@ -556,13 +547,9 @@ pub fn gelbach(
         group: input.group,
         weights: input.weights,
     };
-    let how = if input.cluster.is_some() {
-        SeMethod::DeltaCluster
-    } else {
-        SeMethod::DeltaRobust
-    };
+    let how = resampled.influence_method();
     let model = inference.vce == Vce::Model && input.cluster.is_none();
-    let inferred = resampled_rows(
+    let mut inferred = resampled_rows(
         &resampled,
         stat,
         // The influence functions, by row or summed by cluster (exact); with an
@@ -586,6 +573,7 @@ pub fn gelbach(
         progress,
         &mut warnings,
     )?;
+    inferred.withhold(absorbed_withheld, &mut warnings);
     let mut estimates = inferred.rows;
     unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {
@@ -593,7 +581,7 @@ pub fn gelbach(
         models,
         warnings,
         replicates_ok: inferred.replicates_ok,
-        withheld: inferred.withheld.or(absorbed_withheld),
+        withheld: inferred.withheld,
         inference_note: None,
         n: n[0] + n[1],
     })

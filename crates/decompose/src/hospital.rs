@@ -410,6 +410,7 @@ pub fn hospital(
     );
     let p = cells.p();
     let adjusted = p > 1;
+    let row_keys = keys(adjusted);
     let setup = Setup {
         base: FitSpec {
             groups: [true, true],
@@ -423,8 +424,8 @@ pub fn hospital(
             absorb: true,
             columns: (0..p).collect(),
         },
-        keys: keys(adjusted),
-        shares: SHARES.positions(&keys(adjusted)),
+        shares: SHARES.positions(&row_keys),
+        keys: row_keys,
         adjusted,
         cells,
     };
@@ -466,7 +467,7 @@ pub fn hospital(
     };
     let unclustered = || -> Result<Option<(Vec<f64>, SeMethod)>, DecomposeError> { Ok(None) };
     let no_rows = |_: &[f64], _: &[u32]| -> Result<Vec<f64>, String> { Err("clustered".into()) };
-    let inferred = resampled_rows(
+    let mut inferred = resampled_rows(
         &resampled,
         stat,
         unclustered,
@@ -474,7 +475,7 @@ pub fn hospital(
         progress,
         &mut warnings,
     )?;
-    let (mut estimates, replicates_ok) = (inferred.rows, inferred.replicates_ok);
+    let mut estimates = std::mem::take(&mut inferred.rows);
     if inference.method == Method::Delta {
         // The coefficients carry their models' CR1 SEs (fixest counting).
         for (r, m) in [
@@ -614,23 +615,19 @@ pub fn hospital(
         }
     }
     // Profiling.
-    let (profile_rows, profile_estimates, profile_model, profile_warnings) =
-        profile(input, inference, cluster)?;
-    estimates.extend(profile_estimates);
-    models.push(profile_model);
-    let profile_withheld = profile_warnings
-        .iter()
-        .find_map(|w| w.strip_prefix("intervals withheld: "))
-        .map(str::to_string);
-    warnings.extend(profile_warnings);
+    let profile = profile(input, inference, cluster)?;
+    estimates.extend(profile.estimates);
+    models.push(profile.model);
+    warnings.extend(profile.warnings);
+    inferred.withhold(profile.withheld, &mut warnings);
     unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(HospitalOutput {
         output: MethodOutput {
             estimates,
             models,
             warnings,
-            replicates_ok,
-            withheld: inferred.withheld.or(profile_withheld),
+            replicates_ok: inferred.replicates_ok,
+            withheld: inferred.withheld,
             inference_note: input.binary.then(|| {
                 "the ame_* rows' SEs go through the group coefficient only (the other \
                  coefficients, the hospital effects and the covariate distribution held fixed)"
@@ -638,11 +635,22 @@ pub fn hospital(
             }),
             n: n[0] + n[1],
         },
-        hospitals: profile_rows,
+        hospitals: profile.rows,
     })
 }
 
-type Profile = (Vec<HospitalRow>, Vec<Estimate>, ModelSummary, Vec<String>);
+/// Hospital profiling's output.
+struct Profile {
+    /// The hospital table (hospitals.csv).
+    rows: Vec<HospitalRow>,
+    /// Rates of minority-serving and other hospitals.
+    estimates: Vec<Estimate>,
+    /// The patient-level risk model.
+    model: ModelSummary,
+    warnings: Vec<String>,
+    /// Why an interval was withheld (too many non-finite draws).
+    withheld: Option<String>,
+}
 
 /// Hospital profiling (see the module doc).
 fn profile(
@@ -654,6 +662,7 @@ fn profile(
     let level = inference.level;
     let min_cell = input.min_cell;
     let mut warnings = Vec::new();
+    let mut withheld = None;
     // Patient-level model over every patient.
     let all: Vec<usize> = (0..input.y.len()).collect();
     let mut cols: Vec<(String, Vec<f64>)> = vec![("(intercept)".into(), vec![1.0; all.len()])];
@@ -883,7 +892,7 @@ fn profile(
         );
         estimates.push(match verdict {
             Some(Err(why)) => {
-                warnings.push(format!("intervals withheld: {why}"));
+                withheld.get_or_insert(why);
                 row
             }
             other => {
@@ -964,7 +973,13 @@ fn profile(
              patients, events or non-events)"
         ));
     }
-    Ok((table, estimates, summary, warnings))
+    Ok(Profile {
+        rows: table,
+        estimates,
+        model: summary,
+        warnings,
+        withheld,
+    })
 }
 
 #[cfg(test)]
@@ -1026,8 +1041,8 @@ mod tests {
                 absorb: true,
                 columns: vec![0],
             },
-            keys: keys(false),
             shares: SHARES.positions(&keys(false)),
+            keys: keys(false),
             adjusted: false,
             cells,
         };

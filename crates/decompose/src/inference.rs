@@ -543,6 +543,18 @@ pub struct Resampled<'a> {
     pub weights: Option<&'a [f64]>,
 }
 
+impl Resampled<'_> {
+    /// The `se_method` of variances from the influence functions: summed by
+    /// cluster with clusters, each row its own unit without.
+    pub fn influence_method(&self) -> SeMethod {
+        if self.clusters.is_some() {
+            SeMethod::DeltaCluster
+        } else {
+            SeMethod::DeltaRobust
+        }
+    }
+}
+
 /// Rows with their inference and what became of the replicates.
 #[derive(Debug, Clone)]
 pub struct Inferred {
@@ -567,15 +579,21 @@ impl Inferred {
     /// Bootstrap rows; the warnings go to `warnings`.
     pub fn booted(b: Booted, warnings: &mut Vec<String>) -> Inferred {
         warnings.extend(b.warnings);
-        warnings.extend(
-            b.withheld
-                .as_ref()
-                .map(|why| format!("intervals withheld: {why}")),
-        );
-        Inferred {
+        let mut inferred = Inferred {
             rows: b.rows,
             replicates_ok: Some(b.ok),
-            withheld: b.withheld,
+            withheld: None,
+        };
+        inferred.withhold(b.withheld, warnings);
+        inferred
+    }
+
+    /// Records why intervals were withheld (the first reason stays), and says
+    /// so in `warnings`.
+    pub fn withhold(&mut self, why: Option<String>, warnings: &mut Vec<String>) {
+        if let Some(why) = why {
+            warnings.push(format!("intervals withheld: {why}"));
+            self.withheld.get_or_insert(why);
         }
     }
 }

@@ -982,7 +982,6 @@ pub fn group_mediation(
     let f = fit(&mi)?;
     let mut warnings: Vec<String> = Vec::new();
     let p = f.params();
-    let effects = |m: &[f64; 4]| natural_effects(m);
     let names = [
         "total_effect",
         "direct_effect",
@@ -992,8 +991,8 @@ pub fn group_mediation(
         "proportion_mediated",
     ];
     let potential = f.potential_means(&p, 0.0, 1.0, input.draws, input.seed, false);
-    let point = effects(&potential);
-    let var = f.delta_of_means(0.0, 1.0, effects);
+    let point = natural_effects(&potential);
+    let var = f.delta_of_means(0.0, 1.0, natural_effects);
     let mut keys: Vec<crate::inference::Key> =
         names.iter().map(|n| (n.to_string(), None, None)).collect();
     let shares = SHARES.keys(&keys);
@@ -1089,17 +1088,9 @@ pub fn group_mediation(
         }
     }
     // Every row not from the bootstrap is a delta-method row.
-    let estimates: Vec<Estimate> = estimates
-        .into_iter()
-        .map(|e| {
-            if e.se_method == crate::result::SeMethod::None {
-                e.made_by(delta_how)
-            } else {
-                e
-            }
-        })
-        .collect();
-    let mut estimates = estimates;
+    for e in &mut estimates {
+        e.tag_untagged(delta_how);
+    }
     crate::shares::unstable_shares(&mut estimates, &SHARES, &mut warnings);
     if inference.method == crate::inference::Method::Bootstrap {
         warnings.push(

@@ -53,16 +53,9 @@ use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
     InferenceSpec, Inferred, Key, Method, Vce, bootstrap_rows, delta_rows, row_bootstrap,
 };
-use crate::oaxaca::Coefficients;
+use crate::oaxaca::{Coefficients, SHARES};
 use crate::result::{MethodOutput, SeMethod};
-use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
-
-/// Shares of the gap: explained by block, and the unexplained part.
-const SHARES: ShareSpec = ShareSpec {
-    total: "gap",
-    blocks: Some("explained"),
-    named: &["unexplained"],
-};
+use crate::shares::{SHARE, Shares, unstable_shares};
 use crate::terms::Terms;
 
 /// Inputs of one nonlinear decomposition.
@@ -572,10 +565,10 @@ struct YunPoint<'a> {
 /// estimate (its own sampling enters through the models' block). Returns the
 /// column-major n × k regressors z_i − μ (0 outside the group), the per-row
 /// factor w_i and the bread diag(1/W_g).
-fn means_part(pt: &YunPoint<'_>, link: Link) -> (Vec<f64>, Vec<f64>, Vec<f64>, usize) {
+fn means_part(pt: &YunPoint<'_>, link: Link) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let d = pt.data;
     let (n, p) = (d.n, d.p);
-    let k = 2 * (p - 1) + 4;
+    let k = means_dim(p);
     let mut x = vec![0.0; n * k];
     let mut bread = vec![0.0; k * k];
     for i in 0..n {
@@ -604,7 +597,13 @@ fn means_part(pt: &YunPoint<'_>, link: Link) -> (Vec<f64>, Vec<f64>, Vec<f64>, u
         };
         bread[a * k + a] = 1.0 / pt.w[g];
     }
-    (x, d.w.clone(), bread, k)
+    (x, d.w.clone(), bread)
+}
+
+/// How many means [`means_part`] stacks for p design columns: x̄_r, x̄_c
+/// (without the intercept), F̄_c(β*), F̄_r(β*), ȳ_c, ȳ_r.
+fn means_dim(p: usize) -> usize {
+    2 * (p - 1) + 4
 }
 
 /// Delta-method variances of every row (Yun and Fairlie) over
@@ -623,25 +622,8 @@ fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, Decompose
     let p = data.p;
     let dims = [p, p, if fits.star.is_some() { p } else { 0 }];
     let nb: usize = dims.iter().sum();
-    let (mx, mu, mbread, km) = means_part(pt, link);
+    let km = means_dim(p);
     let total = nb + km;
-    let means = JointPart {
-        parts: healthgap_models::vcov::SandwichParts {
-            bread: &mbread,
-            x: &mx,
-            u: mu,
-            n: data.n,
-            k: km,
-            absorbed: Vec::new(),
-            rss: None,
-        },
-        cluster: &data.cluster,
-    };
-    let kt: usize = fits.models.iter().map(|f| f.coef.len()).sum();
-    // Indices of θ in the stacked (models, means) order, without the indicator.
-    let keep: Vec<usize> = (0..kt + km)
-        .filter(|&i| !(fits.star_skip == 1 && i == 2 * p))
-        .collect();
     let mut vtheta = vec![0.0; total * total];
     if vce == Vce::Model {
         let mut off = 0;
@@ -659,8 +641,20 @@ fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, Decompose
             off += k - skip;
         }
         // X held fixed: the means block stays 0.
-        drop(means);
     } else {
+        let (mx, mu, mbread) = means_part(pt, link);
+        let means = JointPart {
+            parts: healthgap_models::vcov::SandwichParts {
+                bread: &mbread,
+                x: &mx,
+                u: mu,
+                n: data.n,
+                k: km,
+                absorbed: Vec::new(),
+                rss: None,
+            },
+            cluster: &data.cluster,
+        };
         let parts: Vec<_> = fits.models.iter().map(GlmFit::sandwich_parts).collect();
         let clusters: Vec<Vec<u32>> = fits
             .models
@@ -674,7 +668,12 @@ fn yun_delta_variance(pt: &YunPoint<'_>, vce: Vce) -> Result<Vec<f64>, Decompose
             .collect();
         joint.push(means);
         let full = joint_cr1(&joint, data.clusters).map_err(DecomposeError::Model)?;
+        // Indices of θ in the stacked (models, means) order, without the indicator.
+        let kt: usize = fits.models.iter().map(|f| f.coef.len()).sum();
         let kk = kt + km;
+        let keep: Vec<usize> = (0..kk)
+            .filter(|&i| !(fits.star_skip == 1 && i == 2 * p))
+            .collect();
         for (a, &i) in keep.iter().enumerate() {
             for (b, &j) in keep.iter().enumerate() {
                 vtheta[a * total + b] = full[i * kk + j];

@@ -36,11 +36,13 @@
 //! Cov(b_g, β*) ([`influence_variance_of`]). With `vce = model`, Jann's (2008)
 //! model-based blocks V(b_g) = s²_g (X_g'W X_g)⁻¹, V(x̄_g) = S_g/n_g, taken as
 //! independent, which holds only when β* is a fixed combination of b_r and b_c
-//! (not `pooled` or `neumark`: refused there). With a cluster variable, the cluster delta method
-//! ([`crate::inference::cluster_delta_variance`]) over the stacked moments,
-//! which carries the covariances of groups that share hospitals: from the
-//! same influence functions summed by cluster when nothing is absorbed, by
-//! differences over the cells otherwise. The cluster bootstrap recombines cells with each replicate's cluster multiplicities.
+//! (not `pooled` or `neumark`: refused there). With a cluster variable, the
+//! cluster delta method over the stacked moments, which carries the
+//! covariances of groups that share hospitals: from the same influence
+//! functions summed by cluster when nothing is absorbed, by differences over
+//! the cells otherwise ([`crate::inference::cluster_delta_variance`]). The
+//! cluster bootstrap recombines cells with each replicate's cluster
+//! multiplicities.
 
 use healthgap_models::{ModelError, ModelSummary};
 use serde::Serialize;
@@ -54,14 +56,15 @@ use crate::inference::{
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
+use crate::terms::Terms;
 
-/// Shares of the gap: explained by block, and the unexplained part.
-const SHARES: ShareSpec = ShareSpec {
+/// Shares of the gap: explained by block, and the unexplained part (the
+/// linear and the nonlinear decomposition alike).
+pub(crate) const SHARES: ShareSpec = ShareSpec {
     total: "gap",
     blocks: Some("explained"),
     named: &["unexplained"],
 };
-use crate::terms::Terms;
 
 /// The choice of β* (METHODS.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -403,12 +406,10 @@ fn theta_jacobian(setup: &Setup, point: &Params) -> Result<Vec<Vec<f64>>, Decomp
     let at = setup
         .values(&from_theta(&theta))
         .map_err(DecomposeError::Input)?;
-    for (i, r) in SHARES.ratios(&setup.keys).into_iter().enumerate() {
-        if let Some((p, t)) = r {
-            jac[i] = (0..theta.len())
-                .map(|j| (jac[p][j] - at[i] * jac[t][j]) / at[t])
-                .collect();
-        }
+    for (i, p, t) in setup.shares.iter() {
+        jac[i] = (0..theta.len())
+            .map(|j| (jac[p][j] - at[i] * jac[t][j]) / at[t])
+            .collect();
     }
     Ok(jac)
 }
@@ -677,11 +678,6 @@ pub fn linear(
          the bootstrap"
             .to_string()
     });
-    warnings.extend(
-        absorbed_withheld
-            .iter()
-            .map(|w| format!("intervals withheld: {w}")),
-    );
     if unclustered_delta
         && inference.vce == Vce::Model
         && matches!(
@@ -708,12 +704,8 @@ pub fn linear(
         group,
         weights: input.weights,
     };
-    let how = if input.cluster.is_some() {
-        SeMethod::DeltaCluster
-    } else {
-        SeMethod::DeltaRobust
-    };
-    let inferred = resampled_rows(
+    let how = resampled.influence_method();
+    let mut inferred = resampled_rows(
         &resampled,
         stat,
         // The influence functions, by row or summed by cluster (exact); with
@@ -735,6 +727,7 @@ pub fn linear(
         progress,
         &mut warnings,
     )?;
+    inferred.withhold(absorbed_withheld, &mut warnings);
     let mut estimates = inferred.rows;
     unstable_shares(&mut estimates, &SHARES, &mut warnings);
     Ok(MethodOutput {
@@ -742,7 +735,7 @@ pub fn linear(
         models,
         warnings,
         replicates_ok: inferred.replicates_ok,
-        withheld: inferred.withheld.or(absorbed_withheld),
+        withheld: inferred.withheld,
         inference_note: None,
         n: n[0] + n[1],
     })

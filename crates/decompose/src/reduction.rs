@@ -1037,6 +1037,7 @@ pub fn disparity_reduction(
     for q in &mut queries {
         q.sort_by(|a, b| a.1.total_cmp(&b.1));
     }
+    let row_keys = keys(&input.targets, input.binary);
     let mut setup = Setup {
         ratio: Vec::new(),
         input,
@@ -1063,8 +1064,8 @@ pub fn disparity_reduction(
         comparison,
         queries,
         block_of,
-        keys: keys(&input.targets, input.binary),
-        shares: SHARES.positions(&keys(&input.targets, input.binary)),
+        shares: SHARES.positions(&row_keys),
+        keys: row_keys,
         k,
         cells: Cells::build(&[], &[], &Covariates::default(), None, None),
         step_spec: FitSpec {
@@ -1178,12 +1179,13 @@ pub fn disparity_reduction(
             progress,
         ),
     };
-    let inferred = crate::inference::Inferred::booted(booted, &mut warnings);
-    let replicates_ok = inferred.replicates_ok.unwrap_or(0);
-    let withheld = inferred.withheld.clone();
+    let crate::inference::Inferred {
+        rows: mut estimates,
+        replicates_ok,
+        withheld,
+    } = crate::inference::Inferred::booted(booted, &mut warnings);
     // E-values: of the point estimate, and (as ci_low) of the confidence limit
     // of the remaining disparity closest to the null (1 when it covers 0).
-    let mut estimates = inferred.rows;
     let rstd = point[1];
     let remaining: Vec<(Option<String>, Option<f64>, Option<f64>)> = estimates
         .iter()
@@ -1211,7 +1213,7 @@ pub fn disparity_reduction(
         estimates,
         models: vec![summary],
         warnings,
-        replicates_ok: Some(replicates_ok),
+        replicates_ok,
         withheld,
         inference_note: (input.cluster.is_some() && input.binary).then(|| ONE_STEP_NOTE.into()),
         n,

@@ -29,28 +29,22 @@ pub struct Estimate {
 
 /// How a row's standard error and interval were made (results.json `se_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SeMethod {
     /// Bootstrap, percentile interval.
-    #[serde(rename = "bootstrap-percentile")]
     BootstrapPercentile,
     /// Bootstrap, bias-corrected and accelerated interval.
-    #[serde(rename = "bootstrap-bca")]
     BootstrapBca,
     /// Bootstrap SE, normal interval.
-    #[serde(rename = "bootstrap-normal")]
     BootstrapNormal,
     /// Delta method with each row its own unit (HC1 / `suest`):
     /// V = n/(n−1) Σ_i ψ_i ψ_iᵀ over stacked influence functions.
-    #[serde(rename = "delta-robust")]
     DeltaRobust,
     /// Delta method over clusters (CR1 / stacked cluster sandwich).
-    #[serde(rename = "delta-cluster")]
     DeltaCluster,
     /// Model-based (homoskedastic) delta method.
-    #[serde(rename = "delta-model")]
     DeltaModel,
     /// No standard error (a point estimate only, or inference withheld).
-    #[serde(rename = "none")]
     None,
 }
 
@@ -101,6 +95,13 @@ impl Estimate {
             self.se_method = how;
         }
         self
+    }
+
+    /// Says how the SE was made when nothing has said so yet.
+    pub fn tag_untagged(&mut self, how: SeMethod) {
+        if self.se_method == SeMethod::None && (self.se.is_some() || self.ci_low.is_some()) {
+            self.se_method = how;
+        }
     }
 
     /// Drops the inference (a withheld interval): SE, CI and p become null.

@@ -57,7 +57,7 @@ impl ShareSpec {
     }
 
     /// For each key: Some((numerator, total)) positions when it is a share.
-    pub fn ratios(&self, keys: &[Key]) -> Vec<Option<(usize, usize)>> {
+    fn ratios(&self, keys: &[Key]) -> Vec<Option<(usize, usize)>> {
         let total = keys
             .iter()
             .position(|(q, f, t)| q == self.total && f.is_none() && t.is_none());
@@ -82,12 +82,6 @@ impl ShareSpec {
                 .collect(),
         )
     }
-
-    /// Overwrites the share entries of `values` (in `keys` order) with
-    /// part ÷ total (NaN when the total is 0).
-    pub fn fill(&self, keys: &[Key], values: &mut [f64]) {
-        self.positions(keys).fill(values);
-    }
 }
 
 /// The (share, part, total) positions of a method's keys.
@@ -95,6 +89,11 @@ impl ShareSpec {
 pub struct Shares(Vec<(usize, usize, usize)>);
 
 impl Shares {
+    /// (share, part, total) positions.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.0.iter().copied()
+    }
+
     /// Overwrites the share entries of `values` with part ÷ total (NaN when
     /// the total is 0).
     pub fn fill(&self, values: &mut [f64]) {
@@ -157,11 +156,12 @@ mod tests {
         ];
         keys.extend(spec.keys(&keys));
         assert_eq!(keys.len(), 8);
+        let shares = spec.positions(&keys);
         let mut v = vec![2.0, 1.5, 1.0, 0.5, 0.5, 0.0, 0.0, 0.0];
-        spec.fill(&keys, &mut v);
+        shares.fill(&mut v);
         assert_eq!(&v[5..], &[0.5, 0.25, 0.25]);
         v[0] = 0.0;
-        spec.fill(&keys, &mut v);
+        shares.fill(&mut v);
         assert!(v[5].is_nan());
     }
 }
