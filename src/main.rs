@@ -3,7 +3,8 @@
 //! Exit codes: 0 success; 1 the command failed (bad input, unreadable data,
 //! unwritable output: the message says which file, column or value, and how to
 //! fix it); 2 the command line itself is malformed (clap's usage errors);
-//! 3 the report was written, but some intervals were withheld (too many failed
+//! 3 the report was written, but an analysis failed (the others are kept;
+//! results.json `failed`) or some intervals were withheld (too many failed
 //! bootstrap replicates, or none derived: the terminal, results.json
 //! `inference.withheld` and the report say which and why);
 //! 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP) when interrupted,
@@ -57,8 +58,10 @@ enum Command {
     /// Runs each [[analysis]] for every outcome and comparison group and writes
     /// results.json, estimates.csv, models.csv, table1.csv and attrition.csv to
     /// the config's [report] out_dir (or --out DIR), atomically: a failed run
-    /// leaves an earlier report untouched. Exit code 3: written, but some
-    /// intervals were withheld (listed on the terminal).
+    /// leaves an earlier report untouched. Every warning is printed, grouped
+    /// by analysis. Exit code 3: written, but an analysis failed (the others
+    /// are kept) or some intervals were withheld (both listed on the
+    /// terminal); exit code 1 and nothing written when every analysis failed.
     Run {
         /// The analysis config (TOML).
         config: std::path::PathBuf,
@@ -71,16 +74,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Synth(args) => synth::run(&args).map(|()| 0),
-        Command::Check { config } => run::check(&config).map(|()| 0),
+        Command::Synth(args) => synth::run(&args).map(|()| run::RunOutcome::default()),
+        Command::Check { config } => run::check(&config).map(|()| run::RunOutcome::default()),
         Command::Run { config, out } => run::run(&config, out.as_deref()),
     };
     match result {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(withheld) => {
+        Ok(outcome) if outcome.failed == 0 && outcome.withheld == 0 => ExitCode::SUCCESS,
+        Ok(outcome) => {
             eprintln!(
-                "healthgap: the report is written, but {withheld} analysis result(s) have \
-                 withheld intervals (see above); exit code 3"
+                "healthgap: the report is written, but {} analysis(es) failed and {} analysis \
+                 result(s) have withheld intervals (see above); exit code 3",
+                outcome.failed, outcome.withheld
             );
             ExitCode::from(3)
         }

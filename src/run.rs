@@ -19,7 +19,7 @@ use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput}
 use healthgap_decompose::reduction::{Estimator, ReductionInput, Target, disparity_reduction};
 use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
-use healthgap_report::results::AttritionRow;
+use healthgap_report::results::{AttritionRow, FailedAnalysis};
 use healthgap_report::{
     CohortSummary, DataInfo, FileInfo, GroupCount, Results, StudyInfo, ToolInfo, csv, suppress,
 };
@@ -287,6 +287,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                         warnings: Vec::new(),
                         replicates_ok: None,
                         withheld: None,
+                        balance: Vec::new(),
                         inference_note: None,
                         n: group.iter().filter(|g| **g <= 1).count(),
                     };
@@ -631,6 +632,7 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                 estimates: output.estimates,
                 models: output.models,
                 warnings: output.warnings,
+                balance: output.balance,
                 hospitals,
             });
         }
@@ -730,7 +732,18 @@ fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
 /// `healthgap run CONFIG [--out DIR]`.
 /// Runs the study and writes the report; returns the number of analysis
 /// results whose intervals were withheld (exit code 3 when any).
-pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
+/// How a run that wrote its report ended: analyses that failed and results
+/// with withheld intervals. `healthgap run` exits with code 3 when either is
+/// non-zero.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOutcome {
+    /// Analyses that failed (reported; the others kept).
+    pub failed: usize,
+    /// Analysis results whose intervals were withheld.
+    pub withheld: usize,
+}
+
+pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
     let plan = from_file(config)?;
     let target = out
         .map(Path::to_path_buf)
@@ -739,6 +752,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
     let cohort = load(&plan)?;
     let mut analyses = Vec::new();
     let mut warnings = Vec::new();
+    let mut failed: Vec<FailedAnalysis> = Vec::new();
     for a in &plan.analyses {
         if !implemented(&a.raw) {
             warnings.push(format!(
@@ -749,8 +763,26 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
             continue;
         }
         let started = std::time::Instant::now();
-        let results =
-            run_analysis(&plan, &cohort, a).with_context(|| format!("analysis `{}`", a.id))?;
+        let results = match run_analysis(&plan, &cohort, a) {
+            Ok(results) => results,
+            Err(err) => {
+                // One failing analysis does not discard the others: it is
+                // reported as failed and the run exits with code 3.
+                let reason = format!("{err:#}");
+                eprintln!("{}: failed: {reason}", a.id);
+                warnings.push(format!(
+                    "analysis `{}` ({}) failed: {reason}",
+                    a.id,
+                    a.raw.method()
+                ));
+                failed.push(FailedAnalysis {
+                    id: a.id.clone(),
+                    method: a.raw.method().into(),
+                    reason,
+                });
+                continue;
+            }
+        };
         eprintln!(
             "{}: {} result(s) in {:.1} s",
             a.id,
@@ -758,6 +790,13 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
             started.elapsed().as_secs_f64()
         );
         analyses.extend(results);
+    }
+    if let (true, Some(first)) = (analyses.is_empty(), failed.first()) {
+        anyhow::bail!(
+            "every analysis failed, so no report was written; analysis `{}`: {}",
+            first.id,
+            first.reason
+        );
     }
     let m = plan.min_cell;
     // Complementary suppression: when either group of a comparison is below
@@ -878,6 +917,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
         },
         analyses,
         warnings,
+        failed,
     };
     let dir = staged.path();
     let write = |name: &str, text: String| -> Result<()> {
@@ -938,9 +978,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
     }
     let target = staged.commit()?;
     print_summary(&results, &input);
-    for w in &results.warnings {
-        eprintln!("warning: {w}");
-    }
+    print_warnings(&results);
     let withheld: Vec<&AnalysisResult> = results
         .analyses
         .iter()
@@ -957,7 +995,41 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<usize> {
         );
     }
     eprintln!("wrote {}", target.display());
-    Ok(withheld.len())
+    Ok(RunOutcome {
+        failed: results.failed.len(),
+        withheld: withheld.len(),
+    })
+}
+
+/// Every warning on the terminal, counted and grouped: the study's, then each
+/// analysis's, a text given once with the outcomes and comparisons it
+/// concerns.
+fn print_warnings(results: &Results) {
+    let mut grouped: Vec<(String, String, Vec<String>)> = results
+        .warnings
+        .iter()
+        .map(|w| ("study".to_string(), w.clone(), Vec::new()))
+        .collect();
+    for a in &results.analyses {
+        let place = format!("{} {} vs {}", a.outcome, a.comparison, a.reference);
+        for w in &a.warnings {
+            match grouped.iter_mut().find(|g| g.0 == a.id && &g.1 == w) {
+                Some(g) => g.2.push(place.clone()),
+                None => grouped.push((a.id.clone(), w.clone(), vec![place.clone()])),
+            }
+        }
+    }
+    if grouped.is_empty() {
+        return;
+    }
+    eprintln!("\n{} warning(s) (also in the report):", grouped.len());
+    for (id, text, places) in &grouped {
+        if places.is_empty() {
+            eprintln!("  {id}: {text}");
+        } else {
+            eprintln!("  {id} [{}]: {text}", places.join("; "));
+        }
+    }
 }
 
 /// The one-screen summary: per outcome and comparison, the crude gap with its
@@ -999,7 +1071,7 @@ fn print_summary(results: &Results, input: &ReportInput) {
         let width = t
             .columns
             .iter()
-            .map(|c| c.0.len())
+            .map(|c| c.0.chars().count() + 2)
             .max()
             .unwrap_or(8)
             .max(14);
@@ -1019,8 +1091,25 @@ fn print_summary(results: &Results, input: &ReportInput) {
             print!(" {h:>w$}", w = h.len().max(6));
         }
         println!();
+        let mut dagger = false;
         for (c, (id, _)) in t.columns.iter().enumerate() {
-            print!("  {id:<width$}");
+            let unstable = results
+                .analyses
+                .iter()
+                .find(|a| {
+                    &a.id == id
+                        && a.outcome == outcome
+                        && a.comparison == comparison
+                        && a.reference == reference
+                })
+                .is_some_and(healthgap_report::triangulation::total_covers_zero);
+            dagger |= unstable;
+            let label = if unstable {
+                format!("{id} †")
+            } else {
+                id.clone()
+            };
+            print!("  {label:<width$}");
             for (h, (_, cells)) in heads.iter().zip(&t.rows) {
                 let text = cells[c]
                     .as_ref()
@@ -1028,6 +1117,11 @@ fn print_summary(results: &Results, input: &ReportInput) {
                 print!(" {text:>w$}", w = h.len().max(6));
             }
             println!();
+        }
+        if dagger {
+            println!(
+                "  † the method's total has an interval that includes 0: its shares are unstable"
+            );
         }
     }
     let totals: Vec<&str> = [

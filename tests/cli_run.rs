@@ -493,3 +493,58 @@ fn every_config_in_analyses_runs_end_to_end() {
         );
     }
 }
+
+/// One analysis that fails (a covariate without variation makes its models
+/// singular) does not discard the others: the report is written with the
+/// failure named in results.json `failed`, the warnings and the terminal, and
+/// the run exits with code 3. When every analysis fails, nothing is written.
+#[test]
+fn a_failing_analysis_is_reported_and_the_others_kept() {
+    let dir = Dir::new();
+    fixture(&dir);
+    edit_column(&dir, "adi", |_, _| "5".into());
+    let config = CONFIG
+        .replace(
+            "[report]",
+            "[[analysis]]\nmethod = \"oaxaca_blinder\"\noutcomes = [\"los_days\"]\n\n[report]",
+        )
+        .replace(
+            "death_30d = { type = \"binary\" }",
+            "death_30d = { type = \"binary\" }\nlos_days = { type = \"continuous\" }",
+        )
+        .replace("outcomes = [\"death_30d\"]", "outcomes = [\"los_days\"]");
+    assert!(config.contains("oaxaca_blinder"));
+    std::fs::write(dir.join("study.toml"), &config).unwrap();
+    let out = dir.run(&["run", "study.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("oaxaca_blinder: failed:") && err.contains("adi"),
+        "{err}"
+    );
+    assert!(err.contains("warning(s) (also in the report)"), "{err}");
+    let r = results(&dir, "out");
+    assert_eq!(r["failed"][0]["id"], "oaxaca_blinder", "{}", r["failed"]);
+    assert!(
+        r["failed"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("singular")
+    );
+    let methods: Vec<&str> = r["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["crude"]);
+    // Every analysis failing: an error, and no report.
+    let only_failing = config.replace(
+        "[[analysis]]\nmethod = \"crude\"\noutcomes = [\"los_days\"]\n\n",
+        "",
+    );
+    assert!(!only_failing.contains("\"crude\""), "{only_failing}");
+    std::fs::remove_dir_all(dir.join("out")).unwrap();
+    std::fs::write(dir.join("study.toml"), only_failing).unwrap();
+    expect_failure(&dir, &["every analysis failed", "adi"]);
+}

@@ -411,3 +411,74 @@ fn the_unclustered_bca_bootstrap_finishes_with_intervals() {
         "{row}"
     );
 }
+
+/// Weighting: the density-ratio classifier (main effects and target ×
+/// other-column interactions) balances the intervened block. ADI, the
+/// socioeconomic column that differs most between the groups, is imbalanced
+/// before weighting and balanced after; results.json carries the balance of
+/// every subset and g-computation carries none.
+#[test]
+fn weighting_reports_covariate_balance() {
+    let dir = Dir::new();
+    let strip = |c: String| {
+        c.replace("care_site = [\"hospital_id\"]\n", "")
+            .replace("hospital_id = { type = \"categorical\" }\n", "")
+            .replace("[design]\ncluster = \"hospital_id\"\n", "")
+            .replace(
+                "targets = [\"socioeconomic\", \"clinical\", \"care_site\"]",
+                "targets = [\"socioeconomic\", \"clinical\"]",
+            )
+    };
+    let weighting = strip(study_with(
+        8_000,
+        6,
+        10,
+        "\"los_days\"",
+        "\"Black\"",
+        "weighting",
+    ));
+    let gcomp = strip(study_with(
+        8_000,
+        6,
+        10,
+        "\"los_days\"",
+        "\"Black\"",
+        "gcomputation",
+    ));
+    assert!(!weighting.contains("care_site") && !weighting.contains("cluster ="));
+    std::fs::write(dir.join("w.toml"), weighting).unwrap();
+    std::fs::write(dir.join("g.toml"), gcomp).unwrap();
+    dir.ok(&["run", "w.toml", "--out", "w"]);
+    dir.ok(&["run", "g.toml", "--out", "g"]);
+    let a = &results(&dir, "w")["analyses"][0];
+    let balance = a["balance"].as_array().unwrap();
+    let subsets: std::collections::BTreeSet<&str> = balance
+        .iter()
+        .map(|b| b["targets"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subsets.into_iter().collect::<Vec<_>>(),
+        ["clinical", "socioeconomic", "socioeconomic+clinical"]
+    );
+    let adi = balance
+        .iter()
+        .find(|b| b["targets"] == "socioeconomic" && b["column"] == "adi")
+        .unwrap();
+    let (before, after) = (
+        adi["smd_before"].as_f64().unwrap(),
+        adi["smd_after"].as_f64().unwrap(),
+    );
+    assert!(before.abs() > 0.3, "ADI before weighting {before}");
+    assert!(after.abs() < 0.1, "ADI after weighting {after}");
+    // The allowable columns are balanced by construction (partners share the stratum).
+    for b in balance.iter().filter(|b| b["column"] == "age") {
+        assert!(b["smd_before"].as_f64().unwrap().abs() < 1e-9, "{b}");
+    }
+    let g = &results(&dir, "g")["analyses"][0];
+    assert!(g.get("balance").is_none(), "{g}");
+    // The balance rows follow the shipped schema.
+    let schema = crate::schema::schema();
+    let mut errors = Vec::new();
+    crate::schema::validate(&schema, &schema, &results(&dir, "w"), "", &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+}

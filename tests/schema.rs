@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::util::Dir;
 
-fn schema() -> Value {
+pub(crate) fn schema() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/results.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -26,7 +26,7 @@ fn type_ok(v: &Value, t: &str) -> bool {
 }
 
 /// Errors of `v` against `s` (paths in `at`).
-fn validate(root: &Value, s: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
+pub(crate) fn validate(root: &Value, s: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
         let name = r.trim_start_matches("#/$defs/");
         return validate(root, &root["$defs"][name], v, at, errors);

@@ -582,6 +582,7 @@ pub fn gelbach(
         warnings,
         replicates_ok: inferred.replicates_ok,
         withheld: inferred.withheld,
+        balance: Vec::new(),
         inference_note: None,
         n: n[0] + n[1],
     })

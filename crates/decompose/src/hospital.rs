@@ -628,6 +628,7 @@ pub fn hospital(
             warnings,
             replicates_ok: inferred.replicates_ok,
             withheld: inferred.withheld,
+            balance: Vec::new(),
             inference_note: input.binary.then(|| {
                 "the ame_* rows' SEs go through the group coefficient only (the other \
                  coefficients, the hospital effects and the covariate distribution held fixed)"

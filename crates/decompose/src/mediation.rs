@@ -1106,6 +1106,7 @@ pub fn group_mediation(
         warnings,
         replicates_ok,
         withheld,
+        balance: Vec::new(),
         inference_note: Some(
             "the delta method stacks both models (robust, clustered or model-based blocks) but \
              holds fixed the covariate distribution the potential means average over, and gives \

@@ -1136,6 +1136,7 @@ pub fn nonlinear(
         warnings,
         replicates_ok: inferred.replicates_ok,
         withheld: inferred.withheld,
+        balance: Vec::new(),
         inference_note: inference_note(
             one_step,
             input.coefficients == Coefficients::Cotton && inference.method == Method::Delta,

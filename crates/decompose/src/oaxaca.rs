@@ -736,6 +736,7 @@ pub fn linear(
         warnings,
         replicates_ok: inferred.replicates_ok,
         withheld: inferred.withheld,
+        balance: Vec::new(),
         inference_note: None,
         n: n[0] + n[1],
     })

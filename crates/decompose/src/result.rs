@@ -165,6 +165,10 @@ pub struct AnalysisResult {
     pub models: Vec<ModelSummary>,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// Covariate balance of density-ratio weights (weighting and doubly
+    /// robust disparity reduction only; omitted otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub balance: Vec<Balance>,
     /// Per-hospital profiles of a `hospital` analysis (hospitals.csv, not results.json).
     #[serde(skip)]
     pub hospitals: Vec<crate::hospital::HospitalRow>,
@@ -184,6 +188,22 @@ impl AnalysisResult {
     }
 }
 
+/// The covariate balance of density-ratio weights (weighting and doubly
+/// robust disparity reduction): the standardized difference of the
+/// comparison patients' mean of a column from the intervened distribution's,
+/// (m_c − m_I)/√((s²_c + s²_I)/2) (Austin 2009), before and after weighting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Balance {
+    /// The intervened targets, joined by "+".
+    pub targets: String,
+    /// Design column.
+    pub column: String,
+    /// Standardized difference before weighting.
+    pub smd_before: f64,
+    /// Standardized difference after weighting by the density ratio.
+    pub smd_after: f64,
+}
+
 /// The output of a method before it is labelled as an [`AnalysisResult`].
 #[derive(Debug, Clone)]
 pub struct MethodOutput {
@@ -199,6 +219,8 @@ pub struct MethodOutput {
     pub withheld: Option<String>,
     /// Approximations in the inference, for results.json's `inference.note`.
     pub inference_note: Option<String>,
+    /// Covariate balance of density-ratio weights (empty for other methods).
+    pub balance: Vec<Balance>,
     /// Rows used.
     pub n: usize,
 }

@@ -283,10 +283,12 @@ impl Glm {
             _ => vec![0.0; k],
         };
         // α: the FE part of η (zero without FE).
-        // Start the FE part at the link of each level's (shrunken) outcome mean
-        // when there are no starting coefficients: saves Newton iterations.
+        // Start the FE part at the link of each level's (shrunken) outcome mean,
+        // less the level's mean of Xb when starting coefficients b are given
+        // (a warm start with α = 0 can be far from the optimum): saves Newton
+        // iterations.
         let mut alpha = vec![0.0; n];
-        if fe && start.is_none() {
+        if fe {
             let f = &design.absorb[0];
             let mut sy = vec![0.0; f.levels];
             let mut sw = vec![0.0; f.levels];
@@ -304,8 +306,17 @@ impl Glm {
                     }
                 })
                 .collect();
+            // Σ w·Xb per level (zero without a warm start: b = 0).
+            let mut sxb = vec![0.0; f.levels];
+            if b.iter().any(|v| *v != 0.0) {
+                for i in 0..n {
+                    let xb: f64 = (0..k).map(|j| xk[j * n + i] * b[j]).sum();
+                    sxb[f.codes[i] as usize] += w[i] * xb;
+                }
+            }
             for i in 0..n {
-                alpha[i] = start_eta[f.codes[i] as usize];
+                let l = f.codes[i] as usize;
+                alpha[i] = start_eta[l] - if sw[l] > 0.0 { sxb[l] / sw[l] } else { 0.0 };
             }
         }
         let eta_of = |b: &[f64], alpha: &[f64]| -> Vec<f64> {

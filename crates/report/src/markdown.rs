@@ -152,6 +152,9 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
         );
         if let Some(v) = view.analyses.iter().find(|v| v.index == i) {
             table(&mut out, &v.table);
+            if let Some(b) = &v.balance {
+                table(&mut out, b);
+            }
             for f in &v.figures {
                 figure_link(&mut out, f);
             }

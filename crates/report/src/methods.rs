@@ -234,11 +234,15 @@ pub fn paragraphs(
                     match text(a, "estimator") {
                         Some("weighting") =>
                             "weighting by density ratios (logistic classifiers of \
-                                              intervened against observed covariates)",
+                                              intervened against observed covariates, with every \
+                                              covariate and the interactions of the intervened \
+                                              blocks' columns with the others; covariate balance \
+                                              is reported as standardized differences)",
                         Some("doubly_robust") =>
                             "a doubly robust estimator (g-computation plus \
                                                   density-ratio-weighted residuals of the outcome \
-                                                  model)",
+                                                  model; the classifiers include the interactions \
+                                                  of the intervened blocks' columns with the others)",
                         _ => "g-computation",
                     },
                     opts.and_then(|o| o.get("draws"))

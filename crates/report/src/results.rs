@@ -94,6 +94,19 @@ pub struct Results {
     pub cohort: CohortSummary,
     /// Analyses.
     pub analyses: Vec<AnalysisResult>,
-    /// Study-level warnings (e.g. methods not run).
+    /// Study-level warnings (e.g. methods not run, analyses that failed).
     pub warnings: Vec<String>,
+    /// Analyses that failed (the others are kept); empty when none did.
+    pub failed: Vec<FailedAnalysis>,
+}
+
+/// An analysis that failed, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedAnalysis {
+    /// Analysis id.
+    pub id: String,
+    /// Method.
+    pub method: String,
+    /// The error, with its causes.
+    pub reason: String,
 }

@@ -113,6 +113,14 @@ fn option_text(a: &AnalysisResult, key: &str) -> Option<String> {
 
 /// The breakdown of one analysis (None for methods without one, e.g. crude,
 /// or when its rows are missing).
+/// Whether a method's total has an interval that includes 0, which makes
+/// its shares unstable (flagged † in the report and the terminal).
+pub fn total_covers_zero(a: &AnalysisResult) -> bool {
+    breakdown(a, &[])
+        .and_then(|b| b.total.ci)
+        .is_some_and(|(lo, hi)| lo <= 0.0 && hi >= 0.0)
+}
+
 pub fn breakdown(a: &AnalysisResult, factors: &[(String, Vec<String>)]) -> Option<Breakdown> {
     let total = |q: &str| a.get(q, None, None);
     let share_of = |q: &str| a.get("share", None, Some(q));
@@ -329,6 +337,7 @@ mod tests {
             estimates,
             models: vec![],
             warnings: vec![],
+            balance: vec![],
             hospitals: vec![],
         }
     }

@@ -94,6 +94,8 @@ pub struct AnalysisView {
     pub meta: String,
     /// Every estimate.
     pub table: Table,
+    /// Covariate balance of density-ratio weights (weighting and doubly robust).
+    pub balance: Option<Table>,
     /// Forest plot, caterpillar, concentration curve, ρ curve.
     pub figures: Vec<Figure>,
     /// Warnings.
@@ -311,10 +313,7 @@ fn triangulation_table(
     let mut unstable = vec![false; t.columns.len()];
     head.extend(t.columns.iter().enumerate().map(|(c, (id, m))| {
         let a = analyses.iter().find(|a| &a.id == id).copied();
-        let total = a.and_then(|a| breakdown(a, &[])).map(|b| b.total);
-        unstable[c] = total
-            .and_then(|t| t.ci)
-            .is_some_and(|(lo, hi)| lo <= 0.0 && hi >= 0.0);
+        unstable[c] = a.is_some_and(crate::triangulation::total_covers_zero);
         let name = if id == m {
             id.clone()
         } else {
@@ -403,6 +402,39 @@ fn estimates_table(a: &AnalysisResult) -> Table {
             }
         )),
     }
+}
+
+/// The covariate balance of an analysis's density-ratio weights.
+fn balance_table(a: &AnalysisResult) -> Option<Table> {
+    (!a.balance.is_empty()).then(|| Table {
+        head: ["intervened targets", "column", "SMD before", "SMD after"]
+            .map(String::from)
+            .to_vec(),
+        rows: a
+            .balance
+            .iter()
+            .map(|b| {
+                vec![
+                    b.targets.clone(),
+                    b.column.clone(),
+                    format!("{:.3}", b.smd_before),
+                    format!(
+                        "{:.3}{}",
+                        b.smd_after,
+                        if b.smd_after.abs() > 0.1 { " †" } else { "" }
+                    ),
+                ]
+            })
+            .collect(),
+        numeric_from: 2,
+        note: Some(
+            "Covariate balance of the density-ratio weights: the standardized difference of the \
+             comparison patients' mean of each column from the mean under the intervention, \
+             (m − m_I)/√((s² + s²_I)/2), before and after weighting (Austin 2009). † |SMD| > 0.1 \
+             after weighting: the weights do not reproduce the intervened distribution."
+                .into(),
+        ),
+    })
 }
 
 /// The detailed terms of a decomposition: (quantity, label).
@@ -842,6 +874,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
             anchor: slug(&["analysis", &a.id, &a.outcome, &a.comparison]),
             meta: format!("n = {} · inference: {}", count(a.n, m), inference_text(a)),
             table: estimates_table(a),
+            balance: balance_table(a),
             figures: figs,
             warnings: a.warnings.clone(),
         });
