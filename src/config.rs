@@ -63,6 +63,8 @@ pub struct RawData {
     pub omop: Option<RawOmop>,
     /// Generator parameters (as `healthgap synth --set`).
     pub synthetic: Option<IndexMap<String, toml::Value>>,
+    /// Texts that mean "missing" in any column (default `["", "NA"]`).
+    pub na_values: Option<Vec<String>>,
 }
 
 /// `omop = "dir"` or `[data.omop] path = "dir"` (+ `[data.omop.concepts]`).

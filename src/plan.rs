@@ -408,6 +408,11 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             variables,
             cluster: raw.design.cluster.clone(),
             weights: raw.design.weights.clone(),
+            na_values: raw
+                .data
+                .na_values
+                .clone()
+                .unwrap_or_else(healthgap_cohort::default_na_values),
         },
         blocks: raw.factors.clone(),
         analyses,

@@ -58,6 +58,10 @@ fn attrition_rows(cohort: &Cohort, min_cell: usize) -> Vec<AttritionRow> {
             step: a.step.clone(),
             excluded,
             remaining,
+            text: [
+                suppress::shown_text(a.excluded, excluded, min_cell),
+                suppress::shown_text(a.remaining, remaining, min_cell),
+            ],
         })
         .collect()
 }
@@ -113,7 +117,30 @@ pub fn check(config: &Path) -> Result<()> {
             not_yet.join(", ")
         );
     }
-    println!("config OK: {} analyses", plan.analyses.len());
+    // The same validation as `run`: every analysis is fitted once on the
+    // data (point estimates, no bootstrap replicates), so that a design
+    // that is singular, a group too small for its coefficients or a
+    // method-specific refusal fails here with the message `run` would give.
+    let mut failed = Vec::new();
+    for a in plan.analyses.iter().filter(|a| implemented(&a.raw)) {
+        let mut dry = a.clone();
+        dry.inference.replicates = 0;
+        dry.inference.interval = RawInterval::Percentile;
+        if let Err(err) = run_analysis(&plan, &cohort, &dry) {
+            failed.push(format!(
+                "analysis `{}` ({}) failed: {err:#}",
+                a.id,
+                a.raw.method()
+            ));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    println!(
+        "config OK: {} analyses (each fitted once on the data, without inference)",
+        plan.analyses.len()
+    );
     Ok(())
 }
 
@@ -244,22 +271,155 @@ fn replicate_bar(a: &AnalysisPlan, comparisons: usize) -> indicatif::ProgressBar
     bar
 }
 
-/// Runs one analysis for every outcome and comparison group.
-fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<AnalysisResult>> {
-    let comparisons = cohort.group_labels.len() - 1;
+/// The covariates an analysis uses: its complete cases are taken over them
+/// and its outcome.
+fn analysis_variables(plan: &Plan, a: &AnalysisPlan) -> Vec<String> {
+    let mut vars: Vec<String> = match &a.raw {
+        RawAnalysis::Crude { .. } => Vec::new(),
+        RawAnalysis::Gelbach { base, added, .. } => {
+            expand(plan, &[base.clone(), added.clone()].concat())
+        }
+        RawAnalysis::Hospital {
+            hospital,
+            adjust,
+            absorb,
+            ..
+        } => {
+            let mut v = vec![hospital.clone()];
+            v.extend(expand(plan, adjust.as_deref().unwrap_or(&[])));
+            v.extend(absorb.iter().flatten().cloned());
+            v
+        }
+        RawAnalysis::Mediation {
+            mediators,
+            confounders,
+            ..
+        } => expand(plan, &[mediators.clone(), confounders.clone()].concat()),
+        // Oaxaca–Blinder and disparity reduction use every factor variable.
+        _ => plan.blocks.values().flatten().cloned().collect(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    vars.retain(|v| seen.insert(v.clone()));
+    vars
+}
+
+/// A missing share differing between groups by more than this (absolute)
+/// or by a ratio above [`MISSING_RATIO`] (when the larger is at least 1%),
+/// beyond sampling noise (pooled two-proportion z > 2), is warned about:
+/// complete cases can then bias the comparison.
+const MISSING_GAP: f64 = 0.05;
+const MISSING_RATIO: f64 = 2.0;
+
+/// The per-group attrition rows of one comparison (`pair` = the reference's
+/// and the comparison's group codes) from an analysis's complete-case steps,
+/// suppressed, and the differential-missingness warnings.
+fn complete_case_report(
+    steps: &[healthgap_cohort::MissingStep],
+    counts: &[usize],
+    labels: &[String],
+    pair: [usize; 2],
+    min_cell: usize,
+) -> (
+    Vec<healthgap_decompose::result::GroupAttrition>,
+    Vec<String>,
+) {
+    let mut rows = Vec::new();
+    if steps.is_empty() {
+        return (rows, Vec::new());
+    }
+    for g in pair {
+        let mut raw: Vec<(usize, usize)> = vec![(0, counts[g])];
+        raw.extend(steps.iter().map(|s| (s.excluded[g], s.remaining[g])));
+        let names = std::iter::once("cohort".to_string()).chain(
+            steps
+                .iter()
+                .map(|s| format!("complete cases: {}", s.variable)),
+        );
+        for ((step, &(excluded, remaining)), (e, r)) in
+            names.zip(&raw).zip(suppress::attrition(&raw, min_cell))
+        {
+            rows.push(healthgap_decompose::result::GroupAttrition {
+                step,
+                group: labels[g].clone(),
+                excluded: e,
+                remaining: r,
+                text: [
+                    suppress::shown_text(excluded, e, min_cell),
+                    suppress::shown_text(remaining, r, min_cell),
+                ],
+            });
+        }
+    }
+    let share_text = |m: usize, n: usize| {
+        if m < min_cell {
+            format!("fewer than {min_cell} patients")
+        } else {
+            format!("{:.1}%", 100.0 * m as f64 / n as f64)
+        }
+    };
+    let warnings = steps
+        .iter()
+        .filter_map(|s| {
+            let share = |g: usize| s.missing[g] as f64 / counts[g].max(1) as f64;
+            let (a, b) = (share(pair[0]), share(pair[1]));
+            let (lo, hi) = (a.min(b), a.max(b));
+            // Beyond sampling noise: the pooled two-proportion z above 2.
+            let (n0, n1) = (counts[pair[0]] as f64, counts[pair[1]] as f64);
+            let pooled = (s.missing[pair[0]] + s.missing[pair[1]]) as f64 / (n0 + n1).max(1.0);
+            let z = (a - b).abs() / (pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1)).sqrt();
+            let differs = z > 2.0
+                && (hi - lo > MISSING_GAP
+                    || (hi >= 0.01 && (lo == 0.0 || hi / lo > MISSING_RATIO)));
+            differs.then(|| {
+                format!(
+                    "{} is missing for {} of {} and {} of {} patients: the complete cases of the \
+                     two groups are selected differently, which can bias the comparison",
+                    s.variable,
+                    share_text(s.missing[pair[1]], counts[pair[1]]),
+                    labels[pair[1]],
+                    share_text(s.missing[pair[0]], counts[pair[0]]),
+                    labels[pair[0]]
+                )
+            })
+        })
+        .collect();
+    (rows, warnings)
+}
+
+/// Runs one analysis for every outcome and comparison group, each outcome on
+/// the complete cases of its variables.
+fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<AnalysisResult>> {
+    let analysis_vars = analysis_variables(plan, a);
+    let comparisons = full.group_labels.len() - 1;
     let bar = replicate_bar(a, comparisons);
     let progress = || bar.inc(1);
     let spec = inference_spec(plan, a);
-    let named_cluster = cohort
-        .cluster
-        .as_ref()
-        .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g));
-    let cluster_name = named_cluster.map(|c| c.0);
-    let cluster = named_cluster.map(|(_, c, g)| (c, g));
     let variables: Vec<String> = plan.blocks.values().flatten().cloned().collect();
-    let design = healthgap_cohort::design::build(cohort, &variables);
+    let full_counts = full.group_counts();
     let mut out = Vec::new();
     for outcome in &a.outcomes {
+        let (subset, steps) = full.complete_cases(outcome, &analysis_vars);
+        let cohort: &Cohort = subset.as_ref().unwrap_or(full);
+        if let Some(last) = steps.last()
+            && let Some(g) = last.remaining.iter().position(|n| *n == 0)
+        {
+            bail!(
+                "{outcome}: group `{}` has no complete cases for this analysis (missing values in {})",
+                full.group_labels[g],
+                steps
+                    .iter()
+                    .map(|s| s.variable.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let named_cluster = cohort
+            .cluster
+            .as_ref()
+            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g));
+        let cluster_name = named_cluster.map(|c| c.0);
+        let cluster = named_cluster.map(|(_, c, g)| (c, g));
+        let design = healthgap_cohort::design::build(cohort, &variables);
         let (outcome_spec, y) = cohort
             .outcome(outcome)
             .context("outcome missing from the cohort")?;
@@ -271,6 +431,13 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                 cohort.group_labels[k].as_str(),
             ];
             let mut hospitals = Vec::new();
+            let (attrition, missing_warnings) = complete_case_report(
+                &steps,
+                &full_counts,
+                &full.group_labels,
+                [0, k],
+                plan.min_cell,
+            );
             let (output, info) = match &a.raw {
                 RawAnalysis::Crude { .. } => {
                     let estimates = crude(&CrudeInput {
@@ -631,8 +798,13 @@ fn run_analysis(plan: &Plan, cohort: &Cohort, a: &AnalysisPlan) -> Result<Vec<An
                 inference: info,
                 estimates: output.estimates,
                 models: output.models,
-                warnings: output.warnings,
+                warnings: {
+                    let mut w = output.warnings;
+                    w.extend(missing_warnings);
+                    w
+                },
                 balance: output.balance,
+                attrition,
                 hospitals,
             });
         }
@@ -935,7 +1107,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
         }
         write(
             "attrition.csv",
-            csv::attrition(&results.cohort.attrition, m),
+            csv::attrition(&results.cohort.attrition, &results.analyses),
         )?;
     }
     let factors: Vec<(String, Vec<String>)> = plan

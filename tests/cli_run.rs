@@ -333,7 +333,7 @@ fn bad_values_are_named_with_their_column() {
         (
             "death_30d",
             |i, v| if i == 2 { "yes".into() } else { v.into() },
-            &["death_30d", "must be numeric"],
+            &["death_30d", "are not numbers", "row 3: \"yes\""],
         ),
     ];
     for (column, f, needles) in cases {
@@ -374,26 +374,137 @@ fn missing_values_are_dropped_and_logged_or_refused() {
             v.into()
         }
     });
+    edit_column(&dir, "los_days", |i, v| {
+        if i % 10 == 3 { "NA".into() } else { v.into() }
+    });
+    let config = CONFIG
+        .replace(
+            "death_30d = { type = \"binary\" }",
+            "death_30d = { type = \"binary\" }\nlos_days = { type = \"continuous\" }\n\
+             bmi = { type = \"continuous\" }",
+        )
+        .replace(
+            "[report]",
+            "[[analysis]]\nmethod = \"oaxaca_blinder\"\noutcomes = [\"los_days\"]\n\n\
+             [[analysis]]\nid = \"crude_los\"\nmethod = \"crude\"\noutcomes = [\"los_days\"]\n\n\
+             [[analysis]]\nid = \"crude_bmi\"\nmethod = \"crude\"\noutcomes = [\"bmi\"]\n\n[report]",
+        );
+    std::fs::write(dir.join("study.toml"), &config).unwrap();
     dir.ok(&["run", "study.toml"]);
     let r = results(&dir, "out");
-    let steps = r["cohort"]["attrition"].as_array().unwrap();
-    let step = steps
+    let groups: u64 = r["cohort"]["groups"]
+        .as_array()
+        .unwrap()
         .iter()
-        .find(|s| s["step"] == "complete cases: adi")
-        .expect("logged");
-    // 30 rows were blanked; those of White and Black patients are dropped.
-    let excluded = step["excluded"].as_u64().unwrap();
-    assert!((15..=30).contains(&excluded), "{excluded}");
+        .map(|g| g["n"].as_u64().unwrap())
+        .sum();
+    let analysis = |id: &str| {
+        r["analyses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    // The BMI analysis uses every row: the missing length of stay and ADI
+    // are not its variables.
+    let crude = analysis("crude_bmi");
+    assert_eq!(crude["n"].as_u64().unwrap(), groups);
+    assert_eq!(crude["attrition"], serde_json::json!([]));
+    // The crude length-of-stay analysis loses the rows without it, not those
+    // without ADI; Oaxaca–Blinder loses both, step by step, per group.
+    let los = analysis("crude_los");
+    let n_los = los["n"].as_u64().unwrap();
+    assert!(
+        n_los < groups && n_los > groups * 85 / 100,
+        "{n_los} of {groups}"
+    );
+    let ob = analysis("oaxaca_blinder");
+    assert!(ob["n"].as_u64().unwrap() < n_los);
+    let steps: Vec<(String, String)> = ob["attrition"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["group"].as_str().unwrap().to_string(),
+                s["step"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for g in ["White", "Black"] {
+        for step in ["cohort", "complete cases: los_days", "complete cases: adi"] {
+            assert!(
+                steps.contains(&(g.to_string(), step.to_string())),
+                "{g} {step}: {steps:?}"
+            );
+        }
+    }
+    let csv = std::fs::read_to_string(dir.join("out/attrition.csv")).unwrap();
+    assert!(
+        csv.contains("oaxaca_blinder,los_days,Black,Black,complete cases: adi,"),
+        "{csv}"
+    );
+    // Equal missingness in both groups: no differential-missingness warning.
+    let warned = |a: &serde_json::Value| {
+        a["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("selected differently"))
+    };
+    assert!(!warned(&ob), "{}", ob["warnings"]);
+    // `missing = "error"` refuses and names the columns.
     std::fs::remove_dir_all(dir.join("out")).unwrap();
     std::fs::write(
         dir.join("study.toml"),
-        CONFIG.replace(
+        config.replace(
             "filters = [\"age >= 18\"]",
             "filters = [\"age >= 18\"]\nmissing = \"error\"",
         ),
     )
     .unwrap();
-    expect_failure(&dir, &[&format!("missing values in adi ({excluded} rows)")]);
+    expect_failure(&dir, &["missing values in", "adi (", "los_days ("]);
+}
+
+/// A covariate missing far more often in one group than in the other is
+/// warned about (complete cases then select the groups differently).
+#[test]
+fn differential_missingness_is_warned_about() {
+    let dir = Dir::new();
+    fixture(&dir);
+    let text = std::fs::read_to_string(dir.join("data/cohort.csv")).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let race = header.iter().position(|c| *c == "race").unwrap();
+    let races: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(race).unwrap().to_string())
+        .collect();
+    edit_column(&dir, "adi", |i, v| {
+        if races[i] == "Black" && i % 3 == 0 {
+            String::new()
+        } else {
+            v.into()
+        }
+    });
+    let config = CONFIG
+        .replace(
+            "death_30d = { type = \"binary\" }",
+            "death_30d = { type = \"binary\" }\nlos_days = { type = \"continuous\" }",
+        )
+        .replace(
+            "[report]",
+            "[[analysis]]\nmethod = \"oaxaca_blinder\"\noutcomes = [\"los_days\"]\n\n[report]",
+        );
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    let out = dir.ok(&["run", "study.toml"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("adi is missing for") && err.contains("of Black and"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,13 +13,15 @@ pub mod load;
 pub mod omop;
 pub mod spec;
 pub mod table1;
+mod typed;
 pub mod write;
 
 pub use design::{AbsorbedTerm, BlockDesign, CategoricalTerm, Term};
 pub use error::CohortError;
-pub use load::{AttritionStep, Cohort, Values, Variable, load};
+pub use load::{AttritionStep, Cohort, MISSING_CODE, MissingStep, Values, Variable, load};
 pub use spec::{
     CohortSpec, MissingPolicy, OutcomeKind, OutcomeSpec, Source, VarKind, VariableSpec,
+    default_na_values,
 };
 pub use table1::Table1Row;
 pub use write::{TableFormat, table_to_frame, write_table};

@@ -78,8 +78,88 @@ pub struct Cohort {
     pub cluster: Option<(String, Vec<u32>, usize)>,
     /// Weights.
     pub weights: Option<Vec<f64>>,
-    /// Table 1 (after filters, before the missing-data step).
+    /// Table 1 (after filters, before any analysis's complete-case step).
     pub table1: Vec<Table1Row>,
+}
+
+/// The level code of a missing categorical value.
+pub const MISSING_CODE: u32 = u32::MAX;
+
+/// One step of an analysis's complete cases: the rows without `variable`,
+/// per group label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingStep {
+    /// The outcome or covariate.
+    pub variable: String,
+    /// Rows missing it, per group (before any step: for comparing groups).
+    pub missing: Vec<usize>,
+    /// Rows this step excludes (missing it, complete in the earlier steps).
+    pub excluded: Vec<usize>,
+    /// Rows left after the step, per group.
+    pub remaining: Vec<usize>,
+}
+
+impl Values {
+    /// Whether row `i` is missing.
+    fn missing(&self, i: usize) -> bool {
+        match self {
+            Values::Numeric(x) => x[i].is_nan(),
+            Values::Categorical { codes, .. } => codes[i] == MISSING_CODE,
+        }
+    }
+
+    /// The rows of `keep`; categorical levels that no longer occur are
+    /// dropped (the reference stays first when it occurs).
+    fn select(&self, keep: &[bool]) -> Values {
+        match self {
+            Values::Numeric(x) => Values::Numeric(pick(x, keep)),
+            Values::Categorical {
+                codes,
+                levels,
+                absorb,
+            } => {
+                let kept = pick(codes, keep);
+                let (codes, levels) = recode(&kept, levels);
+                Values::Categorical {
+                    codes,
+                    levels,
+                    absorb: *absorb,
+                }
+            }
+        }
+    }
+}
+
+/// The elements of `v` where `keep` is true.
+fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
+    v.iter()
+        .zip(keep)
+        .filter(|(_, k)| **k)
+        .map(|(x, _)| *x)
+        .collect()
+}
+
+/// Codes renumbered over the levels that occur, in their order.
+fn recode(codes: &[u32], levels: &[String]) -> (Vec<u32>, Vec<String>) {
+    let mut used = vec![false; levels.len()];
+    for &c in codes {
+        if let Some(u) = used.get_mut(c as usize) {
+            *u = true;
+        }
+    }
+    let mut new = vec![MISSING_CODE; levels.len()];
+    let mut kept = Vec::new();
+    for (l, level) in levels.iter().enumerate() {
+        if used[l] {
+            new[l] = kept.len() as u32;
+            kept.push(level.clone());
+        }
+    }
+    let codes = codes
+        .iter()
+        .map(|&c| new.get(c as usize).copied().unwrap_or(MISSING_CODE))
+        .collect();
+    (codes, kept)
 }
 
 impl Cohort {
@@ -106,6 +186,88 @@ impl Cohort {
     pub fn outcome(&self, name: &str) -> Option<&(OutcomeSpec, Vec<f64>)> {
         self.outcomes.iter().find(|(o, _)| o.name == name)
     }
+
+    /// The complete cases of one analysis: the rows with `outcome` and every
+    /// one of `variables` present, taken in that order (each step logged per
+    /// group). None when every row is complete (the cohort itself serves).
+    pub fn complete_cases(
+        &self,
+        outcome: &str,
+        variables: &[String],
+    ) -> (Option<Cohort>, Vec<MissingStep>) {
+        let groups = self.group_labels.len();
+        let mut keep = vec![true; self.n()];
+        let mut remaining = self.group_counts();
+        let mut steps = Vec::new();
+        let mut check = |name: &str, is_missing: &dyn Fn(usize) -> bool| {
+            let (mut missing, mut excluded) = (vec![0; groups], vec![0; groups]);
+            for (i, k) in keep.iter_mut().enumerate() {
+                if is_missing(i) {
+                    let g = self.group[i] as usize;
+                    missing[g] += 1;
+                    if *k {
+                        *k = false;
+                        excluded[g] += 1;
+                        remaining[g] -= 1;
+                    }
+                }
+            }
+            if missing.iter().any(|m| *m > 0) {
+                steps.push(MissingStep {
+                    variable: name.to_string(),
+                    missing,
+                    excluded,
+                    remaining: remaining.clone(),
+                });
+            }
+        };
+        if let Some((_, y)) = self.outcome(outcome) {
+            check(outcome, &|i| y[i].is_nan());
+        }
+        for name in variables {
+            if let Some(v) = self.variable(name) {
+                check(name, &|i| v.values.missing(i));
+            }
+        }
+        if steps.is_empty() {
+            return (None, steps);
+        }
+        (Some(self.select(&keep)), steps)
+    }
+
+    /// The rows of `keep` (clusters renumbered over those that occur).
+    fn select(&self, keep: &[bool]) -> Cohort {
+        Cohort {
+            source: self.source,
+            files: self.files.clone(),
+            rows_read: self.rows_read,
+            group_labels: self.group_labels.clone(),
+            group: pick(&self.group, keep),
+            attrition: self.attrition.clone(),
+            outcomes: self
+                .outcomes
+                .iter()
+                .map(|(s, y)| (s.clone(), pick(y, keep)))
+                .collect(),
+            variables: self
+                .variables
+                .iter()
+                .map(|v| Variable {
+                    name: v.name.clone(),
+                    block: v.block.clone(),
+                    values: v.values.select(keep),
+                })
+                .collect(),
+            cluster: self.cluster.as_ref().map(|(name, codes, g)| {
+                let kept = pick(codes, keep);
+                let labels: Vec<String> = (0..*g).map(|c| c.to_string()).collect();
+                let (codes, used) = recode(&kept, &labels);
+                (name.clone(), codes, used.len())
+            }),
+            weights: self.weights.as_ref().map(|w| pick(w, keep)),
+            table1: self.table1.clone(),
+        }
+    }
 }
 
 fn read_error(path: &Path, e: impl std::fmt::Display) -> CohortError {
@@ -115,8 +277,9 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> CohortError {
     }
 }
 
-/// Reads a flat extract (.csv, .csv.gz, .parquet).
-pub fn read_flat(path: &Path) -> Result<DataFrame, CohortError> {
+/// Reads a flat extract (.csv, .csv.gz, .parquet); in a CSV the texts of
+/// `na_values` are missing values.
+pub fn read_flat(path: &Path, na_values: &[String]) -> Result<DataFrame, CohortError> {
     if !path.exists() {
         return Err(CohortError::MissingFile {
             path: path.to_path_buf(),
@@ -147,7 +310,9 @@ pub fn read_flat(path: &Path) -> Result<DataFrame, CohortError> {
             .with_parse_options(
                 CsvParseOptions::default()
                     .with_missing_is_null(true)
-                    .with_null_values(Some(NullValues::AllColumns(vec!["NA".into(), "".into()]))),
+                    .with_null_values(Some(NullValues::AllColumns(
+                        na_values.iter().map(|v| v.as_str().into()).collect(),
+                    ))),
             )
             .into_reader_with_file_handle(std::io::Cursor::new(bytes))
             .finish()
@@ -276,7 +441,7 @@ fn numbers(s: &Series) -> Vec<Option<f64>> {
 pub fn load(spec: &CohortSpec) -> Result<Cohort, CohortError> {
     let (raw, files, file_label) = match &spec.source {
         Source::Flat { path } => (
-            read_flat(path)?,
+            read_flat(path, &spec.na_values)?,
             vec![path.clone()],
             path.display().to_string(),
         ),
@@ -359,6 +524,7 @@ pub fn load_frame(
             return Err(column_error(file, c, role, &raw));
         }
     }
+    let raw = crate::typed::type_columns(raw, spec, file)?;
     // Group levels must exist in the data.
     let raw_groups = coded(&series(&raw, &spec.group_column));
     let mut labels = vec![spec.reference.clone()];
@@ -417,7 +583,7 @@ pub fn load_frame(
     df = df
         .filter(&mask)
         .map_err(|e| read_error(Path::new(file), e))?;
-    let mut group: Vec<u32> = codes.into_iter().flatten().collect();
+    let group: Vec<u32> = codes.into_iter().flatten().collect();
     attrition.push(AttritionStep {
         step: format!("{} in {{{}}}", spec.group_column, labels.join(", ")),
         excluded: before - df.height(),
@@ -549,34 +715,9 @@ pub fn load_frame(
                         .collect(),
                 });
             }
-            MissingPolicy::CompleteCase => {
-                for (c, _) in &missing {
-                    let s = series(&df, c);
-                    let keep = s.is_not_null();
-                    let before = df.height();
-                    group = group
-                        .iter()
-                        .zip(keep.iter())
-                        .filter(|(_, k)| k.unwrap_or(false))
-                        .map(|(g, _)| *g)
-                        .collect();
-                    df = df
-                        .filter(&keep)
-                        .map_err(|e| read_error(Path::new(file), e))?;
-                    attrition.push(AttritionStep {
-                        step: format!("complete cases: {c}"),
-                        excluded: before - df.height(),
-                        remaining: df.height(),
-                    });
-                }
-                if let Some(l) = empty_group(&group, &labels) {
-                    return Err(CohortError::Groups {
-                        message: format!(
-                            "group `{l}` has no complete cases; check the missing values of the plan's variables"
-                        ),
-                    });
-                }
-            }
+            // Each analysis takes the complete cases of its own variables
+            // (Cohort::complete_cases), so rows are kept here.
+            MissingPolicy::CompleteCase => {}
         }
     }
     // Extract typed arrays.
@@ -658,7 +799,7 @@ pub fn load_frame(
                     codes: cd
                         .codes
                         .iter()
-                        .map(|c| c.map_or(0, |c| remap[c as usize]))
+                        .map(|c| c.map_or(MISSING_CODE, |c| remap[c as usize]))
                         .collect(),
                     levels,
                     absorb,

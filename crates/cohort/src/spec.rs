@@ -121,4 +121,12 @@ pub struct CohortSpec {
     pub cluster: Option<String>,
     /// Weight column.
     pub weights: Option<String>,
+    /// Texts that mean "missing" in any column (`[data] na_values`; default
+    /// `["", "NA"]`, the readr/pandas convention).
+    pub na_values: Vec<String>,
+}
+
+/// The default `[data] na_values`.
+pub fn default_na_values() -> Vec<String> {
+    vec![String::new(), "NA".into()]
 }

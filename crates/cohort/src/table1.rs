@@ -221,6 +221,7 @@ mod tests {
             },
             filters: vec![],
             missing: MissingPolicy::CompleteCase,
+            na_values: crate::spec::default_na_values(),
             group_column: "race".into(),
             reference: "White".into(),
             compare: vec!["Black".into()],

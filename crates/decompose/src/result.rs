@@ -169,6 +169,9 @@ pub struct AnalysisResult {
     /// robust disparity reduction only; omitted otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub balance: Vec<Balance>,
+    /// The analysis's complete cases per group of the comparison (empty when
+    /// no row missed any of its variables).
+    pub attrition: Vec<GroupAttrition>,
     /// Per-hospital profiles of a `hospital` analysis (hospitals.csv, not results.json).
     #[serde(skip)]
     pub hospitals: Vec<crate::hospital::HospitalRow>,
@@ -186,6 +189,27 @@ impl AnalysisResult {
             e.quantity == quantity && e.factor.as_deref() == factor && e.term.as_deref() == term
         })
     }
+}
+
+/// One step of an analysis's complete cases for one group: the rows missing
+/// `step`'s variable (and complete in the earlier steps) are excluded.
+/// Counts are suppressed (null) when small or when they would reveal a small
+/// one by difference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupAttrition {
+    /// `cohort` (the group's rows before the step), then one step per
+    /// variable with missing values: `complete cases: <variable>`.
+    pub step: String,
+    /// Group label.
+    pub group: String,
+    /// Rows excluded by the step (null when suppressed).
+    pub excluded: Option<usize>,
+    /// Rows remaining after it (null when suppressed).
+    pub remaining: Option<usize>,
+    /// Display texts of (excluded, remaining): the number, `<min_cell` or
+    /// `suppressed`.
+    #[serde(skip)]
+    pub text: [String; 2],
 }
 
 /// The covariate balance of density-ratio weights (weighting and doubly

@@ -159,15 +159,42 @@ pub fn table1(results: &Results, labels: &[String]) -> String {
 }
 
 /// attrition.csv.
-pub fn attrition(rows: &[AttritionRow], min_cell: usize) -> String {
-    let mut out = line(&["step", "excluded", "remaining"].map(String::from));
-    let show = |v: Option<usize>| v.map_or(format!("<{min_cell}"), |n| n.to_string());
+pub fn attrition(rows: &[AttritionRow], analyses: &[AnalysisResult]) -> String {
+    let mut out = line(
+        &[
+            "scope",
+            "outcome",
+            "comparison",
+            "group",
+            "step",
+            "excluded",
+            "remaining",
+        ]
+        .map(String::from),
+    );
     for r in rows {
         out.push_str(&line(&[
+            "cohort".into(),
+            String::new(),
+            String::new(),
+            String::new(),
             r.step.clone(),
-            show(r.excluded),
-            show(r.remaining),
+            r.text[0].clone(),
+            r.text[1].clone(),
         ]));
+    }
+    for a in analyses {
+        for r in &a.attrition {
+            out.push_str(&line(&[
+                a.id.clone(),
+                a.outcome.clone(),
+                a.comparison.clone(),
+                r.group.clone(),
+                r.step.clone(),
+                r.text[0].clone(),
+                r.text[1].clone(),
+            ]));
+        }
     }
     out
 }

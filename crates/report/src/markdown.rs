@@ -100,8 +100,8 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
     for a in &c.attrition {
         out.push_str(&row(&[
             escape(&a.step),
-            count(a.excluded, min_cell),
-            count(a.remaining, min_cell),
+            a.text[0].clone(),
+            a.text[1].clone(),
         ]));
     }
     let _ = writeln!(out, "\n## Table 1");
@@ -151,6 +151,9 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
                 .map_or(String::new(), |c| format!(" · clustered by {}", escape(c)))
         );
         if let Some(v) = view.analyses.iter().find(|v| v.index == i) {
+            if let Some(t) = &v.attrition {
+                table(&mut out, t);
+            }
             table(&mut out, &v.table);
             if let Some(b) = &v.balance {
                 table(&mut out, b);

@@ -61,6 +61,10 @@ pub struct AttritionRow {
     pub excluded: Option<usize>,
     /// Rows remaining (null when suppressed).
     pub remaining: Option<usize>,
+    /// Display texts of (excluded, remaining): the number, `<min_cell` or
+    /// `suppressed` (hidden only to protect another count).
+    #[serde(skip)]
+    pub text: [String; 2],
 }
 
 /// The cohort section.

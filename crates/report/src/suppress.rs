@@ -21,6 +21,17 @@ pub fn text(n: usize, min_cell: usize) -> String {
     }
 }
 
+/// The text of a count after suppression: the number when shown, `<min_cell`
+/// when the count itself is small, `suppressed` when it is hidden only so
+/// that another cell cannot be recovered by difference.
+pub fn shown_text(raw: usize, shown: Option<usize>, min_cell: usize) -> String {
+    match shown {
+        Some(n) => n.to_string(),
+        None if raw < min_cell => format!("<{min_cell}"),
+        None => "suppressed".into(),
+    }
+}
+
 /// Attrition with complementary suppression: returns (excluded, remaining) per
 /// step. The rows read and the final count are shown, so the excluded counts
 /// add up to a shown total: a single hidden excluded count (or hidden counts

@@ -338,6 +338,7 @@ mod tests {
             models: vec![],
             warnings: vec![],
             balance: vec![],
+            attrition: vec![],
             hospitals: vec![],
         }
     }

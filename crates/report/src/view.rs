@@ -96,6 +96,8 @@ pub struct AnalysisView {
     pub table: Table,
     /// Covariate balance of density-ratio weights (weighting and doubly robust).
     pub balance: Option<Table>,
+    /// The analysis's complete cases per group (when rows were missing).
+    pub attrition: Option<Table>,
     /// Forest plot, caterpillar, concentration curve, ρ curve.
     pub figures: Vec<Figure>,
     /// Warnings.
@@ -404,6 +406,58 @@ fn estimates_table(a: &AnalysisResult) -> Table {
     }
 }
 
+/// The complete cases of an analysis: per step, each group's excluded and
+/// remaining rows (already suppressed).
+fn attrition_table(a: &AnalysisResult) -> Option<Table> {
+    if a.attrition.is_empty() {
+        return None;
+    }
+    let mut groups: Vec<&str> = Vec::new();
+    let mut steps: Vec<&str> = Vec::new();
+    for r in &a.attrition {
+        if !groups.contains(&r.group.as_str()) {
+            groups.push(&r.group);
+        }
+        if !steps.contains(&r.step.as_str()) {
+            steps.push(&r.step);
+        }
+    }
+    let mut head = vec!["step".to_string()];
+    for g in &groups {
+        head.push(format!("{g}: excluded"));
+        head.push(format!("{g}: remaining"));
+    }
+    let rows = steps
+        .iter()
+        .map(|s| {
+            let mut row = vec![(*s).to_string()];
+            for g in &groups {
+                let cell = a.attrition.iter().find(|r| r.step == *s && r.group == *g);
+                row.push(cell.map_or(String::new(), |r| {
+                    if r.step == "cohort" {
+                        String::new()
+                    } else {
+                        r.text[0].clone()
+                    }
+                }));
+                row.push(cell.map_or(String::new(), |r| r.text[1].clone()));
+            }
+            row
+        })
+        .collect();
+    Some(Table {
+        head,
+        rows,
+        numeric_from: 1,
+        note: Some(
+            "This analysis uses the complete cases of its own outcome and covariates: each step \
+             excludes the rows missing that variable (and complete in the steps above). Table 1 \
+             describes the cohort before these steps."
+                .into(),
+        ),
+    })
+}
+
 /// The covariate balance of an analysis's density-ratio weights.
 fn balance_table(a: &AnalysisResult) -> Option<Table> {
     (!a.balance.is_empty()).then(|| Table {
@@ -678,7 +732,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         .cohort
         .attrition
         .iter()
-        .map(|a| (a.step.clone(), count(a.excluded, m), count(a.remaining, m)))
+        .map(|a| (a.step.clone(), a.text[0].clone(), a.text[1].clone()))
         .collect();
     let groups = Table {
         head: vec!["group".into(), "n".into()],
@@ -727,9 +781,12 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         head,
         numeric_from: 2,
         note: Some(format!(
-            "Mean (SD) or n (%); SMD: standardized mean difference of each comparison group \
-             against the reference (none beside a suppressed cell); <{m}: a count below the \
-             minimum cell size; suppressed: hidden so that such a count cannot be recovered."
+            "The cohort after the filters, before any analysis's complete-case step (each \
+             analysis takes the complete cases of its own variables; its sample per group is in \
+             its attrition table under Method details). Mean (SD) or n (%) of the non-missing \
+             values; SMD: standardized mean difference of each comparison group against the \
+             reference (none beside a suppressed cell); <{m}: a count below the minimum cell \
+             size; suppressed: hidden so that such a count cannot be recovered."
         )),
     };
     let tables = triangulate(&r.analyses, input.factors);
@@ -875,6 +932,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
             meta: format!("n = {} · inference: {}", count(a.n, m), inference_text(a)),
             table: estimates_table(a),
             balance: balance_table(a),
+            attrition: attrition_table(a),
             figures: figs,
             warnings: a.warnings.clone(),
         });
