@@ -121,6 +121,9 @@ pub struct RawGroups {
     pub reference: toml::Value,
     /// Comparison levels.
     pub compare: Vec<toml::Value>,
+    /// Display labels of the group values, e.g. `{ 0 = "White", 1 = "Black" }`
+    /// (reference and compare may name the value or its label).
+    pub labels: Option<IndexMap<String, String>>,
 }
 
 /// Outcome scale.
@@ -142,6 +145,9 @@ pub struct RawOutcome {
     pub kind: RawOutcomeType,
     /// Label.
     pub label: Option<String>,
+    /// Binary outcomes coded other than 0/1: the value that is the event
+    /// (e.g. 2 for a 1/2 coding); the other value is the non-event.
+    pub event: Option<f64>,
 }
 
 /// Variable type.
@@ -167,6 +173,8 @@ pub struct RawVariable {
     pub reference: Option<toml::Value>,
     /// Absorb as fixed effects (default: when it has more than 50 levels).
     pub absorb: Option<bool>,
+    /// Categorical: levels with fewer rows than this are merged into `other`.
+    pub min_count: Option<usize>,
 }
 
 /// `[design]`.
@@ -570,9 +578,146 @@ fn backticked(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The table that line `line` (1-based) belongs to: `[section]`, or for an
+/// `[[analysis]]` its number and method (and id when given), with the line
+/// range of that table.
+fn table_of(text: &str, line: usize) -> Option<(String, std::ops::Range<usize>)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_header = |l: &str| l.trim_start().starts_with('[');
+    let start = (0..line.min(lines.len()))
+        .rev()
+        .find(|&i| is_header(lines[i]))?;
+    let end = (start + 1..lines.len())
+        .find(|&i| is_header(lines[i]))
+        .unwrap_or(lines.len());
+    let header = lines[start].trim();
+    let name = if header == "[[analysis]]" {
+        let number = lines[..=start]
+            .iter()
+            .filter(|l| l.trim() == "[[analysis]]")
+            .count();
+        let value = |key: &str| {
+            lines[start + 1..end].iter().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+            })
+        };
+        let mut what = value("method").unwrap_or_else(|| "no method".into());
+        if let Some(id) = value("id") {
+            what = format!("id `{id}`, {what}");
+        }
+        format!("[[analysis]] number {number} ({what})")
+    } else {
+        header.to_string()
+    };
+    Some((name, start + 1..end + 1))
+}
+
+/// serde's type names in plain words (no internal names such as
+/// `struct RawOutcome`).
+fn plain_types(msg: &str) -> String {
+    let mut out = msg.to_string();
+    for (marker, plain) in [
+        ("struct ", "a table (`{ key = value, ... }` or a [section])"),
+        ("enum ", "one of the documented values"),
+    ] {
+        while let Some(i) = out.find(marker) {
+            let rest = &out[i + marker.len()..];
+            let len = rest
+                .find(|c: char| !c.is_alphanumeric() && c != '_')
+                .unwrap_or(rest.len());
+            out.replace_range(i..i + marker.len() + len, plain);
+        }
+    }
+    out.replace("a sequence", "a list [...]")
+        .replace("expected a map", "expected a table")
+}
+
 /// Parses the TOML text. Typos in keys and values name the nearest valid one.
+/// An error inside an `[[analysis]]` is located by parsing each analysis's
+/// table on its own (the whole config's error points at the first one), so
+/// that it names the right analysis and line.
 pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
     toml::from_str::<RawConfig>(text).map_err(|e| {
+        let error = explain(&e, text);
+        let in_analysis = error
+            .line
+            .and_then(|l| table_of(text, l))
+            .is_some_and(|(t, _)| t.starts_with("[[analysis]]"));
+        if in_analysis && let Some(located) = locate_in_analyses(text) {
+            return located;
+        }
+        error
+    })
+}
+
+/// The first `[[analysis]]` table that does not parse on its own, with its
+/// error at its own line.
+fn locate_in_analyses(text: &str) -> Option<ConfigError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let headers: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].trim() == "[[analysis]]")
+        .collect();
+    for &h in &headers {
+        let (_, range) = table_of(text, h + 1)?;
+        // The table's own lines, with blank lines in place of the others so
+        // that line numbers stay those of the file.
+        let own: String = (0..lines.len())
+            .map(|i| {
+                if i > h && i + 1 < range.end {
+                    lines[i]
+                } else {
+                    ""
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Err(e) = toml::from_str::<RawAnalysis>(&own) {
+            let mut error = explain(&e, &own);
+            let (table, _) = table_of(text, h + 1)?;
+            if error.line.is_none_or(|l| l <= h + 1) {
+                // A tagged table's errors carry no position: find the line
+                // holding the offending value, or point at the header.
+                let value = e
+                    .message()
+                    .strip_prefix("invalid type: ")
+                    .and_then(|m| m.split(", expected").next())
+                    .map(|v| {
+                        v.trim_start_matches("string ")
+                            .trim_start_matches("integer ")
+                            .trim_start_matches("floating point ")
+                            .trim_matches('`')
+                            .to_string()
+                    });
+                error.line = Some(
+                    value
+                        .and_then(|v| {
+                            (h + 1..range.end.saturating_sub(1)).find(|&i| {
+                                lines[i]
+                                    .split_once('=')
+                                    .is_some_and(|(_, rhs)| rhs.contains(v.as_str()))
+                            })
+                        })
+                        .map_or(h + 1, |i| i + 1),
+                );
+                if let Some(l) = error.line
+                    && l > h + 1
+                    && let Some(key) = lines[l - 1].split('=').next()
+                    && !error.message.starts_with('`')
+                {
+                    error.message = format!("`{}`: {}", key.trim(), error.message);
+                }
+            }
+            error.message = format!("{table}: {}", error.message);
+            return Some(error);
+        }
+    }
+    None
+}
+
+/// A TOML error in plain words, at its line.
+fn explain(e: &toml::de::Error, text: &str) -> ConfigError {
+    {
         let mut line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -583,6 +728,9 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
             && let Some(key) = names.first()
         {
             let from = line.unwrap_or(1);
+            // Search only the table the error points into (a key of the same
+            // name can be valid in another [[analysis]]).
+            let until = table_of(text, from).map_or(usize::MAX, |(_, r)| r.end);
             let is_key = |l: &str| {
                 let t = l.trim_start();
                 t.strip_prefix(key.as_str())
@@ -593,6 +741,7 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
                 .lines()
                 .enumerate()
                 .skip(from - 1)
+                .take(until.saturating_sub(from))
                 .find(|(_, l)| is_key(l))
                 .map(|(i, _)| i + 1)
             {
@@ -641,11 +790,19 @@ pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
                 Some(k) => format!("`{k}`: {plain}"),
                 None => plain,
             }
+        } else if let Some(key) = msg.strip_prefix("missing field ") {
+            format!("missing key {key}")
         } else {
-            msg
+            plain_types(&msg)
         };
+        // Say which table: the analysis's number, method and id.
+        let message = match line.and_then(|l| table_of(text, l)) {
+            Some((table, _)) if !message.starts_with('[') => format!("{table}: {message}"),
+            _ => message,
+        };
+        let message = plain_types(&message);
         ConfigError { line, message }
-    })
+    }
 }
 
 #[cfg(test)]

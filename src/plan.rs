@@ -202,8 +202,17 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         }
     };
     // Groups.
-    let reference = text_of(&raw.groups.reference);
-    let compare: Vec<String> = raw.groups.compare.iter().map(text_of).collect();
+    // A group named by its label stands for its value.
+    let group_labels = raw.groups.labels.clone().unwrap_or_default();
+    let value_of = |v: &toml::Value| {
+        let t = text_of(v);
+        group_labels
+            .iter()
+            .find(|(_, label)| **label == t)
+            .map_or(t, |(value, _)| value.clone())
+    };
+    let reference = value_of(&raw.groups.reference);
+    let compare: Vec<String> = raw.groups.compare.iter().map(value_of).collect();
     if compare.is_empty() {
         bail!("[groups] compare needs at least one comparison group");
     }
@@ -250,6 +259,12 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         Ok(())
     };
     // Analyses.
+    if raw.analyses.is_empty() {
+        bail!(
+            "the config has no [[analysis]]; add at least one, e.g.\n[[analysis]]\nmethod = \
+             \"crude\"\noutcomes = [\"<an [outcomes] column>\"]"
+        );
+    }
     let mut analyses = Vec::new();
     let mut ids = Vec::new();
     let vce = vce_of(&raw)?;
@@ -350,6 +365,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             name: v.clone(),
             kind: kind_of(v),
             block: b.clone(),
+            min_count: raw.variables.get(v).and_then(|r| r.min_count),
         })
         .collect();
     for a in &raw.analyses {
@@ -370,6 +386,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
                     absorb: true,
                 }),
                 block: "care_site".into(),
+                min_count: None,
             });
         }
     }
@@ -383,6 +400,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
                 RawOutcomeType::Continuous => OutcomeKind::Continuous,
             },
             label: o.label.clone().unwrap_or_else(|| name.clone()),
+            event: o.event,
         })
         .collect();
     if raw.report.min_cell == 0 {
@@ -402,6 +420,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
                 RawMissing::Error => MissingPolicy::Error,
             },
             group_column: raw.groups.column.clone(),
+            group_display: group_labels.into_iter().collect(),
             reference,
             compare,
             outcomes,

@@ -923,7 +923,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
     let staged = StagedDir::new(&target)?;
     let cohort = load(&plan)?;
     let mut analyses = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = cohort.warnings.clone();
     let mut failed: Vec<FailedAnalysis> = Vec::new();
     for a in &plan.analyses {
         if !implemented(&a.raw) {

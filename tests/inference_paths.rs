@@ -477,7 +477,7 @@ outcomes = ["major_morbidity", "los_days"]
 /// within 92–98% (100 cohorts × 8 checks: ±2.3 points is one binomial SE ×
 /// 1.5, widened for the correlation between a cohort's checks).
 #[test]
-#[ignore = "100 20k-patient studies with 200 row-bootstrap refits each and one of 2M patients: ~10 min in release; run by bench/run.sh"]
+#[ignore = "100 20k-patient studies with 200 row-bootstrap refits each and one of 2M patients: ~3.5 min in release; run by bench/run.sh"]
 fn unclustered_disparity_reduction_coverage_over_repeated_seeds() {
     let seeds: Vec<u64> = std::env::var("HEALTHGAP_COVERAGE_SEEDS")
         .map(|s| s.split_whitespace().map(|s| s.parse().unwrap()).collect())

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
+mod bad_configs;
 mod cli_run;
+mod config_reference;
 mod gelbach;
 mod hospital;
 mod html_report;

@@ -180,6 +180,7 @@ mod tests {
             cluster: None,
             weights: None,
             table1: vec![],
+            warnings: vec![],
         };
         let d = build(
             &cohort,

@@ -80,6 +80,8 @@ pub struct Cohort {
     pub weights: Option<Vec<f64>>,
     /// Table 1 (after filters, before any analysis's complete-case step).
     pub table1: Vec<Table1Row>,
+    /// What loading changed that the report must say (merged rare levels).
+    pub warnings: Vec<String>,
 }
 
 /// The level code of a missing categorical value.
@@ -266,6 +268,7 @@ impl Cohort {
             }),
             weights: self.weights.as_ref().map(|w| pick(w, keep)),
             table1: self.table1.clone(),
+            warnings: self.warnings.clone(),
         }
     }
 }
@@ -335,6 +338,20 @@ fn column_error(file: &str, column: &str, role: &str, df: &DataFrame) -> CohortE
         .iter()
         .map(|s| s.to_string())
         .collect();
+    // One column whose name holds separators: not a comma-separated file.
+    if let [only] = names.as_slice()
+        && let Some(sep) = [';', '\t', '|'].into_iter().find(|c| only.contains(*c))
+    {
+        return CohortError::InvalidColumn {
+            file: file.to_string(),
+            column: only.clone(),
+            message: format!(
+                "the file has a single column whose name holds {sep:?}: it is separated by \
+                 {sep:?}, and healthgap reads comma-separated CSV; save it with commas (or as \
+                 Parquet) and run again"
+            ),
+        };
+    }
     CohortError::MissingColumn {
         file: file.to_string(),
         column: column.to_string(),
@@ -623,16 +640,18 @@ pub fn load_frame(
         {
             return Err(non_finite(file, &o.name, row, v));
         }
-        if o.kind == OutcomeKind::Binary
-            && let Some(v) = vals.iter().flatten().find(|v| **v != 0.0 && **v != 1.0)
-        {
-            return Err(CohortError::InvalidColumn {
-                file: file.to_string(),
-                column: o.name.clone(),
-                message: format!(
-                    "declared binary but has the value {v}; a binary outcome must be 0/1 or true/false (declare it type = \"continuous\" otherwise)"
-                ),
-            });
+        if o.kind == OutcomeKind::Binary {
+            check_binary(file, o, &vals)?;
+            // `event = v`: recoded to 0/1 once, here (Table 1 and the
+            // analyses see the event as 1).
+            if let Some(e) = o.event {
+                let coded: Vec<Option<f64>> = vals
+                    .iter()
+                    .map(|v| v.map(|v| f64::from(u8::from(v == e))))
+                    .collect();
+                df.with_column(Series::new(o.name.as_str().into(), coded).into_column())
+                    .map_err(|e| read_error(Path::new(file), e))?;
+            }
         }
     }
     if let Some(w) = &spec.weights {
@@ -696,7 +715,16 @@ pub fn load_frame(
         }
         kinds.push(kind);
     }
-    let table1 = table1::compute(&df, spec, &kinds, &group, &labels);
+    let display: Vec<String> = labels
+        .iter()
+        .map(|l| {
+            spec.group_display
+                .get(l)
+                .cloned()
+                .unwrap_or_else(|| l.clone())
+        })
+        .collect();
+    let table1 = table1::compute(&df, spec, &kinds, &group, &display);
     // Missing data.
     let mut used: Vec<String> = spec.outcomes.iter().map(|o| o.name.clone()).collect();
     used.extend(spec.variables.iter().map(|v| v.name.clone()));
@@ -735,6 +763,7 @@ pub fn load_frame(
         })
         .collect();
     let mut variables = Vec::new();
+    let mut warnings = Vec::new();
     for (v, kind) in spec.variables.iter().zip(kinds) {
         let s = series(&df, &v.name);
         let values = match kind {
@@ -745,7 +774,15 @@ pub fn load_frame(
                     .collect(),
             ),
             VarKind::Categorical { reference, absorb } => {
-                let cd = coded(&s);
+                let mut cd = coded(&s);
+                if let Some(min) = v.min_count {
+                    warnings.extend(merge_rare_levels(
+                        &mut cd,
+                        min,
+                        reference.as_deref(),
+                        &v.name,
+                    ));
+                }
                 let counts: std::collections::HashMap<String, usize> = cd
                     .levels
                     .iter()
@@ -827,7 +864,7 @@ pub fn load_frame(
         source: spec.source.kind(),
         files,
         rows_read,
-        group_labels: labels,
+        group_labels: display,
         group,
         attrition,
         outcomes,
@@ -835,7 +872,102 @@ pub fn load_frame(
         cluster,
         weights,
         table1,
+        warnings,
     })
+}
+
+/// `min_count`: the levels with fewer rows than `min` (never the declared
+/// reference) become one level `other`; returns the warning that says so.
+fn merge_rare_levels(
+    cd: &mut Coded,
+    min: usize,
+    reference: Option<&str>,
+    name: &str,
+) -> Option<String> {
+    let rare: Vec<usize> = (0..cd.levels.len())
+        .filter(|&l| cd.counts[l] < min && Some(cd.levels[l].as_str()) != reference)
+        .collect();
+    if rare.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = rare.iter().map(|&l| cd.levels[l].clone()).collect();
+    // New levels: the kept ones in order, then `other` (joined with an
+    // existing `other` level).
+    let mut levels: Vec<String> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    let mut to: Vec<u32> = Vec::with_capacity(cd.levels.len());
+    for (l, level) in cd.levels.iter().enumerate() {
+        let text = if rare.contains(&l) {
+            "other"
+        } else {
+            level.as_str()
+        };
+        let code = match levels.iter().position(|x| x == text) {
+            Some(c) => c,
+            None => {
+                levels.push(text.to_string());
+                counts.push(0);
+                levels.len() - 1
+            }
+        };
+        counts[code] += cd.counts[l];
+        to.push(code as u32);
+    }
+    for c in cd.codes.iter_mut().flatten() {
+        *c = to[*c as usize];
+    }
+    cd.levels = levels;
+    cd.counts = counts;
+    Some(format!(
+        "{name}: {} level(s) with fewer than {min} rows merged into `other` (min_count): {}",
+        names.len(),
+        names.join(", ")
+    ))
+}
+
+/// A binary outcome holds 0/1, or two values of which `event` is one.
+fn check_binary(file: &str, o: &OutcomeSpec, vals: &[Option<f64>]) -> Result<(), CohortError> {
+    let mut distinct: Vec<f64> = Vec::new();
+    for v in vals.iter().flatten() {
+        if !distinct.contains(v) {
+            distinct.push(*v);
+            if distinct.len() > 3 {
+                break;
+            }
+        }
+    }
+    distinct.sort_by(f64::total_cmp);
+    let shown: Vec<String> = distinct.iter().take(3).map(|v| v.to_string()).collect();
+    let error = |message: String| CohortError::InvalidColumn {
+        file: file.to_string(),
+        column: o.name.clone(),
+        message,
+    };
+    match o.event {
+        Some(e) if distinct.len() > 2 || (!distinct.is_empty() && !distinct.contains(&e)) => {
+            Err(error(format!(
+                "declared binary with event = {e}, but its values are {}{}; a binary outcome \
+                 has two values, one of them the event",
+                shown.join(", "),
+                if distinct.len() > 3 { ", …" } else { "" }
+            )))
+        }
+        Some(_) => Ok(()),
+        None if distinct.iter().all(|v| *v == 0.0 || *v == 1.0) => Ok(()),
+        None if distinct.len() <= 2 => Err(error(format!(
+            "declared binary but coded {}: say which value is the event, e.g. {} = {{ type = \
+             \"binary\", event = {} }} (the other value is the non-event)",
+            shown.join("/"),
+            o.name,
+            shown.last().cloned().unwrap_or_default()
+        ))),
+        None => Err(error(format!(
+            "declared binary but has the values {}{}; a binary outcome must be 0/1 (or two values \
+             with `event = ...`); declare it type = \"continuous\" if it is a measurement",
+            shown.join(", "),
+            if distinct.len() > 3 { ", …" } else { "" }
+        ))),
+    }
 }
 
 /// The first group label without rows, counting the rows once.

@@ -69,6 +69,9 @@ pub struct OutcomeSpec {
     pub kind: OutcomeKind,
     /// Label for reports.
     pub label: String,
+    /// Binary outcomes coded other than 0/1: the event's value (the other
+    /// value is the non-event).
+    pub event: Option<f64>,
 }
 
 /// How a covariate enters designs.
@@ -96,6 +99,9 @@ pub struct VariableSpec {
     pub kind: Option<VarKind>,
     /// The factor block it belongs to.
     pub block: String,
+    /// Categorical: levels with fewer rows than this are merged into
+    /// `other` (reported as a warning).
+    pub min_count: Option<usize>,
 }
 
 /// Everything the loader needs.
@@ -113,6 +119,8 @@ pub struct CohortSpec {
     pub reference: String,
     /// Comparison levels (text).
     pub compare: Vec<String>,
+    /// Display labels of group values (`[groups] labels`), value → label.
+    pub group_display: std::collections::HashMap<String, String>,
     /// Outcomes.
     pub outcomes: Vec<OutcomeSpec>,
     /// Covariates, in block order.

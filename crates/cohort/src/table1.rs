@@ -225,21 +225,25 @@ mod tests {
             group_column: "race".into(),
             reference: "White".into(),
             compare: vec!["Black".into()],
+            group_display: Default::default(),
             outcomes: vec![OutcomeSpec {
                 name: "death".into(),
                 kind: OutcomeKind::Binary,
                 label: "death".into(),
+                event: None,
             }],
             variables: vec![
                 VariableSpec {
                     name: "age".into(),
                     kind: None,
                     block: "b".into(),
+                    min_count: None,
                 },
                 VariableSpec {
                     name: "ins".into(),
                     kind: None,
                     block: "s".into(),
+                    min_count: None,
                 },
             ],
             cluster: None,

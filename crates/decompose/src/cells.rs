@@ -476,9 +476,10 @@ pub fn singular_error(e: ModelError, who: &str) -> DecomposeError {
             let one = columns.len() == 1;
             DecomposeError::Input(format!(
                 "the {who} is singular: {} {} no variation there or {} collinear with other \
-                 columns; merge rare levels, remove the variable from [factors], or, for a \
-                 many-level categorical such as a hospital, absorb it \
-                 ([variables] NAME = {{ type = \"categorical\", absorb = true }})",
+                 columns; merge rare levels ([variables] NAME = {{ type = \"categorical\", \
+                 min_count = 11 }} merges levels with fewer rows into `other`), remove the \
+                 variable from [factors], or, for a many-level categorical such as a hospital, \
+                 absorb it ([variables] NAME = {{ type = \"categorical\", absorb = true }})",
                 if columns.is_empty() {
                     "some columns".to_string()
                 } else {

@@ -22,6 +22,30 @@ pub enum DecomposeError {
 
 /// Rows of the reference (code 0) and comparison (code 1) groups; an error
 /// naming the group and `method` when either has none.
+/// A group model needs more rows than coefficients: the error names the
+/// group, its rows (suppressed below `min_cell`) and the coefficients.
+pub fn enough_rows(
+    n: [usize; 2],
+    coefficients: usize,
+    labels: [&str; 2],
+    min_cell: usize,
+) -> Result<(), DecomposeError> {
+    match n.iter().position(|&k| k <= coefficients) {
+        Some(g) => Err(DecomposeError::Input(format!(
+            "group `{}` has {} rows for {coefficients} coefficients: a group model needs more rows \
+             than coefficients; compare a larger group (or merge small groups in the data), or \
+             use fewer covariates",
+            labels[g],
+            if n[g] < min_cell {
+                format!("fewer than {min_cell}")
+            } else {
+                n[g].to_string()
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn group_sizes(
     group: &[u32],
     labels: [&str; 2],

@@ -651,6 +651,7 @@ pub fn linear(
     let cells = Cells::build(input.y, group, input.covariates, input.weights, cluster);
     let setup = Setup::new(input, cells);
     let k = setup.cells.p();
+    crate::error::enough_rows(n, k, input.labels, input.min_cell)?;
     for (g, &ng) in n.iter().enumerate() {
         if ng < 10 * k {
             warnings.push(format!(
