@@ -224,6 +224,17 @@ pub enum RawInterval {
     Normal,
 }
 
+/// What to do when a bootstrap's intervals are withheld.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFallback {
+    /// Keep them withheld (the default).
+    #[default]
+    None,
+    /// Use the delta method's intervals instead (declared; exit code 3).
+    Delta,
+}
+
 /// `[inference]` (and an analysis's `inference = {...}`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,6 +251,9 @@ pub struct RawInference {
     pub stratify: Option<bool>,
     /// One Newton step per bootstrap replicate instead of converged refits.
     pub one_step: Option<bool>,
+    /// When the bootstrap's intervals are withheld: `none` (default) or
+    /// `delta` (the delta method's intervals instead, declared).
+    pub fallback: Option<RawFallback>,
 }
 
 /// One `[[analysis]]`, tagged by `method`.

@@ -42,22 +42,31 @@ enum Command {
     /// renamed into place, so an interrupted run leaves nothing behind. The same
     /// seed gives byte-identical files whatever the number of threads.
     Synth(synth::SynthArgs),
-    /// Validate an analysis config against its data, without running any model.
+    /// Validate an analysis config against its data: `check` OK means `run`
+    /// will not fail on the config.
     ///
-    /// Parses CONFIG (TOML schema v1; unknown keys are errors that name the key,
-    /// its line and the nearest valid key), loads the cohort it names (flat file,
-    /// OMOP folder or synthetic), applies the filters and the missing-data
-    /// policy, and prints the cohort summary: rows read, the attrition table, n
-    /// per group and clusters (counts below [report] min_cell are shown as <11).
+    /// Parses CONFIG (TOML schema v1, every key in docs/CONFIG.md; unknown keys
+    /// are errors that name the key, its line and the nearest valid key), loads
+    /// the cohort it names (flat file, OMOP folder or synthetic) with typed
+    /// columns, applies the filters, prints the cohort summary (rows read, the
+    /// attrition table, n per group and clusters; counts below [report]
+    /// min_cell are shown as <11), and fits every analysis once on its complete
+    /// cases without inference, so that a singular design, a group too small
+    /// for its coefficients or a method-specific refusal fails here with the
+    /// message `run` would give.
     Check {
         /// The analysis config (TOML).
         config: std::path::PathBuf,
     },
     /// Run every analysis of a config and write the results.
     ///
-    /// Runs each [[analysis]] for every outcome and comparison group and writes
-    /// results.json, estimates.csv, models.csv, table1.csv and attrition.csv to
-    /// the config's [report] out_dir (or --out DIR), atomically: a failed run
+    /// Runs each [[analysis]] (crude, oaxaca_blinder, gelbach,
+    /// disparity_reduction, mediation, hospital) for every outcome and
+    /// comparison group, each on the complete cases of its own variables, and
+    /// writes the [report] formats: results.json; estimates.csv, models.csv,
+    /// table1.csv, attrition.csv (and hospitals.csv); index.html; report.md
+    /// with figures/*.svg — to the config's [report] out_dir (or --out DIR),
+    /// atomically: a failed run
     /// leaves an earlier report untouched. Every warning is printed, grouped
     /// by analysis. Exit code 3: written, but an analysis failed (the others
     /// are kept) or some intervals were withheld (both listed on the
@@ -79,12 +88,15 @@ fn main() -> ExitCode {
         Command::Run { config, out } => run::run(&config, out.as_deref()),
     };
     match result {
-        Ok(outcome) if outcome.failed == 0 && outcome.withheld == 0 => ExitCode::SUCCESS,
+        Ok(outcome) if outcome.failed == 0 && outcome.withheld == 0 && outcome.fallbacks == 0 => {
+            ExitCode::SUCCESS
+        }
         Ok(outcome) => {
             eprintln!(
-                "healthgap: the report is written, but {} analysis(es) failed and {} analysis \
-                 result(s) have withheld intervals (see above); exit code 3",
-                outcome.failed, outcome.withheld
+                "healthgap: the report is written, but {} analysis(es) failed, {} analysis \
+                 result(s) have withheld intervals and {} use the delta-method fallback (see \
+                 above); exit code 3",
+                outcome.failed, outcome.withheld, outcome.fallbacks
             );
             ExitCode::from(3)
         }

@@ -12,8 +12,8 @@ use healthgap_cohort::{
 use healthgap_synth::Params;
 
 use crate::config::{
-    RawAnalysis, RawConfig, RawFormat, RawInference, RawInferenceMethod, RawInterval, RawMissing,
-    RawOmop, RawOutcomeType, RawVariableType, RawVce,
+    RawAnalysis, RawConfig, RawFallback, RawFormat, RawInference, RawInferenceMethod, RawInterval,
+    RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
 };
 
 /// Inference settings of one analysis.
@@ -31,6 +31,8 @@ pub struct InferencePlan {
     pub stratify: bool,
     /// One-step bootstrap replicates.
     pub one_step: bool,
+    /// What to do when the bootstrap's intervals are withheld.
+    pub fallback: RawFallback,
 }
 
 /// One analysis.
@@ -472,6 +474,10 @@ fn inference_plan(
         .and_then(|i| i.one_step)
         .or(base.one_step)
         .unwrap_or(false);
+    let fallback = over
+        .and_then(|i| i.fallback)
+        .or(base.fallback)
+        .unwrap_or_default();
     if !(level > 0.5 && level < 1.0) {
         bail!("level must lie between 0.5 and 1 (e.g. 0.95), got {level}");
     }
@@ -485,5 +491,6 @@ fn inference_plan(
         level,
         stratify,
         one_step,
+        fallback,
     })
 }

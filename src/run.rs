@@ -26,8 +26,8 @@ use healthgap_report::{
 use healthgap_report::{OutcomeInfo, ReportInput};
 
 use crate::config::{
-    RawAnalysis, RawCoefficients, RawEstimator, RawFormat, RawInferenceMethod, RawInterval,
-    RawModel, RawVce,
+    RawAnalysis, RawCoefficients, RawEstimator, RawFallback, RawFormat, RawInferenceMethod,
+    RawInterval, RawModel, RawVce,
 };
 use crate::output::StagedDir;
 use crate::plan::{AnalysisPlan, Plan, from_file};
@@ -843,10 +843,12 @@ fn coefficients_of(c: RawCoefficients) -> Coefficients {
 }
 
 /// Table 1 rows as JSON objects, with small cells suppressed.
-fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
-    let labels = &cohort.group_labels;
-    let counts: Vec<suppress::Table1Counts> = cohort
-        .table1
+fn table1_json(
+    rows: &[healthgap_cohort::Table1Row],
+    labels: &[String],
+    min_cell: usize,
+) -> Vec<Map<String, Value>> {
+    let counts: Vec<suppress::Table1Counts> = rows
         .iter()
         .map(|row| suppress::Table1Counts {
             variable: &row.variable,
@@ -857,9 +859,7 @@ fn table1_json(cohort: &Cohort, min_cell: usize) -> Vec<Map<String, Value>> {
         })
         .collect();
     let (hidden, missing_hidden) = suppress::table1(&counts, min_cell);
-    cohort
-        .table1
-        .iter()
+    rows.iter()
         .zip(hidden)
         .zip(missing_hidden)
         .map(|((row, hidden), missing_hidden)| {
@@ -913,6 +913,9 @@ pub struct RunOutcome {
     pub failed: usize,
     /// Analysis results whose intervals were withheld.
     pub withheld: usize,
+    /// Results whose withheld bootstrap was replaced by the delta method
+    /// (`[inference] fallback = "delta"`).
+    pub fallbacks: usize,
 }
 
 pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
@@ -925,6 +928,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
     let mut analyses = Vec::new();
     let mut warnings = cohort.warnings.clone();
     let mut failed: Vec<FailedAnalysis> = Vec::new();
+    let mut fallbacks = 0usize;
     for a in &plan.analyses {
         if !implemented(&a.raw) {
             warnings.push(format!(
@@ -961,6 +965,11 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
             results.len(),
             started.elapsed().as_secs_f64()
         );
+        let results = if a.inference.fallback == RawFallback::Delta {
+            fallback_to_delta(&plan, &cohort, a, results, &mut fallbacks)?
+        } else {
+            results
+        };
         analyses.extend(results);
     }
     if let (true, Some(first)) = (analyses.is_empty(), failed.first()) {
@@ -1085,7 +1094,11 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
                 })
                 .collect(),
             attrition,
-            table1: table1_json(&cohort, m),
+            table1: table1_json(&cohort.table1, &cohort.group_labels, m),
+            table1_complete: cohort
+                .table1_complete
+                .as_ref()
+                .map(|t| table1_json(t, &cohort.group_labels, m)),
         },
         analyses,
         warnings,
@@ -1170,7 +1183,71 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
     Ok(RunOutcome {
         failed: results.failed.len(),
         withheld: withheld.len(),
+        fallbacks,
     })
+}
+
+/// `[inference] fallback = "delta"`: results whose bootstrap intervals were
+/// withheld are replaced by the same analysis under the delta method, with
+/// the reason and the fallback declared (warnings, `inference.note`) and
+/// counted (exit code 3). Disparity reduction has no delta method: its
+/// results stay withheld, with a warning.
+fn fallback_to_delta(
+    plan: &Plan,
+    cohort: &Cohort,
+    a: &AnalysisPlan,
+    mut results: Vec<AnalysisResult>,
+    fallbacks: &mut usize,
+) -> Result<Vec<AnalysisResult>> {
+    if !results.iter().any(|r| r.inference.withheld.is_some()) {
+        return Ok(results);
+    }
+    if matches!(a.raw, RawAnalysis::DisparityReduction { .. }) {
+        for r in results
+            .iter_mut()
+            .filter(|r| r.inference.withheld.is_some())
+        {
+            r.warnings.push(
+                "fallback = \"delta\" cannot apply: disparity_reduction has no delta method \
+                 (the intervals stay withheld)"
+                    .into(),
+            );
+        }
+        return Ok(results);
+    }
+    let mut delta = a.clone();
+    delta.inference.method = RawInferenceMethod::Delta;
+    let replacements = run_analysis(plan, cohort, &delta)
+        .with_context(|| format!("analysis `{}` (the delta-method fallback)", a.id))?;
+    for r in results
+        .iter_mut()
+        .filter(|r| r.inference.withheld.is_some())
+    {
+        let Some(d) = replacements
+            .iter()
+            .find(|d| d.outcome == r.outcome && d.comparison == r.comparison)
+        else {
+            continue;
+        };
+        let reason = r.inference.withheld.clone().unwrap_or_default();
+        let mut replaced = d.clone();
+        let note = format!(
+            "fallback: the bootstrap's intervals were withheld ({reason}); [inference] fallback = \
+             \"delta\" shows the delta method's instead"
+        );
+        replaced.warnings.insert(0, note.clone());
+        replaced.inference.note = Some(match replaced.inference.note.take() {
+            Some(n) => format!("{note}; {n}"),
+            None => note,
+        });
+        eprintln!(
+            "fallback: {} ({}, {} vs {}): delta-method intervals replace the withheld bootstrap",
+            r.id, r.outcome, r.comparison, r.reference
+        );
+        *r = replaced;
+        *fallbacks += 1;
+    }
+    Ok(results)
 }
 
 /// Every warning on the terminal, counted and grouped: the study's, then each
@@ -1258,9 +1335,33 @@ fn print_summary(results: &Results, input: &ReportInput) {
                 }
             })
             .collect();
+        // Each cell: the share with its own interval, `32% (21 to 52)`.
+        let cell = |p: &Option<healthgap_report::triangulation::Part>| {
+            p.as_ref().map_or("—".to_string(), |p| match p.ci {
+                Some((lo, hi)) => format!(
+                    "{} ({} to {})",
+                    percent(Some(p.estimate)),
+                    percent(Some(lo)).trim_end_matches('%'),
+                    percent(Some(hi)).trim_end_matches('%')
+                ),
+                None => percent(Some(p.estimate)),
+            })
+        };
+        let widths: Vec<usize> = heads
+            .iter()
+            .zip(&t.rows)
+            .map(|(h, (_, cells))| {
+                cells
+                    .iter()
+                    .map(|p| cell(p).chars().count())
+                    .chain([h.chars().count(), 6])
+                    .max()
+                    .unwrap_or(6)
+            })
+            .collect();
         print!("  {:<width$}", "share of total");
-        for h in &heads {
-            print!(" {h:>w$}", w = h.len().max(6));
+        for (h, w) in heads.iter().zip(&widths) {
+            print!(" {h:>w$}");
         }
         println!();
         let mut dagger = false;
@@ -1282,11 +1383,8 @@ fn print_summary(results: &Results, input: &ReportInput) {
                 id.clone()
             };
             print!("  {label:<width$}");
-            for (h, (_, cells)) in heads.iter().zip(&t.rows) {
-                let text = cells[c]
-                    .as_ref()
-                    .map_or("—".to_string(), |p| percent(Some(p.estimate)));
-                print!(" {text:>w$}", w = h.len().max(6));
+            for (w, (_, cells)) in widths.iter().zip(&t.rows) {
+                print!(" {:>w$}", cell(&cells[c]));
             }
             println!();
         }

@@ -185,6 +185,12 @@ fn the_fixture_itself_runs() {
     fixture(&dir);
     dir.ok(&["run", "study.toml"]);
     assert!(dir.join("out/results.json").is_file());
+    // Nothing missing: one Table 1.
+    assert!(
+        results(&dir, "out")["cohort"]
+            .get("table1_complete")
+            .is_none()
+    );
 }
 
 #[test]
@@ -313,7 +319,7 @@ fn bad_values_are_named_with_their_column() {
         (
             "death_30d",
             |i, v| if i == 5 { "2".into() } else { v.into() },
-            &["death_30d", "binary", "value 2"],
+            &["death_30d", "binary", "the values 0, 1, 2"],
         ),
         (
             "adi",
@@ -441,6 +447,12 @@ fn missing_values_are_dropped_and_logged_or_refused() {
             );
         }
     }
+    // Table 1 side by side: the cohort and the complete cases of every variable.
+    let complete = r["cohort"]["table1_complete"].as_array().unwrap();
+    assert_eq!(
+        complete.len(),
+        r["cohort"]["table1"].as_array().unwrap().len()
+    );
     let csv = std::fs::read_to_string(dir.join("out/attrition.csv")).unwrap();
     assert!(
         csv.contains("oaxaca_blinder,los_days,Black,Black,complete cases: adi,"),
@@ -595,7 +607,7 @@ fn every_config_in_analyses_runs_end_to_end() {
             .contains("\"html\"")
         {
             let html = std::fs::read_to_string(dir.join("report/index.html")).unwrap();
-            assert!(html.contains("5. Triangulation"), "{}", config.display());
+            assert!(html.contains("1. Findings"), "{}", config.display());
         }
         assert!(
             !r["analyses"].as_array().unwrap().is_empty(),

@@ -192,20 +192,26 @@ fn html_and_markdown_structure_is_stable() {
     assert_eq!(
         sections,
         [
-            "h2 1. Study and data",
-            "h2 2. Attrition",
-            "h2 3. Table 1",
-            "h2 4. Where each gap comes from",
-            "h2 5. Triangulation",
-            "h2 6. Method details",
-            "h2 7. Hospitals",
-            "h2 8. Sensitivity",
-            "h2 9. Warnings",
-            "h2 10. Methods",
-            "h2 11. Appendix: fitted models",
+            "h2 1. Findings",
+            "h2 2. Study and data",
+            "h2 3. Attrition",
+            "h2 4. Table 1",
+            "h2 5. Method details",
+            "h2 6. Hospitals",
+            "h2 7. Sensitivity",
+            "h2 8. Warnings",
+            "h2 9. Methods",
+            "h2 10. Appendix: fitted models",
         ]
     );
-    for kind in ["waterfall", "forest", "caterpillar", "concentration", "rho"] {
+    for kind in [
+        "shares",
+        "waterfall",
+        "forest",
+        "caterpillar",
+        "concentration",
+        "rho",
+    ] {
         assert!(
             html_lines
                 .iter()
@@ -313,8 +319,14 @@ fn strings_from_data_and_config_are_escaped_everywhere() {
         &html[..html.find("</title>").unwrap_or(0) + 8]
     );
     let md = read(dir.join("out/report.md"));
-    assert!(!md.contains("<script") && md.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(md.starts_with("# Gaps \"after\" CABG &amp; &lt;b&gt;friends&lt;/b&gt;'s study"));
+    // Markdown escapes by backslashes (readable raw, no HTML entities).
+    assert!(
+        md.matches("<script").count() == md.matches("\\<script").count()
+            && md.contains("\\<script\\>alert(1)\\</script\\>"),
+        "{md}"
+    );
+    assert!(md.starts_with("# Gaps \"after\" CABG \\& \\<b\\>friends\\</b\\>'s study"));
+    assert!(!md.contains("&lt;") && !md.contains("&gt;") && !md.contains("&amp;"));
     for entry in std::fs::read_dir(dir.join("out/figures")).unwrap() {
         let svg = read(entry.unwrap().path());
         assert!(!svg.contains("<script") && !svg.contains("<b>"));
@@ -741,6 +753,33 @@ fn index_html_renders_in_a_headless_browser_without_errors_or_network() {
     .unwrap();
     dir.ok(&["run", "s.toml"]);
     let page = dir.join("out/index.html");
+    // The report answers first: the Findings section is the first section.
+    let html = read(page.clone());
+    let first_h2 = html.find("<h2").unwrap();
+    assert!(
+        html[first_h2..].starts_with("<h2 id=\"findings\">1. Findings</h2>"),
+        "{}",
+        &html[first_h2..first_h2 + 60]
+    );
+    // Every figure's text is at least 11 px at 100% zoom: the SVGs are drawn
+    // no wider than the page's 62rem column (so not scaled down), and every
+    // font size in them is ≥ 11.
+    let size = regex::Regex::new(r#"font-size="([0-9.]+)""#).unwrap();
+    let width = regex::Regex::new(r#"<svg width="([0-9]+)""#).unwrap();
+    let sizes: Vec<f64> = size
+        .captures_iter(&html)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    assert!(!sizes.is_empty(), "no text in the figures");
+    assert!(sizes.iter().all(|s| *s >= 11.0), "font sizes {sizes:?}");
+    for w in width.captures_iter(&html) {
+        assert!(
+            w[1].parse::<u32>().unwrap() <= 992,
+            "an SVG {} px wide",
+            &w[1]
+        );
+    }
+    assert!(!html.contains(">-0<") && !html.contains("-0.0<") && !html.contains(">-0%"));
     let b = browse(&dir, &page);
     let (share, blue) = ink(&b.png);
     assert!(

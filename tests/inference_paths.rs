@@ -452,21 +452,28 @@ outcomes = ["major_morbidity", "los_days"]
             }
         }
     }
+    assert_pooled_coverage("robust OB", &tally, 0.925..=0.975);
+}
+
+/// Prints each check's coverage (covered/total) and asserts the pooled share
+/// lies in `range`.
+fn assert_pooled_coverage(
+    what: &str,
+    tally: &std::collections::BTreeMap<String, (usize, usize)>,
+    range: std::ops::RangeInclusive<f64>,
+) {
     let (mut covered, mut total) = (0, 0);
-    for (key, (c, n)) in &tally {
+    for (key, (c, n)) in tally {
         println!("  {key} {c}/{n}");
         covered += c;
         total += n;
     }
     let share = covered as f64 / total as f64;
     println!(
-        "robust OB coverage over seeds: pooled {covered}/{total} = {:.1}% (nominal 95%)",
+        "{what} coverage over seeds: pooled {covered}/{total} = {:.1}% (nominal 95%)",
         100.0 * share
     );
-    assert!(
-        (0.925..=0.975).contains(&share),
-        "pooled coverage {covered}/{total}"
-    );
+    assert!(range.contains(&share), "pooled coverage {covered}/{total}");
 }
 
 /// Coverage of disparity reduction's unclustered path (the row bootstrap,
@@ -554,19 +561,73 @@ draws = 5
             }
         }
     }
-    let (mut covered, mut total) = (0, 0);
-    for (key, (c, n)) in &tally {
-        println!("  {key} {c}/{n}");
-        covered += c;
-        total += n;
-    }
-    let share = covered as f64 / total as f64;
-    println!(
-        "unclustered disparity reduction coverage over seeds: pooled {covered}/{total} = {:.1}% (nominal 95%)",
-        100.0 * share
-    );
+    assert_pooled_coverage("unclustered disparity reduction", &tally, 0.92..=0.98);
+}
+
+/// `[inference] fallback = "delta"`: a logit Oaxaca–Blinder whose bootstrap
+/// replicates separate (a rare covariate, 1,500 patients) is withheld by
+/// default; with the fallback its rows carry delta-method intervals, the
+/// reason and the fallback are declared (warning, `inference.note`), and the
+/// run still exits with 3.
+#[test]
+fn the_delta_fallback_is_declared_and_counted() {
+    let config = |fallback: &str| {
+        format!(
+            r#"
+[study]
+name = "fallback"
+seed = 2
+[data]
+synthetic = {{ patients = 1500, seed = 4 }}
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black"]
+[outcomes]
+major_morbidity = {{ type = "binary" }}
+[factors]
+biological = ["age", "female", "dialysis", "diabetes"]
+socioeconomic = ["adi"]
+[inference]
+method = "bootstrap"
+replicates = 100
+{fallback}
+[[analysis]]
+id = "yun"
+method = "oaxaca_blinder"
+model = "logit"
+coefficients = "reference"
+outcomes = ["major_morbidity"]
+[report]
+out_dir = "out"
+formats = ["json"]
+"#
+        )
+    };
+    let run = |fallback: &str| {
+        let dir = Dir::new();
+        std::fs::write(dir.join("study.toml"), config(fallback)).unwrap();
+        let out = dir.run(&["run", "study.toml"]);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        (results(&dir, "out")["analyses"][0].clone(), stderr(&out))
+    };
+    let (withheld, _) = run("");
+    assert!(withheld["inference"]["withheld"].is_string());
+    let (fallen, err) = run("fallback = \"delta\"");
+    assert!(err.contains("fallback: yun"), "{err}");
+    let inf = &fallen["inference"];
+    assert!(inf["withheld"].is_null(), "{inf}");
+    assert_eq!(inf["method"], "delta");
     assert!(
-        (0.92..=0.98).contains(&share),
-        "pooled coverage {covered}/{total}"
+        inf["note"].as_str().unwrap().starts_with("fallback:"),
+        "{inf}"
     );
+    let gap = fallen["estimates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["quantity"] == "gap")
+        .unwrap();
+    assert_eq!(gap["se_method"], "delta-robust", "{gap}");
+    assert!(gap["se"].as_f64().unwrap() > 0.0);
 }

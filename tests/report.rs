@@ -54,6 +54,7 @@ fn markdown_report_has_its_sections_escapes_strings_and_suppresses_counts() {
     dir.ok(&["run", "a.toml", "--out", "a"]);
     let md = std::fs::read_to_string(dir.join("a/report.md")).unwrap();
     for heading in [
+        "## Findings",
         "## Data",
         "## Cohort",
         "## Attrition",
@@ -63,11 +64,16 @@ fn markdown_report_has_its_sections_escapes_strings_and_suppresses_counts() {
     ] {
         assert!(md.contains(heading), "{heading} missing:\n{md}");
     }
-    assert!(!md.contains("<script>"), "{md}");
     assert!(
-        md.starts_with("# &lt;script&gt;alert(1)&lt;/script&gt; \"Gap\" &amp; \\| study"),
+        !md.contains(" <script>") && !md.contains("# <script>"),
         "{md}"
     );
+    assert!(
+        md.starts_with("# \\<script\\>alert(1)\\</script\\> \"Gap\" \\& \\| study"),
+        "{md}"
+    );
+    // Findings come first.
+    assert!(md.find("## Findings").unwrap() < md.find("## Data").unwrap());
     assert!(md.contains("| explained | biological |"));
     // The Black group's count, shown at min_cell 11, is hidden at min_cell 5000.
     let r: serde_json::Value =
@@ -78,7 +84,7 @@ fn markdown_report_has_its_sections_escapes_strings_and_suppresses_counts() {
     std::fs::write(dir.join("b.toml"), study("plain", 5000)).unwrap();
     dir.ok(&["run", "b.toml", "--out", "b"]);
     let md = std::fs::read_to_string(dir.join("b/report.md")).unwrap();
-    assert!(md.contains("| Black | &lt;5000 |"), "{md}");
+    assert!(md.contains("| Black | \\<5000 |"), "{md}");
     assert!(!md.contains(&format!("| {n_black} |")), "{md}");
     // With fewer than 5000 deaths in a group every estimate of the gap would
     // give the count back: the outcome's analyses are withheld, with a warning.

@@ -225,5 +225,21 @@ fn check_and_run_have_help_that_explains_them() {
         let help = dir.ok(&[cmd, "--help"]);
         let text = String::from_utf8_lossy(&help.stdout);
         assert!(text.contains("config") && text.contains("CONFIG"), "{text}");
+        if cmd == "run" {
+            for needle in [
+                "index.html",
+                "report.md",
+                "disparity_reduction",
+                "hospital",
+                "exit code 3",
+            ] {
+                assert!(
+                    text.to_lowercase().contains(&needle.to_lowercase()),
+                    "run --help lacks {needle}: {text}"
+                );
+            }
+        } else {
+            assert!(text.contains("fits every analysis once"), "{text}");
+        }
     }
 }

@@ -181,6 +181,7 @@ mod tests {
             weights: None,
             table1: vec![],
             warnings: vec![],
+            table1_complete: None,
         };
         let d = build(
             &cohort,

@@ -82,6 +82,10 @@ pub struct Cohort {
     pub table1: Vec<Table1Row>,
     /// What loading changed that the report must say (merged rare levels).
     pub warnings: Vec<String>,
+    /// Table 1 of the complete cases of every outcome and covariate the plan
+    /// uses (the sample of an analysis that uses them all); None when no
+    /// value is missing (it is then the cohort's Table 1).
+    pub table1_complete: Option<Vec<Table1Row>>,
 }
 
 /// The level code of a missing categorical value.
@@ -269,6 +273,7 @@ impl Cohort {
             weights: self.weights.as_ref().map(|w| pick(w, keep)),
             table1: self.table1.clone(),
             warnings: self.warnings.clone(),
+            table1_complete: self.table1_complete.clone(),
         }
     }
 }
@@ -725,6 +730,7 @@ pub fn load_frame(
         })
         .collect();
     let table1 = table1::compute(&df, spec, &kinds, &group, &display);
+    let table1_complete = complete_table1(&df, spec, &kinds, &group, &display)?;
     // Missing data.
     let mut used: Vec<String> = spec.outcomes.iter().map(|o| o.name.clone()).collect();
     used.extend(spec.variables.iter().map(|v| v.name.clone()));
@@ -873,7 +879,41 @@ pub fn load_frame(
         weights,
         table1,
         warnings,
+        table1_complete,
     })
+}
+
+/// Table 1 of the rows with every used outcome and covariate present; None
+/// when that is every row.
+fn complete_table1(
+    df: &DataFrame,
+    spec: &CohortSpec,
+    kinds: &[VarKind],
+    group: &[u32],
+    labels: &[String],
+) -> Result<Option<Vec<Table1Row>>, CohortError> {
+    let mut keep = vec![true; df.height()];
+    for name in spec
+        .outcomes
+        .iter()
+        .map(|o| &o.name)
+        .chain(spec.variables.iter().map(|v| &v.name))
+    {
+        for (k, present) in keep.iter_mut().zip(series(df, name).is_not_null().iter()) {
+            *k &= present.unwrap_or(false);
+        }
+    }
+    if keep.iter().all(|k| *k) {
+        return Ok(None);
+    }
+    let mask: BooleanChunked = keep.iter().map(|k| Some(*k)).collect();
+    let complete = df
+        .filter(&mask)
+        .map_err(|e| read_error(Path::new("table 1"), e))?;
+    let group: Vec<u32> = pick(group, &keep);
+    Ok(Some(table1::compute(
+        &complete, spec, kinds, &group, labels,
+    )))
 }
 
 /// `min_count`: the levels with fewer rows than `min` (never the declared

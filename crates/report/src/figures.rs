@@ -67,6 +67,16 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
+/// An axis tick: at most 3 decimals, trailing zeros dropped, never `-0`.
+pub fn tick(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    match s {
+        "-0" | "" => "0".into(),
+        s => s.to_string(),
+    }
+}
+
 fn range_of(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (0.0f64, 0.0f64);
     for v in values.filter(|v| v.is_finite()) {
@@ -90,7 +100,7 @@ pub fn rows(title: &str, x_label: &str, rows: &[Row]) -> Result<String, ReportEr
         .max()
         .unwrap_or(8)
         .clamp(8, 38) as u32
-        * 7
+        * 8
         + 16;
     let (x0, x1) = range_of(rows.iter().flat_map(|r| {
         let mut v = Vec::new();
@@ -109,7 +119,7 @@ pub fn rows(title: &str, x_label: &str, rows: &[Row]) -> Result<String, ReportEr
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
+            .caption(title, ("sans-serif", 18))
             .margin(10)
             .margin_left(label_width)
             .x_label_area_size(40)
@@ -121,7 +131,8 @@ pub fn rows(title: &str, x_label: &str, rows: &[Row]) -> Result<String, ReportEr
             .disable_y_axis()
             .x_desc(x_label)
             .x_labels(8)
-            .label_style(("sans-serif", 12))
+            .x_label_formatter(&|v| tick(*v))
+            .label_style(("sans-serif", 14))
             .light_line_style(WHITE)
             .draw()
             .map_err(err)?;
@@ -168,7 +179,7 @@ pub fn rows(title: &str, x_label: &str, rows: &[Row]) -> Result<String, ReportEr
             root.draw(&Text::new(
                 labels[i].clone(),
                 (px - 8, py),
-                ("sans-serif", 12)
+                ("sans-serif", 14)
                     .into_font()
                     .color(&BLACK)
                     .pos(Pos::new(HPos::Right, VPos::Center)),
@@ -250,7 +261,7 @@ pub fn caterpillar(
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
+            .caption(title, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -261,8 +272,9 @@ pub fn caterpillar(
             .disable_x_mesh()
             .x_desc("hospitals ranked by risk-standardized rate")
             .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|v| tick(*v))
             .y_desc(y_label)
-            .label_style(("sans-serif", 12))
+            .label_style(("sans-serif", 14))
             .light_line_style(WHITE)
             .draw()
             .map_err(err)?;
@@ -318,7 +330,7 @@ pub fn curves(
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
+            .caption(title, ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -328,7 +340,9 @@ pub fn curves(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
-            .label_style(("sans-serif", 12))
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .label_style(("sans-serif", 14))
             .light_line_style(WHITE)
             .draw()
             .map_err(err)?;
@@ -365,7 +379,7 @@ pub fn curves(
             .configure_series_labels()
             .border_style(BLACK)
             .background_style(WHITE.mix(0.8))
-            .label_font(("sans-serif", 12))
+            .label_font(("sans-serif", 14))
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
             .map_err(err)?;

@@ -1,6 +1,17 @@
 //! Number and count formatting shared by the Markdown, HTML and terminal
 //! renderers.
 
+/// A formatted number without a sign on a value that rounds to zero
+/// (`-0.0` reads `0.0`, `+0.00` stays `0.00` with a `+` only when asked).
+fn unsigned_zero(s: String) -> String {
+    let rounds_to_zero =
+        s.chars().filter(char::is_ascii_digit).all(|c| c == '0') && !s.contains('e');
+    match (rounds_to_zero, s.strip_prefix('-')) {
+        (true, Some(rest)) => rest.to_string(),
+        _ => s,
+    }
+}
+
 /// A number with 4 significant digits (null or non-finite as an em dash).
 pub fn num(x: Option<f64>) -> String {
     match x.filter(|v| v.is_finite()) {
@@ -11,7 +22,7 @@ pub fn num(x: Option<f64>) -> String {
             if v.abs() >= 1e6 || v.abs() < 1e-4 {
                 format!("{v:.3e}")
             } else {
-                format!("{v:.digits$}")
+                unsigned_zero(format!("{v:.digits$}"))
             }
         }
     }
@@ -26,7 +37,7 @@ pub fn count(n: Option<usize>, min_cell: usize) -> String {
 pub fn percent(x: Option<f64>) -> String {
     match x.filter(|v| v.is_finite()) {
         None => "—".into(),
-        Some(v) => format!("{:.0}%", 100.0 * v),
+        Some(v) => unsigned_zero(format!("{:.0}", 100.0 * v)) + "%",
     }
 }
 
@@ -58,18 +69,23 @@ impl Scale {
 
     /// `+1.44 pp`.
     pub fn signed(&self, v: f64) -> String {
-        format!("{:+.2}{}", v * self.factor, self.unit)
+        let text = format!("{:+.2}", v * self.factor);
+        let text = match text.strip_prefix('-') {
+            Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => format!("+{rest}"),
+            _ => text,
+        };
+        format!("{text}{}", self.unit)
     }
 
     /// `+1.44 pp (95% CI 0.57 to 2.30)`.
     pub fn with_ci(&self, v: f64, ci: Option<(f64, f64)>, level: f64) -> String {
         match ci {
             Some((lo, hi)) => format!(
-                "{} ({:.0}% CI {:.2} to {:.2})",
+                "{} ({:.0}% CI {} to {})",
                 self.signed(v),
                 100.0 * level,
-                lo * self.factor,
-                hi * self.factor
+                unsigned_zero(format!("{:.2}", lo * self.factor)),
+                unsigned_zero(format!("{:.2}", hi * self.factor))
             ),
             None => self.signed(v),
         }
@@ -79,6 +95,24 @@ impl Scale {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_negative_zero_anywhere() {
+        assert_eq!(percent(Some(-0.001)), "0%");
+        assert_eq!(percent(Some(-0.02)), "-2%");
+        assert_eq!(num(Some(-0.00049)), "-0.0004900");
+        assert_eq!(num(Some(-0.000_04)), "-4.000e-5");
+        assert_eq!(num(Some(-0.012)), "-0.01200");
+        let s = Scale::of(false);
+        assert_eq!(s.signed(-0.001), "+0.00");
+        assert_eq!(
+            s.with_ci(0.5, Some((-0.001, 1.0)), 0.95),
+            "+0.50 (95% CI 0.00 to 1.00)"
+        );
+        assert_eq!(crate::figures::tick(-0.0000001), "0");
+        assert_eq!(crate::figures::tick(-0.25), "-0.25");
+        assert_eq!(crate::figures::tick(2.0), "2");
+    }
 
     #[test]
     fn numbers_have_four_significant_digits() {

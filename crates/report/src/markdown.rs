@@ -11,9 +11,10 @@ use crate::view::{Figure, ReportView, Table};
 
 /// Escapes text for a Markdown table cell or line.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('\\', "\\\\")
+        .replace('&', "\\&")
+        .replace('<', "\\<")
+        .replace('>', "\\>")
         .replace('|', "\\|")
         .replace('[', "\\[")
         .replace(']', "\\]")
@@ -71,7 +72,20 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
         results.study.seed,
         results.study.config_sha256
     );
-    let _ = writeln!(out, "## Data\n");
+    let _ = writeln!(out, "## Findings");
+    for p in &view.pairs {
+        let _ = writeln!(out, "\n### {}\n", escape(&p.title));
+        if let Some(g) = &p.gap {
+            let _ = writeln!(out, "Gap: **{}**", escape(g));
+        }
+        if let Some(t) = &p.triangulation {
+            table(&mut out, t);
+        }
+        for f in &p.figures {
+            figure_link(&mut out, f);
+        }
+    }
+    let _ = writeln!(out, "\n## Data\n");
     let _ = writeln!(
         out,
         "Source: {} · rows read: {}\n",
@@ -106,22 +120,9 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
     }
     let _ = writeln!(out, "\n## Table 1");
     table(&mut out, &view.table1);
-    let _ = writeln!(out, "\n## Where each gap comes from");
-    for p in &view.pairs {
-        let _ = writeln!(out, "\n### {}\n", escape(&p.title));
-        if let Some(g) = &p.gap {
-            let _ = writeln!(out, "Gap: **{}**", escape(g));
-        }
-        for f in &p.figures {
-            figure_link(&mut out, f);
-        }
-    }
-    let _ = writeln!(out, "\n## Triangulation");
-    for p in &view.pairs {
-        if let Some(t) = &p.triangulation {
-            let _ = writeln!(out, "\n### {}", escape(&p.title));
-            table(&mut out, t);
-        }
+    if let Some(t) = &view.table1_complete {
+        let _ = writeln!(out, "\n### Table 1: complete cases of every variable");
+        table(&mut out, t);
     }
     let _ = writeln!(out, "\n## Analyses");
     for (i, a) in results.analyses.iter().enumerate() {
@@ -212,7 +213,7 @@ mod tests {
     fn escaping_neutralises_html_and_table_breaks() {
         assert_eq!(
             escape("<script>alert(1)</script> | \"A&B\"\nx"),
-            "&lt;script&gt;alert(1)&lt;/script&gt; \\| \"A&amp;B\" x"
+            "\\<script\\>alert(1)\\</script\\> \\| \"A\\&B\" x"
         );
         assert_eq!(escape("[x](javascript:1)"), "\\[x\\](javascript:1)");
     }

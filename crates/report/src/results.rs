@@ -79,8 +79,13 @@ pub struct CohortSummary {
     /// Attrition table.
     pub attrition: Vec<AttritionRow>,
     /// Table 1 rows: variable, level, one key per group label, smd (first
-    /// comparison), smd_by_group, missing_by_group.
+    /// comparison), smd_by_group, missing_by_group. The cohort after the
+    /// filters, before any analysis's complete cases.
     pub table1: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The same on the complete cases of every outcome and covariate the plan
+    /// uses; absent when no value is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table1_complete: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// results.json.

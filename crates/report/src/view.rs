@@ -128,8 +128,11 @@ pub struct ReportView {
     pub rows_read: String,
     /// Group sizes.
     pub groups: Table,
-    /// Table 1.
+    /// Table 1 (the cohort before any analysis's complete cases).
     pub table1: Table,
+    /// Table 1 of the complete cases of every used variable (when any value
+    /// is missing).
+    pub table1_complete: Option<Table>,
     /// Gaps and where they come from.
     pub pairs: Vec<PairView>,
     /// Per-analysis detail.
@@ -269,13 +272,20 @@ fn waterfall(
         )))
         .collect();
     let caption = format!(
-        "{} — {}: {} vs {}, {} {}",
+        "{} — {}: {} vs {}, {} {} (this analysis's {} interval{}; Findings shows the crude \
+         gap's)",
         a.id,
         label,
         a.comparison,
         a.reference,
         b.total.label,
-        scale.with_ci(b.total.estimate, b.total.ci, a.inference.level)
+        scale.with_ci(b.total.estimate, b.total.ci, a.inference.level),
+        a.inference.method,
+        if a.inference.method == "bootstrap" {
+            format!(", {}", a.inference.interval)
+        } else {
+            String::new()
+        }
     );
     let svg = figures::waterfall(
         &format!("{}: {} vs {}", a.id, a.comparison, a.reference),
@@ -292,6 +302,90 @@ fn waterfall(
         caption,
         svg,
     })
+}
+
+/// A Table 1 from its (suppressed) JSON rows.
+fn table1_table(
+    input: &ReportInput,
+    rows: &[serde_json::Map<String, serde_json::Value>],
+    note: String,
+) -> Table {
+    let mut head = vec!["variable".to_string(), "level".to_string()];
+    head.extend(input.group_labels.iter().cloned());
+    // One SMD per comparison group, against the reference.
+    head.extend(
+        input
+            .group_labels
+            .iter()
+            .skip(1)
+            .map(|l| format!("SMD {l}")),
+    );
+    Table {
+        rows: rows
+            .iter()
+            .map(|t| {
+                let text = |k: &str| {
+                    t.get(k)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let mut cells = vec![text("variable"), text("level")];
+                cells.extend(input.group_labels.iter().map(|l| text(l)));
+                for l in input.group_labels.iter().skip(1) {
+                    cells.push(num(t
+                        .get("smd_by_group")
+                        .and_then(|m| m.get(l.as_str()))
+                        .and_then(serde_json::Value::as_f64)));
+                }
+                cells
+            })
+            .collect(),
+        head,
+        numeric_from: 2,
+        note: Some(note),
+    }
+}
+
+/// The findings figure of one outcome and comparison: every method's share
+/// of its own total per factor block, side by side (bars, with the share's
+/// own interval), coloured by block.
+fn shares_figure(
+    input: &ReportInput,
+    t: &crate::triangulation::Triangulation,
+    title: &str,
+) -> Result<Option<Figure>, ReportError> {
+    let mut rows = Vec::new();
+    for (block, cells) in &t.rows {
+        for ((id, _), cell) in t.columns.iter().zip(cells) {
+            let Some(p) = cell else { continue };
+            rows.push(figures::Row {
+                label: format!("{block} · {id}"),
+                bar: Some((0.0, 100.0 * p.estimate)),
+                point: None,
+                ci: p.ci.map(|(lo, hi)| (100.0 * lo, 100.0 * hi)),
+                // What no block accounts for is grey, as in the waterfalls.
+                colour: input
+                    .factors
+                    .iter()
+                    .any(|(b, _)| b == block)
+                    .then(|| input.block_colour(Some(block)))
+                    .flatten(),
+            });
+        }
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let svg = figures::rows(title, "share of the method's own total (%)", &rows)?;
+    Ok(Some(Figure {
+        id: slug(&["shares", &t.outcome, &t.comparison]),
+        caption: format!(
+            "{title}: each method's share of its own total by factor block, with the share's \
+             interval (the table above gives the numbers; † there marks unstable shares)"
+        ),
+        svg,
+    }))
 }
 
 /// What a method holds fixed or goes through, for the triangulation header.
@@ -714,7 +808,15 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         ("generated".into(), input.generated.clone()),
         ("seed".into(), r.study.seed.to_string()),
         ("config sha256".into(), r.study.config_sha256.clone()),
-        ("data source".into(), r.data.source.clone()),
+        (
+            "data source".into(),
+            match r.data.source.as_str() {
+                "path" => "a flat extract (CSV or Parquet)".into(),
+                "omop" => "an OMOP CDM v5.4 folder".into(),
+                "synthetic" => "the synthetic generator (in memory)".into(),
+                other => other.to_string(),
+            },
+        ),
     ];
     for f in &r.data.files {
         provenance.push((
@@ -745,50 +847,37 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         numeric_from: 1,
         note: None,
     };
-    let mut head = vec!["variable".to_string(), "level".to_string()];
-    head.extend(input.group_labels.iter().cloned());
-    // One SMD per comparison group, against the reference.
-    head.extend(
-        input
-            .group_labels
-            .iter()
-            .skip(1)
-            .map(|l| format!("SMD {l}")),
+    let legend = format!(
+        "Mean (SD) or n (%) of the non-missing values; SMD: standardized mean difference of \
+         each comparison group against the reference (none beside a suppressed cell); <{m}: a \
+         count below the minimum cell size; suppressed: hidden so that such a count cannot be \
+         recovered."
     );
-    let table1 = Table {
-        rows: r
-            .cohort
-            .table1
-            .iter()
-            .map(|t| {
-                let text = |k: &str| {
-                    t.get(k)
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                let mut cells = vec![text("variable"), text("level")];
-                cells.extend(input.group_labels.iter().map(|l| text(l)));
-                for l in input.group_labels.iter().skip(1) {
-                    cells.push(num(t
-                        .get("smd_by_group")
-                        .and_then(|m| m.get(l.as_str()))
-                        .and_then(serde_json::Value::as_f64)));
-                }
-                cells
-            })
-            .collect(),
-        head,
-        numeric_from: 2,
-        note: Some(format!(
+    let table1 = table1_table(
+        input,
+        &r.cohort.table1,
+        format!(
             "The cohort after the filters, before any analysis's complete-case step (each \
              analysis takes the complete cases of its own variables; its sample per group is in \
-             its attrition table under Method details). Mean (SD) or n (%) of the non-missing \
-             values; SMD: standardized mean difference of each comparison group against the \
-             reference (none beside a suppressed cell); <{m}: a count below the minimum cell \
-             size; suppressed: hidden so that such a count cannot be recovered."
-        )),
-    };
+             its attrition table under Method details).{}{legend}",
+            if r.cohort.table1_complete.is_some() {
+                " The next table describes the complete cases of every variable. "
+            } else {
+                " No value is missing: every analysis uses these rows. "
+            }
+        ),
+    );
+    let table1_complete = r.cohort.table1_complete.as_ref().map(|rows| {
+        table1_table(
+            input,
+            rows,
+            format!(
+                "The complete cases of every outcome and covariate the config uses: the sample \
+                 of an analysis that uses them all (analyses with fewer variables keep more \
+                 rows). {legend}"
+            ),
+        )
+    });
     let tables = triangulate(&r.analyses, input.factors);
     let mut pair_views = Vec::new();
     for (outcome, reference, comparison) in pairs(&r.analyses) {
@@ -813,18 +902,16 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
                 )
             })
         });
-        let mut figs = Vec::new();
-        for a in &here {
-            if let Some(b) = breakdown(a, input.factors) {
-                figs.push(waterfall(input, a, &b)?);
-            }
-        }
-        let triangulation = tables
-            .iter()
-            .find(|t| {
-                t.outcome == outcome && t.reference == reference && t.comparison == comparison
-            })
-            .map(|t| triangulation_table(t, &here));
+        let found = tables.iter().find(|t| {
+            t.outcome == outcome && t.reference == reference && t.comparison == comparison
+        });
+        let triangulation = found.map(|t| triangulation_table(t, &here));
+        let figs: Vec<Figure> = match found {
+            Some(t) => shares_figure(input, t, &format!("{label}: {comparison} vs {reference}"))?
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        };
         pair_views.push(PairView {
             title: format!("{label}: {comparison} vs {reference}"),
             anchor: slug(&["pair", &outcome, &comparison]),
@@ -845,6 +932,9 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
     for a in &r.analyses {
         let (label, _) = input.outcome(&a.outcome);
         let mut figs = Vec::new();
+        if let Some(b) = breakdown(a, input.factors) {
+            figs.push(waterfall(input, a, &b)?);
+        }
         if let Some(f) = forest(input, a)? {
             figs.push(f);
         }
@@ -1003,6 +1093,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         rows_read: r.data.rows_read.to_string(),
         groups,
         table1,
+        table1_complete,
         pairs: pair_views,
         analyses,
                 hospitals,
