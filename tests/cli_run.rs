@@ -614,7 +614,106 @@ fn every_config_in_analyses_runs_end_to_end() {
             "{}",
             config.display()
         );
+        let stem = config.file_stem().unwrap().to_str().unwrap();
+        regression_fixture(&format!("{stem}.json"), &r);
     }
+}
+
+/// Every number of a results.json, as the regression fixture stores it: per
+/// analysis its id, outcome, comparison, n and withheld reason, and each
+/// estimate's quantity, factor, term, estimate, se, ci_low, ci_high.
+fn numbers_of(r: &serde_json::Value) -> serde_json::Value {
+    let analyses: Vec<serde_json::Value> = r["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let rows: Vec<serde_json::Value> = a["estimates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    serde_json::json!([
+                        e["quantity"],
+                        e["factor"],
+                        e["term"],
+                        e["estimate"],
+                        e["se"],
+                        e["ci_low"],
+                        e["ci_high"]
+                    ])
+                })
+                .collect();
+            serde_json::json!({
+                "id": a["id"], "outcome": a["outcome"], "comparison": a["comparison"],
+                "n": a["n"], "withheld": a["inference"]["withheld"], "estimates": rows
+            })
+        })
+        .collect();
+    serde_json::Value::Array(analyses)
+}
+
+/// Whether two fixtures agree: the same structure and texts, numbers equal
+/// to 1e-12 relative (or absolute below 1).
+fn same_numbers(a: &serde_json::Value, b: &serde_json::Value, at: &str, diffs: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            if (x - y).abs() > 1e-12 * x.abs().max(1.0) {
+                diffs.push(format!("{at}: {x} vs {y}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                same_numbers(p, q, &format!("{at}[{i}]"), diffs);
+            }
+        }
+        (Value::Object(x), Value::Object(y)) if x.len() == y.len() => {
+            for (k, p) in x {
+                match y.get(k) {
+                    Some(q) => same_numbers(p, q, &format!("{at}.{k}"), diffs),
+                    None => diffs.push(format!("{at}.{k}: missing")),
+                }
+            }
+        }
+        (x, y) if x == y => {}
+        (x, y) => diffs.push(format!("{at}: {x} vs {y}")),
+    }
+}
+
+/// The regression fixture of one config (tests/golden/regression/NAME):
+/// every number of its results.json must stay within 1e-12 of the stored
+/// one through refactors; HEALTHGAP_BLESS=1 rewrites it when a change of
+/// results is deliberate (say so in the commit).
+fn regression_fixture(name: &str, r: &serde_json::Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/regression")
+        .join(name);
+    let now = numbers_of(r);
+    if std::env::var("HEALTHGAP_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string(&now).unwrap() + "\n").unwrap();
+        return;
+    }
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!("{} is missing; run with HEALTHGAP_BLESS=1", path.display())
+        }))
+        .unwrap();
+    let mut diffs = Vec::new();
+    same_numbers(&stored, &now, name, &mut diffs);
+    assert!(
+        diffs.is_empty(),
+        "{} number(s) changed (HEALTHGAP_BLESS=1 rewrites the fixture when that is deliberate):\n{}",
+        diffs.len(),
+        diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// One analysis that fails (a covariate without variation makes its models
