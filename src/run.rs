@@ -787,7 +787,20 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<Anal
                     (out, info)
                 }
             };
+            // Rows and events per group of this analysis's sample (the
+            // small-cell passes in `run` work on these, not on the cohort's).
+            let sample_counts = [0u32, 1].map(|g| {
+                let rows = || {
+                    group
+                        .iter()
+                        .zip(y)
+                        .filter(move |(c, v)| **c == g && v.is_finite())
+                };
+                let events = binary.then(|| rows().filter(|(_, v)| **v != 0.0).count());
+                (rows().count(), events)
+            });
             out.push(AnalysisResult {
+                sample_counts,
                 id: a.id.clone(),
                 method: a.raw.method().into(),
                 outcome: outcome.clone(),
@@ -981,7 +994,8 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
     }
     let m = plan.min_cell;
     // Complementary suppression: when either group of a comparison is below
-    // min_cell, the analysis's and its models' row counts would reveal it.
+    // min_cell, in the cohort or in the analysis's own complete cases, the
+    // analysis's and its models' row counts would reveal it.
     let counts: std::collections::HashMap<&str, usize> = cohort
         .group_labels
         .iter()
@@ -990,7 +1004,8 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
         .collect();
     for a in &mut analyses {
         let small = |label: &str| counts.get(label).is_some_and(|n| *n < m);
-        if small(&a.reference) || small(&a.comparison) {
+        let small_sample = a.sample_counts.iter().any(|(n, _)| *n < m);
+        if small(&a.reference) || small(&a.comparison) || small_sample {
             a.n = None;
             for model in &mut a.models {
                 model.n = None;
@@ -1026,9 +1041,18 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
     let small_outcome = |outcome: &str, label: &str| -> bool { small.contains(&(outcome, label)) };
     let mut withheld: Vec<(String, String, String)> = Vec::new();
     analyses.retain(|a| {
+        // Small in the cohort, or in the analysis's own complete cases.
+        let small_in_sample = |g: usize| {
+            a.sample_counts[g].1.is_some_and(|events| {
+                let n = a.sample_counts[g].0;
+                suppress::count(events, m).is_none() || suppress::count(n - events, m).is_none()
+            })
+        };
         let small = [&a.reference, &a.comparison]
             .into_iter()
-            .find(|l| small_outcome(&a.outcome, l));
+            .enumerate()
+            .find(|(g, l)| small_outcome(&a.outcome, l) || small_in_sample(*g))
+            .map(|(_, l)| l);
         if let Some(l) = small {
             let key = (a.outcome.clone(), a.comparison.clone(), l.to_string());
             if !withheld.contains(&key) {

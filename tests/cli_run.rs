@@ -770,3 +770,69 @@ fn a_failing_analysis_is_reported_and_the_others_kept() {
     std::fs::write(dir.join("study.toml"), only_failing).unwrap();
     expect_failure(&dir, &["every analysis failed", "adi"]);
 }
+
+/// Small cells are judged on each analysis's own complete cases: a group with
+/// enough events in the cohort but fewer than min_cell among the complete
+/// cases of an analysis's variables is not reported for that analysis (its
+/// estimates would reveal the count), while an analysis without those
+/// variables is.
+#[test]
+fn small_event_counts_are_judged_on_each_analysis_sample() {
+    let dir = Dir::new();
+    fixture(&dir);
+    let text = std::fs::read_to_string(dir.join("data/cohort.csv")).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let (race, mm) = (col("race"), col("major_morbidity"));
+    let mut kept_events = 0;
+    let blank: Vec<bool> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            if f[race] == "Black" && f[mm] == "1" {
+                kept_events += 1;
+                kept_events > 5
+            } else {
+                false
+            }
+        })
+        .collect();
+    assert!(
+        kept_events > 20,
+        "{kept_events} events among Black patients"
+    );
+    edit_column(
+        &dir,
+        "adi",
+        |i, v| if blank[i] { String::new() } else { v.into() },
+    );
+    let config = CONFIG
+        .replace(
+            "death_30d = { type = \"binary\" }",
+            "major_morbidity = { type = \"binary\" }",
+        )
+        .replace("outcomes = [\"death_30d\"]", "outcomes = [\"major_morbidity\"]")
+        .replace(
+            "[report]",
+            "[[analysis]]\nmethod = \"oaxaca_blinder\"\noutcomes = [\"major_morbidity\"]\n\n[report]",
+        );
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    let out = dir.ok(&["run", "study.toml"]);
+    let r = results(&dir, "out");
+    let ids: Vec<&str> = r["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["crude"], "{}", stderr(&out));
+    assert!(
+        r["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("fewer than 11 events or non-events")),
+        "{}",
+        r["warnings"]
+    );
+}

@@ -175,6 +175,11 @@ pub struct AnalysisResult {
     /// Per-hospital profiles of a `hospital` analysis (hospitals.csv, not results.json).
     #[serde(skip)]
     pub hospitals: Vec<crate::hospital::HospitalRow>,
+    /// Rows and (binary outcomes) events of the reference and the comparison
+    /// group in this analysis's sample, for the small-cell passes (not
+    /// written).
+    #[serde(skip)]
+    pub sample_counts: [(usize, Option<usize>); 2],
 }
 
 impl AnalysisResult {

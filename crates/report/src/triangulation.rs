@@ -340,6 +340,7 @@ mod tests {
             balance: vec![],
             attrition: vec![],
             hospitals: vec![],
+            sample_counts: [(100, None); 2],
         }
     }
 
