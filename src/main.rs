@@ -20,6 +20,7 @@ mod output;
 mod plan;
 mod run;
 mod synth;
+mod terminal;
 
 /// healthgap explains why an outcome differs between patient groups: it
 /// decomposes racial and ethnic gaps (e.g. 30-day mortality after cardiac

@@ -7,16 +7,17 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
 use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind, Values};
-use healthgap_decompose::AnalysisResult;
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::crude::{CrudeInput, crude};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
+use healthgap_decompose::hospital::HospitalRow;
 use healthgap_decompose::hospital::{HospitalInput, hospital};
 use healthgap_decompose::inference::{InferenceSpec, Method, Vce};
 use healthgap_decompose::mediation::{GroupMediationInput, group_mediation};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
 use healthgap_decompose::reduction::{Estimator, ReductionInput, Target, disparity_reduction};
+use healthgap_decompose::{AnalysisResult, InferenceInfo};
 use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
 use healthgap_report::results::{AttritionRow, FailedAnalysis};
@@ -438,354 +439,33 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<Anal
                 [0, k],
                 plan.min_cell,
             );
+            let pair = Pair {
+                plan,
+                a,
+                cohort,
+                design: &design,
+                outcome,
+                y,
+                binary,
+                group: &group,
+                labels,
+                named_cluster,
+                cluster,
+                cluster_name,
+                spec: &spec,
+                progress: &progress,
+            };
             let (output, info) = match &a.raw {
-                RawAnalysis::Crude { .. } => {
-                    let estimates = crude(&CrudeInput {
-                        y,
-                        group: &group,
-                        weights: cohort.weights.as_deref(),
-                        cluster,
-                        binary,
-                        level: a.inference.level,
-                    })?;
-                    let output = MethodOutput {
-                        estimates,
-                        models: Vec::new(),
-                        warnings: Vec::new(),
-                        replicates_ok: None,
-                        withheld: None,
-                        balance: Vec::new(),
-                        inference_note: None,
-                        n: group.iter().filter(|g| **g <= 1).count(),
-                    };
-                    // Wald intervals from the groups' empirical variances
-                    // (robust), or over clusters.
-                    let crude_spec = InferenceSpec {
-                        vce: if cluster.is_some() {
-                            Vce::Cluster
-                        } else {
-                            Vce::Robust
-                        },
-                        ..InferenceSpec::delta(a.inference.level)
-                    };
-                    let mut output = output;
-                    tag_delta_rows(&mut output, &crude_spec);
-                    let info = crude_spec.info(cluster_name, &output);
+                RawAnalysis::Crude { .. } => run_crude(&pair)?,
+                RawAnalysis::OaxacaBlinder { .. } => run_oaxaca_blinder(&pair)?,
+                RawAnalysis::Gelbach { .. } => run_gelbach(&pair)?,
+                RawAnalysis::Hospital { .. } => {
+                    let (output, info, rows) = run_hospital(&pair)?;
+                    hospitals = rows;
                     (output, info)
                 }
-                RawAnalysis::OaxacaBlinder {
-                    model,
-                    coefficients,
-                    threefold,
-                    normalize,
-                    fairlie_orderings,
-                    ..
-                } => {
-                    let cov = covariates(&design, &a.id)?;
-                    let coefficients =
-                        coefficients_of(coefficients.unwrap_or(RawCoefficients::Pooled));
-                    let context = || format!("{outcome}, {} vs {}", labels[1], labels[0]);
-                    let output = match model.unwrap_or(RawModel::Linear) {
-                        RawModel::Linear => {
-                            let input = LinearInput {
-                                y,
-                                group: &group,
-                                labels,
-                                covariates: &cov,
-                                weights: cohort.weights.as_deref(),
-                                cluster: named_cluster,
-                                coefficients,
-                                threefold: threefold.unwrap_or(false),
-                                normalize: normalize.unwrap_or(true),
-                                min_cell: plan.min_cell,
-                            };
-                            oaxaca::linear(&input, &spec, &progress).with_context(context)?
-                        }
-                        m => {
-                            if !binary {
-                                bail!(
-                                    "model = \"{}\" needs a binary outcome, and `{outcome}` \
-                                     is continuous; use model = \"linear\" for it",
-                                    if m == RawModel::Logit {
-                                        "logit"
-                                    } else {
-                                        "probit"
-                                    }
-                                );
-                            }
-                            let input = NonlinearInput {
-                                y,
-                                group: &group,
-                                labels,
-                                covariates: &cov,
-                                weights: cohort.weights.as_deref(),
-                                cluster: named_cluster,
-                                link: if m == RawModel::Logit {
-                                    Link::Logit
-                                } else {
-                                    Link::Probit
-                                },
-                                coefficients,
-                                normalize: normalize.unwrap_or(true),
-                                fairlie_orderings: fairlie_orderings.unwrap_or(100),
-                                seed: plan.seed,
-                                analysis_id: a.id.clone(),
-                            };
-                            let mut out =
-                                nonlinear(&input, &spec, &progress).with_context(context)?;
-                            if threefold.unwrap_or(false) {
-                                out.warnings.push(
-                                    "threefold = true is ignored: the threefold split is defined for \
-                                     model = \"linear\""
-                                        .into(),
-                                );
-                            }
-                            out
-                        }
-                    };
-                    let mut output = output;
-                    tag_delta_rows(&mut output, &spec);
-                    let info = spec.info(cluster_name, &output);
-                    (output, info)
-                }
-                RawAnalysis::Gelbach { base, added, .. } => {
-                    let base_vars = expand(plan, base);
-                    let added_vars: Vec<String> = expand(plan, added)
-                        .into_iter()
-                        .filter(|v| !base_vars.contains(v))
-                        .collect();
-                    let all: Vec<String> = base_vars.iter().chain(&added_vars).cloned().collect();
-                    let design = healthgap_cohort::design::build(cohort, &all);
-                    if let Some(abs) = design
-                        .absorbed
-                        .iter()
-                        .find(|t| base_vars.contains(&t.variable))
-                    {
-                        bail!(
-                            "`{}` is absorbed (many levels) and cannot be in `base`; \
-                             move it to `added`",
-                            abs.variable
-                        );
-                    }
-                    let base_columns = design
-                        .terms
-                        .iter()
-                        .filter(|t| base_vars.contains(&t.variable))
-                        .count();
-                    let cov = covariates(&design, &a.id)?;
-                    let input = GelbachInput {
-                        y,
-                        group: &group,
-                        labels,
-                        covariates: &cov,
-                        base_columns,
-                        weights: cohort.weights.as_deref(),
-                        cluster: named_cluster,
-                    };
-                    let output = gelbach(&input, &spec, &progress)
-                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    let mut output = output;
-                    tag_delta_rows(&mut output, &spec);
-                    let info = spec.info(cluster_name, &output);
-                    (output, info)
-                }
-                RawAnalysis::Hospital {
-                    hospital: hname,
-                    adjust,
-                    absorb,
-                    pseudonymize,
-                    ..
-                } => {
-                    let adjust_vars: Vec<String> = expand(plan, adjust.as_deref().unwrap_or(&[]))
-                        .into_iter()
-                        .filter(|v| v != hname)
-                        .collect();
-                    let adesign = healthgap_cohort::design::build(cohort, &adjust_vars);
-                    if let Some(t) = adesign.absorbed.first() {
-                        bail!(
-                            "`{}` in `adjust` has many levels and would be absorbed; \
-                             adjust for it with `absorb = [\"{}\"]` instead",
-                            t.variable,
-                            t.variable
-                        );
-                    }
-                    let cov = covariates(&adesign, &a.id)?;
-                    let fe = |name: &str| -> Result<Absorbed<'_>> {
-                        match cohort.variable(name).map(|v| &v.values) {
-                            Some(Values::Categorical { codes, levels, .. }) => Ok(Absorbed {
-                                variable: name.to_string(),
-                                factor: "care_site".into(),
-                                codes,
-                                levels: levels.len(),
-                                labels: levels.clone(),
-                            }),
-                            _ => bail!(
-                                "`{name}` must be categorical; declare it in \
-                                 [variables] as {{ type = \"categorical\" }}"
-                            ),
-                        }
-                    };
-                    let extra: Vec<Absorbed<'_>> = absorb
-                        .iter()
-                        .flatten()
-                        .map(|n| fe(n))
-                        .collect::<Result<_>>()?;
-                    let input = HospitalInput {
-                        y,
-                        group: &group,
-                        labels,
-                        covariates: &cov,
-                        hospital: fe(hname)?,
-                        extra_fe: extra,
-                        weights: cohort.weights.as_deref(),
-                        cluster: named_cluster,
-                        binary,
-                        min_cell: plan.min_cell,
-                        pseudonymize: pseudonymize.unwrap_or(false),
-                    };
-                    let out = hospital(&input, &spec, &progress)
-                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    hospitals = out.hospitals;
-                    let clustered = spec.clustered();
-                    let mut output = out.output;
-                    tag_delta_rows(&mut output, &clustered);
-                    let info = clustered.info(Some(cluster_name.unwrap_or(hname)), &output);
-                    (output, info)
-                }
-                RawAnalysis::DisparityReduction {
-                    allowable,
-                    targets,
-                    draws,
-                    estimator,
-                    ..
-                } => {
-                    let allow_vars = expand(plan, allowable);
-                    let target_vars: Vec<(String, Vec<String>)> = targets
-                        .iter()
-                        .map(|t| {
-                            let vars: Vec<String> = expand(plan, std::slice::from_ref(t))
-                                .into_iter()
-                                .filter(|v| !allow_vars.contains(v))
-                                .collect();
-                            (t.clone(), vars)
-                        })
-                        .collect();
-                    let mut all: Vec<String> = allow_vars.clone();
-                    for (_, vars) in &target_vars {
-                        all.extend(
-                            vars.iter()
-                                .filter(|v| !all.contains(v))
-                                .cloned()
-                                .collect::<Vec<_>>(),
-                        );
-                    }
-                    // The other covariates (ℓ): every remaining factor variable.
-                    for v in plan.blocks.values().flatten() {
-                        if !all.contains(v) {
-                            all.push(v.clone());
-                        }
-                    }
-                    let design = healthgap_cohort::design::build(cohort, &all);
-                    let cov = covariates(&design, &a.id)?;
-                    let cols_of = |vars: &[String]| -> Vec<usize> {
-                        design
-                            .terms
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, t)| vars.contains(&t.variable))
-                            .map(|(j, _)| j)
-                            .collect()
-                    };
-                    let input = ReductionInput {
-                        y,
-                        group: &group,
-                        labels,
-                        covariates: &cov,
-                        allowable: cols_of(&allow_vars),
-                        targets: target_vars
-                            .iter()
-                            .map(|(name, vars)| Target {
-                                name: name.clone(),
-                                columns: cols_of(vars),
-                                absorbed: design
-                                    .absorbed
-                                    .first()
-                                    .is_some_and(|t| vars.contains(&t.variable)),
-                            })
-                            .collect(),
-                        weights: cohort.weights.as_deref(),
-                        cluster: named_cluster,
-                        binary,
-                        draws: draws.unwrap_or(5).max(1),
-                        min_cell: plan.min_cell,
-                        estimator: match estimator {
-                            None | Some(RawEstimator::Gcomputation) => Estimator::GComputation,
-                            Some(RawEstimator::Weighting) => Estimator::Weighting,
-                            Some(RawEstimator::DoublyRobust) => Estimator::DoublyRobust,
-                        },
-                    };
-                    let out = disparity_reduction(&input, &spec, &progress)
-                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    let mut info = spec.info(cluster_name, &out);
-                    info.method = "bootstrap".into();
-                    info.replicates = Some(spec.replicates);
-                    info.replicates_ok = out.replicates_ok;
-                    (out, info)
-                }
-                RawAnalysis::Mediation {
-                    mediators,
-                    confounders,
-                    interaction,
-                    ..
-                } => {
-                    let mdesign = healthgap_cohort::design::build(cohort, &expand(plan, mediators));
-                    if mdesign.terms.len() != 1 || !mdesign.absorbed.is_empty() {
-                        let cols: Vec<&str> =
-                            mdesign.terms.iter().map(|t| t.name.as_str()).collect();
-                        bail!(
-                            "mediation needs one mediator column, and `{}` gives {} ({}); \
-                             list one numeric or 0/1 variable in `mediators`, or use \
-                             method = \"disparity_reduction\" for a whole block",
-                            mediators.join(", "),
-                            mdesign.terms.len() + mdesign.absorbed.len(),
-                            cols.join(", ")
-                        );
-                    }
-                    let cdesign =
-                        healthgap_cohort::design::build(cohort, &expand(plan, confounders));
-                    if let Some(t) = cdesign.absorbed.first() {
-                        bail!(
-                            "confounder `{}` has many levels (absorbed); mediation \
-                             needs explicit covariates",
-                            t.variable
-                        );
-                    }
-                    let input = GroupMediationInput {
-                        y,
-                        group: &group,
-                        labels,
-                        mediator: (&mdesign.terms[0].name, &mdesign.columns[0]),
-                        confounders: cdesign
-                            .terms
-                            .iter()
-                            .zip(&cdesign.columns)
-                            .map(|(t, v)| (t.name.clone(), v.as_slice()))
-                            .collect(),
-                        binary,
-                        interaction: interaction.unwrap_or(true),
-                        cluster,
-                        draws: 25,
-                        seed: plan.seed,
-                        level: a.inference.level,
-                        weights: cohort.weights.as_deref(),
-                    };
-                    let out = group_mediation(&input, &spec, &progress)
-                        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
-                    let mut out = out;
-                    tag_delta_rows(&mut out, &spec);
-                    let info = spec.info(cluster_name, &out);
-                    (out, info)
-                }
+                RawAnalysis::DisparityReduction { .. } => run_disparity_reduction(&pair)?,
+                RawAnalysis::Mediation { .. } => run_mediation(&pair)?,
             };
             // Rows and events per group of this analysis's sample (the
             // small-cell passes in `run` work on these, not on the cohort's).
@@ -824,6 +504,468 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<Anal
     }
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// One outcome and comparison of one analysis: what every method's runner
+/// reads.
+struct Pair<'a> {
+    plan: &'a Plan,
+    a: &'a AnalysisPlan,
+    /// The analysis's complete cases.
+    cohort: &'a Cohort,
+    design: &'a BlockDesign,
+    outcome: &'a str,
+    y: &'a [f64],
+    binary: bool,
+    /// 0 = reference, 1 = comparison, 2 = other groups.
+    group: &'a [u32],
+    labels: [&'a str; 2],
+    named_cluster: Option<(&'a str, &'a [u32], usize)>,
+    cluster: Option<(&'a [u32], usize)>,
+    cluster_name: Option<&'a str>,
+    spec: &'a InferenceSpec,
+    progress: &'a (dyn Fn() + Sync),
+}
+
+/// `method = "crude"` for one outcome and comparison.
+fn run_crude(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+    let a = p.a;
+    let cohort = p.cohort;
+    let y = p.y;
+    let binary = p.binary;
+    let group = p.group;
+    let cluster = p.cluster;
+    let cluster_name = p.cluster_name;
+    let estimates = crude(&CrudeInput {
+        y,
+        group,
+        weights: cohort.weights.as_deref(),
+        cluster,
+        binary,
+        level: a.inference.level,
+    })?;
+    let output = MethodOutput {
+        estimates,
+        models: Vec::new(),
+        warnings: Vec::new(),
+        replicates_ok: None,
+        withheld: None,
+        balance: Vec::new(),
+        inference_note: None,
+        n: group.iter().filter(|g| **g <= 1).count(),
+    };
+    // Wald intervals from the groups' empirical variances
+    // (robust), or over clusters.
+    let crude_spec = InferenceSpec {
+        vce: if cluster.is_some() {
+            Vce::Cluster
+        } else {
+            Vce::Robust
+        },
+        ..InferenceSpec::delta(a.inference.level)
+    };
+    let mut output = output;
+    tag_delta_rows(&mut output, &crude_spec);
+    let info = crude_spec.info(cluster_name, &output);
+    Ok((output, info))
+}
+
+/// `method = "oaxaca_blinder"` for one outcome and comparison.
+fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+    let plan = p.plan;
+    let a = p.a;
+    let cohort = p.cohort;
+    let design = p.design;
+    let outcome = p.outcome;
+    let y = p.y;
+    let binary = p.binary;
+    let group = p.group;
+    let labels = p.labels;
+    let named_cluster = p.named_cluster;
+    let cluster_name = p.cluster_name;
+    let spec = p.spec;
+    let progress = p.progress;
+    let RawAnalysis::OaxacaBlinder {
+        model,
+        coefficients,
+        threefold,
+        normalize,
+        fairlie_orderings,
+        ..
+    } = &p.a.raw
+    else {
+        bail!("internal: `oaxaca_blinder` called for another method");
+    };
+    let cov = covariates(design, &a.id)?;
+    let coefficients = coefficients_of(coefficients.unwrap_or(RawCoefficients::Pooled));
+    let context = || format!("{outcome}, {} vs {}", labels[1], labels[0]);
+    let output = match model.unwrap_or(RawModel::Linear) {
+        RawModel::Linear => {
+            let input = LinearInput {
+                y,
+                group,
+                labels,
+                covariates: &cov,
+                weights: cohort.weights.as_deref(),
+                cluster: named_cluster,
+                coefficients,
+                threefold: threefold.unwrap_or(false),
+                normalize: normalize.unwrap_or(true),
+                min_cell: plan.min_cell,
+            };
+            oaxaca::linear(&input, spec, &progress).with_context(context)?
+        }
+        m => {
+            if !binary {
+                bail!(
+                    "model = \"{}\" needs a binary outcome, and `{outcome}` \
+                     is continuous; use model = \"linear\" for it",
+                    if m == RawModel::Logit {
+                        "logit"
+                    } else {
+                        "probit"
+                    }
+                );
+            }
+            let input = NonlinearInput {
+                y,
+                group,
+                labels,
+                covariates: &cov,
+                weights: cohort.weights.as_deref(),
+                cluster: named_cluster,
+                link: if m == RawModel::Logit {
+                    Link::Logit
+                } else {
+                    Link::Probit
+                },
+                coefficients,
+                normalize: normalize.unwrap_or(true),
+                fairlie_orderings: fairlie_orderings.unwrap_or(100),
+                seed: plan.seed,
+                analysis_id: a.id.clone(),
+            };
+            let mut out = nonlinear(&input, spec, &progress).with_context(context)?;
+            if threefold.unwrap_or(false) {
+                out.warnings.push(
+                    "threefold = true is ignored: the threefold split is defined for \
+                     model = \"linear\""
+                        .into(),
+                );
+            }
+            out
+        }
+    };
+    let mut output = output;
+    tag_delta_rows(&mut output, spec);
+    let info = spec.info(cluster_name, &output);
+    Ok((output, info))
+}
+
+/// `method = "gelbach"` for one outcome and comparison.
+fn run_gelbach(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+    let plan = p.plan;
+    let a = p.a;
+    let cohort = p.cohort;
+    let outcome = p.outcome;
+    let y = p.y;
+    let group = p.group;
+    let labels = p.labels;
+    let named_cluster = p.named_cluster;
+    let cluster_name = p.cluster_name;
+    let spec = p.spec;
+    let progress = p.progress;
+    let RawAnalysis::Gelbach { base, added, .. } = &p.a.raw else {
+        bail!("internal: `gelbach` called for another method");
+    };
+    let base_vars = expand(plan, base);
+    let added_vars: Vec<String> = expand(plan, added)
+        .into_iter()
+        .filter(|v| !base_vars.contains(v))
+        .collect();
+    let all: Vec<String> = base_vars.iter().chain(&added_vars).cloned().collect();
+    let design = healthgap_cohort::design::build(cohort, &all);
+    if let Some(abs) = design
+        .absorbed
+        .iter()
+        .find(|t| base_vars.contains(&t.variable))
+    {
+        bail!(
+            "`{}` is absorbed (many levels) and cannot be in `base`; \
+             move it to `added`",
+            abs.variable
+        );
+    }
+    let base_columns = design
+        .terms
+        .iter()
+        .filter(|t| base_vars.contains(&t.variable))
+        .count();
+    let cov = covariates(&design, &a.id)?;
+    let input = GelbachInput {
+        y,
+        group,
+        labels,
+        covariates: &cov,
+        base_columns,
+        weights: cohort.weights.as_deref(),
+        cluster: named_cluster,
+    };
+    let output = gelbach(&input, spec, &progress)
+        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+    let mut output = output;
+    tag_delta_rows(&mut output, spec);
+    let info = spec.info(cluster_name, &output);
+    Ok((output, info))
+}
+
+/// `method = "hospital"` for one outcome and comparison.
+fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<HospitalRow>)> {
+    let plan = p.plan;
+    let a = p.a;
+    let cohort = p.cohort;
+    let outcome = p.outcome;
+    let y = p.y;
+    let binary = p.binary;
+    let group = p.group;
+    let labels = p.labels;
+    let named_cluster = p.named_cluster;
+    let cluster_name = p.cluster_name;
+    let spec = p.spec;
+    let progress = p.progress;
+    let RawAnalysis::Hospital {
+        hospital: hname,
+        adjust,
+        absorb,
+        pseudonymize,
+        ..
+    } = &p.a.raw
+    else {
+        bail!("internal: `hospital` called for another method");
+    };
+    let adjust_vars: Vec<String> = expand(plan, adjust.as_deref().unwrap_or(&[]))
+        .into_iter()
+        .filter(|v| v != hname)
+        .collect();
+    let adesign = healthgap_cohort::design::build(cohort, &adjust_vars);
+    if let Some(t) = adesign.absorbed.first() {
+        bail!(
+            "`{}` in `adjust` has many levels and would be absorbed; \
+             adjust for it with `absorb = [\"{}\"]` instead",
+            t.variable,
+            t.variable
+        );
+    }
+    let cov = covariates(&adesign, &a.id)?;
+    let fe = |name: &str| -> Result<Absorbed<'_>> {
+        match cohort.variable(name).map(|v| &v.values) {
+            Some(Values::Categorical { codes, levels, .. }) => Ok(Absorbed {
+                variable: name.to_string(),
+                factor: "care_site".into(),
+                codes,
+                levels: levels.len(),
+                labels: levels.clone(),
+            }),
+            _ => bail!(
+                "`{name}` must be categorical; declare it in \
+                 [variables] as {{ type = \"categorical\" }}"
+            ),
+        }
+    };
+    let extra: Vec<Absorbed<'_>> = absorb
+        .iter()
+        .flatten()
+        .map(|n| fe(n))
+        .collect::<Result<_>>()?;
+    let input = HospitalInput {
+        y,
+        group,
+        labels,
+        covariates: &cov,
+        hospital: fe(hname)?,
+        extra_fe: extra,
+        weights: cohort.weights.as_deref(),
+        cluster: named_cluster,
+        binary,
+        min_cell: plan.min_cell,
+        pseudonymize: pseudonymize.unwrap_or(false),
+    };
+    let out = hospital(&input, spec, &progress)
+        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+    let hospitals = out.hospitals;
+    let clustered = spec.clustered();
+    let mut output = out.output;
+    tag_delta_rows(&mut output, &clustered);
+    let info = clustered.info(Some(cluster_name.unwrap_or(hname)), &output);
+    Ok((output, info, hospitals))
+}
+
+/// `method = "disparity_reduction"` for one outcome and comparison.
+fn run_disparity_reduction(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+    let plan = p.plan;
+    let a = p.a;
+    let cohort = p.cohort;
+    let outcome = p.outcome;
+    let y = p.y;
+    let binary = p.binary;
+    let group = p.group;
+    let labels = p.labels;
+    let named_cluster = p.named_cluster;
+    let cluster_name = p.cluster_name;
+    let spec = p.spec;
+    let progress = p.progress;
+    let RawAnalysis::DisparityReduction {
+        allowable,
+        targets,
+        draws,
+        estimator,
+        ..
+    } = &p.a.raw
+    else {
+        bail!("internal: `disparity_reduction` called for another method");
+    };
+    let allow_vars = expand(plan, allowable);
+    let target_vars: Vec<(String, Vec<String>)> = targets
+        .iter()
+        .map(|t| {
+            let vars: Vec<String> = expand(plan, std::slice::from_ref(t))
+                .into_iter()
+                .filter(|v| !allow_vars.contains(v))
+                .collect();
+            (t.clone(), vars)
+        })
+        .collect();
+    let mut all: Vec<String> = allow_vars.clone();
+    for (_, vars) in &target_vars {
+        all.extend(
+            vars.iter()
+                .filter(|v| !all.contains(v))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    }
+    // The other covariates (ℓ): every remaining factor variable.
+    for v in plan.blocks.values().flatten() {
+        if !all.contains(v) {
+            all.push(v.clone());
+        }
+    }
+    let design = healthgap_cohort::design::build(cohort, &all);
+    let cov = covariates(&design, &a.id)?;
+    let cols_of = |vars: &[String]| -> Vec<usize> {
+        design
+            .terms
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| vars.contains(&t.variable))
+            .map(|(j, _)| j)
+            .collect()
+    };
+    let input = ReductionInput {
+        y,
+        group,
+        labels,
+        covariates: &cov,
+        allowable: cols_of(&allow_vars),
+        targets: target_vars
+            .iter()
+            .map(|(name, vars)| Target {
+                name: name.clone(),
+                columns: cols_of(vars),
+                absorbed: design
+                    .absorbed
+                    .first()
+                    .is_some_and(|t| vars.contains(&t.variable)),
+            })
+            .collect(),
+        weights: cohort.weights.as_deref(),
+        cluster: named_cluster,
+        binary,
+        draws: draws.unwrap_or(5).max(1),
+        min_cell: plan.min_cell,
+        estimator: match estimator {
+            None | Some(RawEstimator::Gcomputation) => Estimator::GComputation,
+            Some(RawEstimator::Weighting) => Estimator::Weighting,
+            Some(RawEstimator::DoublyRobust) => Estimator::DoublyRobust,
+        },
+    };
+    let out = disparity_reduction(&input, spec, &progress)
+        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+    let mut info = spec.info(cluster_name, &out);
+    info.method = "bootstrap".into();
+    info.replicates = Some(spec.replicates);
+    info.replicates_ok = out.replicates_ok;
+    Ok((out, info))
+}
+
+/// `method = "mediation"` for one outcome and comparison.
+fn run_mediation(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+    let plan = p.plan;
+    let a = p.a;
+    let cohort = p.cohort;
+    let outcome = p.outcome;
+    let y = p.y;
+    let binary = p.binary;
+    let group = p.group;
+    let labels = p.labels;
+    let cluster = p.cluster;
+    let cluster_name = p.cluster_name;
+    let spec = p.spec;
+    let progress = p.progress;
+    let RawAnalysis::Mediation {
+        mediators,
+        confounders,
+        interaction,
+        ..
+    } = &p.a.raw
+    else {
+        bail!("internal: `mediation` called for another method");
+    };
+    let mdesign = healthgap_cohort::design::build(cohort, &expand(plan, mediators));
+    if mdesign.terms.len() != 1 || !mdesign.absorbed.is_empty() {
+        let cols: Vec<&str> = mdesign.terms.iter().map(|t| t.name.as_str()).collect();
+        bail!(
+            "mediation needs one mediator column, and `{}` gives {} ({}); \
+             list one numeric or 0/1 variable in `mediators`, or use \
+             method = \"disparity_reduction\" for a whole block",
+            mediators.join(", "),
+            mdesign.terms.len() + mdesign.absorbed.len(),
+            cols.join(", ")
+        );
+    }
+    let cdesign = healthgap_cohort::design::build(cohort, &expand(plan, confounders));
+    if let Some(t) = cdesign.absorbed.first() {
+        bail!(
+            "confounder `{}` has many levels (absorbed); mediation \
+             needs explicit covariates",
+            t.variable
+        );
+    }
+    let input = GroupMediationInput {
+        y,
+        group,
+        labels,
+        mediator: (&mdesign.terms[0].name, &mdesign.columns[0]),
+        confounders: cdesign
+            .terms
+            .iter()
+            .zip(&cdesign.columns)
+            .map(|(t, v)| (t.name.clone(), v.as_slice()))
+            .collect(),
+        binary,
+        interaction: interaction.unwrap_or(true),
+        cluster,
+        draws: 25,
+        seed: plan.seed,
+        level: a.inference.level,
+        weights: cohort.weights.as_deref(),
+    };
+    let out = group_mediation(&input, spec, &progress)
+        .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
+    let mut out = out;
+    tag_delta_rows(&mut out, spec);
+    let info = spec.info(cluster_name, &out);
+    Ok((out, info))
 }
 
 /// Variable names from a list of variables and block names, in order, once each.
@@ -938,6 +1080,54 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
         .unwrap_or_else(|| plan.out_dir.clone());
     let staged = StagedDir::new(&target)?;
     let cohort = load(&plan)?;
+    let Ran {
+        mut analyses,
+        mut warnings,
+        failed,
+        fallbacks,
+    } = run_analyses(&plan, &cohort)?;
+    if let (true, Some(first)) = (analyses.is_empty(), failed.first()) {
+        anyhow::bail!(
+            "every analysis failed, so no report was written; analysis `{}`: {}",
+            first.id,
+            first.reason
+        );
+    }
+    suppress_small_cells(&mut analyses, &cohort, plan.min_cell, &mut warnings);
+    let results = results_of(&plan, &cohort, analyses, warnings, failed)?;
+    let (factors, outcomes) = report_context(&plan, &cohort);
+    let input = ReportInput {
+        results: &results,
+        group_labels: &cohort.group_labels,
+        factors: &factors,
+        outcomes: &outcomes,
+        min_cell: plan.min_cell,
+        generated: crate::output::utc_now(),
+    };
+    write_outputs(&plan, &staged, &cohort, &input)?;
+    let target = staged.commit()?;
+    crate::terminal::print_summary(&results, &input);
+    crate::terminal::print_warnings(&results);
+    let withheld = crate::terminal::print_withheld(&results);
+    eprintln!("wrote {}", target.display());
+    Ok(RunOutcome {
+        failed: results.failed.len(),
+        withheld,
+        fallbacks,
+    })
+}
+
+/// What running every analysis gave: the results, the study warnings, the
+/// analyses that failed and the delta fallbacks taken.
+struct Ran {
+    analyses: Vec<AnalysisResult>,
+    warnings: Vec<String>,
+    failed: Vec<FailedAnalysis>,
+    fallbacks: usize,
+}
+
+/// Runs every implemented analysis; one that fails is recorded, the others go on.
+fn run_analyses(plan: &Plan, cohort: &Cohort) -> Result<Ran> {
     let mut analyses = Vec::new();
     let mut warnings = cohort.warnings.clone();
     let mut failed: Vec<FailedAnalysis> = Vec::new();
@@ -952,7 +1142,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
             continue;
         }
         let started = std::time::Instant::now();
-        let results = match run_analysis(&plan, &cohort, a) {
+        let results = match run_analysis(plan, cohort, a) {
             Ok(results) => results,
             Err(err) => {
                 // One failing analysis does not discard the others: it is
@@ -979,20 +1169,29 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
             started.elapsed().as_secs_f64()
         );
         let results = if a.inference.fallback == RawFallback::Delta {
-            fallback_to_delta(&plan, &cohort, a, results, &mut fallbacks)?
+            fallback_to_delta(plan, cohort, a, results, &mut fallbacks)?
         } else {
             results
         };
         analyses.extend(results);
     }
-    if let (true, Some(first)) = (analyses.is_empty(), failed.first()) {
-        anyhow::bail!(
-            "every analysis failed, so no report was written; analysis `{}`: {}",
-            first.id,
-            first.reason
-        );
-    }
-    let m = plan.min_cell;
+    Ok(Ran {
+        analyses,
+        warnings,
+        failed,
+        fallbacks,
+    })
+}
+
+/// The small-cell passes over the results (complementary suppression of n,
+/// outcomes with few events or non-events dropped) and the warning on few
+/// bootstrap replicates.
+fn suppress_small_cells(
+    analyses: &mut Vec<AnalysisResult>,
+    cohort: &Cohort,
+    m: usize,
+    warnings: &mut Vec<String>,
+) {
     // Complementary suppression: when either group of a comparison is below
     // min_cell, in the cohort or in the analysis's own complete cases, the
     // analysis's and its models' row counts would reveal it.
@@ -1002,7 +1201,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
         .map(String::as_str)
         .zip(cohort.group_counts())
         .collect();
-    for a in &mut analyses {
+    for a in analyses.iter_mut() {
         let small = |label: &str| counts.get(label).is_some_and(|n| *n < m);
         let small_sample = a.sample_counts.iter().any(|(n, _)| *n < m);
         if small(&a.reference) || small(&a.comparison) || small_sample {
@@ -1069,7 +1268,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
             cohort.group_labels[0]
         ));
     }
-    for a in &mut analyses {
+    for a in analyses.iter_mut() {
         if let (Some(r), "bootstrap") = (a.inference.replicates, a.inference.method.as_str())
             && r < 200
         {
@@ -1080,7 +1279,18 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
             ));
         }
     }
-    let attrition = attrition_rows(&cohort, m);
+}
+
+/// results.json's content.
+fn results_of(
+    plan: &Plan,
+    cohort: &Cohort,
+    analyses: Vec<AnalysisResult>,
+    warnings: Vec<String>,
+    failed: Vec<FailedAnalysis>,
+) -> Result<Results> {
+    let m = plan.min_cell;
+    let attrition = attrition_rows(cohort, m);
     let mut files = Vec::new();
     for f in &cohort.files {
         files.push(FileInfo {
@@ -1089,7 +1299,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
                 .with_context(|| format!("hashing {}", f.display()))?,
         });
     }
-    let results = Results {
+    Ok(Results {
         schema_version: 1,
         tool: ToolInfo {
             name: "healthgap".into(),
@@ -1127,26 +1337,11 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
         analyses,
         warnings,
         failed,
-    };
-    let dir = staged.path();
-    let write = |name: &str, text: String| -> Result<()> {
-        std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))
-    };
-    if plan.formats.contains(&RawFormat::Json) {
-        write("results.json", serde_json::to_string_pretty(&results)?)?;
-    }
-    if plan.formats.contains(&RawFormat::Csv) {
-        write("estimates.csv", csv::estimates(&results.analyses))?;
-        write("models.csv", csv::models(&results.analyses))?;
-        write("table1.csv", csv::table1(&results, &cohort.group_labels))?;
-        if results.analyses.iter().any(|a| !a.hospitals.is_empty()) {
-            write("hospitals.csv", csv::hospitals(&results.analyses, m))?;
-        }
-        write(
-            "attrition.csv",
-            csv::attrition(&results.cohort.attrition, &results.analyses),
-        )?;
-    }
+    })
+}
+
+/// The block lists and outcome descriptions the renderers need.
+fn report_context(plan: &Plan, cohort: &Cohort) -> (Vec<(String, Vec<String>)>, Vec<OutcomeInfo>) {
     let factors: Vec<(String, Vec<String>)> = plan
         .blocks
         .iter()
@@ -1161,16 +1356,39 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
             binary: s.kind == OutcomeKind::Binary,
         })
         .collect();
-    let input = ReportInput {
-        results: &results,
-        group_labels: &cohort.group_labels,
-        factors: &factors,
-        outcomes: &outcomes,
-        min_cell: m,
-        generated: crate::output::utc_now(),
+    (factors, outcomes)
+}
+
+/// Writes the configured formats into the staging folder.
+fn write_outputs(
+    plan: &Plan,
+    staged: &StagedDir,
+    cohort: &Cohort,
+    input: &ReportInput,
+) -> Result<()> {
+    let results = input.results;
+    let m = plan.min_cell;
+    let dir = staged.path();
+    let write = |name: &str, text: String| -> Result<()> {
+        std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))
     };
+    if plan.formats.contains(&RawFormat::Json) {
+        write("results.json", serde_json::to_string_pretty(&results)?)?;
+    }
+    if plan.formats.contains(&RawFormat::Csv) {
+        write("estimates.csv", csv::estimates(&results.analyses))?;
+        write("models.csv", csv::models(&results.analyses))?;
+        write("table1.csv", csv::table1(results, &cohort.group_labels))?;
+        if results.analyses.iter().any(|a| !a.hospitals.is_empty()) {
+            write("hospitals.csv", csv::hospitals(&results.analyses, m))?;
+        }
+        write(
+            "attrition.csv",
+            csv::attrition(&results.cohort.attrition, &results.analyses),
+        )?;
+    }
     if plan.formats.contains(&RawFormat::Html) || plan.formats.contains(&RawFormat::Markdown) {
-        let view = healthgap_report::view::build(&input)?;
+        let view = healthgap_report::view::build(input)?;
         if plan.formats.contains(&RawFormat::Html) {
             write("index.html", healthgap_report::html::html(&view, m)?)?;
         }
@@ -1181,34 +1399,11 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
             }
             write(
                 "report.md",
-                healthgap_report::markdown::markdown(&results, &view, m),
+                healthgap_report::markdown::markdown(results, &view, m),
             )?;
         }
     }
-    let target = staged.commit()?;
-    print_summary(&results, &input);
-    print_warnings(&results);
-    let withheld: Vec<&AnalysisResult> = results
-        .analyses
-        .iter()
-        .filter(|a| a.inference.withheld.is_some())
-        .collect();
-    for a in &withheld {
-        eprintln!(
-            "withheld: {} ({}, {} vs {}): {}",
-            a.id,
-            a.outcome,
-            a.comparison,
-            a.reference,
-            a.inference.withheld.as_deref().unwrap_or_default()
-        );
-    }
-    eprintln!("wrote {}", target.display());
-    Ok(RunOutcome {
-        failed: results.failed.len(),
-        withheld: withheld.len(),
-        fallbacks,
-    })
+    Ok(())
 }
 
 /// `[inference] fallback = "delta"`: results whose bootstrap intervals were
@@ -1272,171 +1467,4 @@ fn fallback_to_delta(
         *fallbacks += 1;
     }
     Ok(results)
-}
-
-/// Every warning on the terminal, counted and grouped: the study's, then each
-/// analysis's, a text given once with the outcomes and comparisons it
-/// concerns.
-fn print_warnings(results: &Results) {
-    let mut grouped: Vec<(String, String, Vec<String>)> = results
-        .warnings
-        .iter()
-        .map(|w| ("study".to_string(), w.clone(), Vec::new()))
-        .collect();
-    for a in &results.analyses {
-        let place = format!("{} {} vs {}", a.outcome, a.comparison, a.reference);
-        for w in &a.warnings {
-            match grouped.iter_mut().find(|g| g.0 == a.id && &g.1 == w) {
-                Some(g) => g.2.push(place.clone()),
-                None => grouped.push((a.id.clone(), w.clone(), vec![place.clone()])),
-            }
-        }
-    }
-    if grouped.is_empty() {
-        return;
-    }
-    eprintln!("\n{} warning(s) (also in the report):", grouped.len());
-    for (id, text, places) in &grouped {
-        if places.is_empty() {
-            eprintln!("  {id}: {text}");
-        } else {
-            eprintln!("  {id} [{}]: {text}", places.join("; "));
-        }
-    }
-}
-
-/// The one-screen summary: per outcome and comparison, the crude gap with its
-/// CI, then for each decomposition the share of its total attributed to each
-/// factor block (the triangulation table, in percent).
-fn print_summary(results: &Results, input: &ReportInput) {
-    use healthgap_report::format::{Scale, percent};
-    use healthgap_report::triangulation::{pairs, triangulate};
-    println!("{}", results.study.name);
-    let tables = triangulate(&results.analyses, input.factors);
-    for (outcome, reference, comparison) in pairs(&results.analyses) {
-        let binary = input.outcomes.iter().any(|o| o.name == outcome && o.binary);
-        let scale = Scale::of(binary);
-        let gap = results
-            .analyses
-            .iter()
-            .find(|a| {
-                a.method == "crude"
-                    && a.outcome == outcome
-                    && a.comparison == comparison
-                    && a.reference == reference
-            })
-            .and_then(|a| {
-                a.get("gap", None, None).map(|g| {
-                    format!(
-                        "gap {}",
-                        scale.with_ci(g.estimate, g.ci_low.zip(g.ci_high), a.inference.level)
-                    )
-                })
-            })
-            .unwrap_or_default();
-        println!("\n{outcome}, {comparison} vs {reference}: {gap}");
-        let Some(t) = tables.iter().find(|t| {
-            t.outcome == outcome && t.comparison == comparison && t.reference == reference
-        }) else {
-            continue;
-        };
-        // Methods as rows, factor blocks as columns (fits 80 columns).
-        let width = t
-            .columns
-            .iter()
-            .map(|c| c.0.chars().count() + 2)
-            .max()
-            .unwrap_or(8)
-            .max(14);
-        let heads: Vec<String> = t
-            .rows
-            .iter()
-            .map(|r| {
-                if r.0 == "not attributed to a block" {
-                    "rest".to_string()
-                } else {
-                    r.0.clone()
-                }
-            })
-            .collect();
-        // Each cell: the share with its own interval, `32% (21 to 52)`.
-        let cell = |p: &Option<healthgap_report::triangulation::Part>| {
-            p.as_ref().map_or("—".to_string(), |p| match p.ci {
-                Some((lo, hi)) => format!(
-                    "{} ({} to {})",
-                    percent(Some(p.estimate)),
-                    percent(Some(lo)).trim_end_matches('%'),
-                    percent(Some(hi)).trim_end_matches('%')
-                ),
-                None => percent(Some(p.estimate)),
-            })
-        };
-        let widths: Vec<usize> = heads
-            .iter()
-            .zip(&t.rows)
-            .map(|(h, (_, cells))| {
-                cells
-                    .iter()
-                    .map(|p| cell(p).chars().count())
-                    .chain([h.chars().count(), 6])
-                    .max()
-                    .unwrap_or(6)
-            })
-            .collect();
-        print!("  {:<width$}", "share of total");
-        for (h, w) in heads.iter().zip(&widths) {
-            print!(" {h:>w$}");
-        }
-        println!();
-        let mut dagger = false;
-        for (c, (id, _)) in t.columns.iter().enumerate() {
-            let unstable = results
-                .analyses
-                .iter()
-                .find(|a| {
-                    &a.id == id
-                        && a.outcome == outcome
-                        && a.comparison == comparison
-                        && a.reference == reference
-                })
-                .is_some_and(healthgap_report::triangulation::total_covers_zero);
-            dagger |= unstable;
-            let label = if unstable {
-                format!("{id} †")
-            } else {
-                id.clone()
-            };
-            print!("  {label:<width$}");
-            for (w, (_, cells)) in widths.iter().zip(&t.rows) {
-                print!(" {:>w$}", cell(&cells[c]));
-            }
-            println!();
-        }
-        if dagger {
-            println!(
-                "  † the method's total has an interval that includes 0: its shares are unstable"
-            );
-        }
-    }
-    let totals: Vec<&str> = [
-        ("oaxaca_blinder", "Oaxaca–Blinder: the gap"),
-        ("gelbach", "Gelbach: the base coefficient"),
-        (
-            "disparity_reduction",
-            "disparity reduction: the initial disparity",
-        ),
-        ("hospital", "hospital: the gap"),
-        ("mediation", "mediation: the total effect"),
-    ]
-    .into_iter()
-    .filter(|(m, _)| results.analyses.iter().any(|a| a.method == *m))
-    .map(|(_, t)| t)
-    .collect();
-    if !totals.is_empty() {
-        println!(
-            "\nShares of each method's own total ({}); rest: what no block accounts for.\n\
-             Intervals, the triangulation with its caveats and every estimate are in the report.",
-            totals.join("; ")
-        );
-    }
 }
