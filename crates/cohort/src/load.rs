@@ -506,6 +506,76 @@ pub fn load_frame(
     file: &str,
 ) -> Result<Cohort, CohortError> {
     let rows_read = raw.height();
+    let filters = needed_columns(spec, &raw, file)?;
+    let raw = crate::typed::type_columns(raw, spec, file)?;
+    let labels = group_levels(spec, &raw, file)?;
+    let mut attrition = Vec::new();
+    let df = apply_filters(raw, &filters, &mut attrition)?;
+    let (mut df, group) = keep_groups(df, spec, &labels, file, &mut attrition)?;
+    check_outcomes_weights_cluster(&mut df, spec, file)?;
+    let kinds = covariate_kinds(&df, spec, file)?;
+    let display: Vec<String> = labels
+        .iter()
+        .map(|l| {
+            spec.group_display
+                .get(l)
+                .cloned()
+                .unwrap_or_else(|| l.clone())
+        })
+        .collect();
+    let table1 = table1::compute(&df, spec, &kinds, &group, &display);
+    let table1_complete = complete_table1(&df, spec, &kinds, &group, &display)?;
+    missing_policy(&df, spec)?;
+    // Extract typed arrays.
+    let outcomes = spec
+        .outcomes
+        .iter()
+        .map(|o| {
+            (
+                o.clone(),
+                numbers(&series(&df, &o.name))
+                    .into_iter()
+                    .map(|v| v.unwrap_or(f64::NAN))
+                    .collect(),
+            )
+        })
+        .collect();
+    let (variables, warnings) = extract_variables(&df, spec, kinds, file)?;
+    let cluster = spec.cluster.as_ref().map(|c| {
+        let cd = coded(&series(&df, c));
+        let codes: Vec<u32> = cd.codes.iter().map(|x| x.unwrap_or(0)).collect();
+        (c.clone(), codes, cd.levels.len())
+    });
+    let weights = spec.weights.as_ref().map(|w| {
+        numbers(&series(&df, w))
+            .into_iter()
+            .map(|x| x.unwrap_or(f64::NAN))
+            .collect()
+    });
+    Ok(Cohort {
+        source: spec.source.kind(),
+        files,
+        rows_read,
+        group_labels: display,
+        group,
+        attrition,
+        outcomes,
+        variables,
+        cluster,
+        weights,
+        table1,
+        warnings,
+        table1_complete,
+    })
+}
+
+/// Every column the plan names exists (each with the config key naming it);
+/// returns the parsed filters.
+fn needed_columns(
+    spec: &CohortSpec,
+    raw: &DataFrame,
+    file: &str,
+) -> Result<Vec<filter::Filter>, CohortError> {
     // Every referenced column must exist; each with the config key that names it.
     let mut needed: Vec<(String, String)> =
         vec![(spec.group_column.clone(), "[groups] column".into())];
@@ -543,12 +613,21 @@ pub fn load_frame(
     }
     for (c, role) in &needed {
         if raw.column(c).is_err() {
-            return Err(column_error(file, c, role, &raw));
+            return Err(column_error(file, c, role, raw));
         }
     }
-    let raw = crate::typed::type_columns(raw, spec, file)?;
+    Ok(filters)
+}
+
+/// The configured group levels occur in the data; returns them, the
+/// reference first.
+fn group_levels(
+    spec: &CohortSpec,
+    raw: &DataFrame,
+    file: &str,
+) -> Result<Vec<String>, CohortError> {
     // Group levels must exist in the data.
-    let raw_groups = coded(&series(&raw, &spec.group_column));
+    let raw_groups = coded(&series(raw, &spec.group_column));
     let mut labels = vec![spec.reference.clone()];
     labels.extend(spec.compare.iter().cloned());
     let present: std::collections::BTreeSet<&str> =
@@ -569,10 +648,18 @@ pub fn load_frame(
             });
         }
     }
+    Ok(labels)
+}
+
+/// The filters in order, each an attrition step.
+fn apply_filters(
+    raw: DataFrame,
+    filters: &[filter::Filter],
+    attrition: &mut Vec<AttritionStep>,
+) -> Result<DataFrame, CohortError> {
     // Filters, each logged.
-    let mut attrition = Vec::new();
     let mut df = raw;
-    for f in &filters {
+    for f in filters {
         let before = df.height();
         df = df
             .lazy()
@@ -588,6 +675,17 @@ pub fn load_frame(
             remaining: df.height(),
         });
     }
+    Ok(df)
+}
+
+/// The rows of the analysed groups (an attrition step) and their group codes.
+fn keep_groups(
+    mut df: DataFrame,
+    spec: &CohortSpec,
+    labels: &[String],
+    file: &str,
+    attrition: &mut Vec<AttritionStep>,
+) -> Result<(DataFrame, Vec<u32>), CohortError> {
     // Keep the analysed groups.
     let gc = coded(&series(&df, &spec.group_column));
     let to_label: Vec<Option<u32>> = gc
@@ -611,7 +709,7 @@ pub fn load_frame(
         excluded: before - df.height(),
         remaining: df.height(),
     });
-    if let Some(l) = empty_group(&group, &labels) {
+    if let Some(l) = empty_group(&group, labels) {
         return Err(CohortError::Groups {
             message: format!(
                 "group `{l}` has no rows after the filters ({}); relax [cohort] filters or drop it from [groups]",
@@ -619,9 +717,19 @@ pub fn load_frame(
             ),
         });
     }
+    Ok((df, group))
+}
+
+/// Outcomes are numeric (binary ones 0/1 or recoded by `event`), weights
+/// positive, the cluster never missing.
+fn check_outcomes_weights_cluster(
+    df: &mut DataFrame,
+    spec: &CohortSpec,
+    file: &str,
+) -> Result<(), CohortError> {
     // Types of outcomes, weights and cluster.
     for o in &spec.outcomes {
-        let s = series(&df, &o.name);
+        let s = series(df, &o.name);
         if !is_numeric(s.dtype()) {
             return Err(CohortError::InvalidColumn {
                 file: file.to_string(),
@@ -660,7 +768,7 @@ pub fn load_frame(
         }
     }
     if let Some(w) = &spec.weights {
-        let vals = numbers(&series(&df, w));
+        let vals = numbers(&series(df, w));
         if let Some(v) = vals
             .iter()
             .find(|v| !matches!(v, Some(x) if x.is_finite() && *x > 0.0))
@@ -676,7 +784,7 @@ pub fn load_frame(
         }
     }
     if let Some(c) = &spec.cluster {
-        let nulls = series(&df, c).null_count();
+        let nulls = series(df, c).null_count();
         if nulls > 0 {
             return Err(CohortError::InvalidColumn {
                 file: file.to_string(),
@@ -687,10 +795,20 @@ pub fn load_frame(
             });
         }
     }
+    Ok(())
+}
+
+/// Each covariate's kind: declared, or numeric for number columns and
+/// categorical otherwise; numeric ones finite.
+fn covariate_kinds(
+    df: &DataFrame,
+    spec: &CohortSpec,
+    file: &str,
+) -> Result<Vec<VarKind>, CohortError> {
     // Resolve covariate kinds and levels.
     let mut kinds = Vec::new();
     for v in &spec.variables {
-        let s = series(&df, &v.name);
+        let s = series(df, &v.name);
         let kind = match &v.kind {
             Some(k) => k.clone(),
             None if is_numeric(s.dtype()) => VarKind::Numeric,
@@ -720,23 +838,18 @@ pub fn load_frame(
         }
         kinds.push(kind);
     }
-    let display: Vec<String> = labels
-        .iter()
-        .map(|l| {
-            spec.group_display
-                .get(l)
-                .cloned()
-                .unwrap_or_else(|| l.clone())
-        })
-        .collect();
-    let table1 = table1::compute(&df, spec, &kinds, &group, &display);
-    let table1_complete = complete_table1(&df, spec, &kinds, &group, &display)?;
+    Ok(kinds)
+}
+
+/// `missing = "error"` refuses any missing value in a used column (with
+/// `complete_case` each analysis takes its own complete cases later).
+fn missing_policy(df: &DataFrame, spec: &CohortSpec) -> Result<(), CohortError> {
     // Missing data.
     let mut used: Vec<String> = spec.outcomes.iter().map(|o| o.name.clone()).collect();
     used.extend(spec.variables.iter().map(|v| v.name.clone()));
     let missing: Vec<(String, usize)> = used
         .iter()
-        .map(|c| (c.clone(), series(&df, c).null_count()))
+        .map(|c| (c.clone(), series(df, c).null_count()))
         .filter(|(_, n)| *n > 0)
         .collect();
     if !missing.is_empty() {
@@ -754,24 +867,22 @@ pub fn load_frame(
             MissingPolicy::CompleteCase => {}
         }
     }
-    // Extract typed arrays.
-    let outcomes = spec
-        .outcomes
-        .iter()
-        .map(|o| {
-            (
-                o.clone(),
-                numbers(&series(&df, &o.name))
-                    .into_iter()
-                    .map(|v| v.unwrap_or(f64::NAN))
-                    .collect(),
-            )
-        })
-        .collect();
+    Ok(())
+}
+
+/// The covariates as typed arrays (categoricals coded against their
+/// reference, rare levels merged by `min_count`), with the warnings of the
+/// merges.
+fn extract_variables(
+    df: &DataFrame,
+    spec: &CohortSpec,
+    kinds: Vec<VarKind>,
+    file: &str,
+) -> Result<(Vec<Variable>, Vec<String>), CohortError> {
     let mut variables = Vec::new();
     let mut warnings = Vec::new();
     for (v, kind) in spec.variables.iter().zip(kinds) {
-        let s = series(&df, &v.name);
+        let s = series(df, &v.name);
         let values = match kind {
             VarKind::Numeric => Values::Numeric(
                 numbers(&s)
@@ -855,32 +966,7 @@ pub fn load_frame(
             values,
         });
     }
-    let cluster = spec.cluster.as_ref().map(|c| {
-        let cd = coded(&series(&df, c));
-        let codes: Vec<u32> = cd.codes.iter().map(|x| x.unwrap_or(0)).collect();
-        (c.clone(), codes, cd.levels.len())
-    });
-    let weights = spec.weights.as_ref().map(|w| {
-        numbers(&series(&df, w))
-            .into_iter()
-            .map(|x| x.unwrap_or(f64::NAN))
-            .collect()
-    });
-    Ok(Cohort {
-        source: spec.source.kind(),
-        files,
-        rows_read,
-        group_labels: display,
-        group,
-        attrition,
-        outcomes,
-        variables,
-        cluster,
-        weights,
-        table1,
-        warnings,
-        table1_complete,
-    })
+    Ok((variables, warnings))
 }
 
 /// Table 1 of the rows with every used outcome and covariate present; None
