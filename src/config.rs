@@ -645,6 +645,12 @@ fn plain_types(msg: &str) -> String {
     }
     out.replace("a sequence", "a list [...]")
         .replace("expected a map", "expected a table")
+        .replace("expected usize", "expected a whole number, 0 or more")
+        .replace("expected u64", "expected a whole number, 0 or more")
+        .replace("expected u32", "expected a whole number, 0 or more")
+        .replace("expected f64", "expected a number")
+        .replace(" as i128", "")
+        .replace(" as u128", "")
 }
 
 /// Parses the TOML text. Typos in keys and values name the nearest valid one.
@@ -692,9 +698,10 @@ fn locate_in_analyses(text: &str) -> Option<ConfigError> {
             if error.line.is_none_or(|l| l <= h + 1) {
                 // A tagged table's errors carry no position: find the line
                 // holding the offending value, or point at the header.
-                let value = e
-                    .message()
+                let msg = e.message();
+                let value = msg
                     .strip_prefix("invalid type: ")
+                    .or_else(|| msg.strip_prefix("invalid value: "))
                     .and_then(|m| m.split(", expected").next())
                     .map(|v| {
                         v.trim_start_matches("string ")
@@ -702,6 +709,12 @@ fn locate_in_analyses(text: &str) -> Option<ConfigError> {
                             .trim_start_matches("floating point ")
                             .trim_matches('`')
                             .to_string()
+                    })
+                    .or_else(|| {
+                        // `unknown variant `x``: the offending value.
+                        msg.strip_prefix("unknown variant ")
+                            .and_then(|m| m.split('`').nth(1))
+                            .map(|v| format!("\"{v}\""))
                     });
                 error.line = Some(
                     value
@@ -784,7 +797,7 @@ fn explain(e: &toml::de::Error, text: &str) -> ConfigError {
                     .unwrap_or_default(),
                 expected.join(", ")
             )
-        } else if msg.starts_with("invalid type") {
+        } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
             // Name the key of the offending line and say what is expected in
             // plain words (not Rust type names).
             let key = line
@@ -792,14 +805,17 @@ fn explain(e: &toml::de::Error, text: &str) -> ConfigError {
                 .and_then(|l| l.split('=').next())
                 .map(|k| k.trim().trim_start_matches('{').trim())
                 .filter(|k| !k.is_empty() && !k.contains(' '));
-            let plain = msg
-                .replace("expected usize", "expected a whole number without quotes")
-                .replace("expected u64", "expected a whole number without quotes")
-                .replace("expected f64", "expected a number without quotes")
-                .replace(
-                    "expected a boolean",
-                    "expected true or false without quotes",
-                );
+            let plain = if msg.starts_with("invalid type") {
+                msg.replace("expected usize", "expected a whole number without quotes")
+                    .replace("expected u64", "expected a whole number without quotes")
+                    .replace("expected f64", "expected a number without quotes")
+                    .replace(
+                        "expected a boolean",
+                        "expected true or false without quotes",
+                    )
+            } else {
+                plain_types(&msg)
+            };
             match key {
                 Some(k) => format!("`{k}`: {plain}"),
                 None => plain,

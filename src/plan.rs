@@ -215,6 +215,20 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     };
     let reference = value_of(&raw.groups.reference);
     let compare: Vec<String> = raw.groups.compare.iter().map(value_of).collect();
+    for (value, label) in &group_labels {
+        if group_labels.values().filter(|l| *l == label).count() > 1 {
+            bail!(
+                "[groups] labels: the label `{label}` is given to more than one value; each group needs its own label"
+            );
+        }
+        if *value != reference && !compare.contains(value) {
+            bail!(
+                "[groups] labels: `{value}` is neither the reference (`{reference}`) nor a \
+                 comparison group ({}); label only the analysed values",
+                compare.join(", ")
+            );
+        }
+    }
     if compare.is_empty() {
         bail!("[groups] compare needs at least one comparison group");
     }

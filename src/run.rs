@@ -70,11 +70,11 @@ fn attrition_rows(cohort: &Cohort, min_cell: usize) -> Vec<AttritionRow> {
 /// Prints the cohort summary (n per group, clusters, attrition), suppressed.
 fn print_cohort(plan: &Plan, cohort: &Cohort) {
     let m = plan.min_cell;
-    println!("{}", plan.study_name);
-    println!("  data: {} ({} rows read)", cohort.source, cohort.rows_read);
+    outln!("{}", plan.study_name);
+    outln!("  data: {} ({} rows read)", cohort.source, cohort.rows_read);
     let show = |v: Option<usize>| v.map_or(format!("<{m}"), |n| n.to_string());
     for row in attrition_rows(cohort, m) {
-        println!(
+        outln!(
             "  {:<48} excluded {:>9}  remaining {:>9}",
             row.step,
             show(row.excluded),
@@ -82,10 +82,10 @@ fn print_cohort(plan: &Plan, cohort: &Cohort) {
         );
     }
     for (label, n) in cohort.group_labels.iter().zip(cohort.group_counts()) {
-        println!("  group {label:<20} n = {}", suppress::text(n, m));
+        outln!("  group {label:<20} n = {}", suppress::text(n, m));
     }
     if let Some((name, _, g)) = &cohort.cluster {
-        println!("  clusters: {g} ({name})");
+        outln!("  clusters: {g} ({name})");
     }
 }
 
@@ -95,10 +95,10 @@ pub fn check(config: &Path) -> Result<()> {
     let cohort = load(&plan)?;
     print_cohort(&plan, &cohort);
     for (block, vars) in &plan.blocks {
-        println!("  block {block:<16} {}", vars.join(", "));
+        outln!("  block {block:<16} {}", vars.join(", "));
     }
     for a in &plan.analyses {
-        println!(
+        outln!(
             "  analysis {:<20} {} on {}: {}",
             a.id,
             a.raw.method(),
@@ -113,7 +113,7 @@ pub fn check(config: &Path) -> Result<()> {
         .map(|a| a.id.as_str())
         .collect();
     if !not_yet.is_empty() {
-        println!(
+        outln!(
             "  note: not implemented in this version, `run` will skip: {}",
             not_yet.join(", ")
         );
@@ -127,18 +127,25 @@ pub fn check(config: &Path) -> Result<()> {
         let mut dry = a.clone();
         dry.inference.replicates = 0;
         dry.inference.interval = RawInterval::Percentile;
-        if let Err(err) = run_analysis(&plan, &cohort, &dry) {
-            failed.push(format!(
+        match run_analysis(&plan, &cohort, &dry) {
+            Err(err) => failed.push(format!(
                 "analysis `{}` ({}) failed: {err:#}",
                 a.id,
                 a.raw.method()
-            ));
+            )),
+            Ok(run) => failed.extend(run.failures.iter().map(|reason| {
+                format!(
+                    "analysis `{}` ({}) failed for {reason}",
+                    a.id,
+                    a.raw.method()
+                )
+            })),
         }
     }
     if !failed.is_empty() {
         bail!("{}", failed.join("\n"));
     }
-    println!(
+    outln!(
         "config OK: {} analyses (each fitted once on the data, without inference)",
         plan.analyses.len()
     );
@@ -389,7 +396,14 @@ fn complete_case_report(
 
 /// Runs one analysis for every outcome and comparison group, each outcome on
 /// the complete cases of its variables.
-fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<AnalysisResult>> {
+/// One analysis's results, and the outcome × comparison pairs that failed
+/// (each `<outcome>, <comparison> vs <reference>: <reason>`).
+struct AnalysisRun {
+    results: Vec<AnalysisResult>,
+    failures: Vec<String>,
+}
+
+fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<AnalysisRun> {
     let analysis_vars = analysis_variables(plan, a);
     let comparisons = full.group_labels.len() - 1;
     let bar = replicate_bar(a, comparisons);
@@ -398,13 +412,14 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<Anal
     let variables: Vec<String> = plan.blocks.values().flatten().cloned().collect();
     let full_counts = full.group_counts();
     let mut out = Vec::new();
+    let mut failures = Vec::new();
     for outcome in &a.outcomes {
         let (subset, steps) = full.complete_cases(outcome, &analysis_vars);
         let cohort: &Cohort = subset.as_ref().unwrap_or(full);
         if let Some(last) = steps.last()
             && let Some(g) = last.remaining.iter().position(|n| *n == 0)
         {
-            bail!(
+            failures.push(format!(
                 "{outcome}: group `{}` has no complete cases for this analysis (missing values in {})",
                 full.group_labels[g],
                 steps
@@ -412,7 +427,8 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<Anal
                     .map(|s| s.variable.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            ));
+            continue;
         }
         let named_cluster = cohort
             .cluster
@@ -455,17 +471,29 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<Anal
                 spec: &spec,
                 progress: &progress,
             };
-            let (output, info) = match &a.raw {
-                RawAnalysis::Crude { .. } => run_crude(&pair)?,
-                RawAnalysis::OaxacaBlinder { .. } => run_oaxaca_blinder(&pair)?,
-                RawAnalysis::Gelbach { .. } => run_gelbach(&pair)?,
-                RawAnalysis::Hospital { .. } => {
-                    let (output, info, rows) = run_hospital(&pair)?;
+            let ran = match &a.raw {
+                RawAnalysis::Crude { .. } => run_crude(&pair),
+                RawAnalysis::OaxacaBlinder { .. } => run_oaxaca_blinder(&pair),
+                RawAnalysis::Gelbach { .. } => run_gelbach(&pair),
+                RawAnalysis::Hospital { .. } => run_hospital(&pair).map(|(output, info, rows)| {
                     hospitals = rows;
                     (output, info)
+                }),
+                RawAnalysis::DisparityReduction { .. } => run_disparity_reduction(&pair),
+                RawAnalysis::Mediation { .. } => run_mediation(&pair),
+            };
+            // One failing comparison does not discard the others.
+            let (output, info) = match ran {
+                Ok(ran) => ran,
+                Err(err) => {
+                    let reason = format!("{err:#}");
+                    failures.push(if reason.starts_with(outcome.as_str()) {
+                        reason
+                    } else {
+                        format!("{outcome}, {} vs {}: {reason}", labels[1], labels[0])
+                    });
+                    continue;
                 }
-                RawAnalysis::DisparityReduction { .. } => run_disparity_reduction(&pair)?,
-                RawAnalysis::Mediation { .. } => run_mediation(&pair)?,
             };
             // Rows and events per group of this analysis's sample (the
             // small-cell passes in `run` work on these, not on the cohort's).
@@ -503,7 +531,13 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Vec<Anal
         }
     }
     bar.finish_and_clear();
-    Ok(out)
+    if out.is_empty() && !failures.is_empty() {
+        bail!("{}", failures.join("; "));
+    }
+    Ok(AnalysisRun {
+        results: out,
+        failures,
+    })
 }
 
 /// One outcome and comparison of one analysis: what every method's runner
@@ -1143,7 +1177,22 @@ fn run_analyses(plan: &Plan, cohort: &Cohort) -> Result<Ran> {
         }
         let started = std::time::Instant::now();
         let results = match run_analysis(plan, cohort, a) {
-            Ok(results) => results,
+            Ok(run) => {
+                for reason in run.failures {
+                    eprintln!("{}: failed: {reason}", a.id);
+                    warnings.push(format!(
+                        "analysis `{}` ({}) failed for {reason}",
+                        a.id,
+                        a.raw.method()
+                    ));
+                    failed.push(FailedAnalysis {
+                        id: a.id.clone(),
+                        method: a.raw.method().into(),
+                        reason,
+                    });
+                }
+                run.results
+            }
             Err(err) => {
                 // One failing analysis does not discard the others: it is
                 // reported as failed and the run exits with code 3.
@@ -1204,13 +1253,34 @@ fn suppress_small_cells(
     for a in analyses.iter_mut() {
         let small = |label: &str| counts.get(label).is_some_and(|n| *n < m);
         let small_sample = a.sample_counts.iter().any(|(n, _)| *n < m);
-        if small(&a.reference) || small(&a.comparison) || small_sample {
+        // A hidden complete-case exclusion would come back as the cohort's
+        // group size minus the analysis's n.
+        let hidden_exclusion = a.attrition.iter().any(|r| r.excluded.is_none());
+        if small(&a.reference) || small(&a.comparison) || small_sample || hidden_exclusion {
             a.n = None;
             for model in &mut a.models {
                 model.n = None;
             }
         }
+        // A model fitted on fewer rows than a shown count by fewer than
+        // min_cell (e.g. singleton hospitals dropped) would reveal the
+        // difference: its n is hidden.
+        let mut shown: Vec<usize> = a.n.into_iter().collect();
+        shown.extend(a.sample_counts.iter().map(|(n, _)| *n));
+        shown.extend(
+            [&a.reference, &a.comparison]
+                .iter()
+                .filter_map(|l| counts.get(l.as_str()).copied()),
+        );
+        for model in &mut a.models {
+            if let Some(n) = model.n
+                && shown.iter().any(|&s| s > n && s - n < m)
+            {
+                model.n = None;
+            }
+        }
     }
+    hide_rare_level_terms(analyses, cohort, m, warnings);
     // A binary outcome with fewer than min_cell events or non-events in a
     // group: every estimate of its gap would give the count back (the group's
     // mean times its shown n), so that outcome and comparison is not reported.
@@ -1278,6 +1348,64 @@ fn suppress_small_cells(
                 a.inference.interval
             ));
         }
+    }
+}
+
+/// Coefficients and detailed terms of a categorical level held by fewer than
+/// `m` patients would disclose those patients' outcomes (a dummy of one
+/// person is that person's residual): they are removed from the estimates
+/// and the model tables, with a warning that names the fix.
+fn hide_rare_level_terms(
+    analyses: &mut [AnalysisResult],
+    cohort: &Cohort,
+    m: usize,
+    warnings: &mut Vec<String>,
+) {
+    let mut rare: Vec<String> = Vec::new();
+    for v in &cohort.variables {
+        if let Values::Categorical {
+            codes,
+            levels,
+            absorb: false,
+        } = &v.values
+        {
+            let mut n = vec![0usize; levels.len()];
+            for &c in codes {
+                if let Some(k) = n.get_mut(c as usize) {
+                    *k += 1;
+                }
+            }
+            rare.extend(
+                levels
+                    .iter()
+                    .zip(&n)
+                    .filter(|(_, k)| **k > 0 && **k < m)
+                    .map(|(l, _)| format!("{}={l}", v.name)),
+            );
+        }
+    }
+    if rare.is_empty() {
+        return;
+    }
+    let mut removed = false;
+    for a in analyses.iter_mut() {
+        let before = a.estimates.len();
+        a.estimates
+            .retain(|e| e.term.as_ref().is_none_or(|t| !rare.contains(t)));
+        removed |= a.estimates.len() < before;
+        for model in &mut a.models {
+            let before = model.coefficients.len();
+            model.coefficients.retain(|c| !rare.contains(&c.term));
+            removed |= model.coefficients.len() < before;
+        }
+    }
+    if removed {
+        warnings.push(format!(
+            "the coefficients and detailed terms of {} are not shown: each of these levels has \
+             fewer than {m} patients, so its coefficient would disclose their outcomes (merge \
+             rare levels with [variables] NAME = {{ type = \"categorical\", min_count = {m} }})",
+            rare.join(", ")
+        ));
     }
 }
 
@@ -1437,7 +1565,8 @@ fn fallback_to_delta(
     let mut delta = a.clone();
     delta.inference.method = RawInferenceMethod::Delta;
     let replacements = run_analysis(plan, cohort, &delta)
-        .with_context(|| format!("analysis `{}` (the delta-method fallback)", a.id))?;
+        .with_context(|| format!("analysis `{}` (the delta-method fallback)", a.id))?
+        .results;
     for r in results
         .iter_mut()
         .filter(|r| r.inference.withheld.is_some())

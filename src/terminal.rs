@@ -64,7 +64,7 @@ pub fn print_warnings(results: &Results) {
 pub fn print_summary(results: &Results, input: &ReportInput) {
     use healthgap_report::format::{Scale, percent};
     use healthgap_report::triangulation::{pairs, triangulate};
-    println!("{}", results.study.name);
+    outln!("{}", results.study.name);
     let tables = triangulate(&results.analyses, input.factors);
     for (outcome, reference, comparison) in pairs(&results.analyses) {
         let binary = input.outcomes.iter().any(|o| o.name == outcome && o.binary);
@@ -87,7 +87,7 @@ pub fn print_summary(results: &Results, input: &ReportInput) {
                 })
             })
             .unwrap_or_default();
-        println!("\n{outcome}, {comparison} vs {reference}: {gap}");
+        outln!("\n{outcome}, {comparison} vs {reference}: {gap}");
         let Some(t) = tables.iter().find(|t| {
             t.outcome == outcome && t.comparison == comparison && t.reference == reference
         }) else {
@@ -136,11 +136,11 @@ pub fn print_summary(results: &Results, input: &ReportInput) {
                     .unwrap_or(6)
             })
             .collect();
-        print!("  {:<width$}", "share of total");
+        out!("  {:<width$}", "share of total");
         for (h, w) in heads.iter().zip(&widths) {
-            print!(" {h:>w$}");
+            out!(" {h:>w$}");
         }
-        println!();
+        outln!();
         let mut dagger = false;
         for (c, (id, _)) in t.columns.iter().enumerate() {
             let unstable = results
@@ -152,22 +152,23 @@ pub fn print_summary(results: &Results, input: &ReportInput) {
                         && a.comparison == comparison
                         && a.reference == reference
                 })
-                .is_some_and(healthgap_report::triangulation::total_covers_zero);
+                .is_some_and(healthgap_report::triangulation::shares_unstable);
             dagger |= unstable;
             let label = if unstable {
                 format!("{id} †")
             } else {
                 id.clone()
             };
-            print!("  {label:<width$}");
+            out!("  {label:<width$}");
             for (w, (_, cells)) in widths.iter().zip(&t.rows) {
-                print!(" {:>w$}", cell(&cells[c]));
+                out!(" {:>w$}", cell(&cells[c]));
             }
-            println!();
+            outln!();
         }
         if dagger {
-            println!(
-                "  † the method's total has an interval that includes 0: its shares are unstable"
+            outln!(
+                "  † the method's total has an interval that includes 0, or none (withheld): its \
+                 shares are unstable"
             );
         }
     }
@@ -186,7 +187,7 @@ pub fn print_summary(results: &Results, input: &ReportInput) {
     .map(|(_, t)| t)
     .collect();
     if !totals.is_empty() {
-        println!(
+        outln!(
             "\nShares of each method's own total ({}); rest: what no block accounts for.\n\
              Intervals, the triangulation with its caveats and every estimate are in the report.",
             totals.join("; ")

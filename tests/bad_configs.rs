@@ -210,6 +210,24 @@ fn cases() -> Vec<Case> {
             &["line 34", "`outcomes`", "expected a list"],
         ),
         case(
+            "a misspelt value inside an analysis names its line",
+            analysis(
+                "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"los_days\"]\n\
+                 allowable = [\"biological\"]\ntargets = [\"socioeconomic\"]\nestimator = \"g-computation\"",
+            ),
+            &[
+                "line 37",
+                "number 2 (id `dr`",
+                "`estimator`",
+                "did you mean `gcomputation`",
+            ],
+        ),
+        case(
+            "a negative whole number",
+            replaced("seed = 1", "seed = -1"),
+            &["line 3", "`seed`", "a whole number, 0 or more"],
+        ),
+        case(
             "an outcome not in [outcomes]",
             replaced("outcomes = [\"los_days\"]", "outcomes = [\"los_dayz\"]"),
             &[
@@ -240,6 +258,22 @@ fn cases() -> Vec<Case> {
             "a group level that does not occur",
             replaced("compare = [\"Black\"]", "compare = [\"Blak\"]"),
             &["group level `Blak` does not occur", "did you mean `Black`"],
+        ),
+        case(
+            "two groups with one label",
+            replaced(
+                "compare = [\"Black\"]",
+                "compare = [\"Black\"]\nlabels = { White = \"A\", Black = \"A\" }",
+            ),
+            &["given to more than one value"],
+        ),
+        case(
+            "a label for a value not analysed",
+            replaced(
+                "compare = [\"Black\"]",
+                "compare = [\"Black\"]\nlabels = { White = \"W\", Asian = \"A\" }",
+            ),
+            &["`Asian` is neither the reference"],
         ),
         case(
             "the reference among the comparisons",

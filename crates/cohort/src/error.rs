@@ -85,6 +85,12 @@ pub enum CohortError {
         /// What is wrong.
         message: String,
     },
+    /// Several column errors at once (each on its own line).
+    #[error("{} problems in the data:\n{}", errors.len(), errors.join("\n"))]
+    Several {
+        /// The errors.
+        errors: Vec<String>,
+    },
     /// Missing values under `missing = "error"`.
     #[error("missing values in {}; set [cohort] missing = \"complete_case\" to drop those rows, or fill them", columns.join(", "))]
     MissingValues {

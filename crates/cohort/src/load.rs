@@ -507,11 +507,12 @@ pub fn load_frame(
 ) -> Result<Cohort, CohortError> {
     let rows_read = raw.height();
     let filters = needed_columns(spec, &raw, file)?;
-    let raw = crate::typed::type_columns(raw, spec, file)?;
+    let mut type_warnings = Vec::new();
+    let raw = crate::typed::type_columns(raw, spec, file, &mut type_warnings)?;
     let labels = group_levels(spec, &raw, file)?;
     let mut attrition = Vec::new();
     let df = apply_filters(raw, &filters, &mut attrition)?;
-    let (mut df, group) = keep_groups(df, spec, &labels, file, &mut attrition)?;
+    let (mut df, group) = keep_groups(df, spec, &labels, file, &mut attrition, &mut type_warnings)?;
     check_outcomes_weights_cluster(&mut df, spec, file)?;
     let kinds = covariate_kinds(&df, spec, file)?;
     let display: Vec<String> = labels
@@ -540,7 +541,8 @@ pub fn load_frame(
             )
         })
         .collect();
-    let (variables, warnings) = extract_variables(&df, spec, kinds, file)?;
+    let (variables, mut warnings) = extract_variables(&df, spec, kinds, file)?;
+    warnings.splice(0..0, type_warnings);
     let cluster = spec.cluster.as_ref().map(|c| {
         let cd = coded(&series(&df, c));
         let codes: Vec<u32> = cd.codes.iter().map(|x| x.unwrap_or(0)).collect();
@@ -685,9 +687,11 @@ fn keep_groups(
     labels: &[String],
     file: &str,
     attrition: &mut Vec<AttritionStep>,
+    warnings: &mut Vec<String>,
 ) -> Result<(DataFrame, Vec<u32>), CohortError> {
     // Keep the analysed groups.
     let gc = coded(&series(&df, &spec.group_column));
+    warnings.extend(dirty_group_values(&gc, labels, &spec.group_column));
     let to_label: Vec<Option<u32>> = gc
         .levels
         .iter()
@@ -704,8 +708,17 @@ fn keep_groups(
         .filter(&mask)
         .map_err(|e| read_error(Path::new(file), e))?;
     let group: Vec<u32> = codes.into_iter().flatten().collect();
+    let shown: Vec<String> = labels
+        .iter()
+        .map(|l| {
+            spec.group_display
+                .get(l)
+                .cloned()
+                .unwrap_or_else(|| l.clone())
+        })
+        .collect();
     attrition.push(AttritionStep {
-        step: format!("{} in {{{}}}", spec.group_column, labels.join(", ")),
+        step: format!("{} in {{{}}}", spec.group_column, shown.join(", ")),
         excluded: before - df.height(),
         remaining: df.height(),
     });
@@ -718,6 +731,43 @@ fn keep_groups(
         });
     }
     Ok((df, group))
+}
+
+/// A warning when group values are missing, or differ from a configured
+/// level only by spaces or case (`"White "` for `White`): those rows leave
+/// with the other groups in the attrition step, which would otherwise hide
+/// them.
+fn dirty_group_values(gc: &Coded, labels: &[String], column: &str) -> Option<String> {
+    let near: Vec<String> = gc
+        .levels
+        .iter()
+        .filter(|l| !labels.contains(l))
+        .filter(|l| {
+            labels
+                .iter()
+                .any(|x| x.trim().eq_ignore_ascii_case(l.trim()))
+        })
+        .map(|l| format!("{l:?}"))
+        .collect();
+    let blank = gc.codes.iter().any(Option::is_none);
+    if near.is_empty() && !blank {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if blank {
+        parts.push("missing values".to_string());
+    }
+    if !near.is_empty() {
+        parts.push(format!(
+            "values that differ from a configured level only by spaces or case ({})",
+            near.join(", ")
+        ));
+    }
+    Some(format!(
+        "the group column `{column}` has {}: these rows are excluded with the other groups in \
+         the attrition step; clean the values if they belong to an analysed group",
+        parts.join(" and ")
+    ))
 }
 
 /// Outcomes are numeric (binary ones 0/1 or recoded by `event`), weights
@@ -1039,13 +1089,45 @@ fn merge_rare_levels(
         counts[code] += cd.counts[l];
         to.push(code as u32);
     }
+    // `other` itself too rare: it joins the reference (or the largest level).
+    let mut also = String::new();
+    if let Some(o) = levels.iter().position(|l| l == "other")
+        && counts[o] < min
+        && levels.len() > 1
+    {
+        let target = reference
+            .and_then(|r| levels.iter().position(|l| l == r))
+            .unwrap_or_else(|| {
+                (0..levels.len())
+                    .filter(|&l| l != o)
+                    .max_by_key(|&l| counts[l])
+                    .unwrap_or(0)
+            });
+        also = format!(
+            "; `other` itself had fewer than {min} rows and joined `{}`",
+            levels[target]
+        );
+        counts[target] += counts[o];
+        for t in to.iter_mut() {
+            if *t as usize == o {
+                *t = target as u32;
+            }
+        }
+        for t in to.iter_mut() {
+            if *t as usize > o {
+                *t -= 1;
+            }
+        }
+        levels.remove(o);
+        counts.remove(o);
+    }
     for c in cd.codes.iter_mut().flatten() {
         *c = to[*c as usize];
     }
     cd.levels = levels;
     cd.counts = counts;
     Some(format!(
-        "{name}: {} level(s) with fewer than {min} rows merged into `other` (min_count): {}",
+        "{name}: {} level(s) with fewer than {min} rows merged into `other` (min_count): {}{also}",
         names.len(),
         names.join(", ")
     ))

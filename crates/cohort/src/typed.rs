@@ -66,7 +66,9 @@ pub(crate) fn type_columns(
     mut df: DataFrame,
     spec: &CohortSpec,
     file: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<DataFrame, CohortError> {
+    let mut errors: Vec<CohortError> = Vec::new();
     for (name, how) in uses(spec) {
         let Ok(column) = df.column(&name) else {
             continue;
@@ -107,7 +109,11 @@ pub(crate) fn type_columns(
             Use::Levels => false,
         };
         if numeric && !bad.is_empty() {
-            return Err(not_numbers(file, &name, how, &bad, spec));
+            errors.push(not_numbers(file, &name, how, &bad, spec));
+            continue;
+        }
+        if !numeric {
+            warnings.extend(missing_like_levels(&name, &texts));
         }
         let series = if numeric {
             Series::new(name.as_str().into(), parsed)
@@ -121,7 +127,40 @@ pub(crate) fn type_columns(
                 message: e.to_string(),
             })?;
     }
-    Ok(df)
+    match errors.len() {
+        0 => Ok(df),
+        1 => Err(errors.remove(0)),
+        _ => Err(CohortError::Several {
+            errors: errors.iter().map(ToString::to_string).collect(),
+        }),
+    }
+}
+
+/// Texts that usually mean "missing" in exported data.
+const MISSING_LIKE: [&str; 9] = [
+    ".", "unknown", "missing", "n/a", "na", "-", "?", "none", "null",
+];
+
+/// A warning when a text column used as categories has a level that looks
+/// like a missing-value code (not in `na_values`): it would enter the models
+/// as a category of its own.
+fn missing_like_levels(name: &str, texts: &[Option<String>]) -> Option<String> {
+    let mut found: Vec<&str> = Vec::new();
+    for t in texts.iter().flatten() {
+        let t = t.trim();
+        if MISSING_LIKE.contains(&t.to_lowercase().as_str()) && !found.contains(&t) {
+            found.push(t);
+        }
+    }
+    (!found.is_empty()).then(|| {
+        let quoted: Vec<String> = found.iter().map(|t| format!("{t:?}")).collect();
+        format!(
+            "column `{name}` has the level(s) {} that look like missing-value codes; they are \
+             analysed as categories of their own. If they mean \"missing\", list them in [data] \
+             na_values",
+            quoted.join(", ")
+        )
+    })
 }
 
 /// The error for values that do not parse as numbers.
@@ -141,11 +180,18 @@ fn not_numbers(
         Use::Numeric(role) => format!(" ({role})"),
         _ => String::new(),
     };
-    let na: Vec<String> = spec.na_values.iter().map(|v| format!("{v:?}")).collect();
+    // The fix: the current na_values plus the offending texts.
+    let mut na: Vec<String> = spec.na_values.iter().map(|v| format!("{v:?}")).collect();
+    for (_, value) in bad {
+        let q = format!("{value:?}");
+        if !na.contains(&q) {
+            na.push(q);
+        }
+    }
     let mut message = format!(
         "{} value(s) are not numbers{role}: {}{} (rows counted from 1 after the header). If \
-         they mean \"missing\", list them in [data] na_values, e.g. na_values = [\".\", \"NA\", \
-         \"\"] (now [{}]); otherwise correct the data",
+         they mean \"missing\", list them in [data] na_values: na_values = [{}]; otherwise \
+         correct the data",
         bad.len(),
         shown.join(", "),
         if bad.len() > SHOWN { ", …" } else { "" },

@@ -78,6 +78,9 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
         if let Some(g) = &p.gap {
             let _ = writeln!(out, "Gap: **{}**", escape(g));
         }
+        if let Some(n) = &p.samples_note {
+            let _ = writeln!(out, "\n{}", escape(n));
+        }
         if let Some(t) = &p.triangulation {
             table(&mut out, t);
         }

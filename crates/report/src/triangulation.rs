@@ -113,12 +113,14 @@ fn option_text(a: &AnalysisResult, key: &str) -> Option<String> {
 
 /// The breakdown of one analysis (None for methods without one, e.g. crude,
 /// or when its rows are missing).
-/// Whether a method's total has an interval that includes 0, which makes
-/// its shares unstable (flagged † in the report and the terminal).
-pub fn total_covers_zero(a: &AnalysisResult) -> bool {
-    breakdown(a, &[])
-        .and_then(|b| b.total.ci)
-        .is_some_and(|(lo, hi)| lo <= 0.0 && hi >= 0.0)
+/// Whether a method's shares are unstable (flagged † in the report and the
+/// terminal): its total has an interval that includes 0, or no interval at
+/// all (withheld), so that nothing says the shares are firm.
+pub fn shares_unstable(a: &AnalysisResult) -> bool {
+    breakdown(a, &[]).is_some_and(|b| match b.total.ci {
+        Some((lo, hi)) => lo <= 0.0 && hi >= 0.0,
+        None => true,
+    })
 }
 
 pub fn breakdown(a: &AnalysisResult, factors: &[(String, Vec<String>)]) -> Option<Breakdown> {

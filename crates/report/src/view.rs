@@ -75,6 +75,9 @@ pub struct PairView {
     pub anchor: String,
     /// The crude gap with its interval, if a crude analysis ran.
     pub gap: Option<String>,
+    /// Said when the methods' samples differ (complete cases of different
+    /// variables).
+    pub samples_note: Option<String>,
     /// One waterfall per decomposition.
     pub figures: Vec<Figure>,
     /// Factor blocks × methods.
@@ -409,7 +412,7 @@ fn triangulation_table(
     let mut unstable = vec![false; t.columns.len()];
     head.extend(t.columns.iter().enumerate().map(|(c, (id, m))| {
         let a = analyses.iter().find(|a| &a.id == id).copied();
-        unstable[c] = a.is_some_and(crate::triangulation::total_covers_zero);
+        unstable[c] = a.is_some_and(crate::triangulation::shares_unstable);
         let name = if id == m {
             id.clone()
         } else {
@@ -455,8 +458,8 @@ fn triangulation_table(
              bootstrap, with the total's uncertainty and its covariance with the part); a share \
              whose total's interval includes 0 has none.{}",
             if unstable.iter().any(|u| *u) {
-                " † The method's total has an interval that includes 0: its shares are unstable \
-                 and can exceed 100% or change sign."
+                " † The method's total has an interval that includes 0, or none (withheld): its \
+                 shares are unstable and can exceed 100% or change sign."
             } else {
                 ""
             }
@@ -912,10 +915,17 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
                 .collect(),
             None => Vec::new(),
         };
+        let samples_note = here.iter().any(|a| !a.attrition.is_empty()).then(|| {
+            "The samples differ: each analysis uses the complete cases of its own variables, so \
+             the gap above is the crude analysis's and each method's shares are of its own total \
+             on its own sample (each analysis's attrition is under Method details)."
+                .to_string()
+        });
         pair_views.push(PairView {
             title: format!("{label}: {comparison} vs {reference}"),
             anchor: slug(&["pair", &outcome, &comparison]),
             gap,
+            samples_note,
             figures: figs,
             triangulation,
         });
