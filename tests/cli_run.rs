@@ -990,3 +990,36 @@ fn messy_values_are_named() {
         "{err}"
     );
 }
+
+/// A group model's clusters are those its rows are in (as pyfixest counts G
+/// on its estimation sample), not every hospital of the cohort.
+#[test]
+fn group_models_count_their_own_clusters() {
+    let dir = Dir::new();
+    fixture(&dir);
+    let config = CONFIG
+        .replace(
+            "death_30d = { type = \"binary\" }",
+            "los_days = { type = \"continuous\" }",
+        )
+        .replace(
+            "[[analysis]]\nmethod = \"crude\"\noutcomes = [\"death_30d\"]",
+            "[[analysis]]\nmethod = \"oaxaca_blinder\"\noutcomes = [\"los_days\"]",
+        );
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    dir.ok(&["run", "study.toml"]);
+    let r = results(&dir, "out");
+    let total = r["cohort"]["clusters"].as_u64().unwrap();
+    let models = r["analyses"][0]["models"].as_array().unwrap();
+    let clusters = |needle: &str| {
+        models
+            .iter()
+            .find(|m| m["label"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {models:?}"))["clusters"]
+            .as_u64()
+            .unwrap()
+    };
+    let black = clusters("Black");
+    assert!(black < total, "Black model: {black} of {total} clusters");
+    assert!(clusters("White") <= total);
+}

@@ -510,7 +510,7 @@ pub fn linear_summary(
             Some((name, _, g)) => {
                 let scores = cells.cluster_scores(spec, fit);
                 let mut meat = vec![0.0; k * k];
-                for c in 0..g {
+                for c in 0..scores.len() / k.max(1) {
                     let row = &scores[c * k..(c + 1) * k];
                     for a in 0..k {
                         for b in 0..k {
@@ -518,6 +518,18 @@ pub fn linear_summary(
                         }
                     }
                 }
+                // G counts the clusters present in this fit's rows (a group
+                // model sees only its group's hospitals), as pyfixest counts
+                // them on its estimation sample.
+                let mut present = vec![false; g];
+                for (c, &grp) in cells.group.iter().enumerate() {
+                    if spec.groups[grp as usize]
+                        && let Some(p) = present.get_mut(cells.cluster[c] as usize)
+                    {
+                        *p = true;
+                    }
+                }
+                let g = present.iter().filter(|p| **p).count().max(2);
                 let (gf, nf) = (g as f64, fit.n);
                 // K as fixest/pyfixest count it: absorbed levels nested in the
                 // clusters count as one parameter, otherwise each level counts.
@@ -570,7 +582,16 @@ pub fn linear_summary(
         iterations: 1,
         absorbed: absorbed
             .iter()
-            .map(|a| format!("{} ({} levels)", a.variable, a.levels))
+            .map(|a| {
+                let used: std::collections::BTreeSet<u32> = cells
+                    .level
+                    .iter()
+                    .zip(&cells.group)
+                    .filter(|(_, g)| spec.groups[**g as usize])
+                    .map(|(l, _)| *l)
+                    .collect();
+                format!("{} ({} levels)", a.variable, used.len())
+            })
             .collect(),
         coefficients: healthgap_models::summary::coefficient_rows(
             &fit.names, &fit.coef, &vcov, level,
