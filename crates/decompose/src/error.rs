@@ -20,8 +20,6 @@ pub enum DecomposeError {
     Model(#[from] healthgap_models::ModelError),
 }
 
-/// Rows of the reference (code 0) and comparison (code 1) groups; an error
-/// naming the group and `method` when either has none.
 /// A group model needs more rows than coefficients: the error names the
 /// group, its rows (suppressed below `min_cell`) and the coefficients.
 pub fn enough_rows(
@@ -46,6 +44,8 @@ pub fn enough_rows(
     }
 }
 
+/// Rows of the reference (code 0) and comparison (code 1) groups; an error
+/// naming the group and `method` when either has none.
 pub fn group_sizes(
     group: &[u32],
     labels: [&str; 2],

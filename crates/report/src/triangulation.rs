@@ -111,8 +111,6 @@ fn option_text(a: &AnalysisResult, key: &str) -> Option<String> {
     }
 }
 
-/// The breakdown of one analysis (None for methods without one, e.g. crude,
-/// or when its rows are missing).
 /// Whether a method's shares are unstable (flagged † in the report and the
 /// terminal): its total has an interval that includes 0, or no interval at
 /// all (withheld), so that nothing says the shares are firm.
@@ -123,6 +121,8 @@ pub fn shares_unstable(a: &AnalysisResult) -> bool {
     })
 }
 
+/// The breakdown of one analysis (None for methods without one, e.g. crude,
+/// or when its rows are missing).
 pub fn breakdown(a: &AnalysisResult, factors: &[(String, Vec<String>)]) -> Option<Breakdown> {
     let total = |q: &str| a.get(q, None, None);
     let share_of = |q: &str| a.get("share", None, Some(q));
