@@ -814,7 +814,7 @@ fn explain(e: &toml::de::Error, text: &str) -> ConfigError {
                         "expected true or false without quotes",
                     )
             } else {
-                plain_types(&msg)
+                msg.clone()
             };
             match key {
                 Some(k) => format!("`{k}`: {plain}"),
@@ -823,13 +823,14 @@ fn explain(e: &toml::de::Error, text: &str) -> ConfigError {
         } else if let Some(key) = msg.strip_prefix("missing field ") {
             format!("missing key {key}")
         } else {
-            plain_types(&msg)
+            msg
         };
         // Say which table: the analysis's number, method and id.
         let message = match line.and_then(|l| table_of(text, l)) {
             Some((table, _)) if !message.starts_with('[') => format!("{table}: {message}"),
             _ => message,
         };
+        // serde's type names in plain words, whichever branch made the message.
         let message = plain_types(&message);
         ConfigError { line, message }
     }

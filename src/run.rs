@@ -411,6 +411,9 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Analysis
     let spec = inference_spec(plan, a);
     let variables: Vec<String> = plan.blocks.values().flatten().cloned().collect();
     let full_counts = full.group_counts();
+    // The design of the whole cohort, built once and shared by the outcomes
+    // without missing values (the others build theirs on their complete cases).
+    let full_design = std::cell::OnceCell::new();
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for outcome in &a.outcomes {
@@ -436,7 +439,14 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Analysis
             .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g));
         let cluster_name = named_cluster.map(|c| c.0);
         let cluster = named_cluster.map(|(_, c, g)| (c, g));
-        let design = healthgap_cohort::design::build(cohort, &variables);
+        let subset_design;
+        let design = match &subset {
+            Some(rows) => {
+                subset_design = healthgap_cohort::design::build(rows, &variables);
+                &subset_design
+            }
+            None => full_design.get_or_init(|| healthgap_cohort::design::build(full, &variables)),
+        };
         let (outcome_spec, y) = cohort
             .outcome(outcome)
             .context("outcome missing from the cohort")?;
@@ -459,7 +469,7 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Analysis
                 plan,
                 a,
                 cohort,
-                design: &design,
+                design,
                 outcome,
                 y,
                 binary,
@@ -563,13 +573,16 @@ struct Pair<'a> {
 
 /// `method = "crude"` for one outcome and comparison.
 fn run_crude(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
-    let a = p.a;
-    let cohort = p.cohort;
-    let y = p.y;
-    let binary = p.binary;
-    let group = p.group;
-    let cluster = p.cluster;
-    let cluster_name = p.cluster_name;
+    let &Pair {
+        a,
+        cohort,
+        y,
+        binary,
+        group,
+        cluster,
+        cluster_name,
+        ..
+    } = p;
     let estimates = crude(&CrudeInput {
         y,
         group,
@@ -606,19 +619,22 @@ fn run_crude(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
 
 /// `method = "oaxaca_blinder"` for one outcome and comparison.
 fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
-    let plan = p.plan;
-    let a = p.a;
-    let cohort = p.cohort;
-    let design = p.design;
-    let outcome = p.outcome;
-    let y = p.y;
-    let binary = p.binary;
-    let group = p.group;
-    let labels = p.labels;
-    let named_cluster = p.named_cluster;
-    let cluster_name = p.cluster_name;
-    let spec = p.spec;
-    let progress = p.progress;
+    let &Pair {
+        plan,
+        a,
+        cohort,
+        design,
+        outcome,
+        y,
+        binary,
+        group,
+        labels,
+        named_cluster,
+        cluster_name,
+        spec,
+        progress,
+        ..
+    } = p;
     let RawAnalysis::OaxacaBlinder {
         model,
         coefficients,
@@ -698,17 +714,20 @@ fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
 
 /// `method = "gelbach"` for one outcome and comparison.
 fn run_gelbach(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
-    let plan = p.plan;
-    let a = p.a;
-    let cohort = p.cohort;
-    let outcome = p.outcome;
-    let y = p.y;
-    let group = p.group;
-    let labels = p.labels;
-    let named_cluster = p.named_cluster;
-    let cluster_name = p.cluster_name;
-    let spec = p.spec;
-    let progress = p.progress;
+    let &Pair {
+        plan,
+        a,
+        cohort,
+        outcome,
+        y,
+        group,
+        labels,
+        named_cluster,
+        cluster_name,
+        spec,
+        progress,
+        ..
+    } = p;
     let RawAnalysis::Gelbach { base, added, .. } = &p.a.raw else {
         bail!("internal: `gelbach` called for another method");
     };
@@ -755,18 +774,21 @@ fn run_gelbach(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
 
 /// `method = "hospital"` for one outcome and comparison.
 fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<HospitalRow>)> {
-    let plan = p.plan;
-    let a = p.a;
-    let cohort = p.cohort;
-    let outcome = p.outcome;
-    let y = p.y;
-    let binary = p.binary;
-    let group = p.group;
-    let labels = p.labels;
-    let named_cluster = p.named_cluster;
-    let cluster_name = p.cluster_name;
-    let spec = p.spec;
-    let progress = p.progress;
+    let &Pair {
+        plan,
+        a,
+        cohort,
+        outcome,
+        y,
+        binary,
+        group,
+        labels,
+        named_cluster,
+        cluster_name,
+        spec,
+        progress,
+        ..
+    } = p;
     let RawAnalysis::Hospital {
         hospital: hname,
         adjust,
@@ -836,18 +858,21 @@ fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<Hospit
 
 /// `method = "disparity_reduction"` for one outcome and comparison.
 fn run_disparity_reduction(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
-    let plan = p.plan;
-    let a = p.a;
-    let cohort = p.cohort;
-    let outcome = p.outcome;
-    let y = p.y;
-    let binary = p.binary;
-    let group = p.group;
-    let labels = p.labels;
-    let named_cluster = p.named_cluster;
-    let cluster_name = p.cluster_name;
-    let spec = p.spec;
-    let progress = p.progress;
+    let &Pair {
+        plan,
+        a,
+        cohort,
+        outcome,
+        y,
+        binary,
+        group,
+        labels,
+        named_cluster,
+        cluster_name,
+        spec,
+        progress,
+        ..
+    } = p;
     let RawAnalysis::DisparityReduction {
         allowable,
         targets,
@@ -934,18 +959,21 @@ fn run_disparity_reduction(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)
 
 /// `method = "mediation"` for one outcome and comparison.
 fn run_mediation(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
-    let plan = p.plan;
-    let a = p.a;
-    let cohort = p.cohort;
-    let outcome = p.outcome;
-    let y = p.y;
-    let binary = p.binary;
-    let group = p.group;
-    let labels = p.labels;
-    let cluster = p.cluster;
-    let cluster_name = p.cluster_name;
-    let spec = p.spec;
-    let progress = p.progress;
+    let &Pair {
+        plan,
+        a,
+        cohort,
+        outcome,
+        y,
+        binary,
+        group,
+        labels,
+        cluster,
+        cluster_name,
+        spec,
+        progress,
+        ..
+    } = p;
     let RawAnalysis::Mediation {
         mediators,
         confounders,

@@ -45,18 +45,7 @@ fn extract() -> &'static str {
     static CSV: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     CSV.get_or_init(|| {
         let dir = Dir::new();
-        dir.ok(&[
-            "synth",
-            "--patients",
-            "3000",
-            "--seed",
-            "3",
-            "--format",
-            "csv",
-            "--no-truth",
-            "--out",
-            "data",
-        ]);
+        crate::cli_run::fixture(&dir);
         std::fs::read_to_string(dir.join("data/cohort.csv")).unwrap()
     })
 }
@@ -79,7 +68,7 @@ fn edit(csv: &str, f: impl Fn(usize, &str, &str) -> String) -> String {
 }
 
 /// The value of `column` in every row.
-fn column(csv: &str, name: &str) -> Vec<String> {
+pub(crate) fn column(csv: &str, name: &str) -> Vec<String> {
     let mut lines = csv.lines();
     let k = lines
         .next()

@@ -94,7 +94,7 @@ fn check_prints_the_cohort_summary() {
 }
 
 /// A small flat extract and a config over it.
-fn fixture(dir: &Dir) {
+pub(crate) fn fixture(dir: &Dir) {
     dir.ok(&[
         "synth",
         "--patients",
@@ -493,13 +493,7 @@ fn differential_missingness_is_warned_about() {
     let dir = Dir::new();
     fixture(&dir);
     let text = std::fs::read_to_string(dir.join("data/cohort.csv")).unwrap();
-    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
-    let race = header.iter().position(|c| *c == "race").unwrap();
-    let races: Vec<String> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(race).unwrap().to_string())
-        .collect();
+    let races = crate::bad_configs::column(&text, "race");
     edit_column(&dir, "adi", |i, v| {
         if races[i] == "Black" && i % 3 == 0 {
             String::new()
@@ -895,13 +889,7 @@ fn a_failing_comparison_keeps_the_others() {
     let dir = Dir::new();
     fixture(&dir);
     let text = std::fs::read_to_string(dir.join("data/cohort.csv")).unwrap();
-    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
-    let race = header.iter().position(|c| *c == "race").unwrap();
-    let races: Vec<String> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(race).unwrap().to_string())
-        .collect();
+    let races = crate::bad_configs::column(&text, "race");
     edit_column(&dir, "status", |i, v| {
         if races[i] == "Asian" {
             "elective".into()

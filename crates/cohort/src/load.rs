@@ -125,7 +125,8 @@ impl Values {
                 absorb,
             } => {
                 let kept = pick(codes, keep);
-                let (codes, levels) = recode(&kept, levels);
+                let (codes, used) = recode(&kept, levels.len());
+                let levels = used.iter().map(|&l| levels[l].clone()).collect();
                 Values::Categorical {
                     codes,
                     levels,
@@ -145,21 +146,20 @@ fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
         .collect()
 }
 
-/// Codes renumbered over the levels that occur, in their order.
-fn recode(codes: &[u32], levels: &[String]) -> (Vec<u32>, Vec<String>) {
-    let mut used = vec![false; levels.len()];
+/// Codes (of `levels` levels) renumbered over the levels that occur, in
+/// their order; with the old index of each kept level.
+fn recode(codes: &[u32], levels: usize) -> (Vec<u32>, Vec<usize>) {
+    let mut used = vec![false; levels];
     for &c in codes {
         if let Some(u) = used.get_mut(c as usize) {
             *u = true;
         }
     }
-    let mut new = vec![MISSING_CODE; levels.len()];
+    let mut new = vec![MISSING_CODE; levels];
     let mut kept = Vec::new();
-    for (l, level) in levels.iter().enumerate() {
-        if used[l] {
-            new[l] = kept.len() as u32;
-            kept.push(level.clone());
-        }
+    for l in (0..levels).filter(|&l| used[l]) {
+        new[l] = kept.len() as u32;
+        kept.push(l);
     }
     let codes = codes
         .iter()
@@ -266,8 +266,7 @@ impl Cohort {
                 .collect(),
             cluster: self.cluster.as_ref().map(|(name, codes, g)| {
                 let kept = pick(codes, keep);
-                let labels: Vec<String> = (0..*g).map(|c| c.to_string()).collect();
-                let (codes, used) = recode(&kept, &labels);
+                let (codes, used) = recode(&kept, *g);
                 (name.clone(), codes, used.len())
             }),
             weights: self.weights.as_ref().map(|w| pick(w, keep)),
@@ -515,15 +514,7 @@ pub fn load_frame(
     let (mut df, group) = keep_groups(df, spec, &labels, file, &mut attrition, &mut type_warnings)?;
     check_outcomes_weights_cluster(&mut df, spec, file)?;
     let kinds = covariate_kinds(&df, spec, file)?;
-    let display: Vec<String> = labels
-        .iter()
-        .map(|l| {
-            spec.group_display
-                .get(l)
-                .cloned()
-                .unwrap_or_else(|| l.clone())
-        })
-        .collect();
+    let display = display_labels(spec, &labels);
     let table1 = table1::compute(&df, spec, &kinds, &group, &display);
     let table1_complete = complete_table1(&df, spec, &kinds, &group, &display)?;
     missing_policy(&df, spec)?;
@@ -680,6 +671,19 @@ fn apply_filters(
     Ok(df)
 }
 
+/// The group values as reports show them (`[groups] labels`, or the values).
+fn display_labels(spec: &CohortSpec, values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| {
+            spec.group_display
+                .get(v)
+                .cloned()
+                .unwrap_or_else(|| v.clone())
+        })
+        .collect()
+}
+
 /// The rows of the analysed groups (an attrition step) and their group codes.
 fn keep_groups(
     mut df: DataFrame,
@@ -708,15 +712,7 @@ fn keep_groups(
         .filter(&mask)
         .map_err(|e| read_error(Path::new(file), e))?;
     let group: Vec<u32> = codes.into_iter().flatten().collect();
-    let shown: Vec<String> = labels
-        .iter()
-        .map(|l| {
-            spec.group_display
-                .get(l)
-                .cloned()
-                .unwrap_or_else(|| l.clone())
-        })
-        .collect();
+    let shown = display_labels(spec, labels);
     attrition.push(AttritionStep {
         step: format!("{} in {{{}}}", spec.group_column, shown.join(", ")),
         excluded: before - df.height(),
