@@ -365,37 +365,55 @@ fn complete_case_report(
             format!("{:.1}%", 100.0 * m as f64 / n as f64)
         }
     };
-    let warnings = steps
+    // The rows left out reach the terminal and the report: the count when
+    // every per-group count is shown (a total beside a hidden one would give
+    // it back), else "some".
+    let excluded: usize = steps
         .iter()
-        .filter_map(|s| {
-            let share = |g: usize| s.missing[g] as f64 / counts[g].max(1) as f64;
-            let (a, b) = (share(pair[0]), share(pair[1]));
-            let (lo, hi) = (a.min(b), a.max(b));
-            // Beyond sampling noise: the pooled two-proportion z above 2.
-            let (n0, n1) = (counts[pair[0]] as f64, counts[pair[1]] as f64);
-            let pooled = (s.missing[pair[0]] + s.missing[pair[1]]) as f64 / (n0 + n1).max(1.0);
-            let z = (a - b).abs() / (pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1)).sqrt();
-            let differs = z > 2.0
-                && (hi - lo > MISSING_GAP
-                    || (hi >= 0.01 && (lo == 0.0 || hi / lo > MISSING_RATIO)));
-            differs.then(|| {
-                format!(
-                    "{} is missing for {} of {} and {} of {} patients: the complete cases of the \
+        .map(|s| s.excluded[pair[0]] + s.excluded[pair[1]])
+        .sum();
+    let hidden = rows.iter().any(|r| r.excluded.is_none());
+    let mut warnings = vec![format!(
+        "complete cases: {} {} and {} patients lack {} and are left out of this analysis \
+         (per group and step in its attrition table)",
+        if hidden {
+            "some".to_string()
+        } else {
+            excluded.to_string()
+        },
+        labels[pair[1]],
+        labels[pair[0]],
+        steps
+            .iter()
+            .map(|s| s.variable.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    warnings.extend(steps.iter().filter_map(|s| {
+        let share = |g: usize| s.missing[g] as f64 / counts[g].max(1) as f64;
+        let (a, b) = (share(pair[0]), share(pair[1]));
+        let (lo, hi) = (a.min(b), a.max(b));
+        // Beyond sampling noise: the pooled two-proportion z above 2.
+        let (n0, n1) = (counts[pair[0]] as f64, counts[pair[1]] as f64);
+        let pooled = (s.missing[pair[0]] + s.missing[pair[1]]) as f64 / (n0 + n1).max(1.0);
+        let z = (a - b).abs() / (pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1)).sqrt();
+        let differs = z > 2.0
+            && (hi - lo > MISSING_GAP || (hi >= 0.01 && (lo == 0.0 || hi / lo > MISSING_RATIO)));
+        differs.then(|| {
+            format!(
+                "{} is missing for {} of {} and {} of {} patients: the complete cases of the \
                      two groups are selected differently, which can bias the comparison",
-                    s.variable,
-                    share_text(s.missing[pair[1]], counts[pair[1]]),
-                    labels[pair[1]],
-                    share_text(s.missing[pair[0]], counts[pair[0]]),
-                    labels[pair[0]]
-                )
-            })
+                s.variable,
+                share_text(s.missing[pair[1]], counts[pair[1]]),
+                labels[pair[1]],
+                share_text(s.missing[pair[0]], counts[pair[0]]),
+                labels[pair[0]]
+            )
         })
-        .collect();
+    }));
     (rows, warnings)
 }
 
-/// Runs one analysis for every outcome and comparison group, each outcome on
-/// the complete cases of its variables.
 /// One analysis's results, and the outcome × comparison pairs that failed
 /// (each `<outcome>, <comparison> vs <reference>: <reason>`).
 struct AnalysisRun {
@@ -403,6 +421,8 @@ struct AnalysisRun {
     failures: Vec<String>,
 }
 
+/// Runs one analysis for every outcome and comparison group, each outcome on
+/// the complete cases of its variables.
 fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<AnalysisRun> {
     let analysis_vars = analysis_variables(plan, a);
     let comparisons = full.group_labels.len() - 1;

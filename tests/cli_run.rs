@@ -426,6 +426,15 @@ fn missing_values_are_dropped_and_logged_or_refused() {
         n_los < groups && n_los > groups * 85 / 100,
         "{n_los} of {groups}"
     );
+    // The rows left out are said in the analysis's warnings (terminal and report).
+    assert!(
+        los["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("lack los_days and are left out")),
+        "{}",
+        los["warnings"]
+    );
     let ob = analysis("oaxaca_blinder");
     // A few Black patients lack ADI: that exclusion is suppressed (< 11), so
     // the analysis's n and its models' n, which would give it back by
