@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use healthgap_cohort::omop::OmopConcepts;
+use healthgap_decompose::MethodSpec;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -256,142 +257,77 @@ pub struct RawInference {
     pub fallback: Option<RawFallback>,
 }
 
-/// One `[[analysis]]`, tagged by `method`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawAnalysis {
-    /// Crude gaps.
-    Crude {
-        /// Id (default: the method).
-        id: Option<String>,
-        /// Outcomes.
-        outcomes: Vec<String>,
-        /// Inference override.
-        inference: Option<RawInference>,
-    },
-    /// Oaxaca–Blinder.
-    OaxacaBlinder {
-        /// Id.
-        id: Option<String>,
-        /// Outcomes.
-        outcomes: Vec<String>,
-        /// Inference override.
-        inference: Option<RawInference>,
-        /// linear | logit | probit.
-        model: Option<RawModel>,
-        /// reference | comparison | pooled | neumark | cotton | reimers.
-        coefficients: Option<RawCoefficients>,
-        /// Also the threefold split.
-        threefold: Option<bool>,
-        /// Normalize categorical variables (Yun 2005); default true.
-        normalize: Option<bool>,
-        /// Fairlie orderings for logit/probit (default 100; 0 turns Fairlie off).
-        fairlie_orderings: Option<usize>,
-    },
-    /// Gelbach.
-    Gelbach {
-        /// Id.
-        id: Option<String>,
-        /// Outcomes.
-        outcomes: Vec<String>,
-        /// Inference override.
-        inference: Option<RawInference>,
-        /// Base covariates (variables or blocks).
-        base: Vec<String>,
-        /// Added blocks (variables or blocks).
-        added: Vec<String>,
-    },
-    /// Interventional disparity reduction.
-    DisparityReduction {
-        /// Id.
-        id: Option<String>,
-        /// Outcomes.
-        outcomes: Vec<String>,
-        /// Inference override.
-        inference: Option<RawInference>,
-        /// Allowable covariates.
-        allowable: Vec<String>,
-        /// Target blocks.
-        targets: Vec<String>,
-        /// gcomputation | weighting | doubly_robust.
-        estimator: Option<RawEstimator>,
-        /// Monte-Carlo draws per comparison patient (g-computation; default 5).
-        draws: Option<usize>,
-    },
-    /// Causal mediation.
-    Mediation {
-        /// Id.
-        id: Option<String>,
-        /// Outcomes.
-        outcomes: Vec<String>,
-        /// Inference override.
-        inference: Option<RawInference>,
-        /// Mediators.
-        mediators: Vec<String>,
-        /// Confounders.
-        confounders: Vec<String>,
-        /// Exposure–mediator interaction (default true).
-        interaction: Option<bool>,
-    },
-    /// Care-site analysis.
-    Hospital {
-        /// Id.
-        id: Option<String>,
-        /// Outcomes.
-        outcomes: Vec<String>,
-        /// Inference override.
-        inference: Option<RawInference>,
-        /// Hospital column.
-        hospital: String,
-        /// Adjustment (variables or blocks).
-        adjust: Option<Vec<String>>,
-        /// Further fixed-effect sets for the FE contrast (e.g. surgeon).
-        absorb: Option<Vec<String>>,
-        /// Replace hospital ids by pseudonyms in hospitals.csv.
-        pseudonymize: Option<bool>,
-    },
+/// One `[[analysis]]`: the keys every analysis has (`id`, `outcomes`,
+/// `inference`) and its method's options ([`MethodSpec`], tagged by
+/// `method`, with the method's defaults).
+#[derive(Debug, Clone)]
+pub struct RawAnalysis {
+    /// Id (default: the method).
+    pub id: Option<String>,
+    /// Outcomes.
+    pub outcomes: Vec<String>,
+    /// Inference override.
+    pub inference: Option<RawInference>,
+    /// The method and its options.
+    pub spec: MethodSpec,
 }
 
-/// Outcome model of a decomposition.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RawModel {
-    /// Linear (OLS / LPM).
-    Linear,
-    /// Logit.
-    Logit,
-    /// Probit.
-    Probit,
+/// The keys every `[[analysis]]` has, before its method's own.
+const COMMON_KEYS: [&str; 3] = ["id", "outcomes", "inference"];
+
+impl<'de> Deserialize<'de> for RawAnalysis {
+    /// The common keys are taken out of the table and the rest is the
+    /// method's spec (serde's `deny_unknown_fields` per method; an unknown
+    /// key's message lists the common keys too).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(deserializer)?;
+        fn take<T: serde::de::DeserializeOwned, E: Error>(
+            table: &mut toml::Table,
+            key: &str,
+        ) -> Result<Option<T>, E> {
+            table
+                .remove(key)
+                .map(|v| {
+                    v.try_into()
+                        .map_err(|e: toml::de::Error| E::custom(e.message()))
+                })
+                .transpose()
+        }
+        let id = take(&mut table, "id")?;
+        let outcomes = take(&mut table, "outcomes")?;
+        let inference = take(&mut table, "inference")?;
+        let spec = toml::Value::Table(table)
+            .try_into::<MethodSpec>()
+            .map_err(|e| D::Error::custom(with_common_keys(e.message())))?;
+        Ok(RawAnalysis {
+            id,
+            outcomes: outcomes.ok_or_else(|| D::Error::missing_field("outcomes"))?,
+            inference,
+            spec,
+        })
+    }
 }
 
-/// Reference coefficients β* of the twofold Oaxaca–Blinder split.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RawCoefficients {
-    /// b_r.
-    Reference,
-    /// b_c.
-    Comparison,
-    /// Pooled model with a group indicator (Jann).
-    Pooled,
-    /// Pooled model without a group indicator.
-    Neumark,
-    /// Weighted by group sizes.
-    Cotton,
-    /// Average of the two.
-    Reimers,
-}
-
-/// Disparity-reduction estimator.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RawEstimator {
-    /// g-computation.
-    Gcomputation,
-    /// Ratio-of-mediator-probability weighting.
-    Weighting,
-    /// Doubly robust.
-    DoublyRobust,
+/// An unknown-key message of a method's options with the common keys added
+/// to its list of valid keys (first, as in the docs).
+fn with_common_keys(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((key, tail)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let own = tail
+        .strip_prefix(", expected one of ")
+        .or_else(|| tail.strip_prefix(", expected "))
+        .unwrap_or("");
+    let common: Vec<String> = COMMON_KEYS.iter().map(|k| format!("`{k}`")).collect();
+    let mut valid = common.join(", ");
+    if !own.is_empty() {
+        valid = format!("{valid}, {own}");
+    }
+    format!("unknown field `{key}`, expected one of {valid}")
 }
 
 /// Output formats.
@@ -443,124 +379,6 @@ fn all_formats() -> Vec<RawFormat> {
 
 fn default_min_cell() -> usize {
     11
-}
-
-impl RawAnalysis {
-    /// The method's options as JSON (for `check` and results.json `options`).
-    pub fn options(&self) -> serde_json::Value {
-        use serde_json::json;
-        match self {
-            RawAnalysis::Crude { .. } => json!({}),
-            RawAnalysis::OaxacaBlinder {
-                model,
-                coefficients,
-                threefold,
-                normalize,
-                fairlie_orderings,
-                ..
-            } => {
-                let model = model.unwrap_or(RawModel::Linear);
-                let mut o = json!({
-                    "model": model,
-                    "coefficients": coefficients.unwrap_or(RawCoefficients::Pooled),
-                    "threefold": threefold.unwrap_or(false),
-                    "normalize": normalize.unwrap_or(true),
-                });
-                if model != RawModel::Linear {
-                    o["fairlie_orderings"] = json!(fairlie_orderings.unwrap_or(100));
-                }
-                o
-            }
-            RawAnalysis::Gelbach { base, added, .. } => json!({"base": base, "added": added}),
-            RawAnalysis::DisparityReduction {
-                allowable,
-                targets,
-                estimator,
-                draws,
-                ..
-            } => json!({
-                "allowable": allowable,
-                "targets": targets,
-                "estimator": estimator.unwrap_or(RawEstimator::Gcomputation),
-                "draws": draws.unwrap_or(5),
-            }),
-            RawAnalysis::Mediation {
-                mediators,
-                confounders,
-                interaction,
-                ..
-            } => json!({
-                "mediators": mediators,
-                "confounders": confounders,
-                "interaction": interaction.unwrap_or(true),
-            }),
-            RawAnalysis::Hospital {
-                hospital,
-                adjust,
-                absorb,
-                pseudonymize,
-                ..
-            } => json!({
-                "hospital": hospital,
-                "adjust": adjust,
-                "absorb": absorb,
-                "pseudonymize": pseudonymize.unwrap_or(false),
-            }),
-        }
-    }
-
-    /// The method name as written.
-    pub fn method(&self) -> &'static str {
-        match self {
-            RawAnalysis::Crude { .. } => "crude",
-            RawAnalysis::OaxacaBlinder { .. } => "oaxaca_blinder",
-            RawAnalysis::Gelbach { .. } => "gelbach",
-            RawAnalysis::DisparityReduction { .. } => "disparity_reduction",
-            RawAnalysis::Mediation { .. } => "mediation",
-            RawAnalysis::Hospital { .. } => "hospital",
-        }
-    }
-
-    /// Id, outcomes and inference override.
-    pub fn common(&self) -> (Option<&String>, &Vec<String>, Option<&RawInference>) {
-        match self {
-            RawAnalysis::Crude {
-                id,
-                outcomes,
-                inference,
-            }
-            | RawAnalysis::OaxacaBlinder {
-                id,
-                outcomes,
-                inference,
-                ..
-            }
-            | RawAnalysis::Gelbach {
-                id,
-                outcomes,
-                inference,
-                ..
-            }
-            | RawAnalysis::DisparityReduction {
-                id,
-                outcomes,
-                inference,
-                ..
-            }
-            | RawAnalysis::Mediation {
-                id,
-                outcomes,
-                inference,
-                ..
-            }
-            | RawAnalysis::Hospital {
-                id,
-                outcomes,
-                inference,
-                ..
-            } => (id.as_ref(), outcomes, inference.as_ref()),
-        }
-    }
 }
 
 /// A config error with its location.
@@ -850,7 +668,7 @@ mod tests {
             vec!["biological", "socioeconomic", "care_site"]
         );
         assert_eq!(c.analyses.len(), 6);
-        assert_eq!(c.analyses[1].method(), "oaxaca_blinder");
+        assert_eq!(c.analyses[1].spec.name(), "oaxaca_blinder");
         assert_eq!(
             c.outcomes.keys().next().map(String::as_str),
             Some("death_30d")

@@ -9,6 +9,9 @@ use indexmap::IndexMap;
 use healthgap_cohort::{
     CohortSpec, MissingPolicy, OutcomeKind, OutcomeSpec, Source, VarKind, VariableSpec,
 };
+use healthgap_decompose::MethodSpec;
+use healthgap_decompose::inference::Vce;
+use healthgap_decompose::spec::RoleKind;
 use healthgap_synth::Params;
 
 use crate::config::{
@@ -40,8 +43,8 @@ pub struct InferencePlan {
 pub struct AnalysisPlan {
     /// Id.
     pub id: String,
-    /// The raw method entry (options).
-    pub raw: RawAnalysis,
+    /// The method and its options.
+    pub spec: MethodSpec,
     /// Outcomes.
     pub outcomes: Vec<String>,
     /// Inference.
@@ -75,6 +78,26 @@ pub struct Plan {
     pub vce: RawVce,
 }
 
+/// The names the analyses absorb as fixed effects (the hospital column and
+/// `absorb`): loaded as categorical columns even when in no block.
+fn absorbed_names(analyses: &[RawAnalysis]) -> Vec<String> {
+    analyses
+        .iter()
+        .flat_map(|a| a.spec.spec().roles())
+        .filter(|r| r.kind == RoleKind::Absorbed)
+        .flat_map(|r| r.names)
+        .collect()
+}
+
+/// The decompose crate's name for `[design] vce`.
+pub fn vce_for_methods(vce: RawVce) -> Vce {
+    match vce {
+        RawVce::Robust => Vce::Robust,
+        RawVce::Model => Vce::Model,
+        RawVce::Cluster => Vce::Cluster,
+    }
+}
+
 /// `[design] vce` checked against `cluster`: cluster (required) with a
 /// cluster column, robust (default) or model without.
 fn vce_of(raw: &RawConfig) -> Result<RawVce> {
@@ -97,38 +120,6 @@ fn vce_of(raw: &RawConfig) -> Result<RawVce> {
         ),
         (Some(v), None) => Ok(v),
     }
-}
-
-/// `vce = "model"` is derived only where β* is a fixed combination of the
-/// group coefficients: not for Oaxaca–Blinder with pooled (the default) or
-/// neumark coefficients, whose β* is fitted on the same rows.
-fn check_model_vce(vce: RawVce, id: &str, a: &RawAnalysis) -> Result<()> {
-    use crate::config::RawCoefficients;
-    if vce != RawVce::Model {
-        return Ok(());
-    }
-    if let RawAnalysis::OaxacaBlinder { coefficients, .. } = a {
-        let c = coefficients.unwrap_or(RawCoefficients::Pooled);
-        if matches!(c, RawCoefficients::Pooled | RawCoefficients::Neumark) {
-            bail!(
-                "[[analysis]] `{id}`: [design] vce = \"model\" is not derived for coefficients = \
-                 \"{}\"{}: β* is fitted on the same rows as both group models, so their \
-                 model-based variances are not independent. Use vce = \"robust\" (the default), \
-                 or coefficients = \"reference\", \"comparison\", \"reimers\" or \"cotton\"",
-                if c == RawCoefficients::Pooled {
-                    "pooled"
-                } else {
-                    "neumark"
-                },
-                if coefficients.is_none() {
-                    " (the default)"
-                } else {
-                    ""
-                }
-            );
-        }
-    }
-    Ok(())
 }
 
 fn text_of(v: &toml::Value) -> String {
@@ -285,8 +276,13 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     let mut ids = Vec::new();
     let vce = vce_of(&raw)?;
     for (i, a) in raw.analyses.iter().enumerate() {
-        let (id, outcomes, inference) = a.common();
-        let id = id.cloned().unwrap_or_else(|| a.method().to_string());
+        let RawAnalysis {
+            id,
+            outcomes,
+            inference,
+            spec,
+        } = a;
+        let id = id.clone().unwrap_or_else(|| spec.name().to_string());
         if ids.contains(&id) {
             bail!(
                 "[[analysis]] #{}: id `{id}` is used twice; give one of them `id = \"...\"`",
@@ -307,39 +303,23 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
                 );
             }
         }
-        match a {
-            RawAnalysis::Gelbach { base, added, .. } => {
-                check_names(&format!("[[analysis]] `{id}` base"), base)?;
-                check_names(&format!("[[analysis]] `{id}` added"), added)?;
+        for role in spec.spec().roles() {
+            if role.kind == RoleKind::Covariates {
+                check_names(&format!("[[analysis]] `{id}` {}", role.key), &role.names)?;
             }
-            RawAnalysis::DisparityReduction {
-                allowable, targets, ..
-            } => {
-                check_names(&format!("[[analysis]] `{id}` allowable"), allowable)?;
-                check_names(&format!("[[analysis]] `{id}` targets"), targets)?;
-            }
-            RawAnalysis::Mediation {
-                mediators,
-                confounders,
-                ..
-            } => {
-                check_names(&format!("[[analysis]] `{id}` mediators"), mediators)?;
-                check_names(&format!("[[analysis]] `{id}` confounders"), confounders)?;
-            }
-            RawAnalysis::Hospital { adjust, .. } => {
-                check_names(
-                    &format!("[[analysis]] `{id}` adjust"),
-                    adjust.as_deref().unwrap_or(&[]),
-                )?;
-            }
-            _ => {}
         }
-        let inference = inference_plan(&raw.inference, inference, raw.design.cluster.is_some())
+        let inference = inference_plan(
+            &raw.inference,
+            inference.as_ref(),
+            raw.design.cluster.is_some(),
+        )
+        .map_err(|e| anyhow!("[[analysis]] `{id}`: {e}"))?;
+        spec.spec()
+            .check(vce_for_methods(vce))
             .map_err(|e| anyhow!("[[analysis]] `{id}`: {e}"))?;
-        check_model_vce(vce, &id, a)?;
         analyses.push(AnalysisPlan {
             id,
-            raw: a.clone(),
+            spec: spec.clone(),
             outcomes: outcomes.clone(),
             inference,
         });
@@ -350,10 +330,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     for name in raw.variables.keys() {
         if !block_of.contains_key(name)
             && raw.design.cluster.as_deref() != Some(name)
-            && !raw.analyses.iter().any(|a| {
-                matches!(a, RawAnalysis::Hospital { hospital, absorb, .. }
-                    if hospital == name || absorb.iter().flatten().any(|x| x == name))
-            })
+            && !absorbed_names(&raw.analyses).contains(name)
         {
             bail!(
                 "[variables] `{name}` is not used: it is in no block of [factors]{}",
@@ -384,27 +361,19 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             min_count: raw.variables.get(v).and_then(|r| r.min_count),
         })
         .collect();
-    for a in &raw.analyses {
-        let RawAnalysis::Hospital {
-            hospital, absorb, ..
-        } = a
-        else {
+    for name in absorbed_names(&raw.analyses) {
+        if block_of.contains_key(&name) || variables.iter().any(|v| v.name == name) {
             continue;
-        };
-        for name in std::iter::once(hospital).chain(absorb.iter().flatten()) {
-            if block_of.contains_key(name) || variables.iter().any(|v| &v.name == name) {
-                continue;
-            }
-            variables.push(VariableSpec {
-                name: name.clone(),
-                kind: Some(VarKind::Categorical {
-                    reference: None,
-                    absorb: true,
-                }),
-                block: "care_site".into(),
-                min_count: None,
-            });
         }
+        variables.push(VariableSpec {
+            name: name.clone(),
+            kind: Some(VarKind::Categorical {
+                reference: None,
+                absorb: true,
+            }),
+            block: "care_site".into(),
+            min_count: None,
+        });
     }
     let outcomes = raw
         .outcomes

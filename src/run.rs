@@ -9,15 +9,15 @@ use serde_json::{Map, Value, json};
 use healthgap_cohort::{BlockDesign, Cohort, OutcomeKind, Values};
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::crude::{CrudeInput, crude};
-use healthgap_decompose::gelbach::{GelbachInput, gelbach};
-use healthgap_decompose::hospital::HospitalRow;
-use healthgap_decompose::hospital::{HospitalInput, hospital};
+use healthgap_decompose::gelbach::{GelbachInput, GelbachSpec, gelbach};
+use healthgap_decompose::hospital::{HospitalInput, HospitalRow, HospitalSpec, hospital};
 use healthgap_decompose::inference::{InferenceSpec, Method, Vce};
-use healthgap_decompose::mediation::{GroupMediationInput, group_mediation};
+use healthgap_decompose::mediation::{GroupMediationInput, MediationSpec, group_mediation};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
-use healthgap_decompose::oaxaca::{self, Coefficients, LinearInput, MethodOutput};
-use healthgap_decompose::reduction::{Estimator, ReductionInput, Target, disparity_reduction};
-use healthgap_decompose::{AnalysisResult, InferenceInfo};
+use healthgap_decompose::oaxaca::{self, LinearInput, MethodOutput, Model, OaxacaSpec};
+use healthgap_decompose::reduction::{ReductionInput, ReductionSpec, Target, disparity_reduction};
+use healthgap_decompose::spec::RoleKind;
+use healthgap_decompose::{AnalysisResult, InferenceInfo, MethodSpec};
 use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
 use healthgap_report::results::{AttritionRow, FailedAnalysis};
@@ -26,10 +26,7 @@ use healthgap_report::{
 };
 use healthgap_report::{OutcomeInfo, ReportInput};
 
-use crate::config::{
-    RawAnalysis, RawCoefficients, RawEstimator, RawFallback, RawFormat, RawInferenceMethod,
-    RawInterval, RawModel, RawVce,
-};
+use crate::config::{RawFallback, RawFormat, RawInferenceMethod, RawInterval, RawVce};
 use crate::output::StagedDir;
 use crate::plan::{AnalysisPlan, Plan, from_file};
 
@@ -101,21 +98,9 @@ pub fn check(config: &Path) -> Result<()> {
         outln!(
             "  analysis {:<20} {} on {}: {}",
             a.id,
-            a.raw.method(),
+            a.spec.name(),
             a.outcomes.join(", "),
-            a.raw.options()
-        );
-    }
-    let not_yet: Vec<&str> = plan
-        .analyses
-        .iter()
-        .filter(|a| !implemented(&a.raw))
-        .map(|a| a.id.as_str())
-        .collect();
-    if !not_yet.is_empty() {
-        outln!(
-            "  note: not implemented in this version, `run` will skip: {}",
-            not_yet.join(", ")
+            a.spec.options_json()
         );
     }
     // The same validation as `run`: every analysis is fitted once on the
@@ -123,7 +108,7 @@ pub fn check(config: &Path) -> Result<()> {
     // that is singular, a group too small for its coefficients or a
     // method-specific refusal fails here with the message `run` would give.
     let mut failed = Vec::new();
-    for a in plan.analyses.iter().filter(|a| implemented(&a.raw)) {
+    for a in &plan.analyses {
         let mut dry = a.clone();
         dry.inference.replicates = 0;
         dry.inference.interval = RawInterval::Percentile;
@@ -131,13 +116,13 @@ pub fn check(config: &Path) -> Result<()> {
             Err(err) => failed.push(format!(
                 "analysis `{}` ({}) failed: {err:#}",
                 a.id,
-                a.raw.method()
+                a.spec.name()
             )),
             Ok(run) => failed.extend(run.failures.iter().map(|reason| {
                 format!(
                     "analysis `{}` ({}) failed for {reason}",
                     a.id,
-                    a.raw.method()
+                    a.spec.name()
                 )
             })),
         }
@@ -150,18 +135,6 @@ pub fn check(config: &Path) -> Result<()> {
         plan.analyses.len()
     );
     Ok(())
-}
-
-fn implemented(a: &RawAnalysis) -> bool {
-    matches!(
-        a,
-        RawAnalysis::Crude { .. }
-            | RawAnalysis::OaxacaBlinder { .. }
-            | RawAnalysis::Gelbach { .. }
-            | RawAnalysis::Hospital { .. }
-            | RawAnalysis::DisparityReduction { .. }
-            | RawAnalysis::Mediation { .. }
-    )
 }
 
 /// Group codes for one comparison: 0 reference, 1 comparison k, 2 others.
@@ -282,29 +255,17 @@ fn replicate_bar(a: &AnalysisPlan, comparisons: usize) -> indicatif::ProgressBar
 /// The covariates an analysis uses: its complete cases are taken over them
 /// and its outcome.
 fn analysis_variables(plan: &Plan, a: &AnalysisPlan) -> Vec<String> {
-    let mut vars: Vec<String> = match &a.raw {
-        RawAnalysis::Crude { .. } => Vec::new(),
-        RawAnalysis::Gelbach { base, added, .. } => {
-            expand(plan, &[base.clone(), added.clone()].concat())
-        }
-        RawAnalysis::Hospital {
-            hospital,
-            adjust,
-            absorb,
-            ..
-        } => {
-            let mut v = vec![hospital.clone()];
-            v.extend(expand(plan, adjust.as_deref().unwrap_or(&[])));
-            v.extend(absorb.iter().flatten().cloned());
-            v
-        }
-        RawAnalysis::Mediation {
-            mediators,
-            confounders,
-            ..
-        } => expand(plan, &[mediators.clone(), confounders.clone()].concat()),
-        // Oaxaca–Blinder and disparity reduction use every factor variable.
-        _ => plan.blocks.values().flatten().cloned().collect(),
+    let spec = a.spec.spec();
+    let mut vars: Vec<String> = if spec.uses_every_factor() {
+        plan.blocks.values().flatten().cloned().collect()
+    } else {
+        spec.roles()
+            .into_iter()
+            .flat_map(|role| match role.kind {
+                RoleKind::Covariates => expand(plan, &role.names),
+                RoleKind::Absorbed => role.names,
+            })
+            .collect()
     };
     let mut seen = std::collections::HashSet::new();
     vars.retain(|v| seen.insert(v.clone()));
@@ -501,16 +462,16 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Analysis
                 spec: &spec,
                 progress: &progress,
             };
-            let ran = match &a.raw {
-                RawAnalysis::Crude { .. } => run_crude(&pair),
-                RawAnalysis::OaxacaBlinder { .. } => run_oaxaca_blinder(&pair),
-                RawAnalysis::Gelbach { .. } => run_gelbach(&pair),
-                RawAnalysis::Hospital { .. } => run_hospital(&pair).map(|(output, info, rows)| {
+            let ran = match &a.spec {
+                MethodSpec::Crude(_) => run_crude(&pair),
+                MethodSpec::OaxacaBlinder(s) => run_oaxaca_blinder(&pair, s),
+                MethodSpec::Gelbach(s) => run_gelbach(&pair, s),
+                MethodSpec::Hospital(s) => run_hospital(&pair, s).map(|(output, info, rows)| {
                     hospitals = rows;
                     (output, info)
                 }),
-                RawAnalysis::DisparityReduction { .. } => run_disparity_reduction(&pair),
-                RawAnalysis::Mediation { .. } => run_mediation(&pair),
+                MethodSpec::DisparityReduction(s) => run_disparity_reduction(&pair, s),
+                MethodSpec::Mediation(s) => run_mediation(&pair, s),
             };
             // One failing comparison does not discard the others.
             let (output, info) = match ran {
@@ -540,12 +501,13 @@ fn run_analysis(plan: &Plan, full: &Cohort, a: &AnalysisPlan) -> Result<Analysis
             out.push(AnalysisResult {
                 sample_counts,
                 id: a.id.clone(),
-                method: a.raw.method().into(),
+                spec: a.spec.clone(),
                 outcome: outcome.clone(),
+                binary,
+                weighted: cohort.weights.is_some(),
                 reference: labels[0].to_string(),
                 comparison: labels[1].to_string(),
                 n: Some(output.n),
-                options: json!({"outcome_type": outcome_spec.kind, "weighted": cohort.weights.is_some(), "analysis": a.raw.options()}),
                 inference: info,
                 estimates: output.estimates,
                 models: output.models,
@@ -638,7 +600,7 @@ fn run_crude(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
 }
 
 /// `method = "oaxaca_blinder"` for one outcome and comparison.
-fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+fn run_oaxaca_blinder(p: &Pair<'_>, s: &OaxacaSpec) -> Result<(MethodOutput, InferenceInfo)> {
     let &Pair {
         plan,
         a,
@@ -655,22 +617,11 @@ fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
         progress,
         ..
     } = p;
-    let RawAnalysis::OaxacaBlinder {
-        model,
-        coefficients,
-        threefold,
-        normalize,
-        fairlie_orderings,
-        ..
-    } = &p.a.raw
-    else {
-        bail!("internal: `oaxaca_blinder` called for another method");
-    };
     let cov = covariates(design, &a.id)?;
-    let coefficients = coefficients_of(coefficients.unwrap_or(RawCoefficients::Pooled));
+    let coefficients = s.coefficients;
     let context = || format!("{outcome}, {} vs {}", labels[1], labels[0]);
-    let output = match model.unwrap_or(RawModel::Linear) {
-        RawModel::Linear => {
+    let output = match s.model {
+        Model::Linear => {
             let input = LinearInput {
                 y,
                 group,
@@ -679,8 +630,8 @@ fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
                 weights: cohort.weights.as_deref(),
                 cluster: named_cluster,
                 coefficients,
-                threefold: threefold.unwrap_or(false),
-                normalize: normalize.unwrap_or(true),
+                threefold: s.threefold,
+                normalize: s.normalize,
                 min_cell: plan.min_cell,
             };
             oaxaca::linear(&input, spec, &progress).with_context(context)?
@@ -690,11 +641,7 @@ fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
                 bail!(
                     "model = \"{}\" needs a binary outcome, and `{outcome}` \
                      is continuous; use model = \"linear\" for it",
-                    if m == RawModel::Logit {
-                        "logit"
-                    } else {
-                        "probit"
-                    }
+                    if m == Model::Logit { "logit" } else { "probit" }
                 );
             }
             let input = NonlinearInput {
@@ -704,19 +651,19 @@ fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
                 covariates: &cov,
                 weights: cohort.weights.as_deref(),
                 cluster: named_cluster,
-                link: if m == RawModel::Logit {
+                link: if m == Model::Logit {
                     Link::Logit
                 } else {
                     Link::Probit
                 },
                 coefficients,
-                normalize: normalize.unwrap_or(true),
-                fairlie_orderings: fairlie_orderings.unwrap_or(100),
+                normalize: s.normalize,
+                fairlie_orderings: s.fairlie_orderings,
                 seed: plan.seed,
                 analysis_id: a.id.clone(),
             };
             let mut out = nonlinear(&input, spec, &progress).with_context(context)?;
-            if threefold.unwrap_or(false) {
+            if s.threefold {
                 out.warnings.push(
                     "threefold = true is ignored: the threefold split is defined for \
                      model = \"linear\""
@@ -733,7 +680,7 @@ fn run_oaxaca_blinder(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
 }
 
 /// `method = "gelbach"` for one outcome and comparison.
-fn run_gelbach(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+fn run_gelbach(p: &Pair<'_>, s: &GelbachSpec) -> Result<(MethodOutput, InferenceInfo)> {
     let &Pair {
         plan,
         a,
@@ -748,11 +695,8 @@ fn run_gelbach(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
         progress,
         ..
     } = p;
-    let RawAnalysis::Gelbach { base, added, .. } = &p.a.raw else {
-        bail!("internal: `gelbach` called for another method");
-    };
-    let base_vars = expand(plan, base);
-    let added_vars: Vec<String> = expand(plan, added)
+    let base_vars = expand(plan, &s.base);
+    let added_vars: Vec<String> = expand(plan, &s.added)
         .into_iter()
         .filter(|v| !base_vars.contains(v))
         .collect();
@@ -793,7 +737,10 @@ fn run_gelbach(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
 }
 
 /// `method = "hospital"` for one outcome and comparison.
-fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<HospitalRow>)> {
+fn run_hospital(
+    p: &Pair<'_>,
+    s: &HospitalSpec,
+) -> Result<(MethodOutput, InferenceInfo, Vec<HospitalRow>)> {
     let &Pair {
         plan,
         a,
@@ -809,17 +756,8 @@ fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<Hospit
         progress,
         ..
     } = p;
-    let RawAnalysis::Hospital {
-        hospital: hname,
-        adjust,
-        absorb,
-        pseudonymize,
-        ..
-    } = &p.a.raw
-    else {
-        bail!("internal: `hospital` called for another method");
-    };
-    let adjust_vars: Vec<String> = expand(plan, adjust.as_deref().unwrap_or(&[]))
+    let hname = &s.hospital;
+    let adjust_vars: Vec<String> = expand(plan, &s.adjust)
         .into_iter()
         .filter(|v| v != hname)
         .collect();
@@ -848,11 +786,7 @@ fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<Hospit
             ),
         }
     };
-    let extra: Vec<Absorbed<'_>> = absorb
-        .iter()
-        .flatten()
-        .map(|n| fe(n))
-        .collect::<Result<_>>()?;
+    let extra: Vec<Absorbed<'_>> = s.absorb.iter().map(|n| fe(n)).collect::<Result<_>>()?;
     let input = HospitalInput {
         y,
         group,
@@ -864,7 +798,7 @@ fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<Hospit
         cluster: named_cluster,
         binary,
         min_cell: plan.min_cell,
-        pseudonymize: pseudonymize.unwrap_or(false),
+        pseudonymize: s.pseudonymize,
     };
     let out = hospital(&input, spec, &progress)
         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
@@ -877,7 +811,10 @@ fn run_hospital(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo, Vec<Hospit
 }
 
 /// `method = "disparity_reduction"` for one outcome and comparison.
-fn run_disparity_reduction(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+fn run_disparity_reduction(
+    p: &Pair<'_>,
+    s: &ReductionSpec,
+) -> Result<(MethodOutput, InferenceInfo)> {
     let &Pair {
         plan,
         a,
@@ -893,18 +830,9 @@ fn run_disparity_reduction(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)
         progress,
         ..
     } = p;
-    let RawAnalysis::DisparityReduction {
-        allowable,
-        targets,
-        draws,
-        estimator,
-        ..
-    } = &p.a.raw
-    else {
-        bail!("internal: `disparity_reduction` called for another method");
-    };
-    let allow_vars = expand(plan, allowable);
-    let target_vars: Vec<(String, Vec<String>)> = targets
+    let allow_vars = expand(plan, &s.allowable);
+    let target_vars: Vec<(String, Vec<String>)> = s
+        .targets
         .iter()
         .map(|t| {
             let vars: Vec<String> = expand(plan, std::slice::from_ref(t))
@@ -960,13 +888,9 @@ fn run_disparity_reduction(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)
         weights: cohort.weights.as_deref(),
         cluster: named_cluster,
         binary,
-        draws: draws.unwrap_or(5).max(1),
+        draws: s.draws,
         min_cell: plan.min_cell,
-        estimator: match estimator {
-            None | Some(RawEstimator::Gcomputation) => Estimator::GComputation,
-            Some(RawEstimator::Weighting) => Estimator::Weighting,
-            Some(RawEstimator::DoublyRobust) => Estimator::DoublyRobust,
-        },
+        estimator: s.estimator,
     };
     let out = disparity_reduction(&input, spec, &progress)
         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
@@ -978,7 +902,7 @@ fn run_disparity_reduction(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)
 }
 
 /// `method = "mediation"` for one outcome and comparison.
-fn run_mediation(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
+fn run_mediation(p: &Pair<'_>, s: &MediationSpec) -> Result<(MethodOutput, InferenceInfo)> {
     let &Pair {
         plan,
         a,
@@ -994,15 +918,7 @@ fn run_mediation(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
         progress,
         ..
     } = p;
-    let RawAnalysis::Mediation {
-        mediators,
-        confounders,
-        interaction,
-        ..
-    } = &p.a.raw
-    else {
-        bail!("internal: `mediation` called for another method");
-    };
+    let mediators = &s.mediators;
     let mdesign = healthgap_cohort::design::build(cohort, &expand(plan, mediators));
     if mdesign.terms.len() != 1 || !mdesign.absorbed.is_empty() {
         let cols: Vec<&str> = mdesign.terms.iter().map(|t| t.name.as_str()).collect();
@@ -1015,7 +931,7 @@ fn run_mediation(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
             cols.join(", ")
         );
     }
-    let cdesign = healthgap_cohort::design::build(cohort, &expand(plan, confounders));
+    let cdesign = healthgap_cohort::design::build(cohort, &expand(plan, &s.confounders));
     if let Some(t) = cdesign.absorbed.first() {
         bail!(
             "confounder `{}` has many levels (absorbed); mediation \
@@ -1035,7 +951,7 @@ fn run_mediation(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
             .map(|(t, v)| (t.name.clone(), v.as_slice()))
             .collect(),
         binary,
-        interaction: interaction.unwrap_or(true),
+        interaction: s.interaction,
         cluster,
         draws: 25,
         seed: plan.seed,
@@ -1066,17 +982,6 @@ fn expand(plan: &Plan, names: &[String]) -> Vec<String> {
         }
     }
     out
-}
-
-fn coefficients_of(c: RawCoefficients) -> Coefficients {
-    match c {
-        RawCoefficients::Reference => Coefficients::Reference,
-        RawCoefficients::Comparison => Coefficients::Comparison,
-        RawCoefficients::Pooled => Coefficients::Pooled,
-        RawCoefficients::Neumark => Coefficients::Neumark,
-        RawCoefficients::Cotton => Coefficients::Cotton,
-        RawCoefficients::Reimers => Coefficients::Reimers,
-    }
 }
 
 /// Table 1 rows as JSON objects, with small cells suppressed.
@@ -1208,21 +1113,13 @@ struct Ran {
     fallbacks: usize,
 }
 
-/// Runs every implemented analysis; one that fails is recorded, the others go on.
+/// Runs every analysis; one that fails is recorded, the others go on.
 fn run_analyses(plan: &Plan, cohort: &Cohort) -> Result<Ran> {
     let mut analyses = Vec::new();
     let mut warnings = cohort.warnings.clone();
     let mut failed: Vec<FailedAnalysis> = Vec::new();
     let mut fallbacks = 0usize;
     for a in &plan.analyses {
-        if !implemented(&a.raw) {
-            warnings.push(format!(
-                "analysis `{}` ({}) was not run: the method is not implemented in this version",
-                a.id,
-                a.raw.method()
-            ));
-            continue;
-        }
         let started = std::time::Instant::now();
         let results = match run_analysis(plan, cohort, a) {
             Ok(run) => {
@@ -1231,11 +1128,11 @@ fn run_analyses(plan: &Plan, cohort: &Cohort) -> Result<Ran> {
                     warnings.push(format!(
                         "analysis `{}` ({}) failed for {reason}",
                         a.id,
-                        a.raw.method()
+                        a.spec.name()
                     ));
                     failed.push(FailedAnalysis {
                         id: a.id.clone(),
-                        method: a.raw.method().into(),
+                        method: a.spec.name().into(),
                         reason,
                     });
                 }
@@ -1249,11 +1146,11 @@ fn run_analyses(plan: &Plan, cohort: &Cohort) -> Result<Ran> {
                 warnings.push(format!(
                     "analysis `{}` ({}) failed: {reason}",
                     a.id,
-                    a.raw.method()
+                    a.spec.name()
                 ));
                 failed.push(FailedAnalysis {
                     id: a.id.clone(),
-                    method: a.raw.method().into(),
+                    method: a.spec.name().into(),
                     reason,
                 });
                 continue;
@@ -1597,7 +1494,7 @@ fn fallback_to_delta(
     if !results.iter().any(|r| r.inference.withheld.is_some()) {
         return Ok(results);
     }
-    if matches!(a.raw, RawAnalysis::DisparityReduction { .. }) {
+    if matches!(a.spec, MethodSpec::DisparityReduction(_)) {
         for r in results
             .iter_mut()
             .filter(|r| r.inference.withheld.is_some())

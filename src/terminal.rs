@@ -3,7 +3,7 @@
 //! warning grouped by analysis, and the results whose intervals were
 //! withheld.
 
-use healthgap_decompose::AnalysisResult;
+use healthgap_decompose::{AnalysisResult, MethodSpec};
 use healthgap_report::ReportInput;
 use healthgap_report::results::Results;
 
@@ -73,7 +73,7 @@ pub fn print_summary(results: &Results, input: &ReportInput) {
             .analyses
             .iter()
             .find(|a| {
-                a.method == "crude"
+                matches!(a.spec, MethodSpec::Crude(_))
                     && a.outcome == outcome
                     && a.comparison == comparison
                     && a.reference == reference
@@ -172,20 +172,16 @@ pub fn print_summary(results: &Results, input: &ReportInput) {
             );
         }
     }
-    let totals: Vec<&str> = [
-        ("oaxaca_blinder", "Oaxaca–Blinder: the gap"),
-        ("gelbach", "Gelbach: the base coefficient"),
-        (
-            "disparity_reduction",
-            "disparity reduction: the initial disparity",
-        ),
-        ("hospital", "hospital: the gap"),
-        ("mediation", "mediation: the total effect"),
-    ]
-    .into_iter()
-    .filter(|(m, _)| results.analyses.iter().any(|a| a.method == *m))
-    .map(|(_, t)| t)
-    .collect();
+    let mut totals: Vec<String> = Vec::new();
+    for a in &results.analyses {
+        let spec = a.spec.spec();
+        if let Some(b) = spec.breakdown() {
+            let total = format!("{}: the {}", spec.title(), b.total.0);
+            if !totals.contains(&total) {
+                totals.push(total);
+            }
+        }
+    }
     if !totals.is_empty() {
         outln!(
             "\nShares of each method's own total ({}); rest: what no block accounts for.\n\

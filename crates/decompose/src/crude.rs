@@ -18,6 +18,29 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::DecomposeError;
 use crate::result::Estimate;
+use crate::spec::{Context, Spec};
+
+/// `method = "crude"`: no options.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrudeSpec {}
+
+impl Spec for CrudeSpec {
+    fn name(&self) -> &'static str {
+        "crude"
+    }
+
+    fn title(&self) -> &'static str {
+        "crude gaps"
+    }
+
+    fn describe(&self, _: &Context, _: &mut Vec<&'static str>) -> String {
+        "Crude gaps are differences in means between each comparison group and the reference \
+         group (risk differences for binary outcomes), with risk or mean ratios and, for binary \
+         outcomes, odds ratios."
+            .to_string()
+    }
+}
 
 /// Inputs of one crude comparison.
 pub struct CrudeInput<'a> {

@@ -35,6 +35,66 @@ use crate::inference::{
 };
 use crate::result::{MethodOutput, SeMethod};
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
+use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
+
+/// `method = "gelbach"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GelbachSpec {
+    /// Base covariates (variables or blocks).
+    pub base: Vec<String>,
+    /// Added blocks (variables or blocks).
+    pub added: Vec<String>,
+}
+
+impl Spec for GelbachSpec {
+    fn name(&self) -> &'static str {
+        "gelbach"
+    }
+
+    fn title(&self) -> &'static str {
+        "Gelbach"
+    }
+
+    fn roles(&self) -> Vec<Role> {
+        vec![
+            Role::covariates("base", &self.base),
+            Role::covariates("added", &self.added),
+        ]
+    }
+
+    fn breakdown(&self) -> Option<Breakdown> {
+        Some(Breakdown {
+            total: ("base coefficient", SHARES.total),
+            parts: Parts::Blocks("explained_change"),
+            rest: ("full-model coefficient", "full_coefficient"),
+        })
+    }
+
+    fn detailed_quantity(&self) -> Option<&'static str> {
+        Some("explained_change")
+    }
+
+    fn condition(&self) -> String {
+        format!(" (given {})", joined(&self.base))
+    }
+
+    fn describe(&self, _: &Context, cite: &mut Vec<&'static str>) -> String {
+        cite.push(cite::GELBACH);
+        format!(
+            "Gelbach's (2016) decomposition attributed the change in the group coefficient of a \
+             linear model, from a base model adjusting for {} to the full model adding {}, to \
+             each added block; the attribution does not depend on the order in which the blocks \
+             are added.",
+            joined(&self.base),
+            joined(&self.added)
+        )
+    }
+
+    fn model_variance(&self) -> &'static str {
+        "Gelbach's (2016) variance conditional on the regressors"
+    }
+}
 
 /// Shares of the base coefficient: explained change by block, and the full
 /// model's coefficient (what the blocks leave).

@@ -25,7 +25,9 @@ pub mod privacy;
 pub mod reduction;
 pub mod result;
 pub mod shares;
+pub mod spec;
 pub mod terms;
 
 pub use error::DecomposeError;
 pub use result::{AnalysisResult, Estimate, InferenceInfo, MethodOutput, SeMethod};
+pub use spec::{MethodSpec, Spec};

@@ -34,6 +34,7 @@ use rand_distr::{Distribution, StandardNormal};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::DecomposeError;
+use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
 
 /// A model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -776,6 +777,74 @@ pub fn e_value_of_limit(base: f64, ci_low: Option<f64>, ci_high: Option<f64>) ->
             Some(e_value((base + near) / base)).filter(|v| v.is_finite())
         }
         _ => None,
+    }
+}
+
+/// `method = "mediation"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediationSpec {
+    /// The mediator (one variable giving one column).
+    pub mediators: Vec<String>,
+    /// Confounders (variables or blocks).
+    pub confounders: Vec<String>,
+    /// Exposure–mediator interaction (default true).
+    #[serde(default = "yes")]
+    pub interaction: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Spec for MediationSpec {
+    fn name(&self) -> &'static str {
+        "mediation"
+    }
+
+    fn roles(&self) -> Vec<Role> {
+        vec![
+            Role::covariates("mediators", &self.mediators),
+            Role::covariates("confounders", &self.confounders),
+        ]
+    }
+
+    fn breakdown(&self) -> Option<Breakdown> {
+        let mediator = match self.mediators.as_slice() {
+            [one] => one.clone(),
+            _ => "mediator".to_string(),
+        };
+        Some(Breakdown {
+            total: ("total effect", SHARES.total),
+            parts: Parts::One {
+                quantity: "indirect_effect",
+                suffix: format!(" (through {mediator})"),
+                variable: mediator,
+            },
+            rest: ("direct effect", "direct_effect"),
+        })
+    }
+
+    fn condition(&self) -> String {
+        format!(" (through {})", joined(&self.mediators))
+    }
+
+    fn describe(&self, _: &Context, cite: &mut Vec<&'static str>) -> String {
+        cite.extend([cite::VALERI, cite::IMAI, cite::EVALUE]);
+        format!(
+            "Regression-based causal mediation (Valeri & VanderWeele 2013) through {} with \
+             confounders {}{} gave natural direct and indirect effects of group membership and \
+             the proportion mediated; the E-value (VanderWeele & Ding 2017) and, for a \
+             continuous outcome and mediator, the ρ-sensitivity curve (Imai, Keele & Yamamoto \
+             2010) describe sensitivity to unmeasured mediator–outcome confounding.",
+            joined(&self.mediators),
+            joined(&self.confounders),
+            if self.interaction {
+                " and an exposure–mediator interaction"
+            } else {
+                ""
+            }
+        )
     }
 }
 

@@ -45,7 +45,7 @@
 //! multiplicities.
 
 use healthgap_models::{ModelError, ModelSummary};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
@@ -56,6 +56,7 @@ use crate::inference::{
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
+use crate::spec::{Breakdown, Context, Parts, Spec, cite};
 use crate::terms::Terms;
 
 /// Shares of the gap: explained by block, and the unexplained part (the
@@ -67,7 +68,7 @@ pub(crate) const SHARES: ShareSpec = ShareSpec {
 };
 
 /// The choice of β* (METHODS.md §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Coefficients {
     /// b_r.
@@ -75,6 +76,7 @@ pub enum Coefficients {
     /// b_c.
     Comparison,
     /// Pooled OLS with a group indicator (Jann).
+    #[default]
     Pooled,
     /// Pooled OLS without a group indicator.
     Neumark,
@@ -82,6 +84,173 @@ pub enum Coefficients {
     Cotton,
     /// ½(b_r + b_c).
     Reimers,
+}
+
+/// The outcome model of an Oaxaca–Blinder decomposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    /// Linear (OLS, or the linear probability model).
+    #[default]
+    Linear,
+    /// Logit (Yun 2004, Fairlie 2005).
+    Logit,
+    /// Probit (Yun 2004, Fairlie 2005).
+    Probit,
+}
+
+/// `method = "oaxaca_blinder"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OaxacaSpec {
+    /// The outcome model (default linear).
+    #[serde(default)]
+    pub model: Model,
+    /// β* of the twofold split (default pooled).
+    #[serde(default)]
+    pub coefficients: Coefficients,
+    /// Also the threefold split (linear only; default false).
+    #[serde(default)]
+    pub threefold: bool,
+    /// Normalize categorical variables (Yun 2005; default true).
+    #[serde(default = "yes")]
+    pub normalize: bool,
+    /// Fairlie orderings for logit/probit (default 100; 0 turns Fairlie off).
+    #[serde(default = "default_orderings")]
+    pub fairlie_orderings: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_orderings() -> usize {
+    100
+}
+
+impl Coefficients {
+    /// The option's value as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coefficients::Reference => "reference",
+            Coefficients::Comparison => "comparison",
+            Coefficients::Pooled => "pooled",
+            Coefficients::Neumark => "neumark",
+            Coefficients::Cotton => "cotton",
+            Coefficients::Reimers => "reimers",
+        }
+    }
+
+    /// β* in words, for the methods paragraph.
+    fn in_words(self) -> &'static str {
+        match self {
+            Coefficients::Pooled => "the pooled model with a group indicator (Jann 2008)",
+            Coefficients::Reference => "the reference group's coefficients",
+            Coefficients::Comparison => "the comparison group's coefficients",
+            Coefficients::Neumark => "the pooled model without a group indicator (Neumark)",
+            Coefficients::Cotton => {
+                "the size-weighted average of both groups' coefficients (Cotton)"
+            }
+            Coefficients::Reimers => "the average of both groups' coefficients (Reimers)",
+        }
+    }
+}
+
+impl Spec for OaxacaSpec {
+    fn name(&self) -> &'static str {
+        "oaxaca_blinder"
+    }
+
+    fn title(&self) -> &'static str {
+        "Oaxaca–Blinder"
+    }
+
+    fn uses_every_factor(&self) -> bool {
+        true
+    }
+
+    /// `vce = "model"` is derived only where β* is a fixed combination of
+    /// the group coefficients: not for pooled or neumark β*, fitted on the
+    /// same rows as both group models.
+    fn check(&self, vce: Vce) -> Result<(), String> {
+        let c = self.coefficients;
+        if vce == Vce::Model && matches!(c, Coefficients::Pooled | Coefficients::Neumark) {
+            return Err(format!(
+                "[design] vce = \"model\" is not derived for coefficients = \"{}\"{}: β* is \
+                 fitted on the same rows as both group models, so their model-based variances are \
+                 not independent. Use vce = \"robust\" (the default), or coefficients = \
+                 \"reference\", \"comparison\", \"reimers\" or \"cotton\"",
+                c.as_str(),
+                if c == Coefficients::default() {
+                    " (the default)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        Ok(())
+    }
+
+    fn breakdown(&self) -> Option<Breakdown> {
+        Some(Breakdown {
+            total: ("gap", SHARES.total),
+            parts: Parts::Blocks("explained"),
+            rest: ("unexplained", "unexplained"),
+        })
+    }
+
+    fn detailed_quantity(&self) -> Option<&'static str> {
+        Some("explained")
+    }
+
+    fn describe(&self, context: &Context, cite: &mut Vec<&'static str>) -> String {
+        if self.model != Model::Linear {
+            cite.extend([cite::YUN2004, cite::FAIRLIE]);
+            let model = if self.model == Model::Logit {
+                "logit"
+            } else {
+                "probit"
+            };
+            return format!(
+                "A nonlinear ({model}) decomposition (Yun 2004) split the gap into explained and \
+                 unexplained parts with detailed weights per term, and Fairlie's (2005) \
+                 sequential replacement over randomly ordered factor blocks gave an order-free \
+                 detailed attribution."
+            );
+        }
+        cite.extend([cite::OAXACA, cite::BLINDER, cite::JANN]);
+        let mut s = format!(
+            "A linear Oaxaca–Blinder decomposition (Oaxaca 1973; Blinder 1973) split the gap \
+             into a part explained by differences in the factor blocks ({}) and an unexplained \
+             part, with reference coefficients from {}",
+            context.blocks,
+            self.coefficients.in_words()
+        );
+        if self.threefold {
+            s.push_str(
+                "; a threefold split (endowments, coefficients, interaction) was also computed",
+            );
+        }
+        if self.normalize {
+            cite.push(cite::YUN2005);
+            s.push_str(
+                ". Categorical variables were normalized (Yun 2005) so that the detailed parts \
+                 do not depend on the base level",
+            );
+        }
+        s.push('.');
+        s
+    }
+
+    fn model_variance(&self) -> &'static str {
+        if self.model == Model::Linear {
+            "model-based (homoskedastic) variances of each group model, independent of each \
+             other and of the covariate means (Jann 2008)"
+        } else {
+            "model-based variances of each model (inverse information), the models taken as \
+             independent and the covariates as fixed (Stata's mvdcmp convention)"
+        }
+    }
 }
 
 /// Inputs of one linear decomposition (one outcome, one comparison group).

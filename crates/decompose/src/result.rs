@@ -3,6 +3,8 @@
 use healthgap_models::ModelSummary;
 use serde::Serialize;
 
+use crate::spec::MethodSpec;
+
 /// One tidy estimate. `factor: null, term: null` is the total; `factor` with
 /// `term: null` a block aggregate; `term` one design column (naming its factor).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,23 +142,27 @@ pub struct InferenceInfo {
     pub withheld: Option<String>,
 }
 
-/// One analysis for one outcome and comparison group.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One analysis for one outcome and comparison group. Written to
+/// results.json with `method` (the spec's name) and `options` (`outcome_type`,
+/// `weighted` and the spec's options as `analysis`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisResult {
     /// Analysis id (`<method>` or the config's `id`).
     pub id: String,
-    /// Method.
-    pub method: String,
+    /// The method and its options (defaults filled in).
+    pub spec: MethodSpec,
     /// Outcome column.
     pub outcome: String,
+    /// Whether the outcome is binary.
+    pub binary: bool,
+    /// Whether rows were weighted.
+    pub weighted: bool,
     /// Reference group label.
     pub reference: String,
     /// Comparison group label.
     pub comparison: String,
     /// Rows used (both groups; None when a group is below min_cell).
     pub n: Option<usize>,
-    /// Method options as given.
-    pub options: serde_json::Value,
     /// Inference.
     pub inference: InferenceInfo,
     /// Estimates.
@@ -167,19 +173,60 @@ pub struct AnalysisResult {
     pub warnings: Vec<String>,
     /// Covariate balance of density-ratio weights (weighting and doubly
     /// robust disparity reduction only; omitted otherwise).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub balance: Vec<Balance>,
     /// The analysis's complete cases per group of the comparison (empty when
     /// no row missed any of its variables).
     pub attrition: Vec<GroupAttrition>,
     /// Per-hospital profiles of a `hospital` analysis (hospitals.csv, not results.json).
-    #[serde(skip)]
     pub hospitals: Vec<crate::hospital::HospitalRow>,
     /// Rows and (binary outcomes) events of the reference and the comparison
     /// group in this analysis's sample, for the small-cell passes (not
     /// written).
-    #[serde(skip)]
     pub sample_counts: [(usize, Option<usize>); 2],
+}
+
+/// results.json's `analyses[]` entry (schema version 1).
+#[derive(Serialize)]
+struct Written<'a> {
+    id: &'a str,
+    method: &'static str,
+    outcome: &'a str,
+    reference: &'a str,
+    comparison: &'a str,
+    n: Option<usize>,
+    options: serde_json::Value,
+    inference: &'a InferenceInfo,
+    estimates: &'a [Estimate],
+    models: &'a [ModelSummary],
+    warnings: &'a [String],
+    #[serde(skip_serializing_if = "<[Balance]>::is_empty")]
+    balance: &'a [Balance],
+    attrition: &'a [GroupAttrition],
+}
+
+impl Serialize for AnalysisResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Written {
+            id: &self.id,
+            method: self.spec.name(),
+            outcome: &self.outcome,
+            reference: &self.reference,
+            comparison: &self.comparison,
+            n: self.n,
+            options: serde_json::json!({
+                "outcome_type": if self.binary { "binary" } else { "continuous" },
+                "weighted": self.weighted,
+                "analysis": self.spec.options_json(),
+            }),
+            inference: &self.inference,
+            estimates: &self.estimates,
+            models: &self.models,
+            warnings: &self.warnings,
+            balance: &self.balance,
+            attrition: &self.attrition,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl AnalysisResult {

@@ -64,7 +64,7 @@ pub fn estimates(analyses: &[AnalysisResult]) -> String {
         for e in &a.estimates {
             out.push_str(&line(&[
                 a.id.clone(),
-                a.method.clone(),
+                a.spec.name().to_string(),
                 a.outcome.clone(),
                 a.reference.clone(),
                 a.comparison.clone(),

@@ -133,7 +133,7 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
             out,
             "\n### {} ({}): {}, {} vs {}\n",
             escape(&a.id),
-            escape(&a.method),
+            escape(a.spec.name()),
             escape(&a.outcome),
             escape(&a.comparison),
             escape(&a.reference)

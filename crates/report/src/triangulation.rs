@@ -17,7 +17,8 @@
 //! covariance with the part. A method without share rows, or whose total's
 //! interval includes 0, shows the point share without an interval.
 
-use healthgap_decompose::{AnalysisResult, Estimate};
+use healthgap_decompose::spec::Parts;
+use healthgap_decompose::{AnalysisResult, Estimate, MethodSpec};
 
 /// One part of a total.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,17 +101,6 @@ fn block_of(factors: &[(String, Vec<String>)], variable: &str) -> String {
         .map_or_else(|| variable.to_string(), |(name, _)| name.clone())
 }
 
-fn option_text(a: &AnalysisResult, key: &str) -> Option<String> {
-    let v = a.options.get("analysis")?.get(key)?;
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(items) if items.len() == 1 => {
-            items[0].as_str().map(str::to_string)
-        }
-        _ => None,
-    }
-}
-
 /// Whether a method's shares are unstable (flagged † in the report and the
 /// terminal): its total has an interval that includes 0, or no interval at
 /// all (withheld), so that nothing says the shares are firm.
@@ -146,54 +136,24 @@ pub fn breakdown(a: &AnalysisResult, factors: &[(String, Vec<String>)]) -> Optio
             })
             .collect()
     };
-    let same = |f: &str| f.to_string();
-    let (total, parts, rest) = match a.method.as_str() {
-        "oaxaca_blinder" => (
-            Part::of("gap", None, total("gap")?),
-            blocks("explained", &same),
-            named("unexplained", None, "unexplained")?,
-        ),
-        "gelbach" => (
-            Part::of("base coefficient", None, total("base_coefficient")?),
-            blocks("explained_change", &same),
-            named("full-model coefficient", None, "full_coefficient")?,
-        ),
-        "disparity_reduction" => (
-            Part::of("initial disparity", None, total("initial_disparity")?),
-            blocks("disparity_reduction_shapley", &same),
-            named("remaining", None, "disparity_remaining")?,
-        ),
-        "hospital" => {
-            let hospital = option_text(a, "hospital").unwrap_or_else(|| "hospital".into());
-            let block = block_of(factors, &hospital);
-            (
-                Part::of("gap", None, total("gap")?),
-                vec![named(
-                    &format!("{block} (between hospitals)"),
-                    Some(block.clone()),
-                    "between_hospital",
-                )?],
-                named("within hospitals", None, "within_hospital")?,
-            )
+    let spec = a.spec.spec().breakdown()?;
+    let (label, quantity) = spec.total;
+    let parts = match &spec.parts {
+        Parts::Blocks(q) => blocks(q, &|f: &str| f.to_string()),
+        Parts::One {
+            quantity,
+            variable,
+            suffix,
+        } => {
+            let block = block_of(factors, variable);
+            vec![named(&format!("{block}{suffix}"), Some(block), quantity)?]
         }
-        "mediation" => {
-            let mediator = option_text(a, "mediators").unwrap_or_else(|| "mediator".into());
-            let block = block_of(factors, &mediator);
-            (
-                Part::of("total effect", None, total("total_effect")?),
-                vec![named(
-                    &format!("{block} (through {mediator})"),
-                    Some(block),
-                    "indirect_effect",
-                )?],
-                named("direct effect", None, "direct_effect")?,
-            )
-        }
-        _ => return None,
     };
+    let total = Part::of(label, None, total(quantity)?);
+    let rest = named(spec.rest.0, None, spec.rest.1)?;
     Some(Breakdown {
         analysis: a.id.clone(),
-        method: a.method.clone(),
+        method: a.spec.name().to_string(),
         total,
         parts,
         rest,
@@ -246,7 +206,7 @@ pub fn triangulate(
             .collect();
         let gap = here
             .iter()
-            .find(|a| a.method == "crude")
+            .find(|a| matches!(a.spec, MethodSpec::Crude(_)))
             .and_then(|a| a.get("gap", None, None))
             .map(|e| Part::of("gap", None, e));
         let breakdowns: Vec<Breakdown> =
@@ -317,14 +277,17 @@ mod tests {
         estimates: Vec<Estimate>,
         options: serde_json::Value,
     ) -> AnalysisResult {
+        let mut options = options;
+        options["method"] = method.into();
         AnalysisResult {
             id: method.into(),
-            method: method.into(),
+            spec: serde_json::from_value(options).expect("a valid spec"),
             outcome: "y".into(),
+            binary: false,
+            weighted: false,
             reference: "A".into(),
             comparison: "B".into(),
             n: Some(100),
-            options: serde_json::json!({ "analysis": options }),
             inference: healthgap_decompose::InferenceInfo {
                 method: "delta".into(),
                 replicates: None,

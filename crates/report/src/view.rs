@@ -12,7 +12,7 @@ use crate::format::{Scale, count, num, percent};
 use crate::results::Results;
 use crate::triangulation::{Breakdown, breakdown, pairs, triangulate};
 use crate::{ReportError, methods};
-use healthgap_decompose::AnalysisResult;
+use healthgap_decompose::{AnalysisResult, MethodSpec};
 
 /// An outcome as the report names it.
 #[derive(Debug, Clone)]
@@ -393,14 +393,7 @@ fn shares_figure(
 
 /// What a method holds fixed or goes through, for the triangulation header.
 fn column_note(a: Option<&AnalysisResult>) -> String {
-    let Some(a) = a else { return String::new() };
-    let list = |key: &str| methods::list(a.options.get("analysis").and_then(|o| o.get(key)));
-    match a.method.as_str() {
-        "gelbach" => format!(" (given {})", list("base")),
-        "disparity_reduction" => format!(" (given {})", list("allowable")),
-        "mediation" => format!(" (through {})", list("mediators")),
-        _ => String::new(),
-    }
+    a.map(|a| a.spec.spec().condition()).unwrap_or_default()
 }
 
 fn triangulation_table(
@@ -590,10 +583,8 @@ fn balance_table(a: &AnalysisResult) -> Option<Table> {
 
 /// The detailed terms of a decomposition: (quantity, label).
 fn forest(input: &ReportInput, a: &AnalysisResult) -> Result<Option<Figure>, ReportError> {
-    let quantity = match a.method.as_str() {
-        "oaxaca_blinder" => "explained",
-        "gelbach" => "explained_change",
-        _ => return Ok(None),
+    let Some(quantity) = a.spec.spec().detailed_quantity() else {
+        return Ok(None);
     };
     let (_, scale) = input.outcome(&a.outcome);
     let f = scale.factor;
@@ -753,12 +744,7 @@ fn rho_figure(input: &ReportInput, a: &AnalysisResult) -> Result<Option<Figure>,
             a.id,
             a.comparison,
             a.reference,
-            if a.options
-                .get("analysis")
-                .and_then(|o| o.get("interaction"))
-                .and_then(serde_json::Value::as_bool)
-                == Some(true)
-            {
+            if matches!(&a.spec, MethodSpec::Mediation(m) if m.interaction) {
                 ". The curve comes from models without the exposure–mediator interaction, so at \
                  ρ = 0 it can differ from the reported indirect effect"
             } else {
@@ -892,19 +878,22 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
                 a.outcome == outcome && a.reference == reference && a.comparison == comparison
             })
             .collect();
-        let gap = here.iter().find(|a| a.method == "crude").and_then(|a| {
-            a.get("gap", None, None).map(|g| {
-                format!(
-                    "{} (crude; {} interval{})",
-                    scale.with_ci(g.estimate, g.ci_low.zip(g.ci_high), a.inference.level),
-                    a.inference.interval,
-                    a.inference
-                        .cluster
-                        .as_ref()
-                        .map_or(String::new(), |c| format!(", clustered by {c}"))
-                )
-            })
-        });
+        let gap = here
+            .iter()
+            .find(|a| matches!(a.spec, MethodSpec::Crude(_)))
+            .and_then(|a| {
+                a.get("gap", None, None).map(|g| {
+                    format!(
+                        "{} (crude; {} interval{})",
+                        scale.with_ci(g.estimate, g.ci_low.zip(g.ci_high), a.inference.level),
+                        a.inference.interval,
+                        a.inference
+                            .cluster
+                            .as_ref()
+                            .map_or(String::new(), |c| format!(", clustered by {c}"))
+                    )
+                })
+            });
         let found = tables.iter().find(|t| {
             t.outcome == outcome && t.reference == reference && t.comparison == comparison
         });
@@ -948,7 +937,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         if let Some(f) = forest(input, a)? {
             figs.push(f);
         }
-        if a.method == "hospital" {
+        if matches!(a.spec, MethodSpec::Hospital(_)) {
             // Profiles use every patient, so the caterpillar is the same for each
             // comparison group: draw it once per analysis and outcome.
             let first = r
@@ -989,7 +978,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
                 format!("{label}: {} vs {}", a.comparison, a.reference),
                 e.quantity.replace('_', " "),
                 e.factor.clone().unwrap_or_else(|| {
-                    if a.method == "disparity_reduction" {
+                    if matches!(a.spec, MethodSpec::DisparityReduction(_)) {
                         "all targets".into()
                     } else {
                         String::new()
@@ -1019,10 +1008,10 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         analyses.push(AnalysisView {
             title: format!(
                 "{}: {label}, {} vs {}",
-                if a.id == a.method {
+                if a.id == a.spec.name() {
                     a.id.clone()
                 } else {
-                    format!("{} ({})", a.id, a.method)
+                    format!("{} ({})", a.id, a.spec.name())
                 },
                 a.comparison,
                 a.reference

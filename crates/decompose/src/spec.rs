@@ -1,0 +1,298 @@
+//! What an `[[analysis]]` asks for: [`MethodSpec`], a serde-tagged enum of
+//! the per-method option structs. Each struct lives in its method's module
+//! with its defaults (written once, as serde defaults) and implements
+//! [`Spec`]: the variables it names, its config-level checks, the breakdown
+//! the triangulation and the findings read, and its methods paragraph. The
+//! report reads these, never the options by key.
+//!
+//! Adding a method: its module (estimator, spec struct, `impl Spec`), one
+//! variant here (and its arm in [`MethodSpec::spec`]), and its figure if it
+//! has one (docs/ARCHITECTURE.md).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crude::CrudeSpec;
+use crate::gelbach::GelbachSpec;
+use crate::hospital::HospitalSpec;
+use crate::inference::Vce;
+use crate::mediation::MediationSpec;
+use crate::oaxaca::OaxacaSpec;
+use crate::reduction::ReductionSpec;
+
+/// One analysis's method and its options, tagged by `method`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum MethodSpec {
+    /// Crude gaps.
+    Crude(CrudeSpec),
+    /// Oaxaca–Blinder (linear, or Yun/Fairlie for logit and probit).
+    OaxacaBlinder(OaxacaSpec),
+    /// Gelbach.
+    Gelbach(GelbachSpec),
+    /// Interventional disparity reduction.
+    DisparityReduction(ReductionSpec),
+    /// Causal mediation.
+    Mediation(MediationSpec),
+    /// Care-site analysis.
+    Hospital(HospitalSpec),
+}
+
+impl MethodSpec {
+    /// The method's options as [`Spec`].
+    pub fn spec(&self) -> &dyn Spec {
+        match self {
+            MethodSpec::Crude(s) => s,
+            MethodSpec::OaxacaBlinder(s) => s,
+            MethodSpec::Gelbach(s) => s,
+            MethodSpec::DisparityReduction(s) => s,
+            MethodSpec::Mediation(s) => s,
+            MethodSpec::Hospital(s) => s,
+        }
+    }
+
+    /// The method's name as written in configs and results (`oaxaca_blinder`).
+    pub fn name(&self) -> &'static str {
+        self.spec().name()
+    }
+
+    /// The options with their defaults filled in, as written to results.json
+    /// (`options.analysis`) and printed by `check`: the serialized spec
+    /// without its `method` tag.
+    pub fn options_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(map) = v.as_object_mut() {
+            map.remove("method");
+        }
+        v
+    }
+}
+
+/// How a list of names in an analysis's options is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleKind {
+    /// Variables or block names of `[factors]`.
+    Covariates,
+    /// Categorical columns absorbed as fixed effects (need not be in any block).
+    Absorbed,
+}
+
+/// A list of names one option holds (`base = [...]`), for the config's
+/// name checks, the loader's columns and the analysis's complete cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The option's key.
+    pub key: &'static str,
+    /// The names as written.
+    pub names: Vec<String>,
+    /// How they are read.
+    pub kind: RoleKind,
+}
+
+impl Role {
+    /// Variables or blocks under `key`.
+    pub fn covariates(key: &'static str, names: &[String]) -> Role {
+        Role {
+            key,
+            names: names.to_vec(),
+            kind: RoleKind::Covariates,
+        }
+    }
+
+    /// Absorbed categorical columns under `key`.
+    pub fn absorbed(key: &'static str, names: &[String]) -> Role {
+        Role {
+            key,
+            names: names.to_vec(),
+            kind: RoleKind::Absorbed,
+        }
+    }
+}
+
+/// The parts a method splits its total into, by quantity name (the rows the
+/// triangulation, the shares figure and the waterfall read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breakdown {
+    /// Label and quantity of the total.
+    pub total: (&'static str, &'static str),
+    /// The attributed parts.
+    pub parts: Parts,
+    /// Label and quantity of what the parts leave.
+    pub rest: (&'static str, &'static str),
+}
+
+/// The attributed parts of a [`Breakdown`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parts {
+    /// One row per factor block of this quantity (rows with a factor).
+    Blocks(&'static str),
+    /// One part attributed to the block holding `variable`, labelled
+    /// `<block><suffix>`.
+    One {
+        /// Quantity of the part's row.
+        quantity: &'static str,
+        /// The variable whose block the part is attributed to.
+        variable: String,
+        /// Appended to the block's name in the label.
+        suffix: String,
+    },
+}
+
+/// What a methods paragraph may refer to beyond the method's own options.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The factor blocks, joined (`clinical, socioeconomic`).
+    pub blocks: String,
+}
+
+/// A method's options: what every method provides to the run and the report.
+pub trait Spec {
+    /// The method's name (`method = "..."`).
+    fn name(&self) -> &'static str;
+
+    /// The method's name in a sentence (`Oaxaca–Blinder`).
+    fn title(&self) -> &'static str {
+        self.name()
+    }
+
+    /// The lists of names its options hold.
+    fn roles(&self) -> Vec<Role> {
+        Vec::new()
+    }
+
+    /// Whether the analysis uses every factor variable (its complete cases
+    /// are then taken over all of them).
+    fn uses_every_factor(&self) -> bool {
+        false
+    }
+
+    /// Checks of the options that need no data (`vce` is `[design] vce`):
+    /// a message for the user when they cannot run.
+    fn check(&self, _vce: Vce) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The split the triangulation and the findings show (None: the method
+    /// splits nothing, as crude gaps).
+    fn breakdown(&self) -> Option<Breakdown> {
+        None
+    }
+
+    /// The quantity of the detailed (per-term) rows drawn as a forest plot.
+    fn detailed_quantity(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What the method holds fixed or goes through, for the triangulation's
+    /// column header (` (given age, sex)`), or empty.
+    fn condition(&self) -> String {
+        String::new()
+    }
+
+    /// The methods paragraph's sentence on this analysis, with the citations
+    /// it uses pushed onto `cite`.
+    fn describe(&self, context: &Context, cite: &mut Vec<&'static str>) -> String;
+
+    /// The model-based variance (`vce = "model"`) in words.
+    fn model_variance(&self) -> &'static str {
+        "model-based variances of each model, the models taken as independent"
+    }
+}
+
+/// Names joined for a sentence (`a, b`).
+pub fn joined(names: &[String]) -> String {
+    names.join(", ")
+}
+
+/// The references the methods paragraphs cite.
+pub mod cite {
+    /// Oaxaca 1973.
+    pub const OAXACA: &str = "Oaxaca RL. Male-female wage differentials in urban labor markets. Int Econ Rev 1973;14:693–709.";
+    /// Blinder 1973.
+    pub const BLINDER: &str = "Blinder AS. Wage discrimination: reduced form and structural estimates. J Hum Resour 1973;8:436–455.";
+    /// Jann 2008.
+    pub const JANN: &str = "Jann B. The Blinder–Oaxaca decomposition for linear regression models. Stata J 2008;8:453–479.";
+    /// Yun 2005.
+    pub const YUN2005: &str = "Yun MS. A simple solution to the identification problem in detailed wage decompositions. Econ Inq 2005;43:766–772.";
+    /// Yun 2004.
+    pub const YUN2004: &str =
+        "Yun MS. Decomposing differences in the first moment. Econ Lett 2004;82:275–280.";
+    /// Fairlie 2005.
+    pub const FAIRLIE: &str = "Fairlie RW. An extension of the Blinder-Oaxaca decomposition technique to logit and probit models. J Econ Soc Meas 2005;30:305–316.";
+    /// Gelbach 2016.
+    pub const GELBACH: &str = "Gelbach JB. When do covariates matter? And which ones, and how much? J Labor Econ 2016;34:509–543.";
+    /// Jackson & VanderWeele 2018.
+    pub const JACKSON: &str = "Jackson JW, VanderWeele TJ. Decomposition analysis to identify intervention targets for reducing disparities. Epidemiology 2018;29:825–835.";
+    /// Lundberg 2022.
+    pub const LUNDBERG: &str = "Lundberg I. The gap-closing estimand: a causal approach to study interventions that close disparities across social categories. Sociol Methods Res 2022.";
+    /// Shorrocks 2013.
+    pub const SHAPLEY: &str = "Shorrocks AF. Decomposition procedures for distributional analysis: a unified framework based on the Shapley value. J Econ Inequal 2013;11:99–126.";
+    /// Valeri & VanderWeele 2013.
+    pub const VALERI: &str = "Valeri L, VanderWeele TJ. Mediation analysis allowing for exposure–mediator interactions and causal interpretation. Psychol Methods 2013;18:137–150.";
+    /// Imai, Keele & Yamamoto 2010.
+    pub const IMAI: &str = "Imai K, Keele L, Yamamoto T. Identification, inference and sensitivity analysis for causal mediation effects. Stat Sci 2010;25:51–71.";
+    /// VanderWeele & Ding 2017.
+    pub const EVALUE: &str = "VanderWeele TJ, Ding P. Sensitivity analysis in observational research: introducing the E-value. Ann Intern Med 2017;167:268–274.";
+    /// Kitagawa 1955.
+    pub const KITAGAWA: &str = "Kitagawa EM. Components of a difference between two rates. J Am Stat Assoc 1955;50:857–879.";
+    /// Krumholz et al. 2006.
+    pub const KRUMHOLZ: &str = "Krumholz HM, et al. An administrative claims model suitable for profiling hospital performance based on 30-day mortality rates. Circulation 2006;113:1683–1692.";
+    /// Cameron & Miller 2015.
+    pub const CAMERON: &str = "Cameron AC, Miller DL. A practitioner's guide to cluster-robust inference. J Hum Resour 2015;50:317–372.";
+    /// Efron 1987.
+    pub const EFRON: &str =
+        "Efron B. Better bootstrap confidence intervals. J Am Stat Assoc 1987;82:171–185.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> Result<MethodSpec, String> {
+        serde_json::from_value(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_filled_in_once_by_serde() {
+        let s = parse(serde_json::json!({"method": "oaxaca_blinder"})).expect("parses");
+        assert_eq!(
+            s.options_json(),
+            serde_json::json!({"model": "linear", "coefficients": "pooled", "threefold": false,
+                               "normalize": true, "fairlie_orderings": 100})
+        );
+        let s = parse(serde_json::json!({"method": "disparity_reduction",
+            "allowable": ["age"], "targets": ["ses"]}))
+        .expect("parses");
+        assert_eq!(s.options_json()["draws"], 5);
+        assert_eq!(s.options_json()["estimator"], "gcomputation");
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_lists_are_errors() {
+        let e = parse(serde_json::json!({"method": "gelbach", "base": [], "added": [], "x": 1}))
+            .expect_err("unknown key");
+        assert!(e.contains("unknown field `x`"), "{e}");
+        let e = parse(serde_json::json!({"method": "gelbach", "base": []})).expect_err("missing");
+        assert!(e.contains("missing field `added`"), "{e}");
+        let e = parse(serde_json::json!({"method": "crude", "x": 1})).expect_err("unknown key");
+        assert!(e.contains("unknown field `x`"), "{e}");
+    }
+
+    #[test]
+    fn every_method_round_trips_through_its_options() {
+        for json in [
+            serde_json::json!({"method": "crude"}),
+            serde_json::json!({"method": "oaxaca_blinder", "model": "logit"}),
+            serde_json::json!({"method": "gelbach", "base": ["a"], "added": ["b"]}),
+            serde_json::json!({"method": "disparity_reduction", "allowable": ["a"],
+                               "targets": ["b"], "estimator": "doubly_robust"}),
+            serde_json::json!({"method": "mediation", "mediators": ["m"], "confounders": ["c"]}),
+            serde_json::json!({"method": "hospital", "hospital": "h", "adjust": ["a"]}),
+        ] {
+            let s = parse(json.clone()).expect("parses");
+            let mut again = s.options_json();
+            again["method"] = json["method"].clone();
+            assert_eq!(parse(again).expect("parses again"), s);
+            assert_eq!(s.name(), json["method"]);
+        }
+    }
+}
