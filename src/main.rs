@@ -31,10 +31,7 @@ macro_rules! out {
     }};
 }
 
-mod config;
-mod hash;
 mod output;
-mod plan;
 mod run;
 mod synth;
 mod terminal;

@@ -138,21 +138,9 @@ pub fn table1(results: &Results, labels: &[String]) -> String {
     header.extend(labels.iter().skip(1).map(|l| format!("smd_{l}")));
     let mut out = line(&header);
     for row in &results.cohort.table1 {
-        let get = |k: &str| {
-            row.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let mut f = vec![get("variable"), get("level")];
-        f.extend(labels.iter().map(|l| get(l)));
-        let smd = row.get("smd_by_group").and_then(|v| v.as_object());
-        f.extend(
-            labels
-                .iter()
-                .skip(1)
-                .map(|l| num(smd.and_then(|m| m.get(l)).and_then(|v| v.as_f64()))),
-        );
+        let mut f = vec![row.variable.clone(), row.level.clone().unwrap_or_default()];
+        f.extend(row.groups.iter().map(|c| c.text.clone()));
+        f.extend(row.groups.iter().skip(1).map(|c| num(c.smd)));
         out.push_str(&line(&f));
     }
     out

@@ -81,11 +81,63 @@ pub struct CohortSummary {
     /// Table 1 rows: variable, level, one key per group label, smd (first
     /// comparison), smd_by_group, missing_by_group. The cohort after the
     /// filters, before any analysis's complete cases.
-    pub table1: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub table1: Vec<Table1Row>,
     /// The same on the complete cases of every outcome and covariate the plan
     /// uses; absent when no value is missing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub table1_complete: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    pub table1_complete: Option<Vec<Table1Row>>,
+}
+
+/// One row of Table 1 (small cells already suppressed). Written as
+/// `variable`, `level`, one key per group label with the cell's text, `smd`
+/// (the first comparison's), `smd_by_group` and `missing_by_group`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table1Row {
+    /// Variable.
+    pub variable: String,
+    /// Level of a categorical variable (None: the variable's own row).
+    pub level: Option<String>,
+    /// One cell per group, reference first.
+    pub groups: Vec<Table1Cell>,
+}
+
+/// One group's cell of a [`Table1Row`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table1Cell {
+    /// Group label.
+    pub label: String,
+    /// The cell as shown (`12.3 (4.5)`, `<11`, `suppressed`).
+    pub text: String,
+    /// Rows missing the variable (None when suppressed).
+    pub missing: Option<usize>,
+    /// Standardized difference against the reference (None for the
+    /// reference, and where either cell is hidden).
+    pub smd: Option<f64>,
+}
+
+impl Serialize for Table1Row {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let comparisons = || self.groups.iter().skip(1);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("variable", &self.variable)?;
+        map.serialize_entry("level", &self.level)?;
+        for cell in &self.groups {
+            map.serialize_entry(&cell.label, &cell.text)?;
+        }
+        map.serialize_entry("smd", &comparisons().next().and_then(|c| c.smd))?;
+        let by_group: serde_json::Map<String, serde_json::Value> = comparisons()
+            .map(|c| (c.label.clone(), serde_json::json!(c.smd)))
+            .collect();
+        map.serialize_entry("smd_by_group", &by_group)?;
+        let missing: serde_json::Map<String, serde_json::Value> = self
+            .groups
+            .iter()
+            .map(|c| (c.label.clone(), serde_json::json!(c.missing)))
+            .collect();
+        map.serialize_entry("missing_by_group", &missing)?;
+        map.end()
+    }
 }
 
 /// results.json.

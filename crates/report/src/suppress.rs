@@ -5,6 +5,8 @@
 //! minus the previous one reveals its excluded count, so once an excluded count
 //! is suppressed, every remaining count from that step on is suppressed too.
 
+use healthgap_decompose::AnalysisResult;
+
 /// Default threshold.
 pub const DEFAULT_MIN_CELL: usize = 11;
 
@@ -176,6 +178,166 @@ pub fn table1(rows: &[Table1Counts<'_>], min_cell: usize) -> (Vec<Vec<Cell>>, Ve
         start = end;
     }
     (hidden, missing_hidden)
+}
+
+/// What the small-cell passes over the analysis results need to know of the
+/// cohort (counts only, no rows).
+#[derive(Debug, Clone, Default)]
+pub struct Disclosure {
+    /// Group labels, reference first.
+    pub group_labels: Vec<String>,
+    /// Rows per group.
+    pub group_counts: Vec<usize>,
+    /// Per binary outcome: (events, rows with a value) per group.
+    pub outcome_counts: Vec<(String, Vec<(usize, usize)>)>,
+    /// Per level of every dummy-coded categorical (`variable=level`): patients.
+    pub level_counts: Vec<(String, usize)>,
+}
+
+/// The small-cell passes over the analysis results (complementary suppression of n,
+/// outcomes with few events or non-events dropped) and the warning on few
+/// bootstrap replicates.
+pub fn results(
+    analyses: &mut Vec<AnalysisResult>,
+    cohort: &Disclosure,
+    m: usize,
+    warnings: &mut Vec<String>,
+) {
+    // Complementary suppression: when either group of a comparison is below
+    // min_cell, in the cohort or in the analysis's own complete cases, the
+    // analysis's and its models' row counts would reveal it.
+    let counts: std::collections::HashMap<&str, usize> = cohort
+        .group_labels
+        .iter()
+        .map(String::as_str)
+        .zip(cohort.group_counts.iter().copied())
+        .collect();
+    for a in analyses.iter_mut() {
+        let small = |label: &str| counts.get(label).is_some_and(|n| *n < m);
+        let small_sample = a.sample_counts.iter().any(|(n, _)| *n < m);
+        // A hidden complete-case exclusion would come back as the cohort's
+        // group size minus the analysis's n.
+        let hidden_exclusion = a.attrition.iter().any(|r| r.excluded.is_none());
+        if small(&a.reference) || small(&a.comparison) || small_sample || hidden_exclusion {
+            a.n = None;
+            for model in &mut a.models {
+                model.n = None;
+            }
+        }
+        // A model fitted on fewer rows than a shown count by fewer than
+        // min_cell (e.g. singleton hospitals dropped) would reveal the
+        // difference: its n is hidden.
+        let mut shown: Vec<usize> = a.n.into_iter().collect();
+        shown.extend(a.sample_counts.iter().map(|(n, _)| *n));
+        shown.extend(
+            [&a.reference, &a.comparison]
+                .iter()
+                .filter_map(|l| counts.get(l.as_str()).copied()),
+        );
+        for model in &mut a.models {
+            if let Some(n) = model.n
+                && shown.iter().any(|&s| s > n && s - n < m)
+            {
+                model.n = None;
+            }
+        }
+    }
+    hide_rare_level_terms(analyses, cohort, m, warnings);
+    // A binary outcome with fewer than min_cell events or non-events in a
+    // group: every estimate of its gap would give the count back (the group's
+    // mean times its shown n), so that outcome and comparison is not reported.
+    // (outcome, group label) pairs with a small count.
+    let mut small: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for (outcome, per_group) in &cohort.outcome_counts {
+        for ((events, n), label) in per_group.iter().zip(&cohort.group_labels) {
+            if count(*events, m).is_none() || count(n - events, m).is_none() {
+                small.insert((outcome.as_str(), label.as_str()));
+            }
+        }
+    }
+    let small_outcome = |outcome: &str, label: &str| -> bool { small.contains(&(outcome, label)) };
+    let mut withheld: Vec<(String, String, String)> = Vec::new();
+    analyses.retain(|a| {
+        // Small in the cohort, or in the analysis's own complete cases.
+        let small_in_sample = |g: usize| {
+            a.sample_counts[g].1.is_some_and(|events| {
+                let n = a.sample_counts[g].0;
+                count(events, m).is_none() || count(n - events, m).is_none()
+            })
+        };
+        let small = [&a.reference, &a.comparison]
+            .into_iter()
+            .enumerate()
+            .find(|(g, l)| small_outcome(&a.outcome, l) || small_in_sample(*g))
+            .map(|(_, l)| l);
+        if let Some(l) = small {
+            let key = (a.outcome.clone(), a.comparison.clone(), l.to_string());
+            if !withheld.contains(&key) {
+                withheld.push(key);
+            }
+        }
+        small.is_none()
+    });
+    for (outcome, comparison, label) in withheld {
+        warnings.push(format!(
+            "{outcome}, {comparison} vs {}: group {label} has fewer than {m} events or non-events; \
+             the analyses of this outcome and comparison are not reported (each estimate would \
+             reveal the count)",
+            cohort.group_labels[0]
+        ));
+    }
+    for a in analyses.iter_mut() {
+        if let (Some(r), "bootstrap") = (a.inference.replicates, a.inference.method.as_str())
+            && r < 200
+        {
+            a.warnings.push(format!(
+                "only {r} bootstrap replicates: {} intervals need about 200 or more to be \
+                 stable (set [inference] replicates)",
+                a.inference.interval
+            ));
+        }
+    }
+}
+
+/// Coefficients and detailed terms of a categorical level held by fewer than
+/// `m` patients would disclose those patients' outcomes (a dummy of one
+/// person is that person's residual): they are removed from the estimates
+/// and the model tables, with a warning that names the fix.
+fn hide_rare_level_terms(
+    analyses: &mut [AnalysisResult],
+    cohort: &Disclosure,
+    m: usize,
+    warnings: &mut Vec<String>,
+) {
+    let rare: Vec<String> = cohort
+        .level_counts
+        .iter()
+        .filter(|(_, k)| *k > 0 && *k < m)
+        .map(|(term, _)| term.clone())
+        .collect();
+    if rare.is_empty() {
+        return;
+    }
+    let mut removed = false;
+    for a in analyses.iter_mut() {
+        let before = a.estimates.len();
+        a.estimates
+            .retain(|e| e.term.as_ref().is_none_or(|t| !rare.contains(t)));
+        removed |= a.estimates.len() < before;
+        for model in &mut a.models {
+            let before = model.coefficients.len();
+            model.coefficients.retain(|c| !rare.contains(&c.term));
+            removed |= model.coefficients.len() < before;
+        }
+    }
+    if removed {
+        warnings.push(format!(
+            "the coefficients and detailed terms of {} are not shown: each of these levels has \
+             fewer than {m} patients, so its coefficient would disclose their outcomes (merge \
+             rare levels with [variables] NAME = {{ type = \"categorical\", min_count = {m} }})",
+            rare.join(", ")
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::figures::{self, Step};
 use crate::format::{Scale, count, num, percent};
-use crate::results::Results;
+use crate::results::{Results, Table1Row};
 use crate::triangulation::{Breakdown, breakdown, pairs, triangulate};
 use crate::{ReportError, methods};
 use healthgap_decompose::{AnalysisResult, MethodSpec};
@@ -308,11 +308,7 @@ fn waterfall(
 }
 
 /// A Table 1 from its (suppressed) JSON rows.
-fn table1_table(
-    input: &ReportInput,
-    rows: &[serde_json::Map<String, serde_json::Value>],
-    note: String,
-) -> Table {
+fn table1_table(input: &ReportInput, rows: &[Table1Row], note: String) -> Table {
     let mut head = vec!["variable".to_string(), "level".to_string()];
     head.extend(input.group_labels.iter().cloned());
     // One SMD per comparison group, against the reference.
@@ -327,20 +323,9 @@ fn table1_table(
         rows: rows
             .iter()
             .map(|t| {
-                let text = |k: &str| {
-                    t.get(k)
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                let mut cells = vec![text("variable"), text("level")];
-                cells.extend(input.group_labels.iter().map(|l| text(l)));
-                for l in input.group_labels.iter().skip(1) {
-                    cells.push(num(t
-                        .get("smd_by_group")
-                        .and_then(|m| m.get(l.as_str()))
-                        .and_then(serde_json::Value::as_f64)));
-                }
+                let mut cells = vec![t.variable.clone(), t.level.clone().unwrap_or_default()];
+                cells.extend(t.groups.iter().map(|c| c.text.clone()));
+                cells.extend(t.groups.iter().skip(1).map(|c| num(c.smd)));
                 cells
             })
             .collect(),

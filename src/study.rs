@@ -1,0 +1,457 @@
+//! The study as a library: [`load_cohort`], [`check_study`] (every analysis
+//! fitted once, without inference) and [`run_study`] (every analysis with its
+//! inference, failures recorded, the delta fallback when asked, the
+//! small-cell passes) giving results.json's [`Results`]. The CLI (`healthgap
+//! check|run`) adds the terminal, the progress bars and the atomic output.
+
+use anyhow::{Context, Result, bail};
+
+use healthgap_cohort::{Cohort, OutcomeKind, Values};
+use healthgap_decompose::{AnalysisResult, MethodSpec};
+use healthgap_report::results::{AttritionRow, FailedAnalysis, Table1Cell, Table1Row};
+use healthgap_report::suppress::Disclosure;
+use healthgap_report::{
+    CohortSummary, DataInfo, FileInfo, GroupCount, OutcomeInfo, Results, StudyInfo, ToolInfo,
+    suppress,
+};
+
+use crate::analysis::run_analysis;
+use crate::config::{RawFallback, RawInferenceMethod, RawInterval};
+use crate::plan::{AnalysisPlan, Plan};
+
+/// What a study reports while it runs. The CLI draws progress bars and
+/// prints the lines; [`Quiet`] ignores everything.
+pub trait Observer: Sync {
+    /// An analysis starts, with `replicates` bootstrap replicates in all
+    /// (0 for the delta method).
+    fn started(&self, _analysis: &AnalysisPlan, _replicates: usize) {}
+    /// One bootstrap replicate is done.
+    fn replicate(&self) {}
+    /// An analysis is done (whether or not part of it failed).
+    fn finished(&self, _analysis: &AnalysisPlan) {}
+    /// A line for the user: a failure, a fallback, a timing.
+    fn say(&self, _line: &str) {}
+}
+
+/// An [`Observer`] that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// Loads the cohort the plan names (flat file, OMOP folder or synthetic).
+pub fn load_cohort(plan: &Plan) -> Result<Cohort> {
+    healthgap_cohort::load(&plan.cohort).with_context(|| format!("{}", plan.config_path.display()))
+}
+
+/// A study that ran: results.json's content (small cells suppressed) and
+/// what the renderers need besides.
+pub struct Study {
+    /// results.json.
+    pub results: Results,
+    /// Factor blocks with their variables, in order.
+    pub factors: Vec<(String, Vec<String>)>,
+    /// The outcomes' names, labels and types.
+    pub outcomes: Vec<OutcomeInfo>,
+    /// Results whose withheld bootstrap was replaced by the delta method.
+    pub fallbacks: usize,
+}
+
+/// Runs every analysis of the plan on the cohort: one that fails is recorded
+/// in `failed` and the others go on; the small-cell passes run on each
+/// analysis's own sample. Fails only when every analysis failed.
+pub fn run_study(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result<Study> {
+    let Ran {
+        mut analyses,
+        mut warnings,
+        failed,
+        fallbacks,
+    } = run_analyses(plan, cohort, observer)?;
+    if let (true, Some(first)) = (analyses.is_empty(), failed.first()) {
+        bail!(
+            "every analysis failed, so no report was written; analysis `{}`: {}",
+            first.id,
+            first.reason
+        );
+    }
+    suppress::results(
+        &mut analyses,
+        &disclosure(cohort),
+        plan.min_cell,
+        &mut warnings,
+    );
+    let results = results_of(plan, cohort, analyses, warnings, failed)?;
+    let (factors, outcomes) = report_context(plan, cohort);
+    Ok(Study {
+        results,
+        factors,
+        outcomes,
+        fallbacks,
+    })
+}
+
+/// The same validation as a run: every analysis is fitted once on the data
+/// (point estimates, no bootstrap replicates), so that a design that is
+/// singular, a group too small for its coefficients or a method-specific
+/// refusal fails here with the message the run would give.
+pub fn check_study(plan: &Plan, cohort: &Cohort) -> Result<()> {
+    let mut failed = Vec::new();
+    for a in &plan.analyses {
+        let mut dry = a.clone();
+        dry.inference.replicates = 0;
+        dry.inference.interval = RawInterval::Percentile;
+        match run_analysis(plan, cohort, &dry, &Quiet) {
+            Err(err) => failed.push(format!(
+                "analysis `{}` ({}) failed: {err:#}",
+                a.id,
+                a.spec.name()
+            )),
+            Ok(run) => failed.extend(run.failures.iter().map(|reason| {
+                format!(
+                    "analysis `{}` ({}) failed for {reason}",
+                    a.id,
+                    a.spec.name()
+                )
+            })),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
+/// The cohort's counts the small-cell passes need: group sizes, events per
+/// group of each binary outcome, patients per level of each dummy-coded
+/// categorical.
+fn disclosure(cohort: &Cohort) -> Disclosure {
+    let groups = cohort.group_labels.len();
+    let outcome_counts = cohort
+        .outcomes
+        .iter()
+        .filter(|(s, _)| s.kind == OutcomeKind::Binary)
+        .map(|(spec, y)| {
+            let mut counts = vec![(0usize, 0usize); groups];
+            for (v, &g) in y.iter().zip(&cohort.group) {
+                if (g as usize) < groups && v.is_finite() {
+                    counts[g as usize].1 += 1;
+                    counts[g as usize].0 += usize::from(*v != 0.0);
+                }
+            }
+            (spec.name.clone(), counts)
+        })
+        .collect();
+    let mut level_counts = Vec::new();
+    for v in &cohort.variables {
+        if let Values::Categorical {
+            codes,
+            levels,
+            absorb: false,
+        } = &v.values
+        {
+            let mut n = vec![0usize; levels.len()];
+            for &c in codes {
+                if let Some(k) = n.get_mut(c as usize) {
+                    *k += 1;
+                }
+            }
+            level_counts.extend(
+                levels
+                    .iter()
+                    .zip(n)
+                    .map(|(l, k)| (format!("{}={l}", v.name), k)),
+            );
+        }
+    }
+    Disclosure {
+        group_labels: cohort.group_labels.clone(),
+        group_counts: cohort.group_counts(),
+        outcome_counts,
+        level_counts,
+    }
+}
+
+/// The attrition table with small and revealing counts suppressed.
+pub fn attrition_rows(cohort: &Cohort, min_cell: usize) -> Vec<AttritionRow> {
+    let steps: Vec<(usize, usize)> = cohort
+        .attrition
+        .iter()
+        .map(|a| (a.excluded, a.remaining))
+        .collect();
+    cohort
+        .attrition
+        .iter()
+        .zip(suppress::attrition(&steps, min_cell))
+        .map(|(a, (excluded, remaining))| AttritionRow {
+            step: a.step.clone(),
+            excluded,
+            remaining,
+            text: [
+                suppress::shown_text(a.excluded, excluded, min_cell),
+                suppress::shown_text(a.remaining, remaining, min_cell),
+            ],
+        })
+        .collect()
+}
+
+/// Table 1 rows with small cells suppressed (complementary too): a hidden
+/// cell's text says why, and no SMD is shown where either cell is hidden (an
+/// SMD of proportions with one proportion and both n shown gives the other
+/// back).
+fn table1_rows(
+    rows: &[healthgap_cohort::Table1Row],
+    labels: &[String],
+    min_cell: usize,
+) -> Vec<Table1Row> {
+    let counts: Vec<suppress::Table1Counts> = rows
+        .iter()
+        .map(|row| suppress::Table1Counts {
+            variable: &row.variable,
+            level: row.level.is_some(),
+            counts: &row.counts,
+            denominators: &row.denominators,
+            missing: &row.missing,
+        })
+        .collect();
+    let (hidden, missing_hidden) = suppress::table1(&counts, min_cell);
+    rows.iter()
+        .zip(hidden)
+        .zip(missing_hidden)
+        .map(|((row, hidden), missing_hidden)| Table1Row {
+            variable: row.variable.clone(),
+            level: row.level.clone(),
+            groups: labels
+                .iter()
+                .enumerate()
+                .map(|(g, label)| Table1Cell {
+                    label: label.clone(),
+                    text: hidden[g]
+                        .text(min_cell)
+                        .unwrap_or_else(|| row.cells[g].clone()),
+                    missing: (!missing_hidden[g]).then_some(row.missing[g]),
+                    smd: (g > 0 && !hidden[0].hidden() && !hidden[g].hidden())
+                        .then(|| row.smd.get(g - 1).copied().flatten())
+                        .flatten(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// What running every analysis gave: the results, the study warnings, the
+/// analyses that failed and the delta fallbacks taken.
+struct Ran {
+    analyses: Vec<AnalysisResult>,
+    warnings: Vec<String>,
+    failed: Vec<FailedAnalysis>,
+    fallbacks: usize,
+}
+
+/// Runs every analysis; one that fails is recorded, the others go on.
+fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result<Ran> {
+    let mut analyses = Vec::new();
+    let mut warnings = cohort.warnings.clone();
+    let mut failed: Vec<FailedAnalysis> = Vec::new();
+    let mut fallbacks = 0usize;
+    for a in &plan.analyses {
+        let started = std::time::Instant::now();
+        let results = match run_analysis(plan, cohort, a, observer) {
+            Ok(run) => {
+                for reason in run.failures {
+                    observer.say(&format!("{}: failed: {reason}", a.id));
+                    warnings.push(format!(
+                        "analysis `{}` ({}) failed for {reason}",
+                        a.id,
+                        a.spec.name()
+                    ));
+                    failed.push(FailedAnalysis {
+                        id: a.id.clone(),
+                        method: a.spec.name().into(),
+                        reason,
+                    });
+                }
+                run.results
+            }
+            Err(err) => {
+                // One failing analysis does not discard the others: it is
+                // reported as failed and the run exits with code 3.
+                let reason = format!("{err:#}");
+                observer.say(&format!("{}: failed: {reason}", a.id));
+                warnings.push(format!(
+                    "analysis `{}` ({}) failed: {reason}",
+                    a.id,
+                    a.spec.name()
+                ));
+                failed.push(FailedAnalysis {
+                    id: a.id.clone(),
+                    method: a.spec.name().into(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        observer.say(&format!(
+            "{}: {} result(s) in {:.1} s",
+            a.id,
+            results.len(),
+            started.elapsed().as_secs_f64()
+        ));
+        let results = if a.inference.fallback == RawFallback::Delta {
+            fallback_to_delta(plan, cohort, a, results, &mut fallbacks, observer)?
+        } else {
+            results
+        };
+        analyses.extend(results);
+    }
+    Ok(Ran {
+        analyses,
+        warnings,
+        failed,
+        fallbacks,
+    })
+}
+
+/// results.json's content.
+fn results_of(
+    plan: &Plan,
+    cohort: &Cohort,
+    analyses: Vec<AnalysisResult>,
+    warnings: Vec<String>,
+    failed: Vec<FailedAnalysis>,
+) -> Result<Results> {
+    let m = plan.min_cell;
+    let attrition = attrition_rows(cohort, m);
+    let mut files = Vec::new();
+    for f in &cohort.files {
+        files.push(FileInfo {
+            path: f.display().to_string(),
+            sha256: crate::hash::sha256_file(f)
+                .with_context(|| format!("hashing {}", f.display()))?,
+        });
+    }
+    Ok(Results {
+        schema_version: 1,
+        tool: ToolInfo {
+            name: "healthgap".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        study: StudyInfo {
+            name: plan.study_name.clone(),
+            seed: plan.seed,
+            config_sha256: plan.config_sha256.clone(),
+        },
+        data: DataInfo {
+            source: cohort.source.into(),
+            files,
+            rows_read: cohort.rows_read,
+        },
+        cohort: CohortSummary {
+            n: suppress::count(cohort.n(), m),
+            clusters: cohort.cluster.as_ref().map(|c| c.2),
+            groups: cohort
+                .group_labels
+                .iter()
+                .zip(cohort.group_counts())
+                .map(|(l, n)| GroupCount {
+                    label: l.clone(),
+                    n: suppress::count(n, m),
+                })
+                .collect(),
+            attrition,
+            table1: table1_rows(&cohort.table1, &cohort.group_labels, m),
+            table1_complete: cohort
+                .table1_complete
+                .as_ref()
+                .map(|t| table1_rows(t, &cohort.group_labels, m)),
+        },
+        analyses,
+        warnings,
+        failed,
+    })
+}
+
+/// The block lists and outcome descriptions the renderers need.
+pub fn report_context(
+    plan: &Plan,
+    cohort: &Cohort,
+) -> (Vec<(String, Vec<String>)>, Vec<OutcomeInfo>) {
+    let factors: Vec<(String, Vec<String>)> = plan
+        .blocks
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let outcomes: Vec<OutcomeInfo> = cohort
+        .outcomes
+        .iter()
+        .map(|(s, _)| OutcomeInfo {
+            name: s.name.clone(),
+            label: s.label.clone(),
+            binary: s.kind == OutcomeKind::Binary,
+        })
+        .collect();
+    (factors, outcomes)
+}
+
+/// `[inference] fallback = "delta"`: results whose bootstrap intervals were
+/// withheld are replaced by the same analysis under the delta method, with
+/// the reason and the fallback declared (warnings, `inference.note`) and
+/// counted (exit code 3). Disparity reduction has no delta method: its
+/// results stay withheld, with a warning.
+fn fallback_to_delta(
+    plan: &Plan,
+    cohort: &Cohort,
+    a: &AnalysisPlan,
+    mut results: Vec<AnalysisResult>,
+    fallbacks: &mut usize,
+    observer: &dyn Observer,
+) -> Result<Vec<AnalysisResult>> {
+    if !results.iter().any(|r| r.inference.withheld.is_some()) {
+        return Ok(results);
+    }
+    if matches!(a.spec, MethodSpec::DisparityReduction(_)) {
+        for r in results
+            .iter_mut()
+            .filter(|r| r.inference.withheld.is_some())
+        {
+            r.warnings.push(
+                "fallback = \"delta\" cannot apply: disparity_reduction has no delta method \
+                 (the intervals stay withheld)"
+                    .into(),
+            );
+        }
+        return Ok(results);
+    }
+    let mut delta = a.clone();
+    delta.inference.method = RawInferenceMethod::Delta;
+    let replacements = run_analysis(plan, cohort, &delta, observer)
+        .with_context(|| format!("analysis `{}` (the delta-method fallback)", a.id))?
+        .results;
+    for r in results
+        .iter_mut()
+        .filter(|r| r.inference.withheld.is_some())
+    {
+        let Some(d) = replacements
+            .iter()
+            .find(|d| d.outcome == r.outcome && d.comparison == r.comparison)
+        else {
+            continue;
+        };
+        let reason = r.inference.withheld.clone().unwrap_or_default();
+        let mut replaced = d.clone();
+        let note = format!(
+            "fallback: the bootstrap's intervals were withheld ({reason}); [inference] fallback = \
+             \"delta\" shows the delta method's instead"
+        );
+        replaced.warnings.insert(0, note.clone());
+        replaced.inference.note = Some(match replaced.inference.note.take() {
+            Some(n) => format!("{note}; {n}"),
+            None => note,
+        });
+        observer.say(&format!(
+            "fallback: {} ({}, {} vs {}): delta-method intervals replace the withheld bootstrap",
+            r.id, r.outcome, r.comparison, r.reference
+        ));
+        *r = replaced;
+        *fallbacks += 1;
+    }
+    Ok(results)
+}
