@@ -39,6 +39,36 @@ fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (median(times), out.expect("at least one repeat"))
 }
 
+/// The standard workload: the canonical covariate columns (name, block,
+/// values), hospital volume and teaching status, the outcome, the groups
+/// (0 White, 1 Black, 2 other) and the hospital of each patient.
+struct Workload {
+    cols: Vec<(String, String, Vec<f64>)>,
+    volume: Vec<f64>,
+    teaching: Vec<f64>,
+    y: Vec<f64>,
+    group: Vec<u32>,
+    hospital: Vec<u32>,
+    nh: usize,
+}
+
+/// The covariate sets of the benchmarks and the run settings.
+struct Bench<'a> {
+    w: &'a Workload,
+    with_fe: Covariates<'a>,
+    plain: Covariates<'a>,
+    hospital_covariates: Covariates<'a>,
+    repeats: usize,
+    only: String,
+}
+
+impl Bench<'_> {
+    /// Whether `task` runs (it contains BENCH_ONLY, or BENCH_ONLY is unset).
+    fn want(&self, task: &str) -> bool {
+        self.only.is_empty() || task.contains(&self.only)
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args
@@ -50,6 +80,47 @@ fn main() {
         .get(2)
         .cloned()
         .unwrap_or_else(|| "bench/out/decompose.parquet".into());
+    let w = workload(n);
+    write_workload(&w, &out);
+    let pair = w.group.iter().filter(|g| **g <= 1).count();
+    println!(
+        "workload: {n} patients, {pair} White + Black, {} columns + hospital_id ({} hospitals), death_30d",
+        w.cols.len(),
+        w.nh
+    );
+
+    // BENCH_ONLY=substring runs only the matching tasks.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let b = Bench {
+        w: &w,
+        with_fe: Covariates {
+            columns: columns(&w, false),
+            categoricals: categoricals(),
+            absorbed: Some(absorbed(&w)),
+        },
+        plain: Covariates {
+            columns: columns(&w, false),
+            categoricals: categoricals(),
+            absorbed: None,
+        },
+        hospital_covariates: Covariates {
+            columns: columns(&w, true),
+            categoricals: categoricals(),
+            absorbed: None,
+        },
+        repeats,
+        only,
+    };
+    bench_oaxaca(&b);
+    bench_gelbach(&b);
+    bench_yun(&b);
+    bench_hospital(&b);
+    bench_reduction(&b);
+}
+
+/// Draws the synthetic cohort of `n` patients and takes the workload's columns
+/// from it (canonical blocks as in analyses/cabg_synthetic.toml).
+fn workload(n: usize) -> Workload {
     let mut params = Params::default();
     params.patients = n;
     let sample = Sample::generate(&params, &|_| {});
@@ -138,65 +209,78 @@ fn main() {
     let hospital: Vec<u32> = ps.iter().map(|p| p.sim.hospital as u32).collect();
     let nh = sample.world.hospitals.len();
     drop(sample);
+    Workload {
+        cols,
+        volume,
+        teaching,
+        y,
+        group,
+        hospital,
+        nh,
+    }
+}
+
+/// Writes the workload's rows to `out` (Parquet, for bench/peers_decompose.py);
+/// exits with status 1 when it cannot.
+fn write_workload(w: &Workload, out: &str) {
     let mut table: Vec<(String, TableColumn)> = vec![
-        ("death_30d".into(), TableColumn::Float(y.clone())),
+        ("death_30d".into(), TableColumn::Float(w.y.clone())),
         (
             "group".into(),
-            TableColumn::Int(group.iter().map(|&g| i64::from(g)).collect()),
+            TableColumn::Int(w.group.iter().map(|&g| i64::from(g)).collect()),
         ),
         (
             "hospital_id".into(),
-            TableColumn::Int(hospital.iter().map(|&h| i64::from(h)).collect()),
+            TableColumn::Int(w.hospital.iter().map(|&h| i64::from(h)).collect()),
         ),
-        ("log_volume".into(), TableColumn::Float(volume.clone())),
-        ("teaching".into(), TableColumn::Float(teaching.clone())),
+        ("log_volume".into(), TableColumn::Float(w.volume.clone())),
+        ("teaching".into(), TableColumn::Float(w.teaching.clone())),
     ];
     table.extend(
-        cols.iter()
+        w.cols
+            .iter()
             .map(|(nm, _, v)| (nm.clone(), TableColumn::Float(v.clone()))),
     );
     let table = Table {
         name: "decompose".into(),
         columns: table,
     };
-    if let Err(e) = write_table(&table, std::path::Path::new(&out), TableFormat::Parquet) {
+    if let Err(e) = write_table(&table, std::path::Path::new(out), TableFormat::Parquet) {
         eprintln!("cannot write {out}: {e}");
         std::process::exit(1);
     }
-    drop(table);
-    let pair = group.iter().filter(|g| **g <= 1).count();
-    println!(
-        "workload: {n} patients, {pair} White + Black, {} columns + hospital_id ({nh} hospitals), death_30d",
-        cols.len()
-    );
+}
 
-    // BENCH_ONLY=substring runs only the matching tasks.
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let want = |task: &str| only.is_empty() || task.contains(&only);
-    let columns = |with_care: bool| -> Vec<Column<'_>> {
-        let mut c: Vec<Column<'_>> = cols
-            .iter()
-            .map(|(name, block, v)| Column {
-                name: name.clone(),
-                factor: block.clone(),
-                values: v,
-            })
-            .collect();
-        if with_care {
-            c.push(Column {
-                name: "log_volume".into(),
-                factor: "care_site".into(),
-                values: &volume,
-            });
-            c.push(Column {
-                name: "teaching".into(),
-                factor: "care_site".into(),
-                values: &teaching,
-            });
-        }
-        c
-    };
-    let categoricals = vec![
+/// The covariate columns; with `with_care`, hospital volume and teaching
+/// status as the care_site block.
+fn columns(w: &Workload, with_care: bool) -> Vec<Column<'_>> {
+    let mut c: Vec<Column<'_>> = w
+        .cols
+        .iter()
+        .map(|(name, block, v)| Column {
+            name: name.clone(),
+            factor: block.clone(),
+            values: v,
+        })
+        .collect();
+    if with_care {
+        c.push(Column {
+            name: "log_volume".into(),
+            factor: "care_site".into(),
+            values: &w.volume,
+        });
+        c.push(Column {
+            name: "teaching".into(),
+            factor: "care_site".into(),
+            values: &w.teaching,
+        });
+    }
+    c
+}
+
+/// Status and insurance as categoricals over their dummy columns.
+fn categoricals() -> Vec<Categorical> {
+    vec![
         Categorical {
             variable: "status".into(),
             factor: "biological".into(),
@@ -209,33 +293,23 @@ fn main() {
             base: "insurance=private".into(),
             columns: vec![12, 13, 14],
         },
-    ];
-    let absorbed = || {
-        Some(Absorbed {
-            variable: "hospital_id".into(),
-            factor: "care_site".into(),
-            codes: &hospital,
-            levels: nh,
-            labels: (0..nh).map(|h| h.to_string()).collect(),
-        })
-    };
-    let with_fe = Covariates {
-        columns: columns(false),
-        categoricals: categoricals.clone(),
-        absorbed: absorbed(),
-    };
-    let plain = Covariates {
-        columns: columns(false),
-        categoricals: categoricals.clone(),
-        absorbed: None,
-    };
-    let hospital_covariates = Covariates {
-        columns: columns(true),
-        categoricals,
-        absorbed: None,
-    };
-    let delta = InferenceSpec::delta(0.95);
-    let boot = |replicates: usize| InferenceSpec {
+    ]
+}
+
+/// hospital_id absorbed, as the care_site block.
+fn absorbed(w: &Workload) -> Absorbed<'_> {
+    Absorbed {
+        variable: "hospital_id".into(),
+        factor: "care_site".into(),
+        codes: &w.hospital,
+        levels: w.nh,
+        labels: (0..w.nh).map(|h| h.to_string()).collect(),
+    }
+}
+
+/// Bootstrap inference with `replicates` replicates, clustered by hospital.
+fn boot(replicates: usize) -> InferenceSpec {
+    InferenceSpec {
         method: Method::Bootstrap,
         replicates,
         interval: Interval::Percentile,
@@ -245,15 +319,23 @@ fn main() {
         stratify: false,
         vce: healthgap_decompose::inference::Vce::Cluster,
         one_step: false,
-    };
+    }
+}
+
+/// Linear Oaxaca-Blinder: with hospital_id absorbed or without a hospital
+/// term, cluster or robust delta-method SEs, and the cluster bootstrap.
+fn bench_oaxaca(b: &Bench<'_>) {
+    let (w, repeats) = (b.w, b.repeats);
+    let (y, group, hospital, nh) = (&w.y, &w.group, &w.hospital, w.nh);
+    let delta = InferenceSpec::delta(0.95);
     let ob = |cov: &Covariates<'_>, spec: &InferenceSpec| {
         let input = LinearInput {
-            y: &y,
-            group: &group,
+            y,
+            group,
             labels: ["White", "Black"],
             covariates: cov,
             weights: None,
-            cluster: Some(("hospital_id", &hospital, nh)),
+            cluster: Some(("hospital_id", hospital, nh)),
             coefficients: Coefficients::Pooled,
             threefold: true,
             normalize: true,
@@ -261,25 +343,25 @@ fn main() {
         };
         linear(&input, spec, &|| {}).expect("linear OB")
     };
-    if want("ob_linear_fe_delta") {
-        let (t, out) = time(repeats, || ob(&with_fe, &delta));
+    if b.want("ob_linear_fe_delta") {
+        let (t, out) = time(repeats, || ob(&b.with_fe, &delta));
         println!(
             "RESULT ob_linear_fe_delta {t:.4}   ({} rows, cluster delta SEs, hospital_id absorbed)",
             out.estimates.len()
         );
     }
-    if want("ob_linear_delta") {
-        let (t, _) = time(repeats, || ob(&plain, &delta));
+    if b.want("ob_linear_delta") {
+        let (t, _) = time(repeats, || ob(&b.plain, &delta));
         println!("RESULT ob_linear_delta {t:.4}   (no hospital term, as statsmodels)");
     }
-    if want("ob_linear_robust_delta") {
+    if b.want("ob_linear_robust_delta") {
         // No cluster: the robust delta method (stacked influence functions,
         // each patient its own unit).
         let input = LinearInput {
-            y: &y,
-            group: &group,
+            y,
+            group,
             labels: ["White", "Black"],
-            covariates: &plain,
+            covariates: &b.plain,
             weights: None,
             cluster: None,
             coefficients: Coefficients::Pooled,
@@ -293,41 +375,55 @@ fn main() {
             out.estimates.len()
         );
     }
-    if want("ob_linear_fe_boot1000") {
-        let (t, out) = time(repeats, || ob(&with_fe, &boot(1000)));
+    if b.want("ob_linear_fe_boot1000") {
+        let (t, out) = time(repeats, || ob(&b.with_fe, &boot(1000)));
         println!(
             "RESULT ob_linear_fe_boot1000 {t:.4}   ({} replicates ok)",
             out.replicates_ok.unwrap_or(0)
         );
     }
+}
+
+/// Gelbach's decomposition with hospital_id absorbed: delta method and
+/// bootstrap.
+fn bench_gelbach(b: &Bench<'_>) {
+    let (w, repeats) = (b.w, b.repeats);
+    let delta = InferenceSpec::delta(0.95);
     let gel = |spec: &InferenceSpec| {
         let input = GelbachInput {
-            y: &y,
-            group: &group,
+            y: &w.y,
+            group: &w.group,
             labels: ["White", "Black"],
-            covariates: &with_fe,
+            covariates: &b.with_fe,
             base_columns: 2,
             weights: None,
-            cluster: Some(("hospital_id", &hospital, nh)),
+            cluster: Some(("hospital_id", &w.hospital, w.nh)),
         };
         gelbach(&input, spec, &|| {}).expect("gelbach")
     };
-    if want("gelbach_fe_delta") {
+    if b.want("gelbach_fe_delta") {
         let (t, _) = time(repeats, || gel(&delta));
         println!("RESULT gelbach_fe_delta {t:.4}");
     }
-    if want("gelbach_fe_boot1000") {
+    if b.want("gelbach_fe_boot1000") {
         let (t, _) = time(repeats, || gel(&boot(1000)));
         println!("RESULT gelbach_fe_boot1000 {t:.4}");
     }
+}
+
+/// Yun's nonlinear (logit) decomposition with the care_site columns: delta
+/// method, bootstrap (converged and one-step replicates) and Fairlie orderings.
+fn bench_yun(b: &Bench<'_>) {
+    let (w, repeats) = (b.w, b.repeats);
+    let delta = InferenceSpec::delta(0.95);
     let yun = |spec: &InferenceSpec, orderings: usize| {
         let input = NonlinearInput {
-            y: &y,
-            group: &group,
+            y: &w.y,
+            group: &w.group,
             labels: ["White", "Black"],
-            covariates: &hospital_covariates,
+            covariates: &b.hospital_covariates,
             weights: None,
-            cluster: Some(("hospital_id", &hospital, nh)),
+            cluster: Some(("hospital_id", &w.hospital, w.nh)),
             link: Link::Logit,
             coefficients: Coefficients::Reference,
             normalize: true,
@@ -337,18 +433,18 @@ fn main() {
         };
         nonlinear(&input, spec, &|| {}).expect("yun")
     };
-    if want("yun_logit_delta") {
+    if b.want("yun_logit_delta") {
         let (t, _) = time(repeats, || yun(&delta, 0));
         println!("RESULT yun_logit_delta {t:.4}");
     }
-    if want("yun_logit_boot200") {
+    if b.want("yun_logit_boot200") {
         let (t, out) = time(1, || yun(&boot(200), 0));
         println!(
             "RESULT yun_logit_boot200 {t:.4}   ({} replicates ok)",
             out.replicates_ok.unwrap_or(0)
         );
     }
-    if want("yun_logit_boot200_onestep") {
+    if b.want("yun_logit_boot200_onestep") {
         let spec = InferenceSpec {
             one_step: true,
             ..boot(200)
@@ -359,54 +455,67 @@ fn main() {
             out.replicates_ok.unwrap_or(0)
         );
     }
-    if want("yun_logit_fairlie100_delta") {
+    if b.want("yun_logit_fairlie100_delta") {
         let (t, _) = time(1, || yun(&delta, 100));
         println!("RESULT yun_logit_fairlie100_delta {t:.4}");
     }
+}
+
+/// The care-site analysis (Kitagawa, LPM with and without FE, logit and FE
+/// logit, hospital profiling): delta method and bootstrap.
+fn bench_hospital(b: &Bench<'_>) {
+    let w = b.w;
+    let delta = InferenceSpec::delta(0.95);
     let hosp = |spec: &InferenceSpec| {
         let adjust = Covariates {
-            columns: columns(false),
+            columns: columns(w, false),
             categoricals: vec![],
             absorbed: None,
         };
         let input = HospitalInput {
-            y: &y,
-            group: &group,
+            y: &w.y,
+            group: &w.group,
             labels: ["White", "Black"],
             covariates: &adjust,
             hospital: Absorbed {
                 variable: "hospital_id".into(),
                 factor: "care_site".into(),
-                codes: &hospital,
-                levels: nh,
-                labels: (0..nh).map(|h| h.to_string()).collect(),
+                codes: &w.hospital,
+                levels: w.nh,
+                labels: (0..w.nh).map(|h| h.to_string()).collect(),
             },
             extra_fe: vec![],
             weights: None,
-            cluster: Some(("hospital_id", &hospital, nh)),
+            cluster: Some(("hospital_id", &w.hospital, w.nh)),
             binary: true,
             min_cell: 11,
             pseudonymize: false,
         };
         hospital::hospital(&input, spec, &|| {}).expect("hospital")
     };
-    if want("hospital_all_delta") {
+    if b.want("hospital_all_delta") {
         let (t, _) = time(1, || hosp(&delta));
         println!("RESULT hospital_all_delta {t:.4}   (the same with cluster delta SEs)");
     }
-    if want("hospital_all_boot500") {
+    if b.want("hospital_all_boot500") {
         let (t, out) = time(1, || hosp(&boot(500)));
         println!(
             "RESULT hospital_all_boot500 {t:.4}   (Kitagawa, LPM with/without FE, logit and FE logit, profiling of {} hospitals, 500 replicates)",
             out.hospitals.len()
         );
     }
+}
+
+/// Interventional disparity reduction over three targets (g-computation with 5
+/// draws): one-step and converged bootstrap replicates.
+fn bench_reduction(b: &Bench<'_>) {
+    let w = b.w;
     let dr = |spec: &InferenceSpec| {
         let input = ReductionInput {
-            y: &y,
-            group: &group,
+            y: &w.y,
+            group: &w.group,
             labels: ["White", "Black"],
-            covariates: &with_fe,
+            covariates: &b.with_fe,
             allowable: vec![0, 1],
             targets: vec![
                 Target {
@@ -426,7 +535,7 @@ fn main() {
                 },
             ],
             weights: None,
-            cluster: Some(("hospital_id", &hospital, nh)),
+            cluster: Some(("hospital_id", &w.hospital, w.nh)),
             binary: true,
             draws: 5,
             min_cell: 11,
@@ -434,7 +543,7 @@ fn main() {
         };
         disparity_reduction(&input, spec, &|| {}).expect("disparity reduction")
     };
-    if want("disparity_reduction_boot500") {
+    if b.want("disparity_reduction_boot500") {
         // One Newton step per replicate (`one_step = true`): the row measured
         // before converged replicates became the default.
         let spec = InferenceSpec {
@@ -447,7 +556,7 @@ fn main() {
             out.replicates_ok.unwrap_or(0)
         );
     }
-    if want("disparity_reduction_converged_boot50") {
+    if b.want("disparity_reduction_converged_boot50") {
         // The default: every replicate's logit refitted to convergence.
         let (t, out) = time(1, || dr(&boot(50)));
         println!(

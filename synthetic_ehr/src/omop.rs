@@ -35,7 +35,7 @@ use crate::params::GROUP_NAMES;
 use crate::sample::{Patient, Sample, VISIT_ID_OFFSET, mix, mix_uniform, zip3};
 use crate::scm::{INSURANCE, STATUS};
 use crate::table::{Column, Table, civil_from_days, days_from_civil};
-use crate::world::REGIONS;
+use crate::world::{Hospital, REGIONS};
 
 /// Concept ids written by the generator (standard where verified, local otherwise).
 pub mod concepts {
@@ -178,10 +178,30 @@ impl Rows {
 pub fn tables(sample: &Sample) -> Vec<Table> {
     let ps = &sample.patients;
     let hospitals = &sample.world.hospitals;
-    let n = ps.len();
-    let pid = |i: usize| i as i64 + 1;
+    vec![
+        person(ps, hospitals),
+        visit_occurrence(ps, hospitals),
+        procedure_occurrence(ps),
+        condition_occurrence(ps),
+        measurement(ps),
+        observation(ps),
+        payer_plan_period(ps),
+        death(ps),
+        care_site(hospitals),
+        location(ps, hospitals),
+        observation_period(ps),
+    ]
+}
 
-    // person
+/// The `person_id` of the patient at index `i` of the sample.
+fn pid(i: usize) -> i64 {
+    i as i64 + 1
+}
+
+/// `person`: sex, birth date, race and ethnicity concepts, and the location of
+/// the patient's zip3.
+fn person(ps: &[Patient], hospitals: &[Hospital]) -> Table {
+    let n = ps.len();
     let mut births = Vec::with_capacity(n);
     for p in ps {
         births.push(birth_date(
@@ -191,7 +211,7 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
         ));
     }
     let ymd: Vec<(i32, u32, u32)> = births.iter().map(|&b| civil_from_days(b)).collect();
-    let person = Table::new(
+    Table::new(
         "person",
         vec![
             ("person_id", Column::Int((0..n).map(pid).collect())),
@@ -258,9 +278,12 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 },
             ),
         ],
-    );
+    )
+}
 
-    // visits: index, readmission within 30 days, and later visits (> 30 days).
+/// `visit_occurrence`: the index visit, a readmission within 30 days, and for
+/// some patients a later visit (> 30 days).
+fn visit_occurrence(ps: &[Patient], hospitals: &[Hospital]) -> Table {
     let mut v_id = Vec::new();
     let mut v_person = Vec::new();
     let mut v_start = Vec::new();
@@ -280,7 +303,6 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
         v_site.push(site);
         v_source.push(source);
     };
-    let mut deaths: (Vec<i64>, Vec<i32>) = (Vec::new(), Vec::new());
     for (i, p) in ps.iter().enumerate() {
         let day = p.surgery_date();
         let site = i64::from(hospitals[p.sim.hospital].id);
@@ -309,16 +331,9 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 2,
             );
         }
-        if p.outcomes.death {
-            deaths.0.push(pid(i));
-            deaths.1.push(day + (mix(p.aux, 5) % 30) as i32);
-        } else if mix_uniform(p.aux, 6) < 0.04 {
-            deaths.0.push(pid(i));
-            deaths.1.push(day + 31 + (mix(p.aux, 7) % 335) as i32);
-        }
     }
     let nv = v_id.len();
-    let visit_occurrence = Table::new(
+    Table::new(
         "visit_occurrence",
         vec![
             ("visit_occurrence_id", Column::Int(v_id)),
@@ -348,9 +363,25 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 },
             ),
         ],
-    );
+    )
+}
+
+/// `death`: every death within 30 days, and for some survivors a later death
+/// (31-365 days).
+fn death(ps: &[Patient]) -> Table {
+    let mut deaths: (Vec<i64>, Vec<i32>) = (Vec::new(), Vec::new());
+    for (i, p) in ps.iter().enumerate() {
+        let day = p.surgery_date();
+        if p.outcomes.death {
+            deaths.0.push(pid(i));
+            deaths.1.push(day + (mix(p.aux, 5) % 30) as i32);
+        } else if mix_uniform(p.aux, 6) < 0.04 {
+            deaths.0.push(pid(i));
+            deaths.1.push(day + 31 + (mix(p.aux, 7) % 335) as i32);
+        }
+    }
     let nd = deaths.0.len();
-    let death = Table::new(
+    Table::new(
         "death",
         vec![
             ("person_id", Column::Int(deaths.0)),
@@ -360,9 +391,13 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 Column::Int(vec![concepts::EHR; nd]),
             ),
         ],
-    );
+    )
+}
 
-    let procedure_occurrence = Table::new(
+/// `procedure_occurrence`: the index CABG of every patient, in its index visit.
+fn procedure_occurrence(ps: &[Patient]) -> Table {
+    let n = ps.len();
+    Table::new(
         "procedure_occurrence",
         vec![
             (
@@ -384,9 +419,13 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 Column::Int((0..n).map(|i| VISIT_ID_OFFSET + pid(i)).collect()),
             ),
         ],
-    );
+    )
+}
 
-    // conditions: present before the index; some new diagnoses after it.
+/// `condition_occurrence`: comorbidities present before the index, some new
+/// diagnoses after it, and post-operative major morbidity (within 30 days, or
+/// later and not an outcome).
+fn condition_occurrence(ps: &[Patient]) -> Table {
     let mut cond = Rows::default();
     for (i, p) in ps.iter().enumerate() {
         let day = p.surgery_date();
@@ -420,7 +459,7 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
         }
     }
     let nc = cond.person.len();
-    let condition_occurrence = Table::new(
+    Table::new(
         "condition_occurrence",
         vec![
             (
@@ -435,9 +474,12 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 Column::Int(vec![concepts::EHR; nc]),
             ),
         ],
-    );
+    )
+}
 
-    // measurements: an old value, the pre-operative value, a post-operative value.
+/// `measurement`: for EF, creatinine and BMI an old value, the pre-operative
+/// value and a post-operative value.
+fn measurement(ps: &[Patient]) -> Table {
     let mut meas = Rows::default();
     for (i, p) in ps.iter().enumerate() {
         let day = p.surgery_date();
@@ -476,7 +518,7 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
         }
     }
     let nm = meas.person.len();
-    let measurement = Table::new(
+    Table::new(
         "measurement",
         vec![
             ("measurement_id", Column::Int((1..=nm as i64).collect())),
@@ -490,8 +532,12 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
             ("value_as_number", Column::Float(meas.number)),
             ("unit_source_value", Column::Str(meas.text)),
         ],
-    );
+    )
+}
 
+/// `observation`: the ADI (30 days before surgery) and the CABG status (on the
+/// day).
+fn observation(ps: &[Patient]) -> Table {
     let mut obs = Rows::default();
     for (i, p) in ps.iter().enumerate() {
         let day = p.surgery_date();
@@ -505,7 +551,7 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
         );
     }
     let no = obs.person.len();
-    let observation = Table::new(
+    Table::new(
         "observation",
         vec![
             ("observation_id", Column::Int((1..=no as i64).collect())),
@@ -519,8 +565,12 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
             ("value_as_number", Column::Float(obs.number)),
             ("value_as_string", Column::Str(obs.text)),
         ],
-    );
+    )
+}
 
+/// `payer_plan_period`: the plan covering the index date, and for some patients
+/// an older plan with another payer.
+fn payer_plan_period(ps: &[Patient]) -> Table {
     let mut pay = Rows::default();
     let mut pay_end = Vec::new();
     for (i, p) in ps.iter().enumerate() {
@@ -547,7 +597,7 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
         pay_end.push(day + 400);
     }
     let np = pay.person.len();
-    let payer_plan_period = Table::new(
+    Table::new(
         "payer_plan_period",
         vec![
             (
@@ -560,10 +610,13 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
             ("payer_concept_id", Column::Int(pay.concept)),
             ("payer_source_value", Column::Str(pay.text)),
         ],
-    );
+    )
+}
 
+/// `care_site`: one row per hospital, with its location and teaching status.
+fn care_site(hospitals: &[Hospital]) -> Table {
     let nh = hospitals.len();
-    let care_site = Table::new(
+    Table::new(
         "care_site",
         vec![
             (
@@ -610,8 +663,12 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 ),
             ),
         ],
-    );
+    )
+}
 
+/// `location`: the patients' zip3 areas (sorted), then one per hospital with
+/// its region.
+fn location(ps: &[Patient], hospitals: &[Hospital]) -> Table {
     let mut zips: Vec<u32> = ps
         .iter()
         .map(|p| zip3(hospitals[p.sim.hospital].region, p.sim.position))
@@ -629,16 +686,20 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
         loc_zip.push(String::new());
         loc_source.push(REGIONS[h.region].to_string());
     }
-    let location = Table::new(
+    Table::new(
         "location",
         vec![
             ("location_id", Column::Int(loc_id)),
             ("zip", Column::Str(loc_zip)),
             ("location_source_value", Column::Str(loc_source)),
         ],
-    );
+    )
+}
 
-    let observation_period = Table::new(
+/// `observation_period`: from three years before to one year after surgery.
+fn observation_period(ps: &[Patient]) -> Table {
+    let n = ps.len();
+    Table::new(
         "observation_period",
         vec![
             (
@@ -659,21 +720,7 @@ pub fn tables(sample: &Sample) -> Vec<Table> {
                 Column::Int(vec![concepts::EHR; n]),
             ),
         ],
-    );
-
-    vec![
-        person,
-        visit_occurrence,
-        procedure_occurrence,
-        condition_occurrence,
-        measurement,
-        observation,
-        payer_plan_period,
-        death,
-        care_site,
-        location,
-        observation_period,
-    ]
+    )
 }
 
 #[cfg(test)]

@@ -229,6 +229,8 @@ impl Glm {
         self.newton(design, start, dropped_fe)
     }
 
+    /// Newton–Raphson with step-halving on the design left after the FE drops:
+    /// collinearity check, start values, then Newton steps until convergence.
     fn newton(
         &self,
         design: Design,
@@ -241,30 +243,7 @@ impl Glm {
         let y: Vec<f64> = design.y.to_vec();
         let w: Vec<f64> = (0..n).map(|i| design.weight(i)).collect();
         let fe = !design.absorb.is_empty();
-        // Collinearity check on the (demeaned) regressors.
-        let xtx = if fe && design.absorb.len() == 1 {
-            within_gram(x, n, p, &w, &design.absorb[0]).0
-        } else if fe {
-            let dm = Demeaner::new(&design.absorb, Some(&w));
-            let xd = demean_columns(&dm, x, n, p)?.0;
-            gram(&xd, n, p, Some(&w))
-        } else {
-            gram(x, n, p, Some(&w))
-        };
-        let ranked = ranked_inverse(&xtx, p, COLLINEARITY_TOL);
-        let dropped: Vec<String> = ranked
-            .dropped
-            .iter()
-            .map(|&j| design.names[j].clone())
-            .collect();
-        if ranked.kept.is_empty() {
-            return Err(ModelError::Singular {
-                rank: 0,
-                ncols: p,
-                columns: dropped,
-            });
-        }
-        let kept = ranked.kept.clone();
+        let (kept, dropped) = kept_columns(&design, x, &w)?;
         let k = kept.len();
         // The kept columns: X itself when nothing was dropped (no copy).
         let xk: std::borrow::Cow<'_, [f64]> = if kept.len() == p {
@@ -278,148 +257,35 @@ impl Glm {
         };
         let xk: &[f64] = &xk;
         let names: Vec<String> = kept.iter().map(|&j| design.names[j].clone()).collect();
-        let mut b: Vec<f64> = match start {
+        let b: Vec<f64> = match start {
             Some(s) if s.len() == k => s.to_vec(),
             _ => vec![0.0; k],
         };
+        let obj = Objective {
+            link: self.link,
+            xk,
+            y: &y,
+            w: &w,
+            n,
+            k,
+        };
         // α: the FE part of η (zero without FE).
-        // Start the FE part at the link of each level's (shrunken) outcome mean,
-        // less the level's mean of Xb when starting coefficients b are given
-        // (a warm start with α = 0 can be far from the optimum): saves Newton
-        // iterations.
-        let mut alpha = vec![0.0; n];
-        if fe {
-            let f = &design.absorb[0];
-            let mut sy = vec![0.0; f.levels];
-            let mut sw = vec![0.0; f.levels];
-            for i in 0..n {
-                sy[f.codes[i] as usize] += w[i] * y[i];
-                sw[f.codes[i] as usize] += w[i];
-            }
-            let total: f64 = sy.iter().sum::<f64>() / sw.iter().sum::<f64>();
-            let start_eta: Vec<f64> = (0..f.levels)
-                .map(|l| {
-                    let p = ((sy[l] + total) / (sw[l] + 1.0)).clamp(1e-6, 1.0 - 1e-6);
-                    match self.link {
-                        Link::Logit => (p / (1.0 - p)).ln(),
-                        Link::Probit => Normal::standard().inverse_cdf(p),
-                    }
-                })
-                .collect();
-            // Σ w·Xb per level (zero without a warm start: b = 0).
-            let mut sxb = vec![0.0; f.levels];
-            if b.iter().any(|v| *v != 0.0) {
-                for i in 0..n {
-                    let xb: f64 = (0..k).map(|j| xk[j * n + i] * b[j]).sum();
-                    sxb[f.codes[i] as usize] += w[i] * xb;
-                }
-            }
-            for i in 0..n {
-                let l = f.codes[i] as usize;
-                alpha[i] = start_eta[l] - if sw[l] > 0.0 { sxb[l] / sw[l] } else { 0.0 };
-            }
-        }
-        let eta_of = |b: &[f64], alpha: &[f64]| -> Vec<f64> {
-            use rayon::prelude::*;
-            let mut eta = alpha.to_vec();
-            eta.par_chunks_mut(BLOCK)
-                .enumerate()
-                .for_each(|(c, chunk)| {
-                    let s = c * BLOCK;
-                    for j in 0..k {
-                        let col = &xk[j * n + s..j * n + s + chunk.len()];
-                        for (e, x) in chunk.iter_mut().zip(col) {
-                            *e += x * b[j];
-                        }
-                    }
-                });
-            eta
+        let alpha = if fe {
+            obj.start_alpha(&design.absorb[0], &b)
+        } else {
+            vec![0.0; n]
         };
-        // Sums over fixed row blocks, added in block order: the same bits for any
-        // thread count.
-        let loglik = |eta: &[f64]| -> f64 {
-            use rayon::prelude::*;
-            let parts: Vec<f64> = (0..n.div_ceil(BLOCK))
-                .into_par_iter()
-                .map(|c| {
-                    let (lo, hi) = (c * BLOCK, ((c + 1) * BLOCK).min(n));
-                    (lo..hi)
-                        .map(|i| w[i] * self.link.row(y[i], eta[i]).0)
-                        .sum::<f64>()
-                })
-                .collect();
-            parts.iter().sum()
-        };
-        let mut eta = eta_of(&b, &alpha);
-        let mut ll = loglik(&eta);
+        let eta = obj.eta(&b, &alpha);
+        let ll = obj.loglik(&eta);
+        let mut at = Iterate { b, alpha, eta, ll };
         let mut converged = false;
         let mut iterations = 0;
-        let mut max_score = f64::INFINITY;
         let mut last_change = f64::INFINITY;
         let mut bread = vec![0.0; k * k];
-        let mut xd: Vec<f64> = Vec::new();
         for it in 1..=self.max_iter {
             iterations = it;
-            // Working weights and response.
-            let mut h = vec![0.0; n];
-            let mut z = vec![0.0; n];
-            {
-                use rayon::prelude::*;
-                h.par_chunks_mut(BLOCK)
-                    .zip(z.par_chunks_mut(BLOCK))
-                    .enumerate()
-                    .for_each(|(c, (hc, zc))| {
-                        let lo = c * BLOCK;
-                        for (r, (hi, zi)) in hc.iter_mut().zip(zc.iter_mut()).enumerate() {
-                            let i = lo + r;
-                            let (_, s, hh) = self.link.row(y[i], eta[i]);
-                            let hh = hh.max(1e-300);
-                            *hi = w[i] * hh;
-                            // working response: η + s/hh
-                            *zi = eta[i] + s / hh;
-                        }
-                    });
-            }
-            // Demean the working response and X with weights h (FE case).
-            // One FE set: the within cross-products come from per-level sums,
-            // X̃'HX̃ = X'HX − Σ_l s_l s_lᵀ/W_l and X̃'Hz̃ = X'Hz − Σ_l s_l t_l/W_l
-            // (s_l = Σ h x, t_l = Σ h z, W_l = Σ h over level l), so X is never
-            // demeaned inside the loop. Several FE sets use alternating projections.
-            let one_fe = fe && design.absorb.len() == 1;
-            let (hess, rhs, level_sums) = if one_fe {
-                let f = &design.absorb[0];
-                let (hess, sl, wl) = within_gram(xk, n, k, &h, f);
-                let hz: Vec<f64> = h.iter().zip(&z).map(|(a, b)| a * b).collect();
-                let mut tl = vec![0.0; f.levels];
-                for i in 0..n {
-                    tl[f.codes[i] as usize] += hz[i];
-                }
-                let mut rhs = crate::linalg::cross(xk, n, k, None, &hz);
-                for l in 0..f.levels {
-                    if wl[l] > 0.0 {
-                        for j in 0..k {
-                            rhs[j] -= sl[l * k + j] * tl[l] / wl[l];
-                        }
-                    }
-                }
-                (hess, rhs, Some((sl, wl, tl)))
-            } else if fe {
-                let dm = Demeaner::new(&design.absorb, Some(&h));
-                let zd = dm.demean(&z)?.0;
-                xd = demean_columns(&dm, xk, n, k)?.0;
-                let hz: Vec<f64> = h.iter().zip(&zd).map(|(a, b)| a * b).collect();
-                let rhs = crate::linalg::cross(&xd, n, k, None, &hz);
-                let hess = gram(&xd, n, k, Some(&h));
-                // Several sets: carry z̃ (first slot) to the FE update below.
-                (hess, rhs, Some((zd, Vec::new(), Vec::new())))
-            } else {
-                let hz: Vec<f64> = h.iter().zip(&z).map(|(a, b)| a * b).collect();
-                (
-                    gram(xk, n, k, Some(&h)),
-                    crate::linalg::cross(xk, n, k, None, &hz),
-                    None,
-                )
-            };
+            let (h, z) = obj.working(&at.eta);
+            let (hess, rhs, part) = obj.newton_system(&design.absorb, &h, &z)?;
             let ranked = ranked_inverse(&hess, k, 1e-14);
             if ranked.kept.len() < k {
                 return Err(ModelError::Singular {
@@ -432,104 +298,70 @@ impl Glm {
             let b_new: Vec<f64> = (0..k)
                 .map(|a| (0..k).map(|c| bread[a * k + c] * rhs[c]).sum())
                 .collect();
-            // The FE part α at b_new: one set, α_l = (t_l − s_lᵀ b)/W_l; several
-            // sets, α = z − (z̃ − X̃ b) − X b.
-            let target_alpha: Vec<f64> = match (&level_sums, one_fe) {
-                (Some((sl, wl, tl)), true) => {
-                    let f = &design.absorb[0];
-                    let per_level: Vec<f64> = (0..f.levels)
-                        .map(|l| {
-                            if wl[l] > 0.0 {
-                                (tl[l] - (0..k).map(|j| sl[l * k + j] * b_new[j]).sum::<f64>())
-                                    / wl[l]
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    f.codes.iter().map(|&c| per_level[c as usize]).collect()
-                }
-                (Some((zd, _, _)), false) => {
-                    use rayon::prelude::*;
-                    let mut a = vec![0.0; n];
-                    a.par_chunks_mut(BLOCK).enumerate().for_each(|(c, chunk)| {
-                        let lo = c * BLOCK;
-                        for (r, slot) in chunk.iter_mut().enumerate() {
-                            let i = lo + r;
-                            let mut v = z[i] - zd[i];
-                            for j in 0..k {
-                                v += (xd[j * n + i] - xk[j * n + i]) * b_new[j];
-                            }
-                            *slot = v;
-                        }
-                    });
-                    a
-                }
-                _ => vec![0.0; n],
-            };
-            // Step-halving on the log-likelihood.
-            let mut step = 1.0;
-            let mut accepted = false;
-            let (mut b_try, mut a_try, mut eta_try, mut ll_try) =
-                (b.clone(), alpha.clone(), eta.clone(), ll);
-            for _ in 0..40 {
-                b_try = (0..k).map(|j| b[j] + step * (b_new[j] - b[j])).collect();
-                a_try = (0..n)
-                    .map(|i| alpha[i] + step * (target_alpha[i] - alpha[i]))
-                    .collect();
-                eta_try = eta_of(&b_try, &a_try);
-                ll_try = loglik(&eta_try);
-                if ll_try.is_finite() && ll_try >= ll - 1e-12 * ll.abs().max(1.0) {
-                    accepted = true;
-                    break;
-                }
-                step *= 0.5;
-            }
-            if !accepted {
+            let target_alpha = obj.target_alpha(&design.absorb, &part, &z, &b_new);
+            let Some(next) = obj.step_halving(&at, &b_new, &target_alpha) else {
                 break;
-            }
-            let change = (ll_try - ll).abs() / (ll.abs() + 0.1);
+            };
+            let change = (next.ll - at.ll).abs() / (at.ll.abs() + 0.1);
             last_change = change;
-            let max_step = b_try
+            let max_step = next
+                .b
                 .iter()
-                .zip(&b)
+                .zip(&at.b)
                 .fold(0.0f64, |m, (a, c)| m.max((a - c).abs()));
-            b = b_try;
-            alpha = a_try;
-            eta = eta_try;
-            ll = ll_try;
+            at = next;
             if change < self.tol
-                && max_step < 1e-8 * (1.0 + b.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+                && max_step < 1e-8 * (1.0 + at.b.iter().fold(0.0f64, |m, v| m.max(v.abs())))
             {
                 converged = true;
                 break;
             }
         }
-        // Final scores and bread at the estimate.
-        let mut h = vec![0.0; n];
-        let mut s = vec![0.0; n];
-        for i in 0..n {
-            let (_, sc, hh) = self.link.row(y[i], eta[i]);
-            h[i] = w[i] * hh;
-            s[i] = w[i] * sc;
+        let scores = obj.final_scores(&design.absorb, &at.eta, bread)?;
+        let max_score = scores.max_score;
+        let (warnings, converged) =
+            self.separation_warnings(&at, &w, &names, converged, last_change, max_score);
+        let Iterate { b, eta, ll, .. } = at;
+        if !converged {
+            return Err(ModelError::NotConverged {
+                iterations,
+                max_score,
+            });
         }
-        if fe {
-            let dm = Demeaner::new(&design.absorb, Some(&h));
-            xd = demean_columns(&dm, xk, n, k)?.0;
-        } else {
-            xd = xk.to_vec();
-        }
-        let hess = gram(&xd, n, k, Some(&h));
-        let ranked = ranked_inverse(&hess, k, 1e-14);
-        if ranked.kept.len() == k {
-            bread = ranked.inverse;
-        }
-        max_score = (0..k)
-            .map(|j| (0..n).map(|i| s[i] * xd[j * n + i]).sum::<f64>().abs())
-            .fold(0.0f64, f64::max)
-            .min(max_score);
+        Ok(GlmFit {
+            link: self.link,
+            work: design,
+            names,
+            coef: b,
+            bread: scores.bread,
+            xd: scores.xd,
+            score_weights: scores.score_weights,
+            eta,
+            loglik: ll,
+            iterations,
+            converged,
+            max_score,
+            dropped,
+            dropped_fe,
+            warnings,
+        })
+    }
+
+    /// The warnings on the fitted probabilities, and whether the fit is accepted
+    /// as converged: a fit that did not meet the criterion is accepted, with a
+    /// warning, under quasi-complete separation.
+    fn separation_warnings(
+        &self,
+        at: &Iterate,
+        w: &[f64],
+        names: &[String],
+        converged: bool,
+        last_change: f64,
+        max_score: f64,
+    ) -> (Vec<String>, bool) {
+        let mut converged = converged;
         let mut warnings = Vec::new();
-        let extreme = eta.iter().filter(|e| e.abs() > 30.0).count();
+        let extreme = at.eta.iter().filter(|e| e.abs() > 30.0).count();
         if extreme > 0 {
             warnings.push(format!(
                 "{extreme} observations have fitted probabilities within 1e-13 of 0 or 1: possible quasi-separation"
@@ -545,7 +377,7 @@ impl Glm {
             converged = true;
             let drifting: Vec<&str> = names
                 .iter()
-                .zip(&b)
+                .zip(&at.b)
                 .filter(|(_, v)| v.abs() > 15.0)
                 .map(|(n, _)| n.as_str())
                 .collect();
@@ -560,28 +392,349 @@ impl Glm {
                 }
             ));
         }
-        if !converged {
-            return Err(ModelError::NotConverged {
-                iterations,
-                max_score,
-            });
+        (warnings, converged)
+    }
+}
+
+/// The columns kept after the collinearity check on the (demeaned) regressors,
+/// and the names of those dropped.
+fn kept_columns(
+    design: &Design,
+    x: &[f64],
+    w: &[f64],
+) -> Result<(Vec<usize>, Vec<String>), ModelError> {
+    let n = design.nobs();
+    let p = design.ncols();
+    let fe = !design.absorb.is_empty();
+    let xtx = if fe && design.absorb.len() == 1 {
+        within_gram(x, n, p, w, &design.absorb[0]).0
+    } else if fe {
+        let dm = Demeaner::new(&design.absorb, Some(w));
+        let xd = demean_columns(&dm, x, n, p)?.0;
+        gram(&xd, n, p, Some(w))
+    } else {
+        gram(x, n, p, Some(w))
+    };
+    let ranked = ranked_inverse(&xtx, p, COLLINEARITY_TOL);
+    let dropped: Vec<String> = ranked
+        .dropped
+        .iter()
+        .map(|&j| design.names[j].clone())
+        .collect();
+    if ranked.kept.is_empty() {
+        return Err(ModelError::Singular {
+            rank: 0,
+            ncols: p,
+            columns: dropped,
+        });
+    }
+    Ok((ranked.kept.clone(), dropped))
+}
+
+/// The data of a Newton fit: the kept regressors (column-major n × k), the
+/// outcome, the weights and the link.
+struct Objective<'a> {
+    link: Link,
+    xk: &'a [f64],
+    y: &'a [f64],
+    w: &'a [f64],
+    n: usize,
+    k: usize,
+}
+
+/// A Newton iterate: coefficients b, FE part α, η = α + Xb and ℓ(η).
+struct Iterate {
+    b: Vec<f64>,
+    alpha: Vec<f64>,
+    eta: Vec<f64>,
+    ll: f64,
+}
+
+/// Scores and bread at the estimate (see [`GlmFit`]).
+struct FinalScores {
+    score_weights: Vec<f64>,
+    xd: Vec<f64>,
+    bread: Vec<f64>,
+    max_score: f64,
+}
+
+/// The FE part of the Newton system of one iteration, for the update of α.
+enum FePart {
+    /// No absorbed FE.
+    None,
+    /// One FE set: per-level sums s_l (levels × k), W_l and t_l.
+    One {
+        sl: Vec<f64>,
+        wl: Vec<f64>,
+        tl: Vec<f64>,
+    },
+    /// Several FE sets: the demeaned working response z̃ and regressors X̃.
+    Several { zd: Vec<f64>, xd: Vec<f64> },
+}
+
+impl Objective<'_> {
+    /// Start values of the FE part α of η, from the first FE set.
+    fn start_alpha(&self, f: &FixedEffect, b: &[f64]) -> Vec<f64> {
+        let (n, k, xk, y, w) = (self.n, self.k, self.xk, self.y, self.w);
+        // Start the FE part at the link of each level's (shrunken) outcome mean,
+        // less the level's mean of Xb when starting coefficients b are given
+        // (a warm start with α = 0 can be far from the optimum): saves Newton
+        // iterations.
+        let mut alpha = vec![0.0; n];
+        let mut sy = vec![0.0; f.levels];
+        let mut sw = vec![0.0; f.levels];
+        for i in 0..n {
+            sy[f.codes[i] as usize] += w[i] * y[i];
+            sw[f.codes[i] as usize] += w[i];
         }
-        Ok(GlmFit {
-            link: self.link,
-            work: design,
-            names,
-            coef: b,
-            bread,
-            xd,
+        let total: f64 = sy.iter().sum::<f64>() / sw.iter().sum::<f64>();
+        let start_eta: Vec<f64> = (0..f.levels)
+            .map(|l| {
+                let p = ((sy[l] + total) / (sw[l] + 1.0)).clamp(1e-6, 1.0 - 1e-6);
+                match self.link {
+                    Link::Logit => (p / (1.0 - p)).ln(),
+                    Link::Probit => Normal::standard().inverse_cdf(p),
+                }
+            })
+            .collect();
+        // Σ w·Xb per level (zero without a warm start: b = 0).
+        let mut sxb = vec![0.0; f.levels];
+        if b.iter().any(|v| *v != 0.0) {
+            for i in 0..n {
+                let xb: f64 = (0..k).map(|j| xk[j * n + i] * b[j]).sum();
+                sxb[f.codes[i] as usize] += w[i] * xb;
+            }
+        }
+        for i in 0..n {
+            let l = f.codes[i] as usize;
+            alpha[i] = start_eta[l] - if sw[l] > 0.0 { sxb[l] / sw[l] } else { 0.0 };
+        }
+        alpha
+    }
+
+    /// The linear predictor η = α + Xb.
+    fn eta(&self, b: &[f64], alpha: &[f64]) -> Vec<f64> {
+        use rayon::prelude::*;
+        let (n, k, xk) = (self.n, self.k, self.xk);
+        let mut eta = alpha.to_vec();
+        eta.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let s = c * BLOCK;
+                for j in 0..k {
+                    let col = &xk[j * n + s..j * n + s + chunk.len()];
+                    for (e, x) in chunk.iter_mut().zip(col) {
+                        *e += x * b[j];
+                    }
+                }
+            });
+        eta
+    }
+
+    /// The log-likelihood at η.
+    fn loglik(&self, eta: &[f64]) -> f64 {
+        use rayon::prelude::*;
+        let (n, y, w) = (self.n, self.y, self.w);
+        // Sums over fixed row blocks, added in block order: the same bits for any
+        // thread count.
+        let parts: Vec<f64> = (0..n.div_ceil(BLOCK))
+            .into_par_iter()
+            .map(|c| {
+                let (lo, hi) = (c * BLOCK, ((c + 1) * BLOCK).min(n));
+                (lo..hi)
+                    .map(|i| w[i] * self.link.row(y[i], eta[i]).0)
+                    .sum::<f64>()
+            })
+            .collect();
+        parts.iter().sum()
+    }
+
+    /// Working weights h and working response z at η.
+    fn working(&self, eta: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        use rayon::prelude::*;
+        let (n, y, w) = (self.n, self.y, self.w);
+        let mut h = vec![0.0; n];
+        let mut z = vec![0.0; n];
+        h.par_chunks_mut(BLOCK)
+            .zip(z.par_chunks_mut(BLOCK))
+            .enumerate()
+            .for_each(|(c, (hc, zc))| {
+                let lo = c * BLOCK;
+                for (r, (hi, zi)) in hc.iter_mut().zip(zc.iter_mut()).enumerate() {
+                    let i = lo + r;
+                    let (_, s, hh) = self.link.row(y[i], eta[i]);
+                    let hh = hh.max(1e-300);
+                    *hi = w[i] * hh;
+                    // working response: η + s/hh
+                    *zi = eta[i] + s / hh;
+                }
+            });
+        (h, z)
+    }
+
+    /// The weighted least-squares system X̃'HX̃ b = X̃'Hz̃ of one Newton step, with
+    /// the FE part needed to update α.
+    fn newton_system(
+        &self,
+        absorb: &[FixedEffect],
+        h: &[f64],
+        z: &[f64],
+    ) -> Result<(Vec<f64>, Vec<f64>, FePart), ModelError> {
+        let (n, k, xk) = (self.n, self.k, self.xk);
+        let fe = !absorb.is_empty();
+        // Demean the working response and X with weights h (FE case).
+        // One FE set: the within cross-products come from per-level sums,
+        // X̃'HX̃ = X'HX − Σ_l s_l s_lᵀ/W_l and X̃'Hz̃ = X'Hz − Σ_l s_l t_l/W_l
+        // (s_l = Σ h x, t_l = Σ h z, W_l = Σ h over level l), so X is never
+        // demeaned inside the loop. Several FE sets use alternating projections.
+        let one_fe = fe && absorb.len() == 1;
+        Ok(if one_fe {
+            let f = &absorb[0];
+            let (hess, sl, wl) = within_gram(xk, n, k, h, f);
+            let hz: Vec<f64> = h.iter().zip(z).map(|(a, b)| a * b).collect();
+            let mut tl = vec![0.0; f.levels];
+            for i in 0..n {
+                tl[f.codes[i] as usize] += hz[i];
+            }
+            let mut rhs = crate::linalg::cross(xk, n, k, None, &hz);
+            for l in 0..f.levels {
+                if wl[l] > 0.0 {
+                    for j in 0..k {
+                        rhs[j] -= sl[l * k + j] * tl[l] / wl[l];
+                    }
+                }
+            }
+            (hess, rhs, FePart::One { sl, wl, tl })
+        } else if fe {
+            let dm = Demeaner::new(absorb, Some(h));
+            let zd = dm.demean(z)?.0;
+            let xd = demean_columns(&dm, xk, n, k)?.0;
+            let hz: Vec<f64> = h.iter().zip(&zd).map(|(a, b)| a * b).collect();
+            let rhs = crate::linalg::cross(&xd, n, k, None, &hz);
+            let hess = gram(&xd, n, k, Some(h));
+            // Several sets: carry z̃ and X̃ to the FE update.
+            (hess, rhs, FePart::Several { zd, xd })
+        } else {
+            let hz: Vec<f64> = h.iter().zip(z).map(|(a, b)| a * b).collect();
+            (
+                gram(xk, n, k, Some(h)),
+                crate::linalg::cross(xk, n, k, None, &hz),
+                FePart::None,
+            )
+        })
+    }
+
+    /// The FE part α at b_new: one set, α_l = (t_l − s_lᵀ b)/W_l; several sets,
+    /// α = z − (z̃ − X̃ b) − X b; zero without FE.
+    fn target_alpha(
+        &self,
+        absorb: &[FixedEffect],
+        part: &FePart,
+        z: &[f64],
+        b_new: &[f64],
+    ) -> Vec<f64> {
+        let (n, k, xk) = (self.n, self.k, self.xk);
+        match part {
+            FePart::One { sl, wl, tl } => {
+                let f = &absorb[0];
+                let per_level: Vec<f64> = (0..f.levels)
+                    .map(|l| {
+                        if wl[l] > 0.0 {
+                            (tl[l] - (0..k).map(|j| sl[l * k + j] * b_new[j]).sum::<f64>()) / wl[l]
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                f.codes.iter().map(|&c| per_level[c as usize]).collect()
+            }
+            FePart::Several { zd, xd } => {
+                use rayon::prelude::*;
+                let mut a = vec![0.0; n];
+                a.par_chunks_mut(BLOCK).enumerate().for_each(|(c, chunk)| {
+                    let lo = c * BLOCK;
+                    for (r, slot) in chunk.iter_mut().enumerate() {
+                        let i = lo + r;
+                        let mut v = z[i] - zd[i];
+                        for j in 0..k {
+                            v += (xd[j * n + i] - xk[j * n + i]) * b_new[j];
+                        }
+                        *slot = v;
+                    }
+                });
+                a
+            }
+            FePart::None => vec![0.0; n],
+        }
+    }
+
+    /// Step-halving on the log-likelihood: the first of the steps 1, 1/2, 1/4, …
+    /// (40 tries) towards (b_new, target α) whose log-likelihood is finite and
+    /// not lower than `ll`; `None` when there is none. Returns b, α, η and ℓ.
+    fn step_halving(&self, at: &Iterate, b_new: &[f64], target_alpha: &[f64]) -> Option<Iterate> {
+        let (n, k) = (self.n, self.k);
+        let (b, alpha, ll) = (&at.b, &at.alpha, at.ll);
+        let mut step = 1.0;
+        for _ in 0..40 {
+            let b_try: Vec<f64> = (0..k).map(|j| b[j] + step * (b_new[j] - b[j])).collect();
+            let a_try: Vec<f64> = (0..n)
+                .map(|i| alpha[i] + step * (target_alpha[i] - alpha[i]))
+                .collect();
+            let eta_try = self.eta(&b_try, &a_try);
+            let ll_try = self.loglik(&eta_try);
+            if ll_try.is_finite() && ll_try >= ll - 1e-12 * ll.abs().max(1.0) {
+                return Some(Iterate {
+                    b: b_try,
+                    alpha: a_try,
+                    eta: eta_try,
+                    ll: ll_try,
+                });
+            }
+            step *= 0.5;
+        }
+        None
+    }
+
+    /// Final scores and bread at the estimate: the score factors w_i ∂ℓ_i/∂η_i,
+    /// the regressors as used in the scores (demeaned under FE), the inverse
+    /// observed information (`bread` from the last iteration if it is singular
+    /// here) and max |score|.
+    fn final_scores(
+        &self,
+        absorb: &[FixedEffect],
+        eta: &[f64],
+        bread: Vec<f64>,
+    ) -> Result<FinalScores, ModelError> {
+        let (n, k, xk, y, w) = (self.n, self.k, self.xk, self.y, self.w);
+        let mut bread = bread;
+        let mut h = vec![0.0; n];
+        let mut s = vec![0.0; n];
+        for i in 0..n {
+            let (_, sc, hh) = self.link.row(y[i], eta[i]);
+            h[i] = w[i] * hh;
+            s[i] = w[i] * sc;
+        }
+        let xd = if !absorb.is_empty() {
+            let dm = Demeaner::new(absorb, Some(&h));
+            demean_columns(&dm, xk, n, k)?.0
+        } else {
+            xk.to_vec()
+        };
+        let hess = gram(&xd, n, k, Some(&h));
+        let ranked = ranked_inverse(&hess, k, 1e-14);
+        if ranked.kept.len() == k {
+            bread = ranked.inverse;
+        }
+        let max_score = (0..k)
+            .map(|j| (0..n).map(|i| s[i] * xd[j * n + i]).sum::<f64>().abs())
+            .fold(0.0f64, f64::max)
+            // (max |score| is ∞ until computed here; the min is a no-op)
+            .min(f64::INFINITY);
+        Ok(FinalScores {
             score_weights: s,
-            eta,
-            loglik: ll,
-            iterations,
-            converged,
+            xd,
+            bread,
             max_score,
-            dropped,
-            dropped_fe,
-            warnings,
         })
     }
 }
