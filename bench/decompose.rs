@@ -19,9 +19,10 @@ use healthgap_decompose::inference::{InferenceSpec, Method};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{Coefficients, LinearInput, linear};
 use healthgap_decompose::reduction::{ReductionInput, Target, disparity_reduction};
+use healthgap_decompose::{Cluster, Sample};
 use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
-use healthgap_synth::{Column as TableColumn, Params, Sample, Table};
+use healthgap_synth::{Column as TableColumn, Params, Sample as Generated, Table};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -123,7 +124,7 @@ fn main() {
 fn workload(n: usize) -> Workload {
     let mut params = Params::default();
     params.patients = n;
-    let sample = Sample::generate(&params, &|_| {});
+    let sample = Generated::generate(&params, &|_| {});
     let ps = &sample.patients;
     let f = |b: bool| f64::from(u8::from(b));
     // Canonical blocks (analyses/cabg_synthetic.toml).
@@ -330,16 +331,21 @@ fn bench_oaxaca(b: &Bench<'_>) {
     let delta = InferenceSpec::delta(0.95);
     let ob = |cov: &Covariates<'_>, spec: &InferenceSpec| {
         let input = LinearInput {
-            y,
-            group,
-            labels: ["White", "Black"],
+            sample: &Sample {
+                labels: ["White", "Black"],
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "hospital_id",
+                    codes: hospital,
+                    count: nh,
+                }),
+                min_cell: 11,
+                ..Sample::new(y, group)
+            },
             covariates: cov,
-            weights: None,
-            cluster: Some(("hospital_id", hospital, nh)),
             coefficients: Coefficients::Pooled,
             threefold: true,
             normalize: true,
-            min_cell: 11,
         };
         linear(&input, spec, &|| {}).expect("linear OB")
     };
@@ -358,16 +364,17 @@ fn bench_oaxaca(b: &Bench<'_>) {
         // No cluster: the robust delta method (stacked influence functions,
         // each patient its own unit).
         let input = LinearInput {
-            y,
-            group,
-            labels: ["White", "Black"],
+            sample: &Sample {
+                labels: ["White", "Black"],
+                weights: None,
+                cluster: None,
+                min_cell: 11,
+                ..Sample::new(y, group)
+            },
             covariates: &b.plain,
-            weights: None,
-            cluster: None,
             coefficients: Coefficients::Pooled,
             threefold: true,
             normalize: true,
-            min_cell: 11,
         };
         let (t, out) = time(repeats, || linear(&input, &delta, &|| {}).expect("OB"));
         println!(
@@ -391,13 +398,18 @@ fn bench_gelbach(b: &Bench<'_>) {
     let delta = InferenceSpec::delta(0.95);
     let gel = |spec: &InferenceSpec| {
         let input = GelbachInput {
-            y: &w.y,
-            group: &w.group,
-            labels: ["White", "Black"],
+            sample: &Sample {
+                labels: ["White", "Black"],
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "hospital_id",
+                    codes: &w.hospital,
+                    count: w.nh,
+                }),
+                ..Sample::new(&w.y, &w.group)
+            },
             covariates: &b.with_fe,
             base_columns: 2,
-            weights: None,
-            cluster: Some(("hospital_id", &w.hospital, w.nh)),
         };
         gelbach(&input, spec, &|| {}).expect("gelbach")
     };
@@ -418,12 +430,17 @@ fn bench_yun(b: &Bench<'_>) {
     let delta = InferenceSpec::delta(0.95);
     let yun = |spec: &InferenceSpec, orderings: usize| {
         let input = NonlinearInput {
-            y: &w.y,
-            group: &w.group,
-            labels: ["White", "Black"],
+            sample: &Sample {
+                labels: ["White", "Black"],
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "hospital_id",
+                    codes: &w.hospital,
+                    count: w.nh,
+                }),
+                ..Sample::new(&w.y, &w.group)
+            },
             covariates: &b.hospital_covariates,
-            weights: None,
-            cluster: Some(("hospital_id", &w.hospital, w.nh)),
             link: Link::Logit,
             coefficients: Coefficients::Reference,
             normalize: true,
@@ -473,9 +490,19 @@ fn bench_hospital(b: &Bench<'_>) {
             absorbed: None,
         };
         let input = HospitalInput {
-            y: &w.y,
-            group: &w.group,
-            labels: ["White", "Black"],
+            sample: &Sample {
+                y: &w.y,
+                group: &w.group,
+                labels: ["White", "Black"],
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "hospital_id",
+                    codes: &w.hospital,
+                    count: w.nh,
+                }),
+                binary: true,
+                min_cell: 11,
+            },
             covariates: &adjust,
             hospital: Absorbed {
                 variable: "hospital_id".into(),
@@ -485,10 +512,6 @@ fn bench_hospital(b: &Bench<'_>) {
                 labels: (0..w.nh).map(|h| h.to_string()).collect(),
             },
             extra_fe: vec![],
-            weights: None,
-            cluster: Some(("hospital_id", &w.hospital, w.nh)),
-            binary: true,
-            min_cell: 11,
             pseudonymize: false,
         };
         hospital::hospital(&input, spec, &|| {}).expect("hospital")
@@ -512,9 +535,19 @@ fn bench_reduction(b: &Bench<'_>) {
     let w = b.w;
     let dr = |spec: &InferenceSpec| {
         let input = ReductionInput {
-            y: &w.y,
-            group: &w.group,
-            labels: ["White", "Black"],
+            sample: &Sample {
+                y: &w.y,
+                group: &w.group,
+                labels: ["White", "Black"],
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "hospital_id",
+                    codes: &w.hospital,
+                    count: w.nh,
+                }),
+                binary: true,
+                min_cell: 11,
+            },
             covariates: &b.with_fe,
             allowable: vec![0, 1],
             targets: vec![
@@ -534,11 +567,7 @@ fn bench_reduction(b: &Bench<'_>) {
                     absorbed: true,
                 },
             ],
-            weights: None,
-            cluster: Some(("hospital_id", &w.hospital, w.nh)),
-            binary: true,
             draws: 5,
-            min_cell: 11,
             estimator: Default::default(),
         };
         disparity_reduction(&input, spec, &|| {}).expect("disparity reduction")

@@ -14,7 +14,7 @@ use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::{self, LinearInput, MethodOutput, Model, OaxacaSpec};
 use healthgap_decompose::reduction::{ReductionInput, ReductionSpec, Target, disparity_reduction};
 use healthgap_decompose::spec::RoleKind;
-use healthgap_decompose::{AnalysisResult, InferenceInfo, MethodSpec};
+use healthgap_decompose::{AnalysisResult, Cluster, InferenceInfo, MethodSpec, Sample};
 use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
 use healthgap_report::suppress;
@@ -287,12 +287,11 @@ pub(crate) fn run_analysis(
             ));
             continue;
         }
-        let named_cluster = cohort
-            .cluster
-            .as_ref()
-            .map(|(n, c, g)| (n.as_str(), c.as_slice(), *g));
-        let cluster_name = named_cluster.map(|c| c.0);
-        let cluster = named_cluster.map(|(_, c, g)| (c, g));
+        let cluster = cohort.cluster.as_ref().map(|(name, codes, count)| Cluster {
+            name,
+            codes,
+            count: *count,
+        });
         let subset_design;
         let design = match &subset {
             Some(rows) => {
@@ -325,13 +324,15 @@ pub(crate) fn run_analysis(
                 cohort,
                 design,
                 outcome,
-                y,
-                binary,
-                group: &group,
-                labels,
-                named_cluster,
-                cluster,
-                cluster_name,
+                sample: Sample {
+                    y,
+                    group: &group,
+                    labels,
+                    weights: cohort.weights.as_deref(),
+                    cluster,
+                    binary,
+                    min_cell: plan.min_cell,
+                },
                 spec: &spec,
                 progress: &progress,
             };
@@ -414,36 +415,21 @@ struct Pair<'a> {
     cohort: &'a Cohort,
     design: &'a BlockDesign,
     outcome: &'a str,
-    y: &'a [f64],
-    binary: bool,
-    /// 0 = reference, 1 = comparison, 2 = other groups.
-    group: &'a [u32],
-    labels: [&'a str; 2],
-    named_cluster: Option<(&'a str, &'a [u32], usize)>,
-    cluster: Option<(&'a [u32], usize)>,
-    cluster_name: Option<&'a str>,
+    /// The outcome, the comparison's groups (0 reference, 1 comparison,
+    /// 2 others), weights and cluster.
+    sample: Sample<'a>,
     spec: &'a InferenceSpec,
     progress: &'a (dyn Fn() + Sync),
 }
 
 /// `method = "crude"` for one outcome and comparison.
 fn run_crude(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
-    let &Pair {
-        a,
-        cohort,
-        y,
-        binary,
-        group,
-        cluster,
-        cluster_name,
-        ..
-    } = p;
+    let &Pair { a, .. } = p;
+    let sample = &p.sample;
+    let Sample { group, .. } = *sample;
+    let cluster_name = sample.cluster_name();
     let estimates = crude(&CrudeInput {
-        y,
-        group,
-        weights: cohort.weights.as_deref(),
-        cluster,
-        binary,
+        sample,
         level: a.inference.level,
     })?;
     let output = MethodOutput {
@@ -459,7 +445,7 @@ fn run_crude(p: &Pair<'_>) -> Result<(MethodOutput, InferenceInfo)> {
     // Wald intervals from the groups' empirical variances
     // (robust), or over clusters.
     let crude_spec = InferenceSpec {
-        vce: if cluster.is_some() {
+        vce: if sample.cluster.is_some() {
             Vce::Cluster
         } else {
             Vce::Robust
@@ -477,35 +463,26 @@ fn run_oaxaca_blinder(p: &Pair<'_>, s: &OaxacaSpec) -> Result<(MethodOutput, Inf
     let &Pair {
         plan,
         a,
-        cohort,
         design,
         outcome,
-        y,
-        binary,
-        group,
-        labels,
-        named_cluster,
-        cluster_name,
         spec,
         progress,
         ..
     } = p;
+    let sample = &p.sample;
+    let Sample { binary, labels, .. } = *sample;
+    let cluster_name = sample.cluster_name();
     let cov = covariates(design, &a.id)?;
     let coefficients = s.coefficients;
     let context = || format!("{outcome}, {} vs {}", labels[1], labels[0]);
     let output = match s.model {
         Model::Linear => {
             let input = LinearInput {
-                y,
-                group,
-                labels,
+                sample,
                 covariates: &cov,
-                weights: cohort.weights.as_deref(),
-                cluster: named_cluster,
                 coefficients,
                 threefold: s.threefold,
                 normalize: s.normalize,
-                min_cell: plan.min_cell,
             };
             oaxaca::linear(&input, spec, &progress).with_context(context)?
         }
@@ -518,12 +495,8 @@ fn run_oaxaca_blinder(p: &Pair<'_>, s: &OaxacaSpec) -> Result<(MethodOutput, Inf
                 );
             }
             let input = NonlinearInput {
-                y,
-                group,
-                labels,
+                sample,
                 covariates: &cov,
-                weights: cohort.weights.as_deref(),
-                cluster: named_cluster,
                 link: if m == Model::Logit {
                     Link::Logit
                 } else {
@@ -559,15 +532,13 @@ fn run_gelbach(p: &Pair<'_>, s: &GelbachSpec) -> Result<(MethodOutput, Inference
         a,
         cohort,
         outcome,
-        y,
-        group,
-        labels,
-        named_cluster,
-        cluster_name,
         spec,
         progress,
         ..
     } = p;
+    let sample = &p.sample;
+    let Sample { labels, .. } = *sample;
+    let cluster_name = sample.cluster_name();
     let base_vars = expand(plan, &s.base);
     let added_vars: Vec<String> = expand(plan, &s.added)
         .into_iter()
@@ -593,13 +564,9 @@ fn run_gelbach(p: &Pair<'_>, s: &GelbachSpec) -> Result<(MethodOutput, Inference
         .count();
     let cov = covariates(&design, &a.id)?;
     let input = GelbachInput {
-        y,
-        group,
-        labels,
+        sample,
         covariates: &cov,
         base_columns,
-        weights: cohort.weights.as_deref(),
-        cluster: named_cluster,
     };
     let output = gelbach(&input, spec, &progress)
         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;
@@ -619,16 +586,13 @@ fn run_hospital(
         a,
         cohort,
         outcome,
-        y,
-        binary,
-        group,
-        labels,
-        named_cluster,
-        cluster_name,
         spec,
         progress,
         ..
     } = p;
+    let sample = &p.sample;
+    let Sample { labels, .. } = *sample;
+    let cluster_name = sample.cluster_name();
     let hname = &s.hospital;
     let adjust_vars: Vec<String> = expand(plan, &s.adjust)
         .into_iter()
@@ -661,16 +625,10 @@ fn run_hospital(
     };
     let extra: Vec<Absorbed<'_>> = s.absorb.iter().map(|n| fe(n)).collect::<Result<_>>()?;
     let input = HospitalInput {
-        y,
-        group,
-        labels,
+        sample,
         covariates: &cov,
         hospital: fe(hname)?,
         extra_fe: extra,
-        weights: cohort.weights.as_deref(),
-        cluster: named_cluster,
-        binary,
-        min_cell: plan.min_cell,
         pseudonymize: s.pseudonymize,
     };
     let out = hospital(&input, spec, &progress)
@@ -693,16 +651,13 @@ fn run_disparity_reduction(
         a,
         cohort,
         outcome,
-        y,
-        binary,
-        group,
-        labels,
-        named_cluster,
-        cluster_name,
         spec,
         progress,
         ..
     } = p;
+    let sample = &p.sample;
+    let Sample { labels, .. } = *sample;
+    let cluster_name = sample.cluster_name();
     let allow_vars = expand(plan, &s.allowable);
     let target_vars: Vec<(String, Vec<String>)> = s
         .targets
@@ -742,9 +697,7 @@ fn run_disparity_reduction(
             .collect()
     };
     let input = ReductionInput {
-        y,
-        group,
-        labels,
+        sample,
         covariates: &cov,
         allowable: cols_of(&allow_vars),
         targets: target_vars
@@ -758,11 +711,7 @@ fn run_disparity_reduction(
                     .is_some_and(|t| vars.contains(&t.variable)),
             })
             .collect(),
-        weights: cohort.weights.as_deref(),
-        cluster: named_cluster,
-        binary,
         draws: s.draws,
-        min_cell: plan.min_cell,
         estimator: s.estimator,
     };
     let out = disparity_reduction(&input, spec, &progress)
@@ -781,16 +730,13 @@ fn run_mediation(p: &Pair<'_>, s: &MediationSpec) -> Result<(MethodOutput, Infer
         a,
         cohort,
         outcome,
-        y,
-        binary,
-        group,
-        labels,
-        cluster,
-        cluster_name,
         spec,
         progress,
         ..
     } = p;
+    let sample = &p.sample;
+    let Sample { labels, .. } = *sample;
+    let cluster_name = sample.cluster_name();
     let mediators = &s.mediators;
     let mdesign = healthgap_cohort::design::build(cohort, &expand(plan, mediators));
     if mdesign.terms.len() != 1 || !mdesign.absorbed.is_empty() {
@@ -813,9 +759,7 @@ fn run_mediation(p: &Pair<'_>, s: &MediationSpec) -> Result<(MethodOutput, Infer
         );
     }
     let input = GroupMediationInput {
-        y,
-        group,
-        labels,
+        sample,
         mediator: (&mdesign.terms[0].name, &mdesign.columns[0]),
         confounders: cdesign
             .terms
@@ -823,13 +767,10 @@ fn run_mediation(p: &Pair<'_>, s: &MediationSpec) -> Result<(MethodOutput, Infer
             .zip(&cdesign.columns)
             .map(|(t, v)| (t.name.clone(), v.as_slice()))
             .collect(),
-        binary,
         interaction: s.interaction,
-        cluster,
         draws: 25,
         seed: plan.seed,
         level: a.inference.level,
-        weights: cohort.weights.as_deref(),
     };
     let out = group_mediation(&input, spec, &progress)
         .with_context(|| format!("{outcome}, {} vs {}", labels[1], labels[0]))?;

@@ -5,6 +5,7 @@ use healthgap_decompose::MethodOutput;
 use healthgap_decompose::covariates::{Absorbed, Column, Covariates};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
 use healthgap_decompose::inference::InferenceSpec;
+use healthgap_decompose::{Cluster, Sample};
 
 use crate::oaxaca::read_csv;
 
@@ -42,13 +43,18 @@ fn run(with_fe: bool, cluster: bool) -> MethodOutput {
         }),
     };
     let input = GelbachInput {
-        y: &data["y"],
-        group: &group,
-        labels: ["r", "c"],
+        sample: &Sample {
+            labels: ["r", "c"],
+            weights: None,
+            cluster: cluster.then_some(Cluster {
+                name: "f",
+                codes: codes.as_slice(),
+                count: 25,
+            }),
+            ..Sample::new(&data["y"], &group)
+        },
         covariates: &cov,
         base_columns: 1,
-        weights: None,
-        cluster: cluster.then_some(("f", codes.as_slice(), 25)),
     };
     gelbach(&input, &InferenceSpec::delta(0.95), &|| {}).unwrap()
 }

@@ -1,6 +1,7 @@
 //! The care-site analysis against pyfixest (tests/golden/hospital) and its
 //! identities.
 
+use healthgap_decompose::Sample;
 use healthgap_decompose::covariates::{Absorbed, Column, Covariates};
 use healthgap_decompose::hospital::{HospitalInput, HospitalOutput, hospital};
 use healthgap_decompose::inference::InferenceSpec;
@@ -24,9 +25,15 @@ fn run(outcome: &str, binary: bool, two_way: bool) -> HospitalOutput {
         ..Default::default()
     };
     let input = HospitalInput {
-        y: &d[outcome],
-        group: &group,
-        labels: ["r", "c"],
+        sample: &Sample {
+            y: &d[outcome],
+            group: &group,
+            labels: ["r", "c"],
+            weights: None,
+            cluster: None,
+            binary,
+            min_cell: 11,
+        },
         covariates: &cov,
         hospital: absorbed("hospital", &h, 40),
         extra_fe: if two_way {
@@ -34,10 +41,6 @@ fn run(outcome: &str, binary: bool, two_way: bool) -> HospitalOutput {
         } else {
             vec![]
         },
-        weights: None,
-        cluster: None,
-        binary,
-        min_cell: 11,
         pseudonymize: false,
     };
     hospital(&input, &InferenceSpec::delta(0.95), &|| {}).unwrap()

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use healthgap_decompose::Sample;
 use healthgap_decompose::mediation::{Family, MediationInput, closed_form, fit, rho_sensitivity};
 
 /// A CSV as text columns.
@@ -248,18 +249,19 @@ fn group_mediation_reproduces_jobs_with_the_arms_as_groups() {
     let (y, m) = (num(&d["depress2"]), num(&d["job_seek"]));
     let group: Vec<u32> = num(&d["treat"]).iter().map(|v| *v as u32).collect();
     let input = GroupMediationInput {
-        y: &y,
-        group: &group,
-        labels: ["control", "treated"],
+        sample: &Sample {
+            labels: ["control", "treated"],
+            binary: false,
+            cluster: None,
+            weights: None,
+            ..Sample::new(&y, &group)
+        },
         mediator: ("job_seek", &m),
         confounders: cov.iter().map(|(n, v)| (n.clone(), v.as_slice())).collect(),
-        binary: false,
         interaction: false,
-        cluster: None,
         draws: 10,
         seed: 1,
         level: 0.95,
-        weights: None,
     };
     let out = group_mediation(
         &input,

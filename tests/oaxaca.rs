@@ -7,6 +7,7 @@ use healthgap_decompose::SeMethod;
 use healthgap_decompose::covariates::{Categorical, Column, Covariates};
 use healthgap_decompose::inference::{InferenceSpec, Method, Vce};
 use healthgap_decompose::oaxaca::{Coefficients, LinearInput, MethodOutput, linear};
+use healthgap_decompose::{Cluster, Sample};
 
 /// A CSV as named columns (empty or NA cells are NaN).
 pub fn read_csv(name: &str) -> HashMap<String, Vec<f64>> {
@@ -84,19 +85,20 @@ fn run_spec(
     cov: &Covariates<'_>,
     coefficients: Coefficients,
     spec: &InferenceSpec,
-    cluster: Option<(&str, &[u32], usize)>,
+    cluster: Option<Cluster<'_>>,
 ) -> Result<MethodOutput, healthgap_decompose::DecomposeError> {
     let input = LinearInput {
-        y: &case.y,
-        group: &case.group,
-        labels: ["r", "c"],
+        sample: &Sample {
+            labels: ["r", "c"],
+            weights: None,
+            cluster,
+            min_cell: 11,
+            ..Sample::new(&case.y, &case.group)
+        },
         covariates: cov,
-        weights: None,
-        cluster,
         coefficients,
         threefold: true,
         normalize: true,
-        min_cell: 11,
     };
     linear(&input, spec, &|| {})
 }
@@ -868,16 +870,17 @@ fn weights_of_two_equal_duplicated_rows() {
         let input = |case: &'_ Case, cov: &'_ Covariates<'_>, weights: Option<&'_ [f64]>| {
             linear(
                 &LinearInput {
-                    y: &case.y,
-                    group: &case.group,
-                    labels: ["r", "c"],
+                    sample: &Sample {
+                        labels: ["r", "c"],
+                        weights,
+                        cluster: None,
+                        min_cell: 11,
+                        ..Sample::new(&case.y, &case.group)
+                    },
                     covariates: cov,
-                    weights,
-                    cluster: None,
                     coefficients: c,
                     threefold: true,
                     normalize: true,
-                    min_cell: 11,
                 },
                 &InferenceSpec::delta(0.95),
                 &|| {},
@@ -1018,16 +1021,17 @@ fn robust_delta_method_equals_derivatives_of_weighted_refits() {
         let robust = run_spec(&case, &cov, c, &InferenceSpec::delta(0.95), None).unwrap();
         let at = |w: &[f64]| -> Vec<f64> {
             let input = LinearInput {
-                y: &case.y,
-                group: &case.group,
-                labels: ["r", "c"],
+                sample: &Sample {
+                    labels: ["r", "c"],
+                    weights: Some(w),
+                    cluster: None,
+                    min_cell: 11,
+                    ..Sample::new(&case.y, &case.group)
+                },
                 covariates: &cov,
-                weights: Some(w),
-                cluster: None,
                 coefficients: c,
                 threefold: true,
                 normalize: true,
-                min_cell: 11,
             };
             let boot = InferenceSpec {
                 method: Method::Bootstrap,
@@ -1086,11 +1090,27 @@ fn an_identically_zero_part_has_standard_error_zero_on_every_path() {
         vce: Vce::Cluster,
         ..InferenceSpec::delta(0.95)
     };
-    let paths: [(&str, &InferenceSpec, Option<(&str, &[u32], usize)>); 4] = [
+    let paths: [(&str, &InferenceSpec, Option<Cluster<'_>>); 4] = [
         ("robust delta", &InferenceSpec::delta(0.95), None),
-        ("cluster delta", &cluster_delta, Some(("c", &clusters, 12))),
+        (
+            "cluster delta",
+            &cluster_delta,
+            Some(Cluster {
+                name: "c",
+                codes: &clusters,
+                count: 12,
+            }),
+        ),
         ("row bootstrap", &boot, None),
-        ("cluster bootstrap", &boot, Some(("c", &clusters, 12))),
+        (
+            "cluster bootstrap",
+            &boot,
+            Some(Cluster {
+                name: "c",
+                codes: &clusters,
+                count: 12,
+            }),
+        ),
     ];
     for (what, spec, cluster) in paths {
         let out = run_spec(&case, &cov, Coefficients::Pooled, spec, cluster).unwrap();

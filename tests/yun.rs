@@ -9,6 +9,7 @@ use healthgap_decompose::covariates::{Categorical, Column, Covariates};
 use healthgap_decompose::inference::{InferenceSpec, Vce};
 use healthgap_decompose::nonlinear::{NonlinearInput, nonlinear};
 use healthgap_decompose::oaxaca::Coefficients;
+use healthgap_decompose::{Cluster, Sample};
 use healthgap_models::Link;
 
 struct Cohort {
@@ -138,12 +139,17 @@ fn run_with(
         absorbed: None,
     };
     let input = NonlinearInput {
-        y: &c.cols["major_morbidity"],
-        group: &c.group,
-        labels: ["White", "Black"],
+        sample: &Sample {
+            labels: ["White", "Black"],
+            weights: None,
+            cluster: cluster.then_some(Cluster {
+                name: "hospital_id",
+                codes: c.hospital.as_slice(),
+                count: c.g,
+            }),
+            ..Sample::new(&c.cols["major_morbidity"], &c.group)
+        },
         covariates: &cov,
-        weights: None,
-        cluster: cluster.then_some(("hospital_id", c.hospital.as_slice(), c.g)),
         link,
         coefficients,
         normalize,

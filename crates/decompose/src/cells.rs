@@ -17,6 +17,7 @@ use healthgap_models::{ModelError, ModelSummary, Vcov, VcovKind};
 
 use crate::covariates::{Absorbed, Covariates};
 use crate::error::DecomposeError;
+use crate::sample::Cluster;
 
 /// Name of the intercept column (column 0 of every cell).
 pub const INTERCEPT: &str = "(intercept)";
@@ -500,14 +501,14 @@ pub fn linear_summary(
     label: String,
     spec: &FitSpec,
     fit: &CellFit,
-    cluster: Option<(&str, &[u32], usize)>,
+    cluster: Option<Cluster<'_>>,
     absorbed: Option<&Absorbed<'_>>,
     level: f64,
 ) -> ModelSummary {
     let k = fit.coef.len();
     let (var, kind, vlabel, df, clusters): (Vec<f64>, VcovKind, String, f64, Option<usize>) =
         match cluster {
-            Some((name, _, g)) => {
+            Some(Cluster { name, count: g, .. }) => {
                 let scores = cells.cluster_scores(spec, fit);
                 let mut meat = vec![0.0; k * k];
                 for c in 0..scores.len() / k.max(1) {
@@ -849,7 +850,11 @@ mod tests {
             "m".into(),
             &spec,
             &fit,
-            Some(("cl", &cl, 7)),
+            Some(Cluster {
+                name: "cl",
+                codes: &cl,
+                count: 7,
+            }),
             cov.absorbed.as_ref(),
             0.95,
         );

@@ -18,6 +18,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::DecomposeError;
 use crate::result::Estimate;
+use crate::sample::Sample;
 use crate::spec::{Context, Spec};
 
 /// `method = "crude"`: no options.
@@ -44,16 +45,8 @@ impl Spec for CrudeSpec {
 
 /// Inputs of one crude comparison.
 pub struct CrudeInput<'a> {
-    /// Outcome values.
-    pub y: &'a [f64],
-    /// 0 = reference row, 1 = comparison row (other rows are skipped).
-    pub group: &'a [u32],
-    /// Weights.
-    pub weights: Option<&'a [f64]>,
-    /// Cluster codes (0..clusters).
-    pub cluster: Option<(&'a [u32], usize)>,
-    /// Binary outcome.
-    pub binary: bool,
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
     /// Confidence level.
     pub level: f64,
 }
@@ -77,32 +70,32 @@ pub struct GroupMeans {
 
 /// The two weighted means with their (cluster-robust) covariance.
 pub fn group_means(input: &CrudeInput<'_>) -> Result<GroupMeans, DecomposeError> {
-    let w = |i: usize| input.weights.map_or(1.0, |w| w[i]);
+    let w = |i: usize| input.sample.weights.map_or(1.0, |w| w[i]);
     let mut sw = [0.0; 2];
     let mut swy = [0.0; 2];
     let mut n = [0usize; 2];
-    for (i, &g) in input.group.iter().enumerate() {
+    for (i, &g) in input.sample.group.iter().enumerate() {
         if g > 1 {
             continue;
         }
         sw[g as usize] += w(i);
-        swy[g as usize] += w(i) * input.y[i];
+        swy[g as usize] += w(i) * input.sample.y[i];
         n[g as usize] += 1;
     }
     if n[0] == 0 || n[1] == 0 {
         return Err(DecomposeError::Input("both groups need rows".into()));
     }
     let m = [swy[0] / sw[0], swy[1] / sw[1]];
-    let u = |i: usize, g: usize| w(i) * (input.y[i] - m[g]) / sw[g];
-    let (v, cov) = match input.cluster {
+    let u = |i: usize, g: usize| w(i) * (input.sample.y[i] - m[g]) / sw[g];
+    let (v, cov) = match input.sample.units() {
         None => {
             let mut v = [0.0; 2];
-            for (i, &g) in input.group.iter().enumerate() {
+            for (i, &g) in input.sample.group.iter().enumerate() {
                 if g <= 1 {
                     v[g as usize] += u(i, g as usize).powi(2);
                 }
             }
-            if !input.binary {
+            if !input.sample.binary {
                 for g in 0..2 {
                     if n[g] > 1 {
                         v[g] *= n[g] as f64 / (n[g] - 1) as f64;
@@ -113,7 +106,7 @@ pub fn group_means(input: &CrudeInput<'_>) -> Result<GroupMeans, DecomposeError>
         }
         Some((codes, clusters)) => {
             let mut s = vec![[0.0; 2]; clusters];
-            for (i, &g) in input.group.iter().enumerate() {
+            for (i, &g) in input.sample.group.iter().enumerate() {
                 if g <= 1 {
                     s[codes[i] as usize][g as usize] += u(i, g as usize);
                 }
@@ -185,7 +178,7 @@ pub fn crude(input: &CrudeInput<'_>) -> Result<Vec<Estimate>, DecomposeError> {
             gm.v_c / gm.m_c.powi(2) + gm.v_r / gm.m_r.powi(2) - 2.0 * gm.cov / (gm.m_c * gm.m_r);
         out.push(log_scale("ratio", (gm.m_c / gm.m_r).ln(), var));
     }
-    if input.binary && gm.m_r > 0.0 && gm.m_r < 1.0 && gm.m_c > 0.0 && gm.m_c < 1.0 {
+    if input.sample.binary && gm.m_r > 0.0 && gm.m_r < 1.0 && gm.m_c > 0.0 && gm.m_c < 1.0 {
         let (dc, dr) = (gm.m_c * (1.0 - gm.m_c), gm.m_r * (1.0 - gm.m_r));
         let var = gm.v_c / dc.powi(2) + gm.v_r / dr.powi(2) - 2.0 * gm.cov / (dc * dr);
         let log_or = (gm.m_c / (1.0 - gm.m_c)).ln() - (gm.m_r / (1.0 - gm.m_r)).ln();
@@ -197,6 +190,7 @@ pub fn crude(input: &CrudeInput<'_>) -> Result<Vec<Estimate>, DecomposeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::Cluster;
 
     /// A 2 × 2 table: reference 30/1000 events, comparison 45/900.
     fn table() -> (Vec<f64>, Vec<u32>) {
@@ -215,11 +209,12 @@ mod tests {
     fn binary_crude_matches_the_textbook_formulas() {
         let (y, g) = table();
         let est = crude(&CrudeInput {
-            y: &y,
-            group: &g,
-            weights: None,
-            cluster: None,
-            binary: true,
+            sample: &Sample {
+                weights: None,
+                cluster: None,
+                binary: true,
+                ..Sample::new(&y, &g)
+            },
             level: 0.95,
         })
         .unwrap();
@@ -249,20 +244,26 @@ mod tests {
         let (y, g) = table();
         let ids: Vec<u32> = (0..y.len() as u32).collect();
         let base = group_means(&CrudeInput {
-            y: &y,
-            group: &g,
-            weights: None,
-            cluster: None,
-            binary: true,
+            sample: &Sample {
+                weights: None,
+                cluster: None,
+                binary: true,
+                ..Sample::new(&y, &g)
+            },
             level: 0.95,
         })
         .unwrap();
         let cl = group_means(&CrudeInput {
-            y: &y,
-            group: &g,
-            weights: None,
-            cluster: Some((&ids, ids.len())),
-            binary: true,
+            sample: &Sample {
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "cluster",
+                    codes: &ids,
+                    count: ids.len(),
+                }),
+                binary: true,
+                ..Sample::new(&y, &g)
+            },
             level: 0.95,
         })
         .unwrap();
@@ -276,11 +277,12 @@ mod tests {
         let g = [0, 0, 1, 1, 1];
         let w = [2.0, 1.0, 1.0, 1.0, 2.0];
         let a = group_means(&CrudeInput {
-            y: &y,
-            group: &g,
-            weights: Some(&w),
-            cluster: None,
-            binary: true,
+            sample: &Sample {
+                weights: Some(&w),
+                cluster: None,
+                binary: true,
+                ..Sample::new(&y, &g)
+            },
             level: 0.95,
         })
         .unwrap();

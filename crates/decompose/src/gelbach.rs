@@ -34,6 +34,7 @@ use crate::inference::{
     InferenceSpec, Key, Method, Resampled, Vce, influence_variance, resampled_rows,
 };
 use crate::result::{MethodOutput, SeMethod};
+use crate::sample::Sample;
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
 use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
 
@@ -106,21 +107,13 @@ const SHARES: ShareSpec = ShareSpec {
 
 /// Inputs of one Gelbach decomposition.
 pub struct GelbachInput<'a> {
-    /// Outcome over all rows.
-    pub y: &'a [f64],
-    /// 0 = reference, 1 = comparison, other rows skipped.
-    pub group: &'a [u32],
-    /// Reference and comparison labels.
-    pub labels: [&'a str; 2],
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
     /// Base covariates followed by the added ones (`base_columns` of them are base);
     /// only added covariates may be absorbed.
     pub covariates: &'a Covariates<'a>,
     /// How many leading columns of `covariates` are the base model's.
     pub base_columns: usize,
-    /// Weights.
-    pub weights: Option<&'a [f64]>,
-    /// Cluster name, codes and count.
-    pub cluster: Option<(&'a str, &'a [u32], usize)>,
 }
 
 struct Setup {
@@ -504,35 +497,41 @@ impl Setup {
         });
         let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
         let d = vec![d.concat()];
-        let units = input.cluster.map(|c| (c.1, c.2));
-        influence_variance(input.group.len(), dim, &d, units.map(|u| u.1), |i, u| {
-            let g = input.group[i];
-            if g > 1 {
-                return None;
-            }
-            let w = input.weights.map_or(1.0, |w| w[i]);
-            // x_f = (D, 1, columns); x_b is its first kb entries.
-            let xf = |r: usize| match r {
-                0 => f64::from(g),
-                1 => 1.0,
-                _ => cols[r - 2][i],
-            };
-            let dot = |b: &[f64]| -> f64 { b.iter().enumerate().map(|(r, b)| b * xf(r)).sum() };
-            let h = dot(&base.bread[..kb]);
-            let e_b = input.y[i] - dot(&base.coef);
-            let e_f = input.y[i] - dot(&full.coef);
-            for (a, &j) in self.added.iter().enumerate() {
-                u[a] = w * h * xf(j + 1);
-            }
-            for r in 0..kb {
-                u[pa + r] = w * h * xf(r);
-            }
-            for r in 0..kf {
-                u[pa + kb + r] = w * e_f * xf(r);
-            }
-            u[dim - 1] = w * e_b * h;
-            Some((0, units.map_or(0, |c| c.0[i])))
-        })
+        let units = input.sample.units();
+        influence_variance(
+            input.sample.group.len(),
+            dim,
+            &d,
+            units.map(|u| u.1),
+            |i, u| {
+                let g = input.sample.group[i];
+                if g > 1 {
+                    return None;
+                }
+                let w = input.sample.weights.map_or(1.0, |w| w[i]);
+                // x_f = (D, 1, columns); x_b is its first kb entries.
+                let xf = |r: usize| match r {
+                    0 => f64::from(g),
+                    1 => 1.0,
+                    _ => cols[r - 2][i],
+                };
+                let dot = |b: &[f64]| -> f64 { b.iter().enumerate().map(|(r, b)| b * xf(r)).sum() };
+                let h = dot(&base.bread[..kb]);
+                let e_b = input.sample.y[i] - dot(&base.coef);
+                let e_f = input.sample.y[i] - dot(&full.coef);
+                for (a, &j) in self.added.iter().enumerate() {
+                    u[a] = w * h * xf(j + 1);
+                }
+                for r in 0..kb {
+                    u[pa + r] = w * h * xf(r);
+                }
+                for r in 0..kf {
+                    u[pa + kb + r] = w * e_f * xf(r);
+                }
+                u[dim - 1] = w * e_b * h;
+                Some((0, units.map_or(0, |c| c.0[i])))
+            },
+        )
     }
 }
 
@@ -543,7 +542,11 @@ pub fn gelbach(
     progress: &(dyn Fn() + Sync),
 ) -> Result<MethodOutput, DecomposeError> {
     let mut warnings = Vec::new();
-    let n = group_sizes(input.group, input.labels, "the Gelbach decomposition")?;
+    let n = group_sizes(
+        input.sample.group,
+        input.sample.labels,
+        "the Gelbach decomposition",
+    )?;
     if input.base_columns == input.covariates.columns.len() && input.covariates.absorbed.is_none() {
         return Err(DecomposeError::Input(
             "nothing is added to the base model: list in `added` variables or blocks that are \
@@ -551,12 +554,12 @@ pub fn gelbach(
                 .into(),
         ));
     }
-    let cluster = input.cluster.map(|(_, c, g)| (c, g));
+    let cluster = input.sample.units();
     let cells = Cells::build(
-        input.y,
-        input.group,
+        input.sample.y,
+        input.sample.group,
         input.covariates,
-        input.weights,
+        input.sample.weights,
         cluster,
     );
     let setup = Setup::new(input, cells);
@@ -574,17 +577,20 @@ pub fn gelbach(
     .map(|(label, spec, fit)| {
         linear_summary(
             &setup.cells,
-            format!("{label} ({} + {})", input.labels[0], input.labels[1]),
+            format!(
+                "{label} ({} + {})",
+                input.sample.labels[0], input.sample.labels[1]
+            ),
             spec,
             fit,
-            input.cluster,
+            input.sample.cluster,
             input.covariates.absorbed.as_ref().filter(|_| spec.absorb),
             level,
         )
     })
     .collect();
     let stat = |m: &[f64]| setup.values(Some(m));
-    let unclustered_delta = inference.method == Method::Delta && input.cluster.is_none();
+    let unclustered_delta = inference.method == Method::Delta && input.sample.cluster.is_none();
     // No robust delta method is derived for absorbed levels without clusters
     // (the model-based one covers the other blocks).
     let absorbed_withheld = (unclustered_delta && setup.full.absorb).then(|| {
@@ -603,12 +609,12 @@ pub fn gelbach(
         keys: &setup.keys,
         point: &point,
         spec: inference,
-        clusters: input.cluster.map(|c| c.2),
-        group: input.group,
-        weights: input.weights,
+        clusters: input.sample.cluster.map(|c| c.count),
+        group: input.sample.group,
+        weights: input.sample.weights,
     };
     let how = resampled.influence_method();
-    let model = inference.vce == Vce::Model && input.cluster.is_none();
+    let model = inference.vce == Vce::Model && input.sample.cluster.is_none();
     let mut inferred = resampled_rows(
         &resampled,
         stat,
@@ -627,7 +633,7 @@ pub fn gelbach(
             })
         },
         |w, g| {
-            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+            let cells = Cells::build(input.sample.y, g, input.covariates, Some(w), None);
             Setup::new(input, cells).values(None)
         },
         progress,

@@ -50,6 +50,7 @@ use crate::inference::{
     share_text,
 };
 use crate::result::{Estimate, MethodOutput, SeMethod};
+use crate::sample::{Cluster, Sample};
 use crate::shares::{ShareSpec, Shares, unstable_shares};
 use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
 
@@ -111,26 +112,14 @@ impl Spec for HospitalSpec {
 
 /// Inputs of one care-site analysis.
 pub struct HospitalInput<'a> {
-    /// Outcome over all rows.
-    pub y: &'a [f64],
-    /// 0 = reference, 1 = comparison, other values: other groups (profiled, not compared).
-    pub group: &'a [u32],
-    /// Reference and comparison labels.
-    pub labels: [&'a str; 2],
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
     /// Adjustment covariates (no absorbed variable).
     pub covariates: &'a Covariates<'a>,
     /// The hospital variable.
     pub hospital: Absorbed<'a>,
     /// Further fixed-effect sets for the FE contrast (e.g. surgeon).
     pub extra_fe: Vec<Absorbed<'a>>,
-    /// Weights.
-    pub weights: Option<&'a [f64]>,
-    /// Cluster name, codes and count (default: the hospital).
-    pub cluster: Option<(&'a str, &'a [u32], usize)>,
-    /// Binary outcome (adds the logit contrasts; profiling by logit).
-    pub binary: bool,
-    /// Counts below this are suppressed in the hospital table and warnings.
-    pub min_cell: usize,
     /// Replace hospital labels by pseudonyms (H001, …, in a seeded random order).
     pub pseudonymize: bool,
 }
@@ -298,7 +287,7 @@ impl Rows {
             "group".into(),
             self.idx
                 .iter()
-                .map(|&i| f64::from(input.group[i]))
+                .map(|&i| f64::from(input.sample.group[i]))
                 .collect(),
         )];
         if !fe {
@@ -307,8 +296,8 @@ impl Rows {
         for c in &input.covariates.columns {
             cols.push((c.name.clone(), pick(c.values)));
         }
-        let mut d = Design::from_columns("y", pick(input.y), cols)?;
-        if let Some(w) = input.weights {
+        let mut d = Design::from_columns("y", pick(input.sample.y), cols)?;
+        if let Some(w) = input.sample.weights {
             d = d.with_weights(pick(w));
         }
         d.cluster = Some(self.idx.iter().map(|&i| cluster.0[i]).collect());
@@ -424,13 +413,21 @@ pub fn hospital(
     progress: &(dyn Fn() + Sync),
 ) -> Result<HospitalOutput, DecomposeError> {
     let mut warnings = Vec::new();
-    let n = group_sizes(input.group, input.labels, "the hospital analysis")?;
+    let n = group_sizes(
+        input.sample.group,
+        input.sample.labels,
+        "the hospital analysis",
+    )?;
     let h = &input.hospital;
-    let cluster: (&str, &[u32], usize) = input.cluster.unwrap_or((&h.variable, h.codes, h.levels));
+    let cluster = input.sample.cluster.unwrap_or(Cluster {
+        name: &h.variable,
+        codes: h.codes,
+        count: h.levels,
+    });
     let level = inference.level;
     // Common support.
     let mut count = vec![[0usize; 3]; h.levels];
-    for (i, &g) in input.group.iter().enumerate() {
+    for (i, &g) in input.sample.group.iter().enumerate() {
         count[h.codes[i] as usize][(g as usize).min(2)] += 1;
     }
     let only = |g: usize| -> (usize, usize) {
@@ -441,14 +438,14 @@ pub fn hospital(
     };
     let ((hr, pr), (hc, pc)) = (only(0), only(1));
     if hr + hc > 0 {
-        let pct = |k: usize, g: usize| share_text(k, n[g], input.min_cell);
+        let pct = |k: usize, g: usize| share_text(k, n[g], input.sample.min_cell);
         warnings.push(format!(
             "common support: {hr} hospital(s) treat {} patients only ({} of them) and {hc} \
              hospital(s) {} patients only ({} of them); their reference rate is the \
              comparison group's own, so they count as between-hospital",
-            input.labels[0],
+            input.sample.labels[0],
             pct(pr, 0),
-            input.labels[1],
+            input.sample.labels[1],
             pct(pc, 1)
         ));
     }
@@ -459,11 +456,11 @@ pub fn hospital(
         absorbed: Some(h.clone()),
     };
     let cells = Cells::build(
-        input.y,
-        input.group,
+        input.sample.y,
+        input.sample.group,
         &cov,
-        input.weights,
-        Some((cluster.1, cluster.2)),
+        input.sample.weights,
+        Some(cluster.units()),
     );
     let p = cells.p();
     let adjusted = p > 1;
@@ -503,7 +500,10 @@ pub fn hospital(
     .map(|(label, spec, fit, abs)| {
         linear_summary(
             &setup.cells,
-            format!("{label} ({} + {})", input.labels[0], input.labels[1]),
+            format!(
+                "{label} ({} + {})",
+                input.sample.labels[0], input.sample.labels[1]
+            ),
             spec,
             fit,
             Some(cluster),
@@ -518,9 +518,9 @@ pub fn hospital(
         keys: &setup.keys,
         point: &point,
         spec: inference,
-        clusters: Some(cluster.2),
-        group: input.group,
-        weights: input.weights,
+        clusters: Some(cluster.count),
+        group: input.sample.group,
+        weights: input.sample.weights,
     };
     let unclustered = || -> Result<Option<(Vec<f64>, SeMethod)>, DecomposeError> { Ok(None) };
     let no_rows = |_: &[f64], _: &[u32]| -> Result<Vec<f64>, String> { Err("clustered".into()) };
@@ -549,18 +549,18 @@ pub fn hospital(
     }
     // Several FE sets: the LPM with all of them, row level.
     let pair = Rows {
-        idx: (0..input.group.len())
-            .filter(|&i| input.group[i] <= 1)
+        idx: (0..input.sample.group.len())
+            .filter(|&i| input.sample.group[i] <= 1)
             .collect(),
     };
-    let cl = (cluster.1, cluster.2);
+    let cl = cluster.units();
     if !input.extra_fe.is_empty() {
         let d = pair
             .design(input, true, cl)
             .map_err(DecomposeError::Model)?;
         let fit = Ols::new().fit(&d).map_err(DecomposeError::Model)?;
         let vc = fit
-            .vcov(VcovKind::Cr1, cluster.0, SmallSample::default())
+            .vcov(VcovKind::Cr1, cluster.name, SmallSample::default())
             .map_err(DecomposeError::Model)?;
         let names: Vec<&str> = std::iter::once(&input.hospital)
             .chain(&input.extra_fe)
@@ -569,7 +569,7 @@ pub fn hospital(
         if fit.singletons > 0 {
             warnings.push(format!(
                 "{} singleton patient(s) dropped from the model with {}",
-                count_text(fit.singletons, input.min_cell),
+                count_text(fit.singletons, input.sample.min_cell),
                 names.join(" + ")
             ));
         }
@@ -578,8 +578,8 @@ pub fn hospital(
         let label = format!(
             "LPM with {} effects ({} + {})",
             names.join(" + "),
-            input.labels[0],
-            input.labels[1]
+            input.sample.labels[0],
+            input.sample.labels[1]
         );
         models.push(fit.summary(&label, &vc, level));
         let mut row = normal_row("coefficient_with_all_fe", tau, se, level);
@@ -591,7 +591,7 @@ pub fn hospital(
         ));
     }
     // Logit contrasts.
-    if input.binary {
+    if input.sample.binary {
         let glm = Glm::logit();
         let fit = |fe: bool| -> Result<GlmFit, DecomposeError> {
             let d = pair.design(input, fe, cl).map_err(DecomposeError::Model)?;
@@ -607,12 +607,12 @@ pub fn hospital(
             warnings.push(format!(
                 "FE logit: {lv} level(s) of `{name}` with a constant outcome ({} patients) are dropped \
                  (perfectly predicted)",
-                count_text(*rows, input.min_cell)
+                count_text(*rows, input.sample.min_cell)
             ));
         }
         let vcs: Vec<_> = [&f0, &f1]
             .iter()
-            .map(|f| f.vcov(VcovKind::Cr1, cluster.0, SmallSample::default()))
+            .map(|f| f.vcov(VcovKind::Cr1, cluster.name, SmallSample::default()))
             .collect::<Result<_, _>>()
             .map_err(DecomposeError::Model)?;
         let (s0, s1) = (vcs[0].se()[0], vcs[1].se()[0]);
@@ -633,7 +633,7 @@ pub fn hospital(
                     cluster: &c1,
                 },
             ],
-            cluster.2,
+            cluster.count,
         )
         .map_err(DecomposeError::Model)?;
         let k0 = f0.coef.len();
@@ -659,7 +659,10 @@ pub fn hospital(
             (&f1, &vcs[1], with_label),
         ] {
             models.push(f.summary(
-                &format!("{label} ({} + {})", input.labels[0], input.labels[1]),
+                &format!(
+                    "{label} ({} + {})",
+                    input.sample.labels[0], input.sample.labels[1]
+                ),
                 vc,
                 level,
             ));
@@ -686,7 +689,7 @@ pub fn hospital(
             replicates_ok: inferred.replicates_ok,
             withheld: inferred.withheld,
             balance: Vec::new(),
-            inference_note: input.binary.then(|| {
+            inference_note: input.sample.binary.then(|| {
                 "the ame_* rows' SEs go through the group coefficient only (the other \
                  coefficients, the hospital effects and the covariate distribution held fixed)"
                     .to_string()
@@ -714,33 +717,34 @@ struct Profile {
 fn profile(
     input: &HospitalInput<'_>,
     inference: &InferenceSpec,
-    cluster: (&str, &[u32], usize),
+    cluster: Cluster<'_>,
 ) -> Result<Profile, DecomposeError> {
     let h = &input.hospital;
     let level = inference.level;
-    let min_cell = input.min_cell;
+    let min_cell = input.sample.min_cell;
     let mut warnings = Vec::new();
     let mut withheld = None;
     // Patient-level model over every patient.
-    let all: Vec<usize> = (0..input.y.len()).collect();
+    let all: Vec<usize> = (0..input.sample.y.len()).collect();
     let mut cols: Vec<(String, Vec<f64>)> = vec![("(intercept)".into(), vec![1.0; all.len()])];
     for c in &input.covariates.columns {
         cols.push((c.name.clone(), c.values.to_vec()));
     }
-    let mut d = Design::from_columns("y", input.y.to_vec(), cols).map_err(DecomposeError::Model)?;
-    if let Some(w) = input.weights {
+    let mut d =
+        Design::from_columns("y", input.sample.y.to_vec(), cols).map_err(DecomposeError::Model)?;
+    if let Some(w) = input.sample.weights {
         d = d.with_weights(w.to_vec());
     }
-    d.cluster = Some(cluster.1.to_vec());
-    d.n_clusters = cluster.2;
-    let (expected, summary): (Vec<f64>, ModelSummary) = if input.binary {
+    d.cluster = Some(cluster.codes.to_vec());
+    d.n_clusters = cluster.count;
+    let (expected, summary): (Vec<f64>, ModelSummary) = if input.sample.binary {
         let f = Glm::logit().fit(&d, None).map_err(|e| {
             DecomposeError::Input(format!(
                 "the profiling model (logit of the adjust covariates) failed: {e}"
             ))
         })?;
         let vc = f
-            .vcov(VcovKind::Cr1, cluster.0, SmallSample::default())
+            .vcov(VcovKind::Cr1, cluster.name, SmallSample::default())
             .map_err(DecomposeError::Model)?;
         let s = f.summary(
             "profiling model (all patients, no hospital effects)",
@@ -751,7 +755,7 @@ fn profile(
     } else {
         let f = Ols::new().fit(&d).map_err(DecomposeError::Model)?;
         let vc = f
-            .vcov(VcovKind::Cr1, cluster.0, SmallSample::default())
+            .vcov(VcovKind::Cr1, cluster.name, SmallSample::default())
             .map_err(DecomposeError::Model)?;
         let s = f.summary(
             "profiling model (all patients, no hospital effects)",
@@ -760,6 +764,7 @@ fn profile(
         );
         (
             input
+                .sample
                 .y
                 .iter()
                 .zip(&f.residuals)
@@ -768,9 +773,12 @@ fn profile(
             s,
         )
     };
-    let w = |i: usize| input.weights.map_or(1.0, |w| w[i]);
-    let wsum: f64 = (0..input.y.len()).map(w).sum();
-    let overall: f64 = (0..input.y.len()).map(|i| w(i) * input.y[i]).sum::<f64>() / wsum;
+    let w = |i: usize| input.sample.weights.map_or(1.0, |w| w[i]);
+    let wsum: f64 = (0..input.sample.y.len()).map(w).sum();
+    let overall: f64 = (0..input.sample.y.len())
+        .map(|i| w(i) * input.sample.y[i])
+        .sum::<f64>()
+        / wsum;
     // Rows of each hospital.
     let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); h.levels];
     for (i, &c) in h.codes.iter().enumerate() {
@@ -778,7 +786,11 @@ fn profile(
     }
     let sums = |rows: &[usize]| -> (f64, f64, f64) {
         rows.iter().fold((0.0, 0.0, 0.0), |(sw, so, se), &i| {
-            (sw + w(i), so + w(i) * input.y[i], se + w(i) * expected[i])
+            (
+                sw + w(i),
+                so + w(i) * input.sample.y[i],
+                se + w(i) * expected[i],
+            )
         })
     };
     let reps = if inference.method == Method::Bootstrap {
@@ -803,7 +815,7 @@ fn profile(
                     for _ in 0..rows.len() {
                         let i = rows[rng.random_range(0..rows.len())];
                         t.0 += w(i);
-                        t.1 += w(i) * input.y[i];
+                        t.1 += w(i) * input.sample.y[i];
                         t.2 += w(i) * expected[i];
                     }
                     t
@@ -812,7 +824,12 @@ fn profile(
         })
         .collect();
     // Comparison-group share, minority-serving hospitals.
-    let count = |l: usize, g: u32| rows_of[l].iter().filter(|&&i| input.group[i] == g).count();
+    let count = |l: usize, g: u32| {
+        rows_of[l]
+            .iter()
+            .filter(|&&i| input.sample.group[i] == g)
+            .count()
+    };
     let used: Vec<usize> = (0..h.levels).filter(|&l| !rows_of[l].is_empty()).collect();
     let share: Vec<f64> = (0..h.levels)
         .map(|l| {
@@ -881,10 +898,10 @@ fn profile(
     }
     // Outcomes at minority-serving hospitals vs the rest, by group (cluster-robust means).
     let pair_codes = |inside: bool| -> Vec<u32> {
-        (0..input.y.len())
+        (0..input.sample.y.len())
             .map(|i| {
                 if msh[h.codes[i] as usize] == inside {
-                    input.group[i].min(2)
+                    input.sample.group[i].min(2)
                 } else {
                     2
                 }
@@ -893,12 +910,13 @@ fn profile(
     };
     for (inside, suffix) in [(true, "minority_serving"), (false, "other_hospitals")] {
         let codes = pair_codes(inside);
-        let input_means = CrudeInput {
-            y: input.y,
+        let sample = Sample {
             group: &codes,
-            weights: input.weights,
-            cluster: Some((cluster.1, cluster.2)),
-            binary: input.binary,
+            cluster: Some(cluster),
+            ..*input.sample
+        };
+        let input_means = CrudeInput {
+            sample: &sample,
             level,
         };
         match group_means(&input_means) {
@@ -982,8 +1000,9 @@ fn profile(
     for &l in &used {
         let rows = &rows_of[l];
         let (sw, so, se) = sums(rows);
-        let events: usize = rows.iter().filter(|&&i| input.y[i] != 0.0).count();
-        let safe_rate = !input.binary || (events >= min_cell && rows.len() - events >= min_cell);
+        let events: usize = rows.iter().filter(|&&i| input.sample.y[i] != 0.0).count();
+        let safe_rate =
+            !input.sample.binary || (events >= min_cell && rows.len() - events >= min_cell);
         let (nr, nc) = (count(l, 0), count(l, 1));
         let groups_shown = nr >= min_cell && nc >= min_cell;
         let rs = so / se * overall;
@@ -1011,8 +1030,8 @@ fn profile(
         });
     }
     complementary_suppression(&mut table, &used, &rows_of, count, min_cell);
-    if input.binary {
-        complementary_rates(&mut table, &used, &rows_of, input.y, min_cell);
+    if input.sample.binary {
+        complementary_rates(&mut table, &used, &rows_of, input.sample.y, min_cell);
     }
     // Rows in label order (numeric labels by value).
     table.sort_by(

@@ -24,10 +24,12 @@ pub mod oaxaca;
 pub mod privacy;
 pub mod reduction;
 pub mod result;
+pub mod sample;
 pub mod shares;
 pub mod spec;
 pub mod terms;
 
 pub use error::DecomposeError;
 pub use result::{AnalysisResult, Estimate, InferenceInfo, MethodOutput, SeMethod};
+pub use sample::{Cluster, Sample};
 pub use spec::{MethodSpec, Spec};

@@ -34,6 +34,7 @@ use rand_distr::{Distribution, StandardNormal};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::DecomposeError;
+use crate::sample::Sample;
 use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
 
 /// A model family.
@@ -851,30 +852,20 @@ impl Spec for MediationSpec {
 /// Inputs of a mediation analysis of the group gap: exposure 1{comparison},
 /// one mediator column, confounders.
 pub struct GroupMediationInput<'a> {
-    /// Outcome over all rows.
-    pub y: &'a [f64],
-    /// 0 = reference, 1 = comparison, other rows skipped.
-    pub group: &'a [u32],
-    /// Reference and comparison labels.
-    pub labels: [&'a str; 2],
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
     /// The mediator: name and values.
     pub mediator: (&'a str, &'a [f64]),
     /// Confounders: name and values.
     pub confounders: Vec<(String, &'a [f64])>,
-    /// Binary outcome (logit outcome model; risk-difference and OR rows).
-    pub binary: bool,
     /// Exposure–mediator interaction.
     pub interaction: bool,
-    /// Cluster codes and count.
-    pub cluster: Option<(&'a [u32], usize)>,
     /// Monte-Carlo draws per row where the natural effects have no closed form.
     pub draws: usize,
     /// Seed of the Monte-Carlo draws.
     pub seed: u64,
     /// Confidence level.
     pub level: f64,
-    /// Row weights.
-    pub weights: Option<&'a [f64]>,
 }
 
 /// The six natural effects from the potential means [y00, y01, y10, y11]:
@@ -995,32 +986,35 @@ pub fn group_mediation(
 ) -> Result<crate::result::MethodOutput, DecomposeError> {
     use crate::inference::{delta_rows, exp_row, normal_row};
     use crate::result::Estimate;
-    let rows: Vec<usize> = (0..input.group.len())
-        .filter(|&i| input.group[i] <= 1)
+    let rows: Vec<usize> = (0..input.sample.group.len())
+        .filter(|&i| input.sample.group[i] <= 1)
         .collect();
     let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    let (y, m) = (pick(input.y), pick(input.mediator.1));
-    let a: Vec<f64> = rows.iter().map(|&i| f64::from(input.group[i])).collect();
+    let (y, m) = (pick(input.sample.y), pick(input.mediator.1));
+    let a: Vec<f64> = rows
+        .iter()
+        .map(|&i| f64::from(input.sample.group[i]))
+        .collect();
     let covs: Vec<(String, Vec<f64>)> = input
         .confounders
         .iter()
         .map(|(n, v)| (n.clone(), pick(v)))
         .collect();
-    let codes: Option<Vec<u32>> = input.cluster.map(|(c, _)| pick_codes(c, &rows));
+    let codes: Option<Vec<u32>> = input.sample.units().map(|(c, _)| pick_codes(c, &rows));
     // The robust variance (no cluster): every row its own unit of the joint
     // sandwich of both models.
-    let robust = input.cluster.is_none() && inference.vce != crate::inference::Vce::Model;
+    let robust = input.sample.units().is_none() && inference.vce != crate::inference::Vce::Model;
     let row_units: Vec<u32> = if robust {
         (0..rows.len() as u32).collect()
     } else {
         Vec::new()
     };
-    let delta_how = match (input.cluster, robust) {
+    let delta_how = match (input.sample.units(), robust) {
         (Some(_), _) => crate::result::SeMethod::DeltaCluster,
         (None, true) => crate::result::SeMethod::DeltaRobust,
         (None, false) => crate::result::SeMethod::DeltaModel,
     };
-    let weights: Option<Vec<f64>> = input.weights.map(pick);
+    let weights: Option<Vec<f64>> = input.sample.weights.map(pick);
     let binary_mediator = m.iter().all(|v| *v == 0.0 || *v == 1.0);
     let mi = MediationInput {
         y: &y,
@@ -1035,13 +1029,13 @@ pub fn group_mediation(
         } else {
             Family::Linear
         },
-        outcome_family: if input.binary {
+        outcome_family: if input.sample.binary {
             Family::Logit
         } else {
             Family::Linear
         },
         interaction: input.interaction,
-        cluster: match input.cluster {
+        cluster: match input.sample.units() {
             Some((_, g)) => codes.as_deref().map(|c| (c, g)),
             None if robust => Some((row_units.as_slice(), rows.len())),
             None => None,
@@ -1069,7 +1063,7 @@ pub fn group_mediation(
     let estimates = delta_rows(&keys, &point, Some(&var), input.level, delta_how);
     let mut inferred = crate::inference::Inferred::delta(estimates);
     if inference.method == crate::inference::Method::Bootstrap {
-        let units = codes.as_deref().zip(input.cluster.map(|c| c.1));
+        let units = codes.as_deref().zip(input.sample.units().map(|c| c.1));
         let booted = bootstrap_effects(&mi, &keys, &point, inference, units, input, progress);
         inferred = crate::inference::Inferred::booted(booted, &mut warnings);
     }
@@ -1088,7 +1082,7 @@ pub fn group_mediation(
         let (s, n) = rows
             .iter()
             .zip(&m)
-            .filter(|(i, _)| input.group[**i] == 0)
+            .filter(|(i, _)| input.sample.group[**i] == 0)
             .fold((0.0, 0.0), |t, (_, v)| (t.0 + v, t.1 + 1.0));
         s / n
     };
@@ -1096,7 +1090,7 @@ pub fn group_mediation(
     let cpoint = cf(&p);
     let cvar = f.delta(cf);
     let level = input.level;
-    if input.binary {
+    if input.sample.binary {
         for (name, idx) in [
             ("controlled_direct_effect_or", 0),
             ("direct_effect_or", 1),
@@ -1142,7 +1136,7 @@ pub fn group_mediation(
             level,
         ));
     }
-    if !input.binary && !binary_mediator {
+    if !input.sample.binary && !binary_mediator {
         let rhos: Vec<f64> = (-9..=9).map(|k| f64::from(k) / 10.0).collect();
         let (acme, zero) = rho_sensitivity(&mi, &rhos)?;
         for (r, v) in rhos.iter().zip(acme) {

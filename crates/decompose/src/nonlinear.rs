@@ -55,23 +55,16 @@ use crate::inference::{
 };
 use crate::oaxaca::{Coefficients, SHARES};
 use crate::result::{MethodOutput, SeMethod};
+use crate::sample::{Cluster, Sample};
 use crate::shares::{SHARE, Shares, unstable_shares};
 use crate::terms::Terms;
 
 /// Inputs of one nonlinear decomposition.
 pub struct NonlinearInput<'a> {
-    /// Binary outcome over all rows.
-    pub y: &'a [f64],
-    /// 0 = reference, 1 = comparison, other rows skipped.
-    pub group: &'a [u32],
-    /// Reference and comparison labels.
-    pub labels: [&'a str; 2],
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
     /// Covariates (no absorbed variable).
     pub covariates: &'a Covariates<'a>,
-    /// Weights.
-    pub weights: Option<&'a [f64]>,
-    /// Cluster name, codes and count.
-    pub cluster: Option<(&'a str, &'a [u32], usize)>,
     /// Logit or probit.
     pub link: Link,
     /// β*.
@@ -119,7 +112,7 @@ impl Data {
             n,
             p,
             names,
-            y: rows.iter().map(|&i| input.y[i]).collect(),
+            y: rows.iter().map(|&i| input.sample.y[i]).collect(),
             w: rows
                 .iter()
                 .map(|&i| weights.map_or(1.0, |w| w[i]))
@@ -127,9 +120,9 @@ impl Data {
             group: rows.iter().map(|&i| group[i] as u8).collect(),
             cluster: rows
                 .iter()
-                .map(|&i| input.cluster.map_or(0, |c| c.1[i]))
+                .map(|&i| input.sample.cluster.map_or(0, |c| c.codes[i]))
                 .collect(),
-            clusters: input.cluster.map_or(1, |c| c.2.max(1)),
+            clusters: input.sample.cluster.map_or(1, |c| c.count.max(1)),
         }
     }
 
@@ -515,8 +508,8 @@ fn fairlie(data: &Data, setup: &Setup<'_>, link: Link, bs: &[f64]) -> (Vec<f64>,
 
 fn model_error(input: &NonlinearInput<'_>, who: usize, e: ModelError) -> DecomposeError {
     let name = match who {
-        0 => format!("model for group `{}`", input.labels[0]),
-        1 => format!("model for group `{}`", input.labels[1]),
+        0 => format!("model for group `{}`", input.sample.labels[0]),
+        1 => format!("model for group `{}`", input.sample.labels[1]),
         _ => "pooled model".to_string(),
     };
     match e {
@@ -870,7 +863,7 @@ pub fn nonlinear(
                 .into(),
         ));
     }
-    if input.cluster.is_none()
+    if input.sample.cluster.is_none()
         && inference.vce == Vce::Model
         && matches!(
             input.coefficients,
@@ -884,9 +877,9 @@ pub fn nonlinear(
         ));
     }
     let mut warnings = Vec::new();
-    let n = group_sizes(input.group, input.labels, "the decomposition")?;
-    let mut data = Data::new(input, input.weights, input.group);
-    let clustered = input.cluster.is_some();
+    let n = group_sizes(input.sample.group, input.sample.labels, "the decomposition")?;
+    let mut data = Data::new(input, input.sample.weights, input.sample.group);
+    let clustered = input.sample.cluster.is_some();
     if !clustered && inference.vce != Vce::Model {
         // The robust delta method: each row its own unit of the joint sandwich.
         data.cluster = (0..data.n as u32).collect();
@@ -950,7 +943,7 @@ pub fn nonlinear(
     // The delta method's variances, only where rows use them (the delta
     // method, or Fairlie's rows under the one-step bootstrap).
     let needs_delta =
-        inference.method == Method::Delta || (input.cluster.is_some() && inference.one_step);
+        inference.method == Method::Delta || (input.sample.cluster.is_some() && inference.one_step);
     let delta_var = if needs_delta {
         yun_delta_variance(
             &YunPoint {
@@ -975,12 +968,12 @@ pub fn nonlinear(
     let level = inference.level;
     let mut models = Vec::new();
     let labels = [
-        format!("outcome model, group={}", input.labels[0]),
-        format!("outcome model, group={}", input.labels[1]),
+        format!("outcome model, group={}", input.sample.labels[0]),
+        format!("outcome model, group={}", input.sample.labels[1]),
         format!(
             "pooled model ({} + {}{})",
-            input.labels[0],
-            input.labels[1],
+            input.sample.labels[0],
+            input.sample.labels[1],
             if fits.star_skip == 1 {
                 ", with group indicator"
             } else {
@@ -989,8 +982,8 @@ pub fn nonlinear(
         ),
     ];
     for (f, label) in fits.models.iter().zip(&labels) {
-        let vc = match (input.cluster, inference.vce) {
-            (Some((name, _, _)), _) => f.vcov(VcovKind::Cr1, name, SmallSample::default()),
+        let vc = match (input.sample.cluster, inference.vce) {
+            (Some(Cluster { name, .. }), _) => f.vcov(VcovKind::Cr1, name, SmallSample::default()),
             (None, Vce::Model) => f.vcov(VcovKind::Iid, "", SmallSample::default()),
             (None, _) => f.vcov(VcovKind::Hc1, "", SmallSample::default()),
         }
@@ -1013,7 +1006,7 @@ pub fn nonlinear(
             delta_how,
         ));
     };
-    let inferred = match (inference.method, input.cluster) {
+    let inferred = match (inference.method, input.sample.cluster) {
         (Method::Delta, _) => Inferred::delta(delta_rows(
             &setup.keys,
             &point,
@@ -1021,18 +1014,23 @@ pub fn nonlinear(
             level,
             delta_how,
         )),
-        (Method::Bootstrap, Some((_, codes, g))) if !inference.one_step => {
+        (
+            Method::Bootstrap,
+            Some(Cluster {
+                codes, count: g, ..
+            }),
+        ) if !inference.one_step => {
             if inference.stratify {
                 warnings.push("stratify ignored: clusters hold patients of both groups".into());
             }
             // Each replicate: its clusters' rows, refitted to convergence.
             let stat = |m: &[f64]| -> Result<Vec<f64>, String> {
-                let mut w = vec![0.0; input.group.len()];
-                let mut grp = vec![2u32; input.group.len()];
-                for (i, &gi) in input.group.iter().enumerate() {
+                let mut w = vec![0.0; input.sample.group.len()];
+                let mut grp = vec![2u32; input.sample.group.len()];
+                for (i, &gi) in input.sample.group.iter().enumerate() {
                     let mi = m[codes[i] as usize];
                     if gi <= 1 && mi > 0.0 {
-                        w[i] = input.weights.map_or(1.0, |w| w[i]) * mi;
+                        w[i] = input.sample.weights.map_or(1.0, |w| w[i]) * mi;
                         grp[i] = gi;
                     }
                 }
@@ -1041,7 +1039,7 @@ pub fn nonlinear(
             let booted = bootstrap_rows(&setup.keys, &point, inference, g, None, stat, progress);
             Inferred::booted(booted, &mut warnings)
         }
-        (Method::Bootstrap, Some((_, _, g))) => {
+        (Method::Bootstrap, Some(Cluster { count: g, .. })) => {
             // One Fisher-scoring step per model from per-cluster scores and information.
             let steps: Vec<Moments> = fits
                 .models
@@ -1112,8 +1110,8 @@ pub fn nonlinear(
                 &setup.keys,
                 &point,
                 inference,
-                input.group,
-                input.weights,
+                input.sample.group,
+                input.sample.weights,
                 |wts, grp| replicate_rows(&setup, &Data::new(input, Some(wts), grp), &fits),
                 progress,
             );

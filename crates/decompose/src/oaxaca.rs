@@ -55,6 +55,7 @@ use crate::inference::{
 };
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
+use crate::sample::{Cluster, Sample};
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
 use crate::spec::{Breakdown, Context, Parts, Spec, cite};
 use crate::terms::Terms;
@@ -255,26 +256,16 @@ impl Spec for OaxacaSpec {
 
 /// Inputs of one linear decomposition (one outcome, one comparison group).
 pub struct LinearInput<'a> {
-    /// Outcome over all rows.
-    pub y: &'a [f64],
-    /// 0 = reference, 1 = comparison, other rows skipped.
-    pub group: &'a [u32],
-    /// Reference and comparison labels.
-    pub labels: [&'a str; 2],
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
     /// Covariates.
     pub covariates: &'a Covariates<'a>,
-    /// Weights.
-    pub weights: Option<&'a [f64]>,
-    /// Cluster name, codes and count.
-    pub cluster: Option<(&'a str, &'a [u32], usize)>,
     /// β*.
     pub coefficients: Coefficients,
     /// Also the threefold split.
     pub threefold: bool,
     /// Normalize categorical variables (and the absorbed levels).
     pub normalize: bool,
-    /// Counts below this are not printed in warnings.
-    pub min_cell: usize,
 }
 
 /// Everything fixed across replicates.
@@ -482,7 +473,7 @@ impl Setup {
 fn support_warning(input: &LinearInput<'_>) -> Option<String> {
     let a = input.covariates.absorbed.as_ref()?;
     let mut count = vec![[0usize; 2]; a.levels];
-    for (i, &g) in input.group.iter().enumerate() {
+    for (i, &g) in input.sample.group.iter().enumerate() {
         if g <= 1 {
             count[a.codes[i] as usize][g as usize] += 1;
         }
@@ -494,7 +485,7 @@ fn support_warning(input: &LinearInput<'_>) -> Option<String> {
             "no common support in `{}`: {only_r} level(s) have {} patients only and {only_c} \
              level(s) {} patients only; there the group-specific effects are not identified, so \
              the pooled model's effects stand in for them (no unexplained part in those levels)",
-            a.variable, input.labels[0], input.labels[1]
+            a.variable, input.sample.labels[0], input.sample.labels[1]
         )
     })
 }
@@ -690,40 +681,46 @@ fn influence_variance_of(
         }
     }
     let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
-    let units = input.cluster.map(|c| (c.1, c.2));
-    let var = influence_variance(input.group.len(), dim, &d, units.map(|u| u.1), |i, u| {
-        let g = input.group[i];
-        if g > 1 {
-            return None;
-        }
-        let g = g as usize;
-        let w = input.weights.map_or(1.0, |w| w[i]);
-        let x = |j: usize| if j == 0 { 1.0 } else { cols[j - 1][i] };
-        let fit = &fits[g];
-        let e = input.y[i] - (0..p).map(|j| x(j) * fit.coef[j]).sum::<f64>();
-        for j in 0..p {
-            u[j] = w * e * x(j);
-        }
-        if let Some(f) = &star {
-            let dv = g as f64;
-            let xb: f64 = (0..p).map(|j| x(j) * f.coef[j + skip]).sum::<f64>()
-                + if skip == 1 { dv * f.coef[0] } else { 0.0 };
-            let ep = input.y[i] - xb;
-            if skip == 1 {
-                u[p] = w * ep * dv;
+    let units = input.sample.units();
+    let var = influence_variance(
+        input.sample.group.len(),
+        dim,
+        &d,
+        units.map(|u| u.1),
+        |i, u| {
+            let g = input.sample.group[i];
+            if g > 1 {
+                return None;
             }
+            let g = g as usize;
+            let w = input.sample.weights.map_or(1.0, |w| w[i]);
+            let x = |j: usize| if j == 0 { 1.0 } else { cols[j - 1][i] };
+            let fit = &fits[g];
+            let e = input.sample.y[i] - (0..p).map(|j| x(j) * fit.coef[j]).sum::<f64>();
             for j in 0..p {
-                u[p + skip + j] = w * ep * x(j);
+                u[j] = w * e * x(j);
             }
-        }
-        for j in 1..p {
-            u[p + ks + j - 1] = w * (x(j) - point.x[g][j]);
-        }
-        if cotton == 1 {
-            u[dim - 1] = w;
-        }
-        Some((g, units.map_or(0, |c| c.0[i])))
-    });
+            if let Some(f) = &star {
+                let dv = g as f64;
+                let xb: f64 = (0..p).map(|j| x(j) * f.coef[j + skip]).sum::<f64>()
+                    + if skip == 1 { dv * f.coef[0] } else { 0.0 };
+                let ep = input.sample.y[i] - xb;
+                if skip == 1 {
+                    u[p] = w * ep * dv;
+                }
+                for j in 0..p {
+                    u[p + skip + j] = w * ep * x(j);
+                }
+            }
+            for j in 1..p {
+                u[p + ks + j - 1] = w * (x(j) - point.x[g][j]);
+            }
+            if cotton == 1 {
+                u[dim - 1] = w;
+            }
+            Some((g, units.map_or(0, |c| c.0[i])))
+        },
+    );
     Ok(var)
 }
 
@@ -736,7 +733,7 @@ fn fitted_models(
     level: f64,
 ) -> Result<Vec<ModelSummary>, DecomposeError> {
     // Full-sample fits (errors named by model).
-    let who = |g: usize| format!("model for group `{}`", input.labels[g]);
+    let who = |g: usize| format!("model for group `{}`", input.sample.labels[g]);
     let spec_r = setup.spec([true, false], false);
     let spec_c = setup.spec([false, true], false);
     let fr = setup
@@ -757,19 +754,19 @@ fn fitted_models(
     let mut models = vec![
         linear_summary(
             &setup.cells,
-            format!("outcome model, group={}", input.labels[0]),
+            format!("outcome model, group={}", input.sample.labels[0]),
             &spec_r,
             &fr,
-            input.cluster,
+            input.sample.cluster,
             absorbed,
             level,
         ),
         linear_summary(
             &setup.cells,
-            format!("outcome model, group={}", input.labels[1]),
+            format!("outcome model, group={}", input.sample.labels[1]),
             &spec_c,
             &fc,
-            input.cluster,
+            input.sample.cluster,
             absorbed,
             level,
         ),
@@ -777,7 +774,7 @@ fn fitted_models(
     if let Some(f) = &pooled {
         let label = format!(
             "pooled model ({} + {}, with group indicator)",
-            input.labels[0], input.labels[1]
+            input.sample.labels[0], input.sample.labels[1]
         );
         let spec = setup.spec([true, true], true);
         models.push(linear_summary(
@@ -785,20 +782,23 @@ fn fitted_models(
             label,
             &spec,
             f,
-            input.cluster,
+            input.sample.cluster,
             absorbed,
             level,
         ));
     }
     if let (Some(f), Coefficients::Neumark) = (&star, setup.coefficients) {
-        let label = format!("pooled model ({} + {})", input.labels[0], input.labels[1]);
+        let label = format!(
+            "pooled model ({} + {})",
+            input.sample.labels[0], input.sample.labels[1]
+        );
         let spec = setup.spec([true, true], false);
         models.push(linear_summary(
             &setup.cells,
             label,
             &spec,
             f,
-            input.cluster,
+            input.sample.cluster,
             absorbed,
             level,
         ));
@@ -813,34 +813,44 @@ pub fn linear(
     progress: &(dyn Fn() + Sync),
 ) -> Result<MethodOutput, DecomposeError> {
     let mut warnings = Vec::new();
-    let group = input.group;
+    let group = input.sample.group;
     warnings.extend(support_warning(input));
-    let n = group_sizes(group, input.labels, "the Oaxaca–Blinder decomposition")?;
-    let cluster = input.cluster.map(|(_, c, g)| (c, g));
-    let cells = Cells::build(input.y, group, input.covariates, input.weights, cluster);
+    let n = group_sizes(
+        group,
+        input.sample.labels,
+        "the Oaxaca–Blinder decomposition",
+    )?;
+    let cluster = input.sample.units();
+    let cells = Cells::build(
+        input.sample.y,
+        group,
+        input.covariates,
+        input.sample.weights,
+        cluster,
+    );
     let setup = Setup::new(input, cells);
     let k = setup.cells.p();
-    crate::error::enough_rows(n, k, input.labels, input.min_cell)?;
+    crate::error::enough_rows(n, k, input.sample.labels, input.sample.min_cell)?;
     for (g, &ng) in n.iter().enumerate() {
         if ng < 10 * k {
             warnings.push(format!(
                 "group `{}` has few rows ({}) for {k} coefficients: the group model is imprecise",
-                input.labels[g],
-                count_text(ng, input.min_cell)
+                input.sample.labels[g],
+                count_text(ng, input.sample.min_cell)
             ));
         }
     }
     let models = fitted_models(&setup, input, inference.level)?;
     let point_params = setup.params(None).map_err(DecomposeError::Input)?;
     let point = setup.values(&point_params).map_err(DecomposeError::Input)?;
-    if let Some((_, _, g)) = input.cluster.filter(|c| c.2 < 30) {
+    if let Some(Cluster { count: g, .. }) = input.sample.cluster.filter(|c| c.count < 30) {
         warnings.push(format!(
             "only {g} clusters: cluster-robust standard errors are unreliable with fewer than about 30"
         ));
     }
 
     let stat = |m: &[f64]| setup.params(Some(m)).and_then(|p| setup.values(&p));
-    let unclustered_delta = inference.method == Method::Delta && input.cluster.is_none();
+    let unclustered_delta = inference.method == Method::Delta && input.sample.cluster.is_none();
     // No delta method is derived for absorbed levels without clusters.
     let absorbed_withheld = (unclustered_delta && setup.absorb).then(|| {
         "no delta-method standard errors with an absorbed variable and no cluster: \
@@ -870,9 +880,9 @@ pub fn linear(
         keys: &setup.keys,
         point: &point,
         spec: inference,
-        clusters: input.cluster.map(|c| c.2),
+        clusters: input.sample.cluster.map(|c| c.count),
         group,
-        weights: input.weights,
+        weights: input.sample.weights,
     };
     let how = resampled.influence_method();
     let mut inferred = resampled_rows(
@@ -883,14 +893,14 @@ pub fn linear(
         || {
             if setup.absorb {
                 Ok(None)
-            } else if inference.vce == Vce::Model && input.cluster.is_none() {
+            } else if inference.vce == Vce::Model && input.sample.cluster.is_none() {
                 model_variance(&setup, &point_params).map(|v| Some((v, SeMethod::DeltaModel)))
             } else {
                 influence_variance_of(&setup, input, &point_params).map(|v| Some((v, how)))
             }
         },
         |w, g| {
-            let cells = Cells::build(input.y, g, input.covariates, Some(w), None);
+            let cells = Cells::build(input.sample.y, g, input.covariates, Some(w), None);
             let s = Setup::new(input, cells);
             s.params(None).and_then(|p| s.values(&p))
         },

@@ -57,6 +57,7 @@ use crate::inference::{
 };
 use crate::mediation::{e_value, e_value_of_limit};
 use crate::result::MethodOutput;
+use crate::sample::{Cluster, Sample};
 use crate::shares::{ShareSpec, Shares, unstable_shares};
 use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
 
@@ -189,28 +190,16 @@ impl Spec for ReductionSpec {
 
 /// Inputs of one disparity-reduction analysis.
 pub struct ReductionInput<'a> {
-    /// Outcome over all rows.
-    pub y: &'a [f64],
-    /// 0 = reference, 1 = comparison, other rows skipped.
-    pub group: &'a [u32],
-    /// Reference and comparison labels.
-    pub labels: [&'a str; 2],
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
     /// Every covariate of the outcome model; at most one absorbed (hospital_id).
     pub covariates: &'a Covariates<'a>,
     /// Allowable covariates (indexes into the columns).
     pub allowable: Vec<usize>,
     /// Target blocks in the configured order.
     pub targets: Vec<Target>,
-    /// Weights.
-    pub weights: Option<&'a [f64]>,
-    /// Cluster name, codes and count.
-    pub cluster: Option<(&'a str, &'a [u32], usize)>,
-    /// Binary outcome (logit outcome model).
-    pub binary: bool,
     /// Monte-Carlo draws per comparison patient.
     pub draws: usize,
-    /// Counts below this are not printed in warnings.
-    pub min_cell: usize,
     /// The estimator.
     pub estimator: Estimator,
 }
@@ -300,7 +289,7 @@ impl Setup<'_> {
     }
 
     fn link(&self) -> Option<Link> {
-        self.input.binary.then_some(Link::Logit)
+        self.input.sample.binary.then_some(Link::Logit)
     }
 
     fn weight(&self, r: usize, mult: Option<&[f64]>) -> f64 {
@@ -751,7 +740,7 @@ impl Setup<'_> {
                 ("disparity_reduction_shapley", Some(k)) => shapley[k],
                 ("e_value_disparity_remaining", k) => {
                     let remaining = tau - delta(k.map_or(full, |k| 1 << k));
-                    if self.input.binary && rstd > 0.0 {
+                    if self.input.sample.binary && rstd > 0.0 {
                         e_value((rstd + remaining) / rstd)
                     } else {
                         f64::NAN
@@ -787,7 +776,7 @@ fn sparse_hospitals_warning(
     group: &[u8],
 ) -> Option<String> {
     let a = input.covariates.absorbed.as_ref()?;
-    if !input.binary || !input.targets.iter().any(|t| t.absorbed) {
+    if !input.sample.binary || !input.targets.iter().any(|t| t.absorbed) {
         return None;
     }
     let (mut w, mut ev, mut n) = (
@@ -797,17 +786,17 @@ fn sparse_hospitals_warning(
     );
     for &i in rows {
         let l = a.codes[i] as usize;
-        let wi = input.weights.map_or(1.0, |w| w[i]);
+        let wi = input.sample.weights.map_or(1.0, |w| w[i]);
         w[l] += wi;
-        ev[l] += wi * input.y[i];
+        ev[l] += wi * input.sample.y[i];
         n[l] += 1;
     }
     let degenerate = |l: usize| w[l] > 0.0 && (ev[l] <= 0.0 || ev[l] >= w[l]);
-    let sparse = |l: usize| degenerate(l) || n[l] < input.min_cell;
+    let sparse = |l: usize| degenerate(l) || n[l] < input.sample.min_cell;
     let (mut in_sparse, mut reference) = (0.0, 0.0);
     for (r, &i) in rows.iter().enumerate() {
         if group[r] == 0 {
-            let wi = input.weights.map_or(1.0, |w| w[i]);
+            let wi = input.sample.weights.map_or(1.0, |w| w[i]);
             reference += wi;
             if sparse(a.codes[i] as usize) {
                 in_sparse += wi;
@@ -825,9 +814,9 @@ fn sparse_hospitals_warning(
              degenerate or imprecise hospital effects and can be biased (shrunken hospital \
              effects are not implemented yet)",
             100.0 * share,
-            input.labels[0],
-            input.min_cell,
-            input.labels[1]
+            input.sample.labels[0],
+            input.sample.min_cell,
+            input.sample.labels[1]
         )
     })
 }
@@ -890,7 +879,9 @@ pub fn disparity_reduction(
         replicates_ok,
         withheld,
         balance: setup.balance.clone(),
-        inference_note: (input.cluster.is_some() && input.binary && inference.one_step)
+        inference_note: (input.sample.cluster.is_some()
+            && input.sample.binary
+            && inference.one_step)
             .then(|| ONE_STEP_NOTE.into()),
         n: setup.rows.len(),
     })
@@ -910,27 +901,29 @@ fn bootstrap(
         method: Method::Bootstrap,
         ..inference.clone()
     };
-    match input.cluster {
-        Some((_, _, g)) => bootstrap_rows(&setup.keys, point, &boot, g, None, stat, progress),
+    match input.sample.cluster {
+        Some(Cluster { count: g, .. }) => {
+            bootstrap_rows(&setup.keys, point, &boot, g, None, stat, progress)
+        }
         None => row_bootstrap(
             &setup.keys,
             point,
             &boot,
-            input.group,
-            input.weights,
+            input.sample.group,
+            input.sample.weights,
             |w, grp| {
-                let sub = ReductionInput {
-                    y: input.y,
+                let sample = Sample {
                     group: grp,
-                    labels: input.labels,
+                    weights: Some(w),
+                    cluster: None,
+                    ..*input.sample
+                };
+                let sub = ReductionInput {
+                    sample: &sample,
                     covariates: input.covariates,
                     allowable: input.allowable.clone(),
                     targets: input.targets.clone(),
-                    weights: Some(w),
-                    cluster: None,
-                    binary: input.binary,
                     draws: input.draws,
-                    min_cell: input.min_cell,
                     estimator: input.estimator,
                 };
                 // The replicate's point values only: no replicates and no
@@ -995,12 +988,16 @@ impl Layout {
         input: &ReductionInput<'_>,
         warnings: &mut Vec<String>,
     ) -> Result<Layout, DecomposeError> {
-        let rows: Vec<usize> = (0..input.group.len())
-            .filter(|&i| input.group[i] <= 1)
+        let rows: Vec<usize> = (0..input.sample.group.len())
+            .filter(|&i| input.sample.group[i] <= 1)
             .collect();
         let n = rows.len();
-        group_sizes(input.group, input.labels, "disparity_reduction")?;
-        let group: Vec<u8> = rows.iter().map(|&i| input.group[i] as u8).collect();
+        group_sizes(
+            input.sample.group,
+            input.sample.labels,
+            "disparity_reduction",
+        )?;
+        let group: Vec<u8> = rows.iter().map(|&i| input.sample.group[i] as u8).collect();
         // Strata of the allowable covariates.
         let mut ids: HashMap<Vec<u64>, u32> = HashMap::new();
         let stratum_raw: Vec<u32> = rows
@@ -1042,7 +1039,7 @@ impl Layout {
             warnings.push(format!(
             "{} comparison patient(s) have no reference patient with the same allowable values ({}) \
              and are left out of the standardization",
-            count_text(lost, input.min_cell),
+            count_text(lost, input.sample.min_cell),
             input.allowable.iter().map(|&j| input.covariates.columns[j].name.as_str()).collect::<Vec<_>>().join(", ")
         ));
         }
@@ -1090,14 +1087,14 @@ fn positivity_warning(input: &ReductionInput<'_>, layout: &Layout) -> Option<Str
     if hospitals.is_empty() {
         return None;
     }
-    let how_many = share_text(stranded().count(), *n_c, input.min_cell);
+    let how_many = share_text(stranded().count(), *n_c, input.sample.min_cell);
     Some(format!(
         "positivity: {} hospital(s) treat no {} patients but {how_many} of the {} patients; \
          under the care-site intervention these patients move to hospitals of the reference \
          distribution",
         hospitals.len(),
-        input.labels[0],
-        input.labels[1]
+        input.sample.labels[0],
+        input.sample.labels[1]
     ))
 }
 
@@ -1123,12 +1120,15 @@ fn outcome_model(
     for c in &cov.columns {
         cols.push((c.name.clone(), pick(c.values)));
     }
-    let mut design =
-        Design::from_columns("outcome", pick(input.y), cols).map_err(DecomposeError::Model)?;
-    if let Some(w) = input.weights {
+    let mut design = Design::from_columns("outcome", pick(input.sample.y), cols)
+        .map_err(DecomposeError::Model)?;
+    if let Some(w) = input.sample.weights {
         design = design.with_weights(pick(w));
     }
-    if let Some((_, c, g)) = input.cluster {
+    if let Some(Cluster {
+        codes: c, count: g, ..
+    }) = input.sample.cluster
+    {
         design.cluster = Some(rows.iter().map(|&i| c[i]).collect());
         design.n_clusters = g;
     }
@@ -1136,13 +1136,13 @@ fn outcome_model(
         let labels: Vec<i64> = rows.iter().map(|&i| i64::from(a.codes[i])).collect();
         design = design.with_absorbed(&a.variable, &labels);
     }
-    let vkind = if input.cluster.is_some() {
+    let vkind = if input.sample.cluster.is_some() {
         VcovKind::Cr1
     } else {
         VcovKind::Iid
     };
-    let cname = input.cluster.map_or("", |c| c.0);
-    let (coef, summary): (Vec<f64>, ModelSummary) = if input.binary {
+    let cname = input.sample.cluster.map_or("", |c| c.name);
+    let (coef, summary): (Vec<f64>, ModelSummary) = if input.sample.binary {
         let f = Glm::logit().fit(&design, None).map_err(|e| {
             DecomposeError::Input(format!(
                 "the outcome model (logit on both groups) failed: {e}"
@@ -1152,7 +1152,7 @@ fn outcome_model(
             warnings.push(format!(
                 "outcome model: {lv} level(s) of `{name}` without events or without non-events ({} patients) get \
                  a risk of 0 or 1",
-                count_text(*r, input.min_cell)
+                count_text(*r, input.sample.min_cell)
             ));
         }
         let v = f
@@ -1217,7 +1217,7 @@ impl<'a> Setup<'a> {
         }
         let cluster_of: Vec<u32> = rows
             .iter()
-            .map(|&i| input.cluster.map_or(0, |c| c.1[i]))
+            .map(|&i| input.sample.cluster.map_or(0, |c| c.codes[i]))
             .collect();
         // Uniforms for the partners (common random numbers).
         let key = stream_key(inference.seed, &format!("{}/draws", inference.analysis_id));
@@ -1235,7 +1235,7 @@ impl<'a> Setup<'a> {
         for q in &mut queries {
             q.sort_by(|a, b| a.1.total_cmp(&b.1));
         }
-        let row_keys = keys(&input.targets, input.binary);
+        let row_keys = keys(&input.targets, input.sample.binary);
         let mut setup = Setup {
             ratio: Vec::new(),
             balance: Vec::new(),
@@ -1280,16 +1280,16 @@ impl<'a> Setup<'a> {
                 .iter()
                 .map(|c| DesignColumn::new(rows.iter().map(|&i| c.values[i]).collect()))
                 .collect(),
-            y: rows.iter().map(|&i| input.y[i]).collect(),
+            y: rows.iter().map(|&i| input.sample.y[i]).collect(),
             w: rows
                 .iter()
-                .map(|&i| input.weights.map_or(1.0, |w| w[i]))
+                .map(|&i| input.sample.weights.map_or(1.0, |w| w[i]))
                 .collect(),
             level: Vec::new(),
             alpha_hat: Vec::new(),
             refit: None,
         };
-        if input.binary && input.cluster.is_some() && !inference.one_step {
+        if input.sample.binary && input.sample.cluster.is_some() && !inference.one_step {
             setup.refit = Some(design);
         }
         if let Some(a) = &cov.absorbed {
@@ -1326,11 +1326,11 @@ impl<'a> Setup<'a> {
         let flat = self.model_parts(None).map_err(DecomposeError::Input)?;
         let kk = k + 1;
         let (step_y, step_w): (Vec<f64>, Vec<f64>) = {
-            let mut ys = vec![0.0; input.y.len()];
-            let mut ws = vec![0.0; input.y.len()];
+            let mut ys = vec![0.0; input.sample.y.len()];
+            let mut ws = vec![0.0; input.sample.y.len()];
             for (r, &i) in self.rows.iter().enumerate() {
                 let eta: f64 = flat[r * kk..(r + 1) * kk].iter().sum();
-                let w = input.weights.map_or(1.0, |w| w[i]);
+                let w = input.sample.weights.map_or(1.0, |w| w[i]);
                 let (mu, h) = match self.link() {
                     None => (eta, 1.0),
                     Some(l) => {
@@ -1339,7 +1339,7 @@ impl<'a> Setup<'a> {
                     }
                 };
                 if h > 1e-12 && eta.is_finite() {
-                    ys[i] = (input.y[i] - mu) / h;
+                    ys[i] = (input.sample.y[i] - mu) / h;
                     ws[i] = w * h;
                 }
             }
@@ -1350,8 +1350,8 @@ impl<'a> Setup<'a> {
             categoricals: vec![],
             absorbed: cov.absorbed.clone(),
         };
-        let cl = input.cluster.map(|(_, c, g)| (c, g));
-        self.cells = Cells::build(&step_y, input.group, &step_cov, Some(&step_w), cl);
+        let cl = input.sample.units();
+        self.cells = Cells::build(&step_y, input.sample.group, &step_cov, Some(&step_w), cl);
         self.step_spec.columns = (0..self.cells.p()).collect();
         Ok(())
     }
@@ -1408,9 +1408,15 @@ mod tests {
         };
         // No allowable covariates: one stratum.
         let input = ReductionInput {
-            y: &y,
-            group: &g,
-            labels: ["r", "c"],
+            sample: &Sample {
+                y: &y,
+                group: &g,
+                labels: ["r", "c"],
+                weights: None,
+                cluster: None,
+                binary: false,
+                min_cell: 11,
+            },
             covariates: &cov,
             allowable: vec![],
             targets: vec![Target {
@@ -1418,11 +1424,7 @@ mod tests {
                 columns: vec![0],
                 absorbed: false,
             }],
-            weights: None,
-            cluster: None,
-            binary: false,
             draws: 200,
-            min_cell: 11,
             estimator,
         };
         let mut spec = InferenceSpec::delta(0.95);
@@ -1499,9 +1501,19 @@ mod tests {
             }),
         };
         let input = ReductionInput {
-            y: &y,
-            group: &g,
-            labels: ["r", "c"],
+            sample: &Sample {
+                y: &y,
+                group: &g,
+                labels: ["r", "c"],
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "hospital_id",
+                    codes: &h,
+                    count: hospitals,
+                }),
+                binary: true,
+                min_cell: 11,
+            },
             covariates: &cov,
             allowable: vec![],
             targets: vec![Target {
@@ -1509,11 +1521,7 @@ mod tests {
                 columns: vec![1],
                 absorbed: false,
             }],
-            weights: None,
-            cluster: Some(("hospital_id", &h, hospitals)),
-            binary: true,
             draws: 2,
-            min_cell: 11,
             estimator: Estimator::GComputation,
         };
         let spec = InferenceSpec::delta(0.95);

@@ -1,0 +1,74 @@
+//! [`Sample`]: what every method takes besides its covariates and options —
+//! the outcome, the comparison's group codes and labels, weights and the
+//! cluster — for one outcome and one comparison group.
+
+/// The cluster variable: patients of one cluster (hospital) are not
+/// independent, so variances and the bootstrap treat clusters as the units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cluster<'a> {
+    /// Variable name (`hospital_id`).
+    pub name: &'a str,
+    /// Cluster code per row (0..count).
+    pub codes: &'a [u32],
+    /// Number of clusters.
+    pub count: usize,
+}
+
+impl<'a> Cluster<'a> {
+    /// Codes and count: the resampling units.
+    pub fn units(&self) -> (&'a [u32], usize) {
+        (self.codes, self.count)
+    }
+}
+
+/// One outcome and one comparison: the rows every method reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Outcome over all rows.
+    pub y: &'a [f64],
+    /// 0 = reference, 1 = comparison, 2 = other groups (skipped, or
+    /// profiled but not compared).
+    pub group: &'a [u32],
+    /// Reference and comparison labels.
+    pub labels: [&'a str; 2],
+    /// Row weights (None: every row 1).
+    pub weights: Option<&'a [f64]>,
+    /// The cluster variable, when given.
+    pub cluster: Option<Cluster<'a>>,
+    /// Whether the outcome is binary (0/1).
+    pub binary: bool,
+    /// Small-cell threshold: counts below it are not shown.
+    pub min_cell: usize,
+}
+
+impl<'a> Sample<'a> {
+    /// Unweighted, unclustered rows of a continuous outcome, labelled
+    /// `reference` and `comparison`, with the default small-cell threshold
+    /// (11); set the other fields with struct update syntax.
+    pub fn new(y: &'a [f64], group: &'a [u32]) -> Sample<'a> {
+        Sample {
+            y,
+            group,
+            labels: ["reference", "comparison"],
+            weights: None,
+            cluster: None,
+            binary: false,
+            min_cell: 11,
+        }
+    }
+
+    /// The cluster's codes and count (the resampling units), when clustered.
+    pub fn units(&self) -> Option<(&'a [u32], usize)> {
+        self.cluster.map(|c| c.units())
+    }
+
+    /// The cluster's name, when clustered.
+    pub fn cluster_name(&self) -> Option<&'a str> {
+        self.cluster.map(|c| c.name)
+    }
+
+    /// Rows of the reference and the comparison group.
+    pub fn rows(&self) -> usize {
+        self.group.iter().filter(|g| **g <= 1).count()
+    }
+}
