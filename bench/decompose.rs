@@ -56,9 +56,9 @@ struct Workload {
 /// The covariate sets of the benchmarks and the run settings.
 struct Bench<'a> {
     w: &'a Workload,
-    with_fe: Covariates<'a>,
-    plain: Covariates<'a>,
-    hospital_covariates: Covariates<'a>,
+    with_fe: Covariates,
+    plain: Covariates,
+    hospital_covariates: Covariates,
     repeats: usize,
     only: String,
 }
@@ -254,26 +254,26 @@ fn write_workload(w: &Workload, out: &str) {
 
 /// The covariate columns; with `with_care`, hospital volume and teaching
 /// status as the care_site block.
-fn columns(w: &Workload, with_care: bool) -> Vec<Column<'_>> {
-    let mut c: Vec<Column<'_>> = w
+fn columns(w: &Workload, with_care: bool) -> Vec<Column> {
+    let mut c: Vec<Column> = w
         .cols
         .iter()
         .map(|(name, block, v)| Column {
             name: name.clone(),
             factor: block.clone(),
-            values: v,
+            values: v.to_vec(),
         })
         .collect();
     if with_care {
         c.push(Column {
             name: "log_volume".into(),
             factor: "care_site".into(),
-            values: &w.volume,
+            values: w.volume.to_vec(),
         });
         c.push(Column {
             name: "teaching".into(),
             factor: "care_site".into(),
-            values: &w.teaching,
+            values: w.teaching.to_vec(),
         });
     }
     c
@@ -298,11 +298,11 @@ fn categoricals() -> Vec<Categorical> {
 }
 
 /// hospital_id absorbed, as the care_site block.
-fn absorbed(w: &Workload) -> Absorbed<'_> {
+fn absorbed(w: &Workload) -> Absorbed {
     Absorbed {
         variable: "hospital_id".into(),
         factor: "care_site".into(),
-        codes: &w.hospital,
+        codes: w.hospital.to_vec(),
         levels: w.nh,
         labels: (0..w.nh).map(|h| h.to_string()).collect(),
     }
@@ -329,7 +329,7 @@ fn bench_oaxaca(b: &Bench<'_>) {
     let (w, repeats) = (b.w, b.repeats);
     let (y, group, hospital, nh) = (&w.y, &w.group, &w.hospital, w.nh);
     let delta = InferenceSpec::delta(0.95);
-    let ob = |cov: &Covariates<'_>, spec: &InferenceSpec| {
+    let ob = |cov: &Covariates, spec: &InferenceSpec| {
         let input = LinearInput {
             sample: &Sample {
                 labels: ["White", "Black"],
@@ -491,6 +491,7 @@ fn bench_hospital(b: &Bench<'_>) {
         };
         let input = HospitalInput {
             sample: &Sample {
+                outcome: "y",
                 y: &w.y,
                 group: &w.group,
                 labels: ["White", "Black"],
@@ -507,7 +508,7 @@ fn bench_hospital(b: &Bench<'_>) {
             hospital: Absorbed {
                 variable: "hospital_id".into(),
                 factor: "care_site".into(),
-                codes: &w.hospital,
+                codes: w.hospital.to_vec(),
                 levels: w.nh,
                 labels: (0..w.nh).map(|h| h.to_string()).collect(),
             },
@@ -536,6 +537,7 @@ fn bench_reduction(b: &Bench<'_>) {
     let dr = |spec: &InferenceSpec| {
         let input = ReductionInput {
             sample: &Sample {
+                outcome: "y",
                 y: &w.y,
                 group: &w.group,
                 labels: ["White", "Black"],

@@ -24,7 +24,7 @@ fn run(with_fe: bool, cluster: bool) -> MethodOutput {
     let col = |name: &str, factor: &str| Column {
         name: name.into(),
         factor: factor.into(),
-        values: &data[name],
+        values: data[name].to_vec(),
     };
     let cov = Covariates {
         columns: vec![
@@ -37,7 +37,7 @@ fn run(with_fe: bool, cluster: bool) -> MethodOutput {
         absorbed: with_fe.then(|| Absorbed {
             variable: "f".into(),
             factor: "fe".into(),
-            codes: &codes,
+            codes: codes.to_vec(),
             levels: 25,
             labels: (0..25).map(|l| l.to_string()).collect(),
         }),

@@ -19,13 +19,14 @@ fn run(outcome: &str, binary: bool, two_way: bool) -> HospitalOutput {
             .map(|c| Column {
                 name: c.to_string(),
                 factor: "clinical".into(),
-                values: &d[*c],
+                values: d[*c].to_vec(),
             })
             .collect(),
         ..Default::default()
     };
     let input = HospitalInput {
         sample: &Sample {
+            outcome: "y",
             y: &d[outcome],
             group: &group,
             labels: ["r", "c"],
@@ -46,11 +47,11 @@ fn run(outcome: &str, binary: bool, two_way: bool) -> HospitalOutput {
     hospital(&input, &InferenceSpec::delta(0.95), &|| {}).unwrap()
 }
 
-fn absorbed<'a>(name: &str, codes: &'a [u32], levels: usize) -> Absorbed<'a> {
+fn absorbed(name: &str, codes: &[u32], levels: usize) -> Absorbed {
     Absorbed {
         variable: name.into(),
         factor: "care_site".into(),
-        codes,
+        codes: codes.to_vec(),
         levels,
         labels: (0..levels).map(|l| l.to_string()).collect(),
     }

@@ -70,7 +70,7 @@ fn run(
                 } else {
                     "other".into()
                 },
-                values: &case.data[*c],
+                values: case.data[*c].to_vec(),
             })
             .collect(),
         categoricals,
@@ -82,7 +82,7 @@ fn run(
 /// The decomposition of `case` with `spec` and an optional cluster.
 fn run_spec(
     case: &Case,
-    cov: &Covariates<'_>,
+    cov: &Covariates,
     coefficients: Coefficients,
     spec: &InferenceSpec,
     cluster: Option<Cluster<'_>>,
@@ -867,7 +867,7 @@ fn weights_of_two_equal_duplicated_rows() {
     };
     for (_, c) in ALL {
         let (cw, cd) = (plain_covariates(&case, &x), plain_covariates(&dcase, &x));
-        let input = |case: &'_ Case, cov: &'_ Covariates<'_>, weights: Option<&'_ [f64]>| {
+        let input = |case: &'_ Case, cov: &'_ Covariates, weights: Option<&'_ [f64]>| {
             linear(
                 &LinearInput {
                     sample: &Sample {
@@ -899,14 +899,14 @@ fn weights_of_two_equal_duplicated_rows() {
     }
 }
 
-fn plain_covariates<'a>(case: &'a Case, x: &[&str]) -> Covariates<'a> {
+fn plain_covariates(case: &Case, x: &[&str]) -> Covariates {
     Covariates {
         columns: x
             .iter()
             .map(|c| Column {
                 name: c.to_string(),
                 factor: "f".into(),
-                values: &case.data[*c],
+                values: case.data[*c].to_vec(),
             })
             .collect(),
         categoricals: vec![],

@@ -127,7 +127,7 @@ fn run_with(
                 } else {
                     "biological".into()
                 },
-                values: &c.cols[*n],
+                values: c.cols[*n].to_vec(),
             })
             .collect(),
         categoricals: vec![Categorical {

@@ -3,105 +3,45 @@
 //! (named `variable=level`), and many-level categoricals (hospital_id) kept as
 //! integer codes for absorption, never as a dense dummy matrix.
 
+use healthgap_models::covariates::{Absorbed, Categorical, Column, Covariates};
+
 use crate::load::{Cohort, Values};
 
-/// One design column.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Term {
-    /// Column name, e.g. `age` or `insurance=medicaid`.
-    pub name: String,
-    /// The variable it comes from.
-    pub variable: String,
-    /// Its factor block.
-    pub block: String,
-    /// For a dummy: the variable's level.
-    pub level: Option<String>,
-}
+/// Two or more many-level categoricals among an analysis's variables: a
+/// method absorbs at most one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} are all absorbed (many-level categoricals); this method can absorb one. Keep one of \
+     them, or give the others fewer levels",
+    .0.join(", ")
+)]
+pub struct SeveralAbsorbed(pub Vec<String>);
 
-/// An absorbed categorical variable.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AbsorbedTerm {
-    /// Variable name.
-    pub variable: String,
-    /// Its block.
-    pub block: String,
-    /// Level code per row.
-    pub codes: Vec<u32>,
-    /// Level texts.
-    pub levels: Vec<String>,
-}
-
-/// A categorical variable coded as dummies against its reference level.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CategoricalTerm {
-    /// Variable name.
-    pub variable: String,
-    /// Its block.
-    pub block: String,
-    /// The omitted reference level's column name, e.g. `insurance=private`.
-    pub base: String,
-    /// Indexes of its dummy columns in [`BlockDesign::terms`].
-    pub columns: Vec<usize>,
-}
-
-/// Covariate columns over all cohort rows.
-#[derive(Debug, Clone, Default)]
-pub struct BlockDesign {
-    /// Terms, in variable order.
-    pub terms: Vec<Term>,
-    /// Column values, parallel to `terms`.
-    pub columns: Vec<Vec<f64>>,
-    /// Absorbed variables.
-    pub absorbed: Vec<AbsorbedTerm>,
-    /// The categorical variables among `terms`.
-    pub categoricals: Vec<CategoricalTerm>,
-}
-
-impl BlockDesign {
-    /// Names of the blocks in first-appearance order.
-    pub fn blocks(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for b in self
-            .terms
-            .iter()
-            .map(|t| &t.block)
-            .chain(self.absorbed.iter().map(|a| &a.block))
-        {
-            if !out.contains(b) {
-                out.push(b.clone());
-            }
-        }
-        out
-    }
-}
-
-/// Builds the design columns of `variables` (names) from the cohort.
-/// Unknown names are skipped (the plan checks them before).
-pub fn build(cohort: &Cohort, variables: &[String]) -> BlockDesign {
-    let mut d = BlockDesign::default();
+/// Builds the design columns of `variables` (names, in order) from the
+/// cohort. Unknown names are skipped (the plan checks them before).
+pub fn build(cohort: &Cohort, variables: &[String]) -> Result<Covariates, SeveralAbsorbed> {
+    let mut d = Covariates::default();
+    let mut absorbed: Vec<Absorbed> = Vec::new();
     for name in variables {
         let Some(v) = cohort.variable(name) else {
             continue;
         };
         match &v.values {
-            Values::Numeric(x) => {
-                d.terms.push(Term {
-                    name: v.name.clone(),
-                    variable: v.name.clone(),
-                    block: v.block.clone(),
-                    level: None,
-                });
-                d.columns.push(x.clone());
-            }
+            Values::Numeric(x) => d.columns.push(Column {
+                name: v.name.clone(),
+                factor: v.block.clone(),
+                values: x.clone(),
+            }),
             Values::Categorical {
                 codes,
                 levels,
                 absorb: true,
-            } => d.absorbed.push(AbsorbedTerm {
+            } => absorbed.push(Absorbed {
                 variable: v.name.clone(),
-                block: v.block.clone(),
+                factor: v.block.clone(),
                 codes: codes.clone(),
-                levels: levels.clone(),
+                levels: levels.len(),
+                labels: levels.clone(),
             }),
             Values::Categorical {
                 codes,
@@ -111,30 +51,47 @@ pub fn build(cohort: &Cohort, variables: &[String]) -> BlockDesign {
                 let Some(base) = levels.first() else {
                     continue;
                 };
-                d.categoricals.push(CategoricalTerm {
+                d.categoricals.push(Categorical {
                     variable: v.name.clone(),
-                    block: v.block.clone(),
+                    factor: v.block.clone(),
                     base: format!("{}={}", v.name, base),
-                    columns: (d.terms.len()..d.terms.len() + levels.len() - 1).collect(),
+                    columns: (d.columns.len()..d.columns.len() + levels.len() - 1).collect(),
                 });
                 for (k, level) in levels.iter().enumerate().skip(1) {
-                    d.terms.push(Term {
+                    d.columns.push(Column {
                         name: format!("{}={}", v.name, level),
-                        variable: v.name.clone(),
-                        block: v.block.clone(),
-                        level: Some(level.clone()),
-                    });
-                    d.columns.push(
-                        codes
+                        factor: v.block.clone(),
+                        values: codes
                             .iter()
                             .map(|&c| f64::from(u8::from(c as usize == k)))
                             .collect(),
-                    );
+                    });
                 }
             }
         }
     }
-    d
+    if absorbed.len() > 1 {
+        return Err(SeveralAbsorbed(
+            absorbed.into_iter().map(|a| a.variable).collect(),
+        ));
+    }
+    d.absorbed = absorbed.pop();
+    Ok(d)
+}
+
+/// The categorical variable `name` as absorbed fixed effects (its codes and
+/// labels), whatever its number of levels; None when it is not categorical.
+pub fn absorbed(cohort: &Cohort, name: &str, factor: &str) -> Option<Absorbed> {
+    match cohort.variable(name).map(|v| &v.values) {
+        Some(Values::Categorical { codes, levels, .. }) => Some(Absorbed {
+            variable: name.to_string(),
+            factor: factor.to_string(),
+            codes: codes.clone(),
+            levels: levels.len(),
+            labels: levels.clone(),
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -186,18 +143,23 @@ mod tests {
         let d = build(
             &cohort,
             &["age".into(), "insurance".into(), "hospital_id".into()],
-        );
-        let names: Vec<&str> = d.terms.iter().map(|t| t.name.as_str()).collect();
+        )
+        .expect("one absorbed variable");
+        let names: Vec<&str> = d.columns.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
             vec!["age", "insurance=medicaid", "insurance=medicare"]
         );
-        assert_eq!(d.columns[1], vec![0.0, 1.0, 0.0, 1.0]);
-        assert_eq!(d.columns[2], vec![0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(d.columns[1].values, vec![0.0, 1.0, 0.0, 1.0]);
+        assert_eq!(d.columns[2].values, vec![0.0, 0.0, 1.0, 0.0]);
         assert_eq!(d.categoricals[0].base, "insurance=private");
         assert_eq!(d.categoricals[0].columns, vec![1, 2]);
-        assert_eq!(d.absorbed.len(), 1);
-        assert_eq!(d.absorbed[0].codes, vec![0, 1, 1, 2]);
-        assert_eq!(d.blocks(), vec!["bio", "ses", "care"]);
+        assert_eq!(d.variable_of(2), "insurance");
+        assert_eq!(d.columns_of(&["insurance".into()]), vec![1, 2]);
+        assert_eq!(
+            d.absorbed.as_ref().map(|a| a.codes.clone()),
+            Some(vec![0, 1, 1, 2])
+        );
+        assert_eq!(d.factors(), vec!["bio", "ses", "care"]);
     }
 }

@@ -16,7 +16,7 @@ pub mod table1;
 mod typed;
 pub mod write;
 
-pub use design::{AbsorbedTerm, BlockDesign, CategoricalTerm, Term};
+pub use design::SeveralAbsorbed;
 pub use error::CohortError;
 pub use load::{AttritionStep, Cohort, MISSING_CODE, MissingStep, Values, Variable, load};
 pub use spec::{

@@ -201,7 +201,7 @@ impl Cells {
     pub fn build(
         y: &[f64],
         group: &[u32],
-        covariates: &Covariates<'_>,
+        covariates: &Covariates,
         weights: Option<&[f64]>,
         cluster: Option<(&[u32], usize)>,
     ) -> Cells {
@@ -247,7 +247,7 @@ impl Cells {
         }
         let intercept = vec![1.0; n];
         let mut columns: Vec<&[f64]> = vec![&intercept];
-        columns.extend(covariates.columns.iter().map(|c| c.values));
+        columns.extend(covariates.columns.iter().map(|c| c.values.as_slice()));
         let mut names = vec![INTERCEPT.to_string()];
         names.extend(covariates.columns.iter().map(|c| c.name.clone()));
         let m = Moments::from_columns(y, &columns, &names, weights, &codes, keys.len());
@@ -502,7 +502,7 @@ pub fn linear_summary(
     spec: &FitSpec,
     fit: &CellFit,
     cluster: Option<Cluster<'_>>,
-    absorbed: Option<&Absorbed<'_>>,
+    absorbed: Option<&Absorbed>,
     level: f64,
 ) -> ModelSummary {
     let k = fit.coef.len();
@@ -636,25 +636,25 @@ mod tests {
     }
 
     /// Columns x1 (block a) and x2 (block b), with h (13 levels) absorbed or not.
-    fn two_columns<'a>(x1: &'a [f64], x2: &'a [f64], h: Option<&'a [u32]>) -> Covariates<'a> {
+    fn two_columns<'a>(x1: &'a [f64], x2: &'a [f64], h: Option<&'a [u32]>) -> Covariates {
         Covariates {
             columns: vec![
                 Column {
                     name: "x1".into(),
                     factor: "a".into(),
-                    values: x1,
+                    values: x1.to_vec(),
                 },
                 Column {
                     name: "x2".into(),
                     factor: "b".into(),
-                    values: x2,
+                    values: x2.to_vec(),
                 },
             ],
             categoricals: vec![],
             absorbed: h.map(|codes| Absorbed {
                 variable: "h".into(),
                 factor: "c".into(),
-                codes,
+                codes: codes.to_vec(),
                 levels: 13,
                 labels: (0..13).map(|l| l.to_string()).collect(),
             }),

@@ -17,9 +17,11 @@
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::DecomposeError;
+use crate::inference::{InferenceSpec, Vce};
 use crate::result::Estimate;
+use crate::result::MethodOutput;
 use crate::sample::Sample;
-use crate::spec::{Context, Spec};
+use crate::spec::{Context, Designs, Ran, Spec};
 
 /// `method = "crude"`: no options.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -29,6 +31,40 @@ pub struct CrudeSpec {}
 impl Spec for CrudeSpec {
     fn name(&self) -> &'static str {
         "crude"
+    }
+
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        _: &dyn Designs,
+        inference: &InferenceSpec,
+        _: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let estimates = crude(&CrudeInput {
+            sample,
+            level: inference.level,
+        })?;
+        let output = MethodOutput {
+            estimates,
+            models: Vec::new(),
+            warnings: Vec::new(),
+            replicates_ok: None,
+            withheld: None,
+            balance: Vec::new(),
+            inference_note: None,
+            n: sample.rows(),
+        };
+        // Wald intervals from the groups' empirical variances (robust), or
+        // over clusters.
+        let wald = InferenceSpec {
+            vce: if sample.cluster.is_some() {
+                Vce::Cluster
+            } else {
+                Vce::Robust
+            },
+            ..InferenceSpec::delta(inference.level)
+        };
+        Ok(Ran::delta(output, &wald, sample.cluster_name()))
     }
 
     fn title(&self) -> &'static str {

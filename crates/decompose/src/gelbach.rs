@@ -36,7 +36,7 @@ use crate::inference::{
 use crate::result::{MethodOutput, SeMethod};
 use crate::sample::Sample;
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
-use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
+use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
 /// `method = "gelbach"`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -51,6 +51,36 @@ pub struct GelbachSpec {
 impl Spec for GelbachSpec {
     fn name(&self) -> &'static str {
         "gelbach"
+    }
+
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let base = designs.expand(&self.base);
+        let added: Vec<String> = designs
+            .expand(&self.added)
+            .into_iter()
+            .filter(|v| !base.contains(v))
+            .collect();
+        let all: Vec<String> = base.iter().chain(&added).cloned().collect();
+        let cov = designs.covariates(&all)?;
+        if let Some(a) = cov.absorbed.as_ref().filter(|a| base.contains(&a.variable)) {
+            return Err(DecomposeError::Input(format!(
+                "`{}` is absorbed (many levels) and cannot be in `base`; move it to `added`",
+                a.variable
+            )));
+        }
+        let input = GelbachInput {
+            sample,
+            covariates: &cov,
+            base_columns: cov.columns_of(&base).len(),
+        };
+        let output = gelbach(&input, inference, progress)?;
+        Ok(Ran::delta(output, inference, sample.cluster_name()))
     }
 
     fn title(&self) -> &'static str {
@@ -111,7 +141,7 @@ pub struct GelbachInput<'a> {
     pub sample: &'a Sample<'a>,
     /// Base covariates followed by the added ones (`base_columns` of them are base);
     /// only added covariates may be absorbed.
-    pub covariates: &'a Covariates<'a>,
+    pub covariates: &'a Covariates,
     /// How many leading columns of `covariates` are the base model's.
     pub base_columns: usize,
 }
@@ -495,7 +525,12 @@ impl Setup {
         self.share_rows(point, &mut d, |dp, dt, s, t| {
             dp.iter().zip(dt).map(|(p, q)| (p - s * q) / t).collect()
         });
-        let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
+        let cols: Vec<&[f64]> = input
+            .covariates
+            .columns
+            .iter()
+            .map(|c| c.values.as_slice())
+            .collect();
         let d = vec![d.concat()];
         let units = input.sample.units();
         influence_variance(

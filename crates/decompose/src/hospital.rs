@@ -52,7 +52,7 @@ use crate::inference::{
 use crate::result::{Estimate, MethodOutput, SeMethod};
 use crate::sample::{Cluster, Sample};
 use crate::shares::{ShareSpec, Shares, unstable_shares};
-use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
+use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
 /// `method = "hospital"`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -74,6 +74,59 @@ pub struct HospitalSpec {
 impl Spec for HospitalSpec {
     fn name(&self) -> &'static str {
         "hospital"
+    }
+
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let name = &self.hospital;
+        let adjust: Vec<String> = designs
+            .expand(&self.adjust)
+            .into_iter()
+            .filter(|v| v != name)
+            .collect();
+        let cov = designs.covariates(&adjust)?;
+        if let Some(t) = &cov.absorbed {
+            return Err(DecomposeError::Input(format!(
+                "`{}` in `adjust` has many levels and would be absorbed; adjust for it with \
+                 `absorb = [\"{}\"]` instead",
+                t.variable, t.variable
+            )));
+        }
+        let fixed_effects = |name: &str| {
+            designs.absorbed(name, "care_site").ok_or_else(|| {
+                DecomposeError::Input(format!(
+                    "`{name}` must be categorical; declare it in [variables] as {{ type = \
+                     \"categorical\" }}"
+                ))
+            })
+        };
+        let extra_fe = self
+            .absorb
+            .iter()
+            .map(|n| fixed_effects(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let input = HospitalInput {
+            sample,
+            covariates: &cov,
+            hospital: fixed_effects(name)?,
+            extra_fe,
+            pseudonymize: self.pseudonymize,
+        };
+        let out = hospital(&input, inference, progress)?;
+        // Always clustered (by the hospital when no cluster is configured).
+        let clustered = inference.clustered();
+        let mut ran = Ran::delta(
+            out.output,
+            &clustered,
+            Some(sample.cluster_name().unwrap_or(name)),
+        );
+        ran.hospitals = out.hospitals;
+        Ok(ran)
     }
 
     fn roles(&self) -> Vec<Role> {
@@ -115,11 +168,11 @@ pub struct HospitalInput<'a> {
     /// The outcome, groups, weights and cluster.
     pub sample: &'a Sample<'a>,
     /// Adjustment covariates (no absorbed variable).
-    pub covariates: &'a Covariates<'a>,
+    pub covariates: &'a Covariates,
     /// The hospital variable.
-    pub hospital: Absorbed<'a>,
+    pub hospital: Absorbed,
     /// Further fixed-effect sets for the FE contrast (e.g. surgeon).
-    pub extra_fe: Vec<Absorbed<'a>>,
+    pub extra_fe: Vec<Absorbed>,
     /// Replace hospital labels by pseudonyms (H001, …, in a seeded random order).
     pub pseudonymize: bool,
 }
@@ -294,7 +347,7 @@ impl Rows {
             cols.push(("(intercept)".into(), vec![1.0; self.idx.len()]));
         }
         for c in &input.covariates.columns {
-            cols.push((c.name.clone(), pick(c.values)));
+            cols.push((c.name.clone(), pick(&c.values)));
         }
         let mut d = Design::from_columns("y", pick(input.sample.y), cols)?;
         if let Some(w) = input.sample.weights {
@@ -421,7 +474,7 @@ pub fn hospital(
     let h = &input.hospital;
     let cluster = input.sample.cluster.unwrap_or(Cluster {
         name: &h.variable,
-        codes: h.codes,
+        codes: &h.codes,
         count: h.levels,
     });
     let level = inference.level;
@@ -1096,7 +1149,7 @@ mod tests {
                 absorbed: Some(Absorbed {
                     variable: "h".into(),
                     factor: "care".into(),
-                    codes: &h,
+                    codes: h.to_vec(),
                     levels: 3,
                     labels: vec!["a".into(), "b".into(), "c".into()],
                 }),

@@ -12,7 +12,7 @@
 //! [`inference`].
 
 pub mod cells;
-pub mod covariates;
+pub use healthgap_models::covariates;
 pub mod crude;
 pub mod error;
 pub mod gelbach;

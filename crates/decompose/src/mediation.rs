@@ -34,8 +34,9 @@ use rand_distr::{Distribution, StandardNormal};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::DecomposeError;
+use crate::inference::InferenceSpec;
 use crate::sample::Sample;
-use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
+use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
 /// A model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -803,6 +804,49 @@ impl Spec for MediationSpec {
         "mediation"
     }
 
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let mediator = designs.covariates(&designs.expand(&self.mediators))?;
+        if mediator.columns.len() != 1 || mediator.absorbed.is_some() {
+            let cols: Vec<&str> = mediator.columns.iter().map(|c| c.name.as_str()).collect();
+            return Err(DecomposeError::Input(format!(
+                "mediation needs one mediator column, and `{}` gives {} ({}); list one numeric \
+                 or 0/1 variable in `mediators`, or use method = \"disparity_reduction\" for a \
+                 whole block",
+                self.mediators.join(", "),
+                mediator.columns.len() + usize::from(mediator.absorbed.is_some()),
+                cols.join(", ")
+            )));
+        }
+        let confounders = designs.covariates(&designs.expand(&self.confounders))?;
+        if let Some(t) = &confounders.absorbed {
+            return Err(DecomposeError::Input(format!(
+                "confounder `{}` has many levels (absorbed); mediation needs explicit covariates",
+                t.variable
+            )));
+        }
+        let input = GroupMediationInput {
+            sample,
+            mediator: (&mediator.columns[0].name, &mediator.columns[0].values),
+            confounders: confounders
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.values.as_slice()))
+                .collect(),
+            interaction: self.interaction,
+            draws: 25,
+            seed: inference.seed,
+            level: inference.level,
+        };
+        let output = group_mediation(&input, inference, progress)?;
+        Ok(Ran::delta(output, inference, sample.cluster_name()))
+    }
+
     fn roles(&self) -> Vec<Role> {
         vec![
             Role::covariates("mediators", &self.mediators),
@@ -902,7 +946,7 @@ fn bootstrap_effects(
     mi: &MediationInput<'_>,
     keys: &[crate::inference::Key],
     point: &[f64],
-    inference: &crate::inference::InferenceSpec,
+    inference: &InferenceSpec,
     units: Option<(&[u32], usize)>,
     input: &GroupMediationInput<'_>,
     progress: &(dyn Fn() + Sync),
@@ -981,7 +1025,7 @@ fn bootstrap_effects(
 /// cluster (or row) bootstrap, both models refitted on each replicate's weights.
 pub fn group_mediation(
     input: &GroupMediationInput<'_>,
-    inference: &crate::inference::InferenceSpec,
+    inference: &InferenceSpec,
     progress: &(dyn Fn() + Sync),
 ) -> Result<crate::result::MethodOutput, DecomposeError> {
     use crate::inference::{delta_rows, exp_row, normal_row};

@@ -64,7 +64,7 @@ pub struct NonlinearInput<'a> {
     /// The outcome, groups, weights and cluster.
     pub sample: &'a Sample<'a>,
     /// Covariates (no absorbed variable).
-    pub covariates: &'a Covariates<'a>,
+    pub covariates: &'a Covariates,
     /// Logit or probit.
     pub link: Link,
     /// β*.

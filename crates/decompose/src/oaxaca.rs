@@ -53,12 +53,14 @@ use crate::error::{DecomposeError, group_sizes};
 use crate::inference::{
     InferenceSpec, Key, Method, Resampled, Vce, count_text, influence_variance, resampled_rows,
 };
+use crate::nonlinear::{NonlinearInput, nonlinear};
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
 use crate::sample::{Cluster, Sample};
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
-use crate::spec::{Breakdown, Context, Parts, Spec, cite};
+use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Spec, cite};
 use crate::terms::Terms;
+use healthgap_models::Link;
 
 /// Shares of the gap: explained by block, and the unexplained part (the
 /// linear and the nonlinear decomposition alike).
@@ -162,6 +164,62 @@ impl Spec for OaxacaSpec {
         "oaxaca_blinder"
     }
 
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let cov = designs.covariates(&designs.every_factor())?;
+        let link = match self.model {
+            Model::Linear => {
+                let input = LinearInput {
+                    sample,
+                    covariates: &cov,
+                    coefficients: self.coefficients,
+                    threefold: self.threefold,
+                    normalize: self.normalize,
+                };
+                let output = linear(&input, inference, progress)?;
+                return Ok(Ran::delta(output, inference, sample.cluster_name()));
+            }
+            Model::Logit => Link::Logit,
+            Model::Probit => Link::Probit,
+        };
+        if !sample.binary {
+            return Err(DecomposeError::Input(format!(
+                "model = \"{}\" needs a binary outcome, and `{}` is continuous; use model = \
+                 \"linear\" for it",
+                if link == Link::Logit {
+                    "logit"
+                } else {
+                    "probit"
+                },
+                sample.outcome
+            )));
+        }
+        let input = NonlinearInput {
+            sample,
+            covariates: &cov,
+            link,
+            coefficients: self.coefficients,
+            normalize: self.normalize,
+            fairlie_orderings: self.fairlie_orderings,
+            seed: inference.seed,
+            analysis_id: inference.analysis_id.clone(),
+        };
+        let mut output = nonlinear(&input, inference, progress)?;
+        if self.threefold {
+            output.warnings.push(
+                "threefold = true is ignored: the threefold split is defined for model = \
+                 \"linear\""
+                    .into(),
+            );
+        }
+        Ok(Ran::delta(output, inference, sample.cluster_name()))
+    }
+
     fn title(&self) -> &'static str {
         "Oaxaca–Blinder"
     }
@@ -259,7 +317,7 @@ pub struct LinearInput<'a> {
     /// The outcome, groups, weights and cluster.
     pub sample: &'a Sample<'a>,
     /// Covariates.
-    pub covariates: &'a Covariates<'a>,
+    pub covariates: &'a Covariates,
     /// β*.
     pub coefficients: Coefficients,
     /// Also the threefold split.
@@ -680,7 +738,12 @@ fn influence_variance_of(
             }
         }
     }
-    let cols: Vec<&[f64]> = input.covariates.columns.iter().map(|c| c.values).collect();
+    let cols: Vec<&[f64]> = input
+        .covariates
+        .columns
+        .iter()
+        .map(|c| c.values.as_slice())
+        .collect();
     let units = input.sample.units();
     let var = influence_variance(
         input.sample.group.len(),

@@ -59,7 +59,7 @@ use crate::mediation::{e_value, e_value_of_limit};
 use crate::result::MethodOutput;
 use crate::sample::{Cluster, Sample};
 use crate::shares::{ShareSpec, Shares, unstable_shares};
-use crate::spec::{Breakdown, Context, Parts, Role, Spec, cite, joined};
+use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
 mod density_ratio;
 
@@ -119,6 +119,73 @@ fn default_draws() -> usize {
 impl Spec for ReductionSpec {
     fn name(&self) -> &'static str {
         "disparity_reduction"
+    }
+
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let allowable = designs.expand(&self.allowable);
+        let targets: Vec<(String, Vec<String>)> = self
+            .targets
+            .iter()
+            .map(|t| {
+                let vars: Vec<String> = designs
+                    .expand(std::slice::from_ref(t))
+                    .into_iter()
+                    .filter(|v| !allowable.contains(v))
+                    .collect();
+                (t.clone(), vars)
+            })
+            .collect();
+        let mut all: Vec<String> = allowable.clone();
+        for (_, vars) in &targets {
+            all.extend(
+                vars.iter()
+                    .filter(|v| !all.contains(v))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        // The other covariates (ℓ): every remaining factor variable.
+        for v in designs.every_factor() {
+            if !all.contains(&v) {
+                all.push(v);
+            }
+        }
+        let cov = designs.covariates(&all)?;
+        let input = ReductionInput {
+            sample,
+            covariates: &cov,
+            allowable: cov.columns_of(&allowable),
+            targets: targets
+                .iter()
+                .map(|(name, vars)| Target {
+                    name: name.clone(),
+                    columns: cov.columns_of(vars),
+                    absorbed: cov
+                        .absorbed
+                        .as_ref()
+                        .is_some_and(|a| vars.contains(&a.variable)),
+                })
+                .collect(),
+            draws: self.draws,
+            estimator: self.estimator,
+        };
+        let output = disparity_reduction(&input, inference, progress)?;
+        // Bootstrap only: every row comes from the replicates.
+        let mut info = inference.info(sample.cluster_name(), &output);
+        info.method = "bootstrap".into();
+        info.replicates = Some(inference.replicates);
+        info.replicates_ok = output.replicates_ok;
+        Ok(Ran {
+            output,
+            info,
+            hospitals: Vec::new(),
+        })
     }
 
     fn title(&self) -> &'static str {
@@ -193,7 +260,7 @@ pub struct ReductionInput<'a> {
     /// The outcome, groups, weights and cluster.
     pub sample: &'a Sample<'a>,
     /// Every covariate of the outcome model; at most one absorbed (hospital_id).
-    pub covariates: &'a Covariates<'a>,
+    pub covariates: &'a Covariates,
     /// Allowable covariates (indexes into the columns).
     pub allowable: Vec<usize>,
     /// Target blocks in the configured order.
@@ -284,7 +351,7 @@ struct Setup<'a> {
 }
 
 impl Setup<'_> {
-    fn absorbed(&self) -> Option<&Absorbed<'_>> {
+    fn absorbed(&self) -> Option<&Absorbed> {
         self.input.covariates.absorbed.as_ref()
     }
 
@@ -1118,7 +1185,7 @@ fn outcome_model(
         cols.push(("(intercept)".into(), vec![1.0; n]));
     }
     for c in &cov.columns {
-        cols.push((c.name.clone(), pick(c.values)));
+        cols.push((c.name.clone(), pick(&c.values)));
     }
     let mut design = Design::from_columns("outcome", pick(input.sample.y), cols)
         .map_err(DecomposeError::Model)?;
@@ -1402,13 +1469,14 @@ mod tests {
             columns: vec![Column {
                 name: "t".into(),
                 factor: "target".into(),
-                values: &t,
+                values: t.to_vec(),
             }],
             ..Default::default()
         };
         // No allowable covariates: one stratum.
         let input = ReductionInput {
             sample: &Sample {
+                outcome: "y",
                 y: &y,
                 group: &g,
                 labels: ["r", "c"],
@@ -1483,25 +1551,26 @@ mod tests {
                 Column {
                     name: "x".into(),
                     factor: "clinical".into(),
-                    values: &x,
+                    values: x.to_vec(),
                 },
                 Column {
                     name: "t".into(),
                     factor: "target".into(),
-                    values: &t,
+                    values: t.to_vec(),
                 },
             ],
             categoricals: vec![],
             absorbed: Some(Absorbed {
                 variable: "hospital_id".into(),
                 factor: "hospital".into(),
-                codes: &h,
+                codes: h.to_vec(),
                 levels: hospitals,
                 labels: (0..hospitals).map(|l| l.to_string()).collect(),
             }),
         };
         let input = ReductionInput {
             sample: &Sample {
+                outcome: "y",
                 y: &y,
                 group: &g,
                 labels: ["r", "c"],

@@ -24,6 +24,8 @@ impl<'a> Cluster<'a> {
 /// One outcome and one comparison: the rows every method reads.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample<'a> {
+    /// The outcome's name.
+    pub outcome: &'a str,
     /// Outcome over all rows.
     pub y: &'a [f64],
     /// 0 = reference, 1 = comparison, 2 = other groups (skipped, or
@@ -42,11 +44,12 @@ pub struct Sample<'a> {
 }
 
 impl<'a> Sample<'a> {
-    /// Unweighted, unclustered rows of a continuous outcome, labelled
+    /// Unweighted, unclustered rows of a continuous outcome `y`, labelled
     /// `reference` and `comparison`, with the default small-cell threshold
     /// (11); set the other fields with struct update syntax.
     pub fn new(y: &'a [f64], group: &'a [u32]) -> Sample<'a> {
         Sample {
+            outcome: "y",
             y,
             group,
             labels: ["reference", "comparison"],

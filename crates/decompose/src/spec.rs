@@ -9,7 +9,16 @@
 //! variant here (and its arm in [`MethodSpec::spec`]), and its figure if it
 //! has one (docs/ARCHITECTURE.md).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::covariates::{Absorbed, Covariates};
+use crate::error::DecomposeError;
+use crate::hospital::HospitalRow;
+use crate::inference::InferenceSpec;
+use crate::result::{InferenceInfo, MethodOutput};
+use crate::sample::Sample;
 
 use crate::crude::CrudeSpec;
 use crate::gelbach::GelbachSpec;
@@ -55,6 +64,17 @@ impl MethodSpec {
         self.spec().name()
     }
 
+    /// Runs the method for one outcome and comparison (see [`Spec::run`]).
+    pub fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        self.spec().run(sample, designs, inference, progress)
+    }
+
     /// The options with their defaults filled in, as written to results.json
     /// (`options.analysis`) and printed by `check`: the serialized spec
     /// without its `method` tag.
@@ -64,6 +84,54 @@ impl MethodSpec {
             map.remove("method");
         }
         v
+    }
+}
+
+/// The data layer's side of a run: design columns by variable name. The
+/// cohort crate builds them (the CLI implements this over a cohort); the
+/// methods never see a data frame.
+pub trait Designs {
+    /// Variables and block names as variables, in order, once each.
+    fn expand(&self, names: &[String]) -> Vec<String>;
+    /// Every factor variable, in block order.
+    fn every_factor(&self) -> Vec<String>;
+    /// The covariates of `variables`, in order (built once and shared).
+    fn covariates(&self, variables: &[String]) -> Result<Arc<Covariates>, DecomposeError>;
+    /// The categorical `name` as absorbed fixed effects in block `factor`
+    /// (None when it is not categorical).
+    fn absorbed(&self, name: &str, factor: &str) -> Option<Absorbed>;
+}
+
+/// What one run of a method gives: its output, how its inference ran, and
+/// (care-site analyses) the hospital profiles.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// Estimates, models, warnings.
+    pub output: MethodOutput,
+    /// Inference as it ran.
+    pub info: InferenceInfo,
+    /// Per-hospital profiles (hospital analyses; empty otherwise).
+    pub hospitals: Vec<HospitalRow>,
+}
+
+impl Ran {
+    /// The output with its untagged rows tagged as the delta method of
+    /// `inference` ran them, and the inference info.
+    pub fn delta(
+        mut output: MethodOutput,
+        inference: &InferenceSpec,
+        cluster: Option<&str>,
+    ) -> Ran {
+        let how = inference.delta_method();
+        for e in &mut output.estimates {
+            e.tag_untagged(how);
+        }
+        let info = inference.info(cluster, &output);
+        Ran {
+            output,
+            info,
+            hospitals: Vec::new(),
+        }
     }
 }
 
@@ -153,6 +221,16 @@ pub trait Spec {
     fn title(&self) -> &'static str {
         self.name()
     }
+
+    /// Runs the method for one outcome and comparison: builds its design
+    /// from `designs`, fits, and makes its inference.
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError>;
 
     /// The lists of names its options hold.
     fn roles(&self) -> Vec<Role> {

@@ -44,7 +44,7 @@ pub struct Terms {
 
 impl Terms {
     /// The terms of `covariates` (columns counted after an intercept).
-    pub fn new(cov: &Covariates<'_>, normalize: bool) -> Terms {
+    pub fn new(cov: &Covariates, normalize: bool) -> Terms {
         let categoricals = cov
             .categoricals
             .iter()

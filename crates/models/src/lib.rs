@@ -21,6 +21,7 @@
 //! on these problems).
 
 pub mod bootstrap;
+pub mod covariates;
 pub mod design;
 pub mod error;
 pub mod fe;

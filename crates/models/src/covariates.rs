@@ -1,17 +1,18 @@
 //! The covariates a method works with: design columns by factor block, the
 //! categorical variables among them (for normalization), and at most one
 //! absorbed many-level categorical (hospital_id), which is never expanded into a
-//! dense dummy matrix.
+//! dense dummy matrix. The cohort crate builds them from its variables
+//! (`healthgap_cohort::design::build`); the methods read them.
 
 /// One design column.
 #[derive(Debug, Clone)]
-pub struct Column<'a> {
+pub struct Column {
     /// Design name, e.g. `age` or `insurance=medicaid`.
     pub name: String,
     /// Factor block.
     pub factor: String,
     /// Values over all rows.
-    pub values: &'a [f64],
+    pub values: Vec<f64>,
 }
 
 /// A categorical variable coded as dummies against an omitted base level.
@@ -27,15 +28,16 @@ pub struct Categorical {
     pub columns: Vec<usize>,
 }
 
-/// An absorbed categorical variable (fixed effects).
-#[derive(Debug, Clone)]
-pub struct Absorbed<'a> {
+/// A coded categorical variable absorbed as fixed effects (a hospital, a
+/// surgeon): a level code per row, never expanded into dummies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Absorbed {
     /// Variable name, also the name of its aggregated term.
     pub variable: String,
     /// Factor block.
     pub factor: String,
     /// Level code per row (0..levels).
-    pub codes: &'a [u32],
+    pub codes: Vec<u32>,
     /// Number of levels.
     pub levels: usize,
     /// Level labels.
@@ -44,16 +46,32 @@ pub struct Absorbed<'a> {
 
 /// Covariates of one analysis.
 #[derive(Debug, Clone, Default)]
-pub struct Covariates<'a> {
+pub struct Covariates {
     /// Design columns.
-    pub columns: Vec<Column<'a>>,
+    pub columns: Vec<Column>,
     /// Categorical variables among the columns.
     pub categoricals: Vec<Categorical>,
     /// The absorbed variable.
-    pub absorbed: Option<Absorbed<'a>>,
+    pub absorbed: Option<Absorbed>,
 }
 
-impl Covariates<'_> {
+impl Covariates {
+    /// The variable a design column comes from: the categorical it is a
+    /// dummy of, or the column itself.
+    pub fn variable_of(&self, column: usize) -> &str {
+        self.categoricals
+            .iter()
+            .find(|c| c.columns.contains(&column))
+            .map_or(self.columns[column].name.as_str(), |c| c.variable.as_str())
+    }
+
+    /// Indexes of the columns of `variables`.
+    pub fn columns_of(&self, variables: &[String]) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&j| variables.iter().any(|v| v == self.variable_of(j)))
+            .collect()
+    }
+
     /// Factor blocks in first-appearance order (the absorbed one included).
     pub fn factors(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
