@@ -294,7 +294,7 @@ pub(crate) fn run_analysis(
                 let events = binary.then(|| rows().filter(|(_, v)| **v != 0.0).count());
                 (rows().count(), events)
             });
-            out.push(AnalysisResult {
+            let result = AnalysisResult {
                 sample_counts,
                 id: a.id.clone(),
                 spec: a.spec.clone(),
@@ -315,7 +315,14 @@ pub(crate) fn run_analysis(
                 balance: output.balance,
                 attrition,
                 hospitals,
-            });
+            };
+            match checked(result) {
+                Ok(result) => out.push(result),
+                Err(reason) => failures.push(format!(
+                    "{outcome}, {} vs {}: {reason}",
+                    labels[1], labels[0]
+                )),
+            }
         }
     }
     observer.finished(a);
@@ -326,6 +333,26 @@ pub(crate) fn run_analysis(
         results: out,
         failures,
     })
+}
+
+/// A result whose identities do not hold (its parts do not add up to its
+/// total) is an internal error: in debug and test builds the comparison
+/// fails with the identities named; in release builds it is kept with a
+/// warning naming them.
+fn checked(mut result: AnalysisResult) -> Result<AnalysisResult, String> {
+    let errors = result.identity_errors();
+    if errors.is_empty() {
+        return Ok(result);
+    }
+    let text = format!(
+        "internal error, please report it: identities do not hold: {}",
+        errors.join("; ")
+    );
+    if cfg!(debug_assertions) {
+        return Err(text);
+    }
+    result.warnings.push(text);
+    Ok(result)
 }
 
 /// The cohort's designs for one analysis: built on request from the

@@ -3,7 +3,7 @@
 use healthgap_models::ModelSummary;
 use serde::Serialize;
 
-use crate::spec::MethodSpec;
+use crate::spec::{MethodSpec, Parts};
 
 /// One tidy estimate. `factor: null, term: null` is the total; `factor` with
 /// `term: null` a block aggregate; `term` one design column (naming its factor).
@@ -229,7 +229,68 @@ impl Serialize for AnalysisResult {
     }
 }
 
+/// Relative tolerance of the identities (floating-point sums of the same
+/// numbers in another order).
+const IDENTITY_TOLERANCE: f64 = 1e-8;
+
 impl AnalysisResult {
+    /// The identities its estimates must satisfy, with the ones that do not
+    /// hold described: the method's parts add up to its total (explained
+    /// blocks plus unexplained to the gap, explained changes plus the
+    /// full-model coefficient to the base coefficient, Shapley reductions plus
+    /// the remaining disparity to the initial disparity, between plus within
+    /// hospitals to the gap, indirect plus direct to the total effect), and
+    /// each block's detailed terms add up to the block where terms are
+    /// reported. Empty when everything holds, or when a row is missing.
+    pub fn identity_errors(&self) -> Vec<String> {
+        let Some(b) = self.spec.spec().breakdown() else {
+            return Vec::new();
+        };
+        let value = |q: &str| self.get(q, None, None).map(|e| e.estimate);
+        let close =
+            |a: f64, b: f64| (a - b).abs() <= IDENTITY_TOLERANCE * a.abs().max(b.abs()).max(1.0);
+        let mut errors = Vec::new();
+        let parts: Option<Vec<f64>> = match &b.parts {
+            Parts::Blocks(q) => {
+                let blocks: Vec<&Estimate> = self
+                    .estimates
+                    .iter()
+                    .filter(|e| e.quantity == *q && e.factor.is_some() && e.term.is_none())
+                    .collect();
+                for block in &blocks {
+                    let terms: Vec<f64> = self
+                        .estimates
+                        .iter()
+                        .filter(|e| {
+                            e.quantity == *q && e.factor == block.factor && e.term.is_some()
+                        })
+                        .map(|e| e.estimate)
+                        .collect();
+                    let sum: f64 = terms.iter().sum();
+                    if !terms.is_empty() && !close(sum, block.estimate) {
+                        errors.push(format!(
+                            "{q} of block {}: its terms add up to {sum}, not {}",
+                            block.factor.as_deref().unwrap_or_default(),
+                            block.estimate
+                        ));
+                    }
+                }
+                Some(blocks.iter().map(|e| e.estimate).collect())
+            }
+            Parts::One { quantity, .. } => value(quantity).map(|v| vec![v]),
+        };
+        if let (Some(total), Some(parts), Some(rest)) = (value(b.total.1), parts, value(b.rest.1)) {
+            let sum = parts.iter().sum::<f64>() + rest;
+            if !close(sum, total) {
+                errors.push(format!(
+                    "the parts and {} add up to {sum}, not the {} {total}",
+                    b.rest.1, b.total.1
+                ));
+            }
+        }
+        errors
+    }
+
     /// An estimate by quantity, factor and term.
     pub fn get(
         &self,
@@ -299,4 +360,71 @@ pub struct MethodOutput {
     pub balance: Vec<Balance>,
     /// Rows used.
     pub n: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est(q: &str, factor: Option<&str>, term: Option<&str>, v: f64) -> Estimate {
+        let mut e = Estimate::total(q, v);
+        e.factor = factor.map(str::to_string);
+        e.term = term.map(str::to_string);
+        e
+    }
+
+    fn oaxaca(estimates: Vec<Estimate>) -> AnalysisResult {
+        AnalysisResult {
+            id: "ob".into(),
+            spec: serde_json::from_value(serde_json::json!({"method": "oaxaca_blinder"}))
+                .expect("a valid spec"),
+            outcome: "y".into(),
+            binary: false,
+            weighted: false,
+            reference: "A".into(),
+            comparison: "B".into(),
+            n: Some(100),
+            inference: InferenceInfo {
+                method: "delta".into(),
+                replicates: None,
+                replicates_ok: None,
+                interval: "normal".into(),
+                level: 0.95,
+                cluster: None,
+                vce: "robust".into(),
+                note: None,
+                withheld: None,
+            },
+            estimates,
+            models: vec![],
+            warnings: vec![],
+            balance: vec![],
+            attrition: vec![],
+            hospitals: vec![],
+            sample_counts: [(50, None); 2],
+        }
+    }
+
+    #[test]
+    fn parts_that_add_up_pass_and_parts_that_do_not_are_named() {
+        let good = vec![
+            est("gap", None, None, 2.0),
+            est("explained", Some("clinical"), None, 0.5),
+            est("explained", Some("clinical"), Some("age"), 0.2),
+            est("explained", Some("clinical"), Some("bmi"), 0.3),
+            est("explained", Some("ses"), None, 0.3),
+            est("unexplained", None, None, 1.2),
+        ];
+        assert!(oaxaca(good.clone()).identity_errors().is_empty());
+        let mut total_off = good.clone();
+        total_off[0].estimate = 2.1;
+        let errors = oaxaca(total_off).identity_errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("not the gap 2.1"), "{errors:?}");
+        let mut term_off = good;
+        term_off[2].estimate = 0.25;
+        let errors = oaxaca(term_off).identity_errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("block clinical"), "{errors:?}");
+    }
 }
