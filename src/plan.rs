@@ -15,8 +15,8 @@ use healthgap_decompose::spec::RoleKind;
 use healthgap_synth::Params;
 
 use crate::config::{
-    RawAnalysis, RawConfig, RawFallback, RawFormat, RawInference, RawInferenceMethod, RawInterval,
-    RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
+    RawAnalysis, RawConfig, RawData, RawFallback, RawFormat, RawInference, RawInferenceMethod,
+    RawInterval, RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
 };
 
 /// Inference settings of one analysis.
@@ -153,8 +153,54 @@ pub fn from_file(path: &Path) -> Result<Plan> {
 /// Checks the raw config and builds the plan.
 pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Plan> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    // Data source.
-    let d = &raw.data;
+    let source = data_source(&raw.data, &dir)?;
+    let GroupPlan {
+        labels: group_labels,
+        reference,
+        compare,
+    } = groups(&raw)?;
+    let block_of = block_of(&raw)?;
+    let (analyses, vce) = analysis_plans(&raw, &block_of)?;
+    let variables = loader_variables(&raw, &block_of)?;
+    let outcomes = outcome_specs(&raw);
+    let out_dir = output_dir(&raw, &dir)?;
+    Ok(Plan {
+        config_path: path.to_path_buf(),
+        config_sha256,
+        study_name: raw.study.name.clone(),
+        seed: raw.study.seed,
+        cohort: CohortSpec {
+            source,
+            filters: raw.cohort.filters.clone(),
+            missing: match raw.cohort.missing {
+                RawMissing::CompleteCase => MissingPolicy::CompleteCase,
+                RawMissing::Error => MissingPolicy::Error,
+            },
+            group_column: raw.groups.column.clone(),
+            group_display: group_labels.into_iter().collect(),
+            reference,
+            compare,
+            outcomes,
+            variables,
+            cluster: raw.design.cluster.clone(),
+            weights: raw.design.weights.clone(),
+            na_values: raw
+                .data
+                .na_values
+                .clone()
+                .unwrap_or_else(healthgap_cohort::default_na_values),
+        },
+        blocks: raw.factors.clone(),
+        analyses,
+        out_dir,
+        formats: raw.report.formats.clone(),
+        min_cell: raw.report.min_cell,
+        vce,
+    })
+}
+
+/// Data source: exactly one of `path`, `omop` or `synthetic`, paths relative to the config.
+fn data_source(d: &RawData, dir: &Path) -> Result<Source> {
     let given = [d.path.is_some(), d.omop.is_some(), d.synthetic.is_some()]
         .iter()
         .filter(|x| **x)
@@ -164,7 +210,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     }
     let source = if let Some(p) = &d.path {
         Source::Flat {
-            path: relative(&dir, p),
+            path: relative(dir, p),
         }
     } else if let Some(o) = &d.omop {
         let (p, concepts) = match o {
@@ -172,7 +218,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             RawOmop::Table(t) => (t.path.clone(), t.concepts.clone()),
         };
         Source::Omop {
-            dir: relative(&dir, &p),
+            dir: relative(dir, &p),
             concepts: Box::new(concepts),
         }
     } else {
@@ -194,7 +240,21 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             params: Box::new(params),
         }
     };
-    // Groups.
+    Ok(source)
+}
+
+/// The compared groups, as values of the group column.
+struct GroupPlan {
+    /// Display labels by value.
+    labels: IndexMap<String, String>,
+    /// The reference group.
+    reference: String,
+    /// The comparison groups.
+    compare: Vec<String>,
+}
+
+/// Groups: the reference and comparison values (named by value or label), one label each.
+fn groups(raw: &RawConfig) -> Result<GroupPlan> {
     // A group named by its label stands for its value.
     let group_labels = raw.groups.labels.clone().unwrap_or_default();
     let value_of = |v: &toml::Value| {
@@ -226,7 +286,15 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     if compare.contains(&reference) {
         bail!("[groups] the reference `{reference}` is also listed in compare");
     }
-    // Blocks: each variable in one block only.
+    Ok(GroupPlan {
+        labels: group_labels,
+        reference,
+        compare,
+    })
+}
+
+/// Blocks: each variable in one block, none named like an outcome; each variable's block.
+fn block_of(raw: &RawConfig) -> Result<IndexMap<String, String>> {
     let mut block_of: IndexMap<String, String> = IndexMap::new();
     for (block, vars) in &raw.factors {
         for v in vars {
@@ -240,12 +308,20 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             bail!("[factors] block `{block}` has the name of an outcome; rename it");
         }
     }
-    let outcome_names: Vec<String> = raw.outcomes.keys().cloned().collect();
     for v in block_of.keys() {
         if raw.outcomes.contains_key(v) {
             bail!("`{v}` is both an outcome and a covariate in [factors]");
         }
     }
+    Ok(block_of)
+}
+
+/// Analyses: ids, outcomes, covariates, inference and method options; and `[design] vce`.
+fn analysis_plans(
+    raw: &RawConfig,
+    block_of: &IndexMap<String, String>,
+) -> Result<(Vec<AnalysisPlan>, RawVce)> {
+    let outcome_names: Vec<String> = raw.outcomes.keys().cloned().collect();
     // Variables named in lists may be variables or block names.
     let known: Vec<String> = block_of
         .keys()
@@ -265,7 +341,6 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         }
         Ok(())
     };
-    // Analyses.
     if raw.analyses.is_empty() {
         bail!(
             "the config has no [[analysis]]; add at least one, e.g.\n[[analysis]]\nmethod = \
@@ -274,7 +349,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     }
     let mut analyses = Vec::new();
     let mut ids = Vec::new();
-    let vce = vce_of(&raw)?;
+    let vce = vce_of(raw)?;
     for (i, a) in raw.analyses.iter().enumerate() {
         let RawAnalysis {
             id,
@@ -326,7 +401,14 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     }
     inference_plan(&raw.inference, None, raw.design.cluster.is_some())
         .map_err(|e| anyhow!("[inference]: {e}"))?;
-    // Variables for the loader, in block order.
+    Ok((analyses, vce))
+}
+
+/// Variables for the loader, in block order, then the absorbed columns in no block.
+fn loader_variables(
+    raw: &RawConfig,
+    block_of: &IndexMap<String, String>,
+) -> Result<Vec<VariableSpec>> {
     for name in raw.variables.keys() {
         if !block_of.contains_key(name)
             && raw.design.cluster.as_deref() != Some(name)
@@ -375,8 +457,12 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             min_count: None,
         });
     }
-    let outcomes = raw
-        .outcomes
+    Ok(variables)
+}
+
+/// Outcomes for the loader: type, label and event value.
+fn outcome_specs(raw: &RawConfig) -> Vec<OutcomeSpec> {
+    raw.outcomes
         .iter()
         .map(|(name, o)| OutcomeSpec {
             name: name.clone(),
@@ -387,44 +473,18 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             label: o.label.clone().unwrap_or_else(|| name.clone()),
             event: o.event,
         })
-        .collect();
+        .collect()
+}
+
+/// Report and output: `min_cell` at least 1; the output folder, relative to the config.
+fn output_dir(raw: &RawConfig, dir: &Path) -> Result<PathBuf> {
     if raw.report.min_cell == 0 {
         bail!("[report] min_cell must be at least 1 (default 11)");
     }
-    let out_dir = relative(&dir, raw.report.out_dir.as_deref().unwrap_or("report"));
-    Ok(Plan {
-        config_path: path.to_path_buf(),
-        config_sha256,
-        study_name: raw.study.name.clone(),
-        seed: raw.study.seed,
-        cohort: CohortSpec {
-            source,
-            filters: raw.cohort.filters.clone(),
-            missing: match raw.cohort.missing {
-                RawMissing::CompleteCase => MissingPolicy::CompleteCase,
-                RawMissing::Error => MissingPolicy::Error,
-            },
-            group_column: raw.groups.column.clone(),
-            group_display: group_labels.into_iter().collect(),
-            reference,
-            compare,
-            outcomes,
-            variables,
-            cluster: raw.design.cluster.clone(),
-            weights: raw.design.weights.clone(),
-            na_values: raw
-                .data
-                .na_values
-                .clone()
-                .unwrap_or_else(healthgap_cohort::default_na_values),
-        },
-        blocks: raw.factors.clone(),
-        analyses,
-        out_dir,
-        formats: raw.report.formats.clone(),
-        min_cell: raw.report.min_cell,
-        vce,
-    })
+    Ok(relative(
+        dir,
+        raw.report.out_dir.as_deref().unwrap_or("report"),
+    ))
 }
 
 fn inference_plan(

@@ -1,0 +1,316 @@
+//! The report's section 5, "Method details": per analysis, its sample,
+//! figures (waterfall, forest plot), estimates, covariate balance and warnings.
+
+use super::{AnalysisView, Figure, ReportInput, Table, ci_text, slug};
+use crate::ReportError;
+use crate::figures::{self, Step};
+use crate::format::{count, num};
+use crate::triangulation::{Breakdown, breakdown};
+use healthgap_decompose::AnalysisResult;
+
+/// The figures of one analysis's Method details: its waterfall (when it
+/// breaks down by factor block) and its forest plot (when it has detailed
+/// terms).
+pub(super) fn figures_of(
+    input: &ReportInput,
+    a: &AnalysisResult,
+) -> Result<Vec<Figure>, ReportError> {
+    let mut figs = Vec::new();
+    if let Some(b) = breakdown(a, input.factors) {
+        figs.push(waterfall(input, a, &b)?);
+    }
+    if let Some(f) = forest(input, a)? {
+        figs.push(f);
+    }
+    Ok(figs)
+}
+
+/// The Method details view of one analysis, `index` its position in
+/// results.json's `analyses`, with its figures.
+pub(super) fn view_of(
+    input: &ReportInput,
+    a: &AnalysisResult,
+    index: usize,
+    figs: Vec<Figure>,
+) -> AnalysisView {
+    let (label, _) = input.outcome(&a.outcome);
+    AnalysisView {
+        title: format!(
+            "{}: {label}, {} vs {}",
+            if a.id == a.spec.name() {
+                a.id.clone()
+            } else {
+                format!("{} ({})", a.id, a.spec.name())
+            },
+            a.comparison,
+            a.reference
+        ),
+        index,
+        anchor: slug(&["analysis", &a.id, &a.outcome, &a.comparison]),
+        meta: format!(
+            "n = {} · inference: {}",
+            count(a.n, input.min_cell),
+            inference_text(a)
+        ),
+        table: estimates_table(a),
+        balance: balance_table(a),
+        attrition: attrition_table(a),
+        figures: figs,
+        warnings: a.warnings.clone(),
+    }
+}
+
+fn waterfall(
+    input: &ReportInput,
+    a: &AnalysisResult,
+    b: &Breakdown,
+) -> Result<Figure, ReportError> {
+    let (label, scale) = input.outcome(&a.outcome);
+    let f = scale.factor;
+    let steps: Vec<Step> = b
+        .parts
+        .iter()
+        .map(|p| {
+            (
+                p.label.clone(),
+                p.estimate * f,
+                p.ci.map(|(l, h)| (l * f, h * f)),
+                input.block_colour(p.factor.as_deref()),
+            )
+        })
+        .chain(std::iter::once((
+            b.rest.label.clone(),
+            b.rest.estimate * f,
+            b.rest.ci.map(|(l, h)| (l * f, h * f)),
+            None,
+        )))
+        .collect();
+    let caption = format!(
+        "{} — {}: {} vs {}, {} {} (this analysis's {} interval{}; Findings shows the crude \
+         gap's)",
+        a.id,
+        label,
+        a.comparison,
+        a.reference,
+        b.total.label,
+        scale.with_ci(b.total.estimate, b.total.ci, a.inference.level),
+        a.inference.method,
+        if a.inference.method == "bootstrap" {
+            format!(", {}", a.inference.interval)
+        } else {
+            String::new()
+        }
+    );
+    let svg = figures::waterfall(
+        &format!("{}: {} vs {}", a.id, a.comparison, a.reference),
+        &input.x_label(&a.outcome),
+        &steps,
+        (
+            &b.total.label,
+            b.total.estimate * f,
+            b.total.ci.map(|(l, h)| (l * f, h * f)),
+        ),
+    )?;
+    Ok(Figure {
+        id: slug(&["waterfall", &a.id, &a.outcome, &a.comparison]),
+        caption,
+        svg,
+    })
+}
+
+fn estimates_table(a: &AnalysisResult) -> Table {
+    Table {
+        head: [
+            "quantity", "factor", "term", "estimate", "SE", "CI", "p", "SE by",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: a
+            .estimates
+            .iter()
+            .map(|e| {
+                vec![
+                    e.quantity.clone(),
+                    e.factor.clone().unwrap_or_default(),
+                    e.term.clone().unwrap_or_default(),
+                    num(Some(e.estimate)),
+                    num(e.se),
+                    ci_text(e.ci_low, e.ci_high, 1.0),
+                    num(e.p_value),
+                    e.se_method.as_str().to_string(),
+                ]
+            })
+            .collect(),
+        numeric_from: 3,
+        note: Some(format!(
+            "Estimates in the outcome's own units (proportions for binary outcomes).{}",
+            if a.inference.method == "bootstrap" {
+                " p-values use the normal approximation with the bootstrap SE, so near 0.05 they \
+                 can disagree with the percentile interval."
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
+/// The complete cases of an analysis: per step, each group's excluded and
+/// remaining rows (already suppressed).
+fn attrition_table(a: &AnalysisResult) -> Option<Table> {
+    if a.attrition.is_empty() {
+        return None;
+    }
+    let mut groups: Vec<&str> = Vec::new();
+    let mut steps: Vec<&str> = Vec::new();
+    for r in &a.attrition {
+        if !groups.contains(&r.group.as_str()) {
+            groups.push(&r.group);
+        }
+        if !steps.contains(&r.step.as_str()) {
+            steps.push(&r.step);
+        }
+    }
+    let mut head = vec!["step".to_string()];
+    for g in &groups {
+        head.push(format!("{g}: excluded"));
+        head.push(format!("{g}: remaining"));
+    }
+    let rows = steps
+        .iter()
+        .map(|s| {
+            let mut row = vec![(*s).to_string()];
+            for g in &groups {
+                let cell = a.attrition.iter().find(|r| r.step == *s && r.group == *g);
+                row.push(cell.map_or(String::new(), |r| {
+                    if r.step == "cohort" {
+                        String::new()
+                    } else {
+                        r.text[0].clone()
+                    }
+                }));
+                row.push(cell.map_or(String::new(), |r| r.text[1].clone()));
+            }
+            row
+        })
+        .collect();
+    Some(Table {
+        head,
+        rows,
+        numeric_from: 1,
+        note: Some(
+            "This analysis uses the complete cases of its own outcome and covariates: each step \
+             excludes the rows missing that variable (and complete in the steps above). Table 1 \
+             describes the cohort before these steps."
+                .into(),
+        ),
+    })
+}
+
+/// The covariate balance of an analysis's density-ratio weights.
+fn balance_table(a: &AnalysisResult) -> Option<Table> {
+    (!a.balance.is_empty()).then(|| Table {
+        head: ["intervened targets", "column", "SMD before", "SMD after"]
+            .map(String::from)
+            .to_vec(),
+        rows: a
+            .balance
+            .iter()
+            .map(|b| {
+                vec![
+                    b.targets.clone(),
+                    b.column.clone(),
+                    format!("{:.3}", b.smd_before),
+                    format!(
+                        "{:.3}{}",
+                        b.smd_after,
+                        if b.smd_after.abs() > 0.1 { " †" } else { "" }
+                    ),
+                ]
+            })
+            .collect(),
+        numeric_from: 2,
+        note: Some(
+            "Covariate balance of the density-ratio weights: the standardized difference of the \
+             comparison patients' mean of each column from the mean under the intervention, \
+             (m − m_I)/√((s² + s²_I)/2), before and after weighting (Austin 2009). † |SMD| > 0.1 \
+             after weighting: the weights do not reproduce the intervened distribution."
+                .into(),
+        ),
+    })
+}
+
+/// The detailed terms of a decomposition: (quantity, label).
+fn forest(input: &ReportInput, a: &AnalysisResult) -> Result<Option<Figure>, ReportError> {
+    let Some(quantity) = a.spec.spec().detailed_quantity() else {
+        return Ok(None);
+    };
+    let (_, scale) = input.outcome(&a.outcome);
+    let f = scale.factor;
+    const MAX_TERMS: usize = 60;
+    let terms: Vec<Step> = a
+        .estimates
+        .iter()
+        .filter(|e| e.quantity == quantity && e.term.is_some())
+        .take(MAX_TERMS)
+        .map(|e| {
+            (
+                e.term.clone().unwrap_or_default(),
+                e.estimate * f,
+                e.ci_low.zip(e.ci_high).map(|(l, h)| (l * f, h * f)),
+                input.block_colour(e.factor.as_deref()),
+            )
+        })
+        .collect();
+    if terms.is_empty() {
+        return Ok(None);
+    }
+    let total = a
+        .estimates
+        .iter()
+        .filter(|e| e.quantity == quantity && e.term.is_some())
+        .count();
+    let svg = figures::forest(
+        &format!(
+            "{} by term: {} vs {}",
+            quantity.replace('_', " "),
+            a.comparison,
+            a.reference
+        ),
+        &input.x_label(&a.outcome),
+        &terms,
+    )?;
+    Ok(Some(Figure {
+        id: slug(&["forest", &a.id, &a.outcome, &a.comparison]),
+        caption: format!(
+            "{}: {} per design column, coloured by factor block{}",
+            a.id,
+            quantity.replace('_', " "),
+            if total > MAX_TERMS {
+                format!(" (the first {MAX_TERMS} of {total} terms)")
+            } else {
+                String::new()
+            }
+        ),
+        svg,
+    }))
+}
+
+fn inference_text(a: &AnalysisResult) -> String {
+    let inf = &a.inference;
+    let reps = inf.replicates.map_or(String::new(), |r| {
+        format!(
+            " ({} of {r} replicates succeeded)",
+            inf.replicates_ok.unwrap_or(0)
+        )
+    });
+    let cluster = inf
+        .cluster
+        .as_ref()
+        .map_or(String::new(), |c| format!(", clustered by {c}"));
+    format!(
+        "{}{reps}{cluster}, {} intervals at {:.0}%",
+        inf.method,
+        inf.interval,
+        100.0 * inf.level
+    )
+}
