@@ -177,22 +177,14 @@ fn watch_interrupts() {
     });
 }
 
-/// The current time in UTC as `YYYY-MM-DD HH:MM:SS UTC` (civil calendar from
-/// the Unix day count; Hinnant's `civil_from_days`).
+/// The current time in UTC as `YYYY-MM-DD HH:MM:SS UTC` (the civil calendar
+/// of the Unix day count: the generator's `civil_from_days`, Hinnant's).
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = healthgap_synth::table::civil_from_days(i32::try_from(days).unwrap_or(0));
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         rem / 3600,
