@@ -193,6 +193,23 @@ fn the_fixture_itself_runs() {
     );
 }
 
+/// The library entry gives the same results.json as the binary.
+#[test]
+fn the_library_entry_gives_the_binarys_results() {
+    let dir = Dir::new();
+    fixture(&dir);
+    dir.ok(&["run", "study.toml"]);
+    let plan = healthgap::from_file(&dir.join("study.toml")).unwrap();
+    let cohort = healthgap::load_cohort(&plan).unwrap();
+    healthgap::check_study(&plan, &cohort).unwrap();
+    let study = healthgap::run_study(&plan, &cohort, &healthgap::study::Quiet).unwrap();
+    let from_library = serde_json::to_value(&study.results).unwrap();
+    let from_binary = results(&dir, "out");
+    assert_eq!(from_library["analyses"], from_binary["analyses"]);
+    assert_eq!(from_library["cohort"], from_binary["cohort"]);
+    assert_eq!(study.fallbacks, 0);
+}
+
 #[test]
 fn bad_files_are_named() {
     let dir = Dir::new();
