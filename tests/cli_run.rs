@@ -582,7 +582,7 @@ fn gzipped_csv_and_parquet_load_the_same_cohort() {
 }
 
 #[test]
-fn every_config_in_analyses_runs_end_to_end() {
+fn every_config_in_analyses_runs_end_to_end_and_matches_the_regression_fixture() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut configs: Vec<_> = std::fs::read_dir(root.join("analyses"))
         .unwrap()
