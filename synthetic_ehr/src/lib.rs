@@ -22,6 +22,8 @@
 //! exposures, R → H for residential segregation and referral networks, and R → Y
 //! for residual differences in care.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod error;
 pub mod omop;
 pub mod params;

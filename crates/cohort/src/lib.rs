@@ -6,6 +6,8 @@
 //! Table 1, design building, and the CSV/Parquet writers used by
 //! `healthgap synth`.
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod design;
 pub mod error;
 pub mod filter;

@@ -20,6 +20,8 @@
 //! logistic regression by default) or argmin (a hand-written Newton is 5× faster
 //! on these problems).
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod bootstrap;
 pub mod covariates;
 pub mod design;

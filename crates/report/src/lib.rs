@@ -11,6 +11,8 @@
 //! paragraph) is built once in [`view`] and rendered by [`html`] and
 //! [`markdown`].
 
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod csv;
 pub mod figures;
 pub mod format;
