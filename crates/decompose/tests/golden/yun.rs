@@ -34,7 +34,7 @@ const COLUMNS: [&str; 9] = [
 fn cohort() -> Cohort {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/yun/cohort.csv"
+        "/../../tests/golden/yun/cohort.csv"
     ))
     .unwrap();
     let mut lines = text.lines();
@@ -174,10 +174,7 @@ fn row<'a>(
 }
 
 fn close(a: f64, b: f64, rel: f64, what: &str) {
-    assert!(
-        (a - b).abs() <= rel * b.abs().max(1e-8),
-        "{what}: {a} vs {b}"
-    );
+    crate::util::tol::relative(a, b, rel, 1e-8, what);
 }
 
 #[test]
@@ -185,7 +182,7 @@ fn yun_decomposition_matches_the_hand_computation() {
     let c = cohort();
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/yun/expected.json"
+        "/../../tests/golden/yun/expected.json"
     );
     let e: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

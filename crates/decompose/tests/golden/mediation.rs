@@ -8,7 +8,7 @@ use healthgap_decompose::mediation::{Family, MediationInput, closed_form, fit, r
 /// A CSV as text columns.
 fn text_csv(name: &str) -> HashMap<String, Vec<String>> {
     let path = format!(
-        "{}/tests/golden/mediation/{name}",
+        "{}/../../tests/golden/mediation/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(path).unwrap();
@@ -52,13 +52,13 @@ fn dummies(name: &str, v: &[String]) -> Vec<(String, Vec<f64>)> {
 fn expected() -> serde_json::Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/mediation/expected.json"
+        "/../../tests/golden/mediation/expected.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn close(a: f64, b: f64, tol: f64, what: &str) {
-    assert!((a - b).abs() <= tol, "{what}: {a} vs {b}");
+    crate::util::tol::absolute(a, b, tol, what);
 }
 
 #[test]
