@@ -6,7 +6,7 @@
 
 use super::{Setup, Target};
 use crate::inference::Key;
-use crate::mediation::{e_value, e_value_of_limit};
+use crate::sensitivity::{e_value, e_value_of_limit};
 use crate::shares::ShareSpec;
 
 /// Shares of the initial disparity: the Shapley reduction by target, and
