@@ -9,7 +9,8 @@
 //! Methods: [`crude`], [`oaxaca`] (linear) and [`nonlinear`] (Yun, Fairlie),
 //! [`gelbach`], [`hospital`], [`reduction`] and [`mediation`]; their shared
 //! inference (delta methods, bootstrap, failure policy, `se_method`) is in
-//! [`inference`].
+//! [`inference`], and their sensitivity analyses (E-values, ρ-sensitivity) in
+//! [`sensitivity`].
 
 pub mod cells;
 pub use healthgap_models::covariates;
@@ -25,6 +26,7 @@ pub mod privacy;
 pub mod reduction;
 pub mod result;
 pub mod sample;
+pub mod sensitivity;
 pub mod shares;
 pub mod spec;
 pub mod terms;

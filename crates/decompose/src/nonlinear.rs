@@ -41,7 +41,9 @@ use healthgap_models::bootstrap::stream_key;
 use healthgap_models::linalg::{COLLINEARITY_TOL, ranked_inverse};
 use healthgap_models::moments::Moments;
 use healthgap_models::vcov::{JointPart, joint_cr1};
-use healthgap_models::{Design, Glm, GlmFit, Link, ModelError, SmallSample, VcovKind};
+use healthgap_models::{
+    Design, Glm, GlmFit, Link, ModelError, ModelSummary, SmallSample, VcovKind,
+};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -848,12 +850,12 @@ fn inference_note(one_step: bool, cotton_delta: bool) -> Option<String> {
     (!notes.is_empty()).then(|| notes.join("; "))
 }
 
-/// The nonlinear decomposition with its inference.
-pub fn nonlinear(
+/// The inputs a nonlinear decomposition cannot take: an absorbed many-level
+/// categorical, and `vce = "model"` with a pooled or Neumark β*.
+fn check_supported(
     input: &NonlinearInput<'_>,
     inference: &InferenceSpec,
-    progress: &(dyn Fn() + Sync),
-) -> Result<MethodOutput, DecomposeError> {
+) -> Result<(), DecomposeError> {
     if input.covariates.absorbed.is_some() {
         return Err(DecomposeError::Input(
             "a logit/probit decomposition cannot absorb a many-level categorical (hospital_id): \
@@ -876,50 +878,55 @@ pub fn nonlinear(
                 .into(),
         ));
     }
-    let mut warnings = Vec::new();
-    let n = group_sizes(input.sample.group, input.sample.labels, "the decomposition")?;
-    let mut data = Data::new(input, input.sample.weights, input.sample.group);
-    let clustered = input.sample.cluster.is_some();
-    if !clustered && inference.vce != Vce::Model {
-        // The robust delta method: each row its own unit of the joint sandwich.
-        data.cluster = (0..data.n as u32).collect();
-        data.clusters = data.n;
-    }
-    let fits = fit_models(&data, input, clustered || inference.vce != Vce::Model, None)
-        .map_err(|(who, e)| model_error(input, who, e))?;
-    for f in &fits.models {
-        warnings.extend(f.warnings.iter().cloned());
-        if !f.converged {
-            warnings.push(format!(
-                "a {} model did not converge ({} iterations, max |score| {:.2e})",
-                f.link.name(),
-                f.iterations,
-                f.max_score
-            ));
+    Ok(())
+}
+
+impl<'a> Setup<'a> {
+    /// The terms, the row keys (Yun's with their shares, then Fairlie's) and
+    /// the factor blocks.
+    fn new(input: &'a NonlinearInput<'a>) -> Setup<'a> {
+        let terms = Terms::new(input.covariates, input.normalize);
+        let mut keys: Vec<Key> = vec![("gap".into(), None, None)];
+        keys.extend(terms.keys(&["explained", "unexplained"], &["unexplained"]));
+        let shares = SHARES.keys(&keys);
+        keys.extend(shares);
+        let fairlie_from = keys.len();
+        let blocks = input.covariates.factors();
+        if input.fairlie_orderings > 0 {
+            keys.push(("fairlie_explained".into(), None, None));
+            for b in &blocks {
+                keys.push(("fairlie_explained".into(), Some(b.clone()), None));
+            }
+        }
+        Setup {
+            input,
+            terms,
+            shares: SHARES.positions(&keys[..fairlie_from]),
+            keys,
+            fairlie_from,
+            blocks,
         }
     }
-    let terms = Terms::new(input.covariates, input.normalize);
-    let mut keys: Vec<Key> = vec![("gap".into(), None, None)];
-    keys.extend(terms.keys(&["explained", "unexplained"], &["unexplained"]));
-    let shares = SHARES.keys(&keys);
-    keys.extend(shares);
-    let fairlie_from = keys.len();
-    let blocks = input.covariates.factors();
-    if input.fairlie_orderings > 0 {
-        keys.push(("fairlie_explained".into(), None, None));
-        for b in &blocks {
-            keys.push(("fairlie_explained".into(), Some(b.clone()), None));
-        }
-    }
-    let setup = Setup {
-        input,
-        terms,
-        shares: SHARES.positions(&keys[..fairlie_from]),
-        keys,
-        fairlie_from,
-        blocks,
-    };
-    let theta = theta_of(&fits);
+}
+
+/// Every row's point value and the delta method's variances.
+struct Point {
+    /// Yun's rows, then Fairlie's.
+    values: Vec<f64>,
+    /// The delta method's variances (NaN where no row uses them).
+    delta_var: Vec<f64>,
+}
+
+/// Every row's point value (Yun's, then Fairlie's) and, where rows use them,
+/// the delta method's variances.
+fn point_rows(
+    data: &Data,
+    fits: &Fits,
+    setup: &Setup<'_>,
+    inference: &InferenceSpec,
+) -> Result<Point, DecomposeError> {
+    let input = setup.input;
+    let theta = theta_of(fits);
     let link = input.link;
     let (xr, yr, wr) = data.means(0, None);
     let (xc, yc, wc) = data.means(1, None);
@@ -930,7 +937,7 @@ pub fn nonlinear(
     let (frs, grs) = data.mean_f(link, 0, &bs, None, true);
     let mut point = setup.yun(&theta, [fcs, frs, gap], &xr, &xc, w);
     let (fair, fair_grad) = if input.fairlie_orderings > 0 {
-        fairlie(&data, &setup, link, &bs)
+        fairlie(data, setup, link, &bs)
     } else {
         (Vec::new(), Vec::new())
     };
@@ -947,9 +954,9 @@ pub fn nonlinear(
     let delta_var = if needs_delta {
         yun_delta_variance(
             &YunPoint {
-                data: &data,
-                fits: &fits,
-                setup: &setup,
+                data,
+                fits,
+                setup,
                 theta: &theta,
                 x: [&xr, &xc],
                 y: [yr, yc],
@@ -965,6 +972,19 @@ pub fn nonlinear(
     } else {
         vec![f64::NAN; setup.keys.len()]
     };
+    Ok(Point {
+        values: point,
+        delta_var,
+    })
+}
+
+/// The models' summaries (CR1 with a cluster, iid with `vce = "model"`, HC1
+/// otherwise).
+fn model_summaries(
+    fits: &Fits,
+    input: &NonlinearInput<'_>,
+    inference: &InferenceSpec,
+) -> Result<Vec<ModelSummary>, DecomposeError> {
     let level = inference.level;
     let mut models = Vec::new();
     let labels = [
@@ -990,6 +1010,25 @@ pub fn nonlinear(
         .map_err(DecomposeError::Model)?;
         models.push(f.summary(label, &vc, level));
     }
+    Ok(models)
+}
+
+/// The rows with their inference: the delta method, the cluster bootstrap
+/// (each replicate refitted to convergence, or one Fisher-scoring step with
+/// Fairlie's rows kept at the delta method) or the row bootstrap.
+fn inferred_rows(
+    data: &Data,
+    fits: &Fits,
+    setup: &Setup<'_>,
+    pt: &Point,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+    warnings: &mut Vec<String>,
+) -> Inferred {
+    let input = setup.input;
+    let (point, delta_var) = (&pt.values, &pt.delta_var);
+    let clustered = input.sample.cluster.is_some();
+    let level = inference.level;
     let nyun = setup.fairlie_from;
     let yun_keys = &setup.keys[..nyun];
     let delta_how = if clustered {
@@ -1006,11 +1045,11 @@ pub fn nonlinear(
             delta_how,
         ));
     };
-    let inferred = match (inference.method, input.sample.cluster) {
+    match (inference.method, input.sample.cluster) {
         (Method::Delta, _) => Inferred::delta(delta_rows(
             &setup.keys,
-            &point,
-            Some(&delta_var),
+            point,
+            Some(delta_var),
             level,
             delta_how,
         )),
@@ -1034,90 +1073,152 @@ pub fn nonlinear(
                         grp[i] = gi;
                     }
                 }
-                replicate_rows(&setup, &Data::new(input, Some(&w), &grp), &fits)
+                replicate_rows(setup, &Data::new(input, Some(&w), &grp), fits)
             };
-            let booted = bootstrap_rows(&setup.keys, &point, inference, g, None, stat, progress);
-            Inferred::booted(booted, &mut warnings)
+            let booted = bootstrap_rows(&setup.keys, point, inference, g, None, stat, progress);
+            Inferred::booted(booted, warnings)
         }
         (Method::Bootstrap, Some(Cluster { count: g, .. })) => {
             // One Fisher-scoring step per model from per-cluster scores and information.
-            let steps: Vec<Moments> = fits
-                .models
-                .iter()
-                .map(|f| {
-                    let parts = f.sandwich_parts();
-                    let info = info_weights(f);
-                    let y: Vec<f64> = parts
-                        .u
-                        .iter()
-                        .zip(&info)
-                        .map(|(u, i)| u / i.max(1e-300))
-                        .collect();
-                    let cols: Vec<&[f64]> = (0..parts.k)
-                        .map(|a| &parts.x[a * parts.n..(a + 1) * parts.n])
-                        .collect();
-                    let codes = f.work.cluster.clone().unwrap_or_default();
-                    Moments::from_columns(&y, &cols, &f.names, Some(&info), &codes, g)
-                })
-                .collect();
-            let stat = |m: &[f64]| -> Result<Vec<f64>, String> {
-                let mut coefs = Vec::new();
-                for (f, mom) in fits.models.iter().zip(&steps) {
-                    let t = mom.total(Some(m));
-                    let k = f.coef.len();
-                    let inv = ranked_inverse(&t.xx, k, COLLINEARITY_TOL);
-                    if !inv.dropped.is_empty() {
-                        return Err("singular information in a replicate".into());
-                    }
-                    coefs.push(
-                        (0..k)
-                            .map(|a| {
-                                f.coef[a]
-                                    + (0..k)
-                                        .map(|b| inv.inverse[a * k + b] * t.xy[b])
-                                        .sum::<f64>()
-                            })
-                            .collect::<Vec<f64>>(),
-                    );
-                }
-                let t = Theta {
-                    br: coefs[0].clone(),
-                    bc: coefs[1].clone(),
-                    bp: coefs
-                        .get(2)
-                        .map(|c| c[fits.star_skip..].to_vec())
-                        .unwrap_or_default(),
-                };
-                let (xr, yr, wr) = data.means(0, Some(m));
-                let (xc, yc, wc) = data.means(1, Some(m));
-                let w = [wr, wc];
-                let bs = setup.star(&t, w);
-                let (fc, _) = data.mean_f(link, 1, &bs, Some(m), false);
-                let (fr, _) = data.mean_f(link, 0, &bs, Some(m), false);
-                Ok(setup.yun(&t, [fc, fr, yc - yr], &xr, &xc, w))
-            };
+            let steps = one_step_moments(fits, g);
+            let stat = |m: &[f64]| one_step_rows(data, fits, setup, &steps, m);
             if inference.stratify {
                 warnings.push("stratify ignored: clusters hold patients of both groups".into());
             }
             let booted =
                 bootstrap_rows(yun_keys, &point[..nyun], inference, g, None, stat, progress);
-            let mut inferred = Inferred::booted(booted, &mut warnings);
+            let mut inferred = Inferred::booted(booted, warnings);
             fairlie_delta(&mut inferred.rows);
             inferred
         }
         (Method::Bootstrap, None) => {
             let booted = row_bootstrap(
                 &setup.keys,
-                &point,
+                point,
                 inference,
                 input.sample.group,
                 input.sample.weights,
-                |wts, grp| replicate_rows(&setup, &Data::new(input, Some(wts), grp), &fits),
+                |wts, grp| replicate_rows(setup, &Data::new(input, Some(wts), grp), fits),
                 progress,
             );
-            Inferred::booted(booted, &mut warnings)
+            Inferred::booted(booted, warnings)
         }
+    }
+}
+
+/// The one-step bootstrap's per-cluster sums of each model: the score over
+/// the information weight as the working response, with the information
+/// weights.
+fn one_step_moments(fits: &Fits, g: usize) -> Vec<Moments> {
+    fits.models
+        .iter()
+        .map(|f| {
+            let parts = f.sandwich_parts();
+            let info = info_weights(f);
+            let y: Vec<f64> = parts
+                .u
+                .iter()
+                .zip(&info)
+                .map(|(u, i)| u / i.max(1e-300))
+                .collect();
+            let cols: Vec<&[f64]> = (0..parts.k)
+                .map(|a| &parts.x[a * parts.n..(a + 1) * parts.n])
+                .collect();
+            let codes = f.work.cluster.clone().unwrap_or_default();
+            Moments::from_columns(&y, &cols, &f.names, Some(&info), &codes, g)
+        })
+        .collect()
+}
+
+/// One cluster-bootstrap replicate's Yun rows under the one-step bootstrap:
+/// each model one Fisher-scoring step from the full-sample fit, then the
+/// means, β* and Yun's rows at the replicate's multiplicities `m`.
+fn one_step_rows(
+    data: &Data,
+    fits: &Fits,
+    setup: &Setup<'_>,
+    steps: &[Moments],
+    m: &[f64],
+) -> Result<Vec<f64>, String> {
+    let link = setup.input.link;
+    let mut coefs = Vec::new();
+    for (f, mom) in fits.models.iter().zip(steps) {
+        let t = mom.total(Some(m));
+        let k = f.coef.len();
+        let inv = ranked_inverse(&t.xx, k, COLLINEARITY_TOL);
+        if !inv.dropped.is_empty() {
+            return Err("singular information in a replicate".into());
+        }
+        coefs.push(
+            (0..k)
+                .map(|a| {
+                    f.coef[a]
+                        + (0..k)
+                            .map(|b| inv.inverse[a * k + b] * t.xy[b])
+                            .sum::<f64>()
+                })
+                .collect::<Vec<f64>>(),
+        );
+    }
+    let t = Theta {
+        br: coefs[0].clone(),
+        bc: coefs[1].clone(),
+        bp: coefs
+            .get(2)
+            .map(|c| c[fits.star_skip..].to_vec())
+            .unwrap_or_default(),
     };
+    let (xr, yr, wr) = data.means(0, Some(m));
+    let (xc, yc, wc) = data.means(1, Some(m));
+    let w = [wr, wc];
+    let bs = setup.star(&t, w);
+    let (fc, _) = data.mean_f(link, 1, &bs, Some(m), false);
+    let (fr, _) = data.mean_f(link, 0, &bs, Some(m), false);
+    Ok(setup.yun(&t, [fc, fr, yc - yr], &xr, &xc, w))
+}
+
+/// The nonlinear decomposition with its inference.
+pub fn nonlinear(
+    input: &NonlinearInput<'_>,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    check_supported(input, inference)?;
+    let mut warnings = Vec::new();
+    let n = group_sizes(input.sample.group, input.sample.labels, "the decomposition")?;
+    let mut data = Data::new(input, input.sample.weights, input.sample.group);
+    let clustered = input.sample.cluster.is_some();
+    if !clustered && inference.vce != Vce::Model {
+        // The robust delta method: each row its own unit of the joint sandwich.
+        data.cluster = (0..data.n as u32).collect();
+        data.clusters = data.n;
+    }
+    let fits = fit_models(&data, input, clustered || inference.vce != Vce::Model, None)
+        .map_err(|(who, e)| model_error(input, who, e))?;
+    for f in &fits.models {
+        warnings.extend(f.warnings.iter().cloned());
+        if !f.converged {
+            warnings.push(format!(
+                "a {} model did not converge ({} iterations, max |score| {:.2e})",
+                f.link.name(),
+                f.iterations,
+                f.max_score
+            ));
+        }
+    }
+    let setup = Setup::new(input);
+    let point = point_rows(&data, &fits, &setup, inference)?;
+    let models = model_summaries(&fits, input, inference)?;
+    let inferred = inferred_rows(
+        &data,
+        &fits,
+        &setup,
+        &point,
+        inference,
+        progress,
+        &mut warnings,
+    );
+    let nyun = setup.fairlie_from;
     let one_step = inference.method == Method::Bootstrap && clustered && inference.one_step;
     if one_step && nyun < setup.keys.len() {
         warnings.push(

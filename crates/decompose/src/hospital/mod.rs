@@ -1,0 +1,300 @@
+//! Care-site analysis (METHODS.md §7): is the gap about *where* patients are
+//! treated or *how* they are treated in the same hospital?
+//!
+//! 1. **Kitagawa split** with s_gh = group g's (weighted) share treated at
+//!    hospital h and μ_gh its outcome mean there:
+//!    Δ = Σ_h (s_ch − s_rh) μ_rh [between] + Σ_h s_ch (μ_ch − μ_rh) [within].
+//!    Reference rates: where hospital h has no reference patients, μ_rh := μ_ch
+//!    (its patients count as between, none as within; as in the generator's
+//!    truth). Symmetric variant: between = Σ_h (s_ch − s_rh)(μ_ch + μ_rh)/2,
+//!    within = Σ_h (s_ch + s_rh)/2 (μ_ch − μ_rh). Risk-adjusted: the same split
+//!    of ỹ = y − x'β, β from the pooled LPM with the group indicator and hospital
+//!    fixed effects over the `adjust` covariates.
+//! 2. **Fixed-effect contrast**: the coefficient on 1{c} in the LPM over the
+//!    `adjust` covariates without and with absorbed hospital effects, and their
+//!    difference (the part of the adjusted gap due to where patients are
+//!    treated); for binary outcomes also logit and FE logit (odds ratios and
+//!    average marginal effects; the FE logit carries the incidental-parameter
+//!    bias of O(1/n_h)).
+//! 3. **Profiling**: risk-standardized rate per hospital, O_h/E_h × ȳ with
+//!    E_h = Σ_{i∈h} p̂_i from a patient-level model of the `adjust` covariates
+//!    (logit for binary outcomes, OLS otherwise) over all patients; percentile
+//!    intervals from resampling patients within each hospital (model held
+//!    fixed); concentration of the comparison group at the top 5% / 25% of
+//!    hospitals by its volume, and the concentration curve (each group's
+//!    cumulative share of patients at the top 5%, 10%, …, 100% of hospitals
+//!    ranked by comparison-group volume; shares rounded to multiples of
+//!    max(1%, min_cell / group size) so that no hospital's suppressed counts
+//!    can be recovered from a step); minority-serving hospitals (top decile of the
+//!    comparison group's share) against the rest.
+//!
+//! Linear parts come from per-cell moments ([`crate::cells`]) with the cluster
+//! delta method or the cluster bootstrap; without a `[design] cluster`, the
+//! hospital is the cluster.
+
+use crate::covariates::{Absorbed, Covariates};
+use crate::error::{DecomposeError, group_sizes};
+use crate::inference::InferenceSpec;
+use crate::result::MethodOutput;
+use crate::sample::{Cluster, Sample};
+use crate::shares::unstable_shares;
+use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
+
+use fe_contrast::{Rows, all_fe_contrast, logit_contrasts};
+use kitagawa::{SHARES, cell_rows, common_support_warning};
+use profile::profile;
+
+mod fe_contrast;
+mod kitagawa;
+mod profile;
+
+/// `method = "hospital"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HospitalSpec {
+    /// The hospital column.
+    pub hospital: String,
+    /// Adjustment (variables or blocks; default none).
+    #[serde(default)]
+    pub adjust: Vec<String>,
+    /// Further fixed-effect sets for the FE contrast (e.g. surgeon).
+    #[serde(default)]
+    pub absorb: Vec<String>,
+    /// Replace hospital ids by pseudonyms in hospitals.csv (default false).
+    #[serde(default)]
+    pub pseudonymize: bool,
+}
+
+impl Spec for HospitalSpec {
+    fn name(&self) -> &'static str {
+        "hospital"
+    }
+
+    fn run(
+        &self,
+        sample: &Sample<'_>,
+        designs: &dyn Designs,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let name = &self.hospital;
+        let adjust: Vec<String> = designs
+            .expand(&self.adjust)
+            .into_iter()
+            .filter(|v| v != name)
+            .collect();
+        let cov = designs.covariates(&adjust)?;
+        if let Some(t) = &cov.absorbed {
+            return Err(DecomposeError::Input(format!(
+                "`{}` in `adjust` has many levels and would be absorbed; adjust for it with \
+                 `absorb = [\"{}\"]` instead",
+                t.variable, t.variable
+            )));
+        }
+        let fixed_effects = |name: &str| {
+            designs.absorbed(name, "care_site").ok_or_else(|| {
+                DecomposeError::Input(format!(
+                    "`{name}` must be categorical; declare it in [variables] as {{ type = \
+                     \"categorical\" }}"
+                ))
+            })
+        };
+        let extra_fe = self
+            .absorb
+            .iter()
+            .map(|n| fixed_effects(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let input = HospitalInput {
+            sample,
+            covariates: &cov,
+            hospital: fixed_effects(name)?,
+            extra_fe,
+            pseudonymize: self.pseudonymize,
+        };
+        let out = hospital(&input, inference, progress)?;
+        // Always clustered (by the hospital when no cluster is configured).
+        let clustered = inference.clustered();
+        let mut ran = Ran::delta(
+            out.output,
+            &clustered,
+            Some(sample.cluster_name().unwrap_or(name)),
+        );
+        ran.hospitals = out.hospitals;
+        Ok(ran)
+    }
+
+    fn roles(&self) -> Vec<Role> {
+        vec![
+            Role::absorbed("hospital", std::slice::from_ref(&self.hospital)),
+            Role::covariates("adjust", &self.adjust),
+            Role::absorbed("absorb", &self.absorb),
+        ]
+    }
+
+    fn breakdown(&self) -> Option<Breakdown> {
+        Some(Breakdown {
+            total: ("gap", SHARES.total),
+            parts: Parts::One {
+                quantity: "between_hospital",
+                variable: self.hospital.clone(),
+                suffix: " (between hospitals)".into(),
+            },
+            rest: ("within hospitals", "within_hospital"),
+        })
+    }
+
+    fn describe(&self, _: &Context, cite: &mut Vec<&'static str>) -> String {
+        cite.extend([cite::KITAGAWA, cite::KRUMHOLZ]);
+        format!(
+            "The care-site analysis split the gap into between- and within-hospital parts \
+             (Kitagawa 1955), compared the group coefficient of a linear probability model \
+             adjusting for {} without and with {} fixed effects, and profiled hospitals by \
+             risk-standardized rates (observed over expected times the overall rate; Krumholz \
+             et al. 2006).",
+            joined(&self.adjust),
+            self.hospital
+        )
+    }
+}
+
+/// Inputs of one care-site analysis.
+pub struct HospitalInput<'a> {
+    /// The outcome, groups, weights and cluster.
+    pub sample: &'a Sample<'a>,
+    /// Adjustment covariates (no absorbed variable).
+    pub covariates: &'a Covariates,
+    /// The hospital variable.
+    pub hospital: Absorbed,
+    /// Further fixed-effect sets for the FE contrast (e.g. surgeon).
+    pub extra_fe: Vec<Absorbed>,
+    /// Replace hospital labels by pseudonyms (H001, …, in a seeded random order).
+    pub pseudonymize: bool,
+}
+
+/// One hospital's profile (suppressed cells are None).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HospitalRow {
+    /// Hospital label (or pseudonym).
+    pub hospital: String,
+    /// Patients.
+    pub n: Option<usize>,
+    /// Reference-group patients.
+    pub n_reference: Option<usize>,
+    /// Comparison-group patients.
+    pub n_comparison: Option<usize>,
+    /// Comparison group's share of the hospital's patients.
+    pub comparison_share: Option<f64>,
+    /// Minority-serving (top decile of the comparison group's share).
+    pub minority_serving: bool,
+    /// Observed outcome mean.
+    pub observed: Option<f64>,
+    /// Expected outcome mean under the patient-level model.
+    pub expected: Option<f64>,
+    /// n is hidden only so that another hospital's small count cannot be
+    /// recovered by difference (it is not small itself).
+    pub n_complementary: bool,
+    /// The same for the group counts.
+    pub groups_complementary: bool,
+    /// Risk-standardized rate O/E × overall mean.
+    pub risk_standardized: Option<f64>,
+    /// Lower limit.
+    pub rs_low: Option<f64>,
+    /// Upper limit.
+    pub rs_high: Option<f64>,
+}
+
+impl HospitalRow {
+    /// Suppresses the observed, expected and risk-standardized rates.
+    fn hide_rates(&mut self) {
+        self.observed = None;
+        self.expected = None;
+        self.risk_standardized = None;
+        self.rs_low = None;
+        self.rs_high = None;
+    }
+}
+
+/// The analysis output plus the hospital table.
+#[derive(Debug, Clone)]
+pub struct HospitalOutput {
+    /// Rows, models, warnings.
+    pub output: MethodOutput,
+    /// Per-hospital profiles (for hospitals.csv).
+    pub hospitals: Vec<HospitalRow>,
+}
+
+/// The care-site analysis with its inference.
+pub fn hospital(
+    input: &HospitalInput<'_>,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<HospitalOutput, DecomposeError> {
+    let mut warnings = Vec::new();
+    let n = group_sizes(
+        input.sample.group,
+        input.sample.labels,
+        "the hospital analysis",
+    )?;
+    let h = &input.hospital;
+    let cluster = input.sample.cluster.unwrap_or(Cluster {
+        name: &h.variable,
+        codes: &h.codes,
+        count: h.levels,
+    });
+    warnings.extend(common_support_warning(input, n));
+    let (mut estimates, mut models, mut inferred) =
+        cell_rows(input, cluster, inference, progress, &mut warnings)?;
+    // Several FE sets: the LPM with all of them, row level.
+    let pair = Rows {
+        idx: (0..input.sample.group.len())
+            .filter(|&i| input.sample.group[i] <= 1)
+            .collect(),
+    };
+    if !input.extra_fe.is_empty() {
+        all_fe_contrast(
+            input,
+            &pair,
+            cluster,
+            inference.level,
+            &mut estimates,
+            &mut models,
+            &mut warnings,
+        )?;
+    }
+    // Logit contrasts.
+    if input.sample.binary {
+        logit_contrasts(
+            input,
+            &pair,
+            cluster,
+            inference,
+            &mut estimates,
+            &mut models,
+            &mut warnings,
+        )?;
+    }
+    // Profiling.
+    let profile = profile(input, inference, cluster)?;
+    estimates.extend(profile.estimates);
+    models.push(profile.model);
+    warnings.extend(profile.warnings);
+    inferred.withhold(profile.withheld, &mut warnings);
+    unstable_shares(&mut estimates, &SHARES, &mut warnings);
+    Ok(HospitalOutput {
+        output: MethodOutput {
+            estimates,
+            models,
+            warnings,
+            replicates_ok: inferred.replicates_ok,
+            withheld: inferred.withheld,
+            balance: Vec::new(),
+            inference_note: input.sample.binary.then(|| {
+                "the ame_* rows' SEs go through the group coefficient only (the other \
+                 coefficients, the hospital effects and the covariate distribution held fixed)"
+                    .to_string()
+            }),
+            n: n[0] + n[1],
+        },
+        hospitals: profile.rows,
+    })
+}
