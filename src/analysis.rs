@@ -390,7 +390,7 @@ impl Designs for CohortDesigns<'_> {
         }
         let built = healthgap_cohort::design::build(self.cohort, variables)
             .map(Arc::new)
-            .map_err(|e| DecomposeError::Input(format!("analysis `{}`: {e}", self.analysis)))?;
+            .map_err(|e| DecomposeError::Design(format!("analysis `{}`: {e}", self.analysis)))?;
         self.built
             .borrow_mut()
             .push((variables.to_vec(), Arc::clone(&built)));

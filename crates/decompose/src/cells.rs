@@ -475,20 +475,16 @@ pub fn singular_error(e: ModelError, who: &str) -> DecomposeError {
     match e {
         ModelError::Singular { columns, .. } => {
             let one = columns.len() == 1;
-            DecomposeError::Input(format!(
-                "the {who} is singular: {} {} no variation there or {} collinear with other \
-                 columns; merge rare levels ([variables] NAME = {{ type = \"categorical\", \
-                 min_count = 11 }} merges levels with fewer rows into `other`), remove the \
-                 variable from [factors], or, for a many-level categorical such as a hospital, \
-                 absorb it ([variables] NAME = {{ type = \"categorical\", absorb = true }})",
-                if columns.is_empty() {
+            DecomposeError::Singular {
+                model: who.to_string(),
+                columns: if columns.is_empty() {
                     "some columns".to_string()
                 } else {
                     columns.join(", ")
                 },
-                if one { "has" } else { "have" },
-                if one { "is" } else { "are" },
-            ))
+                has: if one { "has" } else { "have" },
+                is: if one { "is" } else { "are" },
+            }
         }
         e => DecomposeError::Model(e),
     }

@@ -119,7 +119,7 @@ pub fn group_means(input: &CrudeInput<'_>) -> Result<GroupMeans, DecomposeError>
         n[g as usize] += 1;
     }
     if n[0] == 0 || n[1] == 0 {
-        return Err(DecomposeError::Input("both groups need rows".into()));
+        return Err(DecomposeError::BothGroupsNeedRows);
     }
     let m = [swy[0] / sw[0], swy[1] / sw[1]];
     let u = |i: usize, g: usize| w(i) * (input.sample.y[i] - m[g]) / sw[g];

@@ -69,10 +69,9 @@ impl Spec for GelbachSpec {
         let all: Vec<String> = base.iter().chain(&added).cloned().collect();
         let cov = designs.covariates(&all)?;
         if let Some(a) = cov.absorbed.as_ref().filter(|a| base.contains(&a.variable)) {
-            return Err(DecomposeError::Input(format!(
-                "`{}` is absorbed (many levels) and cannot be in `base`; move it to `added`",
-                a.variable
-            )));
+            return Err(DecomposeError::AbsorbedInBase {
+                variable: a.variable.clone(),
+            });
         }
         let input = GelbachInput {
             sample,
@@ -583,11 +582,7 @@ pub fn gelbach(
         "the Gelbach decomposition",
     )?;
     if input.base_columns == input.covariates.columns.len() && input.covariates.absorbed.is_none() {
-        return Err(DecomposeError::Input(
-            "nothing is added to the base model: list in `added` variables or blocks that are \
-             not in `base`"
-                .into(),
-        ));
+        return Err(DecomposeError::NothingAdded);
     }
     let cluster = input.sample.units();
     let cells = Cells::build(

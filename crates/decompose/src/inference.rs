@@ -623,7 +623,10 @@ where
             let (v, how) = match (analytic()?, clusters) {
                 (Some((v, how)), _) => (Some(v), how),
                 (None, Some(g)) => (
-                    Some(cluster_delta_variance(g, stat).map_err(crate::DecomposeError::Input)?),
+                    Some(
+                        cluster_delta_variance(g, stat)
+                            .map_err(crate::DecomposeError::Statistic)?,
+                    ),
                     SeMethod::DeltaCluster,
                 ),
                 (None, None) => (None, SeMethod::None),

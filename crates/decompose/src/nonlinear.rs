@@ -516,7 +516,7 @@ fn model_error(input: &NonlinearInput<'_>, who: usize, e: ModelError) -> Decompo
     };
     match e {
         ModelError::Singular { .. } => crate::cells::singular_error(e, &name),
-        e => DecomposeError::Input(format!("the {name} failed: {e}")),
+        error => DecomposeError::Fit { model: name, error },
     }
 }
 
@@ -857,13 +857,7 @@ fn check_supported(
     inference: &InferenceSpec,
 ) -> Result<(), DecomposeError> {
     if input.covariates.absorbed.is_some() {
-        return Err(DecomposeError::Input(
-            "a logit/probit decomposition cannot absorb a many-level categorical (hospital_id): \
-             group-specific hospital effects of a binary outcome are not identified in hospitals \
-             without events. Use model = \"linear\" for the care-site term, or describe hospitals \
-             by covariates (volume, teaching) in the care_site block"
-                .into(),
-        ));
+        return Err(DecomposeError::AbsorbedInNonlinear);
     }
     if input.sample.cluster.is_none()
         && inference.vce == Vce::Model
@@ -872,11 +866,9 @@ fn check_supported(
             Coefficients::Pooled | Coefficients::Neumark
         )
     {
-        return Err(DecomposeError::Input(
-            "vce = \"model\" is not derived for pooled or neumark coefficients: β*'s model is \
-             fitted on the same rows as both group models; use vce = \"robust\" (the default)"
-                .into(),
-        ));
+        return Err(DecomposeError::ModelVarianceNotDerived {
+            coefficients: input.coefficients.as_str(),
+        });
     }
     Ok(())
 }

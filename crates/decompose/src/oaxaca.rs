@@ -188,16 +188,14 @@ impl Spec for OaxacaSpec {
             Model::Probit => Link::Probit,
         };
         if !sample.binary {
-            return Err(DecomposeError::Input(format!(
-                "model = \"{}\" needs a binary outcome, and `{}` is continuous; use model = \
-                 \"linear\" for it",
-                if link == Link::Logit {
+            return Err(DecomposeError::NotBinary {
+                model: if link == Link::Logit {
                     "logit"
                 } else {
                     "probit"
                 },
-                sample.outcome
-            )));
+                outcome: sample.outcome.to_string(),
+            });
         }
         let input = NonlinearInput {
             sample,
@@ -610,11 +608,11 @@ fn theta_jacobian(setup: &Setup, point: &Params) -> Result<Vec<Vec<f64>>, Decomp
         t[j] += h;
         let up = setup
             .values(&from_theta(&t))
-            .map_err(DecomposeError::Input)?;
+            .map_err(DecomposeError::Statistic)?;
         t[j] -= 2.0 * h;
         let down = setup
             .values(&from_theta(&t))
-            .map_err(DecomposeError::Input)?;
+            .map_err(DecomposeError::Statistic)?;
         for r in 0..nk {
             jac[r][j] = (up[r] - down[r]) / (2.0 * h);
         }
@@ -623,7 +621,7 @@ fn theta_jacobian(setup: &Setup, point: &Params) -> Result<Vec<Vec<f64>>, Decomp
     // ∂s = (∂P − s·∂T)/T.
     let at = setup
         .values(&from_theta(&theta))
-        .map_err(DecomposeError::Input)?;
+        .map_err(DecomposeError::Statistic)?;
     for (i, p, t) in setup.shares.iter() {
         jac[i] = (0..theta.len())
             .map(|j| (jac[p][j] - at[i] * jac[t][j]) / at[t])
@@ -904,8 +902,10 @@ pub fn linear(
         }
     }
     let models = fitted_models(&setup, input, inference.level)?;
-    let point_params = setup.params(None).map_err(DecomposeError::Input)?;
-    let point = setup.values(&point_params).map_err(DecomposeError::Input)?;
+    let point_params = setup.params(None).map_err(DecomposeError::Statistic)?;
+    let point = setup
+        .values(&point_params)
+        .map_err(DecomposeError::Statistic)?;
     if let Some(Cluster { count: g, .. }) = input.sample.cluster.filter(|c| c.count < 30) {
         warnings.push(format!(
             "only {g} clusters: cluster-robust standard errors are unreliable with fewer than about 30"
@@ -928,16 +928,9 @@ pub fn linear(
             Coefficients::Pooled | Coefficients::Neumark
         )
     {
-        return Err(DecomposeError::Input(format!(
-            "vce = \"model\" is not derived for coefficients = \"{}\": β* is fitted on the \
-             same rows as both group models, so their model-based variances are not \
-             independent; use vce = \"robust\" (the default), which stacks them",
-            if setup.coefficients == Coefficients::Pooled {
-                "pooled"
-            } else {
-                "neumark"
-            }
-        )));
+        return Err(DecomposeError::ModelVarianceNotDerived {
+            coefficients: setup.coefficients.as_str(),
+        });
     }
     let resampled = Resampled {
         keys: &setup.keys,

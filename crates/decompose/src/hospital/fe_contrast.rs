@@ -137,11 +137,12 @@ pub(super) fn logit_contrasts(
     let glm = Glm::logit();
     let fit = |fe: bool| -> Result<GlmFit, DecomposeError> {
         let d = pair.design(input, fe, cl).map_err(DecomposeError::Model)?;
-        glm.fit(&d, None).map_err(|e| {
-            DecomposeError::Input(format!(
-                "the logit {} hospital effects failed: {e}",
+        glm.fit(&d, None).map_err(|error| DecomposeError::Fit {
+            model: format!(
+                "logit {} hospital effects",
                 if fe { "with" } else { "without" }
-            ))
+            ),
+            error,
         })
     };
     let (f0, f1) = (fit(false)?, fit(true)?);

@@ -199,7 +199,7 @@ pub(super) fn cell_rows(
         .cells
         .fit(&setup.full, None)
         .map_err(|e| singular_error(e, "model with hospital effects"))?;
-    let point = setup.values(None).map_err(DecomposeError::Input)?;
+    let point = setup.values(None).map_err(DecomposeError::Statistic)?;
     let models: Vec<ModelSummary> = [
         ("LPM without hospital effects", &setup.base, &base, None),
         ("LPM with hospital effects", &setup.full, &full, Some(h)),

@@ -85,19 +85,16 @@ impl Spec for HospitalSpec {
             .collect();
         let cov = designs.covariates(&adjust)?;
         if let Some(t) = &cov.absorbed {
-            return Err(DecomposeError::Input(format!(
-                "`{}` in `adjust` has many levels and would be absorbed; adjust for it with \
-                 `absorb = [\"{}\"]` instead",
-                t.variable, t.variable
-            )));
+            return Err(DecomposeError::AbsorbedInAdjust {
+                variable: t.variable.clone(),
+            });
         }
         let fixed_effects = |name: &str| {
-            designs.absorbed(name, "care_site").ok_or_else(|| {
-                DecomposeError::Input(format!(
-                    "`{name}` must be categorical; declare it in [variables] as {{ type = \
-                     \"categorical\" }}"
-                ))
-            })
+            designs
+                .absorbed(name, "care_site")
+                .ok_or_else(|| DecomposeError::NotCategorical {
+                    variable: name.to_string(),
+                })
         };
         let extra_fe = self
             .absorb

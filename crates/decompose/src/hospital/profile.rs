@@ -162,11 +162,12 @@ fn risk_model(
     d.cluster = Some(cluster.codes.to_vec());
     d.n_clusters = cluster.count;
     let (expected, summary): (Vec<f64>, ModelSummary) = if input.sample.binary {
-        let f = Glm::logit().fit(&d, None).map_err(|e| {
-            DecomposeError::Input(format!(
-                "the profiling model (logit of the adjust covariates) failed: {e}"
-            ))
-        })?;
+        let f = Glm::logit()
+            .fit(&d, None)
+            .map_err(|error| DecomposeError::Fit {
+                model: "profiling model (logit of the adjust covariates)".into(),
+                error,
+            })?;
         let vc = f
             .vcov(VcovKind::Cr1, cluster.name, SmallSample::default())
             .map_err(DecomposeError::Model)?;

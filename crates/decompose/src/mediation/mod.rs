@@ -73,21 +73,17 @@ impl Spec for MediationSpec {
         let mediator = designs.covariates(&designs.expand(&self.mediators))?;
         if mediator.columns.len() != 1 || mediator.absorbed.is_some() {
             let cols: Vec<&str> = mediator.columns.iter().map(|c| c.name.as_str()).collect();
-            return Err(DecomposeError::Input(format!(
-                "mediation needs one mediator column, and `{}` gives {} ({}); list one numeric \
-                 or 0/1 variable in `mediators`, or use method = \"disparity_reduction\" for a \
-                 whole block",
-                self.mediators.join(", "),
-                mediator.columns.len() + usize::from(mediator.absorbed.is_some()),
-                cols.join(", ")
-            )));
+            return Err(DecomposeError::MediatorColumns {
+                mediators: self.mediators.join(", "),
+                count: mediator.columns.len() + usize::from(mediator.absorbed.is_some()),
+                columns: cols.join(", "),
+            });
         }
         let confounders = designs.covariates(&designs.expand(&self.confounders))?;
         if let Some(t) = &confounders.absorbed {
-            return Err(DecomposeError::Input(format!(
-                "confounder `{}` has many levels (absorbed); mediation needs explicit covariates",
-                t.variable
-            )));
+            return Err(DecomposeError::AbsorbedConfounder {
+                variable: t.variable.clone(),
+            });
         }
         let input = GroupMediationInput {
             sample,

@@ -99,11 +99,12 @@ impl Setup<'_> {
             if let (Some(levels), Some(a)) = (&data.levels, &self.input.covariates.absorbed) {
                 design = design.with_absorbed(&a.variable, levels);
             }
-            let fit = Glm::logit().fit(&design, None).map_err(|e| {
-                DecomposeError::Input(format!(
-                    "the density-ratio model for the targets {name} failed: {e}"
-                ))
-            })?;
+            let fit = Glm::logit()
+                .fit(&design, None)
+                .map_err(|error| DecomposeError::Fit {
+                    model: format!("density-ratio model for the targets {name}"),
+                    error,
+                })?;
             for w in &fit.warnings {
                 warnings.push(format!("density-ratio model for {name}: {w}"));
             }

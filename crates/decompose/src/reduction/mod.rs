@@ -383,7 +383,7 @@ pub fn disparity_reduction(
 ) -> Result<MethodOutput, DecomposeError> {
     let mut warnings = Vec::new();
     let (setup, summary) = Setup::new(input, inference, &mut warnings)?;
-    let point = setup.values(None).map_err(DecomposeError::Input)?;
+    let point = setup.values(None).map_err(DecomposeError::Statistic)?;
     if inference.method == Method::Delta {
         warnings.push("disparity_reduction uses the bootstrap (there is no delta method for the Monte-Carlo g-formula)".into());
     }
@@ -475,9 +475,7 @@ impl<'a> Setup<'a> {
     ) -> Result<(Setup<'a>, ModelSummary), DecomposeError> {
         let k = input.targets.len();
         if k == 0 || k > 6 {
-            return Err(DecomposeError::Input(format!(
-                "disparity_reduction needs 1 to 6 target blocks (the Shapley split visits all 2^K subsets); {k} given"
-            )));
+            return Err(DecomposeError::TargetCount { targets: k });
         }
         let layout = Layout::new(input, warnings)?;
         warnings.extend(positivity_warning(input, &layout));

@@ -141,11 +141,12 @@ pub(super) fn outcome_model(
     };
     let cname = input.sample.cluster.map_or("", |c| c.name);
     let (coef, summary): (Vec<f64>, ModelSummary) = if input.sample.binary {
-        let f = Glm::logit().fit(&design, None).map_err(|e| {
-            DecomposeError::Input(format!(
-                "the outcome model (logit on both groups) failed: {e}"
-            ))
-        })?;
+        let f = Glm::logit()
+            .fit(&design, None)
+            .map_err(|error| DecomposeError::Fit {
+                model: "outcome model (logit on both groups)".into(),
+                error,
+            })?;
         for (name, lv, r) in &f.dropped_fe {
             warnings.push(format!(
                 "outcome model: {lv} level(s) of `{name}` without events or without non-events ({} patients) get \
@@ -171,9 +172,7 @@ pub(super) fn outcome_model(
         )
     };
     if coef.len() != design.ncols() {
-        return Err(DecomposeError::Input(
-            "the outcome model dropped collinear columns; remove them from the blocks".into(),
-        ));
+        return Err(DecomposeError::CollinearOutcomeModel);
     }
     Ok((design, coef, summary))
 }
@@ -471,7 +470,7 @@ impl Setup<'_> {
         let input = self.input;
         let cov = input.covariates;
         let k = self.k;
-        let flat = self.model_parts(None).map_err(DecomposeError::Input)?;
+        let flat = self.model_parts(None).map_err(DecomposeError::Statistic)?;
         let kk = k + 1;
         let (step_y, step_w): (Vec<f64>, Vec<f64>) = {
             let mut ys = vec![0.0; input.sample.y.len()];
