@@ -1,10 +1,13 @@
 //! # healthgap-decompose
 //!
-//! The methods. Each takes plain arrays (outcome, group codes, design columns by
-//! block, clusters, weights) and returns an [`AnalysisResult`] of tidy
-//! [`Estimate`] rows with the DESIGN.md quantity names, plus the models it
-//! fitted and its warnings. Sign convention everywhere:
-//! gap = mean(comparison) − mean(reference).
+//! The methods. Each lives in one module with its options ([`MethodSpec`]'s
+//! variant, implementing [`Spec`]: run, roles, checks, breakdown, methods
+//! paragraph). Each takes a [`Sample`] (outcome, group codes and labels,
+//! weights, cluster) and its `Covariates` (design columns by block, built by
+//! the data layer through [`spec::Designs`]) and returns tidy [`Estimate`]
+//! rows with the DESIGN.md quantity names, plus the models it fitted and its
+//! warnings; an [`AnalysisResult`] checks its own identities. Sign
+//! convention everywhere: gap = mean(comparison) − mean(reference).
 //!
 //! Methods: [`crude`], [`oaxaca`] (linear) and [`nonlinear`] (Yun, Fairlie),
 //! [`gelbach`], [`hospital`], [`reduction`] and [`mediation`]; their shared
