@@ -16,7 +16,25 @@ use healthgap_report::suppress;
 
 use crate::config::{RawInferenceMethod, RawInterval};
 use crate::plan::{AnalysisPlan, Plan, vce_for_methods};
-use crate::study::Observer;
+
+/// What a study reports while it runs. The CLI draws progress bars and
+/// prints the lines; [`Quiet`] ignores everything.
+pub trait Observer: Sync {
+    /// An analysis starts, with `replicates` bootstrap replicates in all
+    /// (0 for the delta method).
+    fn started(&self, _analysis: &AnalysisPlan, _replicates: usize) {}
+    /// One bootstrap replicate is done.
+    fn replicate(&self) {}
+    /// An analysis is done (whether or not part of it failed).
+    fn finished(&self, _analysis: &AnalysisPlan) {}
+    /// A line for the user: a failure, a fallback, a timing.
+    fn say(&self, _line: &str) {}
+}
+
+/// An [`Observer`] that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {}
 
 /// Group codes for one comparison: 0 reference, 1 comparison k, 2 others.
 fn pair_codes(cohort: &Cohort, k: usize) -> Vec<u32> {

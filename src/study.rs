@@ -16,27 +16,9 @@ use healthgap_report::{
 };
 
 use crate::analysis::run_analysis;
+pub use crate::analysis::{Observer, Quiet};
 use crate::config::{RawFallback, RawInferenceMethod, RawInterval};
 use crate::plan::{AnalysisPlan, Plan};
-
-/// What a study reports while it runs. The CLI draws progress bars and
-/// prints the lines; [`Quiet`] ignores everything.
-pub trait Observer: Sync {
-    /// An analysis starts, with `replicates` bootstrap replicates in all
-    /// (0 for the delta method).
-    fn started(&self, _analysis: &AnalysisPlan, _replicates: usize) {}
-    /// One bootstrap replicate is done.
-    fn replicate(&self) {}
-    /// An analysis is done (whether or not part of it failed).
-    fn finished(&self, _analysis: &AnalysisPlan) {}
-    /// A line for the user: a failure, a fallback, a timing.
-    fn say(&self, _line: &str) {}
-}
-
-/// An [`Observer`] that ignores everything.
-pub struct Quiet;
-
-impl Observer for Quiet {}
 
 /// Loads the cohort the plan names (flat file, OMOP folder or synthetic).
 pub fn load_cohort(plan: &Plan) -> Result<Cohort> {
