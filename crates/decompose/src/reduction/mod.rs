@@ -579,10 +579,6 @@ impl<'a> Setup<'a> {
             setup.level = setup.rows.iter().map(|&i| a.codes[i]).collect();
             setup.alpha_hat = setup.alphas(&setup.block_parts(&setup.coef), None, &[]);
         }
-        if let Some(a) = &cov.absorbed {
-            setup.level = setup.rows.iter().map(|&i| a.codes[i]).collect();
-            setup.alpha_hat = setup.alphas(&setup.block_parts(&setup.coef), None, &[]);
-        }
         if setup.refit.is_none() {
             setup.step_cells()?;
         }
