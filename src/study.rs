@@ -236,38 +236,32 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
     let mut fallbacks = 0usize;
     for a in &plan.analyses {
         let started = std::time::Instant::now();
+        // A failure (the whole analysis, or one outcome × comparison) is said
+        // on the terminal, kept as a study warning and listed in `failed`.
+        let mut record = |how: &str, reason: String| {
+            observer.say(&format!("{}: failed: {reason}", a.id));
+            warnings.push(format!(
+                "analysis `{}` ({}) {how} {reason}",
+                a.id,
+                a.spec.name()
+            ));
+            failed.push(FailedAnalysis {
+                id: a.id.clone(),
+                method: a.spec.name().into(),
+                reason,
+            });
+        };
         let results = match run_analysis(plan, cohort, a, observer) {
             Ok(run) => {
                 for reason in run.failures {
-                    observer.say(&format!("{}: failed: {reason}", a.id));
-                    warnings.push(format!(
-                        "analysis `{}` ({}) failed for {reason}",
-                        a.id,
-                        a.spec.name()
-                    ));
-                    failed.push(FailedAnalysis {
-                        id: a.id.clone(),
-                        method: a.spec.name().into(),
-                        reason,
-                    });
+                    record("failed for", reason);
                 }
                 run.results
             }
             Err(err) => {
                 // One failing analysis does not discard the others: it is
                 // reported as failed and the run exits with code 3.
-                let reason = format!("{err:#}");
-                observer.say(&format!("{}: failed: {reason}", a.id));
-                warnings.push(format!(
-                    "analysis `{}` ({}) failed: {reason}",
-                    a.id,
-                    a.spec.name()
-                ));
-                failed.push(FailedAnalysis {
-                    id: a.id.clone(),
-                    method: a.spec.name().into(),
-                    reason,
-                });
+                record("failed:", format!("{err:#}"));
                 continue;
             }
         };
