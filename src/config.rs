@@ -32,6 +32,8 @@ pub struct RawConfig {
     /// `[design]`.
     #[serde(default)]
     pub design: RawDesign,
+    /// `[imputation]`.
+    pub imputation: Option<RawImputation>,
     /// `[inference]`.
     #[serde(default)]
     pub inference: RawInference,
@@ -98,6 +100,142 @@ pub enum RawMissing {
     CompleteCase,
     /// Refuse.
     Error,
+    /// Multiple imputation by chained equations (`[imputation]`).
+    MultipleImputation,
+}
+
+/// An analysis's own missing-data handling (`missing` in `[[analysis]]`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawAnalysisMissing {
+    /// Complete cases of the analysis's variables.
+    CompleteCase,
+    /// The study's imputations, pooled.
+    MultipleImputation,
+}
+
+/// How the imputed analyses' inference is made.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawImputationInference {
+    /// Rubin's rules over the m imputations (each analysis's own inference
+    /// gives the within-imputation variance).
+    #[default]
+    Rubin,
+    /// Bootstrap, then impute: each replicate resamples (by cluster) and is
+    /// imputed afresh (Bartlett & Hughes 2020).
+    Bootstrap,
+}
+
+/// How the cluster (hospital) enters the imputation models.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawClusterTerm {
+    /// Cluster means of the predictors.
+    #[default]
+    Means,
+    /// Cluster dummies.
+    FixedEffect,
+    /// None.
+    None,
+}
+
+/// An imputation model.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawImputationMethod {
+    /// By type.
+    Auto,
+    /// Predictive mean matching.
+    Pmm,
+    /// Bayesian linear regression.
+    Norm,
+    /// Bayesian logistic regression.
+    Logistic,
+    /// Bayesian multinomial logit.
+    Multinomial,
+}
+
+/// `[imputation]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImputation {
+    /// Imputations (default 20).
+    #[serde(default = "default_m")]
+    pub m: usize,
+    /// Iterations of the chained equations (default 10).
+    #[serde(default = "default_iterations")]
+    pub iterations: usize,
+    /// Seed (default: the study seed).
+    pub seed: Option<u64>,
+    /// Donors of predictive mean matching (default 5).
+    #[serde(default = "default_donors")]
+    pub donors: usize,
+    /// Impute within each group (default true).
+    #[serde(default = "default_true")]
+    pub by_group: bool,
+    /// Models per variable (default `auto`).
+    #[serde(default)]
+    pub method: IndexMap<String, RawImputationMethod>,
+    /// Predictors (default: every analysis variable, every outcome).
+    pub predictors: Option<Vec<String>>,
+    /// Variables left as they are (their incomplete rows stay complete cases).
+    #[serde(default)]
+    pub leave: Vec<String>,
+    /// How the cluster enters (default `means`).
+    #[serde(default)]
+    pub cluster: RawClusterTerm,
+    /// `rubin` (default) or `bootstrap` (bootstrap, then impute).
+    #[serde(default)]
+    pub inference: RawImputationInference,
+    /// Bootstrap-then-impute replicates (default 200).
+    #[serde(default = "default_boot_replicates")]
+    pub replicates: usize,
+    /// Imputations per bootstrap replicate (default 2).
+    #[serde(default = "default_per_replicate")]
+    pub per_replicate: usize,
+}
+
+/// `[imputation]` with every default.
+pub fn parse_imputation_defaults() -> RawImputation {
+    RawImputation {
+        m: default_m(),
+        iterations: default_iterations(),
+        seed: None,
+        donors: default_donors(),
+        by_group: true,
+        method: IndexMap::new(),
+        predictors: None,
+        leave: Vec::new(),
+        cluster: RawClusterTerm::default(),
+        inference: RawImputationInference::default(),
+        replicates: default_boot_replicates(),
+        per_replicate: default_per_replicate(),
+    }
+}
+
+fn default_m() -> usize {
+    20
+}
+
+fn default_iterations() -> usize {
+    10
+}
+
+fn default_donors() -> usize {
+    5
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_boot_replicates() -> usize {
+    200
+}
+
+fn default_per_replicate() -> usize {
+    2
 }
 
 /// `[cohort]`.
@@ -268,12 +406,14 @@ pub struct RawAnalysis {
     pub outcomes: Vec<String>,
     /// Inference override.
     pub inference: Option<RawInference>,
+    /// Missing-data handling override.
+    pub missing: Option<RawAnalysisMissing>,
     /// The method and its options.
     pub spec: MethodSpec,
 }
 
 /// The keys every `[[analysis]]` has, before its method's own.
-const COMMON_KEYS: [&str; 3] = ["id", "outcomes", "inference"];
+const COMMON_KEYS: [&str; 4] = ["id", "outcomes", "inference", "missing"];
 
 impl<'de> Deserialize<'de> for RawAnalysis {
     /// The common keys are taken out of the table and the rest is the
@@ -297,6 +437,7 @@ impl<'de> Deserialize<'de> for RawAnalysis {
         let id = take(&mut table, "id")?;
         let outcomes = take(&mut table, "outcomes")?;
         let inference = take(&mut table, "inference")?;
+        let missing = take(&mut table, "missing")?;
         let spec = toml::Value::Table(table)
             .try_into::<MethodSpec>()
             .map_err(|e| D::Error::custom(with_common_keys(e.message())))?;
@@ -304,6 +445,7 @@ impl<'de> Deserialize<'de> for RawAnalysis {
             id,
             outcomes: outcomes.ok_or_else(|| D::Error::missing_field("outcomes"))?,
             inference,
+            missing,
             spec,
         })
     }

@@ -13,6 +13,7 @@ pub mod study;
 
 mod analysis;
 mod hash;
+mod imputation;
 
 pub use plan::{Plan, from_file};
 pub use study::{Study, check_study, load_cohort, run_study};

@@ -15,8 +15,9 @@ use healthgap_decompose::spec::RoleKind;
 use healthgap_synth::Params;
 
 use crate::config::{
-    RawAnalysis, RawConfig, RawData, RawFallback, RawFormat, RawInference, RawInferenceMethod,
-    RawInterval, RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
+    RawAnalysis, RawAnalysisMissing, RawClusterTerm, RawConfig, RawData, RawFallback, RawFormat,
+    RawImputationInference, RawImputationMethod, RawInference, RawInferenceMethod, RawInterval,
+    RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
 };
 
 /// Inference settings of one analysis.
@@ -49,6 +50,37 @@ pub struct AnalysisPlan {
     pub outcomes: Vec<String>,
     /// Inference.
     pub inference: InferencePlan,
+    /// Runs on the study's imputations (pooled), not on complete cases.
+    pub imputed: bool,
+}
+
+/// `[imputation]`, checked.
+#[derive(Debug, Clone)]
+pub struct ImputationPlan {
+    /// Imputations.
+    pub m: usize,
+    /// Iterations of the chained equations.
+    pub iterations: usize,
+    /// Seed of the imputation streams.
+    pub seed: u64,
+    /// Donors of predictive mean matching.
+    pub donors: usize,
+    /// Impute within each group.
+    pub by_group: bool,
+    /// Models by variable (the others `auto`).
+    pub methods: IndexMap<String, healthgap_impute::Method>,
+    /// Predictors; None: every analysis variable and every outcome.
+    pub predictors: Option<Vec<String>>,
+    /// Variables left as they are.
+    pub leave: Vec<String>,
+    /// How the cluster enters the models.
+    pub cluster: healthgap_impute::ClusterTerm,
+    /// Rubin's rules or bootstrap-then-impute.
+    pub inference: RawImputationInference,
+    /// Bootstrap-then-impute replicates.
+    pub replicates: usize,
+    /// Imputations per bootstrap replicate.
+    pub per_replicate: usize,
 }
 
 /// The plan.
@@ -76,6 +108,8 @@ pub struct Plan {
     pub min_cell: usize,
     /// Variance of the delta method.
     pub vce: RawVce,
+    /// Multiple imputation (`[cohort] missing = "multiple_imputation"`).
+    pub imputation: Option<ImputationPlan>,
 }
 
 /// The names the analyses absorb as fixed effects (the hospital column and
@@ -164,6 +198,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     let variables = loader_variables(&raw, &block_of)?;
     let outcomes = outcome_specs(&raw);
     let out_dir = output_dir(&raw, &dir)?;
+    let imputation = imputation_plan(&raw, &block_of)?;
     Ok(Plan {
         config_path: path.to_path_buf(),
         config_sha256,
@@ -175,6 +210,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
             missing: match raw.cohort.missing {
                 RawMissing::CompleteCase => MissingPolicy::CompleteCase,
                 RawMissing::Error => MissingPolicy::Error,
+                RawMissing::MultipleImputation => MissingPolicy::MultipleImputation,
             },
             group_column: raw.groups.column.clone(),
             group_display: group_labels.into_iter().collect(),
@@ -196,6 +232,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         formats: raw.report.formats.clone(),
         min_cell: raw.report.min_cell,
         vce,
+        imputation,
     })
 }
 
@@ -355,6 +392,7 @@ fn analysis_plans(
             id,
             outcomes,
             inference,
+            missing,
             spec,
         } = a;
         let id = id.clone().unwrap_or_else(|| spec.name().to_string());
@@ -392,16 +430,120 @@ fn analysis_plans(
         spec.spec()
             .check(vce_for_methods(vce))
             .map_err(|e| anyhow!("[[analysis]] `{id}`: {e}"))?;
+        let study_imputes = raw.cohort.missing == RawMissing::MultipleImputation;
+        if *missing == Some(RawAnalysisMissing::MultipleImputation) && !study_imputes {
+            bail!(
+                "[[analysis]] `{id}`: missing = \"multiple_imputation\" needs [cohort] missing = \
+                 \"multiple_imputation\" (the imputations are the study's)"
+            );
+        }
         analyses.push(AnalysisPlan {
             id,
             spec: spec.clone(),
             outcomes: outcomes.clone(),
             inference,
+            imputed: study_imputes && *missing != Some(RawAnalysisMissing::CompleteCase),
         });
     }
     inference_plan(&raw.inference, None, raw.design.cluster.is_some())
         .map_err(|e| anyhow!("[inference]: {e}"))?;
     Ok((analyses, vce))
+}
+
+/// `[imputation]` checked against `[cohort] missing` and the variables.
+fn imputation_plan(
+    raw: &RawConfig,
+    block_of: &IndexMap<String, String>,
+) -> Result<Option<ImputationPlan>> {
+    if raw.cohort.missing != RawMissing::MultipleImputation {
+        if raw.imputation.is_some() {
+            bail!(
+                "[imputation] is set but [cohort] missing = \"{}\"; set missing = \
+                 \"multiple_imputation\" to impute, or remove [imputation]",
+                match raw.cohort.missing {
+                    RawMissing::Error => "error",
+                    _ => "complete_case",
+                }
+            );
+        }
+        return Ok(None);
+    }
+    let r = match &raw.imputation {
+        Some(r) => r.clone(),
+        None => crate::config::parse_imputation_defaults(),
+    };
+    if r.m < 2 {
+        bail!(
+            "[imputation] m = {}: multiple imputation needs m ≥ 2, because the pooled standard \
+             errors rest on the variance between imputations (the default is 20)",
+            r.m
+        );
+    }
+    if r.iterations == 0 || r.donors == 0 {
+        bail!("[imputation] iterations and donors must be at least 1");
+    }
+    if r.inference == RawImputationInference::Bootstrap && (r.replicates < 2 || r.per_replicate < 2)
+    {
+        bail!(
+            "[imputation] inference = \"bootstrap\" needs replicates ≥ 2 and per_replicate ≥ 2 \
+             (each replicate's point estimate is the mean over its own imputations)"
+        );
+    }
+    let variables: Vec<String> = block_of.keys().cloned().collect();
+    let known = |what: &str, name: &str, also: &[String]| -> Result<()> {
+        if variables.iter().chain(also).any(|v| v == name) {
+            return Ok(());
+        }
+        let all: Vec<String> = variables.iter().chain(also).cloned().collect();
+        bail!(
+            "[imputation] {what}: `{name}` is not a variable of [factors]{}",
+            healthgap_synth::params::nearest(name, &all)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default()
+        )
+    };
+    for name in r.method.keys() {
+        known("method", name, &[])?;
+    }
+    for name in &r.leave {
+        known("leave", name, &[])?;
+    }
+    let outcomes: Vec<String> = raw.outcomes.keys().cloned().collect();
+    for name in r.predictors.iter().flatten() {
+        known("predictors", name, &outcomes)?;
+    }
+    use healthgap_impute::{ClusterTerm, Method};
+    Ok(Some(ImputationPlan {
+        m: r.m,
+        iterations: r.iterations,
+        seed: r.seed.unwrap_or(raw.study.seed),
+        donors: r.donors,
+        by_group: r.by_group,
+        methods: r
+            .method
+            .iter()
+            .map(|(k, m)| {
+                let method = match m {
+                    RawImputationMethod::Auto => Method::Auto,
+                    RawImputationMethod::Pmm => Method::Pmm,
+                    RawImputationMethod::Norm => Method::Norm,
+                    RawImputationMethod::Logistic => Method::Logistic,
+                    RawImputationMethod::Multinomial => Method::Multinomial,
+                };
+                (k.clone(), method)
+            })
+            .collect(),
+        predictors: r.predictors.clone(),
+        leave: r.leave.clone(),
+        cluster: match r.cluster {
+            RawClusterTerm::Means => ClusterTerm::Means,
+            RawClusterTerm::FixedEffect => ClusterTerm::FixedEffect,
+            RawClusterTerm::None => ClusterTerm::None,
+        },
+        inference: r.inference,
+        replicates: r.replicates,
+        per_replicate: r.per_replicate,
+    }))
 }
 
 /// Variables for the loader, in block order, then the absorbed columns in no block.

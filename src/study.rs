@@ -18,6 +18,7 @@ use healthgap_report::{
 use crate::analysis::run_analysis;
 pub use crate::analysis::{Observer, Quiet};
 use crate::config::{RawFallback, RawInferenceMethod, RawInterval};
+use crate::imputation::run_imputed;
 use crate::plan::{AnalysisPlan, Plan};
 
 /// Loads the cohort the plan names (flat file, OMOP folder or synthetic).
@@ -232,6 +233,19 @@ struct Ran {
 fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result<Ran> {
     let mut analyses = Vec::new();
     let mut warnings = cohort.warnings.clone();
+    let imputed: Vec<&AnalysisPlan> = plan.analyses.iter().filter(|a| a.imputed).collect();
+    let mut imputed_runs = match (&plan.imputation, imputed.is_empty()) {
+        (Some(imp), false) => Some(run_imputed(plan, imp, cohort, &imputed, observer)?),
+        _ => None,
+    };
+    if let Some(runs) = &imputed_runs {
+        warnings.extend(
+            runs.imputations
+                .warnings
+                .iter()
+                .map(|w| format!("imputation: {w}")),
+        );
+    }
     let mut failed: Vec<FailedAnalysis> = Vec::new();
     let mut fallbacks = 0usize;
     for a in &plan.analyses {
@@ -251,7 +265,11 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
                 reason,
             });
         };
-        let results = match run_analysis(plan, cohort, a, observer) {
+        let run = match imputed_runs.as_mut().and_then(|r| r.runs.remove(&a.id)) {
+            Some(run) => run,
+            None => run_analysis(plan, cohort, a, observer),
+        };
+        let results = match run {
             Ok(run) => {
                 for reason in run.failures {
                     record("failed for", reason);

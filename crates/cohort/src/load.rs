@@ -114,9 +114,9 @@ impl Values {
         }
     }
 
-    /// The rows of `keep`; categorical levels that no longer occur are
-    /// dropped (the reference stays first when it occurs).
-    fn select(&self, keep: &[bool]) -> Values {
+    /// The rows `keep` (indices); categorical levels that no longer occur
+    /// are dropped (the reference stays first when it occurs).
+    fn take(&self, keep: &[usize]) -> Values {
         match self {
             Values::Numeric(x) => Values::Numeric(pick(x, keep)),
             Values::Categorical {
@@ -137,13 +137,9 @@ impl Values {
     }
 }
 
-/// The elements of `v` where `keep` is true.
-fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
-    v.iter()
-        .zip(keep)
-        .filter(|(_, k)| **k)
-        .map(|(x, _)| *x)
-        .collect()
+/// The elements of `v` at the indices `rows`.
+fn pick<T: Copy>(v: &[T], rows: &[usize]) -> Vec<T> {
+    rows.iter().map(|&i| v[i]).collect()
 }
 
 /// Codes (of `levels` levels) renumbered over the levels that occur, in
@@ -243,6 +239,16 @@ impl Cohort {
 
     /// The rows of `keep` (clusters renumbered over those that occur).
     fn select(&self, keep: &[bool]) -> Cohort {
+        let rows: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
+        self.take(&rows, None)
+    }
+
+    /// The rows `rows`, in that order and as often as listed (a bootstrap
+    /// resample), categorical levels and clusters renumbered over those that
+    /// occur; `cluster` replaces the cluster codes of the taken rows (a
+    /// resample gives each drawn copy of a cluster its own code).
+    pub fn take(&self, rows: &[usize], cluster: Option<(Vec<u32>, usize)>) -> Cohort {
+        let keep = rows;
         Cohort {
             source: self.source,
             files: self.files.clone(),
@@ -261,14 +267,20 @@ impl Cohort {
                 .map(|v| Variable {
                     name: v.name.clone(),
                     block: v.block.clone(),
-                    values: v.values.select(keep),
+                    values: v.values.take(keep),
                 })
                 .collect(),
-            cluster: self.cluster.as_ref().map(|(name, codes, g)| {
-                let kept = pick(codes, keep);
-                let (codes, used) = recode(&kept, *g);
-                (name.clone(), codes, used.len())
-            }),
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|(name, codes, g)| match &cluster {
+                    Some((codes, count)) => (name.clone(), codes.clone(), *count),
+                    None => {
+                        let kept = pick(codes, keep);
+                        let (codes, used) = recode(&kept, *g);
+                        (name.clone(), codes, used.len())
+                    }
+                }),
             weights: self.weights.as_ref().map(|w| pick(w, keep)),
             table1: self.table1.clone(),
             warnings: self.warnings.clone(),
@@ -910,7 +922,7 @@ fn missing_policy(df: &DataFrame, spec: &CohortSpec) -> Result<(), CohortError> 
             }
             // Each analysis takes the complete cases of its own variables
             // (Cohort::complete_cases), so rows are kept here.
-            MissingPolicy::CompleteCase => {}
+            MissingPolicy::CompleteCase | MissingPolicy::MultipleImputation => {}
         }
     }
     Ok(())
@@ -1042,7 +1054,8 @@ fn complete_table1(
     let complete = df
         .filter(&mask)
         .map_err(|e| read_error(Path::new("table 1"), e))?;
-    let group: Vec<u32> = pick(group, &keep);
+    let rows: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
+    let group: Vec<u32> = pick(group, &rows);
     Ok(Some(table1::compute(
         &complete, spec, kinds, &group, labels,
     )))

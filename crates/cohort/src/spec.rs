@@ -48,6 +48,10 @@ pub enum MissingPolicy {
     CompleteCase,
     /// Refuse to run and name the columns.
     Error,
+    /// Keep every row: the missing cells are imputed (multiple imputation by
+    /// chained equations); analyses that do not use the imputations take
+    /// their complete cases.
+    MultipleImputation,
 }
 
 /// An outcome's scale.

@@ -380,7 +380,7 @@ pub struct Booted {
 /// The verdict on `failed` of `total` evaluations of `what`: None when all
 /// succeeded; a warning at or below [`MAX_FAILED_SHARE`]; else the reason to
 /// withhold the intervals.
-pub(crate) fn failure_verdict(
+pub fn failure_verdict(
     what: &str,
     failed: usize,
     total: usize,

@@ -25,6 +25,7 @@ pub mod inference;
 pub mod mediation;
 pub mod nonlinear;
 pub mod oaxaca;
+pub mod pooled;
 pub mod privacy;
 pub mod reduction;
 pub mod result;

@@ -27,6 +27,32 @@ pub struct Estimate {
     pub p_value: Option<f64>,
     /// How `se` and the interval were made.
     pub se_method: SeMethod,
+    /// Rubin's rules behind a row pooled over imputations (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imputation: Option<RowImputation>,
+}
+
+/// Rubin's rules behind one pooled row (results.json `estimates[].imputation`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RowImputation {
+    /// Imputations pooled.
+    pub m: usize,
+    /// Within-imputation variance Ū (on the pooling scale).
+    pub within: f64,
+    /// Between-imputation variance B.
+    pub between: f64,
+    /// Total variance T = Ū + (1 + 1/m)B.
+    pub total: f64,
+    /// Barnard–Rubin degrees of freedom.
+    pub df: f64,
+    /// Relative increase in variance due to nonresponse.
+    pub riv: f64,
+    /// Fraction of missing information.
+    pub fmi: f64,
+    /// Relative efficiency against infinitely many imputations.
+    pub relative_efficiency: f64,
+    /// `identity`, or `log` for ratio rows (pooled as log ratios).
+    pub scale: &'static str,
 }
 
 /// How a row's standard error and interval were made (results.json `se_method`).
@@ -46,6 +72,10 @@ pub enum SeMethod {
     DeltaCluster,
     /// Model-based (homoskedastic) delta method.
     DeltaModel,
+    /// Rubin's rules over multiple imputations (the within-imputation
+    /// variance from the analysis's own inference; t interval on the
+    /// Barnard–Rubin degrees of freedom).
+    Rubin,
     /// No standard error (a point estimate only, or inference withheld).
     None,
 }
@@ -60,6 +90,7 @@ impl SeMethod {
             SeMethod::DeltaRobust => "delta-robust",
             SeMethod::DeltaCluster => "delta-cluster",
             SeMethod::DeltaModel => "delta-model",
+            SeMethod::Rubin => "rubin",
             SeMethod::None => "none",
         }
     }
@@ -78,6 +109,7 @@ impl Estimate {
             ci_high: None,
             p_value: None,
             se_method: SeMethod::None,
+            imputation: None,
         }
     }
 

@@ -1,0 +1,482 @@
+//! `[cohort] missing = "multiple_imputation"`: the cohort's incomplete
+//! variables imputed m times by chained equations (healthgap_impute), every
+//! imputed analysis run on each completed cohort and pooled
+//! (healthgap_decompose::pooled: Rubin's rules), or, with `[imputation]
+//! inference = "bootstrap"`, bootstrap-then-impute: each replicate resamples
+//! the incomplete cohort by cluster, imputes it afresh and averages the
+//! point estimates over its imputations (Bartlett & Hughes 2020, Stat
+//! Methods Med Res 29:3533, "boot MI"); the intervals come from the
+//! replicates.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, bail};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use healthgap_cohort::{Cohort, Values as CohortValues};
+use healthgap_decompose::pooled::pool_results;
+use healthgap_decompose::{AnalysisResult, SeMethod};
+use healthgap_impute::{Imputations, Input, Method, Settings, Values, Variable, impute};
+use healthgap_models::bootstrap::{Interval, infer};
+
+use crate::analysis::{AnalysisRun, Observer, run_analysis};
+use crate::config::{RawImputationInference, RawInferenceMethod, RawInterval};
+use crate::plan::{AnalysisPlan, ImputationPlan, Plan};
+
+/// The chained equations' input from the cohort: its variables (absorbed
+/// ones are neither imputed nor predictors), its outcomes as predictors,
+/// the groups as strata (`by_group`) or as a predictor, the cluster.
+fn input<'a>(plan: &ImputationPlan, cohort: &'a Cohort) -> Result<Input<'a>> {
+    let predictor = |name: &str| {
+        plan.predictors
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == name))
+    };
+    let mut variables = Vec::new();
+    for v in &cohort.variables {
+        let (values, absorbed) = match &v.values {
+            CohortValues::Numeric(x) => (Values::Numeric(x), false),
+            CohortValues::Categorical {
+                codes,
+                levels,
+                absorb,
+            } => (
+                Values::Categorical {
+                    codes,
+                    levels: levels.len(),
+                },
+                *absorb,
+            ),
+        };
+        let incomplete = (0..values.len()).any(|i| values.missing(i));
+        let leave = plan.leave.contains(&v.name);
+        if absorbed && incomplete && !leave {
+            bail!(
+                "`{}` is absorbed as fixed effects (many levels) and has missing values: it cannot \
+                 be imputed; list it in [imputation] leave (its incomplete rows are then left out \
+                 of the analyses that use it)",
+                v.name
+            );
+        }
+        variables.push(Variable {
+            name: v.name.clone(),
+            values,
+            impute: (!leave && !absorbed)
+                .then(|| plan.methods.get(&v.name).copied().unwrap_or(Method::Auto)),
+            predictor: !absorbed && predictor(&v.name),
+        });
+    }
+    for (spec, y) in &cohort.outcomes {
+        variables.push(Variable {
+            name: spec.name.clone(),
+            values: Values::Numeric(y),
+            impute: None,
+            predictor: predictor(&spec.name),
+        });
+    }
+    if !plan.by_group {
+        variables.push(Variable {
+            name: "group".into(),
+            values: Values::Categorical {
+                codes: &cohort.group,
+                levels: cohort.group_labels.len(),
+            },
+            impute: None,
+            predictor: true,
+        });
+    }
+    Ok(Input {
+        variables,
+        strata: plan
+            .by_group
+            .then(|| (cohort.group.as_slice(), cohort.group_labels.clone())),
+        cluster: cohort
+            .cluster
+            .as_ref()
+            .map(|(_, codes, count)| (codes.as_slice(), *count)),
+        cluster_term: plan.cluster,
+    })
+}
+
+/// Imputes the cohort `m` times with `seed`.
+pub(crate) fn impute_cohort(
+    plan: &ImputationPlan,
+    cohort: &Cohort,
+    m: usize,
+    seed: u64,
+) -> Result<Imputations> {
+    let input = input(plan, cohort)?;
+    Ok(impute(
+        &input,
+        &Settings {
+            m,
+            iterations: plan.iterations,
+            seed,
+            donors: plan.donors,
+        },
+    )?)
+}
+
+/// The cohort with imputation `l`'s values in its missing cells.
+pub(crate) fn completed(cohort: &Cohort, imputations: &Imputations, l: usize) -> Cohort {
+    let mut out = cohort.clone();
+    for target in &imputations.imputed {
+        let Some(v) = out.variables.get_mut(target.variable) else {
+            continue;
+        };
+        let values = target.imputation(l);
+        match &mut v.values {
+            CohortValues::Numeric(x) => {
+                for (&r, &y) in target.rows.iter().zip(values) {
+                    x[r as usize] = y;
+                }
+            }
+            CohortValues::Categorical { codes, .. } => {
+                for (&r, &y) in target.rows.iter().zip(values) {
+                    codes[r as usize] = y as u32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The imputed analyses' runs (by analysis id) and the imputations.
+pub(crate) struct ImputedRuns {
+    /// Each imputed analysis's pooled run, or why it failed.
+    pub runs: HashMap<String, Result<AnalysisRun>>,
+    /// The study's imputations (diagnostics).
+    pub imputations: Imputations,
+}
+
+/// Runs the imputed analyses: Rubin's rules over the study's imputations,
+/// or bootstrap-then-impute.
+pub(crate) fn run_imputed(
+    plan: &Plan,
+    imp: &ImputationPlan,
+    cohort: &Cohort,
+    analyses: &[&AnalysisPlan],
+    observer: &dyn Observer,
+) -> Result<ImputedRuns> {
+    observer.say(&format!(
+        "imputing: m = {}, {} iterations{}",
+        imp.m,
+        imp.iterations,
+        if imp.by_group {
+            ", within each group"
+        } else {
+            ""
+        }
+    ));
+    let started = std::time::Instant::now();
+    let imputations = impute_cohort(imp, cohort, imp.m, imp.seed)?;
+    observer.say(&format!(
+        "imputed {} variable(s) in {:.1} s",
+        imputations.imputed.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    let runs = match imp.inference {
+        RawImputationInference::Rubin => {
+            pooled_runs(plan, cohort, &imputations, analyses, observer, |a| {
+                (*a).clone()
+            })
+        }
+        RawImputationInference::Bootstrap => {
+            let point = pooled_runs(plan, cohort, &imputations, analyses, observer, point_only);
+            bootstrap_then_impute(plan, imp, cohort, analyses, point, observer)
+        }
+    };
+    for w in &imputations.warnings {
+        observer.say(&format!("imputation: {w}"));
+    }
+    Ok(ImputedRuns { runs, imputations })
+}
+
+/// An analysis with its inference turned off (delta method, whose SEs are
+/// ignored): for the point estimates of bootstrap-then-impute.
+fn point_only(a: &&AnalysisPlan) -> AnalysisPlan {
+    let mut dry = (*a).clone();
+    dry.inference.method = RawInferenceMethod::Delta;
+    dry
+}
+
+/// Every analysis run on each completed cohort (its own inference, or as
+/// `adapt` makes it), pooled per outcome × comparison by Rubin's rules. A
+/// comparison that failed in any imputation fails, naming in how many.
+fn pooled_runs(
+    plan: &Plan,
+    cohort: &Cohort,
+    imputations: &Imputations,
+    analyses: &[&AnalysisPlan],
+    observer: &dyn Observer,
+    adapt: impl Fn(&&AnalysisPlan) -> AnalysisPlan,
+) -> HashMap<String, Result<AnalysisRun>> {
+    let m = imputations.m;
+    let adapted: Vec<AnalysisPlan> = analyses.iter().map(&adapt).collect();
+    let mut per: Vec<Vec<Result<AnalysisRun>>> = (0..analyses.len()).map(|_| Vec::new()).collect();
+    for l in 0..m {
+        let complete = completed(cohort, imputations, l);
+        for (k, a) in adapted.iter().enumerate() {
+            per[k].push(run_analysis(plan, &complete, a, observer));
+        }
+    }
+    analyses
+        .iter()
+        .zip(per)
+        .map(|(a, runs)| (a.id.clone(), pool_runs(runs, m, a.inference.level)))
+        .collect()
+}
+
+/// One analysis's m runs pooled.
+fn pool_runs(runs: Vec<Result<AnalysisRun>>, m: usize, level: f64) -> Result<AnalysisRun> {
+    let mut ok = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for run in runs {
+        match run {
+            Ok(run) => {
+                for f in run.failures {
+                    if !failures.contains(&f) {
+                        failures.push(f);
+                    }
+                }
+                ok.push(run.results);
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if !failures.contains(&text) {
+                    failures.push(text);
+                }
+            }
+        }
+    }
+    let mut results = Vec::new();
+    let Some(first) = ok.first() else {
+        bail!("failed in every imputation: {}", failures.join("; "));
+    };
+    for template in first {
+        let same: Vec<AnalysisResult> = ok
+            .iter()
+            .filter_map(|rs| {
+                rs.iter()
+                    .find(|r| r.outcome == template.outcome && r.comparison == template.comparison)
+                    .cloned()
+            })
+            .collect();
+        if same.len() < m {
+            failures.push(format!(
+                "{}, {} vs {}: failed in {} of {m} imputations",
+                template.outcome,
+                template.comparison,
+                template.reference,
+                m - same.len()
+            ));
+            continue;
+        }
+        let mut pooled = pool_results(&same, level);
+        pooled.inference.method = "rubin".into();
+        results.push(pooled);
+    }
+    Ok(AnalysisRun { results, failures })
+}
+
+/// Bootstrap-then-impute: `replicates` resamples of the incomplete cohort
+/// (by cluster when there is one, else by row), each imputed
+/// `per_replicate` times afresh and every analysis's point estimates
+/// averaged over those imputations; each row's SE and interval from the
+/// replicates around the pooled point estimate (`point`). Replicates that
+/// fail are counted (up to 1% warned, beyond it the intervals withheld).
+fn bootstrap_then_impute(
+    plan: &Plan,
+    imp: &ImputationPlan,
+    cohort: &Cohort,
+    analyses: &[&AnalysisPlan],
+    mut point: HashMap<String, Result<AnalysisRun>>,
+    observer: &dyn Observer,
+) -> HashMap<String, Result<AnalysisRun>> {
+    let dry: Vec<AnalysisPlan> = analyses.iter().map(point_only).collect();
+    // draws[analysis][result][row] over replicates; NaN marks a failure.
+    let mut draws: Vec<Vec<Vec<Vec<f64>>>> = analyses
+        .iter()
+        .map(|a| match point.get(&a.id) {
+            Some(Ok(run)) => run
+                .results
+                .iter()
+                .map(|r| vec![Vec::new(); r.estimates.len()])
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut failed_first: Option<String> = None;
+    for b in 0..imp.replicates {
+        let sample = resample(cohort, imp.seed, b);
+        let replicate = impute_cohort(
+            imp,
+            &sample,
+            imp.per_replicate,
+            imp.seed ^ (b as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
+        .map(|imputations| {
+            pooled_runs(
+                plan,
+                &sample,
+                &imputations,
+                &dry.iter().collect::<Vec<_>>(),
+                &crate::analysis::Quiet,
+                |a| (*a).clone(),
+            )
+        });
+        for (k, a) in analyses.iter().enumerate() {
+            let Some(Ok(run)) = point.get(&a.id) else {
+                continue;
+            };
+            for (j, r) in run.results.iter().enumerate() {
+                let values = replicate_values(&replicate, &a.id, r);
+                if values.is_none() && failed_first.is_none() {
+                    failed_first = Some(format!("replicate {}", b + 1));
+                }
+                for i in 0..r.estimates.len() {
+                    let v = values
+                        .as_ref()
+                        .and_then(|v| v.get(i).copied())
+                        .unwrap_or(f64::NAN);
+                    draws[k][j][i].push(v);
+                }
+            }
+        }
+        observer.replicate();
+    }
+    for (k, a) in analyses.iter().enumerate() {
+        if let Some(Ok(run)) = point.get_mut(&a.id) {
+            for (j, r) in run.results.iter_mut().enumerate() {
+                apply_replicates(r, &draws[k][j], imp, a, failed_first.as_deref());
+            }
+        }
+    }
+    point
+}
+
+/// One replicate's estimates of result `r` (matched by outcome, comparison
+/// and row key), or None when the replicate failed for it.
+fn replicate_values(
+    replicate: &Result<HashMap<String, Result<AnalysisRun>>>,
+    id: &str,
+    r: &AnalysisResult,
+) -> Option<Vec<f64>> {
+    let run = replicate.as_ref().ok()?.get(id)?.as_ref().ok()?;
+    let other = run
+        .results
+        .iter()
+        .find(|x| x.outcome == r.outcome && x.comparison == r.comparison)?;
+    r.estimates
+        .iter()
+        .map(|e| {
+            other
+                .get(&e.quantity, e.factor.as_deref(), e.term.as_deref())
+                .map(|x| x.estimate)
+                .filter(|v| v.is_finite())
+        })
+        .collect()
+}
+
+/// The replicates' SEs and intervals on a pooled point result.
+fn apply_replicates(
+    r: &mut AnalysisResult,
+    draws: &[Vec<f64>],
+    imp: &ImputationPlan,
+    a: &AnalysisPlan,
+    first_failure: Option<&str>,
+) {
+    let total = imp.replicates;
+    let failed = draws
+        .first()
+        .map_or(0, |d| d.iter().filter(|v| v.is_nan()).count());
+    let interval = match a.inference.interval {
+        RawInterval::Normal => Interval::Normal,
+        _ => Interval::Percentile,
+    };
+    let verdict = healthgap_decompose::inference::failure_verdict(
+        "bootstrap-then-impute replicates",
+        failed,
+        total,
+        first_failure,
+    );
+    let withheld = match verdict {
+        Some(Err(why)) => Some(why),
+        Some(Ok(warning)) => {
+            r.warnings.push(warning);
+            None
+        }
+        None => None,
+    };
+    for (e, d) in r.estimates.iter_mut().zip(draws) {
+        let ok: Vec<f64> = d.iter().copied().filter(|v| v.is_finite()).collect();
+        let mut row = e.clone().without_inference();
+        row.imputation = None;
+        if withheld.is_none() {
+            let inf = infer(e.estimate, &ok, a.inference.level, interval, None);
+            row = row
+                .with_inference(inf.se, inf.ci_low, inf.ci_high, inf.p_value)
+                .made_by(match interval {
+                    Interval::Normal => SeMethod::BootstrapNormal,
+                    _ => SeMethod::BootstrapPercentile,
+                });
+        }
+        *e = row;
+    }
+    r.inference.method = "bootstrap-then-impute".into();
+    r.inference.replicates = Some(total);
+    r.inference.replicates_ok = Some(total - failed);
+    r.inference.interval = match interval {
+        Interval::Normal => "normal".into(),
+        _ => "percentile".into(),
+    };
+    r.inference.note = Some(format!(
+        "bootstrap-then-impute: {total} resamples{}, each imputed {} times afresh; point estimates \
+         pooled over the study's {} imputations{}",
+        if r.inference.cluster.is_some() {
+            " by cluster"
+        } else {
+            ""
+        },
+        imp.per_replicate,
+        imp.m,
+        if a.inference.interval == RawInterval::Bca {
+            "; BCa is not available here, so the interval is the percentile one"
+        } else {
+            ""
+        }
+    ));
+    if let Some(why) = &withheld {
+        r.warnings.push(format!("intervals withheld: {why}"));
+    }
+    r.inference.withheld = withheld;
+}
+
+/// Bootstrap resample `b` of the cohort: clusters drawn with replacement
+/// (each drawn copy its own cluster), or rows when there is no cluster.
+fn resample(cohort: &Cohort, seed: u64, b: usize) -> Cohort {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x424F_4F54_4D49);
+    rng.set_stream(b as u64);
+    match &cohort.cluster {
+        Some((_, codes, g)) => {
+            let mut members: Vec<Vec<usize>> = vec![Vec::new(); *g];
+            for (i, &c) in codes.iter().enumerate() {
+                members[c as usize].push(i);
+            }
+            let mut rows = Vec::with_capacity(cohort.n());
+            let mut new_codes = Vec::with_capacity(cohort.n());
+            for copy in 0..*g {
+                let drawn = rng.random_range(0..*g);
+                rows.extend(&members[drawn]);
+                new_codes.extend(std::iter::repeat_n(copy as u32, members[drawn].len()));
+            }
+            cohort.take(&rows, Some((new_codes, *g)))
+        }
+        None => {
+            let n = cohort.n();
+            let rows: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            cohort.take(&rows, None)
+        }
+    }
+}
