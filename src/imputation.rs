@@ -17,8 +17,12 @@ use rand_chacha::ChaCha8Rng;
 use healthgap_cohort::{Cohort, Values as CohortValues};
 use healthgap_decompose::pooled::pool_results;
 use healthgap_decompose::{AnalysisResult, SeMethod};
-use healthgap_impute::{Imputations, Input, Method, Settings, Values, Variable, impute};
+use healthgap_impute::{
+    ClusterTerm, Imputations, Imputed, Input, Method, Settings, Values, Variable, impute,
+};
 use healthgap_models::bootstrap::{Interval, infer};
+use healthgap_report::results::{Distribution, GroupShare, ImputationSummary, ImputedVariable};
+use healthgap_report::suppress;
 
 use crate::analysis::{AnalysisRun, Observer, run_analysis};
 use crate::config::{RawImputationInference, RawInferenceMethod, RawInterval};
@@ -273,9 +277,7 @@ fn pool_runs(runs: Vec<Result<AnalysisRun>>, m: usize, level: f64) -> Result<Ana
             ));
             continue;
         }
-        let mut pooled = pool_results(&same, level);
-        pooled.inference.method = "rubin".into();
-        results.push(pooled);
+        results.push(pool_results(&same, level));
     }
     Ok(AnalysisRun { results, failures })
 }
@@ -424,7 +426,8 @@ fn apply_replicates(
         }
         *e = row;
     }
-    r.inference.method = "bootstrap-then-impute".into();
+    r.inference.method = "bootstrap".into();
+    r.inference.imputation = Some("bootstrap-then-impute".into());
     r.inference.replicates = Some(total);
     r.inference.replicates_ok = Some(total - failed);
     r.inference.interval = match interval {
@@ -479,4 +482,182 @@ fn resample(cohort: &Cohort, seed: u64, b: usize) -> Cohort {
             cohort.take(&rows, None)
         }
     }
+}
+
+/// Bins of the observed-against-imputed histograms of a number.
+const BINS: usize = 12;
+
+/// results.json's `imputation`: settings, missingness by group and the
+/// diagnostics of every imputed variable, small cells suppressed.
+pub(crate) fn summary(
+    imp: &ImputationPlan,
+    cohort: &Cohort,
+    imputations: &Imputations,
+    analyses: &[&AnalysisPlan],
+    min_cell: usize,
+) -> ImputationSummary {
+    let input = input(imp, cohort).ok();
+    let predictors = input
+        .as_ref()
+        .map(|i| {
+            i.variables
+                .iter()
+                .filter(|v| v.predictor)
+                .map(|v| v.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    ImputationSummary {
+        m: imp.m,
+        iterations: imp.iterations,
+        seed: imp.seed,
+        donors: imp.donors,
+        by_group: imp.by_group,
+        cluster: match imp.cluster {
+            ClusterTerm::Means => "means",
+            ClusterTerm::FixedEffect => "fixed_effect",
+            ClusterTerm::None => "none",
+        }
+        .into(),
+        inference: match imp.inference {
+            RawImputationInference::Rubin => "rubin",
+            RawImputationInference::Bootstrap => "bootstrap-then-impute",
+        }
+        .into(),
+        replicates: (imp.inference == RawImputationInference::Bootstrap)
+            .then_some((imp.replicates, imp.per_replicate)),
+        analyses: analyses.iter().map(|a| a.id.clone()).collect(),
+        predictors,
+        variables: imputations
+            .imputed
+            .iter()
+            .map(|t| imputed_variable(cohort, imputations, t, min_cell))
+            .collect(),
+        warnings: imputations.warnings.clone(),
+    }
+}
+
+/// One imputed variable's missingness by group and its diagnostics.
+fn imputed_variable(
+    cohort: &Cohort,
+    imputations: &Imputations,
+    t: &Imputed,
+    min_cell: usize,
+) -> ImputedVariable {
+    let groups = cohort.group_labels.len();
+    let counts = cohort.group_counts();
+    let mut missing = vec![0usize; groups];
+    for &r in &t.rows {
+        missing[cohort.group[r as usize] as usize] += 1;
+    }
+    let variable = &cohort.variables[t.variable];
+    ImputedVariable {
+        name: t.name.clone(),
+        method: t.method.as_str().into(),
+        missing: (0..groups)
+            .map(|g| {
+                let shown = suppress::missing(missing[g], counts[g], min_cell);
+                GroupShare {
+                    group: cohort.group_labels[g].clone(),
+                    missing: shown,
+                    share: shown.map(|k| k as f64 / counts[g].max(1) as f64),
+                }
+            })
+            .collect(),
+        distributions: (0..groups)
+            .map(|g| distribution(cohort, &variable.values, imputations, t, g as u32, min_cell))
+            .collect(),
+        trace: if t.rows.len() >= min_cell {
+            t.trace.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// Observed against imputed values of one variable in group `g`.
+fn distribution(
+    cohort: &Cohort,
+    values: &CohortValues,
+    imputations: &Imputations,
+    t: &Imputed,
+    g: u32,
+    min_cell: usize,
+) -> Distribution {
+    let in_group = |r: usize| cohort.group[r] == g;
+    let observed: Vec<f64> = match values {
+        CohortValues::Numeric(x) => (0..x.len())
+            .filter(|&r| in_group(r) && !x[r].is_nan())
+            .map(|r| x[r])
+            .collect(),
+        CohortValues::Categorical { codes, .. } => (0..codes.len())
+            .filter(|&r| in_group(r) && codes[r] != healthgap_cohort::MISSING_CODE)
+            .map(|r| f64::from(codes[r]))
+            .collect(),
+    };
+    let imputed: Vec<f64> = (0..imputations.m)
+        .flat_map(|l| {
+            t.rows
+                .iter()
+                .zip(t.imputation(l))
+                .filter(|(r, _)| in_group(**r as usize))
+                .map(|(_, v)| *v)
+        })
+        .collect();
+    let per_imputation = imputed.len() / imputations.m.max(1);
+    let (bins, bin_of): (Vec<String>, Box<dyn Fn(f64) -> usize>) = match values {
+        CohortValues::Categorical { levels, .. } => (levels.clone(), Box::new(|v: f64| v as usize)),
+        CohortValues::Numeric(_) if values_binary(&observed) => (
+            vec!["0".into(), "1".into()],
+            Box::new(|v: f64| usize::from(v != 0.0)),
+        ),
+        CohortValues::Numeric(x) => {
+            let (lo, hi) = x
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(*v), b.max(*v))
+                });
+            let width = ((hi - lo) / BINS as f64).max(f64::MIN_POSITIVE);
+            (
+                (0..BINS)
+                    .map(|k| format!("{:.3}", lo + (k as f64 + 0.5) * width))
+                    .collect(),
+                Box::new(move |v: f64| (((v - lo) / width) as usize).min(BINS - 1)),
+            )
+        }
+    };
+    let histogram = |vals: &[f64]| {
+        let mut c = vec![0usize; bins.len()];
+        for &v in vals {
+            if let Some(k) = c.get_mut(bin_of(v)) {
+                *k += 1;
+            }
+        }
+        c
+    };
+    let (obs_counts, imp_counts) = (histogram(&observed), histogram(&imputed));
+    let m = imputations.m.max(1);
+    let shares = |counts: &[usize], total: usize, per: usize| -> Vec<Option<f64>> {
+        counts
+            .iter()
+            .map(|&c| (c == 0 || c / per >= min_cell).then(|| c as f64 / total.max(1) as f64))
+            .collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    Distribution {
+        group: cohort.group_labels[g as usize].clone(),
+        bins,
+        observed: shares(&obs_counts, observed.len(), 1),
+        imputed: shares(&imp_counts, imputed.len(), m),
+        means: (matches!(values, CohortValues::Numeric(_))
+            && observed.len() >= min_cell
+            && per_imputation >= min_cell)
+            .then(|| (mean(&observed), mean(&imputed))),
+    }
+}
+
+/// Whether every value is 0 or 1.
+fn values_binary(v: &[f64]) -> bool {
+    v.iter().all(|x| *x == 0.0 || *x == 1.0)
 }

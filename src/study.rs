@@ -48,6 +48,7 @@ pub fn run_study(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Resul
         mut warnings,
         failed,
         fallbacks,
+        imputation,
     } = run_analyses(plan, cohort, observer)?;
     if let (true, Some(first)) = (analyses.is_empty(), failed.first()) {
         bail!(
@@ -62,7 +63,8 @@ pub fn run_study(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Resul
         plan.min_cell,
         &mut warnings,
     );
-    let results = results_of(plan, cohort, analyses, warnings, failed)?;
+    let mut results = results_of(plan, cohort, analyses, warnings, failed)?;
+    results.imputation = imputation;
     let (factors, outcomes) = report_context(plan, cohort);
     Ok(Study {
         results,
@@ -227,6 +229,7 @@ struct Ran {
     warnings: Vec<String>,
     failed: Vec<FailedAnalysis>,
     fallbacks: usize,
+    imputation: Option<healthgap_report::results::ImputationSummary>,
 }
 
 /// Runs every analysis; one that fails is recorded, the others go on.
@@ -238,14 +241,23 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
         (Some(imp), false) => Some(run_imputed(plan, imp, cohort, &imputed, observer)?),
         _ => None,
     };
-    if let Some(runs) = &imputed_runs {
+    let mut imputation = None;
+    if let (Some(runs), Some(imp)) = (&imputed_runs, &plan.imputation) {
         warnings.extend(
             runs.imputations
                 .warnings
                 .iter()
                 .map(|w| format!("imputation: {w}")),
         );
+        imputation = Some(crate::imputation::summary(
+            imp,
+            cohort,
+            &runs.imputations,
+            &imputed,
+            plan.min_cell,
+        ));
     }
+
     let mut failed: Vec<FailedAnalysis> = Vec::new();
     let mut fallbacks = 0usize;
     for a in &plan.analyses {
@@ -301,6 +313,7 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
         warnings,
         failed,
         fallbacks,
+        imputation,
     })
 }
 
@@ -360,6 +373,7 @@ fn results_of(
         analyses,
         warnings,
         failed,
+        imputation: None,
     })
 }
 

@@ -146,6 +146,7 @@ impl InferenceSpec {
             vce: self.vce.as_str().into(),
             note: out.inference_note.clone(),
             withheld: out.withheld.clone(),
+            imputation: None,
         }
     }
 }

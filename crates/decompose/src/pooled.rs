@@ -128,10 +128,7 @@ pub fn pool_results(runs: &[AnalysisResult], level: f64) -> AnalysisResult {
             dropped.join(", ")
         ));
     }
-    out.inference.note = Some(match out.inference.note.take() {
-        Some(note) => format!("{note}; pooled over {m} imputations by Rubin's rules"),
-        None => format!("pooled over {m} imputations by Rubin's rules"),
-    });
+    out.inference.imputation = Some("rubin".into());
     out
 }
 

@@ -172,6 +172,10 @@ pub struct InferenceInfo {
     pub note: Option<String>,
     /// Why intervals were withheld (null when none were).
     pub withheld: Option<String>,
+    /// Multiple imputation: `rubin` (each imputation's own inference pooled
+    /// by Rubin's rules) or `bootstrap-then-impute`; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imputation: Option<String>,
 }
 
 /// One analysis for one outcome and comparison group. Written to
@@ -426,6 +430,7 @@ mod tests {
                 vce: "robust".into(),
                 note: None,
                 withheld: None,
+                imputation: None,
             },
             estimates,
             models: vec![],

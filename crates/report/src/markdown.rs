@@ -40,6 +40,7 @@ pub fn figures(view: &ReportView) -> Vec<&Figure> {
     }
     out.extend(&view.hospitals);
     out.extend(&view.sensitivity_figures);
+    out.extend(view.imputation.iter().flat_map(|i| &i.figures));
     out
 }
 
@@ -126,6 +127,17 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
     if let Some(t) = &view.table1_complete {
         let _ = writeln!(out, "\n### Table 1: complete cases of every variable");
         table(&mut out, t);
+    }
+    if let Some(i) = &view.imputation {
+        let _ = writeln!(
+            out,
+            "\n### Missing data and imputation\n\n{}",
+            escape(&i.settings)
+        );
+        table(&mut out, &i.missing);
+        for f in &i.figures {
+            figure_link(&mut out, f);
+        }
     }
     let _ = writeln!(out, "\n## Analyses");
     for (i, a) in results.analyses.iter().enumerate() {

@@ -61,6 +61,22 @@ fn inference(a: &AnalysisResult, cite: &mut Vec<&'static str>) -> String {
             delta_variance(a)
         ),
     };
+    match inf.imputation.as_deref() {
+        Some("rubin") => text.push_str(
+            " The analysis ran on each imputed data set and its estimates were pooled by Rubin's \
+             rules (Rubin 1987): the total variance is the mean within-imputation variance plus \
+             (1 + 1/m) times the between-imputation variance, and intervals are t intervals on \
+             the Barnard–Rubin degrees of freedom (large-sample complete-data degrees of freedom; \
+             ratios pooled on the log scale); the tables give each row's fraction of missing \
+             information (FMI).",
+        ),
+        Some(_) => text.push_str(
+            " Bootstrap-then-impute (Bartlett & Hughes 2020): each replicate resampled the \
+             incomplete cohort and was imputed afresh, its point estimate the mean over its \
+             imputations; the point estimate is the mean over the study's imputations.",
+        ),
+        None => {}
+    }
     if let Some(note) = &inf.note {
         text.push_str(&format!(" Approximation: {note}."));
     }
@@ -68,6 +84,57 @@ fn inference(a: &AnalysisResult, cite: &mut Vec<&'static str>) -> String {
         text.push_str(&format!(" Intervals withheld: {why}."));
     }
     text
+}
+
+/// The study's imputation: the models, m, iterations, predictors and the
+/// pooling rule (van Buuren 2018; Rubin 1987; Barnard & Rubin 1999).
+pub fn imputation_paragraph(s: &crate::results::ImputationSummary) -> String {
+    let models: Vec<String> = s
+        .variables
+        .iter()
+        .map(|v| {
+            format!(
+                "{} by {}",
+                v.name,
+                match v.method.as_str() {
+                    "pmm" => "predictive mean matching (type-1 matching, a random one of the nearest donors)",
+                    "norm" => "Bayesian linear regression",
+                    "logistic" => "Bayesian logistic regression",
+                    _ => "Bayesian multinomial logistic regression",
+                }
+            )
+        })
+        .collect();
+    format!(
+        "Missing data. Missing values were imputed by multiple imputation by chained equations (van \
+         Buuren & Groothuis-Oudshoorn 2011): {}. Each model's parameters were drawn from their \
+         approximate posterior before the values were drawn (as mice's norm, pmm, logreg and \
+         polyreg do); the predictors were {}{}{}. m = {} imputations of {} iterations each (seed \
+         {}), from random draws of the observed values. {}{}",
+        models.join("; "),
+        s.predictors.join(", "),
+        if s.by_group { ", each group imputed separately so that group-specific relationships are kept" } else { "" },
+        match s.cluster.as_str() {
+            "means" => ", and each hospital's mean of the predictors (Enders, Mistler & Keller 2016)",
+            "fixed_effect" => ", and the hospital as a fixed effect",
+            _ => "",
+        },
+        s.m,
+        s.iterations,
+        s.seed,
+        match s.replicates {
+            Some((b, k)) => format!(
+                "Inference by bootstrap-then-impute (Bartlett & Hughes 2020): {b} resamples of the \
+                 incomplete cohort (by cluster), each imputed {k} times."
+            ),
+            None => "Estimates were pooled by Rubin's rules with Barnard–Rubin degrees of freedom (Barnard & Rubin 1999).".into(),
+        },
+        if s.warnings.is_empty() {
+            String::new()
+        } else {
+            format!(" Fallbacks: {}.", s.warnings.join("; "))
+        }
+    )
 }
 
 /// One paragraph per analysis id (the first outcome and comparison it ran

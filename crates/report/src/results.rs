@@ -159,6 +159,88 @@ pub struct Results {
     pub warnings: Vec<String>,
     /// Analyses that failed (the others are kept); empty when none did.
     pub failed: Vec<FailedAnalysis>,
+    /// How missing values were imputed, with the diagnostics (absent unless
+    /// `[cohort] missing = "multiple_imputation"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imputation: Option<ImputationSummary>,
+}
+
+/// results.json `imputation`: the settings, the analyses that used the
+/// imputations, and per imputed variable its model, its missingness by
+/// group and the diagnostics (small cells suppressed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImputationSummary {
+    /// Imputations.
+    pub m: usize,
+    /// Iterations of the chained equations.
+    pub iterations: usize,
+    /// Seed of the imputation streams.
+    pub seed: u64,
+    /// Donors of predictive mean matching.
+    pub donors: usize,
+    /// Imputed within each group.
+    pub by_group: bool,
+    /// How the cluster entered the models: `means`, `fixed_effect` or `none`.
+    pub cluster: String,
+    /// `rubin` or `bootstrap-then-impute`.
+    pub inference: String,
+    /// Bootstrap-then-impute replicates and imputations per replicate.
+    pub replicates: Option<(usize, usize)>,
+    /// The analyses run on the imputations (the others on complete cases).
+    pub analyses: Vec<String>,
+    /// The predictors (variables and outcomes; the group when not by group).
+    pub predictors: Vec<String>,
+    /// The imputed variables.
+    pub variables: Vec<ImputedVariable>,
+    /// Fallbacks taken (a separated logistic model imputed by PMM instead).
+    pub warnings: Vec<String>,
+}
+
+/// One imputed variable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImputedVariable {
+    /// Column.
+    pub name: String,
+    /// `pmm`, `norm`, `logistic` or `multinomial`.
+    pub method: String,
+    /// Missing cells per group (null when suppressed: fewer than min_cell
+    /// missing or observed).
+    pub missing: Vec<GroupShare>,
+    /// Observed and imputed distributions per group.
+    pub distributions: Vec<Distribution>,
+    /// Mean of the imputed cells (categorical: share off the reference
+    /// level) after each iteration, one line per imputation; empty when
+    /// fewer than min_cell cells are missing.
+    pub trace: Vec<Vec<f64>>,
+}
+
+/// Missing cells of one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupShare {
+    /// Group label.
+    pub group: String,
+    /// Missing cells (null when suppressed).
+    pub missing: Option<usize>,
+    /// Their share of the group (null when suppressed).
+    pub share: Option<f64>,
+}
+
+/// Observed against imputed values of one variable in one group: shares per
+/// bin (numbers) or level (categoricals); a bin with fewer than min_cell
+/// observed or (per imputation) imputed values is null.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distribution {
+    /// Group label.
+    pub group: String,
+    /// Bin centres (numbers) or level indices (categoricals).
+    pub bins: Vec<String>,
+    /// Share of the observed values per bin.
+    pub observed: Vec<Option<f64>>,
+    /// Share of the imputed values (all imputations) per bin.
+    pub imputed: Vec<Option<f64>>,
+    /// Mean of the observed and of the imputed values (null when either
+    /// count is below min_cell).
+    pub means: Option<(f64, f64)>,
 }
 
 /// An analysis that failed, and why.

@@ -445,3 +445,10 @@ mod tests {
         );
     }
 }
+
+/// A group's missing cells of one variable, shown when none are missing or
+/// when both the missing and the observed cells reach `min_cell` (a small
+/// observed count is as revealing as a small missing one).
+pub fn missing(missing: usize, n: usize, min_cell: usize) -> Option<usize> {
+    (missing == 0 || (missing >= min_cell && n - missing.min(n) >= min_cell)).then_some(missing)
+}

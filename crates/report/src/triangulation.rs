@@ -298,6 +298,7 @@ mod tests {
                 vce: "robust".into(),
                 note: None,
                 withheld: None,
+                imputation: None,
             },
             estimates,
             models: vec![],

@@ -48,9 +48,10 @@ pub(super) fn view_of(
         index,
         anchor: slug(&["analysis", &a.id, &a.outcome, &a.comparison]),
         meta: format!(
-            "n = {} · inference: {}",
+            "n = {} · inference: {}{}",
             count(a.n, input.min_cell),
-            inference_text(a)
+            inference_text(a),
+            headline_fmi(a)
         ),
         table: estimates_table(a),
         balance: balance_table(a),
@@ -118,18 +119,36 @@ fn waterfall(
     })
 }
 
+/// The fraction of missing information of the method's headline total
+/// (its breakdown's total), for imputed analyses.
+fn headline_fmi(a: &AnalysisResult) -> String {
+    let Some(b) = a.spec.spec().breakdown() else {
+        return String::new();
+    };
+    a.get(b.total.1, None, None)
+        .and_then(|e| e.imputation)
+        .map_or_else(String::new, |i| {
+            format!(" · FMI of the {} {:.3} (m = {})", b.total.1, i.fmi, i.m)
+        })
+}
+
 fn estimates_table(a: &AnalysisResult) -> Table {
+    let imputed = a.estimates.iter().any(|e| e.imputation.is_some());
+    let mut head: Vec<String> = [
+        "quantity", "factor", "term", "estimate", "SE", "CI", "p", "SE by",
+    ]
+    .map(String::from)
+    .to_vec();
+    if imputed {
+        head.push("FMI".into());
+    }
     Table {
-        head: [
-            "quantity", "factor", "term", "estimate", "SE", "CI", "p", "SE by",
-        ]
-        .map(String::from)
-        .to_vec(),
+        head,
         rows: a
             .estimates
             .iter()
             .map(|e| {
-                vec![
+                let mut row = vec![
                     e.quantity.clone(),
                     e.factor.clone().unwrap_or_default(),
                     e.term.clone().unwrap_or_default(),
@@ -138,7 +157,14 @@ fn estimates_table(a: &AnalysisResult) -> Table {
                     ci_text(e.ci_low, e.ci_high, 1.0),
                     num(e.p_value),
                     e.se_method.as_str().to_string(),
-                ]
+                ];
+                if imputed {
+                    row.push(
+                        e.imputation
+                            .map_or_else(String::new, |i| format!("{:.3}", i.fmi)),
+                    );
+                }
+                row
             })
             .collect(),
         numeric_from: 3,

@@ -21,6 +21,8 @@ mod appendix;
 mod details;
 mod findings;
 mod hospitals;
+mod imputation;
+pub use imputation::ImputationView;
 mod sensitivity;
 mod study;
 mod table1;
@@ -148,6 +150,8 @@ pub struct ReportView {
     /// Table 1 of the complete cases of every used variable (when any value
     /// is missing).
     pub table1_complete: Option<Table>,
+    /// Missing data and imputation (when the study imputed).
+    pub imputation: Option<imputation::ImputationView>,
     /// Gaps and where they come from.
     pub pairs: Vec<PairView>,
     /// Per-analysis detail.
@@ -215,10 +219,15 @@ fn make_unique(view: &mut ReportView) {
             unique(&mut f.id);
         }
     }
+    let imputed = view
+        .imputation
+        .iter_mut()
+        .flat_map(|i| i.figures.iter_mut());
     for f in view
         .hospitals
         .iter_mut()
         .chain(&mut view.sensitivity_figures)
+        .chain(imputed)
     {
         unique(&mut f.id);
     }
@@ -320,7 +329,10 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         hospitals,
         sensitivity_figures,
     } = per_analysis(input)?;
-    let (methods, references) = methods::paragraphs(&r.analyses, input.factors);
+    let (mut methods, references) = methods::paragraphs(&r.analyses, input.factors);
+    if let Some(s) = &r.imputation {
+        methods.push(methods::imputation_paragraph(s));
+    }
     let mut view = ReportView {
         study: r.study.name.clone(),
         provenance: study::provenance(input),
@@ -329,6 +341,7 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         groups: study::group_sizes(input),
         table1,
         table1_complete,
+        imputation: imputation::view(input)?,
         pairs,
         analyses,
         hospitals,
