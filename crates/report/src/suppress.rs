@@ -340,9 +340,24 @@ fn hide_rare_level_terms(
     }
 }
 
+/// A group's missing cells of one variable, shown when none are missing or
+/// when both the missing and the observed cells reach `min_cell` (a small
+/// observed count is as revealing as a small missing one).
+pub fn missing(missing: usize, n: usize, min_cell: usize) -> Option<usize> {
+    (missing == 0 || (missing >= min_cell && n - missing.min(n) >= min_cell)).then_some(missing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_cells_are_shown_only_when_missing_and_observed_both_reach_min_cell() {
+        assert_eq!(missing(0, 100, 11), Some(0));
+        assert_eq!(missing(11, 100, 11), Some(11));
+        assert_eq!(missing(10, 100, 11), None);
+        assert_eq!(missing(95, 100, 11), None);
+    }
 
     #[test]
     fn a_small_missing_count_takes_a_level_with_it() {
@@ -446,9 +461,3 @@ mod tests {
     }
 }
 
-/// A group's missing cells of one variable, shown when none are missing or
-/// when both the missing and the observed cells reach `min_cell` (a small
-/// observed count is as revealing as a small missing one).
-pub fn missing(missing: usize, n: usize, min_cell: usize) -> Option<usize> {
-    (missing == 0 || (missing >= min_cell && n - missing.min(n) >= min_cell)).then_some(missing)
-}
