@@ -80,11 +80,28 @@ pub fn run_study(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Resul
 /// refusal fails here with the message the run would give.
 pub fn check_study(plan: &Plan, cohort: &Cohort) -> Result<()> {
     let mut failed = Vec::new();
+    // The imputation models are fitted too (two imputations, one iteration),
+    // and the imputed analyses run on the first completed cohort.
+    let completed = match &plan.imputation {
+        Some(imp) if plan.analyses.iter().any(|a| a.imputed) => {
+            let quick = crate::plan::ImputationPlan {
+                iterations: 1,
+                ..imp.clone()
+            };
+            let imputations = crate::imputation::impute_cohort(&quick, cohort, 2, imp.seed)?;
+            Some(crate::imputation::completed(cohort, &imputations, 0))
+        }
+        _ => None,
+    };
     for a in &plan.analyses {
         let mut dry = a.clone();
         dry.inference.replicates = 0;
         dry.inference.interval = RawInterval::Percentile;
-        match run_analysis(plan, cohort, &dry, &Quiet) {
+        let data = match (&completed, a.imputed) {
+            (Some(c), true) => c,
+            _ => cohort,
+        };
+        match run_analysis(plan, data, &dry, &Quiet) {
             Err(err) => failed.push(format!(
                 "analysis `{}` ({}) failed: {err:#}",
                 a.id,

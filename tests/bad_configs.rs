@@ -107,6 +107,17 @@ fn with_data(name: &'static str, data: String, needles: &[&'static str]) -> Case
     }
 }
 
+/// The base config with multiple imputation (`imputation` the
+/// `[imputation]` table's body).
+fn imputed(imputation: &str) -> String {
+    replaced(
+        "[groups]",
+        &format!(
+            "[cohort]\nmissing = \"multiple_imputation\"\n\n[imputation]\n{imputation}\n\n[groups]"
+        ),
+    )
+}
+
 fn replaced(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "{from}");
     BASE.replacen(from, to, 1)
@@ -396,6 +407,61 @@ fn cases() -> Vec<Case> {
             }),
             &["hospital_id", "every row needs a cluster"],
         ),
+        case(
+            "one imputation",
+            imputed("m = 1"),
+            &["m = 1", "m ≥ 2", "between imputations"],
+        ),
+        case(
+            "[imputation] without multiple imputation",
+            replaced("[groups]", "[imputation]\nm = 5\n\n[groups]"),
+            &["[imputation] is set", "missing = \"multiple_imputation\""],
+        ),
+        case(
+            "an analysis asks for the imputations the study does not make",
+            replaced(
+                "outcomes = [\"los_days\"]",
+                "outcomes = [\"los_days\"]\nmissing = \"multiple_imputation\"",
+            ),
+            &["needs [cohort] missing = \"multiple_imputation\""],
+        ),
+        case(
+            "an imputation model for an unknown variable",
+            imputed("method = { adii = \"pmm\" }"),
+            &["[imputation] method", "`adii`", "did you mean `adi`"],
+        ),
+        case(
+            "an unknown imputation model",
+            imputed("method = { adi = \"pmmm\" }"),
+            &["pmmm", "pmm"],
+        ),
+        Case {
+            name: "a logistic model for a continuous variable",
+            config: imputed("method = { adi = \"logistic\" }"),
+            data: Some(edit(csv, |i, c, v| {
+                if c == "adi" && i % 7 == 0 {
+                    String::new()
+                } else {
+                    v.into()
+                }
+            })),
+            needles: vec!["adi = \"logistic\"", "0/1 variables only"],
+        },
+        Case {
+            name: "a variable missing for every patient of a group",
+            config: imputed("m = 2"),
+            data: Some(edit(csv, |i, c, v| {
+                if c == "adi" && race[i] == "Black" {
+                    String::new()
+                } else {
+                    v.into()
+                }
+            })),
+            needles: vec![
+                "`adi` is missing for every patient in group `Black`",
+                "by_group = false",
+            ],
+        },
     ]
 }
 
