@@ -232,11 +232,20 @@ pub fn draw(sample: &Sample) -> Option<(Vec<u8>, MissingReport)> {
     let insurance_blanked = Blankable::Insurance.rate(m) > 0.0;
     // The insurance term never enters insurance's own index, nor any index once
     // insurance is itself blanked.
-    let own = index(sample, false);
+    // Each index with its distinct values scaled by the strength (for α).
+    let with_distinct = |with_payer: bool| {
+        let z: Vec<f64> = index(sample, with_payer)
+            .iter()
+            .map(|z| m.strength * z)
+            .collect();
+        let d = distinct(&z);
+        (z, d)
+    };
+    let own = with_distinct(false);
     let others = if insurance_blanked {
         own.clone()
     } else {
-        index(sample, true)
+        with_distinct(true)
     };
     let mut bits = vec![0_u8; n];
     let mut columns = Vec::new();
@@ -245,19 +254,16 @@ pub fn draw(sample: &Sample) -> Option<(Vec<u8>, MissingReport)> {
         if p <= 0.0 {
             continue;
         }
-        let z: Vec<f64> = if var == Blankable::Insurance {
+        let (z, values) = if var == Blankable::Insurance {
             &own
         } else {
             &others
-        }
-        .iter()
-        .map(|z| m.strength * z)
-        .collect();
-        let alpha = solve_intercept(&distinct(&z), p);
+        };
+        let alpha = solve_intercept(values, p);
         let mut rng = ChaCha8Rng::seed_from_u64(sample.params.seed);
         rng.set_stream(MISSING_STREAM_OFFSET + j as u64);
         let mut rows = 0;
-        for (b, zi) in bits.iter_mut().zip(&z) {
+        for (b, zi) in bits.iter_mut().zip(z) {
             let u: f64 = rng.random();
             if u < expit(alpha + zi) {
                 *b |= var.bit();
