@@ -141,12 +141,18 @@ pub struct MissingReport {
     pub columns: Vec<BlankedColumn>,
 }
 
-/// The mechanism, as recorded in truth.json.
-pub const MECHANISM: &str = "MAR: P(missing) = expit(alpha_j + strength * z), \
-z = 0.4 urgent + 1.0 emergent - 0.3 std(log hospital_volume) \
-+ 0.5 (medicaid or uninsured; omitted when insurance is blanked) + 0.4 (race not White) \
-+ 1.0 death_30d + 0.5 major_morbidity; alpha_j solved so that the expected share \
-on the sample equals the requested one; truth.json is the complete-data truth";
+/// The mechanism in words, with the coefficients, as recorded in truth.json.
+pub fn mechanism() -> String {
+    format!(
+        "MAR: P(missing) = expit(alpha_j + strength * z), z = {BETA_URGENT} urgent \
+         + {BETA_EMERGENT} emergent + ({BETA_VOLUME}) std(log hospital_volume) \
+         + {BETA_PAYER} (medicaid or uninsured; omitted when insurance is blanked) \
+         + {BETA_MINORITY} (race not White) + {BETA_DEATH} death_30d \
+         + {BETA_MORBIDITY} major_morbidity; alpha_j solved so that the expected \
+         share on the sample equals the requested one; truth.json is the \
+         complete-data truth"
+    )
+}
 
 /// The missingness index z of every patient (without the strength).
 fn index(sample: &Sample, with_payer: bool) -> Vec<f64> {
@@ -295,7 +301,7 @@ pub fn draw(sample: &Sample) -> Option<(Vec<u8>, MissingReport)> {
     Some((
         bits,
         MissingReport {
-            mechanism: MECHANISM.to_string(),
+            mechanism: mechanism(),
             strength: m.strength,
             coefficients,
             columns,
