@@ -243,3 +243,216 @@ fn check_and_run_have_help_that_explains_them() {
         }
     }
 }
+
+// Missing data (#16): `missing.<column>` blanks cells by the documented MAR
+// mechanism in every source, and changes nothing else.
+
+/// The blankable columns and their requested shares.
+const HOLES: [(&str, f64); 6] = [
+    ("ejection_fraction", 0.15),
+    ("creatinine", 0.08),
+    ("bmi", 0.05),
+    ("adi", 0.10),
+    ("diabetes", 0.04),
+    ("insurance", 0.06),
+];
+
+fn hole_args() -> Vec<String> {
+    HOLES
+        .iter()
+        .flat_map(|(c, p)| ["--set".to_string(), format!("missing.{c}={p}")])
+        .collect()
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn missing_data_change_no_complete_value_and_truth_only_gains_a_missing_object() {
+    let dir = Dir::new();
+    synth(&dir, "full", &["--format", "csv", "--omop"]);
+    let holes = hole_args();
+    let mut extra = vec!["--format", "csv", "--omop"];
+    extra.extend(holes.iter().map(String::as_str));
+    synth(&dir, "holes", &extra);
+    let mut with = read_json(&dir.join("holes/truth.json"));
+    let missing = with.as_object_mut().unwrap().remove("missing").unwrap();
+    assert_eq!(with, read_json(&dir.join("full/truth.json")));
+    let columns = missing["columns"].as_array().unwrap();
+    assert_eq!(columns.len(), HOLES.len());
+    for (c, (name, p)) in columns.iter().zip(HOLES) {
+        assert_eq!(c["column"], name);
+        assert_eq!(c["requested"], p);
+        assert!(c["realized"].as_f64().unwrap() > 0.0);
+    }
+    assert!(missing["mechanism"].as_str().unwrap().contains("death_30d"));
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+    assert_eq!(read("holes/hospitals.csv"), read("full/hospitals.csv"));
+    for t in [
+        "person",
+        "visit_occurrence",
+        "death",
+        "procedure_occurrence",
+    ] {
+        assert_eq!(
+            read(&format!("holes/omop/{t}.csv")),
+            read(&format!("full/omop/{t}.csv")),
+            "omop/{t}"
+        );
+    }
+    // Every cell of the extract is the complete one or empty, and only the
+    // blankable columns have empty cells.
+    let (a, b) = (read("holes/cohort.csv"), read("full/cohort.csv"));
+    let header: Vec<&str> = b.lines().next().unwrap().split(',').collect();
+    let mut empty = vec![0; header.len()];
+    for (la, lb) in a.lines().zip(b.lines()) {
+        for (k, (x, y)) in la.split(',').zip(lb.split(',')).enumerate() {
+            if x.is_empty() {
+                empty[k] += 1;
+            } else {
+                assert_eq!(x, y, "column {}", header[k]);
+            }
+        }
+    }
+    for (k, name) in header.iter().enumerate() {
+        let blankable = HOLES.iter().any(|(c, _)| c == name);
+        assert_eq!(empty[k] > 0, blankable, "{name}: {} empty cells", empty[k]);
+    }
+}
+
+/// The cohort of every group, death_30d and the blankable columns (and
+/// status), missing = "complete_case".
+fn holes_spec(source: healthgap_cohort::Source) -> healthgap_cohort::CohortSpec {
+    use healthgap_cohort::{OutcomeKind, OutcomeSpec, VariableSpec};
+    let variables = HOLES
+        .iter()
+        .map(|(c, _)| c.to_string())
+        .chain(["status".to_string()])
+        .map(|name| VariableSpec {
+            name,
+            kind: None,
+            block: "all".into(),
+            min_count: None,
+        })
+        .collect();
+    healthgap_cohort::CohortSpec {
+        source,
+        filters: Vec::new(),
+        missing: healthgap_cohort::MissingPolicy::CompleteCase,
+        group_column: "race".into(),
+        reference: "White".into(),
+        compare: ["Black", "Hispanic", "Asian", "Other"]
+            .map(String::from)
+            .to_vec(),
+        group_display: Default::default(),
+        outcomes: vec![OutcomeSpec {
+            name: "death_30d".into(),
+            kind: OutcomeKind::Binary,
+            label: "death".into(),
+            event: None,
+        }],
+        variables,
+        cluster: None,
+        weights: None,
+        na_values: healthgap_cohort::default_na_values(),
+    }
+}
+
+/// Rows missing each variable (in the order of the spec), from the complete
+/// cases of death_30d; the rows left; and each variable's missing-row mask.
+fn missing_counts(spec: &healthgap_cohort::CohortSpec) -> (Vec<usize>, usize, Vec<Vec<bool>>) {
+    use healthgap_cohort::{MISSING_CODE, Values};
+    let cohort = healthgap_cohort::load(spec).unwrap();
+    let names: Vec<String> = spec.variables.iter().map(|v| v.name.clone()).collect();
+    let (complete, steps) = cohort.complete_cases("death_30d", &names);
+    let counts = names
+        .iter()
+        .map(|n| {
+            steps
+                .iter()
+                .find(|s| &s.variable == n)
+                .map_or(0, |s| s.missing.iter().sum())
+        })
+        .collect();
+    let left = complete.map_or(cohort.n(), |c| c.n());
+    let masks = names
+        .iter()
+        .map(|n| match &cohort.variable(n).unwrap().values {
+            Values::Numeric(x) => x.iter().map(|v| v.is_nan()).collect(),
+            Values::Categorical { codes, .. } => codes.iter().map(|c| *c == MISSING_CODE).collect(),
+        })
+        .collect();
+    (counts, left, masks)
+}
+
+#[test]
+fn flat_omop_and_in_memory_sources_carry_the_same_holes() {
+    use healthgap_cohort::Source;
+    let dir = Dir::new();
+    let holes = hole_args();
+    let mut extra = vec!["--format", "csv", "--omop", "--seed", "3"];
+    extra.extend(holes.iter().map(String::as_str));
+    synth(&dir, "data", &extra);
+    let truth = read_json(&dir.join("data/truth.json"));
+    let blanked: Vec<usize> = truth["missing"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rows"].as_u64().unwrap() as usize)
+        .collect();
+    // Rows with at least one hole, from the extract itself.
+    let text = std::fs::read_to_string(dir.join("data/cohort.csv")).unwrap();
+    let incomplete = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').any(str::is_empty))
+        .count();
+
+    let flat = missing_counts(&holes_spec(Source::Flat {
+        path: dir.join("data/cohort.csv"),
+    }));
+    let mut expected = blanked.clone();
+    expected.push(0); // status is never blanked
+    assert_eq!(flat.0, expected, "flat: rows missing each variable");
+    assert_eq!(flat.1, 3000 - incomplete, "flat: complete cases");
+
+    let omop = missing_counts(&holes_spec(Source::Omop {
+        dir: dir.join("data/omop"),
+        concepts: Box::default(),
+    }));
+    assert_eq!(omop.0, flat.0, "OMOP: rows missing each variable");
+    assert_eq!(omop.1, flat.1);
+    assert!(
+        omop.2 == flat.2,
+        "OMOP: holes in other rows than the flat file"
+    );
+
+    let mut params = healthgap_synth::Params::default();
+    for assignment in ["patients=3000", "seed=3"] {
+        params.set_assignment(assignment).unwrap();
+    }
+    for (c, p) in HOLES {
+        params.set(&format!("missing.{c}"), p).unwrap();
+    }
+    let memory = missing_counts(&holes_spec(Source::Synthetic {
+        params: Box::new(params),
+    }));
+    assert_eq!(memory.0, flat.0, "in memory: rows missing each variable");
+    assert_eq!(memory.1, flat.1);
+    assert!(memory.2 == flat.2, "in memory: holes in other rows");
+}
+
+#[test]
+fn set_help_lists_the_missing_keys() {
+    let dir = Dir::new();
+    let out = dir.run(&["synth", "--out", "o", "--set", "help"]);
+    let err = stderr(&out);
+    for (c, _) in HOLES {
+        assert!(err.contains(&format!("missing.{c}")), "{err}");
+    }
+    assert!(err.contains("missing.strength"), "{err}");
+    let out = dir.run(&["synth", "--out", "o", "--set", "missing.bmi=1.5"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("[0, 1)"), "{}", stderr(&out));
+}

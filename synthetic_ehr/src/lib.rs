@@ -25,6 +25,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod error;
+pub mod missing;
 pub mod omop;
 pub mod params;
 pub mod sample;

@@ -30,7 +30,18 @@
 //! - `hospital_volume`: index procedures at the care site / calendar years spanned.
 //! - `teaching`: care_site.place_of_service_source_value; `region`: the care
 //!   site's location_source_value; `zip3`: the person's location zip.
+//!
+//! Blanked cells ([`crate::missing`]) are records that were never made, so the
+//! loader finds no value:
+//! - EF, creatinine, BMI: neither the older nor the pre-operative measurement is
+//!   written (the post-operative one, which the loader ignores, still is);
+//! - `adi`: no ADI observation; `insurance`: no plan covers the index date (an
+//!   older plan may still exist);
+//! - `diabetes`: no diabetes condition before the index, and an observation
+//!   "diabetes status not documented" ([`concepts::DIABETES_UNKNOWN`]) on the day
+//!   of surgery; without it, no condition record would mean "no diabetes".
 
+use crate::missing::Blankable;
 use crate::params::GROUP_NAMES;
 use crate::sample::{Patient, Sample, VISIT_ID_OFFSET, mix, mix_uniform, zip3};
 use crate::scm::{INSURANCE, STATUS};
@@ -83,6 +94,9 @@ pub mod concepts {
     pub const ADI: i64 = 2_000_000_031;
     /// Observation: CABG status (elective / urgent / emergent) (local).
     pub const CABG_STATUS: i64 = 2_000_000_032;
+    /// Observation: diabetes status not documented before surgery (local); with
+    /// no diabetes condition before the index it makes `diabetes` missing.
+    pub const DIABETES_UNKNOWN: i64 = 2_000_000_033;
     /// Payers (local), in the order private, medicare, medicaid, uninsured.
     pub const PAYERS: [i64; 4] = [2_000_000_041, 2_000_000_042, 2_000_000_043, 2_000_000_044];
     /// Condition: post-operative major morbidity within 30 days (local); with a
@@ -431,6 +445,10 @@ fn condition_occurrence(ps: &[Patient]) -> Table {
         let day = p.surgery_date();
         for (k, &concept) in concepts::CONDITIONS.iter().enumerate() {
             let salt = 10 + k as u64;
+            if k == 0 && p.is_missing(Blankable::Diabetes) {
+                // Not documented: no record, and an observation says so.
+                continue;
+            }
             if p.sim.clinical.conditions[k] {
                 cond.push(
                     pid(i),
@@ -478,36 +496,48 @@ fn condition_occurrence(ps: &[Patient]) -> Table {
 }
 
 /// `measurement`: for EF, creatinine and BMI an old value, the pre-operative
-/// value and a post-operative value.
+/// value and a post-operative value (only the last when the value is blanked).
 fn measurement(ps: &[Patient]) -> Table {
     let mut meas = Rows::default();
     for (i, p) in ps.iter().enumerate() {
         let day = p.surgery_date();
         let c = &p.sim.clinical;
-        for (k, (concept, value, unit)) in [
-            (concepts::EJECTION_FRACTION, c.ef, "%"),
-            (concepts::CREATININE, c.creatinine, "mg/dL"),
-            (concepts::BMI, c.bmi, "kg/m2"),
+        for (k, (concept, value, unit, column)) in [
+            (
+                concepts::EJECTION_FRACTION,
+                c.ef,
+                "%",
+                Blankable::EjectionFraction,
+            ),
+            (
+                concepts::CREATININE,
+                c.creatinine,
+                "mg/dL",
+                Blankable::Creatinine,
+            ),
+            (concepts::BMI, c.bmi, "kg/m2", Blankable::Bmi),
         ]
         .into_iter()
         .enumerate()
         {
             let salt = 20 + k as u64;
             let shift = |s: u64| (mix_uniform(p.aux, s) - 0.5) * 0.2 * value.abs().max(1.0);
-            meas.push(
-                pid(i),
-                concept,
-                day - 200,
-                (value + shift(salt)).max(0.01),
-                unit,
-            );
-            meas.push(
-                pid(i),
-                concept,
-                day - 1 - (mix(p.aux, salt) % 7) as i32,
-                value,
-                unit,
-            );
+            if !p.is_missing(column) {
+                meas.push(
+                    pid(i),
+                    concept,
+                    day - 200,
+                    (value + shift(salt)).max(0.01),
+                    unit,
+                );
+                meas.push(
+                    pid(i),
+                    concept,
+                    day - 1 - (mix(p.aux, salt) % 7) as i32,
+                    value,
+                    unit,
+                );
+            }
             meas.push(
                 pid(i),
                 concept,
@@ -535,13 +565,16 @@ fn measurement(ps: &[Patient]) -> Table {
     )
 }
 
-/// `observation`: the ADI (30 days before surgery) and the CABG status (on the
-/// day).
+/// `observation`: the ADI (30 days before surgery, unless blanked), the CABG
+/// status (on the day), and "diabetes status not documented" (on the day) when
+/// diabetes is blanked.
 fn observation(ps: &[Patient]) -> Table {
     let mut obs = Rows::default();
     for (i, p) in ps.iter().enumerate() {
         let day = p.surgery_date();
-        obs.push(pid(i), concepts::ADI, day - 30, p.sim.socioeconomic.adi, "");
+        if !p.is_missing(Blankable::Adi) {
+            obs.push(pid(i), concepts::ADI, day - 30, p.sim.socioeconomic.adi, "");
+        }
         obs.push(
             pid(i),
             concepts::CABG_STATUS,
@@ -549,6 +582,9 @@ fn observation(ps: &[Patient]) -> Table {
             f64::NAN,
             STATUS[p.sim.clinical.status as usize],
         );
+        if p.is_missing(Blankable::Diabetes) {
+            obs.push(pid(i), concepts::DIABETES_UNKNOWN, day, f64::NAN, "");
+        }
     }
     let no = obs.person.len();
     Table::new(
@@ -568,8 +604,8 @@ fn observation(ps: &[Patient]) -> Table {
     )
 }
 
-/// `payer_plan_period`: the plan covering the index date, and for some patients
-/// an older plan with another payer.
+/// `payer_plan_period`: the plan covering the index date (none when insurance is
+/// blanked), and for some patients an older plan with another payer.
 fn payer_plan_period(ps: &[Patient]) -> Table {
     let mut pay = Rows::default();
     let mut pay_end = Vec::new();
@@ -587,14 +623,16 @@ fn payer_plan_period(ps: &[Patient]) -> Table {
             );
             pay_end.push(day - 401);
         }
-        pay.push(
-            pid(i),
-            concepts::PAYERS[ins],
-            day - 400,
-            0.0,
-            INSURANCE[ins],
-        );
-        pay_end.push(day + 400);
+        if !p.is_missing(Blankable::Insurance) {
+            pay.push(
+                pid(i),
+                concepts::PAYERS[ins],
+                day - 400,
+                0.0,
+                INSURANCE[ins],
+            );
+            pay_end.push(day + 400);
+        }
     }
     let np = pay.person.len();
     Table::new(

@@ -319,6 +319,58 @@ param_struct! {
     }
 }
 
+param_struct! {
+    /// Target marginal missing rates of the blankable columns of the flat extract
+    /// (keys `missing.<column>`) and the strength of the documented MAR mechanism
+    /// (`missing.strength`), see [`crate::missing`]. Every rate defaults to 0:
+    /// the data are complete.
+    pub struct MissingParams {
+        /// Share of `ejection_fraction` values left missing.
+        ejection_fraction: 0.0,
+        /// Share of `creatinine` values left missing.
+        creatinine: 0.0,
+        /// Share of `bmi` values left missing.
+        bmi: 0.0,
+        /// Share of `adi` values left missing.
+        adi: 0.0,
+        /// Share of `diabetes` values left missing.
+        diabetes: 0.0,
+        /// Share of `insurance` values left missing.
+        insurance: 0.0,
+        /// Multiplier of every coefficient of the missingness index (1: the
+        /// documented coefficients; 0: missing completely at random).
+        strength: 1.0,
+    }
+}
+
+impl MissingParams {
+    /// Whether every rate is zero (nothing is blanked).
+    pub fn is_off(&self) -> bool {
+        Self::KEYS
+            .iter()
+            .filter(|k| **k != "strength")
+            .all(|k| self.get(k) == Some(0.0))
+    }
+
+    /// Why `value` is out of range for `field`, if it is: a rate lies in
+    /// [0, 1), the strength is at least 0.
+    fn out_of_range(field: &str, value: f64) -> Option<&'static str> {
+        if value.is_nan() {
+            Some("must be a number")
+        } else if field == "strength" {
+            (value < 0.0).then_some("must be at least 0")
+        } else {
+            (!(0.0..1.0).contains(&value)).then_some("is a missing share and must lie in [0, 1)")
+        }
+    }
+}
+
+impl Default for MissingParams {
+    fn default() -> Self {
+        Self::defaults()
+    }
+}
+
 impl Default for ModelParams {
     fn default() -> Self {
         Self::defaults()
@@ -348,6 +400,11 @@ pub struct Params {
     pub model: ModelParams,
     /// Per-group rows, in the order of [`GROUP_NAMES`].
     pub groups: Vec<GroupParams>,
+    /// Missing data (none by default). Not serialised with the model
+    /// parameters: truth.json, which is the complete-data truth, records the
+    /// requested and realised rates in its own `missing` object.
+    #[serde(skip_serializing, default)]
+    pub missing: MissingParams,
 }
 
 impl Default for Params {
@@ -450,13 +507,15 @@ impl Default for Params {
             population_draws: 200_000,
             model: ModelParams::defaults(),
             groups: vec![white, black, hispanic, asian, other],
+            missing: MissingParams::defaults(),
         }
     }
 }
 
 impl Params {
     /// Every settable key: `patients`, `seed`, `world_seed`, `population_draws`,
-    /// the global model keys and `<group>.<field>` for each group.
+    /// the global model keys, `<group>.<field>` for each group, and
+    /// `missing.<column>` and `missing.strength`.
     pub fn keys() -> Vec<String> {
         let mut keys: Vec<String> = ["patients", "seed", "world_seed", "population_draws"]
             .iter()
@@ -467,6 +526,7 @@ impl Params {
             let g = g.to_lowercase();
             keys.extend(GroupParams::KEYS.iter().map(|k| format!("{g}.{k}")));
         }
+        keys.extend(MissingParams::KEYS.iter().map(|k| format!("missing.{k}")));
         keys
     }
 
@@ -498,6 +558,15 @@ impl Params {
                 self.model.hospitals = value;
             }
             _ => {
+                if let Some(field) = key.strip_prefix("missing.")
+                    && let Some(slot) = self.missing.field_mut(field)
+                {
+                    if let Some(reason) = MissingParams::out_of_range(field, value) {
+                        return Err(bad(reason));
+                    }
+                    *slot = value;
+                    return Ok(());
+                }
                 let slot = if let Some((group, field)) = key.split_once('.') {
                     GROUP_NAMES
                         .iter()
@@ -596,6 +665,16 @@ impl Params {
                 });
             }
         }
+        for key in MissingParams::KEYS {
+            let value = self.missing.get(key).unwrap_or(0.0);
+            if let Some(reason) = MissingParams::out_of_range(key, value) {
+                return Err(SynthError::InvalidValue {
+                    key: format!("missing.{key}"),
+                    value: value.to_string(),
+                    reason: reason.into(),
+                });
+            }
+        }
         if !(-1.0..=1.0).contains(&m.hospital_effect_rho) {
             return Err(SynthError::InvalidValue {
                 key: "hospital_effect_rho".into(),
@@ -677,9 +756,29 @@ mod tests {
     fn every_listed_key_is_settable() {
         let mut p = Params::default();
         for key in Params::keys() {
-            let v = p.model.get(&key).unwrap_or(1.0).max(1000.0).round();
+            let v = if key.starts_with("missing.") {
+                0.1
+            } else {
+                p.model.get(&key).unwrap_or(1.0).max(1000.0).round()
+            };
             p.set(&key, v).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
+    }
+
+    #[test]
+    fn missing_keys_take_shares_in_zero_one_and_default_to_complete_data() {
+        let mut p = Params::default();
+        assert!(p.missing.is_off());
+        p.set_assignment("missing.ejection_fraction=0.15").unwrap();
+        assert_eq!(p.missing.ejection_fraction, 0.15);
+        assert!(!p.missing.is_off());
+        for bad in ["missing.bmi=1", "missing.bmi=-0.1", "missing.strength=-1"] {
+            assert!(p.set_assignment(bad).is_err(), "{bad}");
+        }
+        let err = p.set("missing.bmx", 0.1).unwrap_err().to_string();
+        assert!(err.contains("missing.bmi"), "{err}");
+        p.missing.adi = 2.0;
+        assert!(p.validate().is_err());
     }
 
     #[test]

@@ -4,9 +4,10 @@
 
 use rayon::prelude::*;
 
+use crate::missing::{self, Blankable, MissingReport};
 use crate::params::{GROUP_NAMES, Params};
 use crate::scm::{self, BlockGroups, CHUNK, Noise, Outcomes, Simulated};
-use crate::table::{Column, Table, civil_from_days};
+use crate::table::{Column, MISSING_LEVEL, Table, civil_from_days};
 use crate::world::{REGIONS, World};
 
 /// First surgery date: 2019-01-01, in days since 1970-01-01.
@@ -28,9 +29,17 @@ pub struct Patient {
     pub outcomes: Outcomes,
     /// Administrative seed.
     pub aux: u64,
+    /// Blanked columns of the extract, one bit each ([`Blankable::bit`]); the
+    /// values in `sim` stay complete.
+    pub missing: u8,
 }
 
 impl Patient {
+    /// Whether `column` is blanked in this patient's record.
+    pub fn is_missing(&self, column: Blankable) -> bool {
+        self.missing & column.bit() != 0
+    }
+
     /// Surgery date in days since 1970-01-01.
     pub fn surgery_date(&self) -> i32 {
         FIRST_DATE + (mix(self.aux, 0) % DATE_SPAN) as i32
@@ -68,6 +77,9 @@ pub struct Sample {
     pub world: World,
     /// Patients in person_id order.
     pub patients: Vec<Patient>,
+    /// What the missing-data mechanism blanked (None when nothing was
+    /// requested: the extract is complete).
+    pub missing: Option<MissingReport>,
 }
 
 /// Cumulative group shares.
@@ -84,8 +96,9 @@ pub fn cumulative_shares(params: &Params) -> Vec<f64> {
 }
 
 impl Sample {
-    /// Draws `params.patients` patients. `progress` is called with the number of
-    /// patients finished in each chunk.
+    /// Draws `params.patients` patients, then their missing cells (if
+    /// `params.missing` asks for any; [`crate::missing`]). `progress` is called
+    /// with the number of patients finished in each chunk.
     pub fn generate(params: &Params, progress: &(dyn Fn(u64) + Sync)) -> Sample {
         let world = World::new(&params.model, params.world_seed);
         let cum = cumulative_shares(params);
@@ -113,6 +126,7 @@ impl Sample {
                             sim,
                             outcomes,
                             aux: noise.aux,
+                            missing: 0,
                         }
                     })
                     .collect();
@@ -120,11 +134,24 @@ impl Sample {
                 out
             })
             .collect();
-        Sample {
+        let mut sample = Sample {
             params: params.clone(),
             world,
             patients: parts.into_iter().flatten().collect(),
+            missing: None,
+        };
+        if let Some((bits, report)) = missing::draw(&sample) {
+            for (p, b) in sample.patients.iter_mut().zip(bits) {
+                p.missing = b;
+            }
+            sample.missing = Some(report);
         }
+        sample
+    }
+
+    /// Whether any patient has `column` blanked.
+    pub fn has_missing(&self, column: Blankable) -> bool {
+        self.patients.iter().any(|p| p.is_missing(column))
     }
 
     /// Patients per hospital in the sample.
@@ -148,6 +175,8 @@ impl Sample {
     }
 
     /// The flat extract: one row per index CABG (SYNTHETIC_EHR.md, Outputs).
+    /// Blanked cells ([`crate::missing`]) are null: `OptInt` None, a NaN float,
+    /// or the categorical code [`MISSING_LEVEL`].
     pub fn flat_table(&self) -> Table {
         let ps = &self.patients;
         let counts = self.hospital_counts();
@@ -157,6 +186,22 @@ impl Sample {
             Column::Int(ps.iter().map(|p| i64::from(f(p))).collect())
         };
         let float = |f: &dyn Fn(&Patient) -> f64| Column::Float(ps.iter().map(f).collect());
+        // Blankable columns: an integer column gets nulls only when it has holes,
+        // so complete data are written exactly as before.
+        let holed_int = |b: Blankable, f: &dyn Fn(&Patient) -> i64| {
+            if self.has_missing(b) {
+                Column::OptInt(
+                    ps.iter()
+                        .map(|p| (!p.is_missing(b)).then(|| f(p)))
+                        .collect(),
+                )
+            } else {
+                int(f)
+            }
+        };
+        let holed_float = |b: Blankable, f: &dyn Fn(&Patient) -> f64| {
+            float(&|p: &Patient| if p.is_missing(b) { f64::NAN } else { f(p) })
+        };
         let cat = |levels: &[&str], f: &dyn Fn(&Patient) -> u32| Column::Cat {
             codes: ps.iter().map(f).collect(),
             levels: levels.iter().map(|s| (*s).to_string()).collect(),
@@ -182,11 +227,18 @@ impl Sample {
             ),
             ("age", int(&|p| p.sim.demographics.age as i64)),
             ("female", flag(&|p| p.sim.demographics.female)),
-            ("adi", int(&|p| p.sim.socioeconomic.adi as i64)),
+            (
+                "adi",
+                holed_int(Blankable::Adi, &|p| p.sim.socioeconomic.adi as i64),
+            ),
             (
                 "insurance",
                 cat(&scm::INSURANCE, &|p| {
-                    u32::from(p.sim.socioeconomic.insurance)
+                    if p.is_missing(Blankable::Insurance) {
+                        MISSING_LEVEL
+                    } else {
+                        u32::from(p.sim.socioeconomic.insurance)
+                    }
                 }),
             ),
             (
@@ -199,15 +251,26 @@ impl Sample {
                     levels: zip_levels,
                 },
             ),
-            ("diabetes", cond(0)),
+            (
+                "diabetes",
+                holed_int(Blankable::Diabetes, &|p| {
+                    i64::from(p.sim.clinical.conditions[0])
+                }),
+            ),
             ("dialysis", cond(1)),
             ("heart_failure", cond(2)),
             ("lung_disease", cond(3)),
             ("pad", cond(4)),
             ("prior_mi", cond(5)),
-            ("ejection_fraction", int(&|p| p.sim.clinical.ef as i64)),
-            ("bmi", float(&|p| p.sim.clinical.bmi)),
-            ("creatinine", float(&|p| p.sim.clinical.creatinine)),
+            (
+                "ejection_fraction",
+                holed_int(Blankable::EjectionFraction, &|p| p.sim.clinical.ef as i64),
+            ),
+            ("bmi", holed_float(Blankable::Bmi, &|p| p.sim.clinical.bmi)),
+            (
+                "creatinine",
+                holed_float(Blankable::Creatinine, &|p| p.sim.clinical.creatinine),
+            ),
             (
                 "status",
                 cat(&scm::STATUS, &|p| u32::from(p.sim.clinical.status)),

@@ -14,7 +14,8 @@ pub enum Column {
     Str(Vec<String>),
     /// Strings stored as codes into `levels`.
     Cat {
-        /// Code of each row.
+        /// Code of each row; a code without a level (such as [`MISSING_LEVEL`])
+        /// is a missing value.
         codes: Vec<u32>,
         /// Text of each code.
         levels: Vec<String>,
@@ -41,6 +42,9 @@ impl Column {
         self.len() == 0
     }
 }
+
+/// The categorical code of a missing value (no level has it).
+pub const MISSING_LEVEL: u32 = u32::MAX;
 
 /// A named table of equal-length columns.
 #[derive(Debug, Clone, PartialEq)]

@@ -57,6 +57,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::missing::MissingReport;
 use crate::params::{GROUP_NAMES, Params, REFERENCE_GROUP};
 use crate::sample::Sample;
 use crate::scm::{BLOCKS, OUTCOMES, Simulated};
@@ -161,7 +162,7 @@ pub struct Truth {
     pub schema_version: u32,
     /// Which generator made it.
     pub generator: GeneratorInfo,
-    /// All parameters, seeds included.
+    /// All parameters, seeds included (the missing-data ones are in `missing`).
     pub parameters: Params,
     /// Seed of the population Monte-Carlo streams (derived from the world seed).
     pub population_seed: u64,
@@ -181,6 +182,11 @@ pub struct Truth {
     pub calibration: Vec<CalibrationValue>,
     /// The values.
     pub values: Vec<TruthValue>,
+    /// The cells blanked in the extract and how (absent when the data are
+    /// complete). Every value above is the complete-data truth: missing cells
+    /// do not change the estimands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<MissingReport>,
 }
 
 impl Truth {
@@ -363,6 +369,7 @@ pub fn compute(sample: &Sample) -> Truth {
         definitions: definitions(),
         calibration,
         values,
+        missing: sample.missing.clone(),
     }
 }
 

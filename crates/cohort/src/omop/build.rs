@@ -208,7 +208,8 @@ fn measurements(measurement: DataFrame, keys: LazyFrame, c: &OmopConcepts) -> La
         ])
 }
 
-/// The latest ADI and CABG status observations on or before the index date.
+/// The latest ADI and CABG status observations on or before the index date, and
+/// whether diabetes is recorded as not documented by then.
 fn observations(observation: DataFrame, keys: LazyFrame, c: &OmopConcepts) -> LazyFrame {
     observation
         .lazy()
@@ -231,6 +232,9 @@ fn observations(observation: DataFrame, keys: LazyFrame, c: &OmopConcepts) -> La
                 &c.cabg_status,
                 "status",
             ),
+            is_in("observation_concept_id", &c.diabetes_unknown)
+                .any(true)
+                .alias("diabetes_unknown"),
         ])
 }
 
@@ -354,6 +358,19 @@ fn flag(name: &str) -> Expr {
         .alias(name)
 }
 
+/// `diabetes`: 1 with a diabetes condition before the index; otherwise null when
+/// an observation says the status was not documented, else 0.
+fn diabetes() -> Expr {
+    let undocumented = col("diabetes")
+        .fill_null(lit(0_i64))
+        .eq(lit(0_i64))
+        .and(col("diabetes_unknown").fill_null(lit(false)));
+    when(undocumented)
+        .then(lit(NULL).cast(DataType::Int64))
+        .otherwise(flag("diabetes"))
+        .alias("diabetes")
+}
+
 /// Joins the care-site and per-person tables onto the core frame and derives
 /// race, ethnicity, sex, the 0/1 flags and the surgery date; sorted by person_id.
 fn join_all(
@@ -402,7 +419,7 @@ fn join_all(
                 .fill_null(lit(false))
                 .cast(DataType::Int64)
                 .alias("female"),
-            flag("diabetes"),
+            diabetes(),
             flag("dialysis"),
             flag("heart_failure"),
             flag("lung_disease"),

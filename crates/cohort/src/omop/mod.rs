@@ -17,6 +17,9 @@
 //!   `month_of_birth`, `day_of_birth`; an absent month or day is taken as 15 July
 //!   or the 15th) to the surgery date.
 //! - comorbidities: a condition with the concept dated on or before the index date.
+//!   `diabetes` is missing (null) instead of 0 when there is no such condition
+//!   but an observation in [`OmopConcepts::diabetes_unknown`] ("diabetes status
+//!   not documented") dated on or before the index date.
 //! - `ejection_fraction`, `creatinine`, `bmi`: the latest measurement with a value
 //!   on or before the index date (ties on the date: the later row of the file);
 //!   `adi` and `status` (observation `value_as_number` / `value_as_string`): the
@@ -104,6 +107,9 @@ pub struct OmopConcepts {
     pub adi: Vec<i64>,
     /// Observation: CABG status (`value_as_string`).
     pub cabg_status: Vec<i64>,
+    /// Observation: diabetes status not documented (makes `diabetes` missing
+    /// when no diabetes condition precedes the index).
+    pub diabetes_unknown: Vec<i64>,
     /// `payer_concept_id` of private insurance.
     pub payer_private: Vec<i64>,
     /// `payer_concept_id` of Medicare.
@@ -136,6 +142,7 @@ impl Default for OmopConcepts {
             bmi: vec![concepts::BMI],
             adi: vec![concepts::ADI],
             cabg_status: vec![concepts::CABG_STATUS],
+            diabetes_unknown: vec![concepts::DIABETES_UNKNOWN],
             payer_private: vec![concepts::PAYERS[0]],
             payer_medicare: vec![concepts::PAYERS[1]],
             payer_medicaid: vec![concepts::PAYERS[2]],
@@ -158,7 +165,8 @@ impl Default for OmopConcepts {
 ///
 /// The rules are listed in the module doc. Values without a source record are
 /// null (e.g. a person without a BMI measurement before surgery), except the 0/1
-/// flags, which are 0 when no qualifying record exists. Tables read: `person`,
+/// flags, which are 0 when no qualifying record exists (`diabetes` is null
+/// when its status is recorded as not documented). Tables read: `person`,
 /// `location`, `care_site`, `visit_occurrence`, `procedure_occurrence`,
 /// `condition_occurrence`, `measurement`, `observation`, `payer_plan_period` and
 /// `death`.
