@@ -69,6 +69,7 @@ fn input<'a>(plan: &ImputationPlan, cohort: &'a Cohort) -> Result<Input<'a>> {
             impute: (!leave && !absorbed)
                 .then(|| plan.methods.get(&v.name).copied().unwrap_or(Method::Auto)),
             predictor: !absorbed && predictor(&v.name),
+            cluster_mean: false,
         });
     }
     for (spec, y) in &cohort.outcomes {
@@ -77,6 +78,7 @@ fn input<'a>(plan: &ImputationPlan, cohort: &'a Cohort) -> Result<Input<'a>> {
             values: Values::Numeric(y),
             impute: None,
             predictor: predictor(&spec.name),
+            cluster_mean: true,
         });
     }
     if !plan.by_group {
@@ -88,6 +90,7 @@ fn input<'a>(plan: &ImputationPlan, cohort: &'a Cohort) -> Result<Input<'a>> {
             },
             impute: None,
             predictor: true,
+            cluster_mean: false,
         });
     }
     Ok(Input {
@@ -197,11 +200,13 @@ pub(crate) fn run_imputed(
     Ok(ImputedRuns { runs, imputations })
 }
 
-/// An analysis with its inference turned off (delta method, whose SEs are
-/// ignored): for the point estimates of bootstrap-then-impute.
+/// An analysis with its inference turned off (the delta method, whose SEs
+/// are ignored, and no bootstrap replicates for the methods that have only
+/// the bootstrap): for the point estimates of bootstrap-then-impute.
 fn point_only(a: &&AnalysisPlan) -> AnalysisPlan {
     let mut dry = (*a).clone();
     dry.inference.method = RawInferenceMethod::Delta;
+    dry.inference.replicates = 0;
     dry
 }
 
@@ -334,9 +339,10 @@ fn bootstrap_then_impute(
             };
             for (j, r) in run.results.iter().enumerate() {
                 let values = replicate_values(&replicate, &a.id, r);
-                if values.is_none() && failed_first.is_none() {
-                    failed_first = Some(format!("replicate {}", b + 1));
+                if let (Err(why), None) = (&values, &failed_first) {
+                    failed_first = Some(format!("replicate {}: {why}", b + 1));
                 }
+                let values = values.ok();
                 for i in 0..r.estimates.len() {
                     let v = values
                         .as_ref()
@@ -359,17 +365,25 @@ fn bootstrap_then_impute(
 }
 
 /// One replicate's estimates of result `r` (matched by outcome, comparison
-/// and row key), or None when the replicate failed for it.
+/// and row key), or why the replicate failed for it.
 fn replicate_values(
     replicate: &Result<HashMap<String, Result<AnalysisRun>>>,
     id: &str,
     r: &AnalysisResult,
-) -> Option<Vec<f64>> {
-    let run = replicate.as_ref().ok()?.get(id)?.as_ref().ok()?;
+) -> Result<Vec<f64>, String> {
+    let runs = replicate
+        .as_ref()
+        .map_err(|e| format!("the imputation failed: {e:#}"))?;
+    let run = match runs.get(id) {
+        Some(Ok(run)) => run,
+        Some(Err(e)) => return Err(format!("{e:#}")),
+        None => return Err("not run".into()),
+    };
     let other = run
         .results
         .iter()
-        .find(|x| x.outcome == r.outcome && x.comparison == r.comparison)?;
+        .find(|x| x.outcome == r.outcome && x.comparison == r.comparison)
+        .ok_or_else(|| run.failures.join("; "))?;
     r.estimates
         .iter()
         .map(|e| {
@@ -377,6 +391,7 @@ fn replicate_values(
                 .get(&e.quantity, e.factor.as_deref(), e.term.as_deref())
                 .map(|x| x.estimate)
                 .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("no finite `{}`", e.term.as_deref().unwrap_or(&e.quantity)))
         })
         .collect()
 }

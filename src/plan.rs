@@ -260,14 +260,24 @@ fn data_source(d: &RawData, dir: &Path) -> Result<Source> {
         }
     } else {
         let mut params = Params::default();
+        // Dotted keys (`missing.adi = 0.1`) arrive as nested tables.
+        let mut pairs: Vec<(String, &toml::Value)> = Vec::new();
         for (k, v) in d.synthetic.iter().flatten() {
+            match v {
+                toml::Value::Table(t) => {
+                    pairs.extend(t.iter().map(|(s, v)| (format!("{k}.{s}"), v)))
+                }
+                v => pairs.push((k.clone(), v)),
+            }
+        }
+        for (k, v) in pairs {
             let value = match v {
                 toml::Value::Integer(i) => *i as f64,
                 toml::Value::Float(f) => *f,
                 other => bail!("[data] synthetic: `{k}` must be a number, not {other}"),
             };
             params
-                .set(k, value)
+                .set(&k, value)
                 .map_err(|e| anyhow!("[data] synthetic: {e}"))?;
         }
         params

@@ -19,6 +19,7 @@ mod bad_configs;
 mod config_reference;
 
 // Inference: every method × model × inference path.
+mod imputation;
 mod inference_paths;
 
 // Recovery of the generator's truth and coverage (most are #[ignore]d and run

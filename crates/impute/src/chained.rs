@@ -259,6 +259,10 @@ struct Run {
     fallbacks: Vec<String>,
 }
 
+/// The ridge penalty of a multinomial model that separated (a weak prior on
+/// the coefficients, as mice's `polyreg` fits with weight decay).
+const RIDGE: f64 = 1.0;
+
 /// The stream of imputation `l`.
 pub fn stream(seed: u64, l: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4D49_4345_5F49_4D50);
@@ -397,13 +401,25 @@ impl State {
                     Response::Codes(&codes)
                 };
                 let warm = self.warm.get(&(target.variable, s)).map(Vec::as_slice);
-                match draw::multinomial(&fit, &response, levels, warm) {
-                    Ok(post) => {
+                let fitted = match draw::multinomial(&fit, &response, levels, warm, 0.0) {
+                    Err(Failed(reason)) if levels > 2 => {
+                        draw::multinomial(&fit, &response, levels, None, RIDGE).map(|post| {
+                            let note = format!(
+                                "{reason}; a ridge-penalized fit (λ = {RIDGE} on every \
+                                 coefficient but the intercepts) imputed it instead"
+                            );
+                            (post, Some(note))
+                        })
+                    }
+                    other => other.map(|post| (post, None)),
+                };
+                match fitted {
+                    Ok((post, note)) => {
                         self.warm.insert(
                             (target.variable, s),
                             draw::expand(&post.kept, &post.beta, (levels - 1) * p),
                         );
-                        (logit_draw(&fit, &post, levels, mis, rng), None)
+                        (logit_draw(&fit, &post, levels, mis, rng), note)
                     }
                     Err(Failed(reason)) if levels == 2 => {
                         self.warm.remove(&(target.variable, s));

@@ -170,9 +170,14 @@ pub(crate) fn pmm(
         .collect()
 }
 
-/// Newton–Raphson iterations at most; the fit stops when the largest step is
-/// below 1e-8 (relative to 1 + |β|).
+/// Newton–Raphson iterations at most.
 const NEWTON_MAX: usize = 30;
+
+/// The fit stops after a step whose largest element is below this
+/// (relative to 1 + |β|): Newton converges quadratically on the concave
+/// logit likelihood, so the error left after such a step is of the order of
+/// its square (1e-10), far below the posterior spread the draws add.
+const NEWTON_TOL: f64 = 1e-5;
 
 /// A linear predictor beyond this on an observed row means the fitted
 /// probability is 0 or 1 to machine precision: a perfect predictor.
@@ -198,13 +203,17 @@ impl Response<'_> {
 
 /// The baseline-category logit with `levels` levels (2: logistic) fitted by
 /// Newton–Raphson on the observed rows; β stacked per non-reference level
-/// over all p columns. Fails on separation (a fitted linear predictor beyond
-/// ±30 on an observed row) or when Newton does not converge.
+/// over all p columns. With `ridge` > 0 the log-likelihood is penalized by
+/// ridge/2·Σβ² over the non-intercept coefficients (column 0 is the
+/// intercept), which keeps a separated fit finite. Without it the fit fails
+/// on separation (a fitted linear predictor beyond ±30 on an observed row)
+/// or when Newton does not converge.
 pub(crate) fn multinomial(
     d: &Fit,
     y: &Response,
     levels: usize,
     start: Option<&[f64]>,
+    ridge: f64,
 ) -> Result<Posterior, Failed> {
     let (n, p) = (d.n, d.p);
     let j = levels - 1;
@@ -213,6 +222,7 @@ pub(crate) fn multinomial(
         .filter(|s| s.len() == kp && s.iter().all(|b| b.is_finite()))
         .map_or_else(|| vec![0.0; kp], <[f64]>::to_vec);
     let mut converged = false;
+    let mut last_info = Vec::new();
     for _ in 0..NEWTON_MAX {
         let probs = softmax(d, &beta, j);
         let mut score = vec![0.0; kp];
@@ -220,7 +230,10 @@ pub(crate) fn multinomial(
             let resid: Vec<f64> = (0..n).map(|i| y.at(i, a + 1) - probs[a][i]).collect();
             score[a * p..(a + 1) * p].copy_from_slice(&cross(d.x, n, p, Some(d.observed), &resid));
         }
-        let ranked = ranked_inverse(&information(d, &probs, j), kp, COLLINEARITY_TOL);
+        let mut info = information(d, &probs, j);
+        penalize(&mut info, &mut score, &beta, p, ridge);
+        let ranked = ranked_inverse(&info, kp, COLLINEARITY_TOL);
+        last_info = info;
         let q = ranked.kept.len();
         let mut largest: f64 = 0.0;
         for (r, &kr) in ranked.kept.iter().enumerate() {
@@ -233,18 +246,19 @@ pub(crate) fn multinomial(
         if !beta.iter().all(|b| b.is_finite()) {
             return Err(Failed("the fit diverged".into()));
         }
-        if largest < 1e-8 {
+        if largest < NEWTON_TOL {
             converged = true;
             break;
         }
     }
     let all: Vec<usize> = (0..p).collect();
-    let separated = (0..j).any(|a| {
-        linear_predictor(d, &all, &beta[a * p..(a + 1) * p])
-            .iter()
-            .zip(d.observed)
-            .any(|(e, o)| *o > 0.0 && e.abs() > SEPARATION_ETA)
-    });
+    let separated = ridge == 0.0
+        && (0..j).any(|a| {
+            linear_predictor(d, &all, &beta[a * p..(a + 1) * p])
+                .iter()
+                .zip(d.observed)
+                .any(|(e, o)| *o > 0.0 && e.abs() > SEPARATION_ETA)
+        });
     if separated {
         return Err(Failed(
             "a perfect predictor (separation): fitted probabilities of 0 or 1".into(),
@@ -255,8 +269,9 @@ pub(crate) fn multinomial(
             "no convergence in {NEWTON_MAX} Newton steps"
         )));
     }
-    let probs = softmax(d, &beta, j);
-    let ranked = ranked_inverse(&information(d, &probs, j), kp, COLLINEARITY_TOL);
+    // The information of the last step (at β before a step below
+    // NEWTON_TOL): the posterior's variance.
+    let ranked = ranked_inverse(&last_info, kp, COLLINEARITY_TOL);
     let chol = cholesky(&ranked.inverse, ranked.kept.len())
         .ok_or_else(|| Failed("information not positive definite".into()))?;
     let kept_beta = ranked.kept.iter().map(|&c| beta[c]).collect();
@@ -266,6 +281,19 @@ pub(crate) fn multinomial(
         chol,
         rss: (0.0, 0.0),
     })
+}
+
+/// Adds the ridge penalty's curvature and gradient (not on the intercepts,
+/// the first of every level's p columns).
+fn penalize(info: &mut [f64], score: &mut [f64], beta: &[f64], p: usize, ridge: f64) {
+    if ridge == 0.0 {
+        return;
+    }
+    let kp = beta.len();
+    for c in (0..kp).filter(|c| c % p != 0) {
+        info[c * kp + c] += ridge;
+        score[c] -= ridge * beta[c];
+    }
 }
 
 /// The information of the baseline-category logit at the probabilities

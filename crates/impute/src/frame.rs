@@ -97,16 +97,19 @@ pub struct Variable<'a> {
     pub impute: Option<Method>,
     /// Predict the others (complete variables and imputed ones).
     pub predictor: bool,
+    /// With `ClusterTerm::Means`, its cluster means are predictors too
+    /// (imputed variables always have theirs).
+    pub cluster_mean: bool,
 }
 
 /// How the cluster (hospital) enters the imputation models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClusterTerm {
-    /// The cluster means of every numeric predictor and the level shares of
-    /// every imputed categorical variable (observed values): the "manifest
-    /// cluster means" approach to two-level data (Enders, Mistler & Keller
-    /// 2016, Psychol Methods 21:222).
+    /// The cluster means (observed values) of every imputed variable (level
+    /// shares of a categorical) and of the variables marked `cluster_mean`
+    /// (the outcomes, in the study): the "manifest cluster means" approach to
+    /// two-level data (Enders, Mistler & Keller 2016, Psychol Methods 21:222).
     Means,
     /// One dummy per cluster (all but the first): exact within-cluster
     /// imputation, p grows with the clusters.
@@ -270,8 +273,8 @@ impl Layout {
 }
 
 /// The cluster terms, one full-length column each: the observed cluster
-/// means of the numeric predictors and imputed variables and the observed
-/// level shares of imputed categoricals (`Means`), or dummies (`FixedEffect`).
+/// means of the imputed variables (level shares of categoricals) and of the
+/// variables marked `cluster_mean` (`Means`), or dummies (`FixedEffect`).
 fn cluster_columns(input: &Input, blocks: &[Block], n: usize) -> Vec<Vec<f64>> {
     let Some((codes, count)) = input.cluster else {
         return Vec::new();
@@ -289,7 +292,7 @@ fn cluster_columns(input: &Input, blocks: &[Block], n: usize) -> Vec<Vec<f64>> {
                 }
                 let w = width(&v.values);
                 let moving = matches!(block, Block::Moving(..));
-                if matches!(v.values, Values::Categorical { .. }) && !moving {
+                if !moving && !v.cluster_mean {
                     continue;
                 }
                 let mut sums = vec![vec![0.0; count]; w];

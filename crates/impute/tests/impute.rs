@@ -69,6 +69,7 @@ fn input<'a>(d: &'a Data, by_group: bool) -> Input<'a> {
         values,
         impute,
         predictor: true,
+        cluster_mean: true,
     };
     Input {
         variables: vec![
