@@ -93,5 +93,76 @@ for _ in $(seq "$REPEATS"); do
     "$(grep -E '^[a-z_]+: [0-9]+ result' "$OUT/study_stderr.txt" | tr '\n' ' ')"
 done
 
+echo "== 6. multiple imputation (#16)"
+# mi_config DATA M ITERATIONS: a study that imputes the canonical analysis
+# variables (the [factors] of the canonical study) within each group, with
+# every outcome and the hospital means as predictors, and runs one crude
+# analysis on the imputations (the imputation is what is timed).
+mi_config() {
+  cat <<TOML
+[study]
+name = "imputation benchmark"
+seed = 1
+[data]
+path = "$1"
+[cohort]
+filters = ["age >= 18"]
+missing = "multiple_imputation"
+[imputation]
+m = $2
+iterations = $3
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black", "Hispanic"]
+[outcomes]
+death_30d = { type = "binary" }
+major_morbidity = { type = "binary" }
+los_days = { type = "continuous" }
+[factors]
+biological = ["age", "female", "diabetes", "dialysis", "heart_failure", "lung_disease", "pad", "prior_mi", "ejection_fraction", "status"]
+socioeconomic = ["adi", "insurance"]
+[variables]
+insurance = { type = "categorical", reference = "private" }
+status = { type = "categorical", reference = "elective" }
+[design]
+cluster = "hospital_id"
+[[analysis]]
+method = "crude"
+outcomes = ["death_30d"]
+[report]
+out_dir = "mi_report"
+formats = ["json"]
+TOML
+}
+HOLES=(--set missing.ejection_fraction=0.2 --set missing.diabetes=0.1 --set missing.insurance=0.1)
+"$BIN" synth --patients "$N" --no-truth "${HOLES[@]}" --out "$OUT/mi_cohort" > /dev/null 2>&1
+mi_config "cohort.parquet" 20 10 > "$OUT/mi_cohort/mi.toml"
+for _ in $(seq "$REPEATS"); do
+  /usr/bin/time -f "%e %M" -o "$OUT/rss_mi.txt" "$BIN" run "$OUT/mi_cohort/mi.toml" > /dev/null 2> "$OUT/mi_stderr.txt" || true
+  read -r secs kb < "$OUT/rss_mi.txt"
+  printf '   impute 3 variables (pmm, logistic, multinomial) at %s, m = 20, 10 iterations: %s; whole run %6.1f s, peak RSS %5.0f MB\n' \
+    "$N" "$(grep -E '^imputed' "$OUT/mi_stderr.txt")" "$secs" "$(echo "$kb / 1024" | bc -l)"
+done
+sed -e "s/patients = 50000, seed = 7/patients = 200000, seed = 7/" \
+    -e 's#^out_dir = .*#out_dir = "mi_study_report"#' analyses/cabg_missing_synthetic.toml > "$OUT/mi_study.toml"
+grep -q "patients = 200000" "$OUT/mi_study.toml" || { echo "could not set the cohort size"; exit 1; }
+/usr/bin/time -f "%e %M" -o "$OUT/rss_mi_study.txt" "$BIN" run "$OUT/mi_study.toml" > /dev/null 2> "$OUT/mi_study_stderr.txt" || true
+read -r secs kb < "$OUT/rss_mi_study.txt"
+printf '   canonical missing-data study at 200000, m = 20, delta: %6.1f s   peak RSS %5.0f MB   (%s)\n' \
+  "$secs" "$(echo "$kb / 1024" | bc -l)" "$(grep -E '^imputed' "$OUT/mi_study_stderr.txt")"
+# Against R mice (pmm, logreg, polyreg) on the same 200k cohort, the same
+# predictors and the same m and iterations, in this run.
+command -v Rscript > /dev/null && Rscript -e 'library(mice)' > /dev/null 2>&1 || \
+  { apt-get update -qq && apt-get install -y -qq r-base-core r-cran-mice > /dev/null; }
+"$BIN" synth --patients 200000 --no-truth --format csv "${HOLES[@]}" --out "$OUT/mi_peer" > /dev/null 2>&1
+MICE_M=${MICE_M:-5}; MICE_IT=${MICE_IT:-5}
+mi_config "cohort.csv" "$MICE_M" "$MICE_IT" > "$OUT/mi_peer/mi.toml"
+"$BIN" run "$OUT/mi_peer/mi.toml" > /dev/null 2> "$OUT/mi_peer_stderr.txt" || true
+ours=$(grep -E '^imputed' "$OUT/mi_peer_stderr.txt" | sed -E 's/.* in ([0-9.]+) s/\1/')
+theirs=$(Rscript bench/peers_mice.R "$OUT/mi_peer/cohort.csv" "$MICE_M" "$MICE_IT" | awk '$1=="RESULT" {print $3}')
+printf '   impute at 200000, m = %s, %s iterations: healthgap %7.2f s   mice %8.2f s   ratio %6.1fx\n' \
+  "$MICE_M" "$MICE_IT" "$ours" "$theirs" "$(echo "$theirs / $ours" | bc -l)"
+
 echo "== 4. statistical recovery (ignored tests, release)"
-cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|test result"
+cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|MI coverage|test result"

@@ -103,15 +103,20 @@ fn main() -> ExitCode {
         Command::Run { config, out } => run::run(&config, out.as_deref()),
     };
     match result {
-        Ok(outcome) if outcome.failed == 0 && outcome.withheld == 0 && outcome.fallbacks == 0 => {
+        Ok(outcome)
+            if outcome.failed == 0
+                && outcome.withheld == 0
+                && outcome.fallbacks == 0
+                && outcome.imputation_fallbacks == 0 =>
+        {
             ExitCode::SUCCESS
         }
         Ok(outcome) => {
             eprintln!(
                 "healthgap: the report is written, but {} analysis(es) failed, {} analysis \
-                 result(s) have withheld intervals and {} use the delta-method fallback (see \
-                 above); exit code 3",
-                outcome.failed, outcome.withheld, outcome.fallbacks
+                 result(s) have withheld intervals, {} use the delta-method fallback and {} \
+                 imputation model(s) fell back (see above); exit code 3",
+                outcome.failed, outcome.withheld, outcome.fallbacks, outcome.imputation_fallbacks
             );
             ExitCode::from(3)
         }

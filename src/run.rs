@@ -136,6 +136,9 @@ pub struct RunOutcome {
     /// Results whose withheld bootstrap was replaced by the delta method
     /// (`[inference] fallback = "delta"`).
     pub fallbacks: usize,
+    /// Imputation models that fell back (a separated logistic model imputed
+    /// by PMM, a separated multinomial one ridge-penalized).
+    pub imputation_fallbacks: usize,
 }
 
 /// `healthgap run CONFIG [--out DIR]`: runs the study and writes the
@@ -172,6 +175,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
         failed: results.failed.len(),
         withheld,
         fallbacks,
+        imputation_fallbacks: results.imputation.as_ref().map_or(0, |i| i.warnings.len()),
     })
 }
 

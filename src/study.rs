@@ -318,10 +318,27 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
             results.len(),
             started.elapsed().as_secs_f64()
         ));
-        let results = if a.inference.fallback == RawFallback::Delta {
-            fallback_to_delta(plan, cohort, a, results, &mut fallbacks, observer)?
-        } else {
-            results
+        let results = match (a.inference.fallback, a.imputed) {
+            (RawFallback::Delta, false) => {
+                fallback_to_delta(plan, cohort, a, results, &mut fallbacks, observer)?
+            }
+            // The delta rerun would take complete cases, not the imputations:
+            // the withheld intervals stay withheld, and the result says so.
+            (RawFallback::Delta, true) => results
+                .into_iter()
+                .map(|mut r| {
+                    if r.inference.withheld.is_some() {
+                        r.warnings.push(
+                            "fallback = \"delta\" is not applied to an analysis on \
+                             imputations (its intervals stay withheld); set [imputation] \
+                             inference or the analysis's inference to the delta method"
+                                .into(),
+                        );
+                    }
+                    r
+                })
+                .collect(),
+            _ => results,
         };
         analyses.extend(results);
     }

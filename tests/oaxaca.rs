@@ -306,6 +306,14 @@ impl Coverage {
         }
     }
 
+    /// Prints the tally without asserting anything.
+    pub fn report(&self, name: &str) {
+        println!(
+            "{name} recovery: {}/{} 95% CIs cover the truth; worst |z| = {:.2}",
+            self.covered, self.total, self.worst
+        );
+    }
+
     /// Exactly `total` asserted checks, at least `min_covered` 95% CIs cover
     /// the truth, and none misses by 4 SEs or more.
     pub fn check(&self, name: &str, total: usize, min_covered: usize) {
