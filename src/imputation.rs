@@ -183,6 +183,7 @@ pub(crate) fn run_imputed(
         imputations.imputed.len(),
         started.elapsed().as_secs_f64()
     ));
+    let started = std::time::Instant::now();
     let runs = match imp.inference {
         RawImputationInference::Rubin => {
             pooled_runs(plan, cohort, &imputations, analyses, observer, |a| {
@@ -194,6 +195,11 @@ pub(crate) fn run_imputed(
             bootstrap_then_impute(plan, imp, cohort, analyses, point, observer)
         }
     };
+    observer.say(&format!(
+        "{} analysis(es) on the imputations in {:.1} s",
+        analyses.len(),
+        started.elapsed().as_secs_f64()
+    ));
     for w in &imputations.warnings {
         observer.say(&format!("imputation: {w}"));
     }
@@ -627,18 +633,22 @@ fn distribution(
             Box::new(|v: f64| usize::from(v != 0.0)),
         ),
         CohortValues::Numeric(x) => {
-            let (lo, hi) = x
-                .iter()
-                .filter(|v| v.is_finite())
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                    (a.min(*v), b.max(*v))
-                });
+            // The bins span the min_cell-th smallest to the min_cell-th
+            // largest observed value (every group), so that no edge is one
+            // patient's value; values beyond fall in the end bins.
+            let mut sorted: Vec<f64> = x.iter().copied().filter(|v| v.is_finite()).collect();
+            sorted.sort_by(f64::total_cmp);
+            let k = min_cell.min(sorted.len().saturating_sub(1) / 2);
+            let (lo, hi) = match sorted.len() {
+                0 => (0.0, 1.0),
+                n => (sorted[k], sorted[n - 1 - k]),
+            };
             let width = ((hi - lo) / BINS as f64).max(f64::MIN_POSITIVE);
             (
                 (0..BINS)
                     .map(|k| format!("{:.3}", lo + (k as f64 + 0.5) * width))
                     .collect(),
-                Box::new(move |v: f64| (((v - lo) / width) as usize).min(BINS - 1)),
+                Box::new(move |v: f64| (((v - lo).max(0.0) / width) as usize).min(BINS - 1)),
             )
         }
     };

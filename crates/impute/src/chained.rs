@@ -119,8 +119,8 @@ struct Target {
     width: usize,
     /// Per stratum: positions (within the stratum) of the missing rows.
     missing: Vec<Vec<usize>>,
-    /// Per stratum: 1 where observed, 0 where missing.
-    observed: Vec<Vec<f64>>,
+    /// Per stratum: positions (within the stratum) of the observed rows.
+    observed: Vec<Vec<usize>>,
 }
 
 /// The resolved model of a variable, or why the asked one does not fit it.
@@ -215,13 +215,9 @@ fn targets(input: &Input, layout: &Layout) -> Result<Vec<Target>, ImputeError> {
         let mut missing = Vec::new();
         let mut observed = Vec::new();
         for (s, stratum) in layout.strata.iter().enumerate() {
-            let obs: Vec<f64> = stratum
-                .rows
-                .iter()
-                .map(|&i| f64::from(u8::from(!var.values.missing(i as usize))))
-                .collect();
-            let mis: Vec<usize> = (0..obs.len()).filter(|&r| obs[r] == 0.0).collect();
-            if !mis.is_empty() && mis.len() == obs.len() {
+            let (mis, obs): (Vec<usize>, Vec<usize>) = (0..stratum.rows.len())
+                .partition(|&r| var.values.missing(stratum.rows[r] as usize));
+            if !mis.is_empty() && obs.is_empty() {
                 return Err(ImputeError::AllMissing {
                     variable: var.name.clone(),
                     stratum: stratum_name(input, s),
@@ -337,8 +333,7 @@ impl State {
             let mut block = vec![0.0; ns * qm];
             for (t, target) in targets.iter().enumerate() {
                 let v = &input.variables[target.variable].values;
-                let observed: Vec<usize> =
-                    (0..ns).filter(|&r| target.observed[s][r] > 0.0).collect();
+                let observed = &target.observed[s];
                 let mut y: Vec<f64> = stratum.rows.iter().map(|&i| raw(v, i as usize)).collect();
                 for &r in &target.missing[s] {
                     y[r] = y[observed[rng.random_range(0..observed.len())]];
@@ -369,23 +364,30 @@ impl State {
         let t = target.index;
         let stratum = &layout.strata[s];
         let ns = stratum.rows.len();
-        let x = predictors(
-            &stratum.fixed,
-            layout.fixed_cols,
-            &self.moving[s],
-            layout.moving_cols,
+        let (obs, mis) = (&target.observed[s], &target.missing[s]);
+        let columns = Columns {
+            fixed: &stratum.fixed,
+            qf: layout.fixed_cols,
+            moving: &self.moving[s],
+            qm: layout.moving_cols,
             ns,
-            target,
-        );
-        let p = x.len() / ns.max(1);
-        let fit = Fit {
-            x: &x,
-            n: ns,
-            p,
-            observed: &target.observed[s],
         };
-        let y = &self.response[t][s];
-        let mis = &target.missing[s];
+        let x_obs = columns.predictors(target, obs);
+        let x_mis = columns.predictors(target, mis);
+        let p = x_obs.len() / obs.len().max(1);
+        let fit = Fit {
+            x: &x_obs,
+            n: obs.len(),
+            p,
+        };
+        let missing = Fit {
+            x: &x_mis,
+            n: mis.len(),
+            p,
+        };
+        let y_all = &self.response[t][s];
+        let y: Vec<f64> = obs.iter().map(|&r| y_all[r]).collect();
+        let y = &y;
         let values = &input.variables[target.variable].values;
         let (drawn, fallback) = match target.method {
             Method::Logistic | Method::Multinomial => {
@@ -419,12 +421,12 @@ impl State {
                             (target.variable, s),
                             draw::expand(&post.kept, &post.beta, (levels - 1) * p),
                         );
-                        (logit_draw(&fit, &post, levels, mis, rng), note)
+                        (logit_draw(&missing, &post, levels, rng), note)
                     }
                     Err(Failed(reason)) if levels == 2 => {
                         self.warm.remove(&(target.variable, s));
                         (
-                            linear_draw(&fit, y, mis, Method::Pmm, donors, rng)?,
+                            linear_draw(&fit, &missing, y, Method::Pmm, donors, rng)?,
                             Some(format!(
                                 "{reason}; imputed by predictive mean matching instead"
                             )),
@@ -433,7 +435,7 @@ impl State {
                     Err(e) => return Err(e),
                 }
             }
-            m => (linear_draw(&fit, y, mis, m, donors, rng)?, None),
+            m => (linear_draw(&fit, &missing, y, m, donors, rng)?, None),
         };
         let y = &mut self.response[t][s];
         for (&r, v) in mis.iter().zip(&drawn) {
@@ -531,75 +533,81 @@ fn write(
     }
 }
 
-/// The predictors of a target in a stratum: the fixed block and the moving
-/// columns of the other imputed variables, column-major rows × p.
-fn predictors(
-    fixed: &[f64],
+/// One stratum's design blocks (column-major, `ns` rows each).
+struct Columns<'a> {
+    fixed: &'a [f64],
     qf: usize,
-    moving: &[f64],
+    moving: &'a [f64],
     qm: usize,
     ns: usize,
-    target: &Target,
-) -> Vec<f64> {
-    let own = target.start..target.start + target.width;
-    let mut x = Vec::with_capacity(ns * (qf + qm - target.width));
-    x.extend_from_slice(&fixed[..ns * qf]);
-    for c in (0..qm).filter(|c| !own.contains(c)) {
-        x.extend_from_slice(&moving[c * ns..(c + 1) * ns]);
-    }
-    x
 }
 
-/// Norm or pmm draws for the missing rows `mis`.
+impl Columns<'_> {
+    /// The predictors of a target at the stratum rows `rows`: the fixed
+    /// block and the moving columns of the other imputed variables,
+    /// column-major rows × p.
+    fn predictors(&self, target: &Target, rows: &[usize]) -> Vec<f64> {
+        let own = target.start..target.start + target.width;
+        let ns = self.ns;
+        let mut x = Vec::with_capacity(rows.len() * (self.qf + self.qm - target.width));
+        let columns = (0..self.qf)
+            .map(|c| &self.fixed[c * ns..(c + 1) * ns])
+            .chain(
+                (0..self.qm)
+                    .filter(|c| !own.contains(c))
+                    .map(|c| &self.moving[c * ns..(c + 1) * ns]),
+            );
+        for col in columns {
+            x.extend(rows.iter().map(|&r| col[r]));
+        }
+        x
+    }
+}
+
+/// Norm or pmm draws for the missing rows (`missing`), the model fitted on
+/// the observed ones (`fit`, responses `y`).
 fn linear_draw(
     fit: &Fit,
+    missing: &Fit,
     y: &[f64],
-    mis: &[usize],
     method: Method,
     donors: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<f64>, Failed> {
     let post = draw::linear(fit, y)?;
     let (sigma, beta_star) = draw::linear_draw(&post, rng);
-    let star = draw::linear_predictor(fit, &post.kept, &beta_star);
+    let star = draw::linear_predictor(missing, &post.kept, &beta_star);
     if method == Method::Norm {
-        return Ok(mis
+        return Ok(star
             .iter()
-            .map(|&r| {
-                star[r]
-                    + sigma
-                        * rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, rng)
+            .map(|s| {
+                s + sigma
+                    * rand_distr::Distribution::<f64>::sample(&rand_distr::StandardNormal, rng)
             })
             .collect());
     }
-    let hat = draw::linear_predictor(fit, &post.kept, &post.beta);
-    let mut obs: Vec<(f64, f64)> = (0..fit.n)
-        .filter(|&r| fit.observed[r] > 0.0)
-        .map(|r| (hat[r], y[r]))
-        .collect();
+    let mut obs: Vec<(f64, f64)> = post.fitted.iter().copied().zip(y.iter().copied()).collect();
     obs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let targets: Vec<f64> = mis.iter().map(|&r| star[r]).collect();
-    Ok(draw::pmm(&obs, &targets, donors, rng))
+    Ok(draw::pmm(&obs, &star, donors, rng))
 }
 
-/// Draws of a logit model for the missing rows: β* from the posterior, then
-/// each row's level from its probabilities.
+/// Draws of a logit model for the missing rows (`missing`): β* from the
+/// posterior, then each row's level from its probabilities.
 fn logit_draw(
-    fit: &Fit,
+    missing: &Fit,
     post: &draw::Posterior,
     levels: usize,
-    mis: &[usize],
     rng: &mut ChaCha8Rng,
 ) -> Vec<f64> {
     let j = levels - 1;
-    let beta = draw::expand(&post.kept, &post.draw(1.0, rng), j * fit.p);
-    let probs = draw::softmax(fit, &beta, j);
-    mis.iter()
-        .map(|&r| {
+    let beta = draw::expand(&post.kept, &post.draw(1.0, rng), j * missing.p);
+    let probs = draw::softmax(missing, &beta, j);
+    (0..missing.n)
+        .map(|r| {
             let u: f64 = rng.random();
             let mut acc = 0.0;
-            for a in 0..j {
-                acc += probs[a][r];
+            for (a, level) in probs.iter().enumerate() {
+                acc += level[r];
                 if u < acc {
                     return (a + 1) as f64;
                 }

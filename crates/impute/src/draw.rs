@@ -19,8 +19,8 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{ChiSquared, Distribution, StandardNormal};
 
-/// A predictor design: column-major rows × p, with the rows' weights (1
-/// observed, 0 missing: the model is fitted on the observed rows).
+/// A predictor design, column-major rows × p: the rows where the response
+/// is observed (a model's fit) or missing (its draws).
 pub(crate) struct Fit<'a> {
     /// Column-major rows × p.
     pub x: &'a [f64],
@@ -28,8 +28,6 @@ pub(crate) struct Fit<'a> {
     pub n: usize,
     /// Columns.
     pub p: usize,
-    /// 1 where the response is observed, else 0.
-    pub observed: &'a [f64],
 }
 
 /// A model fit ready to draw from: the kept columns, β̂, and the lower
@@ -44,6 +42,8 @@ pub(crate) struct Posterior {
     pub chol: Vec<f64>,
     /// Residual sum of squares and its degrees of freedom (linear models).
     pub rss: (f64, f64),
+    /// X β̂ on every row (linear models; empty for the logits).
+    pub fitted: Vec<f64>,
 }
 
 /// Why a model could not be fitted: separation (a perfect predictor), a
@@ -98,11 +98,11 @@ pub(crate) fn linear_predictor(d: &Fit, kept: &[usize], beta: &[f64]) -> Vec<f64
     eta
 }
 
-/// Least squares on the observed rows, with the Cholesky factor of (X'X)⁻¹.
+/// Least squares (every row observed), with the Cholesky factor of (X'X)⁻¹.
 pub(crate) fn linear(d: &Fit, y: &[f64]) -> Result<Posterior, Failed> {
-    let n_obs: f64 = d.observed.iter().sum();
-    let xtx = gram(d.x, d.n, d.p, Some(d.observed));
-    let xty = cross(d.x, d.n, d.p, Some(d.observed), y);
+    let n_obs = d.n as f64;
+    let xtx = gram(d.x, d.n, d.p, None);
+    let xty = cross(d.x, d.n, d.p, None, y);
     let ranked = ranked_inverse(&xtx, d.p, COLLINEARITY_TOL);
     let q = ranked.kept.len();
     if q == 0 || n_obs <= q as f64 {
@@ -116,10 +116,7 @@ pub(crate) fn linear(d: &Fit, y: &[f64]) -> Result<Posterior, Failed> {
         })
         .collect();
     let eta = linear_predictor(d, &ranked.kept, &beta);
-    let rss: f64 = (0..d.n)
-        .filter(|&i| d.observed[i] > 0.0)
-        .map(|i| (y[i] - eta[i]).powi(2))
-        .sum();
+    let rss: f64 = (0..d.n).map(|i| (y[i] - eta[i]).powi(2)).sum();
     let chol = cholesky(&ranked.inverse, q)
         .ok_or_else(|| Failed("(X'X)⁻¹ not positive definite".into()))?;
     Ok(Posterior {
@@ -127,6 +124,7 @@ pub(crate) fn linear(d: &Fit, y: &[f64]) -> Result<Posterior, Failed> {
         beta,
         chol,
         rss: (rss, (n_obs - q as f64).max(1.0)),
+        fitted: eta,
     })
 }
 
@@ -202,7 +200,7 @@ impl Response<'_> {
 }
 
 /// The baseline-category logit with `levels` levels (2: logistic) fitted by
-/// Newton–Raphson on the observed rows; β stacked per non-reference level
+/// Newton–Raphson (every row observed); β stacked per non-reference level
 /// over all p columns. With `ridge` > 0 the log-likelihood is penalized by
 /// ridge/2·Σβ² over the non-intercept coefficients (column 0 is the
 /// intercept), which keeps a separated fit finite. Without it the fit fails
@@ -228,7 +226,7 @@ pub(crate) fn multinomial(
         let mut score = vec![0.0; kp];
         for a in 0..j {
             let resid: Vec<f64> = (0..n).map(|i| y.at(i, a + 1) - probs[a][i]).collect();
-            score[a * p..(a + 1) * p].copy_from_slice(&cross(d.x, n, p, Some(d.observed), &resid));
+            score[a * p..(a + 1) * p].copy_from_slice(&cross(d.x, n, p, None, &resid));
         }
         let mut info = information(d, &probs, j);
         penalize(&mut info, &mut score, &beta, p, ridge);
@@ -256,8 +254,7 @@ pub(crate) fn multinomial(
         && (0..j).any(|a| {
             linear_predictor(d, &all, &beta[a * p..(a + 1) * p])
                 .iter()
-                .zip(d.observed)
-                .any(|(e, o)| *o > 0.0 && e.abs() > SEPARATION_ETA)
+                .any(|e| e.abs() > SEPARATION_ETA)
         });
     if separated {
         return Err(Failed(
@@ -280,6 +277,7 @@ pub(crate) fn multinomial(
         beta: kept_beta,
         chol,
         rss: (0.0, 0.0),
+        fitted: Vec::new(),
     })
 }
 
@@ -297,7 +295,7 @@ fn penalize(info: &mut [f64], score: &mut [f64], beta: &[f64], p: usize, ridge: 
 }
 
 /// The information of the baseline-category logit at the probabilities
-/// `probs`: blocks X'diag(w_i p_ia(δ_ab − p_ib))X over the observed rows.
+/// `probs`: blocks X'diag(p_ia(δ_ab − p_ib))X.
 fn information(d: &Fit, probs: &[Vec<f64>], j: usize) -> Vec<f64> {
     let (n, p) = (d.n, d.p);
     let kp = j * p;
@@ -307,7 +305,7 @@ fn information(d: &Fit, probs: &[Vec<f64>], j: usize) -> Vec<f64> {
             let w: Vec<f64> = (0..n)
                 .map(|i| {
                     let delta = f64::from(u8::from(a == b));
-                    d.observed[i] * probs[a][i] * (delta - probs[b][i])
+                    probs[a][i] * (delta - probs[b][i])
                 })
                 .collect();
             let h = gram(d.x, n, p, Some(&w));
