@@ -62,6 +62,28 @@ fn table(out: &mut String, t: &Table) {
     }
 }
 
+/// Table 1 (the cohort, its complete cases) and the missing data and
+/// imputation diagnostics.
+fn table1_sections(out: &mut String, view: &ReportView) {
+    let _ = writeln!(out, "\n## Table 1");
+    table(out, &view.table1);
+    if let Some(t) = &view.table1_complete {
+        let _ = writeln!(out, "\n### Table 1: complete cases of every variable");
+        table(out, t);
+    }
+    if let Some(i) = &view.imputation {
+        let _ = writeln!(
+            out,
+            "\n### Missing data and imputation\n\n{}",
+            escape(&i.settings)
+        );
+        table(out, &i.missing);
+        for f in &i.figures {
+            figure_link(out, f);
+        }
+    }
+}
+
 /// The whole report.
 pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String {
     let mut out = String::new();
@@ -122,23 +144,7 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
             a.text[1].clone(),
         ]));
     }
-    let _ = writeln!(out, "\n## Table 1");
-    table(&mut out, &view.table1);
-    if let Some(t) = &view.table1_complete {
-        let _ = writeln!(out, "\n### Table 1: complete cases of every variable");
-        table(&mut out, t);
-    }
-    if let Some(i) = &view.imputation {
-        let _ = writeln!(
-            out,
-            "\n### Missing data and imputation\n\n{}",
-            escape(&i.settings)
-        );
-        table(&mut out, &i.missing);
-        for f in &i.figures {
-            figure_link(&mut out, f);
-        }
-    }
+    table1_sections(&mut out, view);
     let _ = writeln!(out, "\n## Analyses");
     for (i, a) in results.analyses.iter().enumerate() {
         let _ = writeln!(
