@@ -666,7 +666,8 @@ fn distribution(
     let shares = |counts: &[usize], total: usize, per: usize| -> Vec<Option<f64>> {
         counts
             .iter()
-            .map(|&c| (c == 0 || c / per >= min_cell).then(|| c as f64 / total.max(1) as f64))
+            .zip(suppress::histogram(counts, per, min_cell))
+            .map(|(&c, shown)| shown.then(|| c as f64 / total.max(1) as f64))
             .collect()
     };
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;

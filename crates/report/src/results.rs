@@ -227,7 +227,9 @@ pub struct GroupShare {
 
 /// Observed against imputed values of one variable in one group: shares per
 /// bin (numbers) or level (categoricals); a bin with fewer than min_cell
-/// observed or (per imputation) imputed values is null.
+/// observed or (per imputation) imputed values is null, and so are the next
+/// smallest when the hidden ones hold fewer than min_cell together
+/// (`suppress::histogram`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Distribution {
     /// Group label.

@@ -347,9 +347,56 @@ pub fn missing(missing: usize, n: usize, min_cell: usize) -> Option<usize> {
     (missing == 0 || (missing >= min_cell && n - missing.min(n) >= min_cell)).then_some(missing)
 }
 
+/// Which bins of a histogram may be shown (the shares of a distribution
+/// whose total is known): a bin of 1 to min_cell − 1 values (`counts` over
+/// `per` repetitions, e.g. imputations: counts / per) is hidden, and when the
+/// hidden bins together hold fewer than min_cell, the smallest shown bins are
+/// hidden too until they do (their total would otherwise follow from the
+/// total and the shown bins).
+pub fn histogram(counts: &[usize], per: usize, min_cell: usize) -> Vec<bool> {
+    let per = per.max(1);
+    let small = |c: usize| c > 0 && c / per < min_cell;
+    let mut shown: Vec<bool> = counts.iter().map(|&c| !small(c)).collect();
+    let hidden_total = |shown: &[bool]| -> usize {
+        counts
+            .iter()
+            .zip(shown)
+            .filter(|(_, s)| !**s)
+            .map(|(c, _)| c / per)
+            .sum()
+    };
+    while (1..min_cell).contains(&hidden_total(&shown)) {
+        let next = (0..counts.len())
+            .filter(|&k| shown[k] && counts[k] > 0)
+            .min_by_key(|&k| counts[k]);
+        match next {
+            Some(k) => shown[k] = false,
+            None => break,
+        }
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_bin_takes_the_next_smallest_with_it() {
+        // 5 alone would follow from the total and the other bins.
+        assert_eq!(
+            histogram(&[100, 5, 40, 0], 1, 11),
+            vec![true, false, false, true]
+        );
+        assert_eq!(histogram(&[100, 50, 40], 1, 11), vec![true, true, true]);
+        // Two small bins that together reach min_cell stay hidden alone.
+        assert_eq!(
+            histogram(&[100, 6, 7, 40], 1, 11),
+            vec![true, false, false, true]
+        );
+        // Per imputation: 100 over 20 imputations is 5 per imputation.
+        assert_eq!(histogram(&[100, 2000], 20, 11), vec![false, false]);
+    }
 
     #[test]
     fn missing_cells_are_shown_only_when_missing_and_observed_both_reach_min_cell() {
