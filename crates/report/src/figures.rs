@@ -305,7 +305,8 @@ pub fn caterpillar(
 pub type Line = (String, Vec<(f64, f64)>);
 
 /// A line chart with a legend; `diagonal` adds the line y = x (the curve of
-/// equal shares), `zero` a horizontal line at 0.
+/// equal shares), `zero` a horizontal line at 0; with neither, both axes fit
+/// the data.
 pub fn curves(
     title: &str,
     x_label: &str,
@@ -322,8 +323,14 @@ pub fn curves(
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
     if !zero && !diagonal {
+        // Neither a diagonal nor a zero line: the axes fit the data (a
+        // trace near 0.64 is not flattened against an axis from 0).
         x0 = xs().fold(f64::INFINITY, f64::min);
         x1 = xs().fold(f64::NEG_INFINITY, f64::max);
+        let lo = ys().fold(f64::INFINITY, f64::min);
+        let hi = ys().fold(f64::NEG_INFINITY, f64::max);
+        let pad = 0.1 * (hi - lo).max(1e-9 * hi.abs().max(1.0));
+        (y0, y1) = (lo - pad, hi + pad);
     }
     let mut svg = String::new();
     {
