@@ -357,7 +357,7 @@ pub(crate) fn run_analysis(
 /// total) is an internal error: in debug and test builds the comparison
 /// fails with the identities named; in release builds it is kept with a
 /// warning naming them.
-fn checked(mut result: AnalysisResult) -> Result<AnalysisResult, String> {
+pub(crate) fn checked(mut result: AnalysisResult) -> Result<AnalysisResult, String> {
     let errors = result.identity_errors();
     if errors.is_empty() {
         return Ok(result);

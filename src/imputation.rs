@@ -24,7 +24,7 @@ use healthgap_models::bootstrap::{Interval, infer};
 use healthgap_report::results::{Distribution, GroupShare, ImputationSummary, ImputedVariable};
 use healthgap_report::suppress;
 
-use crate::analysis::{AnalysisRun, Observer, run_analysis};
+use crate::analysis::{AnalysisRun, Observer, checked, run_analysis};
 use crate::config::{RawImputationInference, RawInferenceMethod, RawInterval};
 use crate::plan::{AnalysisPlan, ImputationPlan, Plan};
 
@@ -288,7 +288,15 @@ fn pool_runs(runs: Vec<Result<AnalysisRun>>, m: usize, level: f64) -> Result<Ana
             ));
             continue;
         }
-        results.push(pool_results(&same, level));
+        // Pooling is linear, so the parts still add up: checked like every
+        // result.
+        match checked(pool_results(&same, level)) {
+            Ok(pooled) => results.push(pooled),
+            Err(reason) => failures.push(format!(
+                "{}, {} vs {}: {reason}",
+                template.outcome, template.comparison, template.reference
+            )),
+        }
     }
     Ok(AnalysisRun { results, failures })
 }
