@@ -182,6 +182,9 @@ pub struct RawImputation {
     /// Variables left as they are (their incomplete rows stay complete cases).
     #[serde(default)]
     pub leave: Vec<String>,
+    /// The visit sequence (these first; default `[factors]` order).
+    #[serde(default)]
+    pub visit: Vec<String>,
     /// How the cluster enters (default `means`).
     #[serde(default)]
     pub cluster: RawClusterTerm,
@@ -207,6 +210,7 @@ pub fn parse_imputation_defaults() -> RawImputation {
         method: IndexMap::new(),
         predictors: None,
         leave: Vec::new(),
+        visit: Vec::new(),
         cluster: RawClusterTerm::default(),
         inference: RawImputationInference::default(),
         replicates: default_boot_replicates(),

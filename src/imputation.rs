@@ -103,6 +103,7 @@ fn input<'a>(plan: &ImputationPlan, cohort: &'a Cohort) -> Result<Input<'a>> {
             .as_ref()
             .map(|(_, codes, count)| (codes.as_slice(), *count)),
         cluster_term: plan.cluster,
+        visit: plan.visit.clone(),
     })
 }
 

@@ -73,6 +73,8 @@ pub struct ImputationPlan {
     pub predictors: Option<Vec<String>>,
     /// Variables left as they are.
     pub leave: Vec<String>,
+    /// The visit sequence (these first, in this order; then `[factors]` order).
+    pub visit: Vec<String>,
     /// How the cluster enters the models.
     pub cluster: healthgap_impute::ClusterTerm,
     /// Rubin's rules or bootstrap-then-impute.
@@ -518,6 +520,9 @@ fn imputation_plan(
     for name in &r.leave {
         known("leave", name, &[])?;
     }
+    for name in &r.visit {
+        known("visit", name, &[])?;
+    }
     let outcomes: Vec<String> = raw.outcomes.keys().cloned().collect();
     for name in r.predictors.iter().flatten() {
         known("predictors", name, &outcomes)?;
@@ -545,6 +550,7 @@ fn imputation_plan(
             .collect(),
         predictors: r.predictors.clone(),
         leave: r.leave.clone(),
+        visit: r.visit.clone(),
         cluster: match r.cluster {
             RawClusterTerm::Means => ClusterTerm::Means,
             RawClusterTerm::FixedEffect => ClusterTerm::FixedEffect,

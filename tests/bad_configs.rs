@@ -431,6 +431,11 @@ fn cases() -> Vec<Case> {
             &["[imputation] method", "`adii`", "did you mean `adi`"],
         ),
         case(
+            "an unknown variable in the visit sequence",
+            imputed("visit = [\"insurence\"]"),
+            &["[imputation] visit", "did you mean `insurance`"],
+        ),
+        case(
             "an unknown imputation model",
             imputed("method = { adi = \"pmmm\" }"),
             &["pmmm", "pmm"],

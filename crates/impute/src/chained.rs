@@ -1,7 +1,7 @@
 //! Multiple imputation by chained equations (van Buuren & Groothuis-Oudshoorn
 //! 2011, J Stat Softw 45(3); van Buuren 2018, §4.5): each imputation l starts
 //! from random draws of the observed values and, for `iterations` rounds,
-//! visits the incomplete variables in order, fitting each one's model on the
+//! visits the incomplete variables in order (the visit sequence, `Input::visit`), fitting each one's model on the
 //! rows where it is observed (its predictors at their current values) and
 //! replacing its missing cells by draws (crate::draw). With strata, every
 //! stratum (group) has its own models.
@@ -235,6 +235,19 @@ fn targets(input: &Input, layout: &Layout) -> Result<Vec<Target>, ImputeError> {
             missing,
             observed,
         });
+    }
+    // The visit sequence: the named variables first, in their order.
+    let rank = |t: &Target| {
+        let name = &input.variables[t.variable].name;
+        input
+            .visit
+            .iter()
+            .position(|v| v == name)
+            .unwrap_or(usize::MAX)
+    };
+    out.sort_by_key(|t| (rank(t), t.variable));
+    for (k, t) in out.iter_mut().enumerate() {
+        t.index = k;
     }
     Ok(out)
 }

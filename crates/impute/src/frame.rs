@@ -130,6 +130,10 @@ pub struct Input<'a> {
     pub cluster: Option<(&'a [u32], usize)>,
     /// How the cluster enters.
     pub cluster_term: ClusterTerm,
+    /// The visit sequence: the incomplete variables named here are visited
+    /// first, in this order, then the others in input order (empty: input
+    /// order, mice's default left-to-right).
+    pub visit: Vec<String>,
 }
 
 /// Settings of the chained equations.

@@ -88,6 +88,7 @@ fn input<'a>(d: &'a Data, by_group: bool) -> Input<'a> {
         strata: by_group.then(|| (d.g.as_slice(), vec!["white".into(), "black".into()])),
         cluster: Some((&d.h, 20)),
         cluster_term: ClusterTerm::Means,
+        visit: Vec::new(),
     }
 }
 
@@ -245,6 +246,36 @@ fn a_perfect_predictor_falls_back_to_pmm_with_a_warning() {
             .iter()
             .all(|v| *v == 0.0 || *v == 1.0)
     );
+}
+
+#[test]
+fn the_visit_sequence_orders_the_chain_and_keeps_each_variable_its_own_rows() {
+    let d = data(1500, 0.2, 8);
+    let plain = impute(&input(&d, true), &settings(2)).expect("imputes");
+    let mut reordered = input(&d, true);
+    reordered.visit = vec!["c".into(), "x".into()];
+    let visited = impute(&reordered, &settings(2)).expect("imputes");
+    let names: Vec<&str> = visited.imputed.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["c", "x", "b"]);
+    for t in &visited.imputed {
+        let same = plain
+            .imputed
+            .iter()
+            .find(|p| p.name == t.name)
+            .expect("same variable");
+        assert_eq!(t.rows, same.rows);
+        assert_eq!(t.variable, same.variable);
+    }
+    // Another order is another chain.
+    let x = |i: &healthgap_impute::Imputations| {
+        i.imputed
+            .iter()
+            .find(|t| t.name == "x")
+            .expect("x")
+            .values
+            .clone()
+    };
+    assert_ne!(x(&plain), x(&visited));
 }
 
 #[test]
