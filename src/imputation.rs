@@ -316,7 +316,6 @@ fn bootstrap_then_impute(
     mut point: HashMap<String, Result<AnalysisRun>>,
     observer: &dyn Observer,
 ) -> HashMap<String, Result<AnalysisRun>> {
-    let dry: Vec<AnalysisPlan> = analyses.iter().map(point_only).collect();
     // draws[analysis][result][row] over replicates; NaN marks a failure.
     let mut draws: Vec<Vec<Vec<Vec<f64>>>> = analyses
         .iter()
@@ -343,9 +342,9 @@ fn bootstrap_then_impute(
                 plan,
                 &sample,
                 &imputations,
-                &dry.iter().collect::<Vec<_>>(),
+                analyses,
                 &crate::analysis::Quiet,
-                |a| (*a).clone(),
+                point_only,
             )
         });
         for (k, a) in analyses.iter().enumerate() {

@@ -6,6 +6,7 @@
 //! within Monte Carlo error, the pooled parts still add up, reruns and
 //! thread counts give the same numbers, the report shows the diagnostics.
 
+use crate::oaxaca::{ObCheck, ob_checks};
 use crate::util::{Dir, stderr};
 
 const ANALYSES: &str = r#"
@@ -291,13 +292,9 @@ coefficients = "reference"
     )
 }
 
-/// One seed's checks: each analysis × comparison × outcome × component,
-/// (label, complete case?, estimate, se, truth, truth's MC se).
-fn recovery_checks(
-    patients: usize,
-    seed: u64,
-    m: usize,
-) -> Vec<(String, bool, f64, f64, f64, f64)> {
+/// One seed's checks: each analysis × comparison × outcome × component
+/// against the complete-data truth, and whether it is the complete-case one.
+fn recovery_checks(patients: usize, seed: u64, m: usize) -> Vec<(bool, ObCheck)> {
     let dir = Dir::new();
     std::fs::write(dir.join("r.toml"), recovery_config(patients, seed, m)).unwrap();
     let out = dir.run(&["run", "r.toml", "--out", "out"]);
@@ -310,52 +307,18 @@ fn recovery_checks(
     params.seed = seed;
     let truth =
         healthgap_synth::truth::compute(&healthgap_synth::Sample::generate(&params, &|_| {}));
-    let mut checks = Vec::new();
-    for a in analyses(&r) {
-        let (comparison, outcome) = (
-            a["comparison"].as_str().unwrap(),
-            a["outcome"].as_str().unwrap(),
-        );
-        for (component, factor) in [
-            ("explained", None),
-            ("unexplained", None),
-            ("explained:biological", Some("biological")),
-            ("explained:socioeconomic", Some("socioeconomic")),
-            ("explained:care_site", Some("care_site")),
-        ] {
-            let quantity = component.split(':').next().unwrap();
-            let t = truth
-                .get(
-                    "oaxaca_blinder_reference",
-                    comparison,
-                    outcome,
-                    Some(component),
-                )
-                .unwrap();
-            let e = a["estimates"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| {
-                    e["quantity"] == quantity
-                        && e["factor"].as_str() == factor
-                        && e["term"].is_null()
+    analyses(&r)
+        .iter()
+        .flat_map(|a| {
+            let complete_case = a["id"] == "complete_case";
+            ob_checks(a, &truth, "oaxaca_blinder_reference")
+                .into_iter()
+                .map(move |mut c| {
+                    c.label = format!("{:<13} {}", a["id"].as_str().unwrap(), c.label);
+                    (complete_case, c)
                 })
-                .unwrap();
-            checks.push((
-                format!(
-                    "{:<13} {comparison:<9} {outcome:<16} {component:<24}",
-                    a["id"].as_str().unwrap()
-                ),
-                a["id"] == "complete_case",
-                e["estimate"].as_f64().unwrap(),
-                e["se"].as_f64().unwrap(),
-                t.population,
-                t.population_mc_se,
-            ));
-        }
-    }
-    checks
+        })
+        .collect()
 }
 
 /// Recovery of the complete-data truth under outcome-dependent MAR holes:
@@ -367,12 +330,9 @@ fn recovery_checks(
 fn multiple_imputation_recovers_the_complete_data_truth() {
     let mut mi = crate::oaxaca::Coverage::default();
     let mut cc = crate::oaxaca::Coverage::default();
-    for (label, complete_case, est, se, truth, mc) in recovery_checks(200_000, 21, 20) {
-        if complete_case {
-            cc.add(&label, est, se, truth, mc, true);
-        } else {
-            mi.add(&label, est, se, truth, mc, true);
-        }
+    for (complete_case, c) in recovery_checks(200_000, 21, 20) {
+        let tally = if complete_case { &mut cc } else { &mut mi };
+        tally.add(&c.label, c.estimate, c.se, c.truth, c.truth_mc_se, true);
     }
     cc.report("complete-case OB (shown, not asserted)");
     mi.check("multiple-imputation OB", 30, 27);
@@ -386,8 +346,9 @@ fn multiple_imputation_recovers_the_complete_data_truth() {
 fn multiple_imputation_coverage_over_seeds() {
     let (mut covered, mut total, mut cc_covered) = (0usize, 0usize, 0usize);
     for seed in 0..10u64 {
-        for (_, complete_case, est, se, truth, mc) in recovery_checks(50_000, 100 + seed, 10) {
-            let hit = ((est - truth) / (se * se + mc * mc).sqrt()).abs() < 1.96;
+        for (complete_case, c) in recovery_checks(50_000, 100 + seed, 10) {
+            let z = (c.estimate - c.truth) / (c.se * c.se + c.truth_mc_se * c.truth_mc_se).sqrt();
+            let hit = z.abs() < 1.96;
             if complete_case {
                 cc_covered += usize::from(hit);
             } else {

@@ -328,6 +328,62 @@ impl Coverage {
     }
 }
 
+/// One Oaxaca–Blinder estimate against the generator's truth.
+pub struct ObCheck {
+    /// `<comparison> <outcome> <component>`, aligned.
+    pub label: String,
+    /// The estimate.
+    pub estimate: f64,
+    /// Its SE.
+    pub se: f64,
+    /// The population truth.
+    pub truth: f64,
+    /// The truth's Monte-Carlo error.
+    pub truth_mc_se: f64,
+}
+
+/// The explained, unexplained and per-block explained totals of one
+/// results.json analysis against truth.json's `kind`
+/// (`oaxaca_blinder_reference` or `oaxaca_blinder_pooled`).
+pub fn ob_checks(
+    a: &serde_json::Value,
+    truth: &healthgap_synth::truth::Truth,
+    kind: &str,
+) -> Vec<ObCheck> {
+    let comparison = a["comparison"].as_str().unwrap();
+    let outcome = a["outcome"].as_str().unwrap();
+    [
+        ("explained", None),
+        ("unexplained", None),
+        ("explained:biological", Some("biological")),
+        ("explained:socioeconomic", Some("socioeconomic")),
+        ("explained:care_site", Some("care_site")),
+    ]
+    .into_iter()
+    .map(|(component, factor)| {
+        let quantity = component.split(':').next().unwrap();
+        let t = truth
+            .get(kind, comparison, outcome, Some(component))
+            .unwrap();
+        let e = a["estimates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["quantity"] == quantity && e["factor"].as_str() == factor && e["term"].is_null()
+            })
+            .unwrap();
+        ObCheck {
+            label: format!("{comparison:<9} {outcome:<16} {component:<24}"),
+            estimate: e["estimate"].as_f64().unwrap(),
+            se: e["se"].as_f64().unwrap(),
+            truth: t.population,
+            truth_mc_se: t.population_mc_se,
+        }
+    })
+    .collect()
+}
+
 /// Recovery of the generator's truth (truth.json `oaxaca_blinder_reference` and
 /// `oaxaca_blinder_pooled`, population values) by the linear decomposition with
 /// the canonical blocks, hospital_id absorbed, cluster delta-method CIs.
@@ -357,35 +413,13 @@ coefficients = "pooled"
     let mut coverage = Coverage::default();
     for a in r["analyses"].as_array().unwrap() {
         let kind = format!("oaxaca_blinder_{}", a["id"].as_str().unwrap());
-        let comparison = a["comparison"].as_str().unwrap();
-        let outcome = a["outcome"].as_str().unwrap();
-        for (component, factor) in [
-            ("explained", None),
-            ("unexplained", None),
-            ("explained:biological", Some("biological")),
-            ("explained:socioeconomic", Some("socioeconomic")),
-            ("explained:care_site", Some("care_site")),
-        ] {
-            let quantity = component.split(':').next().unwrap();
-            let t = truth
-                .get(&kind, comparison, outcome, Some(component))
-                .unwrap();
-            let e = a["estimates"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| {
-                    e["quantity"] == quantity
-                        && e["factor"].as_str() == factor
-                        && e["term"].is_null()
-                })
-                .unwrap();
+        for c in ob_checks(a, &truth, &kind) {
             coverage.add(
-                &format!("{kind:<26} {comparison:<9} {outcome:<16} {component:<24}"),
-                e["estimate"].as_f64().unwrap(),
-                e["se"].as_f64().unwrap(),
-                t.population,
-                t.population_mc_se,
+                &format!("{kind:<26} {}", c.label),
+                c.estimate,
+                c.se,
+                c.truth,
+                c.truth_mc_se,
                 true,
             );
         }

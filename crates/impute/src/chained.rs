@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::draw::{self, Failed, Fit, Response};
-use crate::frame::{Block, Input, Layout, MISSING, Method, Settings, Values, encode};
+use crate::frame::{Block, Input, Layout, MISSING, Method, Settings, Values, dummies};
 
 /// Why the imputation cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -528,17 +528,7 @@ fn write(
     for r in rows {
         match values {
             Values::Numeric(_) => buf[0] = y[r],
-            Values::Categorical { levels, .. } => {
-                let codes = [y[r] as u32];
-                encode(
-                    &Values::Categorical {
-                        codes: &codes,
-                        levels: *levels,
-                    },
-                    0,
-                    &mut buf,
-                );
-            }
+            Values::Categorical { .. } => dummies(y[r] as u32, &mut buf),
         }
         for c in 0..target.width {
             block[(target.start + c) * ns + r] = buf[c];

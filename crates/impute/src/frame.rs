@@ -196,13 +196,16 @@ pub(crate) fn width(values: &Values) -> usize {
 pub(crate) fn encode(values: &Values, i: usize, out: &mut [f64]) {
     match values {
         Values::Numeric(x) => out[0] = x[i],
-        Values::Categorical { codes, .. } => {
-            out.fill(0.0);
-            let c = codes[i];
-            if c != MISSING && c > 0 {
-                out[c as usize - 1] = 1.0;
-            }
-        }
+        Values::Categorical { codes, .. } => dummies(codes[i], out),
+    }
+}
+
+/// The dummies of level `code` against level 0 (all 0 for the reference or
+/// a missing code).
+pub(crate) fn dummies(code: u32, out: &mut [f64]) {
+    out.fill(0.0);
+    if code != MISSING && code > 0 {
+        out[code as usize - 1] = 1.0;
     }
 }
 
