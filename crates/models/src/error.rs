@@ -62,6 +62,13 @@ pub enum ModelError {
         /// Max absolute score at the end.
         max_score: f64,
     },
+    /// A model term that the data cannot identify (one group, a random slope
+    /// on a column that is constant within every group, ...).
+    #[error("{what}")]
+    Unidentified {
+        /// What cannot be estimated, and what to do instead.
+        what: String,
+    },
     /// A binary outcome with values other than 0 and 1.
     #[error("binary outcome `{column}` has value {value} in row {row}; it must be 0 or 1")]
     NotBinary {

@@ -55,7 +55,7 @@ impl Link {
 
     /// Per-row log-likelihood contribution, score factor and observed-Hessian
     /// weight: ℓ_i, ∂ℓ_i/∂η, −∂²ℓ_i/∂η².
-    fn row(self, y: f64, eta: f64) -> (f64, f64, f64) {
+    pub(crate) fn row(self, y: f64, eta: f64) -> (f64, f64, f64) {
         match self {
             Link::Logit => {
                 let p = self.cdf(eta);
@@ -777,7 +777,7 @@ fn within_gram(
 
 /// Quasi-complete separation by a binary regressor: among the rows where a 0/1
 /// column equals 1 (or 0), the outcome never varies.
-fn check_separation(design: &Design) -> Result<(), ModelError> {
+pub(crate) fn check_separation(design: &Design) -> Result<(), ModelError> {
     let mut variables = Vec::new();
     for j in 0..design.ncols() {
         let col = design.column(j);

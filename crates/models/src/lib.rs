@@ -22,12 +22,16 @@
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+// The `vec` feature gives argmin's Nelder–Mead (in `glmm`) its Vec<f64> arithmetic.
+use argmin_math as _;
+
 pub mod bootstrap;
 pub mod covariates;
 pub mod design;
 pub mod error;
 pub mod fe;
 pub mod glm;
+pub mod glmm;
 pub mod linalg;
 pub mod moments;
 pub mod ols;
@@ -37,6 +41,7 @@ pub mod vcov;
 pub use design::{Design, FixedEffect};
 pub use error::ModelError;
 pub use glm::{Glm, GlmFit, Link};
+pub use glmm::{Glmm, GlmmFamily, GlmmFit, GlmmStart, Grouping};
 pub use ols::{Ols, OlsFit};
 pub use summary::{CoefficientRow, ModelSummary};
 pub use vcov::{FixefK, HcRatio, SmallSample, Vcov, VcovKind};

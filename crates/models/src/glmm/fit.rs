@@ -1,0 +1,413 @@
+//! Input checks, the profiled optimization (argmin Nelder–Mead over the
+//! variance parameters, Newton over β inside) and the Hessian-based
+//! standard errors of a GLMM.
+
+use std::cell::RefCell;
+
+use argmin::core::{CostFunction, Executor, State};
+use argmin::solver::neldermead::NelderMead;
+
+use super::objective::{Evaluation, Problem, Scales};
+use super::quadrature::gauss_hermite;
+use super::{Glmm, GlmmFamily, GlmmFit, GlmmStart, Grouping};
+use crate::design::Design;
+use crate::error::ModelError;
+use crate::linalg::{COLLINEARITY_TOL, gram, mat_vec, ranked_inverse};
+
+/// Lower bound of the log-SD parameters (σ ≥ e⁻¹², a boundary fit).
+const LOG_SD_FLOOR: f64 = -12.0;
+/// An SD below this (on the linear-predictor scale) is reported as a boundary fit.
+pub(super) const BOUNDARY_SD: f64 = 1e-4;
+
+/// Refuses inputs the model cannot identify, with a message that says why.
+pub(super) fn check(
+    family: GlmmFamily,
+    design: &Design,
+    grouping: Grouping<'_>,
+    slope: Option<usize>,
+    quadrature: usize,
+) -> Result<(), ModelError> {
+    design.validate()?;
+    let n = design.nobs();
+    if grouping.codes.len() != n {
+        return Err(ModelError::Dimension {
+            what: format!("{} group codes for {n} rows", grouping.codes.len()),
+        });
+    }
+    if !design.absorb.is_empty() {
+        return Err(ModelError::Unidentified {
+            what:
+                "a mixed model takes the hospital as a random effect, not an absorbed fixed effect"
+                    .into(),
+        });
+    }
+    let mut sizes = vec![0usize; grouping.levels];
+    for &c in grouping.codes {
+        if c as usize >= grouping.levels {
+            return Err(ModelError::Dimension {
+                what: format!(
+                    "group code {c} ≥ {} levels of `{}`",
+                    grouping.levels, grouping.name
+                ),
+            });
+        }
+        sizes[c as usize] += 1;
+    }
+    let used = sizes.iter().filter(|s| **s > 0).count();
+    if used < 2 {
+        return Err(ModelError::Unidentified {
+            what: format!(
+                "a random effect of `{}` needs at least 2 levels with patients, found {used}; use a single-level model instead",
+                grouping.name
+            ),
+        });
+    }
+    if family != GlmmFamily::Identity {
+        if let Some((row, &value)) = design
+            .y
+            .iter()
+            .enumerate()
+            .find(|(_, v)| **v != 0.0 && **v != 1.0)
+        {
+            return Err(ModelError::NotBinary {
+                column: design.y_name.clone(),
+                row,
+                value,
+            });
+        }
+        crate::glm::check_separation(design)?;
+    }
+    if let Some(j) = slope {
+        check_slope(design, grouping, j, quadrature)?;
+    }
+    let g = gram(
+        design.x.as_slice_memory_order().unwrap_or(&[]),
+        n,
+        design.ncols(),
+        None,
+    );
+    let ranked = ranked_inverse(&g, design.ncols(), COLLINEARITY_TOL);
+    if !ranked.dropped.is_empty() {
+        return Err(ModelError::Singular {
+            rank: ranked.kept.len(),
+            ncols: design.ncols(),
+            columns: ranked
+                .dropped
+                .iter()
+                .map(|&j| design.names[j].clone())
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+/// A random slope needs a 0/1 column that varies within some groups, and the
+/// Laplace approximation.
+fn check_slope(
+    design: &Design,
+    grouping: Grouping<'_>,
+    j: usize,
+    quadrature: usize,
+) -> Result<(), ModelError> {
+    let name = design.names.get(j).cloned().unwrap_or_default();
+    if j >= design.ncols() {
+        return Err(ModelError::Dimension {
+            what: format!("slope column {j} of {}", design.ncols()),
+        });
+    }
+    let col = design.column(j);
+    if col.iter().any(|v| *v != 0.0 && *v != 1.0) {
+        return Err(ModelError::Unidentified {
+            what: format!("the random slope is on a 0/1 indicator; `{name}` takes other values"),
+        });
+    }
+    if quadrature > 1 {
+        return Err(ModelError::Unidentified {
+            what: "adaptive Gauss–Hermite quadrature (quadrature > 1) is for the random-intercept model; use the Laplace approximation (quadrature = 1) with a random slope".into(),
+        });
+    }
+    let mut seen = vec![[false; 2]; grouping.levels];
+    for (c, v) in grouping.codes.iter().zip(col) {
+        seen[*c as usize][usize::from(*v == 1.0)] = true;
+    }
+    let varying = seen.iter().filter(|s| s[0] && s[1]).count();
+    if varying < 2 {
+        return Err(ModelError::Unidentified {
+            what: format!(
+                "a random slope on `{name}` needs groups where `{name}` varies; it is constant within all but {varying} of the {} levels of `{}`, so the slope variance cannot be separated from the intercept; fit the random intercept only (random_slope = false)",
+                grouping.levels, grouping.name
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Mutable state of the profiled objective: β, the modes and the count.
+struct Inner {
+    beta: Vec<f64>,
+    u: Vec<f64>,
+    converged: bool,
+}
+
+/// The profiled deviance D(φ) = min_β D(φ, β), argmin's cost function.
+struct Profile<'a> {
+    prob: &'a Problem<'a>,
+    identity: bool,
+    state: RefCell<Inner>,
+}
+
+impl Profile<'_> {
+    /// Variance parameters from the optimizer's vector.
+    fn scales(&self, phi: &[f64]) -> Scales {
+        let lsd = |v: f64| v.max(LOG_SD_FLOOR).exp();
+        let lambda = if self.prob.q() == 2 {
+            [lsd(phi[0]), phi[1], lsd(phi[2])]
+        } else {
+            [lsd(phi[0]), 0.0, 0.0]
+        };
+        let sigma = if self.identity {
+            lsd(phi[phi.len() - 1])
+        } else {
+            1.0
+        };
+        Scales { lambda, sigma }
+    }
+
+    /// Minimizes the deviance over β at fixed scales by Newton steps with the
+    /// exact gradient and the Schur-complement Hessian, with step-halving.
+    fn profile_beta(&self, sc: &Scales) -> f64 {
+        let prob = self.prob;
+        let mut st = self.state.borrow_mut();
+        let Inner { beta, u, converged } = &mut *st;
+        let mut off = prob.linear_predictor(beta);
+        let mut ev = prob.evaluate(sc, &off, u);
+        let mut ok = ev.modes_converged;
+        for _ in 0..100 {
+            let grad = prob.gradient(sc, &off, u, &ev);
+            let hess = prob.schur_hessian(sc, &off, u, &ev);
+            let inv = ranked_inverse(&hess, prob.p, COLLINEARITY_TOL);
+            if !inv.dropped.is_empty() {
+                ok = false;
+                break;
+            }
+            let step = mat_vec(&inv.inverse, prob.p, prob.p, &grad);
+            let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
+            if !(decrement > 1e-12 * ev.deviance.abs().max(1.0)) {
+                break;
+            }
+            let mut t = 1.0;
+            let mut accepted = false;
+            for _ in 0..40 {
+                let trial: Vec<f64> = beta.iter().zip(&step).map(|(b, s)| b - t * s).collect();
+                let trial_off = prob.linear_predictor(&trial);
+                let mut trial_u = u.clone();
+                let trial_ev = prob.evaluate(sc, &trial_off, &mut trial_u);
+                if trial_ev.deviance.is_finite()
+                    && trial_ev.deviance <= ev.deviance + 1e-13 * ev.deviance.abs()
+                {
+                    *beta = trial;
+                    off = trial_off;
+                    *u = trial_u;
+                    ok &= trial_ev.modes_converged;
+                    ev = trial_ev;
+                    accepted = true;
+                    break;
+                }
+                t *= 0.5;
+            }
+            if !accepted {
+                break;
+            }
+        }
+        *converged &= ok;
+        ev.deviance
+    }
+}
+
+impl CostFunction for &Profile<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+
+    fn cost(&self, phi: &Self::Param) -> Result<f64, argmin::core::Error> {
+        let sc = self.scales(phi);
+        let d = self.profile_beta(&sc);
+        Ok(if d.is_finite() { d } else { f64::MAX })
+    }
+}
+
+/// Fits the model: start values, Nelder–Mead over φ, then the Hessian.
+pub(super) fn fit(
+    spec: &Glmm,
+    design: &Design,
+    grouping: Grouping<'_>,
+    slope: Option<usize>,
+    start: Option<&GlmmStart>,
+) -> Result<GlmmFit, ModelError> {
+    let n = design.nobs();
+    let p = design.ncols();
+    let x = design.x.as_slice_memory_order().unwrap_or(&[]);
+    let y = design.y.as_slice().unwrap_or(&[]);
+    let prob = Problem {
+        y,
+        x,
+        n,
+        p,
+        weights: design.weights.as_ref().and_then(|w| w.as_slice()),
+        group: grouping.codes,
+        groups: grouping.levels,
+        slope: slope.map(|j| design.column(j)),
+        family: spec.family,
+        rule: gauss_hermite(spec.quadrature),
+    };
+    let identity = spec.family == GlmmFamily::Identity;
+    let phi0 = match start {
+        Some(s) => s.phi.clone(),
+        None => initial_phi(&prob, identity),
+    };
+    let beta0 = match start {
+        Some(s) => s.beta.clone(),
+        None => initial_beta(&prob, identity),
+    };
+    let profile = Profile {
+        prob: &prob,
+        identity,
+        state: RefCell::new(Inner {
+            beta: beta0,
+            u: vec![0.0; grouping.levels * prob.q()],
+            converged: true,
+        }),
+    };
+    let simplex: Vec<Vec<f64>> = std::iter::once(phi0.clone())
+        .chain((0..phi0.len()).map(|k| {
+            let mut v = phi0.clone();
+            v[k] += if start.is_some() { 0.05 } else { 0.5 };
+            v
+        }))
+        .collect();
+    let solver = NelderMead::new(simplex)
+        .with_sd_tolerance(1e-10)
+        .map_err(|e| not_converged(&e.to_string()))?;
+    let result = Executor::new(&profile, solver)
+        .configure(|s| s.max_iters(spec.max_evaluations))
+        .run()
+        .map_err(|e| not_converged(&e.to_string()))?;
+    let state = result.state();
+    let phi = state.get_best_param().cloned().unwrap_or(phi0);
+    let optimizer_done = state.get_iter() < spec.max_evaluations;
+    let evaluations = state.get_iter();
+    // Re-profile at the optimum so β and the modes belong to it.
+    let sc = profile.scales(&phi);
+    profile.profile_beta(&sc);
+    super::fit_summary::summarize(
+        spec,
+        design,
+        &prob,
+        &profile_parts(&profile),
+        &phi,
+        optimizer_done,
+        evaluations,
+    )
+}
+
+/// β and the modes at the optimum, and whether every inner step converged.
+pub(super) struct Optimum {
+    pub beta: Vec<f64>,
+    pub u: Vec<f64>,
+    pub inner_converged: bool,
+    pub identity: bool,
+}
+
+fn profile_parts(profile: &Profile<'_>) -> Optimum {
+    let st = profile.state.borrow();
+    Optimum {
+        beta: st.beta.clone(),
+        u: st.u.clone(),
+        inner_converged: st.converged,
+        identity: profile.identity,
+    }
+}
+
+/// Maps the optimizer's vector to scales (shared with the summary).
+pub(super) fn scales_of(prob: &Problem<'_>, identity: bool, phi: &[f64]) -> Scales {
+    Profile {
+        prob,
+        identity,
+        state: RefCell::new(Inner {
+            beta: vec![],
+            u: vec![],
+            converged: true,
+        }),
+    }
+    .scales(phi)
+}
+
+fn not_converged(why: &str) -> ModelError {
+    ModelError::Unidentified {
+        what: format!("the variance-parameter optimizer failed: {why}"),
+    }
+}
+
+/// σ_u = 1 for binary outcomes (lme4's θ = 1); for the identity link σ_u and
+/// σ from a half split of the outcome's variance.
+fn initial_phi(prob: &Problem<'_>, identity: bool) -> Vec<f64> {
+    let mut phi = vec![0.0];
+    if prob.q() == 2 {
+        phi.extend([0.0, 0.0]);
+    }
+    if identity {
+        let n = prob.n as f64;
+        let mean = prob.y.iter().sum::<f64>() / n;
+        let var = prob.y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let half = (0.5 * var.max(1e-12)).sqrt().ln();
+        phi[0] = half;
+        phi.push(half);
+    }
+    phi
+}
+
+/// β = 0 except the intercept-like start: the inner Newton does the rest.
+fn initial_beta(prob: &Problem<'_>, _identity: bool) -> Vec<f64> {
+    vec![0.0; prob.p]
+}
+
+/// Evaluates the deviance and its β-gradient at (φ, β) with fresh modes
+/// warm-started from `u`.
+pub(super) fn deviance_and_gradient(
+    prob: &Problem<'_>,
+    sc: &Scales,
+    beta: &[f64],
+    u: &[f64],
+    want_gradient: bool,
+) -> (f64, Vec<f64>, Evaluation, Vec<f64>) {
+    let off = prob.linear_predictor(beta);
+    let mut uu = u.to_vec();
+    let ev = prob.evaluate(sc, &off, &mut uu);
+    let grad = if want_gradient {
+        prob.gradient(sc, &off, &uu, &ev)
+    } else {
+        Vec::new()
+    };
+    (ev.deviance, grad, ev, uu)
+}
+
+/// The profiled deviance at fixed φ from β = `beta0`: (D, β̂(φ), modes).
+#[cfg(test)]
+pub(super) fn profile_at(
+    prob: &Problem<'_>,
+    identity: bool,
+    phi: &[f64],
+    beta0: Vec<f64>,
+) -> (f64, Vec<f64>, Vec<f64>) {
+    let profile = Profile {
+        prob,
+        identity,
+        state: RefCell::new(Inner {
+            beta: beta0,
+            u: vec![0.0; prob.groups * prob.q()],
+            converged: true,
+        }),
+    };
+    let d = profile.profile_beta(&profile.scales(phi));
+    let st = profile.state.into_inner();
+    (d, st.beta, st.u)
+}

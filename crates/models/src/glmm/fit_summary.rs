@@ -1,0 +1,252 @@
+//! From the optimum to a [`GlmmFit`]: the gradient check, the Hessian of the
+//! deviance over (φ, β) by central differences of the analytic β-gradient
+//! (and second differences in φ), standard errors, conditional modes and
+//! their covariances, and the warnings.
+
+use super::fit::{BOUNDARY_SD, Optimum, deviance_and_gradient, scales_of};
+use super::objective::Problem;
+use super::{Glmm, GlmmFit, GlmmStart};
+use crate::design::Design;
+use crate::error::ModelError;
+use crate::linalg::{COLLINEARITY_TOL, ranked_inverse};
+
+/// Step of the central differences in β (relative) and φ.
+const STEP_BETA: f64 = 1e-4;
+const STEP_PHI: f64 = 1e-4;
+/// Gradient above which the fit is flagged (deviance units).
+const GRADIENT_WARN: f64 = 1e-3;
+
+/// Assembles the fit at the optimum `phi`, `opt`.
+pub(super) fn summarize(
+    spec: &Glmm,
+    design: &Design,
+    prob: &Problem<'_>,
+    opt: &Optimum,
+    phi: &[f64],
+    optimizer_done: bool,
+    evaluations: u64,
+) -> Result<GlmmFit, ModelError> {
+    let q = prob.q();
+    let sc = scales_of(prob, opt.identity, phi);
+    let (deviance, grad_beta, ev, u) = deviance_and_gradient(prob, &sc, &opt.beta, &opt.u, true);
+    let [l11, l21, l22] = sc.lambda;
+    let slope_sd = (q == 2).then(|| (l21 * l21 + l22 * l22).sqrt());
+    let correlation = slope_sd.map(|sv| if sv > 0.0 { l21 / sv } else { 0.0 });
+    let boundary = l11 < BOUNDARY_SD
+        || slope_sd.is_some_and(|s| s < BOUNDARY_SD)
+        || correlation.is_some_and(|r| r.abs() > 1.0 - 1e-6);
+    // φ-gradient by central differences (β fixed).
+    let phi_grad: Vec<f64> = (0..phi.len())
+        .map(|k| {
+            let at = |h: f64| {
+                let mut v = phi.to_vec();
+                v[k] += h;
+                deviance_and_gradient(
+                    prob,
+                    &scales_of(prob, opt.identity, &v),
+                    &opt.beta,
+                    &u,
+                    false,
+                )
+                .0
+            };
+            if boundary && k == 0 && phi[0] <= -11.0 {
+                0.0
+            } else {
+                (at(STEP_PHI) - at(-STEP_PHI)) / (2.0 * STEP_PHI)
+            }
+        })
+        .collect();
+    let gradient = grad_beta
+        .iter()
+        .chain(&phi_grad)
+        .fold(0.0_f64, |m, g| m.max(g.abs()));
+    let mut warnings = Vec::new();
+    let converged = optimizer_done && opt.inner_converged;
+    if !optimizer_done {
+        warnings.push(format!("the variance-parameter optimizer stopped after {evaluations} iterations without converging"));
+    }
+    if !opt.inner_converged {
+        warnings.push("the penalized IRLS for the conditional modes or the fixed effects did not converge at every step".into());
+    }
+    if gradient > GRADIENT_WARN * deviance.abs().max(1.0).sqrt() {
+        warnings.push(format!("the deviance's gradient at the optimum is {gradient:.2e}; the fit may not be at the optimum"));
+    }
+    if boundary {
+        warnings.push(boundary_message(l11, slope_sd, correlation));
+    }
+    let (vcov, var_phi) = if spec.standard_errors {
+        covariance(prob, opt, phi, &u, boundary, &ev)?
+    } else {
+        (vec![f64::NAN; prob.p * prob.p], None)
+    };
+    let se: Vec<f64> = (0..prob.p).map(|j| vcov[j * prob.p + j].sqrt()).collect();
+    let sd_se = |k: usize| var_phi.as_ref().map(|v| v[k * phi.len() + k].sqrt());
+    let (log_slope_sd_se, atanh_correlation_se) = match (&var_phi, slope_sd, correlation) {
+        (Some(v), Some(sv), Some(r)) if q == 2 => {
+            let m = phi.len();
+            // log σ_v and ρ as functions of (L21, log L22).
+            let gs = [l21 / (sv * sv), l22 * l22 / (sv * sv)];
+            let gr = [l22 * l22 / sv.powi(3), -l21 * l22 * l22 / sv.powi(3)];
+            let quad = |g: [f64; 2]| {
+                (g[0] * g[0] * v[m + 1] + 2.0 * g[0] * g[1] * v[m + 2] + g[1] * g[1] * v[2 * m + 2])
+                    .sqrt()
+            };
+            (Some(quad(gs)), Some(quad(gr) / (1.0 - r * r)))
+        }
+        _ => (None, None),
+    };
+    let modes = prob.b_modes(&sc, &u);
+    let mode_covariance = ev.h.iter().map(|h| prob.b_covariance(&sc, h)).collect();
+    let theta = if q == 2 {
+        vec![l11, l21, l22]
+    } else {
+        vec![l11]
+    };
+    Ok(GlmmFit {
+        family: spec.family,
+        quadrature: spec.quadrature,
+        names: design.names.clone(),
+        coef: opt.beta.clone(),
+        vcov,
+        se,
+        intercept_sd: l11,
+        slope_sd,
+        correlation,
+        residual_sd: opt.identity.then_some(sc.sigma),
+        log_intercept_sd_se: if boundary { None } else { sd_se(0) },
+        log_slope_sd_se,
+        atanh_correlation_se,
+        theta: theta.iter().map(|t| t / sc.sigma).collect(),
+        modes,
+        mode_covariance,
+        deviance,
+        converged,
+        evaluations,
+        gradient,
+        boundary,
+        warnings,
+        nobs: prob.n,
+        groups: prob.groups,
+        start: GlmmStart {
+            phi: phi.to_vec(),
+            beta: opt.beta.clone(),
+        },
+    })
+}
+
+fn boundary_message(l11: f64, slope_sd: Option<f64>, correlation: Option<f64>) -> String {
+    let mut parts = Vec::new();
+    if l11 < BOUNDARY_SD {
+        parts.push("the hospital SD σ_u is 0".to_string());
+    }
+    if slope_sd.is_some_and(|s| s < BOUNDARY_SD) {
+        parts.push("the slope SD σ_v is 0".to_string());
+    }
+    if let Some(r) = correlation.filter(|r| r.abs() > 1.0 - 1e-6) {
+        parts.push(format!("the intercept–slope correlation is {r:.4}"));
+    }
+    format!(
+        "boundary (singular) fit: {}; the variance parameter is not identified from these data, and the fixed effects' standard errors are conditional on it",
+        parts.join(", ")
+    )
+}
+
+/// Covariance of β and of φ: 2 × the inverse Hessian of the deviance over
+/// (φ, β); at a boundary, β's from the Schur complement at the optimum.
+fn covariance(
+    prob: &Problem<'_>,
+    opt: &Optimum,
+    phi: &[f64],
+    u: &[f64],
+    boundary: bool,
+    ev: &super::objective::Evaluation,
+) -> Result<(Vec<f64>, Option<Vec<f64>>), ModelError> {
+    let p = prob.p;
+    let m = phi.len();
+    let sc = scales_of(prob, opt.identity, phi);
+    if boundary {
+        let off = prob.linear_predictor(&opt.beta);
+        let hess = prob.schur_hessian(&sc, &off, u, ev);
+        let inv = ranked_inverse(&hess, p, COLLINEARITY_TOL);
+        return Ok((inv.inverse.iter().map(|v| 2.0 * v).collect(), None));
+    }
+    let dim = m + p;
+    let mut hess = vec![0.0; dim * dim];
+    // Rows from the β-gradient: columns in β (β perturbed) and in φ.
+    for j in 0..dim {
+        let h = if j < m {
+            STEP_PHI
+        } else {
+            STEP_BETA * opt.beta[j - m].abs().max(1.0)
+        };
+        let grad_at = |sign: f64| {
+            let mut ph = phi.to_vec();
+            let mut be = opt.beta.clone();
+            if j < m {
+                ph[j] += sign * h;
+            } else {
+                be[j - m] += sign * h;
+            }
+            deviance_and_gradient(prob, &scales_of(prob, opt.identity, &ph), &be, u, true).1
+        };
+        let (gp, gm) = (grad_at(1.0), grad_at(-1.0));
+        for b in 0..p {
+            let v = (gp[b] - gm[b]) / (2.0 * h);
+            if j < m {
+                hess[(m + b) * dim + j] = v;
+                hess[j * dim + m + b] = v;
+            } else {
+                hess[(m + b) * dim + j] += 0.5 * v;
+                hess[j * dim + m + b] += 0.5 * v;
+            }
+        }
+    }
+    // φ-φ block by second differences of the deviance (β fixed).
+    let dev = |ph: &[f64]| {
+        deviance_and_gradient(
+            prob,
+            &scales_of(prob, opt.identity, ph),
+            &opt.beta,
+            u,
+            false,
+        )
+        .0
+    };
+    let h = 1e-3;
+    let d0 = dev(phi);
+    for a in 0..m {
+        for b in 0..=a {
+            let shifted = |sa: f64, sb: f64| {
+                let mut v = phi.to_vec();
+                v[a] += sa * h;
+                v[b] += sb * h;
+                dev(&v)
+            };
+            let value = if a == b {
+                (shifted(0.5, 0.5) - 2.0 * d0 + shifted(-0.5, -0.5)) / (h * h)
+            } else {
+                (shifted(1.0, 1.0) - shifted(1.0, -1.0) - shifted(-1.0, 1.0) + shifted(-1.0, -1.0))
+                    / (4.0 * h * h)
+            };
+            hess[a * dim + b] = value;
+            hess[b * dim + a] = value;
+        }
+    }
+    let inv = ranked_inverse(&hess, dim, 1e-12);
+    if !inv.dropped.is_empty() {
+        return Err(ModelError::Unidentified {
+            what: "the deviance's Hessian at the optimum is singular; the variance parameters are not identified".into(),
+        });
+    }
+    let full: Vec<f64> = inv.inverse.iter().map(|v| 2.0 * v).collect();
+    let vcov = (0..p)
+        .flat_map(|a| (0..p).map(move |b| (a, b)))
+        .map(|(a, b)| full[(m + a) * dim + m + b])
+        .collect();
+    let var_phi = (0..m)
+        .flat_map(|a| (0..m).map(move |b| (a, b)))
+        .map(|(a, b)| full[a * dim + b])
+        .collect();
+    Ok((vcov, Some(var_phi)))
+}
