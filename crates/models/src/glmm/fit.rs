@@ -243,22 +243,7 @@ pub(super) fn fit(
     slope: Option<usize>,
     start: Option<&GlmmStart>,
 ) -> Result<GlmmFit, ModelError> {
-    let n = design.nobs();
-    let p = design.ncols();
-    let x = design.x.as_slice_memory_order().unwrap_or(&[]);
-    let y = design.y.as_slice().unwrap_or(&[]);
-    let prob = Problem {
-        y,
-        x,
-        n,
-        p,
-        weights: design.weights.as_ref().and_then(|w| w.as_slice()),
-        group: grouping.codes,
-        groups: grouping.levels,
-        slope: slope.map(|j| design.column(j)),
-        family: spec.family,
-        rule: gauss_hermite(spec.quadrature),
-    };
+    let prob = problem(spec, design, grouping, slope);
     let identity = spec.family == GlmmFamily::Identity;
     let phi0 = match start {
         Some(s) => s.phi.clone(),
@@ -284,8 +269,9 @@ pub(super) fn fit(
             v
         }))
         .collect();
+    let initial_scale = (&profile).cost(&phi0).map_or(1.0, |d| d.abs().max(1.0));
     let solver = NelderMead::new(simplex)
-        .with_sd_tolerance(1e-10)
+        .with_sd_tolerance(1e-10 * initial_scale)
         .map_err(|e| not_converged(&e.to_string()))?;
     let result = Executor::new(&profile, solver)
         .configure(|s| s.max_iters(spec.max_evaluations))
@@ -309,7 +295,48 @@ pub(super) fn fit(
     )
 }
 
+/// The objective's data, borrowed from the design.
+pub(super) fn problem<'a>(
+    spec: &Glmm,
+    design: &'a Design,
+    grouping: Grouping<'a>,
+    slope: Option<usize>,
+) -> Problem<'a> {
+    Problem {
+        y: design.y.as_slice().unwrap_or(&[]),
+        x: design.x.as_slice_memory_order().unwrap_or(&[]),
+        n: design.nobs(),
+        p: design.ncols(),
+        weights: design.weights.as_ref().and_then(|w| w.as_slice()),
+        group: grouping.codes,
+        groups: grouping.levels,
+        slope: slope.map(|j| design.column(j)),
+        family: spec.family,
+        rule: gauss_hermite(spec.quadrature),
+    }
+}
+
+/// See [`Glmm::deviance_at`].
+pub(super) fn deviance_at(
+    spec: &Glmm,
+    design: &Design,
+    grouping: Grouping<'_>,
+    slope: Option<usize>,
+    theta: &[f64],
+    sigma: f64,
+    beta: &[f64],
+) -> f64 {
+    let prob = problem(spec, design, grouping, slope);
+    let mut lambda = [0.0; 3];
+    for (l, t) in lambda.iter_mut().zip(theta) {
+        *l = t * sigma;
+    }
+    let sc = Scales { lambda, sigma };
+    deviance_and_gradient(&prob, &sc, beta, &vec![0.0; prob.groups * prob.q()], false).0
+}
+
 /// β and the modes at the optimum, and whether every inner step converged.
+#[derive(Clone)]
 pub(super) struct Optimum {
     pub beta: Vec<f64>,
     pub u: Vec<f64>,

@@ -27,6 +27,12 @@ pub(super) fn summarize(
     evaluations: u64,
 ) -> Result<GlmmFit, ModelError> {
     let q = prob.q();
+    let mut opt = opt.clone();
+    let mut phi = phi.to_vec();
+    let hess = (spec.standard_errors && !at_boundary(prob, &opt, &phi))
+        .then(|| polish(prob, &mut opt, &mut phi));
+    let phi = &phi[..];
+    let opt = &opt;
     let sc = scales_of(prob, opt.identity, phi);
     let (deviance, grad_beta, ev, u) = deviance_and_gradient(prob, &sc, &opt.beta, &opt.u, true);
     let [l11, l21, l22] = sc.lambda;
@@ -76,7 +82,14 @@ pub(super) fn summarize(
         warnings.push(boundary_message(l11, slope_sd, correlation));
     }
     let (vcov, var_phi) = if spec.standard_errors {
-        covariance(prob, opt, phi, &u, boundary, &ev)?
+        covariance(
+            prob,
+            opt,
+            phi,
+            &u,
+            if boundary { None } else { hess.as_deref() },
+            &ev,
+        )?
     } else {
         (vec![f64::NAN; prob.p * prob.p], None)
     };
@@ -135,6 +148,13 @@ pub(super) fn summarize(
     })
 }
 
+/// Whether φ puts a variance parameter at the boundary.
+fn at_boundary(prob: &Problem<'_>, opt: &Optimum, phi: &[f64]) -> bool {
+    let [l11, l21, l22] = scales_of(prob, opt.identity, phi).lambda;
+    let sv = (l21 * l21 + l22 * l22).sqrt();
+    l11 < BOUNDARY_SD || (prob.q() == 2 && (sv < BOUNDARY_SD || (l21 / sv).abs() > 1.0 - 1e-6))
+}
+
 fn boundary_message(l11: f64, slope_sd: Option<f64>, correlation: Option<f64>) -> String {
     let mut parts = Vec::new();
     if l11 < BOUNDARY_SD {
@@ -152,28 +172,14 @@ fn boundary_message(l11: f64, slope_sd: Option<f64>, correlation: Option<f64>) -
     )
 }
 
-/// Covariance of β and of φ: 2 × the inverse Hessian of the deviance over
-/// (φ, β); at a boundary, β's from the Schur complement at the optimum.
-fn covariance(
-    prob: &Problem<'_>,
-    opt: &Optimum,
-    phi: &[f64],
-    u: &[f64],
-    boundary: bool,
-    ev: &super::objective::Evaluation,
-) -> Result<(Vec<f64>, Option<Vec<f64>>), ModelError> {
+/// The Hessian of the deviance over ψ = (φ, β): rows from central
+/// differences of the analytic β-gradient, the φ-φ block from second
+/// differences of the deviance (β fixed).
+fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> Vec<f64> {
     let p = prob.p;
     let m = phi.len();
-    let sc = scales_of(prob, opt.identity, phi);
-    if boundary {
-        let off = prob.linear_predictor(&opt.beta);
-        let hess = prob.schur_hessian(&sc, &off, u, ev);
-        let inv = ranked_inverse(&hess, p, COLLINEARITY_TOL);
-        return Ok((inv.inverse.iter().map(|v| 2.0 * v).collect(), None));
-    }
     let dim = m + p;
     let mut hess = vec![0.0; dim * dim];
-    // Rows from the β-gradient: columns in β (β perturbed) and in φ.
     for j in 0..dim {
         let h = if j < m {
             STEP_PHI
@@ -202,7 +208,6 @@ fn covariance(
             }
         }
     }
-    // φ-φ block by second differences of the deviance (β fixed).
     let dev = |ph: &[f64]| {
         deviance_and_gradient(
             prob,
@@ -233,7 +238,91 @@ fn covariance(
             hess[b * dim + a] = value;
         }
     }
-    let inv = ranked_inverse(&hess, dim, 1e-12);
+    hess
+}
+
+/// The gradient over ψ = (φ, β): φ by central differences (β fixed), β exact.
+fn joint_gradient(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> Vec<f64> {
+    let sc = scales_of(prob, opt.identity, phi);
+    let grad_beta = deviance_and_gradient(prob, &sc, &opt.beta, u, true).1;
+    let mut g: Vec<f64> = (0..phi.len())
+        .map(|k| {
+            let at = |h: f64| {
+                let mut v = phi.to_vec();
+                v[k] += h;
+                deviance_and_gradient(
+                    prob,
+                    &scales_of(prob, opt.identity, &v),
+                    &opt.beta,
+                    u,
+                    false,
+                )
+                .0
+            };
+            (at(STEP_PHI) - at(-STEP_PHI)) / (2.0 * STEP_PHI)
+        })
+        .collect();
+    g.extend(grad_beta);
+    g
+}
+
+/// One Newton step on ψ from the optimizer's answer (the Nelder–Mead simplex
+/// stops at a tolerance on the deviance, not on ψ), kept when it lowers the
+/// deviance. Returns the Hessian at the (new) point for the covariance.
+fn polish(prob: &Problem<'_>, opt: &mut Optimum, phi: &mut Vec<f64>) -> Vec<f64> {
+    let m = phi.len();
+    let hess = joint_hessian(prob, opt, phi, &opt.u.clone());
+    let inv = ranked_inverse(&hess, m + prob.p, 1e-12);
+    if !inv.dropped.is_empty() {
+        return hess;
+    }
+    let grad = joint_gradient(prob, opt, phi, &opt.u.clone());
+    let step = crate::linalg::mat_vec(&inv.inverse, m + prob.p, m + prob.p, &grad);
+    let sc = scales_of(prob, opt.identity, phi);
+    let d0 = deviance_and_gradient(prob, &sc, &opt.beta, &opt.u, false).0;
+    let new_phi: Vec<f64> = phi.iter().zip(&step).map(|(a, s)| a - s).collect();
+    let new_beta: Vec<f64> = opt
+        .beta
+        .iter()
+        .zip(&step[m..])
+        .map(|(a, s)| a - s)
+        .collect();
+    let (d1, _, _, u1) = deviance_and_gradient(
+        prob,
+        &scales_of(prob, opt.identity, &new_phi),
+        &new_beta,
+        &opt.u,
+        false,
+    );
+    if d1 < d0 {
+        *phi = new_phi;
+        opt.beta = new_beta;
+        opt.u = u1;
+    }
+    hess
+}
+
+/// Covariance of β and of φ: 2 × the inverse Hessian of the deviance over
+/// (φ, β); at a boundary (`hess` None), β's from the Schur complement.
+fn covariance(
+    prob: &Problem<'_>,
+    opt: &Optimum,
+    phi: &[f64],
+    u: &[f64],
+    hess: Option<&[f64]>,
+    ev: &super::objective::Evaluation,
+) -> Result<(Vec<f64>, Option<Vec<f64>>), ModelError> {
+    let p = prob.p;
+    let m = phi.len();
+    let Some(hess) = hess else {
+        let sc = scales_of(prob, opt.identity, phi);
+        let off = prob.linear_predictor(&opt.beta);
+        let schur = prob.schur_hessian(&sc, &off, u, ev);
+        let inv = ranked_inverse(&schur, p, COLLINEARITY_TOL);
+        return Ok((inv.inverse.iter().map(|v| 2.0 * v).collect(), None));
+    };
+    let dim = m + p;
+    let inv = ranked_inverse(hess, dim, 1e-12);
     if !inv.dropped.is_empty() {
         return Err(ModelError::Unidentified {
             what: "the deviance's Hessian at the optimum is singular; the variance parameters are not identified".into(),

@@ -179,4 +179,22 @@ impl Glmm {
         fit::check(self.family, design, grouping, slope, self.quadrature)?;
         fit::fit(self, design, grouping, slope, start)
     }
+
+    /// The deviance at given parameters: `theta` is lme4's θ (L11, or L11,
+    /// L21, L22; relative to `sigma` for the identity link), for checking the
+    /// objective against lme4's `devFunOnly` function.
+    pub fn deviance_at(
+        &self,
+        design: &Design,
+        grouping: Grouping<'_>,
+        slope: Option<usize>,
+        theta: &[f64],
+        sigma: f64,
+        beta: &[f64],
+    ) -> Result<f64, ModelError> {
+        fit::check(self.family, design, grouping, slope, self.quadrature)?;
+        Ok(fit::deviance_at(
+            self, design, grouping, slope, theta, sigma, beta,
+        ))
+    }
 }

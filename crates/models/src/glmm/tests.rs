@@ -228,3 +228,90 @@ fn the_fit_recovers_the_simulated_variance_components() {
     assert!(fit.se.iter().all(|s| s.is_finite() && *s > 0.0));
     assert!(fit.gradient < 1e-2, "gradient {}", fit.gradient);
 }
+
+fn fit_err(d: &Design, codes: &[u32], levels: usize, slope: Option<usize>) -> String {
+    let grouping = Grouping {
+        name: "hospital",
+        codes,
+        levels,
+    };
+    match Glmm::new(GlmmFamily::Logit).fit(d, grouping, slope, None) {
+        Ok(f) => format!("ok: {:?}", f.warnings),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn one_hospital_is_refused_with_the_reason() {
+    let (d, _) = simulate(500, 5, GlmmFamily::Logit, 1);
+    let msg = fit_err(&d, &vec![0; 500], 1, None);
+    assert!(msg.contains("at least 2 levels"), "{msg}");
+}
+
+#[test]
+fn a_hospital_with_one_patient_fits() {
+    let (d, mut codes) = simulate(3_000, 20, GlmmFamily::Logit, 2);
+    codes[0] = 20;
+    let grouping = Grouping {
+        name: "hospital",
+        codes: &codes,
+        levels: 21,
+    };
+    let fit = Glmm::new(GlmmFamily::Logit)
+        .fit(&d, grouping, Some(2), None)
+        .expect("fit");
+    assert!(fit.converged && fit.modes[20][0].is_finite());
+    // Its mode is shrunk hard towards 0.
+    assert!(fit.modes[20][0].abs() < 0.5 * fit.intercept_sd);
+}
+
+#[test]
+fn an_outcome_without_events_in_the_comparison_group_is_separation() {
+    let (mut d, codes) = simulate(2_000, 20, GlmmFamily::Logit, 3);
+    for i in 0..d.nobs() {
+        if d.x[[i, 2]] == 1.0 {
+            d.y[i] = 0.0;
+        }
+    }
+    let msg = fit_err(&d, &codes, 20, None);
+    assert!(msg.contains("separation") && msg.contains("black"), "{msg}");
+}
+
+#[test]
+fn a_slope_column_constant_within_every_hospital_is_refused() {
+    let (mut d, codes) = simulate(2_000, 20, GlmmFamily::Logit, 4);
+    for i in 0..d.nobs() {
+        d.x[[i, 2]] = f64::from(u8::from(codes[i] % 2 == 0));
+    }
+    let msg = fit_err(&d, &codes, 20, Some(2));
+    assert!(
+        msg.contains("random_slope = false") && msg.contains("constant within"),
+        "{msg}"
+    );
+    // The random intercept alone still fits.
+    assert!(fit_err(&d, &codes, 20, None).starts_with("ok"));
+}
+
+#[test]
+fn no_hospital_variation_gives_a_boundary_warning_not_a_failure() {
+    // Outcome independent of the hospital: σ_u = 0 is the likely optimum.
+    let (mut d, codes) = simulate(4_000, 30, GlmmFamily::Logit, 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for i in 0..d.nobs() {
+        d.y[i] = f64::from(u8::from(rng.random_range(0.0..1.0) < 0.2));
+    }
+    let grouping = Grouping {
+        name: "hospital",
+        codes: &codes,
+        levels: 30,
+    };
+    let fit = Glmm::new(GlmmFamily::Logit)
+        .fit(&d, grouping, None, None)
+        .expect("fit");
+    if fit.boundary {
+        assert!(fit.warnings.iter().any(|w| w.contains("boundary")));
+        assert!(fit.log_intercept_sd_se.is_none());
+    }
+    assert!(fit.intercept_sd < 0.2, "σ_u {}", fit.intercept_sd);
+    assert!(fit.se.iter().all(|s| s.is_finite()));
+}
