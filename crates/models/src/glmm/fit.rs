@@ -253,12 +253,16 @@ pub(super) fn fit(
         Some(s) => s.beta.clone(),
         None => initial_beta(&prob, identity),
     };
+    let start_u = start
+        .map(|s| s.u.clone())
+        .filter(|u| u.len() == grouping.levels * prob.q())
+        .unwrap_or_else(|| vec![0.0; grouping.levels * prob.q()]);
     let profile = Profile {
         prob: &prob,
         identity,
         state: RefCell::new(Inner {
             beta: beta0,
-            u: vec![0.0; grouping.levels * prob.q()],
+            u: start_u,
             converged: true,
         }),
     };

@@ -81,7 +81,7 @@ pub(super) fn summarize(
     if boundary {
         warnings.push(boundary_message(l11, slope_sd, correlation));
     }
-    let (vcov, var_phi) = if spec.standard_errors {
+    let (vcov, var_phi, psi_covariance) = if spec.standard_errors {
         covariance(
             prob,
             opt,
@@ -91,7 +91,7 @@ pub(super) fn summarize(
             &ev,
         )?
     } else {
-        (vec![f64::NAN; prob.p * prob.p], None)
+        (vec![f64::NAN; prob.p * prob.p], None, None)
     };
     let se: Vec<f64> = (0..prob.p).map(|j| vcov[j * prob.p + j].sqrt()).collect();
     let sd_se = |k: usize| var_phi.as_ref().map(|v| v[k * phi.len() + k].sqrt());
@@ -144,7 +144,9 @@ pub(super) fn summarize(
         start: GlmmStart {
             phi: phi.to_vec(),
             beta: opt.beta.clone(),
+            u,
         },
+        psi_covariance,
     })
 }
 
@@ -311,7 +313,7 @@ fn covariance(
     u: &[f64],
     hess: Option<&[f64]>,
     ev: &super::objective::Evaluation,
-) -> Result<(Vec<f64>, Option<Vec<f64>>), ModelError> {
+) -> Result<(Vec<f64>, Option<Vec<f64>>, Option<Vec<f64>>), ModelError> {
     let p = prob.p;
     let m = phi.len();
     let Some(hess) = hess else {
@@ -319,7 +321,7 @@ fn covariance(
         let off = prob.linear_predictor(&opt.beta);
         let schur = prob.schur_hessian(&sc, &off, u, ev);
         let inv = ranked_inverse(&schur, p, COLLINEARITY_TOL);
-        return Ok((inv.inverse.iter().map(|v| 2.0 * v).collect(), None));
+        return Ok((inv.inverse.iter().map(|v| 2.0 * v).collect(), None, None));
     };
     let dim = m + p;
     let inv = ranked_inverse(hess, dim, 1e-12);
@@ -337,5 +339,5 @@ fn covariance(
         .flat_map(|a| (0..m).map(move |b| (a, b)))
         .map(|(a, b)| full[a * dim + b])
         .collect();
-    Ok((vcov, Some(var_phi)))
+    Ok((vcov, Some(var_phi), Some(full)))
 }

@@ -22,6 +22,8 @@
 
 mod fit;
 mod fit_summary;
+mod resample;
+pub use resample::{VarianceParameters, linear_predictor};
 pub(crate) mod objective;
 pub mod quadrature;
 #[cfg(test)]
@@ -46,6 +48,26 @@ pub enum GlmmFamily {
 }
 
 impl GlmmFamily {
+    /// The inverse link: the mean at linear predictor η.
+    pub fn mean(self, eta: f64) -> f64 {
+        match self {
+            GlmmFamily::Logit => crate::glm::Link::Logit.cdf(eta),
+            GlmmFamily::Probit => crate::glm::Link::Probit.cdf(eta),
+            GlmmFamily::Identity => eta,
+        }
+    }
+
+    /// The variance of the latent residual on the linear-predictor scale
+    /// (π²/3 for the logit, 1 for the probit), for the ICC; None for the
+    /// identity link, whose residual variance is estimated.
+    pub fn latent_variance(self) -> Option<f64> {
+        match self {
+            GlmmFamily::Logit => Some(std::f64::consts::PI.powi(2) / 3.0),
+            GlmmFamily::Probit => Some(1.0),
+            GlmmFamily::Identity => None,
+        }
+    }
+
     /// Name as written in results.
     pub fn name(self) -> &'static str {
         match self {
@@ -83,6 +105,8 @@ pub struct GlmmStart {
     pub phi: Vec<f64>,
     /// Fixed effects.
     pub beta: Vec<f64>,
+    /// Spherical conditional modes u_h (groups × q), to warm-start the modes.
+    pub u: Vec<f64>,
 }
 
 /// A fitted GLMM.
@@ -140,6 +164,10 @@ pub struct GlmmFit {
     /// The optimum, to warm-start refits (bootstrap replicates).
     #[serde(skip)]
     pub start: GlmmStart,
+    /// 2 × the inverse Hessian of the deviance over ψ = (φ, β) (row-major;
+    /// None at a boundary or without standard errors).
+    #[serde(skip)]
+    pub psi_covariance: Option<Vec<f64>>,
 }
 
 impl Glmm {

@@ -126,6 +126,8 @@ type Sym = [f64; 3];
 pub(crate) struct Evaluation {
     /// The deviance (Laplace or adaptive Gauss–Hermite).
     pub deviance: f64,
+    /// Each group's term of the deviance.
+    pub groups: Vec<f64>,
     /// Per group, H_h (Fisher) — for the conditional variances.
     pub h: Vec<Sym>,
     /// Per group, K_h (observed).
@@ -323,16 +325,17 @@ impl Problem<'_> {
     pub fn evaluate(&self, sc: &Scales, off: &[f64], u: &mut [f64]) -> Evaluation {
         let (objs, k, h, modes_converged) = self.modes(sc, off, u);
         let q = self.q();
-        let deviance = if self.rule.t.len() > 1 && q == 1 {
+        let groups = if self.rule.t.len() > 1 && q == 1 {
             self.quadrature_terms(sc, off, u, &h, None)
         } else {
             objs.iter()
                 .zip(&h)
                 .map(|(o, hh)| -2.0 * o + log_det(hh, q))
-                .sum()
+                .collect()
         };
         Evaluation {
-            deviance,
+            deviance: groups.iter().sum(),
+            groups,
             h,
             k,
             modes_converged,
@@ -341,14 +344,41 @@ impl Problem<'_> {
 
     /// ∂D/∂β at the modes of a previous [`Problem::evaluate`] (same Λ, β).
     pub fn gradient(&self, sc: &Scales, off: &[f64], u: &[f64], ev: &Evaluation) -> Vec<f64> {
-        let d = if self.rule.t.len() > 1 && self.q() == 1 {
+        cross(
+            self.x,
+            self.n,
+            self.p,
+            None,
+            &self.gradient_rows(sc, off, u, ev),
+        )
+    }
+
+    /// Each group's share of ∂D/∂β (groups × p, row-major).
+    pub fn group_gradients(
+        &self,
+        sc: &Scales,
+        off: &[f64],
+        u: &[f64],
+        ev: &Evaluation,
+    ) -> Vec<f64> {
+        let d = self.gradient_rows(sc, off, u, ev);
+        let p = self.p;
+        self.group_sums(p, |i, acc| {
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a += self.x[j * self.n + i] * d[i];
+            }
+        })
+    }
+
+    /// The per-row d with ∂D/∂β = X'd.
+    fn gradient_rows(&self, sc: &Scales, off: &[f64], u: &[f64], ev: &Evaluation) -> Vec<f64> {
+        if self.rule.t.len() > 1 && self.q() == 1 {
             let mut d = vec![0.0; self.n];
             self.quadrature_terms(sc, off, u, &ev.h, Some((&ev.k, &mut d)));
             d
         } else {
             self.laplace_row_terms(sc, off, u, ev)
-        };
-        cross(self.x, self.n, self.p, None, &d)
+        }
     }
 
     /// d_i with ∂D/∂β = X'd for the Laplace deviance (any q):
@@ -391,7 +421,7 @@ impl Problem<'_> {
         d
     }
 
-    /// Adaptive Gauss–Hermite terms for q = 1: returns the deviance, and with
+    /// Adaptive Gauss–Hermite terms for q = 1: returns each group's deviance, and with
     /// `grad = Some((K, d))` fills d with ∂D/∂β = X'd:
     /// d_i = −2[Σ_k π_k ℓ'_ik + α_h f'_i − (θ/K_h)(G1_h + α_h θ F'_h) o_i],
     /// π_k the normalized node contributions, G1 = Σ π_k g'(u_k),
@@ -403,7 +433,7 @@ impl Problem<'_> {
         u: &[f64],
         h: &[Sym],
         grad: Option<(&[Sym], &mut [f64])>,
-    ) -> f64 {
+    ) -> Vec<f64> {
         let kn = self.rule.t.len();
         let theta = sc.lambda[0];
         let s: Vec<f64> = h.iter().map(|h| 1.0 / h[0].sqrt()).collect();
@@ -424,7 +454,7 @@ impl Problem<'_> {
                 .row(self.y[i], off[i] + theta * u[g], sc.sigma)
                 .df;
         });
-        let mut deviance = 0.0;
+        let mut deviance = vec![0.0; self.groups];
         let mut pis = vec![0.0; self.groups * kn];
         let mut coef = vec![(0.0, 0.0); self.groups];
         for g in 0..self.groups {
@@ -437,7 +467,7 @@ impl Problem<'_> {
                 .collect();
             let top = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let total: f64 = logs.iter().map(|l| (l - top).exp()).sum();
-            deviance += -2.0 * (s[g].ln() + top + total.ln());
+            deviance[g] = -2.0 * (s[g].ln() + top + total.ln());
             let (mut g1, mut g2) = (0.0, 0.0);
             for k in 0..kn {
                 let pi = (logs[k] - top).exp() / total;

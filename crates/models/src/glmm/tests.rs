@@ -315,3 +315,80 @@ fn no_hospital_variation_gives_a_boundary_warning_not_a_failure() {
     assert!(fit.intercept_sd < 0.2, "σ_u {}", fit.intercept_sd);
     assert!(fit.se.iter().all(|s| s.is_finite()));
 }
+
+#[test]
+fn one_step_replicates_track_full_refits_on_resampled_hospitals() {
+    let groups = 40;
+    let (d, codes) = simulate(8_000, groups, GlmmFamily::Logit, 31);
+    let grouping = Grouping {
+        name: "hospital",
+        codes: &codes,
+        levels: groups,
+    };
+    let spec = Glmm::new(GlmmFamily::Logit);
+    let fit = spec.fit(&d, grouping, Some(2), None).expect("fit");
+    let scores = spec.group_scores(&d, grouping, Some(2), &fit);
+    // At the optimum the scores add up to the (near-zero) gradient.
+    let dim = fit.start.phi.len() + 3;
+    for k in 0..dim {
+        let total: f64 = (0..groups).map(|g| scores[g * dim + k]).sum();
+        assert!(total.abs() < 1e-3, "score {k} sums to {total}");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    for _ in 0..3 {
+        let draw: Vec<usize> = (0..groups).map(|_| rng.random_range(0..groups)).collect();
+        let mut m = vec![0.0; groups];
+        draw.iter().for_each(|&h| m[h] += 1.0);
+        let one = spec.one_step(&fit, &scores, &m).expect("one step");
+        // The replicate sample, each drawn hospital a new group.
+        let rows: Vec<Vec<usize>> = (0..groups)
+            .map(|h| (0..d.nobs()).filter(|&i| codes[i] as usize == h).collect())
+            .collect();
+        let picked: Vec<(usize, usize)> = draw
+            .iter()
+            .enumerate()
+            .flat_map(|(k, &h)| rows[h].iter().map(move |&i| (k, i)))
+            .collect();
+        let cols: Vec<(String, Vec<f64>)> = (0..3)
+            .map(|j| {
+                (
+                    d.names[j].clone(),
+                    picked.iter().map(|&(_, i)| d.x[[i, j]]).collect(),
+                )
+            })
+            .collect();
+        let rd = Design::from_columns("y", picked.iter().map(|&(_, i)| d.y[i]).collect(), cols)
+            .expect("design");
+        let rcodes: Vec<u32> = picked.iter().map(|&(k, _)| k as u32).collect();
+        let full = spec
+            .fit(
+                &rd,
+                Grouping {
+                    name: "hospital",
+                    codes: &rcodes,
+                    levels: groups,
+                },
+                Some(2),
+                None,
+            )
+            .expect("refit");
+        for j in 0..3 {
+            let gap = (one.beta[j] - full.coef[j]).abs();
+            assert!(
+                gap < 0.25 * fit.se[j],
+                "β{j}: one-step {} refit {} (se {})",
+                one.beta[j],
+                full.coef[j],
+                fit.se[j]
+            );
+        }
+        let sd_one = one
+            .variance_parameters(true, GlmmFamily::Logit)
+            .intercept_sd;
+        assert!(
+            (sd_one - full.intercept_sd).abs() < 0.25 * fit.intercept_sd,
+            "σ_u one-step {sd_one} refit {}",
+            full.intercept_sd
+        );
+    }
+}
