@@ -514,6 +514,7 @@ fn bench_hospital(b: &Bench<'_>) {
             },
             extra_fe: vec![],
             pseudonymize: false,
+            hierarchical: None,
         };
         hospital::hospital(&input, spec, &|| {}).expect("hospital")
     };

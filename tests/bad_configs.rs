@@ -467,6 +467,36 @@ fn cases() -> Vec<Case> {
                 "by_group = false",
             ],
         },
+        case(
+            "hierarchical keys without the hierarchical model",
+            analysis(
+                "[[analysis]]\nmethod = \"hospital\"\noutcomes = [\"death_30d\"]\nhospital = \"hospital_id\"\nrandom_slope = true",
+            ),
+            &[
+                "random_slope, quadrature, link and replicates set the hierarchical model",
+                "model = \"hierarchical\"",
+            ],
+        ),
+        case(
+            "quadrature with a random slope",
+            analysis(
+                "[[analysis]]\nmethod = \"hospital\"\noutcomes = [\"death_30d\"]\nhospital = \"hospital_id\"\nmodel = \"hierarchical\"\nrandom_slope = true\nquadrature = 7",
+            ),
+            &[
+                "quadrature = 7 is for the random-intercept model",
+                "quadrature = 1",
+            ],
+        ),
+        case(
+            "an unknown hospital model",
+            analysis(
+                "[[analysis]]\nmethod = \"hospital\"\noutcomes = [\"death_30d\"]\nhospital = \"hospital_id\"\nmodel = \"random\"",
+            ),
+            &[
+                "`model`: unknown value `random`",
+                "valid: fixed_effects, hierarchical",
+            ],
+        ),
     ]
 }
 

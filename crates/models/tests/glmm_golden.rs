@@ -16,10 +16,13 @@ mod tolerance {
     pub const ESTIMATE: f64 = 1e-5;
     /// Conditional modes and their SDs (absolute, on the linear-predictor scale).
     pub const MODE: f64 = 1e-4;
-    /// The deviance at the optimum and at fixed points (the issue asks 1e-6;
-    /// the largest difference, 5e-9, is at a point far from the optimum of
-    /// the slope model, where both sides iterate the modes from scratch).
-    pub const DEVIANCE: f64 = 1e-8;
+    /// The deviance at fixed points, against the exact Laplace/AGQ value (an
+    /// independent R implementation in make.R; lme4's own value carries the
+    /// log determinant of its previous PIRLS iteration, off by up to 1e-5 at
+    /// one point far from the slope model's optimum). The issue asks 1e-6.
+    pub const DEVIANCE: f64 = 1e-10;
+    /// The deviance at the optimum, against lme4's −2 log L.
+    pub const DEVIANCE_AT_OPTIMUM: f64 = 1e-8;
     /// Standard errors: both sides difference a Hessian numerically.
     pub const SE: f64 = 2e-3;
 }
@@ -172,7 +175,10 @@ fn check_devfun(name: &str, family: GlmmFamily, y: &str, slope: bool, k: usize) 
     let nt = if slope { 3 } else { 1 };
     for point in gold["points"].as_array().unwrap() {
         let pars = floats(&point["pars"]);
-        let value = point["value"].as_f64().unwrap();
+        let value = point["value_independent_exact"]
+            .as_f64()
+            .or(point["value"].as_f64())
+            .unwrap();
         let ours = Glmm::new(family)
             .quadrature(k)
             .deviance_at(

@@ -2,6 +2,7 @@
 //! hospitals.csv (RFC 4180 quoting).
 
 use healthgap_decompose::AnalysisResult;
+use healthgap_decompose::hospital::HierarchicalRow;
 
 use crate::results::{AttritionRow, Results};
 
@@ -209,12 +210,25 @@ pub fn hospitals(analyses: &[AnalysisResult], min_cell: usize) -> String {
             "risk_standardized",
             "rs_ci_low",
             "rs_ci_high",
+            "hospital_effect",
+            "hospital_effect_sd",
+            "rsr_hierarchical",
+            "rsr_ci_low",
+            "rsr_ci_high",
+            "rsr_class",
+            "rsr_reference",
+            "rsr_comparison",
+            "disparity_log_odds",
+            "disparity_ci_low",
+            "disparity_ci_high",
+            "disparity_risk_difference",
         ]
         .map(String::from),
     );
     for a in analyses {
         for h in &a.hospitals {
             // Counts hidden only to protect another hospital read `suppressed`.
+            let hier = |f: fn(&HierarchicalRow) -> Option<f64>| h.hierarchical.as_ref().and_then(f);
             let count = |v: Option<usize>, complementary: bool| match v {
                 None if complementary => "suppressed".to_string(),
                 v => crate::format::count(v, min_cell),
@@ -235,6 +249,22 @@ pub fn hospitals(analyses: &[AnalysisResult], min_cell: usize) -> String {
                 num(h.risk_standardized),
                 num(h.rs_low),
                 num(h.rs_high),
+                num(hier(|r| r.hospital_effect)),
+                num(hier(|r| r.hospital_effect_sd)),
+                num(hier(|r| r.rsr)),
+                num(hier(|r| r.rsr_low)),
+                num(hier(|r| r.rsr_high)),
+                h.hierarchical
+                    .as_ref()
+                    .and_then(|r| r.rsr_class)
+                    .unwrap_or_default()
+                    .to_string(),
+                num(hier(|r| r.rsr_reference)),
+                num(hier(|r| r.rsr_comparison)),
+                num(hier(|r| r.disparity)),
+                num(hier(|r| r.disparity_low)),
+                num(hier(|r| r.disparity_high)),
+                num(hier(|r| r.disparity_risk_difference)),
             ]));
         }
     }

@@ -247,6 +247,25 @@ pub fn caterpillar(
     y_label: &str,
     rates: &[(f64, Option<(f64, f64)>)],
 ) -> Result<String, ReportError> {
+    ranked(
+        title,
+        "hospitals ranked by risk-standardized rate",
+        y_label,
+        rates,
+        true,
+    )
+}
+
+/// Points with intervals ranked by value (a caterpillar plot); `nonnegative`
+/// starts the axis at 0 or below, otherwise it fits the data and draws a
+/// line at 0.
+pub fn ranked(
+    title: &str,
+    x_desc: &str,
+    y_label: &str,
+    rates: &[(f64, Option<(f64, f64)>)],
+    nonnegative: bool,
+) -> Result<String, ReportError> {
     let mut sorted: Vec<(f64, Option<(f64, f64)>)> = rates.to_vec();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (y0, y1) = range_of(
@@ -265,12 +284,15 @@ pub fn caterpillar(
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..n + 1.0, y0.max(0.0)..y1)
+            .build_cartesian_2d(
+                0f64..n + 1.0,
+                if nonnegative { y0.max(0.0) } else { y0 }..y1,
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_desc("hospitals ranked by risk-standardized rate")
+            .x_desc(x_desc)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|v| tick(*v))
             .y_desc(y_label)
@@ -278,6 +300,14 @@ pub fn caterpillar(
             .light_line_style(WHITE)
             .draw()
             .map_err(err)?;
+        if !nonnegative && y0 < 0.0 && y1 > 0.0 {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(0.0, 0.0), (n + 1.0, 0.0)],
+                    BLACK.stroke_width(1),
+                )))
+                .map_err(err)?;
+        }
         for (i, (v, ci)) in sorted.iter().enumerate() {
             let x = i as f64 + 1.0;
             if let Some((lo, hi)) = ci {
@@ -296,6 +326,83 @@ pub fn caterpillar(
                 )))
                 .map_err(err)?;
         }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// A funnel plot: each hospital's rate against its number of patients, with
+/// the overall rate and its control limits p₀ ± z√(p₀(1 − p₀)/n) for z = 1.96
+/// and 3.09 (95% and 99.8%; Spiegelhalter 2005) for a binary outcome.
+pub fn funnel(
+    title: &str,
+    y_label: &str,
+    points: &[(f64, f64)],
+    overall: f64,
+    scale: f64,
+) -> Result<String, ReportError> {
+    let n_max = points.iter().map(|p| p.0).fold(1.0_f64, f64::max) * 1.05;
+    let n_min = points
+        .iter()
+        .map(|p| p.0)
+        .fold(f64::INFINITY, f64::min)
+        .max(1.0);
+    let limit = |n: f64, z: f64| z * (overall * (1.0 - overall) / n).max(0.0).sqrt();
+    let (y0, y1) = range_of(points.iter().map(|p| p.1).chain([
+        (overall - limit(n_min, 3.09)) * scale,
+        (overall + limit(n_min, 3.09)) * scale,
+    ]));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..n_max, y0.max(0.0)..y1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("patients at the hospital")
+            .y_desc(y_label)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|v| tick(*v))
+            .label_style(("sans-serif", 14))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(err)?;
+        let grid: Vec<f64> = (0..=200)
+            .map(|k| n_min + (n_max - n_min) * f64::from(k) / 200.0)
+            .collect();
+        for (z, colour) in [(1.96, GREY), (3.09, BLACK)] {
+            for sign in [-1.0, 1.0] {
+                let line: Vec<(f64, f64)> = grid
+                    .iter()
+                    .map(|&n| (n, (overall + sign * limit(n, z)) * scale))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        line,
+                        colour.stroke_width(1),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, overall * scale), (n_max, overall * scale)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(n, r)| Circle::new((n, r), 2, PALETTE[0].filled())),
+            )
+            .map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(svg)

@@ -41,10 +41,12 @@ use crate::shares::unstable_shares;
 use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
 use fe_contrast::{Rows, all_fe_contrast, logit_contrasts};
+pub use hierarchical::{HierarchicalRow, HierarchicalSpec};
 use kitagawa::{SHARES, cell_rows, common_support_warning};
 use profile::profile;
 
 mod fe_contrast;
+mod hierarchical;
 mod kitagawa;
 mod profile;
 
@@ -63,6 +65,54 @@ pub struct HospitalSpec {
     /// Replace hospital ids by pseudonyms in hospitals.csv (default false).
     #[serde(default)]
     pub pseudonymize: bool,
+    /// `fixed_effects` (default) or `hierarchical` (adds the random-effects
+    /// model; the fixed-effect contrasts stay as the sensitivity check).
+    #[serde(default)]
+    pub model: HospitalModel,
+    /// Hierarchical model: a correlated random slope on the comparison indicator.
+    #[serde(default)]
+    pub random_slope: bool,
+    /// Hierarchical model: adaptive Gauss–Hermite nodes (1 = Laplace; more
+    /// only without a random slope).
+    #[serde(default = "one")]
+    pub quadrature: usize,
+    /// Hierarchical model: `logit` (default) or `probit` for a binary outcome.
+    #[serde(default)]
+    pub link: HierarchicalLink,
+    /// Hierarchical model: hospital-bootstrap replicates for the
+    /// risk-standardized rates' intervals and the split's SEs (0: none).
+    #[serde(default = "default_hospital_replicates")]
+    pub replicates: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_hospital_replicates() -> usize {
+    500
+}
+
+/// The care-site model of `method = "hospital"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HospitalModel {
+    /// Fixed-effect contrasts and profiling only.
+    #[default]
+    FixedEffects,
+    /// Also the hierarchical (random-effects) model.
+    Hierarchical,
+}
+
+/// The link of the hierarchical model for a binary outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HierarchicalLink {
+    /// Logistic.
+    #[default]
+    Logit,
+    /// Probit.
+    Probit,
 }
 
 impl Spec for HospitalSpec {
@@ -107,6 +157,12 @@ impl Spec for HospitalSpec {
             hospital: fixed_effects(name)?,
             extra_fe,
             pseudonymize: self.pseudonymize,
+            hierarchical: (self.model == HospitalModel::Hierarchical).then(|| HierarchicalSpec {
+                random_slope: self.random_slope,
+                quadrature: self.quadrature,
+                probit: self.link == HierarchicalLink::Probit,
+                replicates: self.replicates,
+            }),
         };
         let out = hospital(&input, inference, progress)?;
         // Always clustered (by the hospital when no cluster is configured).
@@ -118,6 +174,38 @@ impl Spec for HospitalSpec {
         );
         ran.hospitals = out.hospitals;
         Ok(ran)
+    }
+
+    fn check(&self, _vce: crate::inference::Vce) -> Result<(), String> {
+        let hierarchical = self.model == HospitalModel::Hierarchical;
+        let asked = self.random_slope
+            || self.quadrature != 1
+            || self.link != HierarchicalLink::default()
+            || self.replicates != default_hospital_replicates();
+        if !hierarchical && asked {
+            return Err(
+                "random_slope, quadrature, link and replicates set the hierarchical model; add \
+                 model = \"hierarchical\" (or remove them)"
+                    .into(),
+            );
+        }
+        if self.quadrature == 0 {
+            return Err("quadrature must be at least 1 (1 is the Laplace approximation)".into());
+        }
+        if self.quadrature > 1 && self.random_slope {
+            return Err(format!(
+                "quadrature = {} is for the random-intercept model; with random_slope = true use the \
+                 Laplace approximation (quadrature = 1)",
+                self.quadrature
+            ));
+        }
+        if self.quadrature > 50 {
+            return Err(format!(
+                "quadrature = {} is more nodes than needed; use at most 50",
+                self.quadrature
+            ));
+        }
+        Ok(())
     }
 
     fn roles(&self) -> Vec<Role> {
@@ -166,6 +254,8 @@ pub struct HospitalInput<'a> {
     pub extra_fe: Vec<Absorbed>,
     /// Replace hospital labels by pseudonyms (H001, …, in a seeded random order).
     pub pseudonymize: bool,
+    /// The hierarchical model, when asked for.
+    pub hierarchical: Option<HierarchicalSpec>,
 }
 
 /// One hospital's profile (suppressed cells are None).
@@ -198,6 +288,8 @@ pub struct HospitalRow {
     pub rs_low: Option<f64>,
     /// Upper limit.
     pub rs_high: Option<f64>,
+    /// The hierarchical model's results (with `model = "hierarchical"`).
+    pub hierarchical: Option<HierarchicalRow>,
 }
 
 impl HospitalRow {
@@ -208,6 +300,7 @@ impl HospitalRow {
         self.risk_standardized = None;
         self.rs_low = None;
         self.rs_high = None;
+        self.hierarchical = None;
     }
 }
 
@@ -270,8 +363,21 @@ pub fn hospital(
             &mut warnings,
         )?;
     }
+    // The hierarchical model.
+    let mut notes: Vec<String> = Vec::new();
+    let hier = match &input.hierarchical {
+        Some(spec) => {
+            let h = hierarchical::hierarchical(input, spec, inference)?;
+            estimates.extend(h.estimates);
+            models.push(h.model);
+            warnings.extend(h.warnings);
+            notes.push(h.note);
+            Some(h.rows)
+        }
+        None => None,
+    };
     // Profiling.
-    let profile = profile(input, inference, cluster)?;
+    let profile = profile(input, inference, cluster, hier.as_deref())?;
     estimates.extend(profile.estimates);
     models.push(profile.model);
     warnings.extend(profile.warnings);
@@ -285,11 +391,17 @@ pub fn hospital(
             replicates_ok: inferred.replicates_ok,
             withheld: inferred.withheld,
             balance: Vec::new(),
-            inference_note: input.sample.binary.then(|| {
-                "the ame_* rows' SEs go through the group coefficient only (the other \
-                 coefficients, the hospital effects and the covariate distribution held fixed)"
-                    .to_string()
-            }),
+            inference_note: {
+                if input.sample.binary {
+                    notes.insert(
+                        0,
+                        "the ame_* rows' SEs go through the group coefficient only (the other \
+                         coefficients, the hospital effects and the covariate distribution held fixed)"
+                            .to_string(),
+                    );
+                }
+                (!notes.is_empty()).then(|| notes.join("; "))
+            },
             n: n[0] + n[1],
         },
         hospitals: profile.rows,

@@ -10,7 +10,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{HospitalInput, HospitalRow};
+use super::{HierarchicalRow, HospitalInput, HospitalRow};
 use crate::crude::{CrudeInput, group_means};
 use crate::error::DecomposeError;
 use crate::inference::{InferenceSpec, Method, normal_row};
@@ -113,6 +113,7 @@ pub(super) fn profile(
     input: &HospitalInput<'_>,
     inference: &InferenceSpec,
     cluster: Cluster<'_>,
+    hierarchical: Option<&[Option<HierarchicalRow>]>,
 ) -> Result<Profile, DecomposeError> {
     let level = inference.level;
     let min_cell = input.sample.min_cell;
@@ -130,7 +131,7 @@ pub(super) fn profile(
         &mut withheld,
     );
     let labels = hospital_labels(input, inference);
-    let table = profiling.table(&labels, level, &mut warnings);
+    let table = profiling.table(&labels, level, hierarchical, &mut warnings);
     Ok(Profile {
         rows: table,
         estimates,
@@ -497,7 +498,13 @@ impl<'a> Profiling<'a> {
 
     /// The hospital table, suppressed (small cells, then complementary
     /// suppression), in label order.
-    fn table(&self, labels: &[String], level: f64, warnings: &mut Vec<String>) -> Vec<HospitalRow> {
+    fn table(
+        &self,
+        labels: &[String],
+        level: f64,
+        hierarchical: Option<&[Option<HierarchicalRow>]>,
+        warnings: &mut Vec<String>,
+    ) -> Vec<HospitalRow> {
         let input = self.input;
         let min_cell = input.sample.min_cell;
         let (rows_of, draws, overall) = (&self.rows_of, &self.draws, self.overall);
@@ -535,6 +542,10 @@ impl<'a> Profiling<'a> {
                 risk_standardized: show(rs),
                 rs_low: show(inf.ci_low),
                 rs_high: show(inf.ci_high),
+                hierarchical: hierarchical
+                    .and_then(|h| h[l].clone())
+                    .filter(|_| safe_rate && rows.len() >= min_cell)
+                    .map(|h| h.with_groups_shown(groups_shown)),
             });
         }
         complementary_suppression(&mut table, used, rows_of, count, min_cell);

@@ -43,6 +43,7 @@ fn run(outcome: &str, binary: bool, two_way: bool) -> HospitalOutput {
             vec![]
         },
         pseudonymize: false,
+        hierarchical: None,
     };
     hospital(&input, &InferenceSpec::delta(0.95), &|| {}).unwrap()
 }

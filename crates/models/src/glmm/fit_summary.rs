@@ -82,14 +82,23 @@ pub(super) fn summarize(
         warnings.push(boundary_message(l11, slope_sd, correlation));
     }
     let (vcov, var_phi, psi_covariance) = if spec.standard_errors {
-        covariance(
+        let (vcov, var_phi, full, fallback) = covariance(
             prob,
             opt,
             phi,
             &u,
             if boundary { None } else { hess.as_deref() },
             &ev,
-        )?
+        );
+        if fallback && !boundary {
+            warnings.push(
+                "the deviance's Hessian is not positive definite at the optimum (a variance parameter is close to \
+                 its boundary): no intervals for the variance parameters, and the fixed effects' standard errors \
+                 are conditional on them"
+                    .into(),
+            );
+        }
+        (vcov, var_phi, Some(full))
     } else {
         (vec![f64::NAN; prob.p * prob.p], None, None)
     };
@@ -305,7 +314,11 @@ fn polish(prob: &Problem<'_>, opt: &mut Optimum, phi: &mut Vec<f64>) -> Vec<f64>
 }
 
 /// Covariance of β and of φ: 2 × the inverse Hessian of the deviance over
-/// (φ, β); at a boundary (`hess` None), β's from the Schur complement.
+/// ψ = (φ, β), and that full matrix for one-step replicates. Without a
+/// positive-definite Hessian (`hess` None at a boundary, or singular near
+/// one), β's covariance comes from the Schur complement at the optimum, φ has
+/// none, and the one-step matrix holds φ fixed (zero rows and columns); the
+/// returned flag says the fallback was taken.
 fn covariance(
     prob: &Problem<'_>,
     opt: &Optimum,
@@ -313,31 +326,34 @@ fn covariance(
     u: &[f64],
     hess: Option<&[f64]>,
     ev: &super::objective::Evaluation,
-) -> Result<(Vec<f64>, Option<Vec<f64>>, Option<Vec<f64>>), ModelError> {
+) -> (Vec<f64>, Option<Vec<f64>>, Vec<f64>, bool) {
     let p = prob.p;
     let m = phi.len();
-    let Some(hess) = hess else {
-        let sc = scales_of(prob, opt.identity, phi);
-        let off = prob.linear_predictor(&opt.beta);
-        let schur = prob.schur_hessian(&sc, &off, u, ev);
-        let inv = ranked_inverse(&schur, p, COLLINEARITY_TOL);
-        return Ok((inv.inverse.iter().map(|v| 2.0 * v).collect(), None, None));
-    };
     let dim = m + p;
-    let inv = ranked_inverse(hess, dim, 1e-12);
-    if !inv.dropped.is_empty() {
-        return Err(ModelError::Unidentified {
-            what: "the deviance's Hessian at the optimum is singular; the variance parameters are not identified".into(),
-        });
+    if let Some(hess) = hess {
+        let inv = ranked_inverse(hess, dim, 1e-12);
+        let positive = inv.dropped.is_empty() && (0..dim).all(|k| inv.inverse[k * dim + k] > 0.0);
+        if positive {
+            let full: Vec<f64> = inv.inverse.iter().map(|v| 2.0 * v).collect();
+            let block = |o: usize, k: usize| -> Vec<f64> {
+                (0..k)
+                    .flat_map(|a| (0..k).map(move |b| (a, b)))
+                    .map(|(a, b)| full[(o + a) * dim + o + b])
+                    .collect()
+            };
+            return (block(m, p), Some(block(0, m)), full, false);
+        }
     }
-    let full: Vec<f64> = inv.inverse.iter().map(|v| 2.0 * v).collect();
-    let vcov = (0..p)
-        .flat_map(|a| (0..p).map(move |b| (a, b)))
-        .map(|(a, b)| full[(m + a) * dim + m + b])
-        .collect();
-    let var_phi = (0..m)
-        .flat_map(|a| (0..m).map(move |b| (a, b)))
-        .map(|(a, b)| full[a * dim + b])
-        .collect();
-    Ok((vcov, Some(var_phi), Some(full)))
+    let sc = scales_of(prob, opt.identity, phi);
+    let off = prob.linear_predictor(&opt.beta);
+    let schur = prob.schur_hessian(&sc, &off, u, ev);
+    let inv = ranked_inverse(&schur, p, COLLINEARITY_TOL);
+    let vcov: Vec<f64> = inv.inverse.iter().map(|v| 2.0 * v).collect();
+    let mut full = vec![0.0; dim * dim];
+    for a in 0..p {
+        for b in 0..p {
+            full[(m + a) * dim + m + b] = vcov[a * p + b];
+        }
+    }
+    (vcov, None, full, true)
 }

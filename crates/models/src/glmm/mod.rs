@@ -165,7 +165,9 @@ pub struct GlmmFit {
     #[serde(skip)]
     pub start: GlmmStart,
     /// 2 × the inverse Hessian of the deviance over ψ = (φ, β) (row-major;
-    /// None at a boundary or without standard errors).
+    /// at or near a boundary, β's block only with φ's rows and columns 0, so
+    /// one-step replicates hold the variance parameters fixed; None without
+    /// standard errors).
     #[serde(skip)]
     pub psi_covariance: Option<Vec<f64>>,
 }

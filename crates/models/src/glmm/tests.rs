@@ -392,3 +392,49 @@ fn one_step_replicates_track_full_refits_on_resampled_hospitals() {
         );
     }
 }
+
+#[test]
+fn hessian_standard_errors_agree_with_the_one_step_hospital_bootstrap() {
+    let groups = 80;
+    let (d, codes) = simulate(16_000, groups, GlmmFamily::Logit, 41);
+    let grouping = Grouping {
+        name: "hospital",
+        codes: &codes,
+        levels: groups,
+    };
+    let spec = Glmm::new(GlmmFamily::Logit);
+    let fit = spec.fit(&d, grouping, Some(2), None).expect("fit");
+    let scores = spec.group_scores(&d, grouping, Some(2), &fit);
+    let reps = 600;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let draws: Vec<GlmmStart> = (0..reps)
+        .map(|_| {
+            let mut m = vec![0.0; groups];
+            for _ in 0..groups {
+                m[rng.random_range(0..groups)] += 1.0;
+            }
+            spec.one_step(&fit, &scores, &m).expect("one step")
+        })
+        .collect();
+    let sd = |f: &dyn Fn(&GlmmStart) -> f64| {
+        let v: Vec<f64> = draws.iter().map(f).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    };
+    // Monte Carlo error of an SD over 600 replicates ≈ 3%; allow 20% for the
+    // finite number of hospitals.
+    for j in 0..3 {
+        let b = sd(&|s| s.beta[j]);
+        assert!(
+            (b / fit.se[j] - 1.0).abs() < 0.2,
+            "β{j}: bootstrap {b} vs Hessian {}",
+            fit.se[j]
+        );
+    }
+    let s_log = sd(&|s| s.phi[0]);
+    let h_log = fit.log_intercept_sd_se.expect("interior fit");
+    assert!(
+        (s_log / h_log - 1.0).abs() < 0.25,
+        "log σ_u: bootstrap {s_log} vs Hessian {h_log}"
+    );
+}

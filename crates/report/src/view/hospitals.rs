@@ -95,6 +95,7 @@ fn hospital_figures(
             )?,
         });
     }
+    out.extend(hierarchical_figures(a, &label, f)?);
     let c = curve(a, "concentration_curve");
     let r = curve(a, "concentration_curve_reference");
     if !c.is_empty() {
@@ -120,6 +121,97 @@ fn hospital_figures(
                 true,
                 false,
             )?,
+        });
+    }
+    Ok(out)
+}
+
+/// The hierarchical model's figures (with `model = "hierarchical"`): the
+/// caterpillar of its risk-standardized rates, of the hospitals' disparities
+/// (with a random slope), and the funnel plot of risk-standardized rates
+/// against volume. Suppressed hospitals are left out of all three.
+fn hierarchical_figures(
+    a: &AnalysisResult,
+    label: &str,
+    f: f64,
+) -> Result<Vec<Figure>, ReportError> {
+    let rows: Vec<_> = a
+        .hospitals
+        .iter()
+        .filter_map(|h| h.hierarchical.as_ref().map(|r| (h, r)))
+        .collect();
+    let mut out = Vec::new();
+    let pct = if f == 100.0 {
+        "percent"
+    } else {
+        "outcome units"
+    };
+    let rates: Vec<(f64, Option<(f64, f64)>)> = rows
+        .iter()
+        .filter_map(|(_, r)| {
+            Some((
+                r.rsr? * f,
+                r.rsr_low.zip(r.rsr_high).map(|(l, h)| (l * f, h * f)),
+            ))
+        })
+        .collect();
+    if rates.len() >= 10 {
+        out.push(Figure {
+            id: slug(&["caterpillar-hierarchical", &a.id, &a.outcome, &a.comparison]),
+            caption: format!(
+                "{}: risk-standardized {label} by hospital from the hierarchical model (predicted over expected times the \
+                 overall rate) with {:.0}% hospital-bootstrap intervals ({} hospitals shown)",
+                a.id,
+                100.0 * a.inference.level,
+                rates.len()
+            ),
+            svg: figures::caterpillar(&format!("Risk-standardized {label} (hierarchical model)"), pct, &rates)?,
+        });
+    }
+    let disparities: Vec<(f64, Option<(f64, f64)>)> = rows
+        .iter()
+        .filter_map(|(_, r)| Some((r.disparity?, r.disparity_low.zip(r.disparity_high))))
+        .collect();
+    if disparities.len() >= 10 {
+        out.push(Figure {
+            id: slug(&["disparities", &a.id, &a.outcome, &a.comparison]),
+            caption: format!(
+                "{}: each hospital's {} vs {} difference on the model's link scale (γ + v_h, shrunken) with {:.0}% intervals \
+                 ({} hospitals shown; hospitals with a suppressed group count are left out)",
+                a.id,
+                a.comparison,
+                a.reference,
+                100.0 * a.inference.level,
+                disparities.len()
+            ),
+            svg: figures::ranked(
+                &format!("Hospital-specific disparity, {} vs {}", a.comparison, a.reference),
+                "hospitals ranked by disparity",
+                "link scale (log odds for the logit)",
+                &disparities,
+                false,
+            )?,
+        });
+    }
+    let overall = a
+        .estimates
+        .iter()
+        .find(|e| e.quantity == "overall_rate")
+        .map(|e| e.estimate);
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|(h, r)| Some((h.n? as f64, r.rsr? * f)))
+        .collect();
+    if let (Some(p0), true, true) = (overall, points.len() >= 10, f == 100.0) {
+        out.push(Figure {
+            id: slug(&["funnel", &a.id, &a.outcome, &a.comparison]),
+            caption: format!(
+                "{}: risk-standardized {label} against the number of patients, with the overall rate and its 95% (grey) \
+                 and 99.8% (black) control limits ({} hospitals shown)",
+                a.id,
+                points.len()
+            ),
+            svg: figures::funnel(&format!("Funnel plot, {label}"), pct, &points, p0, f)?,
         });
     }
     Ok(out)
