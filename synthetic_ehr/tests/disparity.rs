@@ -1,5 +1,6 @@
 //! The random race slope per hospital (`hospital_disparity_sd`, issue #17):
-//! off by default with every output unchanged, and drawn from its own stream.
+//! off by default with every output unchanged, drawn from its own stream, and
+//! its truth in truth.json `hospitals`.
 
 use healthgap_synth::{Column, Params, Sample, Table, truth};
 
@@ -121,6 +122,9 @@ fn slope_has_the_requested_spread_over_300_hospitals() {
         // SE of a normal SD over 300: σ/√(2·299) ≈ 0.041σ; of the mean σ/√300.
         assert!((s - sd).abs() < 4.0 * sd / 598f64.sqrt(), "sd {s} for {sd}");
         assert!(m.abs() < 4.0 * sd / n.sqrt(), "mean {m}");
+        let t = truth::hospital_truth(&sample);
+        assert_eq!(t.slope_sd, sd);
+        assert!((t.slope_sd_realised - s).abs() < 1e-12);
     }
 }
 
@@ -133,6 +137,7 @@ fn same_seed_gives_the_same_slopes_and_truth() {
         table_hash(&a.hospitals_table()),
         table_hash(&b.hospitals_table())
     );
+    assert_eq!(truth::hospital_truth(&a), truth::hospital_truth(&b));
     // The slopes belong to the world: another patient seed keeps them.
     let c = Sample::generate(&params(10, 0.4), &|_| {});
     for (x, y) in a.world.hospitals.iter().zip(&c.world.hospitals) {
