@@ -456,3 +456,55 @@ fn set_help_lists_the_missing_keys() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("[0, 1)"), "{}", stderr(&out));
 }
+
+#[test]
+fn hospital_disparity_sd_adds_slopes_to_hospitals_csv_and_truth() {
+    let dir = Dir::new();
+    synth(&dir, "off", &["--format", "csv"]);
+    synth(
+        &dir,
+        "on",
+        &["--format", "csv", "--set", "hospital_disparity_sd=0.3"],
+    );
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+    let header = |p: &str| read(p).lines().next().unwrap().to_string();
+    assert!(!header("off/hospitals.csv").contains("disparity"));
+    assert!(
+        header("on/hospitals.csv").starts_with("hospital_id,z,annual_volume,effect,disparity,")
+    );
+    let truth = read_json(&dir.join("on/truth.json"));
+    let h = &truth["hospitals"];
+    assert_eq!(truth["parameters"]["model"]["hospital_disparity_sd"], 0.3);
+    assert_eq!(h["slope_group"], "Black");
+    assert_eq!(h["slope_sd"], 0.3);
+    let rows = h["hospitals"].as_array().unwrap();
+    assert_eq!(rows.len(), 300);
+    // truth.json's slope is hospitals.csv's disparity, hospital by hospital.
+    for (row, line) in rows.iter().zip(read("on/hospitals.csv").lines().skip(1)) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(row["id"].to_string(), cells[0]);
+        let v: f64 = cells[4].parse().unwrap();
+        assert!((row["slope"].as_f64().unwrap() - v).abs() <= 1e-12 * (1.0 + v.abs()));
+        for o in ["death_30d", "major_morbidity", "readmit_30d"] {
+            assert!(row["intercept"][o].is_number() && row["disparity_logit"][o].is_number());
+            assert_eq!(row["rsmr"][o].is_number(), row["patients"] != 0);
+        }
+    }
+    // The slope changes only the outcomes: the other columns are the same.
+    let (a, b) = (read("off/cohort.csv"), read("on/cohort.csv"));
+    let names: Vec<&str> = a.lines().next().unwrap().split(',').collect();
+    for (la, lb) in a.lines().zip(b.lines()) {
+        for (k, (x, y)) in la.split(',').zip(lb.split(',')).enumerate() {
+            if !["death_30d", "major_morbidity", "readmit_30d", "los_days"].contains(&names[k]) {
+                assert_eq!(x, y, "column {}", names[k]);
+            }
+        }
+    }
+    let out = dir.run(&["synth", "--out", "o", "--set", "hospital_disparity_sd=-1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("hospital_disparity_sd"),
+        "{}",
+        stderr(&out)
+    );
+}

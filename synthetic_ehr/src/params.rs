@@ -21,6 +21,14 @@ pub const GROUP_NAMES: [&str; 5] = ["White", "Black", "Hispanic", "Asian", "Othe
 /// Index of the reference group (White) in [`GROUP_NAMES`].
 pub const REFERENCE_GROUP: usize = 0;
 
+/// Index of the group whose outcome logits get the random hospital slope v_h
+/// (`hospital_disparity_sd`): Black, the primary comparison group of
+/// SYNTHETIC_EHR.md (its calibration targets are White vs Black, and the
+/// canonical analyses compare Black with White). A model
+/// `y ~ covariates + race + (1 + black | hospital)` has v_h as the random slope
+/// of `black`; Hispanic, Asian and Other patients get no slope.
+pub const SLOPE_GROUP: usize = 1;
+
 macro_rules! param_struct {
     (
         $(#[$meta:meta])*
@@ -77,6 +85,14 @@ param_struct! {
         hospital_effect_rho: 0.53,
         /// Quality gain per unit of log volume (subtracted from the logit).
         hospital_volume_effect: 0.15,
+        /// SD σ_v of the random race slope: hospital h adds v_h ~ N(0, σ_v²) to
+        /// the mortality, morbidity and readmission logits (and `los_hospital`·v_h
+        /// to log LOS) of its patients of the slope group (Black,
+        /// [`SLOPE_GROUP`]). 0 (the default) turns it off.
+        hospital_disparity_sd: 0.0,
+        /// Correlation of v_h with the standardised quality part of the hospital
+        /// effect, (u_h + β_v (log v_h − mean)) / σ_u.
+        hospital_disparity_rho: 0.0,
         /// Width of the segregation kernel in hospital choice.
         choice_tau: 0.6,
         /// Effect of latent SES on the patient's neighbourhood position.
@@ -675,11 +691,23 @@ impl Params {
                 });
             }
         }
-        if !(-1.0..=1.0).contains(&m.hospital_effect_rho) {
+        for (key, rho) in [
+            ("hospital_effect_rho", m.hospital_effect_rho),
+            ("hospital_disparity_rho", m.hospital_disparity_rho),
+        ] {
+            if !(-1.0..=1.0).contains(&rho) {
+                return Err(SynthError::InvalidValue {
+                    key: key.into(),
+                    value: rho.to_string(),
+                    reason: "a correlation lies in [-1, 1]".into(),
+                });
+            }
+        }
+        if m.hospital_disparity_sd.is_nan() || m.hospital_disparity_sd < 0.0 {
             return Err(SynthError::InvalidValue {
-                key: "hospital_effect_rho".into(),
-                value: m.hospital_effect_rho.to_string(),
-                reason: "a correlation lies in [-1, 1]".into(),
+                key: "hospital_disparity_sd".into(),
+                value: m.hospital_disparity_sd.to_string(),
+                reason: "an SD cannot be negative".into(),
             });
         }
         Ok(())

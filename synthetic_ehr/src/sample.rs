@@ -313,6 +313,18 @@ impl Sample {
                 ),
             ),
         ];
+        // The random race slope only when it is on, so that the default output
+        // is unchanged.
+        if self.world.hospitals.iter().any(|h| h.disparity != 0.0) {
+            columns.push((
+                "hospital_disparity",
+                Column::Float(
+                    ps.iter()
+                        .map(|p| self.world.disparity(p.sim.hospital, usize::from(p.group)))
+                        .collect(),
+                ),
+            ));
+        }
         for (k, name) in [
             "p_death_30d",
             "p_major_morbidity",
@@ -327,11 +339,12 @@ impl Sample {
         Table::new("truth_patients", columns)
     }
 
-    /// The hospitals with their latent attributes and sample counts.
+    /// The hospitals with their latent attributes and sample counts; the random
+    /// race slope v_h (`disparity`, after `effect`) only when it is on.
     pub fn hospitals_table(&self) -> Table {
         let hs = &self.world.hospitals;
         let counts = self.hospital_counts();
-        Table::new(
+        let mut table = Table::new(
             "hospitals",
             vec![
                 (
@@ -363,7 +376,22 @@ impl Sample {
                     Column::Int(counts.iter().map(|&c| c as i64).collect()),
                 ),
             ],
-        )
+        );
+        if hs.iter().any(|h| h.disparity != 0.0) {
+            let after_effect = table
+                .columns
+                .iter()
+                .position(|(name, _)| name == "effect")
+                .map_or(table.columns.len(), |i| i + 1);
+            table.columns.insert(
+                after_effect,
+                (
+                    "disparity".to_string(),
+                    Column::Float(hs.iter().map(|h| h.disparity).collect()),
+                ),
+            );
+        }
+        table
     }
 }
 

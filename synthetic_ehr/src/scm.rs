@@ -331,7 +331,11 @@ pub fn hospital(
     world.choose(position(m, g, n, s), n.hospital)
 }
 
-/// Y: the outcome model (logits as in SYNTHETIC_EHR.md, with the hospital effect u_h).
+/// Y: the outcome model (logits as in SYNTHETIC_EHR.md, with the hospital effect
+/// u_h). `disparity` is the hospital's random race slope v_h for a patient of
+/// the slope group and 0 for everyone else ([`World::disparity`]): it adds v_h
+/// to the mortality, morbidity and readmission logits and `los_hospital`·v_h to
+/// log LOS, on top of the group's fixed direct terms.
 pub fn outcome_model(
     m: &ModelParams,
     g: &GroupParams,
@@ -339,6 +343,7 @@ pub fn outcome_model(
     s: &Socioeconomic,
     c: &Clinical,
     hospital_effect: f64,
+    disparity: f64,
 ) -> OutcomeModel {
     let a10 = (d.age - 65.0) / 10.0;
     let f = |b: bool| f64::from(u8::from(b));
@@ -364,7 +369,8 @@ pub fn outcome_model(
         + m.mortality_medicaid * medicaid
         + m.mortality_uninsured * uninsured
         + m.mortality_hospital * hospital_effect
-        + g.mortality_direct;
+        + g.mortality_direct
+        + disparity;
     let morbidity = m.morbidity_intercept
         + m.morbidity_age * a10
         + m.morbidity_female * fem
@@ -380,7 +386,8 @@ pub fn outcome_model(
         + m.morbidity_ses * s.ses
         + m.morbidity_medicaid * medicaid
         + m.morbidity_hospital * hospital_effect
-        + g.morbidity_direct;
+        + g.morbidity_direct
+        + disparity;
     let readmit = m.readmit_intercept
         + m.readmit_age * a10
         + m.readmit_female * fem
@@ -392,7 +399,8 @@ pub fn outcome_model(
         + m.readmit_ses * s.ses
         + m.readmit_medicaid * medicaid
         + m.readmit_hospital * hospital_effect
-        + g.readmit_direct;
+        + g.readmit_direct
+        + disparity;
     let log_los = m.los_median.ln()
         + m.los_age * a10
         + m.los_female * fem
@@ -403,7 +411,8 @@ pub fn outcome_model(
         + m.los_medicaid * medicaid
         + m.los_ses * s.ses
         + m.los_hospital * hospital_effect
-        + g.los_direct;
+        + g.los_direct
+        + m.los_hospital * disparity;
     OutcomeModel {
         death: expit(death),
         morbidity: expit(morbidity),
@@ -486,6 +495,7 @@ pub fn simulate(
     n: &Noise,
 ) -> Simulated {
     let [gd, gs, gc, gh, gy] = blocks.0.map(|i| &groups[i]);
+    let y_group = blocks.0[4];
     let demographics = demographics(m, gd, n);
     let socioeconomic = socioeconomic(m, gs, n, &demographics);
     let clinical = clinical(m, gc, n, &demographics, &socioeconomic);
@@ -498,6 +508,7 @@ pub fn simulate(
         &socioeconomic,
         &clinical,
         world.hospitals[hospital].effect,
+        world.disparity(hospital, y_group),
     );
     Simulated {
         demographics,

@@ -7,7 +7,13 @@
 //! u_h = σ_u (ρ z_h + √(1 − ρ²) η_h) − β_v (log v_h − mean log v),
 //!
 //! so that hospitals in minority neighbourhoods are worse on average and large
-//! hospitals better. A patient at neighbourhood position w chooses hospital h with
+//! hospitals better. The random race slope (issue #17) is
+//!
+//! v_h = σ_v (ρ_v q_h + √(1 − ρ_v²) ξ_h),   q_h = ρ z_h + √(1 − ρ²) η_h,
+//!
+//! with σ_v = `hospital_disparity_sd` and ρ_v = `hospital_disparity_rho`; ξ_h
+//! comes from its own stream ([`DISPARITY_STREAM`]), so that turning the slope
+//! on or off changes no other draw. A patient at neighbourhood position w chooses hospital h with
 //!
 //! P(h | w) ∝ v_h exp(−(w − z_h)² / (2τ²))   (segregation kernel × volume).
 //!
@@ -20,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::Serialize;
 
-use crate::params::ModelParams;
+use crate::params::{ModelParams, SLOPE_GROUP};
 use crate::scm::expit;
 
 /// Lowest grid position.
@@ -29,6 +35,10 @@ pub const GRID_LO: f64 = -5.0;
 pub const GRID_HI: f64 = 8.0;
 /// Grid step for the neighbourhood position.
 pub const GRID_STEP: f64 = 0.01;
+
+/// Stream of the world seed that draws ξ_h of the random race slope v_h (the
+/// other hospital attributes use stream 0).
+pub const DISPARITY_STREAM: u64 = 1;
 
 /// US Census regions.
 pub const REGIONS: [&str; 4] = ["Northeast", "Midwest", "South", "West"];
@@ -42,8 +52,13 @@ pub struct Hospital {
     pub z: f64,
     /// Log annual CABG volume (latent, used for choice and quality).
     pub log_volume: f64,
-    /// Quality effect on the mortality logit.
+    /// Quality effect u_h on the mortality logit (scaled by `<outcome>_hospital`
+    /// on the other outcomes).
     pub effect: f64,
+    /// Random race slope v_h: added to the outcome logits of the hospital's
+    /// patients of [`crate::params::SLOPE_GROUP`] (0 unless
+    /// `hospital_disparity_sd` > 0).
+    pub disparity: f64,
     /// Teaching hospital.
     pub teaching: bool,
     /// Index into [`REGIONS`].
@@ -75,11 +90,15 @@ impl World {
         let region_u: Vec<f64> = (0..j).map(|_| rng.random::<f64>()).collect();
         let mean_lv = log_volume.iter().sum::<f64>() / j as f64;
         let rho = model.hospital_effect_rho;
+        let xi = disparity_noise(model, world_seed, j);
+        let rho_v = model.hospital_disparity_rho;
         let hospitals = (0..j)
             .map(|h| {
-                let effect = model.hospital_effect_sd
-                    * (rho * z[h] + (1.0 - rho * rho).sqrt() * eta[h])
+                let quality = rho * z[h] + (1.0 - rho * rho).sqrt() * eta[h];
+                let effect = model.hospital_effect_sd * quality
                     - model.hospital_volume_effect * (log_volume[h] - mean_lv);
+                let disparity = model.hospital_disparity_sd
+                    * (rho_v * quality + (1.0 - rho_v * rho_v).sqrt() * xi[h]);
                 let teaching = teach_u[h] < expit(-1.2 + 1.8 * (log_volume[h] - mean_lv));
                 // Regions: the South is more common along the minority axis.
                 let weights = [1.0, 1.0, (0.8 * z[h]).exp(), (-0.3 * z[h]).exp()];
@@ -98,6 +117,7 @@ impl World {
                     z: z[h],
                     log_volume: log_volume[h],
                     effect,
+                    disparity,
                     teaching,
                     region,
                 }
@@ -129,6 +149,17 @@ impl World {
             hospitals,
             cumulative,
             bins,
+        }
+    }
+
+    /// The random race slope of hospital `h` for a patient whose outcome block
+    /// Y takes the row of `group`: v_h for [`SLOPE_GROUP`], 0 otherwise.
+    #[inline]
+    pub fn disparity(&self, h: usize, group: usize) -> f64 {
+        if group == SLOPE_GROUP {
+            self.hospitals[h].disparity
+        } else {
+            0.0
         }
     }
 
@@ -175,6 +206,18 @@ impl World {
             })
             .collect()
     }
+}
+
+/// The standard normals ξ_h of the random race slope, one per hospital, from
+/// stream [`DISPARITY_STREAM`] of the world seed; all zero (nothing drawn) when
+/// `hospital_disparity_sd` is 0.
+fn disparity_noise(model: &ModelParams, world_seed: u64, j: usize) -> Vec<f64> {
+    if model.hospital_disparity_sd == 0.0 {
+        return vec![0.0; j];
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(world_seed);
+    rng.set_stream(DISPARITY_STREAM);
+    (0..j).map(|_| rng.sample(StandardNormal)).collect()
 }
 
 #[cfg(test)]

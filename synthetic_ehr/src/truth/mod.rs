@@ -42,13 +42,21 @@
 //!    - `disparity_remaining:<T>` = E[Y(G_T) | c] − Σ_a E[Y | r, a] P(a | c);
 //!    - `disparity_reduction:<T>` = E[Y | c] − E[Y(G_T) | c];
 //!    - `disparity_reduction_shapley:<target>`: Shapley average over the three.
+//! 7. `hospitals` (an object of its own, not in `values`; [`HospitalTruth`]):
+//!    each hospital's random intercept u_h and random race slope v_h on every
+//!    binary outcome's logit, their SDs (the targets of σ_u and σ_v in
+//!    `y ~ covariates + race + (1 + black | hospital)`), and its true
+//!    risk-standardized rate Σ p_i(u_h, v_h) / Σ p_i(0, 0) × overall rate over
+//!    the sample's patients of the hospital.
 //!
 //! The code: the public values and [`compute`] here; the Monte-Carlo draws in
 //! `truth/draws.rs`; the path-specific truths in `truth/paths.rs`; the
 //! disparity-reduction truths in `truth/reduction.rs`; Kitagawa, the LPM and
-//! Oaxaca-Blinder from cell moments in `truth/ols.rs`.
+//! Oaxaca-Blinder from cell moments in `truth/ols.rs`; the hospital truth in
+//! `truth/hospitals.rs`.
 
 mod draws;
+mod hospitals;
 mod ols;
 mod paths;
 mod reduction;
@@ -63,6 +71,7 @@ use crate::sample::Sample;
 use crate::scm::{BLOCKS, OUTCOMES, Simulated};
 use crate::world::World;
 use draws::{DrawSums, IDX_GAP, draw_quantities, population_chunks, sample_acc};
+pub use hospitals::{HospitalRow, HospitalTruth, compute as hospital_truth};
 use ols::{Cells, moment_quantities};
 
 /// Canonical factor blocks (kept in sync with `analyses/cabg_synthetic.toml`).
@@ -182,6 +191,9 @@ pub struct Truth {
     pub calibration: Vec<CalibrationValue>,
     /// The values.
     pub values: Vec<TruthValue>,
+    /// The hospitals' random intercepts and race slopes, their SDs, and the
+    /// true risk-standardized rates (of the sample).
+    pub hospitals: HospitalTruth,
     /// The cells blanked in the extract and how (absent when the data are
     /// complete). Every value above is the complete-data truth: missing cells
     /// do not change the estimands.
@@ -369,6 +381,7 @@ pub fn compute(sample: &Sample) -> Truth {
         definitions: definitions(),
         calibration,
         values,
+        hospitals: hospitals::compute(sample),
         missing: sample.missing.clone(),
     }
 }

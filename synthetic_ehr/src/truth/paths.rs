@@ -73,6 +73,9 @@ pub(super) fn draw_contributions(
         std::array::from_fn(|s| std::array::from_fn(|h| world.choose(pos[d][s][h], n.hospital)))
     });
     let effect = |h: usize| world.hospitals[h].effect;
+    // The random race slope follows the outcome block's group (y = 1: c).
+    let groups = [REFERENCE_GROUP, c];
+    let disparity = |h: usize, y: usize| world.disparity(h, groups[y]);
     // v(mask): block b from the comparison group if bit b is set.
     let mut v = [[0.0; K]; 32];
     for (mask, slot) in v.iter_mut().enumerate() {
@@ -84,6 +87,7 @@ pub(super) fn draw_contributions(
             &ses[d][s],
             &clin[d][s][cc],
             effect(hosp[d][s][h]),
+            disparity(hosp[d][s][h], y),
         )
         .oracle(m);
     }
@@ -100,6 +104,7 @@ pub(super) fn draw_contributions(
             &ses[g][g],
             &clin[g][g][g],
             effect(hosp[g][g][g]),
+            disparity(hosp[g][g][g], g),
         ),
     };
     for k in 0..K {
@@ -123,6 +128,7 @@ pub(super) fn draw_contributions(
         }
     }
     let own = Own {
+        group: c,
         demographics: &demo[1],
         socioeconomic: &ses[1][1],
         clinical: &clin[1][1][1],

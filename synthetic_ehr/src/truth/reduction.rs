@@ -12,6 +12,8 @@ use crate::world::World;
 /// The comparison patient's own blocks (every block from its group) and its
 /// oracle outcome, from the 32 configurations of the draw.
 pub(super) struct Own<'a> {
+    /// The comparison group (index into [`crate::params::GROUP_NAMES`]).
+    pub(super) group: usize,
     /// Block D.
     pub(super) demographics: &'a Demographics,
     /// Block S.
@@ -46,14 +48,26 @@ pub(super) fn reduction_contributions(
     let clin_r = scm::clinical(m, gr, f, demo_c, &ses_r);
     let h_r = scm::hospital(world, m, gr, f, &ses_r);
     let y_c = own.outcome;
-    let y_std = scm::outcome_model(m, gr, demo_c, &ses_r, &clin_r, effect(h_r)).oracle(m);
+    // The standard keeps the reference row and so no random race slope; the
+    // comparison patient keeps its direct terms, v_h of its (possibly new)
+    // hospital included.
+    let y_std = scm::outcome_model(m, gr, demo_c, &ses_r, &clin_r, effect(h_r), 0.0).oracle(m);
     let mut y_t = [[0.0; K]; 8];
     y_t[0] = y_c;
     for (t, slot) in y_t.iter_mut().enumerate().skip(1) {
         let ses = if t & 1 == 1 { &ses_r } else { ses_c };
         let clin = if t & 2 == 2 { &clin_r } else { clin_c };
         let h = if t & 4 == 4 { h_r } else { h_c };
-        *slot = scm::outcome_model(m, gc, demo_c, ses, clin, effect(h)).oracle(m);
+        *slot = scm::outcome_model(
+            m,
+            gc,
+            demo_c,
+            ses,
+            clin,
+            effect(h),
+            world.disparity(h, own.group),
+        )
+        .oracle(m);
     }
     for k in 0..K {
         out[IDX_INIT * K + k] = y_c[k] - y_std[k];
