@@ -128,7 +128,7 @@ fn check_fit(name: &str, fit: &GlmmFit, gold: &Value, se_key: &str) {
         &format!("{name} −2 log L"),
         fit.deviance,
         gold["minus2loglik"].as_f64().unwrap(),
-        tolerance::DEVIANCE * 1e3,
+        tolerance::DEVIANCE_AT_OPTIMUM,
     );
     let se = floats(&gold[se_key]);
     for (j, s) in se.iter().enumerate() {

@@ -182,19 +182,47 @@ impl Profile<'_> {
         let mut off = prob.linear_predictor(beta);
         let mut ev = prob.evaluate(sc, &off, u);
         let mut ok = ev.modes_converged;
+        // The Schur complement at the first iterate serves every Newton step
+        // of this profile (a quasi-Newton iteration: the step-halving keeps it
+        // descending, and the exact gradient decides convergence).
+        let mut inverse: Option<Vec<f64>> = None;
+        let mut fresh = false;
         for _ in 0..100 {
             let grad = prob.gradient(sc, &off, u, &ev);
-            let hess = prob.schur_hessian(sc, &off, u, &ev);
-            let inv = ranked_inverse(&hess, prob.p, COLLINEARITY_TOL);
-            if !inv.dropped.is_empty() {
+            let mut decrement = 0.0;
+            let mut step = Vec::new();
+            // At most two passes: with the kept inverse, then (when that says
+            // converged, or there is none) with a fresh one at this iterate.
+            for _ in 0..2 {
+                if inverse.is_none() {
+                    let hess = prob.schur_hessian(sc, &off, u, &ev);
+                    let inv = ranked_inverse(&hess, prob.p, COLLINEARITY_TOL);
+                    if !inv.dropped.is_empty() {
+                        break;
+                    }
+                    inverse = Some(inv.inverse);
+                    fresh = true;
+                }
+                step = mat_vec(
+                    inverse.as_deref().unwrap_or_default(),
+                    prob.p,
+                    prob.p,
+                    &grad,
+                );
+                decrement = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
+                if fresh || decrement > 1e-12 * ev.deviance.abs().max(1.0) {
+                    break;
+                }
+                inverse = None;
+            }
+            if inverse.is_none() {
                 ok = false;
                 break;
             }
-            let step = mat_vec(&inv.inverse, prob.p, prob.p, &grad);
-            let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
-            if !(decrement > 1e-12 * ev.deviance.abs().max(1.0)) {
+            if decrement.is_nan() || decrement <= 1e-12 * ev.deviance.abs().max(1.0) {
                 break;
             }
+            fresh = false;
             let mut t = 1.0;
             let mut accepted = false;
             for _ in 0..40 {
@@ -214,6 +242,7 @@ impl Profile<'_> {
                     break;
                 }
                 t *= 0.5;
+                inverse = None;
             }
             if !accepted {
                 break;

@@ -183,7 +183,7 @@ fn boundary_message(l11: f64, slope_sd: Option<f64>, correlation: Option<f64>) -
     )
 }
 
-/// The Hessian of the deviance over ψ = (φ, β): rows from central
+/// The Hessian of the deviance over ψ = (φ, β): rows from forward
 /// differences of the analytic β-gradient, the φ-φ block from second
 /// differences of the deviance (β fixed).
 fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> Vec<f64> {
@@ -191,6 +191,14 @@ fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> V
     let m = phi.len();
     let dim = m + p;
     let mut hess = vec![0.0; dim * dim];
+    let base = deviance_and_gradient(
+        prob,
+        &scales_of(prob, opt.identity, phi),
+        &opt.beta,
+        u,
+        true,
+    )
+    .1;
     for j in 0..dim {
         let h = if j < m {
             STEP_PHI
@@ -207,9 +215,9 @@ fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> V
             }
             deviance_and_gradient(prob, &scales_of(prob, opt.identity, &ph), &be, u, true).1
         };
-        let (gp, gm) = (grad_at(1.0), grad_at(-1.0));
+        let (gp, gm) = (grad_at(1.0), &base);
         for b in 0..p {
-            let v = (gp[b] - gm[b]) / (2.0 * h);
+            let v = (gp[b] - gm[b]) / h;
             if j < m {
                 hess[(m + b) * dim + j] = v;
                 hess[j * dim + m + b] = v;
