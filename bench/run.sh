@@ -164,5 +164,31 @@ theirs=$(Rscript bench/peers_mice.R "$OUT/mi_peer/cohort.csv" "$MICE_M" "$MICE_I
 printf '   impute at 200000, m = %s, %s iterations: healthgap %7.2f s   mice %8.2f s   ratio %6.1fx\n' \
   "$MICE_M" "$MICE_IT" "$ours" "$theirs" "$(echo "$theirs / $ours" | bc -l)"
 
+echo "== 7. hierarchical hospital model (#17): random-intercept and random-slope logit, 28 fixed effects, 300 hospitals"
+cargo build --release --locked --quiet --example bench_glmm
+/usr/bin/time -f "%M" -o "$OUT/rss_glmm.txt" target/release/examples/bench_glmm "$N" 1 | tee "$OUT/glmm_rust.txt"
+echo "   peak RSS (bench_glmm at $N, incl. generating the cohort): $(( $(cat "$OUT/rss_glmm.txt") / 1024 )) MB"
+# Against lme4::glmer (Debian's r-cran-lme4) on the same 200k rows, in this run.
+command -v Rscript > /dev/null && Rscript -e 'library(lme4)' > /dev/null 2>&1 || \
+  { apt-get update -qq && apt-get install -y -qq r-base-core r-cran-lme4 > /dev/null; }
+target/release/examples/bench_glmm 200000 1 "$OUT/glmm_200k.csv" | tee "$OUT/glmm_rust_200k.txt"
+LME4_LIMIT=${LME4_LIMIT:-3600}
+for task in glmm_random_intercept glmm_random_slope; do
+  which=ri; [ "$task" = glmm_random_slope ] && which=slope
+  theirs=$(timeout "$LME4_LIMIT" Rscript bench/peers_lme4.R "$OUT/glmm_200k.csv" "$which" | awk '$1=="RESULT" {print $3}')
+  r=$(awk -v t="$task" '$1=="RESULT" && $2==t {print $3}' "$OUT/glmm_rust_200k.txt")
+  if [ -n "$theirs" ]; then
+    printf '   %-24s at 200000: healthgap %7.2f s   lme4 %8.2f s   ratio %6.1fx\n' "$task" "$r" "$theirs" "$(echo "$theirs / $r" | bc -l)"
+  else
+    printf '   %-24s at 200000: healthgap %7.2f s   lme4 did not finish in %s s   ratio > %6.1fx\n' "$task" "$r" "$LME4_LIMIT" "$(echo "$LME4_LIMIT / $r" | bc -l)"
+  fi
+done
+# The hospital analysis with the hierarchical model and 500 hospital-bootstrap replicates.
+sed -e "s/patients = 1000000/patients = $N/" bench/glmm_study.toml > "$OUT/glmm_study.toml"
+/usr/bin/time -f "%e %M" -o "$OUT/rss_glmm_study.txt" "$BIN" run "$OUT/glmm_study.toml" --out "$OUT/glmm_report" > /dev/null 2>&1 || true
+read -r secs kb < "$OUT/rss_glmm_study.txt"
+printf '   hospital analysis, hierarchical model, 500 hospital-bootstrap replicates at %s: %6.1f s   peak RSS %5.0f MB\n' \
+  "$N" "$secs" "$(echo "$kb / 1024" | bc -l)"
+
 echo "== 4. statistical recovery (ignored tests, release)"
-cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|MI coverage|test result"
+cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|MI coverage|inside its interval|test result"

@@ -220,3 +220,120 @@ min_cell = 5
         "report figures"
     );
 }
+
+/// Recovery of the generator's hospital truth by the hierarchical model over
+/// 10 seeds (White and Black patients only, so that the truth's per-hospital
+/// RSMR, over all of a hospital's patients, is the model's target): σ_u and
+/// σ_v inside their Wald intervals, and the RSR intervals' coverage of the
+/// true hospital rates (30-day mortality, whose logit the hospital terms enter
+/// exactly).
+#[test]
+#[ignore = "statistical recovery: 10 cohorts of 100k patients, ~3 min in release; run by bench/run.sh"]
+fn hierarchical_model_recovers_the_hospital_truth_over_seeds() {
+    use crate::oaxaca::recovery_config;
+    use crate::util::Dir;
+    let settings = r#"patients = 100000, seed = SEED, hospital_disparity_sd = 0.3, "Hispanic.share" = 0, "Asian.share" = 0, "Other.share" = 0"#;
+    let (mut sd_u_in, mut sd_v_in, mut covered, mut rates) = (0, 0, 0usize, 0usize);
+    let seeds: Vec<u64> = (1..=10).collect();
+    for &seed in &seeds {
+        let config = recovery_config(
+            r#"
+[[analysis]]
+method = "hospital"
+outcomes = ["death_30d"]
+hospital = "hospital_id"
+adjust = ["biological", "socioeconomic"]
+model = "hierarchical"
+random_slope = true
+replicates = 200
+"#,
+        )
+        .replace(
+            "synthetic = { patients = 400000, seed = 21 }",
+            &format!(
+                "synthetic = {{ {} }}",
+                settings.replace("SEED", &seed.to_string())
+            ),
+        )
+        .replace(
+            r#"compare = ["Black", "Hispanic"]"#,
+            r#"compare = ["Black"]"#,
+        );
+        let dir = Dir::new();
+        std::fs::write(dir.join("recovery.toml"), &config).unwrap();
+        dir.ok(&["run", "recovery.toml", "--out", "out"]);
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("out/results.json")).unwrap())
+                .unwrap();
+        let mut params = healthgap_synth::Params::default();
+        params.patients = 100_000;
+        params.seed = seed;
+        for a in [
+            "hospital_disparity_sd=0.3",
+            "Hispanic.share=0",
+            "Asian.share=0",
+            "Other.share=0",
+        ] {
+            params.set_assignment(a).unwrap();
+        }
+        let truth =
+            healthgap_synth::truth::compute(&healthgap_synth::Sample::generate(&params, &|_| {}))
+                .hospitals;
+        let a = &r["analyses"][0];
+        let row = |q: &str| {
+            a["estimates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["quantity"] == q)
+                .unwrap()
+                .clone()
+        };
+        let inside = |q: &str, t: f64| {
+            let e = row(q);
+            let (lo, hi) = (
+                e["ci_low"].as_f64().unwrap_or(f64::NAN),
+                e["ci_high"].as_f64().unwrap_or(f64::NAN),
+            );
+            println!(
+                "seed {seed}: {q} {:.4} ({lo:.4}, {hi:.4}) truth {t:.4}",
+                e["estimate"].as_f64().unwrap()
+            );
+            lo <= t && t <= hi
+        };
+        sd_u_in += usize::from(inside("hospital_sd", truth.intercept_sd["death_30d"]));
+        sd_v_in += usize::from(inside("hospital_slope_sd", truth.slope_sd));
+        let csv = std::fs::read_to_string(dir.join("out/hospitals.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+        let (h, lo, hi) = (col("hospital"), col("rsr_ci_low"), col("rsr_ci_high"));
+        for line in lines {
+            let f: Vec<&str> = line.split(',').collect();
+            let (Ok(l), Ok(u)) = (f[lo].parse::<f64>(), f[hi].parse::<f64>()) else {
+                continue;
+            };
+            let id: u32 = f[h].trim_matches('"').parse().unwrap();
+            let Some(t) = truth
+                .hospitals
+                .iter()
+                .find(|x| x.id == id)
+                .and_then(|x| x.rsmr["death_30d"])
+            else {
+                continue;
+            };
+            rates += 1;
+            covered += usize::from(l <= t && t <= u);
+        }
+    }
+    let coverage = covered as f64 / rates as f64;
+    println!(
+        "σ_u inside its interval in {sd_u_in}/10 seeds, σ_v in {sd_v_in}/10; RSR intervals cover the true rate for {covered}/{rates} hospitals ({:.1}%)",
+        100.0 * coverage
+    );
+    assert!(
+        sd_u_in >= 8 && sd_v_in >= 7,
+        "σ_u {sd_u_in}/10, σ_v {sd_v_in}/10"
+    );
+    assert!(coverage > 0.90, "RSR coverage {coverage:.3}");
+}
