@@ -9,8 +9,6 @@
 //! It writes the rows to OUT.parquet (for bench/peers_decompose.py) and prints
 //! `RESULT task seconds` lines (median over REPEATS).
 
-use std::time::Instant;
-
 use healthgap_cohort::{TableFormat, write_table};
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
 use healthgap_decompose::gelbach::{GelbachInput, gelbach};
@@ -24,21 +22,10 @@ use healthgap_models::Link;
 use healthgap_models::bootstrap::Interval;
 use healthgap_synth::{Column as TableColumn, Params, Sample as Generated, Table};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut times = Vec::new();
-    let mut out = None;
-    for _ in 0..repeats {
-        let t = Instant::now();
-        out = Some(f());
-        times.push(t.elapsed().as_secs_f64());
-    }
-    (median(times), out.expect("at least one repeat"))
-}
+#[path = "workload.rs"]
+#[allow(dead_code)] // its `columns` is for the models benchmarks
+mod workload;
+use workload::time;
 
 /// The standard workload: the canonical covariate columns (name, block,
 /// values), hospital volume and teaching status, the outcome, the groups

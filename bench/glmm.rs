@@ -41,11 +41,11 @@ fn main() {
     let mut cols = vec![("const".to_string(), vec![1.0; n])];
     cols.extend(columns(&sample).into_iter().take(27));
     drop(sample);
-    if let Some(out) = args.get(2) {
-        if let Err(e) = write_csv(out, &y, &hospital, &cols) {
-            eprintln!("cannot write {out}: {e}");
-            std::process::exit(1);
-        }
+    if let Some(out) = args.get(2)
+        && let Err(e) = write_csv(out, &y, &hospital, &cols)
+    {
+        eprintln!("cannot write {out}: {e}");
+        std::process::exit(1);
     }
     let p = cols.len();
     let black = cols

@@ -168,18 +168,7 @@ impl Glm {
     /// replicates).
     pub fn fit(&self, design: &Design, start: Option<&[f64]>) -> Result<GlmFit, ModelError> {
         design.validate()?;
-        if let Some((row, &value)) = design
-            .y
-            .iter()
-            .enumerate()
-            .find(|(_, v)| **v != 0.0 && **v != 1.0)
-        {
-            return Err(ModelError::NotBinary {
-                column: design.y_name.clone(),
-                row,
-                value,
-            });
-        }
+        check_binary(design)?;
         // FE: drop levels whose outcome is constant (they are perfectly predicted),
         // and singletons.
         let mut dropped_fe = Vec::new();
@@ -773,6 +762,23 @@ fn within_gram(
         }
     }
     (g, sl, wl)
+}
+
+/// A 0/1 outcome, or the first row that is not.
+pub(crate) fn check_binary(design: &Design) -> Result<(), ModelError> {
+    match design
+        .y
+        .iter()
+        .enumerate()
+        .find(|(_, v)| **v != 0.0 && **v != 1.0)
+    {
+        Some((row, &value)) => Err(ModelError::NotBinary {
+            column: design.y_name.clone(),
+            row,
+            value,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Quasi-complete separation by a binary regressor: among the rows where a 0/1

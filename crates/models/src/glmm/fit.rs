@@ -63,18 +63,7 @@ pub(super) fn check(
         });
     }
     if family != GlmmFamily::Identity {
-        if let Some((row, &value)) = design
-            .y
-            .iter()
-            .enumerate()
-            .find(|(_, v)| **v != 0.0 && **v != 1.0)
-        {
-            return Err(ModelError::NotBinary {
-                column: design.y_name.clone(),
-                row,
-                value,
-            });
-        }
+        crate::glm::check_binary(design)?;
         crate::glm::check_separation(design)?;
     }
     if let Some(j) = slope {

@@ -41,28 +41,12 @@ pub(super) fn summarize(
     let boundary = l11 < BOUNDARY_SD
         || slope_sd.is_some_and(|s| s < BOUNDARY_SD)
         || correlation.is_some_and(|r| r.abs() > 1.0 - 1e-6);
-    // φ-gradient by central differences (β fixed).
-    let phi_grad: Vec<f64> = (0..phi.len())
-        .map(|k| {
-            let at = |h: f64| {
-                let mut v = phi.to_vec();
-                v[k] += h;
-                deviance_and_gradient(
-                    prob,
-                    &scales_of(prob, opt.identity, &v),
-                    &opt.beta,
-                    &u,
-                    false,
-                )
-                .0
-            };
-            if boundary && k == 0 && phi[0] <= -11.0 {
-                0.0
-            } else {
-                (at(STEP_PHI) - at(-STEP_PHI)) / (2.0 * STEP_PHI)
-            }
-        })
-        .collect();
+    // φ-gradient by central differences (β fixed); none at a floored σ.
+    let mut phi_grad = joint_gradient(prob, opt, phi, &u);
+    phi_grad.truncate(phi.len());
+    if boundary && phi[0] <= -11.0 {
+        phi_grad[0] = 0.0;
+    }
     let gradient = grad_beta
         .iter()
         .chain(&phi_grad)
