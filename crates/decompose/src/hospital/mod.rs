@@ -409,6 +409,7 @@ pub fn hospital(
             estimates.extend(h.estimates);
             models.push(h.model);
             warnings.extend(h.warnings);
+            inferred.withhold(h.withheld, &mut warnings);
             notes.push(h.note);
             Some(h.rows)
         }

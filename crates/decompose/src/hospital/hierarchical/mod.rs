@@ -113,6 +113,8 @@ pub(super) struct Hierarchical {
     pub(super) rows: Vec<Option<HierarchicalRow>>,
     /// The approximations of the inference, for `inference.note`.
     pub(super) note: String,
+    /// Why the variance parameters' intervals are withheld (near a boundary).
+    pub(super) withheld: Option<String>,
 }
 
 /// The pair rows, their design and hospital codes, and the fit.
@@ -252,12 +254,18 @@ pub(super) fn hierarchical(
     for (c, row) in rows.into_iter().enumerate() {
         out_rows[m.level_of[c]] = Some(row);
     }
+    let withheld = fit.log_intercept_sd_se.is_none().then(|| {
+        "hierarchical model: hospital_sd, median_odds_ratio, icc and the slope's SD and correlation have no interval \
+         (the deviance's Hessian is not positive definite at the optimum: a boundary or near-boundary fit)"
+            .to_string()
+    });
     Ok(Hierarchical {
         estimates,
         model: summary(&m, &fit, level),
         warnings,
         rows: out_rows,
         note,
+        withheld,
     })
 }
 
