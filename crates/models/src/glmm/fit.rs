@@ -284,10 +284,18 @@ pub(super) fn fit(
             converged: true,
         }),
     };
+    // Without a warm start, a cheap first approach: Nelder–Mead over φ at
+    // fixed β (no pass over X) alternating with the β profile; the profiled
+    // Nelder–Mead below then starts near the optimum with a small simplex.
+    let phi0 = if start.is_some() {
+        phi0
+    } else {
+        block_start(&profile, phi0, spec.max_evaluations)
+    };
     let simplex: Vec<Vec<f64>> = std::iter::once(phi0.clone())
         .chain((0..phi0.len()).map(|k| {
             let mut v = phi0.clone();
-            v[k] += if start.is_some() { 0.05 } else { 0.5 };
+            v[k] += 0.05;
             v
         }))
         .collect();
@@ -315,6 +323,69 @@ pub(super) fn fit(
         optimizer_done,
         evaluations,
     )
+}
+
+/// The deviance over φ at fixed β (the modes warm-started), argmin's cost
+/// function for the first approach of [`block_start`].
+struct FixedBeta<'a> {
+    profile: &'a Profile<'a>,
+    off: Vec<f64>,
+    u: RefCell<Vec<f64>>,
+}
+
+impl CostFunction for &FixedBeta<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+
+    fn cost(&self, phi: &Self::Param) -> Result<f64, argmin::core::Error> {
+        let sc = self.profile.scales(phi);
+        let d = self
+            .profile
+            .prob
+            .evaluate(&sc, &self.off, &mut self.u.borrow_mut())
+            .deviance;
+        Ok(if d.is_finite() { d } else { f64::MAX })
+    }
+}
+
+/// Two rounds of: β profiled at φ, then Nelder–Mead over φ at that β.
+fn block_start(profile: &Profile<'_>, mut phi: Vec<f64>, max_iters: u64) -> Vec<f64> {
+    for round in 0..2 {
+        let sc = profile.scales(&phi);
+        let d = profile.profile_beta(&sc);
+        let (off, u) = {
+            let st = profile.state.borrow();
+            (profile.prob.linear_predictor(&st.beta), st.u.clone())
+        };
+        let fixed = FixedBeta {
+            profile,
+            off,
+            u: RefCell::new(u),
+        };
+        let step = if round == 0 { 0.5 } else { 0.1 };
+        let simplex: Vec<Vec<f64>> = std::iter::once(phi.clone())
+            .chain((0..phi.len()).map(|k| {
+                let mut v = phi.clone();
+                v[k] += step;
+                v
+            }))
+            .collect();
+        let Ok(solver) = NelderMead::new(simplex).with_sd_tolerance(1e-8 * d.abs().max(1.0)) else {
+            return phi;
+        };
+        match Executor::new(&fixed, solver)
+            .configure(|s| s.max_iters(max_iters))
+            .run()
+        {
+            Ok(r) => {
+                if let Some(best) = r.state().get_best_param() {
+                    phi = best.clone();
+                }
+            }
+            Err(_) => return phi,
+        }
+    }
+    phi
 }
 
 /// The objective's data, borrowed from the design.
