@@ -148,18 +148,7 @@ struct Profile<'a> {
 impl Profile<'_> {
     /// Variance parameters from the optimizer's vector.
     fn scales(&self, phi: &[f64]) -> Scales {
-        let lsd = |v: f64| v.max(LOG_SD_FLOOR).exp();
-        let lambda = if self.prob.q() == 2 {
-            [lsd(phi[0]), phi[1], lsd(phi[2])]
-        } else {
-            [lsd(phi[0]), 0.0, 0.0]
-        };
-        let sigma = if self.identity {
-            lsd(phi[phi.len() - 1])
-        } else {
-            1.0
-        };
-        Scales { lambda, sigma }
+        scales_of(self.prob, self.identity, phi)
     }
 
     /// Minimizes the deviance over β at fixed scales by Newton steps with the
@@ -269,7 +258,7 @@ pub(super) fn fit(
     };
     let beta0 = match start {
         Some(s) => s.beta.clone(),
-        None => initial_beta(&prob, identity),
+        None => vec![0.0; prob.p],
     };
     let start_u = start
         .map(|s| s.u.clone())
@@ -449,16 +438,24 @@ fn profile_parts(profile: &Profile<'_>) -> Optimum {
 
 /// Maps the optimizer's vector to scales (shared with the summary).
 pub(super) fn scales_of(prob: &Problem<'_>, identity: bool, phi: &[f64]) -> Scales {
-    Profile {
-        prob,
-        identity,
-        state: RefCell::new(Inner {
-            beta: vec![],
-            u: vec![],
-            converged: true,
-        }),
-    }
-    .scales(phi)
+    scales_for(prob.q(), identity, phi)
+}
+
+/// φ (log L11, [L21, log L22], [log σ]) to Λ and σ for `q` random effects,
+/// the log-SDs floored at [`LOG_SD_FLOOR`].
+pub(super) fn scales_for(q: usize, identity: bool, phi: &[f64]) -> Scales {
+    let lsd = |v: f64| v.max(LOG_SD_FLOOR).exp();
+    let lambda = if q == 2 {
+        [lsd(phi[0]), phi[1], lsd(phi[2])]
+    } else {
+        [lsd(phi[0]), 0.0, 0.0]
+    };
+    let sigma = if identity {
+        lsd(phi[phi.len() - 1])
+    } else {
+        1.0
+    };
+    Scales { lambda, sigma }
 }
 
 fn not_converged(why: &str) -> ModelError {
@@ -483,11 +480,6 @@ fn initial_phi(prob: &Problem<'_>, identity: bool) -> Vec<f64> {
         phi.push(half);
     }
     phi
-}
-
-/// β = 0 except the intercept-like start: the inner Newton does the rest.
-fn initial_beta(prob: &Problem<'_>, _identity: bool) -> Vec<f64> {
-    vec![0.0; prob.p]
 }
 
 /// Evaluates the deviance and its β-gradient at (φ, β) with fresh modes

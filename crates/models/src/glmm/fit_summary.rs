@@ -4,7 +4,7 @@
 //! their covariances, and the warnings.
 
 use super::fit::{BOUNDARY_SD, Optimum, deviance_and_gradient, scales_of};
-use super::objective::Problem;
+use super::objective::{Problem, Scales};
 use super::{Glmm, GlmmFit, GlmmStart};
 use crate::design::Design;
 use crate::error::ModelError;
@@ -36,11 +36,11 @@ pub(super) fn summarize(
     let sc = scales_of(prob, opt.identity, phi);
     let (deviance, grad_beta, ev, u) = deviance_and_gradient(prob, &sc, &opt.beta, &opt.u, true);
     let [l11, l21, l22] = sc.lambda;
-    let slope_sd = (q == 2).then(|| (l21 * l21 + l22 * l22).sqrt());
-    let correlation = slope_sd.map(|sv| if sv > 0.0 { l21 / sv } else { 0.0 });
-    let boundary = l11 < BOUNDARY_SD
-        || slope_sd.is_some_and(|s| s < BOUNDARY_SD)
-        || correlation.is_some_and(|r| r.abs() > 1.0 - 1e-6);
+    let (slope_sd, correlation) = match (q == 2).then(|| sc.slope_sd_and_correlation()) {
+        Some((sv, r)) => (Some(sv), Some(r)),
+        None => (None, None),
+    };
+    let boundary = boundary_of(&sc, q);
     // φ-gradient by central differences (β fixed); none at a floored σ.
     let mut phi_grad = joint_gradient(prob, opt, phi, &u);
     phi_grad.truncate(phi.len());
@@ -145,9 +145,13 @@ pub(super) fn summarize(
 
 /// Whether φ puts a variance parameter at the boundary.
 fn at_boundary(prob: &Problem<'_>, opt: &Optimum, phi: &[f64]) -> bool {
-    let [l11, l21, l22] = scales_of(prob, opt.identity, phi).lambda;
-    let sv = (l21 * l21 + l22 * l22).sqrt();
-    l11 < BOUNDARY_SD || (prob.q() == 2 && (sv < BOUNDARY_SD || (l21 / sv).abs() > 1.0 - 1e-6))
+    boundary_of(&scales_of(prob, opt.identity, phi), prob.q())
+}
+
+/// σ_u or σ_v below [`BOUNDARY_SD`], or |ρ| within 1e-6 of 1.
+fn boundary_of(sc: &Scales, q: usize) -> bool {
+    let (sv, r) = sc.slope_sd_and_correlation();
+    sc.lambda[0] < BOUNDARY_SD || (q == 2 && (sv < BOUNDARY_SD || r.abs() > 1.0 - 1e-6))
 }
 
 fn boundary_message(l11: f64, slope_sd: Option<f64>, correlation: Option<f64>) -> String {

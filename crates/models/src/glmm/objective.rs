@@ -152,6 +152,15 @@ pub(crate) struct Scales {
     pub sigma: f64,
 }
 
+impl Scales {
+    /// σ_v = √(L21² + L22²) and ρ = L21/σ_v (0 when σ_v = 0), for a slope.
+    pub fn slope_sd_and_correlation(&self) -> (f64, f64) {
+        let [_, l21, l22] = self.lambda;
+        let sv = (l21 * l21 + l22 * l22).sqrt();
+        (sv, if sv > 0.0 { l21 / sv } else { 0.0 })
+    }
+}
+
 /// A per-group 2 × 2 symmetric matrix [a, b; b, c] (q = 1 uses a only).
 type Sym = [f64; 3];
 
@@ -212,22 +221,7 @@ impl Problem<'_> {
 
     /// η_i = x_iβ, in parallel over row blocks.
     pub fn linear_predictor(&self, beta: &[f64]) -> Vec<f64> {
-        let mut eta = vec![0.0; self.n];
-        eta.par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(b, chunk)| {
-                let start = b * BLOCK;
-                for (j, bj) in beta.iter().enumerate() {
-                    if *bj == 0.0 {
-                        continue;
-                    }
-                    let col = &self.x[j * self.n + start..j * self.n + start + chunk.len()];
-                    for (e, xv) in chunk.iter_mut().zip(col) {
-                        *e += bj * xv;
-                    }
-                }
-            });
-        eta
+        linear_predictor(self.x, self.n, beta)
     }
 
     /// b_h'z_i for spherical u (row-major groups × q).
@@ -607,6 +601,26 @@ impl Problem<'_> {
         }
         [out[0][0], out[0][1], out[1][1]]
     }
+}
+
+/// η = Xβ for a column-major n × p slice, in parallel over row blocks.
+pub(crate) fn linear_predictor(x: &[f64], n: usize, beta: &[f64]) -> Vec<f64> {
+    let mut eta = vec![0.0; n];
+    eta.par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(b, chunk)| {
+            let start = b * BLOCK;
+            for (j, bj) in beta.iter().enumerate() {
+                if *bj == 0.0 {
+                    continue;
+                }
+                let col = &x[j * n + start..j * n + start + chunk.len()];
+                for (e, xv) in chunk.iter_mut().zip(col) {
+                    *e += bj * xv;
+                }
+            }
+        });
+    eta
 }
 
 /// log det of a 1 × 1 or 2 × 2 symmetric positive-definite matrix.

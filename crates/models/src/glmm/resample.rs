@@ -9,7 +9,7 @@
 //! (an approximation the caller declares); the modes are then re-solved
 //! exactly at ψ*.
 
-use super::fit::{deviance_and_gradient, problem, scales_of};
+use super::fit::{deviance_and_gradient, problem, scales_for, scales_of};
 use super::{Glmm, GlmmFamily, GlmmFit, GlmmStart, Grouping};
 use crate::design::Design;
 
@@ -32,33 +32,22 @@ pub struct VarianceParameters {
 impl GlmmStart {
     /// σ_u, σ_v, ρ and σ from φ (log L11, [L21, log L22], [log σ]).
     pub fn variance_parameters(&self, slope: bool, family: GlmmFamily) -> VarianceParameters {
-        let phi = &self.phi;
-        let l11 = phi[0].exp();
-        let (slope_sd, correlation) = if slope {
-            let (l21, l22) = (phi[1], phi[2].exp());
-            let sv = (l21 * l21 + l22 * l22).sqrt();
-            (Some(sv), Some(if sv > 0.0 { l21 / sv } else { 0.0 }))
-        } else {
-            (None, None)
-        };
+        let identity = family == GlmmFamily::Identity;
+        let sc = scales_for(if slope { 2 } else { 1 }, identity, &self.phi);
+        let (slope_sd, correlation) = sc.slope_sd_and_correlation();
         VarianceParameters {
-            intercept_sd: l11,
-            slope_sd,
-            correlation,
-            residual_sd: (family == GlmmFamily::Identity).then(|| phi[phi.len() - 1].exp()),
+            intercept_sd: sc.lambda[0],
+            slope_sd: slope.then_some(slope_sd),
+            correlation: slope.then_some(correlation),
+            residual_sd: identity.then_some(sc.sigma),
         }
     }
 }
 
-/// x_iβ for every row of the design.
+/// x_iβ for every row of the design (in parallel over row blocks).
 pub fn linear_predictor(design: &Design, beta: &[f64]) -> Vec<f64> {
-    let mut eta = vec![0.0; design.nobs()];
-    for (j, b) in beta.iter().enumerate() {
-        for (e, x) in eta.iter_mut().zip(design.column(j)) {
-            *e += b * x;
-        }
-    }
-    eta
+    let x = design.x.as_slice_memory_order().unwrap_or(&[]);
+    super::objective::linear_predictor(x, design.nobs(), beta)
 }
 
 impl Glmm {

@@ -8,12 +8,16 @@
 //!
 //! The parameter update is one Newton step from the full-sample optimum (see
 //! `healthgap_models::glmm` one_step), not a refit; the analysis's
-//! `inference.note` says so. Replicates are independent ChaCha8 streams, so the
-//! result does not depend on the thread count.
+//! `inference.note` says so. The hospital multiplicities are the shared
+//! cluster bootstrap's (`ClusterBootstrap::multiplicities`, stream
+//! `<id>/hierarchical`); the posterior draws have their own streams
+//! (`<id>/hierarchical/posterior`), one per replicate, so the result does not
+//! depend on the thread count.
 
-use healthgap_models::bootstrap::{Inference, Interval, infer, stream_key};
-use rand::{RngExt, SeedableRng};
+use healthgap_models::bootstrap::{ClusterBootstrap, Inference, Interval, infer, stream_key};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::{Derived, Model};
@@ -76,19 +80,15 @@ pub(super) fn run(
     let grouping = m.grouping();
     let scores = m.spec.group_scores(&m.design, grouping, m.slope, fit);
     let levels = m.level_of.len();
-    let key = stream_key(
-        inference.seed,
-        &format!("{}/hierarchical", inference.analysis_id),
-    );
+    let id = format!("{}/hierarchical", inference.analysis_id);
+    let resampling = ClusterBootstrap::new(replicates, inference.seed, &id);
+    let key = stream_key(inference.seed, &format!("{id}/posterior"));
     let out: Vec<Option<([f64; 2], Vec<f64>)>> = (0..replicates)
         .into_par_iter()
         .map(|r| {
+            let mult = resampling.multiplicities(r, levels);
             let mut rng = ChaCha8Rng::seed_from_u64(key);
             rng.set_stream(r as u64);
-            let mut mult = vec![0.0; levels];
-            for _ in 0..levels {
-                mult[rng.random_range(0..levels)] += 1.0;
-            }
             let at = m.spec.one_step(fit, &scores, &mult)?;
             let (modes, cov) = m.spec.modes_at(&m.design, grouping, m.slope, &at);
             let split = Derived::at(m, &at, &modes, Some(&mult));
@@ -117,16 +117,9 @@ pub(super) fn run(
 }
 
 /// b + L z with LL' the 2 × 2 conditional covariance [a, b; b, c] and z
-/// standard normal (Box–Muller).
+/// standard normal.
 fn draw(rng: &mut ChaCha8Rng, mean: [f64; 2], cov: [f64; 3]) -> [f64; 2] {
-    let mut normal = || {
-        let (a, b): (f64, f64) = (
-            rng.random_range(f64::MIN_POSITIVE..1.0),
-            rng.random_range(0.0..1.0),
-        );
-        (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
-    };
-    let (z0, z1) = (normal(), normal());
+    let (z0, z1): (f64, f64) = (StandardNormal.sample(rng), StandardNormal.sample(rng));
     let l11 = cov[0].max(0.0).sqrt();
     let l21 = if l11 > 0.0 { cov[1] / l11 } else { 0.0 };
     let l22 = (cov[2] - l21 * l21).max(0.0).sqrt();

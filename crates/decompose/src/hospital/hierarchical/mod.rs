@@ -145,7 +145,7 @@ impl Model<'_> {
     }
 
     pub(super) fn w(&self, k: usize) -> f64 {
-        self.input.sample.weights.map_or(1.0, |w| w[self.rows[k]])
+        self.design.weight(k)
     }
 
     fn comparison(&self, k: usize) -> bool {
@@ -194,11 +194,9 @@ fn model<'a>(
         (true, true) => GlmmFamily::Probit,
         (false, _) => GlmmFamily::Identity,
     };
-    let wsum: f64 = (0..rows.len())
-        .map(|k| sample.weights.map_or(1.0, |w| w[rows[k]]))
-        .sum();
+    let wsum: f64 = (0..rows.len()).map(|k| design.weight(k)).sum();
     let overall = (0..rows.len())
-        .map(|k| sample.weights.map_or(1.0, |w| w[rows[k]]) * sample.y[rows[k]])
+        .map(|k| design.weight(k) * design.y[k])
         .sum::<f64>()
         / wsum;
     Ok(Model {
