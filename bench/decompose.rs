@@ -559,6 +559,7 @@ fn bench_reduction(b: &Bench<'_>) {
             ],
             draws: 5,
             estimator: Default::default(),
+            hospital_effects: Default::default(),
         };
         disparity_reduction(&input, spec, &|| {}).expect("disparity reduction")
     };

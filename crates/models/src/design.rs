@@ -213,6 +213,12 @@ impl Design {
     /// Keeps only the rows where `keep` is true (all attached vectors follow).
     pub fn select_rows(&self, keep: &[bool]) -> Design {
         let rows: Vec<usize> = (0..self.nobs()).filter(|&i| keep[i]).collect();
+        self.take_rows(&rows)
+    }
+
+    /// The rows `rows`, in that order and with repetitions (all attached
+    /// vectors follow; cluster and absorbed codes are renumbered densely).
+    pub fn take_rows(&self, rows: &[usize]) -> Design {
         let pick = |v: &[f64]| -> Vec<f64> { rows.iter().map(|&i| v[i]).collect() };
         let n = rows.len();
         let mut data = Vec::with_capacity(n * self.ncols());

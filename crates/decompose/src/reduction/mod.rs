@@ -56,12 +56,15 @@ use crate::sample::{Cluster, Sample};
 use crate::shares::{Shares, unstable_shares};
 use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
-use outcome::{DesignColumn, outcome_model, sparse_hospitals_warning};
+use outcome::{DesignColumn, OutcomeModel, outcome_model, sparse_hospitals_warning};
+pub use random::HospitalEffects;
+use random::RandomHospitals;
 use shapley::{SHARES, e_value_limits, keys};
 use strata::{Layout, positivity_warning};
 
 mod density_ratio;
 mod outcome;
+mod random;
 mod shapley;
 mod strata;
 mod weighting;
@@ -113,6 +116,9 @@ pub struct ReductionSpec {
     /// Monte-Carlo draws per comparison patient (g-computation; default 5).
     #[serde(default = "default_draws")]
     pub draws: usize,
+    /// fixed (default) | random: the outcome model's hospital effects.
+    #[serde(default)]
+    pub hospital_effects: HospitalEffects,
 }
 
 fn default_draws() -> usize {
@@ -177,6 +183,7 @@ impl Spec for ReductionSpec {
                 .collect(),
             draws: self.draws,
             estimator: self.estimator,
+            hospital_effects: self.hospital_effects,
         };
         let output = disparity_reduction(&input, inference, progress)?;
         // Bootstrap only: every row comes from the replicates.
@@ -272,6 +279,8 @@ pub struct ReductionInput<'a> {
     pub draws: usize,
     /// The estimator.
     pub estimator: Estimator,
+    /// Fixed or random hospital effects in the outcome model.
+    pub hospital_effects: HospitalEffects,
 }
 
 /// Everything fixed across replicates.
@@ -326,11 +335,19 @@ struct Setup<'a> {
     /// `one_step`: the outcome design over the pair rows, refitted in each
     /// replicate to convergence from the full-sample coefficients.
     refit: Option<healthgap_models::Design>,
+    /// Random hospital effects: the GLMM outcome model.
+    random: Option<RandomHospitals>,
 }
 
 impl Setup<'_> {
     fn absorbed(&self) -> Option<&Absorbed> {
         self.input.covariates.absorbed.as_ref()
+    }
+
+    /// Whether the coefficients include an intercept (hospital effects
+    /// absorbed: no; random hospital effects: yes, the effects are centred).
+    fn has_intercept(&self) -> bool {
+        self.absorbed().is_none() || self.random.is_some()
     }
 
     fn link(&self) -> Option<Link> {
@@ -404,7 +421,8 @@ pub fn disparity_reduction(
         balance: setup.balance.clone(),
         inference_note: (input.sample.cluster.is_some()
             && input.sample.binary
-            && inference.one_step)
+            && inference.one_step
+            && input.hospital_effects == HospitalEffects::Fixed)
             .then(|| ONE_STEP_NOTE.into()),
         n: setup.rows.len(),
     })
@@ -448,6 +466,7 @@ fn bootstrap(
                     targets: input.targets.clone(),
                     draws: input.draws,
                     estimator: input.estimator,
+                    hospital_effects: input.hospital_effects,
                 };
                 // The replicate's point values only: no replicates and no
                 // jackknife (a BCa jackknife here would recurse).
@@ -480,8 +499,19 @@ impl<'a> Setup<'a> {
         let layout = Layout::new(input, warnings)?;
         warnings.extend(positivity_warning(input, &layout));
         warnings.extend(sparse_hospitals_warning(input, &layout.rows, &layout.group));
-        let (design, coef, summary) =
-            outcome_model(input, &layout.rows, &layout.group, inference, warnings)?;
+        let OutcomeModel {
+            design,
+            coef,
+            summary,
+            random,
+        } = outcome_model(input, &layout.rows, &layout.group, inference, warnings)?;
+        if random.is_some() && inference.one_step && input.sample.cluster.is_some() {
+            warnings.push(
+                "[inference] one_step = true does not apply to random hospital effects: each \
+                 replicate refits the hierarchical outcome model to convergence"
+                    .into(),
+            );
+        }
         let Layout {
             rows,
             group,
@@ -571,15 +601,18 @@ impl<'a> Setup<'a> {
             level: Vec::new(),
             alpha_hat: Vec::new(),
             refit: None,
+            random,
         };
-        if input.sample.binary && input.sample.cluster.is_some() && !inference.one_step {
+        let fixed = setup.random.is_none();
+        if fixed && input.sample.binary && input.sample.cluster.is_some() && !inference.one_step {
             setup.refit = Some(design);
         }
         if let Some(a) = &cov.absorbed {
             setup.level = setup.rows.iter().map(|&i| a.codes[i]).collect();
-            setup.alpha_hat = setup.alphas(&setup.block_parts(&setup.coef), None, &[]);
+            let prior = setup.random.as_ref().map(|r| r.prior);
+            setup.alpha_hat = setup.alphas(&setup.block_parts(&setup.coef), None, &[], prior);
         }
-        if setup.refit.is_none() {
+        if fixed && setup.refit.is_none() {
             setup.step_cells()?;
         }
         if input.estimator != Estimator::GComputation {
@@ -601,7 +634,7 @@ impl<'a> Setup<'a> {
 mod tests {
     use super::*;
     use crate::covariates::{Absorbed, Column};
-    use healthgap_models::{Design, Glm};
+    use healthgap_models::{Design, Glm, Glmm, GlmmFamily, Grouping};
 
     /// A discrete world computable by hand: one allowable stratum, a binary
     /// target T, a linear outcome y = 1 + 2T + 0.5·c (saturated model, exact).
@@ -669,6 +702,7 @@ mod tests {
             }],
             draws: 200,
             estimator,
+            hospital_effects: HospitalEffects::Fixed,
         };
         let mut spec = InferenceSpec::delta(0.95);
         spec.replicates = 0;
@@ -691,6 +725,164 @@ mod tests {
         assert!((get("disparity_remaining") - 0.5).abs() < 4.0 * sim_se);
         get("disparity_reduction")
     }
+    /// Random hospital effects: the full-sample effects the care-site
+    /// target uses are the GLMM's conditional modes (finite for hospitals
+    /// without deaths), and a replicate's refit equals a cold GLMM fit on the
+    /// replicate written out row by row.
+    #[test]
+    fn random_hospital_effects_are_the_glmm_modes_and_replicates_refit() {
+        let (n, hospitals) = (6_000usize, 400usize);
+        let mut state = 777u64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut y, mut g, mut x, mut h) = (vec![], vec![], vec![], vec![]);
+        for i in 0..n {
+            let hosp = (i % hospitals) as u32;
+            let grp = u32::from(uniform() < 0.4);
+            let xi = uniform() - 0.5;
+            let eta = -2.5 + 0.4 * f64::from(grp) + xi + 0.4 * (f64::from(hosp % 5) - 2.0);
+            y.push(f64::from(u8::from(uniform() < 1.0 / (1.0 + (-eta).exp()))));
+            g.push(grp);
+            x.push(xi);
+            h.push(hosp);
+        }
+        let cov = Covariates {
+            columns: vec![Column {
+                name: "x".into(),
+                factor: "clinical".into(),
+                values: x.to_vec(),
+            }],
+            categoricals: vec![],
+            absorbed: Some(Absorbed {
+                variable: "hospital_id".into(),
+                factor: "hospital".into(),
+                codes: h.to_vec(),
+                levels: hospitals,
+                labels: (0..hospitals).map(|l| l.to_string()).collect(),
+            }),
+        };
+        let input = ReductionInput {
+            sample: &Sample {
+                outcome: "y",
+                y: &y,
+                group: &g,
+                labels: ["r", "c"],
+                weights: None,
+                cluster: Some(Cluster {
+                    name: "hospital_id",
+                    codes: &h,
+                    count: hospitals,
+                }),
+                binary: true,
+                min_cell: 11,
+            },
+            covariates: &cov,
+            allowable: vec![],
+            targets: vec![Target {
+                name: "care_site".into(),
+                columns: vec![],
+                absorbed: true,
+            }],
+            draws: 2,
+            estimator: Estimator::GComputation,
+            hospital_effects: HospitalEffects::Random,
+        };
+        let spec = InferenceSpec::delta(0.95);
+        let (setup, summary) = Setup::new(&input, &spec, &mut Vec::new()).unwrap();
+        assert!(summary.label.contains("random intercept"));
+        assert!(setup.refit.is_none() && setup.random.is_some());
+        // The design over the pair rows, as the GLMM saw it: with each
+        // hospital's share of comparison patients.
+        let (mut count, mut compared) = (vec![0.0; hospitals], vec![0.0; hospitals]);
+        for i in 0..n {
+            count[h[i] as usize] += 1.0;
+            compared[h[i] as usize] += f64::from(g[i]);
+        }
+        let share: Vec<f64> = compared.iter().zip(&count).map(|(c, n)| c / n).collect();
+        let design = |rows: &[usize]| {
+            let cols = vec![
+                (
+                    "group".to_string(),
+                    rows.iter().map(|&i| f64::from(g[i])).collect(),
+                ),
+                ("(intercept)".to_string(), vec![1.0; rows.len()]),
+                ("x".to_string(), rows.iter().map(|&i| x[i]).collect()),
+                (
+                    "share".to_string(),
+                    rows.iter().map(|&i| share[h[i] as usize]).collect(),
+                ),
+            ];
+            Design::from_columns("y", rows.iter().map(|&i| y[i]).collect(), cols).unwrap()
+        };
+        let codes: Vec<u32> = setup.rows.iter().map(|&i| h[i]).collect();
+        fn grouping(codes: &[u32], levels: usize) -> Grouping<'_> {
+            Grouping {
+                name: "hospital_id",
+                codes,
+                levels,
+            }
+        }
+        let fit = Glmm::new(GlmmFamily::Logit)
+            .fit(
+                &design(&setup.rows),
+                grouping(&codes, hospitals),
+                None,
+                None,
+            )
+            .unwrap();
+        let zero = (0..hospitals)
+            .filter(|&l| (0..n).all(|i| h[i] as usize != l || y[i] == 0.0))
+            .count();
+        assert!(zero > 20, "{zero} hospitals without deaths");
+        let gamma = fit.coef[3];
+        assert!((setup.coef[3] - gamma).abs() < 1e-9);
+        for (l, a) in setup.alpha_hat.iter().enumerate() {
+            assert!(a.is_finite(), "hospital {l}: {a}");
+            let expected = gamma * share[l] + fit.modes[l][0];
+            assert!(
+                (a - expected).abs() < 1e-6,
+                "{a} vs γ·share + mode {expected}"
+            );
+        }
+        // A replicate: the refit against a cold fit of the replicate written
+        // out, each draw of a hospital a hospital of its own.
+        let random = setup.random.as_ref().unwrap();
+        assert!(random.copies);
+        let mult: Vec<f64> = (0..hospitals)
+            .map(|c| [0.0, 1.0, 2.0, 1.0, 3.0][c % 5])
+            .collect();
+        let (warm, prior) = random.refitted(&setup.w, &mult, &setup.cluster_of).unwrap();
+        let (mut expanded, mut ecodes) = (vec![], vec![]);
+        for copy in 0..3 {
+            for &i in &setup.rows {
+                if (copy as f64) < mult[h[i] as usize] {
+                    expanded.push(i);
+                    ecodes.push(h[i] + (copy * hospitals) as u32);
+                }
+            }
+        }
+        let cold = Glmm::new(GlmmFamily::Logit)
+            .fit(
+                &design(&expanded),
+                grouping(&ecodes, 3 * hospitals),
+                None,
+                None,
+            )
+            .unwrap();
+        for (a, b) in warm.iter().zip(&cold.coef) {
+            assert!((a - b).abs() < 1e-4, "warm {a} vs cold {b}");
+        }
+        assert!((prior.sd - cold.intercept_sd).abs() < 1e-4 * cold.intercept_sd.max(1.0));
+        assert!(
+            (warm[0] - setup.coef[0]).abs() > 1e-3,
+            "the replicate moved"
+        );
+    }
+
     /// A converged cluster-bootstrap replicate equals a cold fit of the
     /// outcome model on the replicate's data written out (each row repeated
     /// by its cluster's multiplicity, no weights) to 1e-8.
@@ -767,6 +959,7 @@ mod tests {
             }],
             draws: 2,
             estimator: Estimator::GComputation,
+            hospital_effects: HospitalEffects::Fixed,
         };
         let spec = InferenceSpec::delta(0.95);
         let (setup, _) = Setup::new(&input, &spec, &mut Vec::new()).unwrap();

@@ -6,6 +6,7 @@
 
 use healthgap_models::{Design, Glm, ModelSummary, Ols, SmallSample, VcovKind};
 
+use super::random::{HospitalEffects, Prior, RandomHospitals, conditional_modes};
 use super::{ReductionInput, Setup};
 use crate::cells::Cells;
 use crate::covariates::Covariates;
@@ -51,7 +52,10 @@ pub(super) fn sparse_hospitals_warning(
     group: &[u8],
 ) -> Option<String> {
     let a = input.covariates.absorbed.as_ref()?;
-    if !input.sample.binary || !input.targets.iter().any(|t| t.absorbed) {
+    if !input.sample.binary
+        || !input.targets.iter().any(|t| t.absorbed)
+        || input.hospital_effects == HospitalEffects::Random
+    {
         return None;
     }
     let (mut w, mut ev, mut n) = (
@@ -86,8 +90,8 @@ pub(super) fn sparse_hospitals_warning(
              such hospitals, whose effects are infinite: a risk of exactly 0 or 1 for every \
              patient moved there) or with fewer than {} patients: the care-site target moves \
              {} patients into these hospitals in proportion, so its reduction rests on \
-             degenerate or imprecise hospital effects and can be biased (shrunken hospital \
-             effects are not implemented yet)",
+             degenerate or imprecise hospital effects and can be biased (hospital_effects = \
+             \"random\" shrinks them)",
             100.0 * share,
             input.sample.labels[0],
             input.sample.min_cell,
@@ -96,28 +100,53 @@ pub(super) fn sparse_hospitals_warning(
     })
 }
 
+/// The fitted outcome model on both groups.
+pub(super) struct OutcomeModel {
+    /// Its design over the pair rows.
+    pub design: Design,
+    /// Coefficients: group indicator, [intercept,] columns.
+    pub coef: Vec<f64>,
+    pub summary: ModelSummary,
+    /// With `hospital_effects = "random"`: the GLMM (the design then has an
+    /// intercept and no absorbed effects).
+    pub random: Option<RandomHospitals>,
+}
+
 /// The outcome model on both groups (logit for binary outcomes, OLS
-/// otherwise): its design over the pair rows, coefficients and summary.
+/// otherwise; with random hospital effects the GLMM of [`RandomHospitals`]).
 pub(super) fn outcome_model(
     input: &ReductionInput<'_>,
     rows: &[usize],
     group: &[u8],
     inference: &InferenceSpec,
     warnings: &mut Vec<String>,
-) -> Result<(Design, Vec<f64>, ModelSummary), DecomposeError> {
+) -> Result<OutcomeModel, DecomposeError> {
     let n = rows.len();
     let cov = input.covariates;
+    let random = input.hospital_effects == HospitalEffects::Random;
     let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     let mut cols: Vec<(String, Vec<f64>)> = vec![(
         "group".into(),
         group.iter().map(|&g| f64::from(g)).collect(),
     )];
-    if cov.absorbed.is_none() {
+    if cov.absorbed.is_none() || random {
         cols.push(("(intercept)".into(), vec![1.0; n]));
     }
     for c in &cov.columns {
         cols.push((c.name.clone(), pick(&c.values)));
     }
+    let share = match (&cov.absorbed, random) {
+        (Some(a), true) => {
+            let share = comparison_share(input, rows, group, a);
+            let column = rows.iter().map(|&i| share[a.codes[i] as usize]).collect();
+            cols.push((
+                format!("hospital share of {}", input.sample.labels[1]),
+                column,
+            ));
+            share
+        }
+        _ => Vec::new(),
+    };
     let mut design = Design::from_columns("outcome", pick(input.sample.y), cols)
         .map_err(DecomposeError::Model)?;
     if let Some(w) = input.sample.weights {
@@ -129,6 +158,22 @@ pub(super) fn outcome_model(
     {
         design.cluster = Some(rows.iter().map(|&i| c[i]).collect());
         design.n_clusters = g;
+    }
+    if cov.absorbed.is_some() && random {
+        let (model, coef, summary) = RandomHospitals::fit(
+            input,
+            design.clone(),
+            rows,
+            share,
+            inference.level,
+            warnings,
+        )?;
+        return Ok(OutcomeModel {
+            design,
+            coef,
+            summary,
+            random: Some(model),
+        });
     }
     if let Some(a) = &cov.absorbed {
         let labels: Vec<i64> = rows.iter().map(|&i| i64::from(a.codes[i])).collect();
@@ -174,7 +219,12 @@ pub(super) fn outcome_model(
     if coef.len() != design.ncols() {
         return Err(DecomposeError::CollinearOutcomeModel);
     }
-    Ok((design, coef, summary))
+    Ok(OutcomeModel {
+        design,
+        coef,
+        summary,
+        random: None,
+    })
 }
 
 impl Setup<'_> {
@@ -191,7 +241,7 @@ impl Setup<'_> {
     fn block_parts_into(&self, coef: &[f64], parts: &mut Vec<f64>) {
         let n = self.rows.len();
         let kk = self.k + 1;
-        let absorb = self.absorbed().is_some();
+        let absorb = !self.has_intercept();
         parts.clear();
         parts.resize(n * kk, 0.0);
         let base = if absorb { 0.0 } else { coef[1] };
@@ -232,8 +282,16 @@ impl Setup<'_> {
     /// Newton steps of all levels run together, one sequential pass over the
     /// rows per step accumulating each level's score and information. In a
     /// one-step replicate (`mult` given, no refit) a single Newton step from
-    /// the full-sample effects is taken, as for the coefficients.
-    pub(super) fn alphas(&self, parts: &[f64], mult: Option<&[f64]>, start: &[f64]) -> Vec<f64> {
+    /// the full-sample effects is taken, as for the coefficients. With a
+    /// `prior` (random hospital effects), the conditional modes instead
+    /// ([`conditional_modes`]).
+    pub(super) fn alphas(
+        &self,
+        parts: &[f64],
+        mult: Option<&[f64]>,
+        start: &[f64],
+        prior: Option<Prior>,
+    ) -> Vec<f64> {
         let kk = self.k + 1;
         let levels = self.absorbed().map_or(0, |a| a.levels);
         // Linear predictors without the level effects (the sum of the parts).
@@ -245,6 +303,29 @@ impl Setup<'_> {
             sw[l] += w[r];
             sy[l] += w[r] * self.y[r];
             swx[l] += w[r] * xb[r];
+        }
+        if let (Some(prior), Some(random)) = (prior, &self.random) {
+            // A hospital drawn m times is m hospitals with the same data:
+            // its mode uses the base weights.
+            let w = if random.copies { &self.w } else { &w };
+            // The hospital's fixed part γ·share_h moves with the hospital.
+            let fixed: Vec<f64> = random.share.iter().map(|s| prior.share_coef * s).collect();
+            let xb: Vec<f64> = xb
+                .iter()
+                .zip(&self.level)
+                .map(|(x, &l)| x + fixed[l as usize])
+                .collect();
+            let cdf = self.link().map(|lk| move |eta: f64| lk.cdf(eta));
+            let modes = conditional_modes(
+                prior,
+                (&self.level, levels),
+                &xb,
+                w,
+                &self.y,
+                cdf.as_ref().map(|f| f as &dyn Fn(f64) -> f64),
+                start,
+            );
+            return modes.iter().zip(&fixed).map(|(m, f)| m + f).collect();
         }
         let Some(lk) = self.link() else {
             return (0..levels)
@@ -322,24 +403,30 @@ impl Setup<'_> {
         mult: Option<&[f64]>,
         parts: &mut Vec<f64>,
     ) -> Result<(), String> {
-        let coef: Vec<f64> = match mult {
-            None => self.coef.clone(),
-            Some(m) if self.refit.is_some() => self.refitted(m)?,
-            Some(m) => {
+        let (coef, prior): (Vec<f64>, Option<Prior>) = match (mult, &self.random) {
+            (None, random) => (self.coef.clone(), random.as_ref().map(|r| r.prior)),
+            (Some(m), Some(random)) => {
+                let (coef, prior) = random.refitted(&self.w, m, &self.cluster_of)?;
+                (coef, Some(prior))
+            }
+            (Some(m), None) if self.refit.is_some() => (self.refitted(m)?, None),
+            (Some(m), None) => {
                 let step = self
                     .cells
                     .fit(&self.step_spec, Some(m))
                     .map_err(|e| e.to_string())?;
-                self.coef
+                let coef = self
+                    .coef
                     .iter()
                     .zip(&step.coef)
                     .map(|(b, s)| b + s)
-                    .collect()
+                    .collect();
+                (coef, None)
             }
         };
         self.block_parts_into(&coef, parts);
         if self.absorbed().is_some() {
-            let alpha = self.alphas(parts, mult, &self.alpha_hat);
+            let alpha = self.alphas(parts, mult, &self.alpha_hat, prior);
             let kk = self.k + 1;
             let ka = self
                 .input
@@ -502,4 +589,25 @@ impl Setup<'_> {
         self.step_spec.columns = (0..self.cells.p()).collect();
         Ok(())
     }
+}
+
+/// Each hospital's share of comparison patients among its pair rows
+/// (weighted; 0 for a hospital without pair rows): the hospital-level term of
+/// the random-effects outcome model (Mundlak 1978).
+fn comparison_share(
+    input: &ReductionInput<'_>,
+    rows: &[usize],
+    group: &[u8],
+    a: &crate::covariates::Absorbed,
+) -> Vec<f64> {
+    let (mut sw, mut sc) = (vec![0.0; a.levels], vec![0.0; a.levels]);
+    for (r, &i) in rows.iter().enumerate() {
+        let w = input.sample.weights.map_or(1.0, |w| w[i]);
+        sw[a.codes[i] as usize] += w;
+        sc[a.codes[i] as usize] += w * f64::from(group[r]);
+    }
+    sc.iter()
+        .zip(&sw)
+        .map(|(c, w)| if *w > 0.0 { c / w } else { 0.0 })
+        .collect()
 }

@@ -353,3 +353,46 @@ fn covariance(
     }
     (vcov, None, full, true)
 }
+
+impl GlmmFit {
+    /// The model as reported in results.json `models`: the fixed effects with
+    /// their Hessian-based Wald intervals (normal quantiles), and the grouping
+    /// factor `group` named as the random effect.
+    pub fn summary(&self, label: &str, group: &str, level: f64) -> crate::ModelSummary {
+        use statrs::distribution::{ContinuousCDF, Normal};
+        let z = Normal::standard().inverse_cdf(1.0 - (1.0 - level) / 2.0);
+        let coefficients = self
+            .names
+            .iter()
+            .zip(self.coef.iter().zip(&self.se))
+            .map(|(name, (b, se))| crate::CoefficientRow {
+                term: name.clone(),
+                estimate: *b,
+                se: *se,
+                p_value: 2.0 * Normal::standard().sf((b / se).abs()),
+                ci_low: b - z * se,
+                ci_high: b + z * se,
+            })
+            .collect();
+        let re = if self.slope_sd.is_some() {
+            "random intercept and group slope"
+        } else {
+            "random intercept"
+        };
+        crate::ModelSummary {
+            label: format!("{label}, {re} by {group}"),
+            family: self.family.name().replace("identity", "linear"),
+            n: Some(self.nobs),
+            clusters: Some(self.groups),
+            vcov: if self.quadrature > 1 {
+                format!("Hessian (AGQ, {} nodes)", self.quadrature)
+            } else {
+                "Hessian (Laplace)".into()
+            },
+            converged: self.converged,
+            iterations: self.evaluations as usize,
+            absorbed: vec![format!("{group} ({re}, {} levels)", self.groups)],
+            coefficients,
+        }
+    }
+}

@@ -38,7 +38,7 @@
 mod bootstrap;
 
 use healthgap_models::glmm::{Glmm, GlmmFamily, GlmmFit, GlmmStart, Grouping, linear_predictor};
-use healthgap_models::{CoefficientRow, Design, ModelSummary};
+use healthgap_models::{Design, ModelSummary};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::HospitalInput;
@@ -269,47 +269,11 @@ pub(super) fn hierarchical(
 
 /// The model as reported in results.json `models`.
 fn summary(m: &Model<'_>, fit: &GlmmFit, level: f64) -> ModelSummary {
-    let z = Normal::standard().inverse_cdf(1.0 - (1.0 - level) / 2.0);
-    let coefficients = fit
-        .names
-        .iter()
-        .zip(fit.coef.iter().zip(&fit.se))
-        .map(|(name, (b, se))| CoefficientRow {
-            term: name.clone(),
-            estimate: *b,
-            se: *se,
-            p_value: 2.0 * Normal::standard().sf((b / se).abs()),
-            ci_low: b - z * se,
-            ci_high: b + z * se,
-        })
-        .collect();
-    let re = if m.slope.is_some() {
-        "random intercept and group slope"
-    } else {
-        "random intercept"
-    };
-    ModelSummary {
-        label: format!(
-            "hierarchical {} model, {re} by {}",
-            m.family.name(),
-            m.input.hospital.variable
-        ),
-        family: m.family.name().replace("identity", "linear"),
-        n: Some(fit.nobs),
-        clusters: Some(fit.groups),
-        vcov: if fit.quadrature > 1 {
-            format!("Hessian (AGQ, {} nodes)", fit.quadrature)
-        } else {
-            "Hessian (Laplace)".into()
-        },
-        converged: fit.converged,
-        iterations: fit.evaluations as usize,
-        absorbed: vec![format!(
-            "{} ({re}, {} levels)",
-            m.input.hospital.variable, fit.groups
-        )],
-        coefficients,
-    }
+    fit.summary(
+        &format!("hierarchical {} model", m.family.name()),
+        &m.input.hospital.variable,
+        level,
+    )
 }
 
 /// σ_u, σ_v, ρ, MOR, ICC and γ with their model-based (Hessian) intervals.
