@@ -316,6 +316,8 @@ pub mod cite {
     pub const KRUMHOLZ: &str = "Krumholz HM, et al. An administrative claims model suitable for profiling hospital performance based on 30-day mortality rates. Circulation 2006;113:1683–1692.";
     /// Cameron & Miller 2015.
     pub const CAMERON: &str = "Cameron AC, Miller DL. A practitioner's guide to cluster-robust inference. J Hum Resour 2015;50:317–372.";
+    /// Mundlak 1978.
+    pub const MUNDLAK: &str = "Mundlak Y. On the pooling of time series and cross section data. Econometrica 1978;46:69–85.";
     /// Efron 1987.
     pub const EFRON: &str =
         "Efron B. Better bootstrap confidence intervals. J Am Stat Assoc 1987;82:171–185.";
@@ -342,6 +344,7 @@ mod tests {
         .expect("parses");
         assert_eq!(s.options_json()["draws"], 5);
         assert_eq!(s.options_json()["estimator"], "gcomputation");
+        assert_eq!(s.options_json()["hospital_effects"], "fixed");
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //! Outcome model: one model on both groups with the group indicator, every
 //! covariate and absorbed hospital effects (logit for binary outcomes, OLS
 //! otherwise); hospital effects of levels without events are ±∞ (their risk is
-//! 0 or 1, the MLE). Several targets: each alone, the joint reduction, the
+//! 0 or 1, the MLE); with `hospital_effects = "random"` the hierarchical
+//! model of [`random`] instead, whose hospital effects are finite and shrunken.
+//! Several targets: each alone, the joint reduction, the
 //! sequential reductions in the configured order, and the Shapley average over
 //! all orderings (from the 2^K subsets; they sum to the joint reduction). The
 //! draws are common random numbers: the same uniforms pick every subset's
@@ -248,6 +250,17 @@ impl Spec for ReductionSpec {
             }
             Estimator::GComputation => "g-computation",
         };
+        let random = if self.hospital_effects == HospitalEffects::Random {
+            cite.push(cite::MUNDLAK);
+            " The outcome model's hospital effects were random (a hierarchical model with a \
+             random hospital intercept, fitted by the Laplace approximation, and the hospital's \
+             share of comparison patients as a hospital-level covariate, Mundlak 1978); the \
+             care-site target moved patients between the hospitals' shrunken effects (the \
+             covariate term plus the conditional mode), and each bootstrap replicate refitted \
+             that model."
+        } else {
+            ""
+        };
         format!(
             "Interventional disparity reduction (Jackson & VanderWeele 2018) estimated, by \
              {estimator} with {} Monte Carlo draws per patient and common random numbers, how \
@@ -257,7 +270,7 @@ impl Spec for ReductionSpec {
              estimand of Lundberg 2022). Reductions are reported for each target alone, \
              jointly, sequentially in the configured order and as Shapley values over all \
              orders (Shorrocks 2013), with E-values for the remaining disparity (VanderWeele & \
-             Ding 2017).",
+             Ding 2017).{random}",
             self.draws,
             joined(&self.allowable),
             joined(&self.targets)
