@@ -13,12 +13,22 @@
 //!   split under the engine's column limit; [`CellMoments::uncentred`] and
 //!   [`means_from`] on the results.
 
+mod cohort;
 mod dialect;
 mod error;
 mod expr;
 mod filter;
+mod moments;
 
+pub use cohort::{
+    AttritionColumn, AttritionQuery, CLUSTER, COHORT, CohortQuery, Covariate, DESIGN_PREFIX,
+    DesignColumn, GROUP, HOSPITAL, OUTCOME_PREFIX, Outcome, Step, WEIGHT,
+};
 pub use dialect::{Dialect, TableName, format_number};
 pub use error::SqlError;
 pub use expr::{ArithOp, CmpOp, Expr, Literal};
 pub use filter::{Filter, parse_filter};
+pub use moments::{
+    COLUMN_MARGIN, CellMoments, Key, MomentColumn, MomentKind, MomentQuery, MomentSpec, Var,
+    mean_queries, means_from, moment_queries,
+};
