@@ -2,9 +2,10 @@
 //! order, and the analysis columns under fixed internal names, plus the
 //! attrition counts after each filter.
 //!
-//! The CTE's output columns have generated names ([`GROUP`], [`OUTCOME_PREFIX`]
-//! + k, [`DESIGN_PREFIX`] + j, …), so the queries built on it never repeat a
-//! user's name; user names appear only as quoted source columns.
+//! The CTE's output columns have generated names ([`GROUP`], `y1`, `x1`, …;
+//! see [`OUTCOME_PREFIX`] and [`DESIGN_PREFIX`]), so the queries built on it
+//! never repeat a user's name; user names appear only as quoted source
+//! columns.
 
 use crate::dialect::{Dialect, TableName};
 use crate::error::SqlError;

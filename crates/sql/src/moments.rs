@@ -329,14 +329,14 @@ pub fn moment_queries(
     d: Dialect,
     means: Option<&[f64]>,
 ) -> Result<Vec<MomentQuery>, SqlError> {
-    if let Some(m) = means {
-        if m.len() != spec.q() {
-            return Err(SqlError::Spec(format!(
-                "{} means given for {} variables",
-                m.len(),
-                spec.q()
-            )));
-        }
+    if let Some(m) = means
+        && m.len() != spec.q()
+    {
+        return Err(SqlError::Spec(format!(
+            "{} means given for {} variables",
+            m.len(),
+            spec.q()
+        )));
     }
     render_pass(cohort, spec, d, &spec.keys, moment_kinds(spec, true), means)
 }

@@ -12,7 +12,10 @@ pub fn representative() -> CohortQuery {
         .filter("age >= 18")
         .and_then(|q| q.filter("status != 'emergent' and (age < 80 or female == 1)"))
         .expect("valid filters")
-        .groups("race", vec![Literal::Str("White".into()), Literal::Str("Black".into())]);
+        .groups(
+            "race",
+            vec![Literal::Str("White".into()), Literal::Str("Black".into())],
+        );
     q.outcomes.push(Outcome {
         name: "death_30d".into(),
         expr: Expr::col("death_30d"),

@@ -14,8 +14,8 @@ use healthgap_sql::{Dialect, Key, MomentSpec, mean_queries, moment_queries};
 
 fn render(d: Dialect) -> String {
     let cohort = common::representative();
-    let mut spec = MomentSpec::all(&cohort, vec![Key::Group, Key::Hospital], Some(0))
-        .expect("valid spec");
+    let mut spec =
+        MomentSpec::all(&cohort, vec![Key::Group, Key::Hospital], Some(0)).expect("valid spec");
     // Small enough that the second pass is split in two, to show the split.
     spec.max_columns = Some(24);
     let mut out = format!("-- healthgap-sql snapshot: {}\n\n-- attrition\n", d.name());
@@ -23,7 +23,11 @@ fn render(d: Dialect) -> String {
     out.push_str(";\n");
     let pass1 = mean_queries(&cohort, &spec, d).expect("pass 1");
     for (i, q) in pass1.iter().enumerate() {
-        out.push_str(&format!("\n-- pass 1: means, query {} of {}\n", i + 1, pass1.len()));
+        out.push_str(&format!(
+            "\n-- pass 1: means, query {} of {}\n",
+            i + 1,
+            pass1.len()
+        ));
         out.push_str(&q.sql);
         out.push_str(";\n");
     }
