@@ -223,14 +223,6 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "random hospital effects without a hospital variable",
-            only_analysis(
-                "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"death_30d\"]\n\
-                 allowable = [\"biological\"]\ntargets = [\"socioeconomic\"]\nhospital_effects = \"random\"",
-            ),
-            &["hospital_effects = \"random\" needs a hospital variable"],
-        ),
-        case(
             "a misspelt hospital_effects value",
             analysis(
                 "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"los_days\"]\n\

@@ -633,3 +633,30 @@ fn random_hospital_effects_recover_the_care_site_truth_over_seeds() {
     );
     assert!(covered[0] >= 4, "random effects covered {}/5", covered[0]);
 }
+
+/// `hospital_effects = "random"` without a hospital variable among the
+/// covariates (known only once the data are loaded): the run fails with a
+/// message that says so and writes nothing.
+#[test]
+fn random_hospital_effects_need_a_hospital_variable() {
+    let dir = Dir::new();
+    let config = small_hospitals_study(2_000, 3, 50, 10, "\"los_days\"", "random")
+        .replace("care_site = [\"hospital_id\"]\n", "")
+        .replace("hospital_id = { type = \"categorical\" }\n", "")
+        .replace("[design]\ncluster = \"hospital_id\"\n", "")
+        .replace(
+            "targets = [\"socioeconomic\", \"clinical\", \"care_site\"]",
+            "targets = [\"socioeconomic\", \"clinical\"]",
+        );
+    assert!(!config.contains("care_site"));
+    std::fs::write(dir.join("study.toml"), config).unwrap();
+    let out = dir.run(&["run", "study.toml"]);
+    let err = crate::util::stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("hospital_effects = \"random\" needs a hospital variable"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!dir.join("out").exists());
+}

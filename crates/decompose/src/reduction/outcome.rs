@@ -124,6 +124,9 @@ pub(super) fn outcome_model(
     let n = rows.len();
     let cov = input.covariates;
     let random = input.hospital_effects == HospitalEffects::Random;
+    if random && cov.absorbed.is_none() {
+        return Err(RandomHospitals::without_hospital());
+    }
     let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     let mut cols: Vec<(String, Vec<f64>)> = vec![(
         "group".into(),

@@ -63,6 +63,16 @@ pub(super) struct RandomHospitals {
 }
 
 impl RandomHospitals {
+    /// The error of `hospital_effects = "random"` without a hospital variable.
+    pub(super) fn without_hospital() -> DecomposeError {
+        DecomposeError::Statistic(
+            "hospital_effects = \"random\" needs a hospital variable among the covariates (a \
+             categorical variable with many levels, such as hospital_id, in a [factors] block); \
+             without one there are no hospital effects to model"
+                .into(),
+        )
+    }
+
     /// Fits the GLMM on the pair rows' design (which must carry an intercept
     /// and no absorbed effects): the fixed effects, the hospital prior, the
     /// model summary and the GLMM's warnings.
@@ -75,11 +85,7 @@ impl RandomHospitals {
         warnings: &mut Vec<String>,
     ) -> Result<(RandomHospitals, Vec<f64>, ModelSummary), DecomposeError> {
         let Some(a) = input.covariates.absorbed.as_ref() else {
-            return Err(DecomposeError::Statistic(
-                "hospital_effects = \"random\" needs a hospital variable (hospital_id) among the \
-                 covariates"
-                    .into(),
-            ));
+            return Err(RandomHospitals::without_hospital());
         };
         let family = if input.sample.binary {
             GlmmFamily::Logit

@@ -32,6 +32,18 @@ pub(super) struct Draws {
 }
 
 impl Draws {
+    /// Non-finite replicate values: of the split's parts, and of the RSRs.
+    fn non_finite(&self) -> (usize, usize) {
+        let split = self
+            .split
+            .iter()
+            .flatten()
+            .filter(|v| !v.is_finite())
+            .count();
+        let rsr = self.rsr.iter().flatten().filter(|v| !v.is_finite()).count();
+        (split, rsr)
+    }
+
     /// Percentile inference of the split's part `k` (0 between, 1 within).
     pub(super) fn infer_split(&self, k: usize, point: f64, level: f64) -> Inference {
         let v: Vec<f64> = self
@@ -113,7 +125,16 @@ pub(super) fn run(
         ));
     }
     let (split, rsr) = out.into_iter().flatten().unzip();
-    Some(Draws { split, rsr })
+    let draws = Draws { split, rsr };
+    let (split_bad, rsr_bad) = draws.non_finite();
+    if split_bad + rsr_bad > 0 {
+        warnings.push(format!(
+            "hierarchical model: {split_bad} replicate value(s) of the between/within split and \
+             {rsr_bad} hospital RSR draw(s) were not finite (a replicate's rate overflowed) and \
+             are left out of their intervals"
+        ));
+    }
+    Some(draws)
 }
 
 /// b + L z with LL' the 2 × 2 conditional covariance [a, b; b, c] and z
@@ -124,4 +145,22 @@ fn draw(rng: &mut ChaCha8Rng, mean: [f64; 2], cov: [f64; 3]) -> [f64; 2] {
     let l21 = if l11 > 0.0 { cov[1] / l11 } else { 0.0 };
     let l22 = (cov[2] - l21 * l21).max(0.0).sqrt();
     [mean[0] + l11 * z0, mean[1] + l21 * z0 + l22 * z1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Draws;
+
+    /// Non-finite replicate values are counted, and an interval is built from
+    /// the finite ones.
+    #[test]
+    fn non_finite_draws_are_counted_and_left_out() {
+        let draws = Draws {
+            split: vec![[0.1, 0.2], [f64::NAN, 0.3], [0.2, f64::INFINITY]],
+            rsr: vec![vec![0.1, f64::NAN], vec![0.12, 0.2], vec![0.11, 0.3]],
+        };
+        assert_eq!(draws.non_finite(), (2, 1));
+        let inf = draws.infer_split(0, 0.15, 0.95);
+        assert!(inf.ci_low.is_finite() && inf.ci_high.is_finite());
+    }
 }
