@@ -191,4 +191,4 @@ printf '   hospital analysis, hierarchical model, 500 hospital-bootstrap replica
   "$N" "$secs" "$(echo "$kb / 1024" | bc -l)"
 
 echo "== 4. statistical recovery (ignored tests, release)"
-cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|MI coverage|inside its interval|test result"
+cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|MI coverage|inside its interval|covered: random|test result"

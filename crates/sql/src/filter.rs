@@ -1,9 +1,8 @@
 //! The `[cohort] filters` language, parsed into an [`Expr`].
 //!
-//! This is the grammar of `healthgap_cohort::filter` (crates/cohort/src/filter.rs),
-//! whose parser builds polars expressions directly and has no parse tree of
-//! its own, so it is not reachable without polars. This module is a
-//! recursive-descent parser for the same grammar, token for token:
+//! This is the one parser of the filter grammar: `healthgap_cohort::filter`
+//! translates its tree into polars expressions for local data, and the SQL
+//! layer renders it for warehouses. A recursive-descent parser:
 //!
 //! ```text
 //! or         := and (("or" | "||") and)*
@@ -275,8 +274,7 @@ pub struct Filter {
 
 /// Parses one `[cohort] filters` string into a [`Filter`].
 ///
-/// Errors: [`SqlError::Filter`] naming the filter, with the message the
-/// cohort crate's parser gives for the same text.
+/// Errors: [`SqlError::Filter`] naming the filter and what is wrong.
 pub fn parse_filter(text: &str) -> Result<Filter, SqlError> {
     let err = |message: String| SqlError::Filter {
         filter: text.to_string(),
