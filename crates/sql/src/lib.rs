@@ -12,6 +12,7 @@
 //! - [`mean_queries`], [`moment_queries`]: the two passes of centred moments,
 //!   split under the engine's column limit; [`CellMoments::uncentred`] and
 //!   [`means_from`] on the results.
+//! - [`ResultSet`]: a result set as plain typed columns (what transports pull).
 
 mod cohort;
 mod dialect;
@@ -19,6 +20,7 @@ mod error;
 mod expr;
 mod filter;
 mod moments;
+mod result;
 
 pub use cohort::{
     AttritionColumn, AttritionQuery, CLUSTER, COHORT, CohortQuery, Covariate, DESIGN_PREFIX,
@@ -32,3 +34,4 @@ pub use moments::{
     COLUMN_MARGIN, CellMoments, Key, MomentColumn, MomentKind, MomentQuery, MomentSpec, Var,
     mean_queries, means_from, moment_queries,
 };
+pub use result::{ResultSet, Values};

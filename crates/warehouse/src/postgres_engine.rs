@@ -1,0 +1,304 @@
+//! PostgreSQL through the pure-Rust `postgres` client.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use healthgap_sql::{Dialect, ResultSet, TableName, Values};
+use postgres::config::Host;
+use postgres::types::Type;
+use postgres::{Client, Config, NoTls, Row};
+
+use crate::error::WarehouseError;
+
+/// A connection to PostgreSQL, with the text of every statement it ran.
+pub struct Postgres {
+    client: Client,
+    target: String,
+    statements: Vec<String>,
+}
+
+/// The dialect of every statement sent.
+const DIALECT: Dialect = Dialect::Postgres;
+
+impl Postgres {
+    /// Connects to `url` (a `postgresql://user@host:port/db` URL or a
+    /// `host=… user=… dbname=…` string; a Unix socket is a host that is a
+    /// path). The password is read from the environment variable
+    /// `password_env` when given; a password inside the URL is refused.
+    pub fn connect(url: &str, password_env: Option<&str>) -> Result<Postgres, WarehouseError> {
+        let password = match password_env {
+            Some(var) => Some(
+                std::env::var(var)
+                    .map_err(|_| WarehouseError::MissingPassword { var: var.into() })?,
+            ),
+            None => None,
+        };
+        Postgres::connect_with_password(url, password.as_deref())
+    }
+
+    /// [`Postgres::connect`] with the password given (for callers that hold
+    /// it already; it is not stored).
+    pub fn connect_with_password(
+        url: &str,
+        password: Option<&str>,
+    ) -> Result<Postgres, WarehouseError> {
+        let mut config = Config::from_str(url).map_err(|e| WarehouseError::Url {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        if config.get_password().is_some() {
+            return Err(WarehouseError::PasswordInUrl);
+        }
+        if let Some(password) = password {
+            config.password(password);
+        }
+        config.connect_timeout(Duration::from_secs(15));
+        config.application_name("healthgap");
+        let target = describe(&config);
+        let client = config.connect(NoTls).map_err(|e| WarehouseError::Connect {
+            target: target.clone(),
+            message: message(&e),
+        })?;
+        Ok(Postgres {
+            client,
+            target,
+            statements: Vec::new(),
+        })
+    }
+
+    /// Host, port, database and user, for messages (never the password).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The text of every statement run so far, in order.
+    pub fn statements(&self) -> &[String] {
+        &self.statements
+    }
+
+    /// Runs one statement compiled elsewhere (no parameters) and returns its
+    /// result set. Columns of types other than integers, floating point,
+    /// booleans and texts are an error: cast them in the query.
+    pub fn query(&mut self, sql: &str) -> Result<ResultSet, WarehouseError> {
+        self.statements.push(sql.to_string());
+        let stmt = self
+            .client
+            .prepare(sql)
+            .map_err(|e| self.query_error(&e, sql))?;
+        let rows = self
+            .client
+            .query(&stmt, &[])
+            .map_err(|e| self.query_error(&e, sql))?;
+        let mut columns = Vec::new();
+        for (j, c) in stmt.columns().iter().enumerate() {
+            columns.push((
+                c.name().to_string(),
+                read_column(&rows, j, c.name(), c.type_())?,
+            ));
+        }
+        Ok(ResultSet { columns })
+    }
+
+    /// The columns `columns` of `table`, every row: integers, floating point
+    /// (NUMERIC cast to double precision), booleans and texts as they are;
+    /// any other type (dates, timestamps, ...) as PostgreSQL writes it as
+    /// text (ISO dates).
+    pub fn fetch_columns(
+        &mut self,
+        table: &TableName,
+        columns: &[String],
+    ) -> Result<ResultSet, WarehouseError> {
+        let from = DIALECT.quote_table(table)?;
+        let names: Vec<String> = columns
+            .iter()
+            .map(|c| DIALECT.quote_ident(c))
+            .collect::<Result<_, _>>()?;
+        let probe = format!("SELECT {} FROM {from} LIMIT 0", names.join(", "));
+        let stmt = self
+            .client
+            .prepare(&probe)
+            .map_err(|e| self.query_error(&e, &probe))?;
+        let select: Vec<String> = stmt
+            .columns()
+            .iter()
+            .zip(&names)
+            .map(|(c, q)| match *c.type_() {
+                Type::INT2 | Type::INT4 | Type::INT8 | Type::FLOAT4 | Type::FLOAT8 => q.clone(),
+                Type::BOOL | Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => q.clone(),
+                Type::NUMERIC => format!("CAST({q} AS DOUBLE PRECISION) AS {q}"),
+                _ => format!("CAST({q} AS TEXT) AS {q}"),
+            })
+            .collect();
+        self.query(&format!("SELECT {} FROM {from}", select.join(", ")))
+    }
+
+    /// Replaces `table` with `data` in one transaction: `DROP TABLE IF
+    /// EXISTS`, `CREATE TABLE` with a column per result column (BIGINT,
+    /// DOUBLE PRECISION, TEXT, BOOLEAN) and `COPY … FROM STDIN` in CSV.
+    pub fn replace_table(
+        &mut self,
+        table: &TableName,
+        data: &ResultSet,
+    ) -> Result<(), WarehouseError> {
+        let name = DIALECT.quote_table(table)?;
+        let mut defs = Vec::new();
+        let mut quoted = Vec::new();
+        for (c, v) in &data.columns {
+            let q = DIALECT.quote_ident(c)?;
+            let ty = match v {
+                Values::Int(_) => "BIGINT",
+                Values::Float(_) => "DOUBLE PRECISION",
+                Values::Text(_) => "TEXT",
+                Values::Bool(_) => "BOOLEAN",
+            };
+            defs.push(format!("{q} {ty}"));
+            quoted.push(q);
+        }
+        let statements = [
+            format!("DROP TABLE IF EXISTS {name}"),
+            format!("CREATE TABLE {name} ({})", defs.join(", ")),
+        ];
+        let copy = format!(
+            "COPY {name} ({}) FROM STDIN (FORMAT csv)",
+            quoted.join(", ")
+        );
+        let target = self.target.clone();
+        let write_error = |e: &dyn std::fmt::Display| WarehouseError::Write {
+            target: target.clone(),
+            message: e.to_string(),
+        };
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| write_error(&message(&e)))?;
+        for s in &statements {
+            tx.batch_execute(s).map_err(|e| write_error(&message(&e)))?;
+        }
+        let mut writer = tx.copy_in(&copy).map_err(|e| write_error(&message(&e)))?;
+        write_csv(&mut writer, data).map_err(|e| write_error(&e))?;
+        writer.finish().map_err(|e| write_error(&message(&e)))?;
+        tx.commit().map_err(|e| write_error(&message(&e)))?;
+        self.statements.extend(statements);
+        self.statements.push(copy);
+        Ok(())
+    }
+
+    fn query_error(&self, e: &postgres::Error, sql: &str) -> WarehouseError {
+        WarehouseError::Query {
+            target: self.target.clone(),
+            message: message(e),
+            sql: sql.to_string(),
+        }
+    }
+}
+
+/// The server's own message when there is one (`ERROR: relation … does not
+/// exist`), else the client's.
+fn message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// `user@host:port/db`, without the password.
+fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{host}:{port}/{}",
+        config.get_user().unwrap_or("?"),
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+/// Column `j` of `rows` as typed values.
+fn read_column(rows: &[Row], j: usize, name: &str, ty: &Type) -> Result<Values, WarehouseError> {
+    let get = |e: postgres::Error| WarehouseError::ColumnType {
+        column: name.to_string(),
+        type_name: format!("{ty} ({e})"),
+    };
+    Ok(match *ty {
+        Type::INT2 => {
+            Values::Int(collect(rows, j, |v: Option<i16>| v.map(i64::from)).map_err(get)?)
+        }
+        Type::INT4 => {
+            Values::Int(collect(rows, j, |v: Option<i32>| v.map(i64::from)).map_err(get)?)
+        }
+        Type::INT8 => Values::Int(collect(rows, j, |v: Option<i64>| v).map_err(get)?),
+        Type::FLOAT4 => {
+            Values::Float(collect(rows, j, |v: Option<f32>| v.map(f64::from)).map_err(get)?)
+        }
+        Type::FLOAT8 => Values::Float(collect(rows, j, |v: Option<f64>| v).map_err(get)?),
+        Type::BOOL => Values::Bool(collect(rows, j, |v: Option<bool>| v).map_err(get)?),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            Values::Text(collect(rows, j, |v: Option<String>| v).map_err(get)?)
+        }
+        _ => {
+            return Err(WarehouseError::ColumnType {
+                column: name.to_string(),
+                type_name: ty.to_string(),
+            });
+        }
+    })
+}
+
+fn collect<'a, T, U>(
+    rows: &'a [Row],
+    j: usize,
+    f: impl Fn(Option<T>) -> Option<U>,
+) -> Result<Vec<Option<U>>, postgres::Error>
+where
+    T: postgres::types::FromSql<'a>,
+{
+    rows.iter()
+        .map(|r| r.try_get::<_, Option<T>>(j).map(&f))
+        .collect()
+}
+
+/// The rows of `data` as CSV for `COPY … (FORMAT csv)`: NULL as an empty
+/// unquoted field, every text quoted (so an empty text stays a text).
+fn write_csv(out: &mut impl std::io::Write, data: &ResultSet) -> std::io::Result<()> {
+    let mut line = String::new();
+    for r in 0..data.rows() {
+        line.clear();
+        for (k, (_, v)) in data.columns.iter().enumerate() {
+            if k > 0 {
+                line.push(',');
+            }
+            match v {
+                Values::Int(x) => {
+                    if let Some(x) = x[r] {
+                        line.push_str(&x.to_string());
+                    }
+                }
+                Values::Float(x) => match x[r] {
+                    Some(x) if x.is_finite() => line.push_str(&format!("{x:?}")),
+                    Some(x) if x.is_nan() => line.push_str("NaN"),
+                    Some(x) if x > 0.0 => line.push_str("Infinity"),
+                    Some(_) => line.push_str("-Infinity"),
+                    None => {}
+                },
+                Values::Bool(x) => {
+                    if let Some(x) = x[r] {
+                        line.push_str(if x { "t" } else { "f" });
+                    }
+                }
+                Values::Text(x) => {
+                    if let Some(x) = &x[r] {
+                        line.push('"');
+                        line.push_str(&x.replace('"', "\"\""));
+                        line.push('"');
+                    }
+                }
+            }
+        }
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
