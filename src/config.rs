@@ -68,6 +68,37 @@ pub struct RawData {
     pub synthetic: Option<IndexMap<String, toml::Value>>,
     /// Texts that mean "missing" in any column (default `["", "NA"]`).
     pub na_values: Option<Vec<String>>,
+    /// A warehouse table (`warehouse = { engine, url, table, ... }`).
+    pub warehouse: Option<RawWarehouse>,
+    /// Whether the analysis columns may leave the warehouse.
+    #[serde(default)]
+    pub allow_row_export: bool,
+}
+
+/// `[data] warehouse`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWarehouse {
+    /// The engine.
+    pub engine: RawEngine,
+    /// The connection (`postgresql://user@host:port/db` or `host=… user=…`), without a password.
+    pub url: String,
+    /// The cohort table.
+    pub table: String,
+    /// Its schema.
+    pub schema: Option<String>,
+    /// The environment variable that holds the password.
+    pub password_env: Option<String>,
+}
+
+/// A warehouse engine.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawEngine {
+    /// PostgreSQL.
+    Postgres,
+    /// Spark through Spark Connect.
+    Spark,
 }
 
 /// `omop = "dir"` or `[data.omop] path = "dir"` (+ `[data.omop.concepts]`).

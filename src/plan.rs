@@ -15,9 +15,9 @@ use healthgap_decompose::spec::RoleKind;
 use healthgap_synth::Params;
 
 use crate::config::{
-    RawAnalysis, RawAnalysisMissing, RawClusterTerm, RawConfig, RawData, RawFallback, RawFormat,
-    RawImputationInference, RawImputationMethod, RawInference, RawInferenceMethod, RawInterval,
-    RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
+    RawAnalysis, RawAnalysisMissing, RawClusterTerm, RawConfig, RawData, RawEngine, RawFallback,
+    RawFormat, RawImputationInference, RawImputationMethod, RawInference, RawInferenceMethod,
+    RawInterval, RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
 };
 
 /// Inference settings of one analysis.
@@ -112,6 +112,52 @@ pub struct Plan {
     pub vce: RawVce,
     /// Multiple imputation (`[cohort] missing = "multiple_imputation"`).
     pub imputation: Option<ImputationPlan>,
+    /// A warehouse source.
+    pub warehouse: Option<WarehousePlan>,
+}
+
+/// Where a warehouse source is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct WarehousePlan {
+    /// The connection string (no password).
+    pub url: String,
+    /// The cohort table.
+    pub table: healthgap_sql::TableName,
+    /// The environment variable that holds the password.
+    pub password_env: Option<String>,
+}
+
+/// `[data] warehouse`: PostgreSQL, with the analysis columns pulled (the
+/// in-warehouse moments path is not built yet, so `allow_row_export = true`
+/// is required and said so).
+fn warehouse_plan(d: &RawData) -> Result<Option<WarehousePlan>> {
+    let Some(w) = &d.warehouse else {
+        if d.allow_row_export {
+            bail!("[data] allow_row_export is set but there is no [data] warehouse");
+        }
+        return Ok(None);
+    };
+    if w.engine == RawEngine::Spark {
+        bail!(
+            "[data] warehouse: engine = \"spark\" is not available in this build (the Spark \
+             Connect transport is not built yet); use engine = \"postgres\""
+        );
+    }
+    if !d.allow_row_export {
+        bail!(
+            "[data] warehouse: this version pulls the analysis columns (one row per patient) out \
+             of the warehouse and analyses them here; computing the moments inside the warehouse \
+             is not built yet. Set [data] allow_row_export = true if the data may leave it"
+        );
+    }
+    Ok(Some(WarehousePlan {
+        url: w.url.clone(),
+        table: match &w.schema {
+            Some(schema) => healthgap_sql::TableName::in_schema(schema.clone(), w.table.clone()),
+            None => healthgap_sql::TableName::table(w.table.clone()),
+        },
+        password_env: w.password_env.clone(),
+    }))
 }
 
 /// The names the analyses absorb as fixed effects (the hospital column and
@@ -190,6 +236,7 @@ pub fn from_file(path: &Path) -> Result<Plan> {
 pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Plan> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let source = data_source(&raw.data, &dir)?;
+    let warehouse = warehouse_plan(&raw.data)?;
     let GroupPlan {
         labels: group_labels,
         reference,
@@ -235,19 +282,31 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         min_cell: raw.report.min_cell,
         vce,
         imputation,
+        warehouse,
     })
 }
 
-/// Data source: exactly one of `path`, `omop` or `synthetic`, paths relative to the config.
+/// Data source: exactly one of `path`, `omop`, `synthetic` or `warehouse`, paths relative to the config.
 fn data_source(d: &RawData, dir: &Path) -> Result<Source> {
-    let given = [d.path.is_some(), d.omop.is_some(), d.synthetic.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
+    let given = [
+        d.path.is_some(),
+        d.omop.is_some(),
+        d.synthetic.is_some(),
+        d.warehouse.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if given != 1 {
-        bail!("[data] needs exactly one of `path`, `omop` or `synthetic` (found {given})");
+        bail!(
+            "[data] needs exactly one of `path`, `omop`, `synthetic` or `warehouse` (found {given})"
+        );
     }
-    let source = if let Some(p) = &d.path {
+    let source = if let Some(w) = &d.warehouse {
+        Source::Warehouse {
+            label: format!("warehouse table `{}`", w.table),
+        }
+    } else if let Some(p) = &d.path {
         Source::Flat {
             path: relative(dir, p),
         }

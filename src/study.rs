@@ -12,7 +12,7 @@ use healthgap_report::results::{AttritionRow, FailedAnalysis, Table1Cell, Table1
 use healthgap_report::suppress::Disclosure;
 use healthgap_report::{
     CohortSummary, DataInfo, FileInfo, GroupCount, OutcomeInfo, Results, StudyInfo, ToolInfo,
-    suppress,
+    WarehouseInfo, suppress,
 };
 
 use crate::analysis::run_analysis;
@@ -21,9 +21,28 @@ use crate::config::{RawFallback, RawInferenceMethod, RawInterval};
 use crate::imputation::run_imputed;
 use crate::plan::{AnalysisPlan, Plan};
 
-/// Loads the cohort the plan names (flat file, OMOP folder or synthetic).
+/// Loads the cohort the plan names (flat file, OMOP folder, synthetic, or a
+/// warehouse table whose analysis columns are pulled first).
 pub fn load_cohort(plan: &Plan) -> Result<Cohort> {
-    healthgap_cohort::load(&plan.cohort).with_context(|| format!("{}", plan.config_path.display()))
+    let context = || format!("{}", plan.config_path.display());
+    let Some(w) = &plan.warehouse else {
+        return healthgap_cohort::load(&plan.cohort).with_context(context);
+    };
+    let columns = plan.cohort.columns().with_context(context)?;
+    let mut pg = healthgap_warehouse::Postgres::connect(&w.url, w.password_env.as_deref())
+        .with_context(context)?;
+    let data = pg.fetch_columns(&w.table, &columns).with_context(context)?;
+    let frame = healthgap_cohort::result_to_frame(&data).with_context(context)?;
+    let label = format!("{} ({})", table_label(&w.table), pg.target());
+    let mut cohort = healthgap_cohort::load_frame(&plan.cohort, frame, Vec::new(), &label)
+        .with_context(context)?;
+    cohort.warehouse = Some((pg.target().to_string(), pg.statements().to_vec()));
+    Ok(cohort)
+}
+
+/// `schema.table` as written in the config.
+fn table_label(t: &healthgap_sql::TableName) -> String {
+    t.parts.join(".")
 }
 
 /// A study that ran: results.json's content (small cells suppressed) and
@@ -384,6 +403,15 @@ fn results_of(
             source: cohort.source.into(),
             files,
             rows_read: cohort.rows_read,
+            warehouse: cohort
+                .warehouse
+                .as_ref()
+                .map(|(server, queries)| WarehouseInfo {
+                    engine: "postgres".into(),
+                    server: server.clone(),
+                    row_export: true,
+                    queries: queries.clone(),
+                }),
         },
         cohort: CohortSummary {
             n: suppress::count(cohort.n(), m),

@@ -38,13 +38,24 @@ pub struct SynthArgs {
     )]
     seed: String,
     /// Output folder (created; an existing one is replaced only when the run succeeds).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "to")]
+    out: Option<PathBuf>,
+    /// Also (or only) load the cohort into a PostgreSQL table: a
+    /// `postgresql://user@host:port/db` URL or `host=… user=… dbname=…`
+    /// string, without a password (see --password-env).
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// The table --to replaces (optionally `schema.table`).
+    #[arg(long, value_name = "NAME", default_value = "cohort", requires = "to")]
+    table: String,
+    /// The environment variable that holds the password for --to.
+    #[arg(long, value_name = "VAR", requires = "to")]
+    password_env: Option<String>,
     /// File format of the cohort and OMOP tables.
     #[arg(long, value_enum, default_value = "parquet")]
     format: Format,
     /// Also write the cohort as OMOP CDM v5.4 tables in DIR/omop/.
-    #[arg(long)]
+    #[arg(long, requires = "out")]
     omop: bool,
     /// Also write truth_patients (latent SES, position, hospital effect and the
     /// oracle probabilities of every patient).
@@ -99,15 +110,51 @@ fn progress(len: u64, message: &str) -> ProgressBar {
 /// Runs `healthgap synth`.
 pub fn run(args: &SynthArgs) -> Result<()> {
     let params = params(args)?;
-    let staged = StagedDir::new(&args.out)?;
-    let format = match args.format {
-        Format::Parquet => TableFormat::Parquet,
-        Format::Csv => TableFormat::Csv,
+    // Connect first: a wrong password fails before minutes of generation.
+    let mut warehouse = match &args.to {
+        Some(url) => Some(
+            healthgap_warehouse::Postgres::connect(url, args.password_env.as_deref())
+                .context("--to")?,
+        ),
+        None => None,
     };
     let bar = progress(params.patients as u64, "patients");
     let sample = Sample::generate(&params, &|k| bar.inc(k));
     bar.finish_and_clear();
+    if let Some(pg) = &mut warehouse {
+        let table = match args.table.split_once('.') {
+            Some((schema, table)) => healthgap_sql::TableName::in_schema(schema, table),
+            None => healthgap_sql::TableName::table(args.table.clone()),
+        };
+        let frame = healthgap_cohort::table_to_frame(&sample.flat_table())?;
+        let data = healthgap_cohort::frame_to_result(&frame)?;
+        pg.replace_table(&table, &data)
+            .with_context(|| format!("loading the cohort into {}", pg.target()))?;
+        eprintln!(
+            "loaded {} patients into table `{}` at {}",
+            params.patients,
+            args.table,
+            pg.target()
+        );
+    }
+    match &args.out {
+        Some(out) => write_folder(args, &params, &sample, out),
+        None => Ok(()),
+    }
+}
 
+/// The cohort, hospitals, OMOP tables and truth.json into the folder `out`.
+fn write_folder(
+    args: &SynthArgs,
+    params: &Params,
+    sample: &Sample,
+    out: &std::path::Path,
+) -> Result<()> {
+    let staged = StagedDir::new(out)?;
+    let format = match args.format {
+        Format::Parquet => TableFormat::Parquet,
+        Format::Csv => TableFormat::Csv,
+    };
     let dir = staged.path();
     let file = |name: &str| dir.join(format!("{name}.{}", format.extension()));
     write_table(&sample.flat_table(), &file("cohort"), format).context("writing the cohort")?;
@@ -128,7 +175,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     if args.omop {
         let omop_dir = dir.join("omop");
         std::fs::create_dir(&omop_dir).context("creating omop/")?;
-        for table in omop::tables(&sample) {
+        for table in omop::tables(sample) {
             let path = omop_dir.join(format!("{}.{}", table.name, format.extension()));
             write_table(&table, &path, format)
                 .with_context(|| format!("writing omop/{}", table.name))?;
@@ -137,7 +184,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     if !args.no_truth {
         let spinner = ProgressBar::new_spinner();
         spinner.set_message("computing truth.json");
-        let truth = truth::compute(&sample);
+        let truth = truth::compute(sample);
         spinner.finish_and_clear();
         let json = serde_json::to_string_pretty(&truth).context("serialising truth.json")?;
         std::fs::write(dir.join("truth.json"), json).context("writing truth.json")?;

@@ -13,6 +13,7 @@ mod util;
 // regression fixture of every analyses/*.toml), `synth`.
 mod cli_run;
 mod synth;
+mod warehouse;
 
 // Bad input: every bad config and bad data fails `check` and `run` alike.
 mod bad_configs;

@@ -20,10 +20,12 @@ pub mod write;
 
 pub use design::SeveralAbsorbed;
 pub use error::CohortError;
-pub use load::{AttritionStep, Cohort, MISSING_CODE, MissingStep, Values, Variable, load};
+pub use load::{
+    AttritionStep, Cohort, MISSING_CODE, MissingStep, Values, Variable, load, load_frame,
+};
 pub use spec::{
     CohortSpec, MissingPolicy, OutcomeKind, OutcomeSpec, Source, VarKind, VariableSpec,
     default_na_values,
 };
 pub use table1::Table1Row;
-pub use write::{TableFormat, table_to_frame, write_table};
+pub use write::{TableFormat, frame_to_result, result_to_frame, table_to_frame, write_table};

@@ -62,6 +62,9 @@ pub struct Cohort {
     pub source: &'static str,
     /// Files read (for provenance hashes).
     pub files: Vec<PathBuf>,
+    /// A warehouse source: the server (no credentials) and the text of every
+    /// statement that pulled the data.
+    pub warehouse: Option<(String, Vec<String>)>,
     /// Rows in the source before any step.
     pub rows_read: usize,
     /// Group labels: the reference first, then the comparisons in config order.
@@ -251,6 +254,7 @@ impl Cohort {
         let keep = rows;
         Cohort {
             source: self.source,
+            warehouse: self.warehouse.clone(),
             files: self.files.clone(),
             rows_read: self.rows_read,
             group_labels: self.group_labels.clone(),
@@ -483,6 +487,12 @@ pub fn load(spec: &CohortSpec) -> Result<Cohort, CohortError> {
             omop_files(dir),
             format!("{} (OMOP)", dir.display()),
         ),
+        Source::Warehouse { label } => {
+            return Err(CohortError::Read {
+                path: label.into(),
+                message: "a warehouse table is pulled by the transport first (load_frame)".into(),
+            });
+        }
         Source::Synthetic { params } => {
             params.validate()?;
             let sample = healthgap_synth::Sample::generate(params, &|_| {});
@@ -559,6 +569,7 @@ pub fn load_frame(
     });
     Ok(Cohort {
         source: spec.source.kind(),
+        warehouse: None,
         files,
         rows_read,
         group_labels: display,
@@ -582,40 +593,7 @@ fn needed_columns(
     file: &str,
 ) -> Result<Vec<filter::Filter>, CohortError> {
     // Every referenced column must exist; each with the config key that names it.
-    let mut needed: Vec<(String, String)> =
-        vec![(spec.group_column.clone(), "[groups] column".into())];
-    needed.extend(
-        spec.outcomes
-            .iter()
-            .map(|o| (o.name.clone(), "[outcomes]".into())),
-    );
-    needed.extend(
-        spec.variables
-            .iter()
-            .map(|v| (v.name.clone(), format!("[factors] {}", v.block))),
-    );
-    needed.extend(
-        spec.cluster
-            .iter()
-            .map(|c| (c.clone(), "[design] cluster".into())),
-    );
-    needed.extend(
-        spec.weights
-            .iter()
-            .map(|c| (c.clone(), "[design] weights".into())),
-    );
-    let filters: Vec<filter::Filter> = spec
-        .filters
-        .iter()
-        .map(|f| filter::parse(f))
-        .collect::<Result<_, _>>()?;
-    for (f, text) in filters.iter().zip(&spec.filters) {
-        needed.extend(
-            f.columns
-                .iter()
-                .map(|c| (c.clone(), format!("the [cohort] filter `{text}`"))),
-        );
-    }
+    let (needed, filters) = spec.column_roles()?;
     for (c, role) in &needed {
         if raw.column(c).is_err() {
             return Err(column_error(file, c, role, raw));
@@ -1216,5 +1194,63 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     match (a.parse::<f64>(), b.parse::<f64>()) {
         (Ok(x), Ok(y)) => x.total_cmp(&y),
         _ => a.cmp(b),
+    }
+}
+
+impl CohortSpec {
+    /// Every column the cohort reads, with the config key that names it
+    /// (group, outcomes, covariates, cluster, weights, then the filters'
+    /// columns), and the parsed filters.
+    #[allow(clippy::type_complexity)]
+    pub fn column_roles(
+        &self,
+    ) -> Result<(Vec<(String, String)>, Vec<filter::Filter>), CohortError> {
+        let mut needed: Vec<(String, String)> =
+            vec![(self.group_column.clone(), "[groups] column".into())];
+        needed.extend(
+            self.outcomes
+                .iter()
+                .map(|o| (o.name.clone(), "[outcomes]".into())),
+        );
+        needed.extend(
+            self.variables
+                .iter()
+                .map(|v| (v.name.clone(), format!("[factors] {}", v.block))),
+        );
+        needed.extend(
+            self.cluster
+                .iter()
+                .map(|c| (c.clone(), "[design] cluster".into())),
+        );
+        needed.extend(
+            self.weights
+                .iter()
+                .map(|c| (c.clone(), "[design] weights".into())),
+        );
+        let filters: Vec<filter::Filter> = self
+            .filters
+            .iter()
+            .map(|f| filter::parse(f))
+            .collect::<Result<_, _>>()?;
+        for (f, text) in filters.iter().zip(&self.filters) {
+            needed.extend(
+                f.columns
+                    .iter()
+                    .map(|c| (c.clone(), format!("the [cohort] filter `{text}`"))),
+            );
+        }
+        Ok((needed, filters))
+    }
+
+    /// The distinct columns the cohort reads, in first-use order (what a
+    /// warehouse transport pulls).
+    pub fn columns(&self) -> Result<Vec<String>, CohortError> {
+        let mut out: Vec<String> = Vec::new();
+        for (c, _) in self.column_roles()?.0 {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 }

@@ -27,15 +27,22 @@ pub enum Source {
         /// Generator parameters.
         params: Box<Params>,
     },
+    /// A warehouse table whose analysis columns a transport pulls first
+    /// ([`CohortSpec::columns`]); the frame then goes to `load_frame`.
+    Warehouse {
+        /// The table and server, for messages (no credentials).
+        label: String,
+    },
 }
 
 impl Source {
-    /// `path`, `omop` or `synthetic` (results.json `data.source`).
+    /// `path`, `omop`, `synthetic` or `warehouse` (results.json `data.source`).
     pub fn kind(&self) -> &'static str {
         match self {
             Source::Flat { .. } => "path",
             Source::Omop { .. } => "omop",
             Source::Synthetic { .. } => "synthetic",
+            Source::Warehouse { .. } => "warehouse",
         }
     }
 }

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
+use healthgap_sql::{ResultSet, Values};
 use healthgap_synth::{Column as SynthColumn, Table};
 use polars::prelude::*;
 
@@ -63,6 +64,65 @@ pub fn table_to_frame(table: &Table) -> Result<DataFrame, CohortError> {
         columns.push(series.into_column());
     }
     DataFrame::new(table.height(), columns).map_err(|e| frame_error(&table.name, e))
+}
+
+/// A frame as plain typed columns (integers, floats, booleans and texts;
+/// anything else, such as dates, as polars writes it as text: ISO dates).
+pub fn frame_to_result(df: &DataFrame) -> Result<ResultSet, CohortError> {
+    let err = |e: PolarsError| frame_error("frame", e);
+    let mut columns = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let s = c.as_materialized_series();
+        let values = match s.dtype() {
+            dt if dt.is_integer() => Values::Int(
+                s.cast(&DataType::Int64)
+                    .map_err(err)?
+                    .i64()
+                    .map_err(err)?
+                    .iter()
+                    .collect(),
+            ),
+            dt if dt.is_float() => Values::Float(
+                s.cast(&DataType::Float64)
+                    .map_err(err)?
+                    .f64()
+                    .map_err(err)?
+                    .iter()
+                    .collect(),
+            ),
+            DataType::Boolean => Values::Bool(s.bool().map_err(err)?.iter().collect()),
+            _ => Values::Text(
+                s.cast(&DataType::String)
+                    .map_err(err)?
+                    .str()
+                    .map_err(err)?
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect(),
+            ),
+        };
+        columns.push((s.name().to_string(), values));
+    }
+    Ok(ResultSet { columns })
+}
+
+/// Plain typed columns (a warehouse's result set) as a frame.
+pub fn result_to_frame(rs: &ResultSet) -> Result<DataFrame, CohortError> {
+    let columns: Vec<Column> = rs
+        .columns
+        .iter()
+        .map(|(name, v)| {
+            let name = PlSmallStr::from(name.as_str());
+            match v {
+                Values::Int(x) => Series::new(name, x),
+                Values::Float(x) => Series::new(name, x),
+                Values::Bool(x) => Series::new(name, x),
+                Values::Text(x) => Series::new(name, x),
+            }
+            .into_column()
+        })
+        .collect();
+    DataFrame::new(rs.rows(), columns).map_err(|e| frame_error("warehouse result", e))
 }
 
 /// Writes `table` to `path` in `format`.

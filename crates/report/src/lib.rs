@@ -24,7 +24,9 @@ pub mod suppress;
 pub mod triangulation;
 pub mod view;
 
-pub use results::{CohortSummary, DataInfo, FileInfo, GroupCount, Results, StudyInfo, ToolInfo};
+pub use results::{
+    CohortSummary, DataInfo, FileInfo, GroupCount, Results, StudyInfo, ToolInfo, WarehouseInfo,
+};
 pub use view::{OutcomeInfo, ReportInput};
 
 /// Errors while rendering a report.

@@ -35,12 +35,28 @@ pub struct FileInfo {
 /// The data.
 #[derive(Debug, Clone, Serialize)]
 pub struct DataInfo {
-    /// `path`, `omop` or `synthetic`.
+    /// `path`, `omop`, `synthetic` or `warehouse`.
     pub source: String,
     /// Files read.
     pub files: Vec<FileInfo>,
     /// Rows read before any step.
     pub rows_read: usize,
+    /// A warehouse source: where the data came from and what ran there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouse: Option<WarehouseInfo>,
+}
+
+/// results.json `data.warehouse`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WarehouseInfo {
+    /// `postgres`.
+    pub engine: String,
+    /// `user@host:port/database` (never a password).
+    pub server: String,
+    /// Whether patient rows (the analysis columns) left the warehouse.
+    pub row_export: bool,
+    /// The text of every statement run, in order.
+    pub queries: Vec<String>,
 }
 
 /// A group's size (null when suppressed).
