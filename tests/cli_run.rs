@@ -619,7 +619,47 @@ fn every_config_in_analyses_runs_end_to_end_and_matches_the_regression_fixture()
                 "data/cabg",
             ]);
         }
-        let out = dir.run(&["run", copy.to_str().unwrap(), "--out", "report"]);
+        // A warehouse config: a throwaway server with the cohort loaded as its
+        // comment says, and the config pointed at it.
+        let text = std::fs::read_to_string(&config).unwrap();
+        let server = text.contains("engine = \"postgres\"").then(|| {
+            let server =
+                healthgap_warehouse::testing::TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+            let url = server.url();
+            let out = dir
+                .command(&[
+                    "synth",
+                    "--patients",
+                    "20000",
+                    "--seed",
+                    "7",
+                    "--to",
+                    &url,
+                    "--table",
+                    "cabg_cohort",
+                    "--password-env",
+                    "HEALTHGAP_PG_PASSWORD",
+                ])
+                .env("HEALTHGAP_PG_PASSWORD", &server.password)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            let pointed = text.replace(
+                "host=/var/run/postgresql user=postgres dbname=postgres",
+                &url,
+            );
+            assert_ne!(pointed, text, "the warehouse url in {}", config.display());
+            std::fs::write(&copy, pointed).unwrap();
+            server
+        });
+        let out = dir
+            .command(&["run", copy.to_str().unwrap(), "--out", "report"])
+            .env(
+                "HEALTHGAP_PG_PASSWORD",
+                server.as_ref().map_or("", |s| s.password.as_str()),
+            )
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}: {}",
