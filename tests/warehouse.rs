@@ -198,9 +198,9 @@ fn warehouse_refusals_are_clear() {
         ),
         (config("", &url), "x", "allow_row_export = true"),
         (
-            study(&format!(
-                "warehouse = {{ engine = \"spark\", url = \"sc://localhost:15002\", table = \"cabg\" }}\nallow_row_export = true"
-            )),
+            study(
+                "warehouse = { engine = \"spark\", url = \"sc://localhost:15002\", table = \"cabg\" }\nallow_row_export = true",
+            ),
             "x",
             "not available in this build",
         ),

@@ -104,6 +104,7 @@ mod tests {
         let cohort = Cohort {
             source: "path",
             files: vec![],
+            warehouse: None,
             rows_read: 4,
             group_labels: vec!["White".into(), "Black".into()],
             group: vec![0, 1, 0, 1],
