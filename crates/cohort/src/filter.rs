@@ -153,21 +153,15 @@ mod tests {
         assert_eq!(count("age >= -1.5e1"), 5);
     }
 
+    /// The grammar's errors are tested in healthgap-sql; here, that they
+    /// arrive as the cohort's filter error quoting the filter.
     #[test]
     fn bad_filters_are_errors_that_quote_the_filter() {
-        for bad in [
-            "age >",
-            "age >= 18 65",
-            "'x' == 1",
-            "age ~ 3",
-            "status == urgent",
-            "(age > 1",
-            "age in [1, 'a']",
-            "",
-        ] {
-            let e = parse(bad).unwrap_err().to_string();
-            assert!(e.contains("filter"), "{bad}: {e}");
-        }
+        let e = parse("status == urgent").unwrap_err().to_string();
+        assert!(
+            e.starts_with("filter `status == urgent`: expected a value"),
+            "{e}"
+        );
         assert_eq!(
             parse("age >= 18 and female == 1").unwrap().columns,
             vec!["age", "female"]

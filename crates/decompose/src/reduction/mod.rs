@@ -738,6 +738,46 @@ mod tests {
         assert!((get("disparity_remaining") - 0.5).abs() < 4.0 * sim_se);
         get("disparity_reduction")
     }
+    /// A deterministic uniform(0, 1) stream (xorshift64).
+    fn xorshift(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// `hospital_id` absorbed with `levels` levels.
+    fn hospital_levels(h: &[u32], levels: usize) -> Absorbed {
+        Absorbed {
+            variable: "hospital_id".into(),
+            factor: "hospital".into(),
+            codes: h.to_vec(),
+            levels,
+            labels: (0..levels).map(|l| l.to_string()).collect(),
+        }
+    }
+
+    /// A binary outcome clustered by hospital.
+    fn clustered_binary<'a>(y: &'a [f64], g: &'a [u32], h: &'a [u32], levels: usize) -> Sample<'a> {
+        Sample {
+            outcome: "y",
+            y,
+            group: g,
+            labels: ["r", "c"],
+            weights: None,
+            cluster: Some(Cluster {
+                name: "hospital_id",
+                codes: h,
+                count: levels,
+            }),
+            binary: true,
+            min_cell: 11,
+        }
+    }
+
     /// Random hospital effects: the full-sample effects the care-site
     /// target uses are the GLMM's conditional modes (finite for hospitals
     /// without deaths), and a replicate's refit equals a cold GLMM fit on the
@@ -745,13 +785,7 @@ mod tests {
     #[test]
     fn random_hospital_effects_are_the_glmm_modes_and_replicates_refit() {
         let (n, hospitals) = (6_000usize, 400usize);
-        let mut state = 777u64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = xorshift(777);
         let (mut y, mut g, mut x, mut h) = (vec![], vec![], vec![], vec![]);
         for i in 0..n {
             let hosp = (i % hospitals) as u32;
@@ -770,29 +804,10 @@ mod tests {
                 values: x.to_vec(),
             }],
             categoricals: vec![],
-            absorbed: Some(Absorbed {
-                variable: "hospital_id".into(),
-                factor: "hospital".into(),
-                codes: h.to_vec(),
-                levels: hospitals,
-                labels: (0..hospitals).map(|l| l.to_string()).collect(),
-            }),
+            absorbed: Some(hospital_levels(&h, hospitals)),
         };
         let input = ReductionInput {
-            sample: &Sample {
-                outcome: "y",
-                y: &y,
-                group: &g,
-                labels: ["r", "c"],
-                weights: None,
-                cluster: Some(Cluster {
-                    name: "hospital_id",
-                    codes: &h,
-                    count: hospitals,
-                }),
-                binary: true,
-                min_cell: 11,
-            },
+            sample: &clustered_binary(&y, &g, &h, hospitals),
             covariates: &cov,
             allowable: vec![],
             targets: vec![Target {
@@ -902,13 +917,7 @@ mod tests {
     #[test]
     fn converged_replicate_equals_a_cold_refit_of_the_expanded_sample() {
         let (n, hospitals) = (20_000usize, 1500usize);
-        let mut state = 12345u64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut uniform = xorshift(12345);
         let (mut y, mut g, mut x, mut t, mut h) = (vec![], vec![], vec![], vec![], vec![]);
         for i in 0..n {
             let hosp = (i % hospitals) as u32;
@@ -940,29 +949,10 @@ mod tests {
                 },
             ],
             categoricals: vec![],
-            absorbed: Some(Absorbed {
-                variable: "hospital_id".into(),
-                factor: "hospital".into(),
-                codes: h.to_vec(),
-                levels: hospitals,
-                labels: (0..hospitals).map(|l| l.to_string()).collect(),
-            }),
+            absorbed: Some(hospital_levels(&h, hospitals)),
         };
         let input = ReductionInput {
-            sample: &Sample {
-                outcome: "y",
-                y: &y,
-                group: &g,
-                labels: ["r", "c"],
-                weights: None,
-                cluster: Some(Cluster {
-                    name: "hospital_id",
-                    codes: &h,
-                    count: hospitals,
-                }),
-                binary: true,
-                min_cell: 11,
-            },
+            sample: &clustered_binary(&y, &g, &h, hospitals),
             covariates: &cov,
             allowable: vec![],
             targets: vec![Target {
