@@ -6,6 +6,7 @@ use std::time::Duration;
 use healthgap_sql::{Dialect, ResultSet, TableName, Values};
 use postgres::config::Host;
 use postgres::types::Type;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, NoTls, Row};
 
 use crate::error::WarehouseError;
@@ -85,16 +86,35 @@ impl Postgres {
             .client
             .prepare(sql)
             .map_err(|e| self.query_error(&e, sql))?;
-        let rows = self
+        let mut columns: Vec<(String, Values)> = stmt
+            .columns()
+            .iter()
+            .map(|c| Ok((c.name().to_string(), empty_values(c.name(), c.type_())?)))
+            .collect::<Result<_, WarehouseError>>()?;
+        // Rows are streamed into the columns, not held as a Vec<Row>.
+        let no_params: [&(dyn postgres::types::ToSql + Sync); 0] = [];
+        let target = self.target.clone();
+        let failed = |e: &postgres::Error| WarehouseError::Query {
+            target: target.clone(),
+            message: message(e),
+            sql: sql.to_string(),
+        };
+        let mut rows = self
             .client
-            .query(&stmt, &[])
-            .map_err(|e| self.query_error(&e, sql))?;
-        let mut columns = Vec::new();
-        for (j, c) in stmt.columns().iter().enumerate() {
-            columns.push((
-                c.name().to_string(),
-                read_column(&rows, j, c.name(), c.type_())?,
-            ));
+            .query_raw(&stmt, no_params)
+            .map_err(|e| failed(&e))?;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => return Err(failed(&e)),
+            };
+            for (j, (name, values)) in columns.iter_mut().enumerate() {
+                push_value(&row, j, values).map_err(|e| WarehouseError::ColumnType {
+                    column: name.clone(),
+                    type_name: e.to_string(),
+                })?;
+            }
         }
         Ok(ResultSet { columns })
     }
@@ -216,27 +236,15 @@ fn describe(config: &Config) -> String {
     )
 }
 
-/// Column `j` of `rows` as typed values.
-fn read_column(rows: &[Row], j: usize, name: &str, ty: &Type) -> Result<Values, WarehouseError> {
-    let get = |e: postgres::Error| WarehouseError::ColumnType {
-        column: name.to_string(),
-        type_name: format!("{ty} ({e})"),
-    };
+/// The empty values of a column of type `ty` (an error for a type that
+/// cannot be read: cast it in the query).
+fn empty_values(name: &str, ty: &Type) -> Result<Values, WarehouseError> {
     Ok(match *ty {
-        Type::INT2 => {
-            Values::Int(collect(rows, j, |v: Option<i16>| v.map(i64::from)).map_err(get)?)
-        }
-        Type::INT4 => {
-            Values::Int(collect(rows, j, |v: Option<i32>| v.map(i64::from)).map_err(get)?)
-        }
-        Type::INT8 => Values::Int(collect(rows, j, |v: Option<i64>| v).map_err(get)?),
-        Type::FLOAT4 => {
-            Values::Float(collect(rows, j, |v: Option<f32>| v.map(f64::from)).map_err(get)?)
-        }
-        Type::FLOAT8 => Values::Float(collect(rows, j, |v: Option<f64>| v).map_err(get)?),
-        Type::BOOL => Values::Bool(collect(rows, j, |v: Option<bool>| v).map_err(get)?),
+        Type::INT2 | Type::INT4 | Type::INT8 => Values::Int(Vec::new()),
+        Type::FLOAT4 | Type::FLOAT8 => Values::Float(Vec::new()),
+        Type::BOOL => Values::Bool(Vec::new()),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-            Values::Text(collect(rows, j, |v: Option<String>| v).map_err(get)?)
+            Values::Text(Vec::new())
         }
         _ => {
             return Err(WarehouseError::ColumnType {
@@ -247,17 +255,24 @@ fn read_column(rows: &[Row], j: usize, name: &str, ty: &Type) -> Result<Values, 
     })
 }
 
-fn collect<'a, T, U>(
-    rows: &'a [Row],
-    j: usize,
-    f: impl Fn(Option<T>) -> Option<U>,
-) -> Result<Vec<Option<U>>, postgres::Error>
-where
-    T: postgres::types::FromSql<'a>,
-{
-    rows.iter()
-        .map(|r| r.try_get::<_, Option<T>>(j).map(&f))
-        .collect()
+/// Appends column `j` of `row` to `values` (whose variant matches the
+/// column's type, see [`empty_values`]).
+fn push_value(row: &Row, j: usize, values: &mut Values) -> Result<(), postgres::Error> {
+    let ty = row.columns()[j].type_().clone();
+    match values {
+        Values::Int(v) => v.push(match ty {
+            Type::INT2 => row.try_get::<_, Option<i16>>(j)?.map(i64::from),
+            Type::INT4 => row.try_get::<_, Option<i32>>(j)?.map(i64::from),
+            _ => row.try_get::<_, Option<i64>>(j)?,
+        }),
+        Values::Float(v) => v.push(match ty {
+            Type::FLOAT4 => row.try_get::<_, Option<f32>>(j)?.map(f64::from),
+            _ => row.try_get::<_, Option<f64>>(j)?,
+        }),
+        Values::Bool(v) => v.push(row.try_get::<_, Option<bool>>(j)?),
+        Values::Text(v) => v.push(row.try_get::<_, Option<String>>(j)?),
+    }
+    Ok(())
 }
 
 /// The rows of `data` as CSV for `COPY … (FORMAT csv)`: NULL as an empty
