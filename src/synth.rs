@@ -38,7 +38,7 @@ pub struct SynthArgs {
     )]
     seed: String,
     /// Output folder (created; an existing one is replaced only when the run succeeds).
-    #[arg(long, value_name = "DIR", required_unless_present = "to")]
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Also (or only) load the cohort into a PostgreSQL table: a
     /// `postgresql://user@host:port/db` URL or `host=… user=… dbname=…`
@@ -110,6 +110,9 @@ fn progress(len: u64, message: &str) -> ProgressBar {
 /// Runs `healthgap synth`.
 pub fn run(args: &SynthArgs) -> Result<()> {
     let params = params(args)?;
+    if args.out.is_none() && args.to.is_none() {
+        bail!("give --out DIR (files) or --to URL (a PostgreSQL table), or both");
+    }
     // Connect first: a wrong password fails before minutes of generation.
     let mut warehouse = match &args.to {
         Some(url) => Some(

@@ -452,6 +452,16 @@ fn set_help_lists_the_missing_keys() {
         assert!(err.contains(&format!("missing.{c}")), "{err}");
     }
     assert!(err.contains("missing.strength"), "{err}");
+    // `--set help` needs no --out; a run without --out or --to says so.
+    let out = dir.run(&["synth", "--set", "help"]);
+    assert!(
+        stderr(&out).contains("missing.strength"),
+        "{}",
+        stderr(&out)
+    );
+    let out = dir.run(&["synth", "--patients", "10"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("give --out DIR"), "{}", stderr(&out));
     let out = dir.run(&["synth", "--out", "o", "--set", "missing.bmi=1.5"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("[0, 1)"), "{}", stderr(&out));

@@ -79,7 +79,7 @@ inference = {{ method = "bootstrap" }}
 
 [report]
 out_dir = "out"
-formats = ["json"]
+formats = ["json", "markdown"]
 "#
     )
 }
@@ -162,10 +162,23 @@ fn a_warehouse_study_equals_the_file_study() {
         "{queries:?}"
     );
     assert_eq!(w["data"]["warehouse"]["row_export"], true);
+    let md = std::fs::read_to_string(dir.join("wh_out/report.md")).unwrap();
+    assert!(
+        md.contains("Warehouse: healthgap@") && md.contains("patient rows exported: yes"),
+        "{md}"
+    );
     // The password is nowhere in what was written or printed.
-    for entry in std::fs::read_dir(dir.join("wh_out")).unwrap() {
-        let text = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!String::from_utf8_lossy(&text).contains(&server.password));
+    let mut folders = vec![dir.join("wh_out")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let text = std::fs::read(&path).unwrap();
+                assert!(!String::from_utf8_lossy(&text).contains(&server.password));
+            }
+        }
     }
     assert!(!stderr(&ran).contains(&server.password));
 }
@@ -197,6 +210,14 @@ fn warehouse_refusals_are_clear() {
             "holds a password",
         ),
         (config("", &url), "x", "allow_row_export = true"),
+        (
+            config(
+                "allow_row_export = true",
+                "postgresql://analyst:hunter2@%2Ftmp%2Fpg:notaport/postgres",
+            ),
+            "x",
+            "holds a password",
+        ),
         (
             study(
                 "warehouse = { engine = \"spark\", url = \"sc://localhost:15002\", table = \"cabg\" }\nallow_row_export = true",

@@ -650,7 +650,10 @@ fn apply_filters(
             .collect()
             .map_err(|e| CohortError::Filter {
                 filter: f.text.clone(),
-                message: format!("cannot be applied: {e} (compare numbers with numbers and texts with quoted texts)"),
+                message: format!(
+                    "cannot be applied: {} (compare numbers with numbers and texts with quoted texts)",
+                    polars_message(&e)
+                ),
             })?;
         attrition.push(AttritionStep {
             step: f.text.clone(),
@@ -1253,4 +1256,16 @@ impl CohortSpec {
         }
         Ok(out)
     }
+}
+
+/// A polars error's message without the query plan it may append (internal
+/// detail a user cannot act on).
+fn polars_message(e: &PolarsError) -> String {
+    let text = e.to_string();
+    let cut = ["\n\nResolved plan", "Resolved plan until failure"]
+        .iter()
+        .filter_map(|m| text.find(m))
+        .min()
+        .unwrap_or(text.len());
+    text[..cut].trim_end().to_string()
 }

@@ -121,6 +121,19 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
     for f in &results.data.files {
         let _ = writeln!(out, "- `{}` sha256 `{}`", escape(&f.path), f.sha256);
     }
+    if let Some(w) = &results.data.warehouse {
+        let _ = writeln!(
+            out,
+            "Warehouse: {} ({}); patient rows exported: {}
+",
+            escape(&w.server),
+            escape(&w.engine),
+            if w.row_export { "yes" } else { "no" }
+        );
+        for q in &w.queries {
+            let _ = writeln!(out, "```sql\n{}\n```", q.replace("```", "` ` `"));
+        }
+    }
     let c = &results.cohort;
     let _ = writeln!(out, "\n## Cohort\n");
     let _ = writeln!(

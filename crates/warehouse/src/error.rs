@@ -15,7 +15,8 @@ pub enum WarehouseError {
     /// A password was written into the URL.
     #[error(
         "the warehouse url holds a password; remove it and name an environment variable that \
-         holds it instead (`password_env = \"VAR\"`): passwords are never read from config files"
+         holds it instead (`password_env = \"VAR\"` in a config, `--password-env VAR` for \
+         `healthgap synth --to`): passwords are never read from URLs or config files"
     )]
     PasswordInUrl,
     /// The environment variable that should hold the password is not set.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use healthgap_sql::{Dialect, ResultSet, TableName, Values};
 use postgres::config::Host;
-use postgres::types::Type;
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::Type;
 use postgres::{Client, Config, NoTls, Row};
 
 use crate::error::WarehouseError;
@@ -43,9 +43,12 @@ impl Postgres {
         url: &str,
         password: Option<&str>,
     ) -> Result<Postgres, WarehouseError> {
+        if holds_password(url) {
+            return Err(WarehouseError::PasswordInUrl);
+        }
         let mut config = Config::from_str(url).map_err(|e| WarehouseError::Url {
             url: url.to_string(),
-            message: e.to_string(),
+            message: chain(&e),
         })?;
         if config.get_password().is_some() {
             return Err(WarehouseError::PasswordInUrl);
@@ -134,6 +137,7 @@ impl Postgres {
             .map(|c| DIALECT.quote_ident(c))
             .collect::<Result<_, _>>()?;
         let probe = format!("SELECT {} FROM {from} LIMIT 0", names.join(", "));
+        self.statements.push(probe.clone());
         let stmt = self
             .client
             .prepare(&probe)
@@ -213,12 +217,50 @@ impl Postgres {
 }
 
 /// The server's own message when there is one (`ERROR: relation … does not
-/// exist`), else the client's.
+/// exist`, with its detail and hint), else the client's with its causes.
 fn message(e: &postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+        Some(db) => {
+            let mut m = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!(" ({d})"));
+            }
+            if let Some(h) = db.hint() {
+                m.push_str(&format!(" HINT: {h}"));
+            }
+            m
+        }
+        None => chain(e),
     }
+}
+
+/// An error and its causes, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut m = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !m.contains(&text) {
+            m.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    m
+}
+
+/// Whether a connection string holds a password, found without parsing it
+/// (so that a string that does not parse is never echoed with one): a
+/// `scheme://user:password@` URL, or a `password=` key.
+pub(crate) fn holds_password(url: &str) -> bool {
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            return userinfo.contains(':');
+        }
+        return url.contains("password=");
+    }
+    url.split_whitespace()
+        .any(|kv| kv.trim_start().to_ascii_lowercase().starts_with("password"))
 }
 
 /// `user@host:port/db`, without the password.
@@ -316,4 +358,32 @@ fn write_csv(out: &mut impl std::io::Write, data: &ResultSet) -> std::io::Result
         out.write_all(line.as_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_password;
+
+    /// Passwords are found without parsing, in both connection-string forms,
+    /// including strings that would not parse.
+    #[test]
+    fn passwords_are_found_before_parsing() {
+        for with in [
+            "postgresql://analyst:secret@host/db",
+            "postgresql://analyst:secret@%2Ftmp%2Fpg:notaport/db",
+            "postgres://a:b@h:5432/db?sslmode=bogus",
+            "postgresql://host/db?password=secret",
+            "host=/tmp user=a password=secret",
+            "host=/tmp user=a PASSWORD = secret",
+        ] {
+            assert!(holds_password(with), "{with}");
+        }
+        for without in [
+            "postgresql://analyst@host/db",
+            "postgresql://%2Ftmp%2Fpg/db",
+            "host=/tmp user=a dbname=postgres",
+        ] {
+            assert!(!holds_password(without), "{without}");
+        }
+    }
 }

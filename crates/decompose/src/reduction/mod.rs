@@ -256,8 +256,9 @@ impl Spec for ReductionSpec {
              random hospital intercept, fitted by the Laplace approximation, and the hospital's \
              share of comparison patients as a hospital-level covariate, Mundlak 1978); the \
              care-site target moved patients between the hospitals' shrunken effects (the \
-             covariate term plus the conditional mode), and each bootstrap replicate refitted \
-             that model."
+             covariate term plus the conditional mode; with an estimated hospital SD of 0, the \
+             covariate term alone, as the outcome model's label and warnings say), and each \
+             bootstrap replicate refitted that model."
         } else {
             ""
         };

@@ -114,10 +114,28 @@ impl RandomHospitals {
                 .iter()
                 .map(|w| format!("outcome model (random hospital effects): {w}")),
         );
+        if fit.boundary {
+            warnings.push(format!(
+                "outcome model (random hospital effects): with σ_u at 0 every hospital's effect is \
+                 the hospital-share term alone (γ·share_h, γ = {:.4}): the care-site target \
+                 moves patients between hospitals that differ only by their share of {} patients",
+                fit.coef.last().copied().unwrap_or(0.0),
+                input.sample.labels[1]
+            ));
+        }
+        if input.sample.cluster.is_none() {
+            warnings.push(
+                "random hospital effects without [design] cluster: the row bootstrap resamples \
+                 patients, not hospitals, and each replicate fits the hierarchical model from \
+                 scratch (slow); set [design] cluster to the hospital for the hospital bootstrap"
+                    .into(),
+            );
+        }
         let summary = fit.summary(
             &format!(
-                "outcome model (both groups), hierarchical {}",
-                family.name()
+                "outcome model (both groups), hierarchical {}, σ_u = {:.4}",
+                family.name(),
+                fit.intercept_sd
             ),
             &a.variable,
             level,

@@ -20,17 +20,32 @@ pub(super) fn provenance(input: &ReportInput) -> Vec<(String, String)> {
                 "path" => "a flat extract (CSV or Parquet)".into(),
                 "omop" => "an OMOP CDM v5.4 folder".into(),
                 "synthetic" => "the synthetic generator (in memory)".into(),
+                "warehouse" => "a warehouse table".into(),
                 other => other.to_string(),
             },
         ),
     ];
+    if let Some(w) = &r.data.warehouse {
+        provenance.push(("warehouse".into(), format!("{} ({})", w.server, w.engine)));
+        provenance.push((
+            "patient rows exported".into(),
+            if w.row_export {
+                "yes: the study's columns were pulled (allow_row_export = true)".into()
+            } else {
+                "no: only aggregates left the warehouse".into()
+            },
+        ));
+        for (k, q) in w.queries.iter().enumerate() {
+            provenance.push((format!("query {}", k + 1), q.clone()));
+        }
+    }
     for f in &r.data.files {
         provenance.push((
             format!("data file {}", f.path),
             format!("sha256 {}", f.sha256),
         ));
     }
-    if r.data.files.is_empty() {
+    if r.data.files.is_empty() && r.data.warehouse.is_none() {
         provenance.push((
             "data files".into(),
             "none: the cohort was generated in memory from the config's seed".into(),
