@@ -162,6 +162,10 @@ fn a_warehouse_study_equals_the_file_study() {
         "{queries:?}"
     );
     assert_eq!(w["data"]["warehouse"]["row_export"], true);
+    let root = crate::schema::schema();
+    let mut errors = Vec::new();
+    crate::schema::validate(&root, &root, &w, "$", &mut errors);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
     let md = std::fs::read_to_string(dir.join("wh_out/report.md")).unwrap();
     assert!(
         md.contains("Warehouse: healthgap@") && md.contains("patient rows exported: yes"),
