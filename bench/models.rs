@@ -123,6 +123,11 @@ fn main() {
         "RESULT logit_hospital_fe_cr1 {t:.4} s (black: {:.6}, se {:.6}, {} iterations)",
         fit.0, fit.1, fit.2
     );
+    // Full precision, to check that a change to the fit leaves the estimate alone.
+    println!(
+        "CHECK logit_hospital_fe_cr1 black {:.17e} se {:.17e}",
+        fit.0, fit.1
+    );
 
     let (t, fit) = time(repeats, || {
         let fit = Ols::new().fit(&design).expect("ols");

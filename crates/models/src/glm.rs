@@ -1,6 +1,9 @@
 //! Binary-outcome models: logit and probit by Newton–Raphson with step-halving,
 //! optionally with absorbed fixed effects (IRLS with the working response and
-//! regressors demeaned at each iteration, as fixest's `feglm`).
+//! regressors demeaned at each iteration, as fixest's `feglm`). With at most
+//! one FE set the demeaned system comes from per-level sums, and each
+//! iteration is one fused pass over the design (`newton_pass`); several sets
+//! use alternating projections.
 //!
 //! Log-likelihood ℓ(b) = Σ w_i [y_i log F(η_i) + (1 − y_i) log(1 − F(η_i))],
 //! η = Xb; F = Λ (logit) or Φ (probit). Newton uses the observed Hessian, so
@@ -11,6 +14,7 @@ use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 use crate::design::{Design, FixedEffect};
 use crate::error::ModelError;
 use crate::fe::{Demeaner, demean_columns, non_singletons};
+use crate::newton_pass::{Rows, System};
 
 /// Rows per parallel block of the linear predictor.
 const BLOCK: usize = 65_536;
@@ -58,12 +62,21 @@ impl Link {
     pub(crate) fn row(self, y: f64, eta: f64) -> (f64, f64, f64) {
         match self {
             Link::Logit => {
-                let p = self.cdf(eta);
-                // log-likelihood in a numerically safe form
-                let ll = if y > 0.5 {
-                    -softplus(-eta)
+                // One exponential, e = exp(−|η|), gives both F(η) and the
+                // log-likelihood in a numerically safe form:
+                // log F(η) = −(max(−η, 0) + log(1 + e)),
+                // log(1 − F(η)) = −(max(η, 0) + log(1 + e)).
+                let e = (-eta.abs()).exp();
+                let p = if eta >= 0.0 {
+                    1.0 / (1.0 + e)
                 } else {
-                    -softplus(eta)
+                    e / (1.0 + e)
+                };
+                let log1pe = e.ln_1p();
+                let ll = if y > 0.5 {
+                    -((-eta).max(0.0) + log1pe)
+                } else {
+                    -(eta.max(0.0) + log1pe)
                 };
                 (ll, y - p, p * (1.0 - p))
             }
@@ -86,10 +99,6 @@ impl Link {
             }
         }
     }
-}
-
-fn softplus(x: f64) -> f64 {
-    if x > 35.0 { x } else { x.exp().ln_1p() }
 }
 
 fn normal() -> Normal {
@@ -219,7 +228,9 @@ impl Glm {
     }
 
     /// Newton–Raphson with step-halving on the design left after the FE drops:
-    /// collinearity check, start values, then Newton steps until convergence.
+    /// collinearity check, start values, then Newton steps until convergence
+    /// (the fused row pass for at most one FE set, alternating projections
+    /// for several).
     fn newton(
         &self,
         design: Design,
@@ -231,7 +242,6 @@ impl Glm {
         let x: &[f64] = design.x.as_slice_memory_order().unwrap_or(&[]);
         let y: Vec<f64> = design.y.to_vec();
         let w: Vec<f64> = (0..n).map(|i| design.weight(i)).collect();
-        let fe = !design.absorb.is_empty();
         let (kept, dropped) = kept_columns(&design, x, &w)?;
         let k = kept.len();
         // The kept columns: X itself when nothing was dropped (no copy).
@@ -244,7 +254,6 @@ impl Glm {
                     .collect(),
             )
         };
-        let xk: &[f64] = &xk;
         let names: Vec<String> = kept.iter().map(|&j| design.names[j].clone()).collect();
         let b: Vec<f64> = match start {
             Some(s) if s.len() == k => s.to_vec(),
@@ -252,18 +261,148 @@ impl Glm {
         };
         let obj = Objective {
             link: self.link,
-            xk,
+            xk: &xk,
             y: &y,
             w: &w,
             n,
             k,
         };
-        // α: the FE part of η (zero without FE).
-        let alpha = if fe {
-            obj.start_alpha(&design.absorb[0], &b)
+        let end = if design.absorb.len() > 1 {
+            self.newton_projections(&obj, &design.absorb, b, &names)?
         } else {
-            vec![0.0; n]
+            self.newton_fused(&obj, design.absorb.first(), b, &names)?
         };
+        let max_score = end.scores.max_score;
+        let (warnings, converged) = self.separation_warnings(&end, &w, &names);
+        if !converged {
+            return Err(ModelError::NotConverged {
+                iterations: end.iterations,
+                max_score,
+            });
+        }
+        Ok(GlmFit {
+            link: self.link,
+            work: design,
+            names,
+            coef: end.b,
+            bread: end.scores.bread,
+            xd: end.scores.xd,
+            score_weights: end.scores.score_weights,
+            eta: end.eta,
+            loglik: end.ll,
+            iterations: end.iterations,
+            converged,
+            max_score,
+            dropped,
+            dropped_fe,
+            warnings,
+        })
+    }
+
+    /// The Newton iterations with at most one absorbed FE set, on the fused
+    /// row pass (`newton_pass`): α is one value per level, and the pass that
+    /// evaluates an accepted iterate also yields its Newton system, so each
+    /// iteration reads the design once.
+    fn newton_fused(
+        &self,
+        obj: &Objective<'_>,
+        fe: Option<&FixedEffect>,
+        b: Vec<f64>,
+        names: &[String],
+    ) -> Result<Ending, ModelError> {
+        let k = obj.k;
+        let rows = Rows {
+            link: self.link,
+            x: obj.xk,
+            y: obj.y,
+            w: obj.w,
+            fe: fe.map(|f| (&f.codes[..], f.levels)),
+            n: obj.n,
+            k,
+        };
+        let alpha = fe.map_or_else(Vec::new, |f| obj.start_alpha(f, &b));
+        let mut eta = vec![0.0; obj.n];
+        let (ll, system) = rows.pass(&b, &alpha, &mut eta, true);
+        let mut at = FusedIterate {
+            b,
+            alpha,
+            eta,
+            ll,
+            system: system.unwrap_or_else(|| unreachable!("a system pass returns the system")),
+        };
+        let mut spare = vec![0.0; obj.n];
+        let mut converged = false;
+        let mut iterations = 0;
+        let mut last_change = f64::INFINITY;
+        let mut bread = vec![0.0; k * k];
+        for it in 1..=self.max_iter {
+            iterations = it;
+            let ranked = ranked_inverse(&at.system.hess, k, 1e-14);
+            if ranked.kept.len() < k {
+                return Err(ModelError::Singular {
+                    rank: ranked.kept.len(),
+                    ncols: k,
+                    columns: ranked.dropped.iter().map(|&j| names[j].clone()).collect(),
+                });
+            }
+            bread = ranked.inverse;
+            let b_new = crate::linalg::mat_vec(&bread, k, k, &at.system.rhs);
+            let target_alpha = at.system.level_alpha(&b_new);
+            let Some(next) = rows.step_halving(&at, &b_new, &target_alpha, &mut spare) else {
+                break;
+            };
+            let change = (next.ll - at.ll).abs() / (at.ll.abs() + 0.1);
+            last_change = change;
+            let max_step = next
+                .b
+                .iter()
+                .zip(&at.b)
+                .fold(0.0f64, |m, (a, c)| m.max((a - c).abs()));
+            // The accepted η is in `spare`; the old η's buffer becomes the spare.
+            std::mem::swap(&mut at.eta, &mut spare);
+            (at.b, at.alpha, at.ll, at.system) = (next.b, next.alpha, next.ll, next.system);
+            if change < self.tol
+                && max_step < 1e-8 * (1.0 + at.b.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+            {
+                converged = true;
+                break;
+            }
+        }
+        // The bread at the estimate (the last iteration's if singular there).
+        let ranked = ranked_inverse(&at.system.hess, k, 1e-14);
+        if ranked.kept.len() == k {
+            bread = ranked.inverse;
+        }
+        let (score_weights, xd, max_score) = rows.scores(&at.eta, &at.system);
+        Ok(Ending {
+            b: at.b,
+            eta: at.eta,
+            ll: at.ll,
+            iterations,
+            converged,
+            last_change,
+            scores: FinalScores {
+                score_weights,
+                xd,
+                bread,
+                max_score,
+            },
+        })
+    }
+
+    /// The Newton iterations with several absorbed FE sets: the working
+    /// response and regressors demeaned by alternating projections at each
+    /// iteration, α carried per row.
+    fn newton_projections(
+        &self,
+        obj: &Objective<'_>,
+        absorb: &[FixedEffect],
+        b: Vec<f64>,
+        names: &[String],
+    ) -> Result<Ending, ModelError> {
+        let k = obj.k;
+        let start = obj.start_alpha(&absorb[0], &b);
+        let alpha: Vec<f64> = absorb[0].codes.iter().map(|&c| start[c as usize]).collect();
         let eta = obj.eta(&b, &alpha);
         let ll = obj.loglik(&eta);
         let mut at = Iterate { b, alpha, eta, ll };
@@ -274,7 +413,7 @@ impl Glm {
         for it in 1..=self.max_iter {
             iterations = it;
             let (h, z) = obj.working(&at.eta);
-            let (hess, rhs, part) = obj.newton_system(&design.absorb, &h, &z)?;
+            let (hess, rhs, zd, xd) = obj.projected_system(absorb, &h, &z)?;
             let ranked = ranked_inverse(&hess, k, 1e-14);
             if ranked.kept.len() < k {
                 return Err(ModelError::Singular {
@@ -284,10 +423,8 @@ impl Glm {
                 });
             }
             bread = ranked.inverse;
-            let b_new: Vec<f64> = (0..k)
-                .map(|a| (0..k).map(|c| bread[a * k + c] * rhs[c]).sum())
-                .collect();
-            let target_alpha = obj.target_alpha(&design.absorb, &part, &z, &b_new);
+            let b_new = crate::linalg::mat_vec(&bread, k, k, &rhs);
+            let target_alpha = obj.target_alpha(&zd, &xd, &z, &b_new);
             let Some(next) = obj.step_halving(&at, &b_new, &target_alpha) else {
                 break;
             };
@@ -306,49 +443,24 @@ impl Glm {
                 break;
             }
         }
-        let scores = obj.final_scores(&design.absorb, &at.eta, bread)?;
-        let max_score = scores.max_score;
-        let (warnings, converged) =
-            self.separation_warnings(&at, &w, &names, converged, last_change, max_score);
-        let Iterate { b, eta, ll, .. } = at;
-        if !converged {
-            return Err(ModelError::NotConverged {
-                iterations,
-                max_score,
-            });
-        }
-        Ok(GlmFit {
-            link: self.link,
-            work: design,
-            names,
-            coef: b,
-            bread: scores.bread,
-            xd: scores.xd,
-            score_weights: scores.score_weights,
-            eta,
-            loglik: ll,
+        let scores = obj.final_scores(absorb, &at.eta, bread)?;
+        Ok(Ending {
+            b: at.b,
+            eta: at.eta,
+            ll: at.ll,
             iterations,
             converged,
-            max_score,
-            dropped,
-            dropped_fe,
-            warnings,
+            last_change,
+            scores,
         })
     }
 
     /// The warnings on the fitted probabilities, and whether the fit is accepted
     /// as converged: a fit that did not meet the criterion is accepted, with a
     /// warning, under quasi-complete separation.
-    fn separation_warnings(
-        &self,
-        at: &Iterate,
-        w: &[f64],
-        names: &[String],
-        converged: bool,
-        last_change: f64,
-        max_score: f64,
-    ) -> (Vec<String>, bool) {
-        let mut converged = converged;
+    fn separation_warnings(&self, at: &Ending, w: &[f64], names: &[String]) -> (Vec<String>, bool) {
+        let (last_change, max_score) = (at.last_change, at.scores.max_score);
+        let mut converged = at.converged;
         let mut warnings = Vec::new();
         let extreme = at.eta.iter().filter(|e| e.abs() > 30.0).count();
         if extreme > 0 {
@@ -396,7 +508,17 @@ fn kept_columns(
     let p = design.ncols();
     let fe = !design.absorb.is_empty();
     let xtx = if fe && design.absorb.len() == 1 {
-        within_gram(x, n, p, w, &design.absorb[0]).0
+        let f = &design.absorb[0];
+        Rows {
+            link: Link::Logit,
+            x,
+            y: &[],
+            w,
+            fe: Some((&f.codes[..], f.levels)),
+            n,
+            k: p,
+        }
+        .within_gram(w)
     } else if fe {
         let dm = Demeaner::new(&design.absorb, Some(w));
         let xd = demean_columns(&dm, x, n, p)?.0;
@@ -439,6 +561,38 @@ struct Iterate {
     ll: f64,
 }
 
+/// A Newton iterate of the fused path: b, the FE part α (one value per
+/// level; empty without FE), η, ℓ(η) and the Newton system at η.
+struct FusedIterate {
+    b: Vec<f64>,
+    alpha: Vec<f64>,
+    eta: Vec<f64>,
+    ll: f64,
+    system: System,
+}
+
+/// An iterate accepted by the fused step-halving (its η is in the caller's
+/// buffer).
+struct FusedStep {
+    b: Vec<f64>,
+    alpha: Vec<f64>,
+    ll: f64,
+    system: System,
+}
+
+/// The end of the Newton iterations: the estimate, its η and ℓ, the number of
+/// iterations, whether the criterion was met, the last relative change of ℓ,
+/// and the scores and bread at the estimate.
+struct Ending {
+    b: Vec<f64>,
+    eta: Vec<f64>,
+    ll: f64,
+    iterations: usize,
+    converged: bool,
+    last_change: f64,
+    scores: FinalScores,
+}
+
 /// Scores and bread at the estimate (see [`GlmFit`]).
 struct FinalScores {
     score_weights: Vec<f64>,
@@ -447,29 +601,14 @@ struct FinalScores {
     max_score: f64,
 }
 
-/// The FE part of the Newton system of one iteration, for the update of α.
-enum FePart {
-    /// No absorbed FE.
-    None,
-    /// One FE set: per-level sums s_l (levels × k), W_l and t_l.
-    One {
-        sl: Vec<f64>,
-        wl: Vec<f64>,
-        tl: Vec<f64>,
-    },
-    /// Several FE sets: the demeaned working response z̃ and regressors X̃.
-    Several { zd: Vec<f64>, xd: Vec<f64> },
-}
-
 impl Objective<'_> {
-    /// Start values of the FE part α of η, from the first FE set.
+    /// Start values of the FE part α of η, one per level of the FE set `f`.
     fn start_alpha(&self, f: &FixedEffect, b: &[f64]) -> Vec<f64> {
         let (n, k, xk, y, w) = (self.n, self.k, self.xk, self.y, self.w);
         // Start the FE part at the link of each level's (shrunken) outcome mean,
         // less the level's mean of Xb when starting coefficients b are given
         // (a warm start with α = 0 can be far from the optimum): saves Newton
         // iterations.
-        let mut alpha = vec![0.0; n];
         let mut sy = vec![0.0; f.levels];
         let mut sw = vec![0.0; f.levels];
         for i in 0..n {
@@ -494,11 +633,9 @@ impl Objective<'_> {
                 sxb[f.codes[i] as usize] += w[i] * xb;
             }
         }
-        for i in 0..n {
-            let l = f.codes[i] as usize;
-            alpha[i] = start_eta[l] - if sw[l] > 0.0 { sxb[l] / sw[l] } else { 0.0 };
-        }
-        alpha
+        (0..f.levels)
+            .map(|l| start_eta[l] - if sw[l] > 0.0 { sxb[l] / sw[l] } else { 0.0 })
+            .collect()
     }
 
     /// The linear predictor η = α + Xb.
@@ -561,100 +698,43 @@ impl Objective<'_> {
         (h, z)
     }
 
-    /// The weighted least-squares system X̃'HX̃ b = X̃'Hz̃ of one Newton step, with
-    /// the FE part needed to update α.
-    fn newton_system(
+    /// The weighted least-squares system X̃'HX̃ b = X̃'Hz̃ of one Newton step
+    /// with several FE sets, the working response and the regressors demeaned
+    /// with weights h by alternating projections: X̃'HX̃, X̃'Hz̃, z̃ and X̃.
+    #[allow(clippy::type_complexity)]
+    fn projected_system(
         &self,
         absorb: &[FixedEffect],
         h: &[f64],
         z: &[f64],
-    ) -> Result<(Vec<f64>, Vec<f64>, FePart), ModelError> {
+    ) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>), ModelError> {
         let (n, k, xk) = (self.n, self.k, self.xk);
-        let fe = !absorb.is_empty();
-        // Demean the working response and X with weights h (FE case).
-        // One FE set: the within cross-products come from per-level sums,
-        // X̃'HX̃ = X'HX − Σ_l s_l s_lᵀ/W_l and X̃'Hz̃ = X'Hz − Σ_l s_l t_l/W_l
-        // (s_l = Σ h x, t_l = Σ h z, W_l = Σ h over level l), so X is never
-        // demeaned inside the loop. Several FE sets use alternating projections.
-        let one_fe = fe && absorb.len() == 1;
-        Ok(if one_fe {
-            let f = &absorb[0];
-            let (hess, sl, wl) = within_gram(xk, n, k, h, f);
-            let hz: Vec<f64> = h.iter().zip(z).map(|(a, b)| a * b).collect();
-            let mut tl = vec![0.0; f.levels];
-            for i in 0..n {
-                tl[f.codes[i] as usize] += hz[i];
-            }
-            let mut rhs = crate::linalg::cross(xk, n, k, None, &hz);
-            for l in 0..f.levels {
-                if wl[l] > 0.0 {
-                    for j in 0..k {
-                        rhs[j] -= sl[l * k + j] * tl[l] / wl[l];
-                    }
-                }
-            }
-            (hess, rhs, FePart::One { sl, wl, tl })
-        } else if fe {
-            let dm = Demeaner::new(absorb, Some(h));
-            let zd = dm.demean(z)?.0;
-            let xd = demean_columns(&dm, xk, n, k)?.0;
-            let hz: Vec<f64> = h.iter().zip(&zd).map(|(a, b)| a * b).collect();
-            let rhs = crate::linalg::cross(&xd, n, k, None, &hz);
-            let hess = gram(&xd, n, k, Some(h));
-            // Several sets: carry z̃ and X̃ to the FE update.
-            (hess, rhs, FePart::Several { zd, xd })
-        } else {
-            let hz: Vec<f64> = h.iter().zip(z).map(|(a, b)| a * b).collect();
-            (
-                gram(xk, n, k, Some(h)),
-                crate::linalg::cross(xk, n, k, None, &hz),
-                FePart::None,
-            )
-        })
+        let dm = Demeaner::new(absorb, Some(h));
+        let zd = dm.demean(z)?.0;
+        let xd = demean_columns(&dm, xk, n, k)?.0;
+        let hz: Vec<f64> = h.iter().zip(&zd).map(|(a, b)| a * b).collect();
+        let rhs = crate::linalg::cross(&xd, n, k, None, &hz);
+        let hess = gram(&xd, n, k, Some(h));
+        Ok((hess, rhs, zd, xd))
     }
 
-    /// The FE part α at b_new: one set, α_l = (t_l − s_lᵀ b)/W_l; several sets,
-    /// α = z − (z̃ − X̃ b) − X b; zero without FE.
-    fn target_alpha(
-        &self,
-        absorb: &[FixedEffect],
-        part: &FePart,
-        z: &[f64],
-        b_new: &[f64],
-    ) -> Vec<f64> {
+    /// The FE part α at b_new with several FE sets: α = z − (z̃ − X̃ b) − X b.
+    fn target_alpha(&self, zd: &[f64], xd: &[f64], z: &[f64], b_new: &[f64]) -> Vec<f64> {
+        use rayon::prelude::*;
         let (n, k, xk) = (self.n, self.k, self.xk);
-        match part {
-            FePart::One { sl, wl, tl } => {
-                let f = &absorb[0];
-                let per_level: Vec<f64> = (0..f.levels)
-                    .map(|l| {
-                        if wl[l] > 0.0 {
-                            (tl[l] - (0..k).map(|j| sl[l * k + j] * b_new[j]).sum::<f64>()) / wl[l]
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                f.codes.iter().map(|&c| per_level[c as usize]).collect()
+        let mut a = vec![0.0; n];
+        a.par_chunks_mut(BLOCK).enumerate().for_each(|(c, chunk)| {
+            let lo = c * BLOCK;
+            for (r, slot) in chunk.iter_mut().enumerate() {
+                let i = lo + r;
+                let mut v = z[i] - zd[i];
+                for j in 0..k {
+                    v += (xd[j * n + i] - xk[j * n + i]) * b_new[j];
+                }
+                *slot = v;
             }
-            FePart::Several { zd, xd } => {
-                use rayon::prelude::*;
-                let mut a = vec![0.0; n];
-                a.par_chunks_mut(BLOCK).enumerate().for_each(|(c, chunk)| {
-                    let lo = c * BLOCK;
-                    for (r, slot) in chunk.iter_mut().enumerate() {
-                        let i = lo + r;
-                        let mut v = z[i] - zd[i];
-                        for j in 0..k {
-                            v += (xd[j * n + i] - xk[j * n + i]) * b_new[j];
-                        }
-                        *slot = v;
-                    }
-                });
-                a
-            }
-            FePart::None => vec![0.0; n],
-        }
+        });
+        a
     }
 
     /// Step-halving on the log-likelihood: the first of the steps 1, 1/2, 1/4, …
@@ -728,40 +808,50 @@ impl Objective<'_> {
     }
 }
 
-/// X̃'HX̃ for one FE set from per-level sums: X'HX − Σ_l s_l s_lᵀ / W_l, with
-/// s_l = Σ_{i∈l} h_i x_i (levels × k, row-major) and W_l = Σ_{i∈l} h_i.
-fn within_gram(
-    x: &[f64],
-    n: usize,
-    k: usize,
-    h: &[f64],
-    fe: &FixedEffect,
-) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let mut g = gram(x, n, k, Some(h));
-    let levels = fe.levels;
-    let mut wl = vec![0.0; levels];
-    for (i, &c) in fe.codes.iter().enumerate() {
-        wl[c as usize] += h[i];
-    }
-    let mut sl = vec![0.0; levels * k];
-    for j in 0..k {
-        let col = &x[j * n..(j + 1) * n];
-        for (i, &c) in fe.codes.iter().enumerate() {
-            sl[c as usize * k + j] += h[i] * col[i];
-        }
-    }
-    for l in 0..levels {
-        if wl[l] <= 0.0 {
-            continue;
-        }
-        let row = &sl[l * k..(l + 1) * k];
-        for a in 0..k {
-            for b in 0..k {
-                g[a * k + b] -= row[a] * row[b] / wl[l];
+impl Rows<'_> {
+    /// Step-halving on the log-likelihood for the fused path: the first of
+    /// the steps 1, 1/2, 1/4, … (40 tries) from `at` towards (b_new, target α)
+    /// whose log-likelihood is finite and not lower than `at.ll`, with its η
+    /// written to `eta` and its Newton system; `None` when there is none. The
+    /// full step, nearly always accepted, is evaluated together with its
+    /// system; a shorter one gets a second pass for it.
+    fn step_halving(
+        &self,
+        at: &FusedIterate,
+        b_new: &[f64],
+        target_alpha: &[f64],
+        eta: &mut [f64],
+    ) -> Option<FusedStep> {
+        let (b, alpha, ll) = (&at.b, &at.alpha, at.ll);
+        let mut step = 1.0;
+        for t in 0..40 {
+            let b_try: Vec<f64> = b
+                .iter()
+                .zip(b_new)
+                .map(|(v, nv)| v + step * (nv - v))
+                .collect();
+            let a_try: Vec<f64> = alpha
+                .iter()
+                .zip(target_alpha)
+                .map(|(v, nv)| v + step * (nv - v))
+                .collect();
+            let (ll_try, system) = self.pass(&b_try, &a_try, eta, t == 0);
+            if ll_try.is_finite() && ll_try >= ll - 1e-12 * ll.abs().max(1.0) {
+                let system = match system {
+                    Some(s) => s,
+                    None => self.pass(&b_try, &a_try, eta, true).1?,
+                };
+                return Some(FusedStep {
+                    b: b_try,
+                    alpha: a_try,
+                    ll: ll_try,
+                    system,
+                });
             }
+            step *= 0.5;
         }
+        None
     }
-    (g, sl, wl)
 }
 
 /// A 0/1 outcome, or the first row that is not.

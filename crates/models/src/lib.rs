@@ -34,6 +34,7 @@ pub mod glm;
 pub mod glmm;
 pub mod linalg;
 pub mod moments;
+mod newton_pass;
 pub mod ols;
 pub mod summary;
 pub mod vcov;

@@ -160,12 +160,25 @@ pub fn compute(
                 crate::linalg::gram(x, n, k, Some(&u.iter().map(|v| v * v).collect::<Vec<_>>()))
             }
             Some((codes, g)) => {
-                // Cluster score sums S_g = Σ_{i∈g} u_i x_i, without an n × k matrix.
+                // Cluster score sums S_g = Σ_{i∈g} u_i x_i, without an n × k matrix;
+                // one column per task (each column's sums in row order, so the
+                // result does not depend on the threads).
+                use rayon::prelude::*;
+                let by_column: Vec<Vec<f64>> = (0..k)
+                    .into_par_iter()
+                    .map(|a| {
+                        let col = &x[a * n..(a + 1) * n];
+                        let mut s = vec![0.0; g];
+                        for i in 0..n {
+                            s[codes[i] as usize] += u[i] * col[i];
+                        }
+                        s
+                    })
+                    .collect();
                 let mut sums = vec![0.0; g * k];
-                for a in 0..k {
-                    let col = &x[a * n..(a + 1) * n];
-                    for i in 0..n {
-                        sums[codes[i] as usize * k + a] += u[i] * col[i];
+                for (a, s) in by_column.iter().enumerate() {
+                    for (c, v) in s.iter().enumerate() {
+                        sums[c * k + a] = *v;
                     }
                 }
                 let mut m = vec![0.0; k * k];
