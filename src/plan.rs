@@ -153,12 +153,9 @@ fn warehouse_plan(d: &RawData) -> Result<Option<WarehousePlan>> {
     Ok(Some(WarehousePlan {
         url: w.url.clone(),
         // `schema.table` in `table` is read as `healthgap synth --table` reads it.
-        table: match (&w.schema, w.table.split_once('.')) {
-            (Some(schema), _) => {
-                healthgap_sql::TableName::in_schema(schema.clone(), w.table.clone())
-            }
-            (None, Some((schema, table))) => healthgap_sql::TableName::in_schema(schema, table),
-            (None, None) => healthgap_sql::TableName::table(w.table.clone()),
+        table: match &w.schema {
+            Some(schema) => healthgap_sql::TableName::in_schema(schema.clone(), w.table.clone()),
+            None => healthgap_sql::TableName::dotted(&w.table),
         },
         password_env: w.password_env.clone(),
     }))

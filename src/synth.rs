@@ -125,10 +125,7 @@ pub fn run(args: &SynthArgs) -> Result<()> {
     let sample = Sample::generate(&params, &|k| bar.inc(k));
     bar.finish_and_clear();
     if let Some(pg) = &mut warehouse {
-        let table = match args.table.split_once('.') {
-            Some((schema, table)) => healthgap_sql::TableName::in_schema(schema, table),
-            None => healthgap_sql::TableName::table(args.table.clone()),
-        };
+        let table = healthgap_sql::TableName::dotted(&args.table);
         let frame = healthgap_cohort::table_to_frame(&sample.flat_table())?;
         let data = healthgap_cohort::frame_to_result(&frame)?;
         pg.replace_table(&table, &data)

@@ -275,6 +275,16 @@ impl TableName {
         }
     }
 
+    /// `schema.table` written as one text, split at the first `.` (no `.`:
+    /// an unqualified table), as `healthgap synth --table` and `[data]
+    /// warehouse` `table` take it.
+    pub fn dotted(text: &str) -> Self {
+        match text.split_once('.') {
+            Some((schema, table)) => TableName::in_schema(schema, table),
+            None => TableName::table(text),
+        }
+    }
+
     /// `schema.table`, e.g. an OMOP CDM schema's `cdm.person`.
     pub fn in_schema(schema: impl Into<String>, table: impl Into<String>) -> Self {
         TableName {

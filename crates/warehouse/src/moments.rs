@@ -41,26 +41,23 @@ pub fn cell_moments(
         .enumerate()
     {
         let rs = pg.query(&q.sql)?;
-        if k == 0 {
-            cells = (0..rs.rows())
-                .map(|r| Cell {
-                    keys: (0..q.keys.len())
-                        .map(|j| text(&rs.columns[j].1, r))
-                        .collect(),
-                    moments: CellMoments::zeros(spec.q()),
-                })
-                .collect();
-        } else if rs.rows() != cells.len() {
+        if k > 0 && rs.rows() != cells.len() {
             return Err(mismatch(pg.target(), &q.sql));
         }
-        for (r, cell) in cells.iter_mut().enumerate() {
+        for r in 0..rs.rows() {
             let keys: Vec<Option<String>> = (0..q.keys.len())
                 .map(|j| text(&rs.columns[j].1, r))
                 .collect();
-            if keys != cell.keys {
+            // The first query makes the cells; the others must line up.
+            if k == 0 {
+                cells.push(Cell {
+                    keys,
+                    moments: CellMoments::zeros(spec.q()),
+                });
+            } else if keys != cells[r].keys {
                 return Err(mismatch(pg.target(), &q.sql));
             }
-            record_row(q, &rs, r, &mut cell.moments, p, pg.target())?;
+            record_row(q, &rs, r, &mut cells[r].moments, p, pg.target())?;
         }
     }
     for cell in &mut cells {

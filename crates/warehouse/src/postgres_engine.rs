@@ -300,16 +300,19 @@ fn empty_values(name: &str, ty: &Type) -> Result<Values, WarehouseError> {
 /// Appends column `j` of `row` to `values` (whose variant matches the
 /// column's type, see [`empty_values`]).
 fn push_value(row: &Row, j: usize, values: &mut Values) -> Result<(), postgres::Error> {
-    let ty = row.columns()[j].type_().clone();
+    let ty = row.columns()[j].type_();
     match values {
-        Values::Int(v) => v.push(match ty {
-            Type::INT2 => row.try_get::<_, Option<i16>>(j)?.map(i64::from),
-            Type::INT4 => row.try_get::<_, Option<i32>>(j)?.map(i64::from),
-            _ => row.try_get::<_, Option<i64>>(j)?,
+        Values::Int(v) => v.push(if *ty == Type::INT2 {
+            row.try_get::<_, Option<i16>>(j)?.map(i64::from)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(j)?.map(i64::from)
+        } else {
+            row.try_get::<_, Option<i64>>(j)?
         }),
-        Values::Float(v) => v.push(match ty {
-            Type::FLOAT4 => row.try_get::<_, Option<f32>>(j)?.map(f64::from),
-            _ => row.try_get::<_, Option<f64>>(j)?,
+        Values::Float(v) => v.push(if *ty == Type::FLOAT4 {
+            row.try_get::<_, Option<f32>>(j)?.map(f64::from)
+        } else {
+            row.try_get::<_, Option<f64>>(j)?
         }),
         Values::Bool(v) => v.push(row.try_get::<_, Option<bool>>(j)?),
         Values::Text(v) => v.push(row.try_get::<_, Option<String>>(j)?),

@@ -162,7 +162,7 @@ pub(super) fn outcome_model(
         design.cluster = Some(rows.iter().map(|&i| c[i]).collect());
         design.n_clusters = g;
     }
-    if cov.absorbed.is_some() && random {
+    if random {
         let (model, coef, summary) = RandomHospitals::fit(
             input,
             design.clone(),
@@ -300,13 +300,6 @@ impl Setup<'_> {
         // Linear predictors without the level effects (the sum of the parts).
         let xb: Vec<f64> = parts.chunks(kk).map(|p| p.iter().sum()).collect();
         let w: Vec<f64> = (0..xb.len()).map(|r| self.weight(r, mult)).collect();
-        let (mut sw, mut sy, mut swx) = (vec![0.0; levels], vec![0.0; levels], vec![0.0; levels]);
-        for (r, &l) in self.level.iter().enumerate() {
-            let l = l as usize;
-            sw[l] += w[r];
-            sy[l] += w[r] * self.y[r];
-            swx[l] += w[r] * xb[r];
-        }
         if let (Some(prior), Some(random)) = (prior, &self.random) {
             // A hospital drawn m times is m hospitals with the same data:
             // its mode uses the base weights.
@@ -329,6 +322,13 @@ impl Setup<'_> {
                 start,
             );
             return modes.iter().zip(&fixed).map(|(m, f)| m + f).collect();
+        }
+        let (mut sw, mut sy, mut swx) = (vec![0.0; levels], vec![0.0; levels], vec![0.0; levels]);
+        for (r, &l) in self.level.iter().enumerate() {
+            let l = l as usize;
+            sw[l] += w[r];
+            sy[l] += w[r] * self.y[r];
+            swx[l] += w[r] * xb[r];
         }
         let Some(lk) = self.link() else {
             return (0..levels)
