@@ -333,6 +333,7 @@ fn bench_oaxaca(b: &Bench<'_>) {
             coefficients: Coefficients::Pooled,
             threefold: true,
             normalize: true,
+            hospital_effects: Default::default(),
         };
         linear(&input, spec, &|| {}).expect("linear OB")
     };
@@ -362,6 +363,7 @@ fn bench_oaxaca(b: &Bench<'_>) {
             coefficients: Coefficients::Pooled,
             threefold: true,
             normalize: true,
+            hospital_effects: Default::default(),
         };
         let (t, out) = time(repeats, || linear(&input, &delta, &|| {}).expect("OB"));
         println!(

@@ -427,3 +427,168 @@ coefficients = "pooled"
     // At least 90% of 80.
     coverage.check("OB", 80, 72);
 }
+
+/// A study of 6,000 patients in 300 small hospitals, `hospital_id` absorbed
+/// as the care-site block, and OB with `hospital_effects` = `effects`.
+fn small_hospitals(dir: &Dir, name: &str, effects: &str, inference: &str) {
+    let config = format!(
+        r#"
+[study]
+name = "OB random hospital effects"
+seed = 8
+
+[data]
+synthetic = {{ patients = 6000, seed = 12, hospitals = 300, choice_tau = 3.0 }}
+
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black"]
+
+[outcomes]
+death_30d = {{ type = "binary" }}
+los_days = {{ type = "continuous" }}
+
+[factors]
+biological = ["age", "female", "diabetes", "ejection_fraction"]
+socioeconomic = ["adi"]
+care_site = ["hospital_id"]
+
+[variables]
+hospital_id = {{ type = "categorical", absorb = true }}
+
+[design]
+cluster = "hospital_id"
+
+[inference]
+{inference}
+
+[[analysis]]
+id = "ob"
+method = "oaxaca_blinder"
+outcomes = ["death_30d", "los_days"]
+hospital_effects = "{effects}"
+
+[report]
+out_dir = "out"
+formats = ["json"]
+"#
+    );
+    std::fs::write(dir.join(name), config).unwrap();
+}
+
+/// `hospital_effects = "random"`: the hospital term from shrunken conditional
+/// modes has cluster-delta SEs that agree with the hospital bootstrap, the
+/// parts add up to the same gap as with fixed effects, and the models say
+/// what they are.
+#[test]
+fn random_hospital_term_agrees_with_its_bootstrap_and_adds_up() {
+    let dir = Dir::new();
+    small_hospitals(&dir, "delta.toml", "random", r#"method = "delta""#);
+    small_hospitals(
+        &dir,
+        "boot.toml",
+        "random",
+        "method = \"bootstrap\"\nreplicates = 300",
+    );
+    small_hospitals(&dir, "fixed.toml", "fixed", r#"method = "delta""#);
+    dir.ok(&["run", "delta.toml", "--out", "d"]);
+    dir.ok(&["run", "boot.toml", "--out", "b"]);
+    dir.ok(&["run", "fixed.toml", "--out", "f"]);
+    let (rd, rb, rf) = (results(&dir, "d"), results(&dir, "b"), results(&dir, "f"));
+    let (d, b, f) = (rows(&rd), rows(&rb), rows(&rf));
+    let find = |set: &[serde_json::Value], outcome: &str, q: &str, factor: Option<&str>| {
+        set.iter()
+            .find(|r| {
+                r["outcome"] == outcome
+                    && r["quantity"] == q
+                    && r["term"].is_null()
+                    && match factor {
+                        Some(x) => r["factor"] == x,
+                        None => r["factor"].is_null(),
+                    }
+            })
+            .unwrap_or_else(|| panic!("{outcome} {q} {factor:?}"))
+            .clone()
+    };
+    let est = |r: &serde_json::Value| r["estimate"].as_f64().unwrap();
+    for outcome in ["death_30d", "los_days"] {
+        let gap = est(&find(&d, outcome, "gap", None));
+        assert!((gap - est(&find(&f, outcome, "gap", None))).abs() < 1e-10);
+        let two = est(&find(&d, outcome, "explained", None))
+            + est(&find(&d, outcome, "unexplained", None));
+        assert!((two - gap).abs() < 1e-10, "{outcome}: {two} vs {gap}");
+        for (q, factor) in [
+            ("explained", Some("care_site")),
+            ("explained", Some("biological")),
+            ("explained", None),
+            ("unexplained", None),
+        ] {
+            let (x, y) = (find(&d, outcome, q, factor), find(&b, outcome, q, factor));
+            assert_eq!(x["estimate"], y["estimate"]);
+            let (sd, sb) = (x["se"].as_f64().unwrap(), y["se"].as_f64().unwrap());
+            assert!(sd.is_finite() && sd > 0.0, "{x}");
+            // 300 replicates: the bootstrap SE's relative error is about 4%.
+            assert!(
+                (sb / sd - 1.0).abs() < 0.2,
+                "{outcome} {q} {factor:?}: delta {sd:.5} vs bootstrap {sb:.5}"
+            );
+            assert_eq!(x["se_method"], "delta-cluster");
+        }
+    }
+    for a in rb["analyses"].as_array().unwrap() {
+        assert_eq!(a["inference"]["replicates_ok"], 300, "{}", a["inference"]);
+        let models = a["models"].as_array().unwrap();
+        assert_eq!(models.len(), 3);
+        for m in models {
+            let label = m["label"].as_str().unwrap();
+            assert!(
+                label.contains("random intercept by hospital_id (σ_u = "),
+                "{label}"
+            );
+            assert!(
+                m["coefficients"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["term"] == "hospital_id share of Black"),
+                "{m}"
+            );
+        }
+    }
+}
+
+/// `hospital_effects = "random"` needs an absorbed hospital and the linear model.
+#[test]
+fn random_hospital_term_refuses_what_it_cannot_do() {
+    let dir = Dir::new();
+    small_hospitals(&dir, "s.toml", "random", r#"method = "delta""#);
+    let text = std::fs::read_to_string(dir.join("s.toml")).unwrap();
+    // (A many-level categorical is absorbed whatever `absorb` says: leave the
+    // hospital out of the factors.)
+    std::fs::write(
+        dir.join("none.toml"),
+        text.replace("care_site = [\"hospital_id\"]", ""),
+    )
+    .unwrap();
+    let out = dir.run(&["run", "none.toml"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = crate::util::stderr(&out);
+    assert!(
+        err.contains("needs the hospital as an absorbed categorical"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join("logit.toml"),
+        text.replace(
+            "hospital_effects = \"random\"",
+            "hospital_effects = \"random\"\nmodel = \"logit\"",
+        )
+        .replace("\"death_30d\", \"los_days\"", "\"death_30d\""),
+    )
+    .unwrap();
+    let out = dir.run(&["run", "logit.toml"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = crate::util::stderr(&out);
+    assert!(err.contains("is built for model = \"linear\""), "{err}");
+}

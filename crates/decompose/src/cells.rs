@@ -348,43 +348,39 @@ impl Cells {
         s
     }
 
-    /// Weighted least squares over the cells selected by `spec`, each cell
-    /// weighted by its cluster's multiplicity.
-    pub fn fit(&self, spec: &FitSpec, mult: Option<&[f64]>) -> Result<CellFit, ModelError> {
-        let cols: Vec<usize> = spec
-            .columns
-            .iter()
-            .copied()
-            .filter(|&j| !(spec.absorb && j == 0))
-            .collect();
+    /// Per-level sums over the cells selected by `spec` of the indicator (when
+    /// `spec.indicator`) and the `cols` columns, each cell weighted by
+    /// `weight(cell)`, in [`healthgap_models::lmm::LevelSums`]' layout: Σw,
+    /// Σwx (k), Σwxxᵀ (k²), Σwxy (k), Σwy, Σwy²; one level when
+    /// `by_level` is false. Returns the sums and the rows (× weight).
+    pub(crate) fn accumulate(
+        &self,
+        spec: &FitSpec,
+        cols: &[usize],
+        by_level: bool,
+        weight: impl Fn(usize) -> f64,
+    ) -> (Vec<f64>, f64) {
         let d = usize::from(spec.indicator);
         let k = d + cols.len();
-        let nl = if spec.absorb { self.levels } else { 1 };
-        // Per-level accumulators: w, Σwx (k), Σwxxᵀ (k²), Σwxy (k), Σwy, Σwy².
+        let nl = if by_level { self.levels } else { 1 };
         let stride = 1 + k + k * k + k + 2;
         let mut acc = vec![0.0; nl * stride];
         let mut n = 0.0;
         for (c, m) in self.moments.iter().enumerate() {
             let g = self.group[c];
-            let mu = self.multiplier(c, mult);
+            let mu = weight(c);
             if !spec.groups[g as usize] || mu == 0.0 {
                 continue;
             }
             n += mu * self.rows[c] as f64;
-            let dv = f64::from(g);
-            let l = if spec.absorb {
-                self.level[c] as usize
-            } else {
-                0
-            };
+            let l = if by_level { self.level[c] as usize } else { 0 };
             let a = &mut acc[l * stride..(l + 1) * stride];
-            let p = self.p();
             let aug = Aug {
                 m,
-                cols: &cols,
+                cols,
                 d,
-                dv,
-                p,
+                dv: f64::from(g),
+                p: self.p(),
             };
             a[0] += mu * m.w;
             for i in 0..k {
@@ -397,6 +393,23 @@ impl Cells {
             a[1 + k + k * k + k] += mu * m.y;
             a[1 + k + k * k + k + 1] += mu * m.yy;
         }
+        (acc, n)
+    }
+
+    /// Weighted least squares over the cells selected by `spec`, each cell
+    /// weighted by its cluster's multiplicity.
+    pub fn fit(&self, spec: &FitSpec, mult: Option<&[f64]>) -> Result<CellFit, ModelError> {
+        let cols: Vec<usize> = spec
+            .columns
+            .iter()
+            .copied()
+            .filter(|&j| !(spec.absorb && j == 0))
+            .collect();
+        let d = usize::from(spec.indicator);
+        let k = d + cols.len();
+        let nl = if spec.absorb { self.levels } else { 1 };
+        let stride = 1 + k + k * k + k + 2;
+        let (acc, n) = self.accumulate(spec, &cols, spec.absorb, |c| self.multiplier(c, mult));
         // Within (or plain) cross products.
         let mut xx = vec![0.0; k * k];
         let mut xy = vec![0.0; k];

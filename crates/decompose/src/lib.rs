@@ -27,6 +27,7 @@ pub mod nonlinear;
 pub mod oaxaca;
 pub mod pooled;
 pub mod privacy;
+pub mod random_levels;
 pub mod reduction;
 pub mod result;
 pub mod sample;

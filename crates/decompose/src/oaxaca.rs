@@ -18,7 +18,9 @@
 //! columns. An absorbed many-level categorical (hospital_id) enters with x̄ = the
 //! group's share in each level s_{g,h} and coefficients α_{g,h}, so its
 //! explained part is Σ_h (s_ch − s_rh)·α*_h, without any dummy matrix; it is
-//! reported as one term.
+//! reported as one term. With `hospital_effects = "random"` the α_{g,h} are
+//! instead b_0 + γ·s_h + û_h of a random-intercept model with the hospital's
+//! comparison share s_h as a covariate ([`crate::random_levels`]).
 //!
 //! **Normalization** (Yun 2005; Gardeazabal & Ugidos 2004): for each
 //! categorical variable with K levels (base at 0), every level's coefficient is
@@ -54,6 +56,8 @@ use crate::inference::{
     InferenceSpec, Key, Method, Resampled, Vce, count_text, influence_variance, resampled_rows,
 };
 use crate::nonlinear::{NonlinearInput, nonlinear};
+use crate::random_levels::RandomFit;
+use crate::reduction::HospitalEffects;
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
 use crate::sample::{Cluster, Sample};
@@ -121,6 +125,10 @@ pub struct OaxacaSpec {
     /// Fairlie orderings for logit/probit (default 100; 0 turns Fairlie off).
     #[serde(default = "default_orderings")]
     pub fairlie_orderings: usize,
+    /// The absorbed variable's effects: fixed (default) or random (shrunken
+    /// conditional modes of a linear mixed model; linear model only).
+    #[serde(default)]
+    pub hospital_effects: HospitalEffects,
 }
 
 fn yes() -> bool {
@@ -180,6 +188,7 @@ impl Spec for OaxacaSpec {
                     coefficients: self.coefficients,
                     threefold: self.threefold,
                     normalize: self.normalize,
+                    hospital_effects: self.hospital_effects,
                 };
                 let output = linear(&input, inference, progress)?;
                 return Ok(Ran::delta(output, inference, sample.cluster_name()));
@@ -187,6 +196,13 @@ impl Spec for OaxacaSpec {
             Model::Logit => Link::Logit,
             Model::Probit => Link::Probit,
         };
+        if self.hospital_effects == HospitalEffects::Random {
+            return Err(DecomposeError::Statistic(
+                "hospital_effects = \"random\" is built for model = \"linear\" (a logit or \
+                 probit decomposition cannot absorb the hospital either)"
+                    .into(),
+            ));
+        }
         if !sample.binary {
             return Err(DecomposeError::NotBinary {
                 model: if link == Link::Logit {
@@ -288,6 +304,17 @@ impl Spec for OaxacaSpec {
                 "; a threefold split (endowments, coefficients, interaction) was also computed",
             );
         }
+        if self.hospital_effects == HospitalEffects::Random {
+            cite.push(cite::MUNDLAK);
+            s.push_str(
+                ". The hospital term used shrunken hospital effects: each model was a linear \
+                 mixed model with a random hospital intercept and the hospital's share of \
+                 comparison patients as a hospital-level covariate (Mundlak 1978), fitted by \
+                 maximum likelihood from the same sufficient statistics, each hospital's effect \
+                 being the covariate term plus its conditional mode; the cluster delta method and \
+                 the bootstrap re-estimated the hospital variance",
+            );
+        }
         if self.normalize {
             cite.push(cite::YUN2005);
             s.push_str(
@@ -322,12 +349,34 @@ pub struct LinearInput<'a> {
     pub threefold: bool,
     /// Normalize categorical variables (and the absorbed levels).
     pub normalize: bool,
+    /// Fixed or random (shrunken) effects of the absorbed variable.
+    pub hospital_effects: HospitalEffects,
+}
+
+/// The random-intercept models in place of the absorbed fixed effects
+/// ([`crate::random_levels`]).
+struct Random {
+    /// Name of the comparison-share (Mundlak) term.
+    share: String,
+    /// The full-sample fits' log λ (reference, comparison, pooled, Neumark),
+    /// the warm starts of the replicates.
+    starts: [Option<f64>; 4],
+}
+
+/// Which model of the decomposition a fit is.
+#[derive(Clone, Copy)]
+enum Which {
+    Reference = 0,
+    Comparison = 1,
+    Pooled = 2,
+    Neumark = 3,
 }
 
 /// Everything fixed across replicates.
 struct Setup {
     cells: Cells,
     absorb: bool,
+    random: Option<Random>,
     coefficients: Coefficients,
     threefold: bool,
     terms: Terms,
@@ -361,8 +410,15 @@ impl Setup {
         let shares = SHARES.keys(&keys);
         keys.extend(shares);
         let shares = SHARES.positions(&keys);
+        let random = input.covariates.absorbed.as_ref().and_then(|a| {
+            (input.hospital_effects == HospitalEffects::Random).then(|| Random {
+                share: format!("{} share of {}", a.variable, input.sample.labels[1]),
+                starts: [None; 4],
+            })
+        });
         Setup {
             cells,
+            random,
             absorb: input.covariates.absorbed.is_some(),
             coefficients: input.coefficients,
             threefold: input.threefold,
@@ -391,13 +447,65 @@ impl Setup {
         }
     }
 
+    /// The spec of one model of the decomposition.
+    fn spec_of(&self, which: Which) -> FitSpec {
+        match which {
+            Which::Reference => self.spec([true, false], false),
+            Which::Comparison => self.spec([false, true], false),
+            Which::Pooled => self.spec([true, true], true),
+            Which::Neumark => self.spec([true, true], false),
+        }
+    }
+
+    /// One model of the decomposition: least squares with absorbed fixed
+    /// effects, or the random-intercept model (warm-started from the full
+    /// sample's fit).
+    fn fit(&self, which: Which, mult: Option<&[f64]>) -> Result<CellFit, ModelError> {
+        let spec = self.spec_of(which);
+        match &self.random {
+            None => self.cells.fit(&spec, mult),
+            Some(r) => {
+                let spec = FitSpec {
+                    absorb: false,
+                    ..spec
+                };
+                let start = r.starts[which as usize];
+                Ok(self.cells.fit_random(&spec, mult, &r.share, start)?.cell)
+            }
+        }
+    }
+
+    /// The full-sample random-intercept fits (None with fixed effects), and
+    /// their log λ kept as the replicates' warm starts.
+    fn random_fits(&mut self) -> Result<Vec<(Which, RandomFit)>, ModelError> {
+        let Some(r) = &self.random else {
+            return Ok(Vec::new());
+        };
+        let mut which = vec![Which::Reference, Which::Comparison, Which::Pooled];
+        if self.coefficients == Coefficients::Neumark {
+            which.push(Which::Neumark);
+        }
+        let mut fits = Vec::new();
+        for w in which {
+            let spec = FitSpec {
+                absorb: false,
+                ..self.spec_of(w)
+            };
+            fits.push((w, self.cells.fit_random(&spec, None, &r.share, None)?));
+        }
+        if let Some(r) = &mut self.random {
+            for (w, f) in &fits {
+                r.starts[*w as usize] = f.model.log_lambda;
+            }
+        }
+        Ok(fits)
+    }
+
     /// The pooled model with the group indicator: β* under `pooled`, and the
     /// stand-in level effects when absorbing.
     fn pooled_fit(&self, mult: Option<&[f64]>) -> Result<Option<CellFit>, ModelError> {
         if self.absorb || self.coefficients == Coefficients::Pooled {
-            self.cells
-                .fit(&self.spec([true, true], true), mult)
-                .map(Some)
+            self.fit(Which::Pooled, mult).map(Some)
         } else {
             Ok(None)
         }
@@ -411,22 +519,17 @@ impl Setup {
     ) -> Result<Option<CellFit>, ModelError> {
         match self.coefficients {
             Coefficients::Pooled => Ok(pooled.cloned()),
-            Coefficients::Neumark => self
-                .cells
-                .fit(&self.spec([true, true], false), mult)
-                .map(Some),
+            Coefficients::Neumark => self.fit(Which::Neumark, mult).map(Some),
             _ => Ok(None),
         }
     }
 
     fn params(&self, mult: Option<&[f64]>) -> Result<Params, String> {
         let fr = self
-            .cells
-            .fit(&self.spec([true, false], false), mult)
+            .fit(Which::Reference, mult)
             .map_err(|e| e.to_string())?;
         let fc = self
-            .cells
-            .fit(&self.spec([false, true], false), mult)
+            .fit(Which::Comparison, mult)
             .map_err(|e| e.to_string())?;
         let pooled = self.pooled_fit(mult).map_err(|e| e.to_string())?;
         let star = self
@@ -525,6 +628,37 @@ impl Setup {
     }
 }
 
+/// Warnings of the random-intercept models: boundary fits (σ_u = 0), and how
+/// the hospitals are resampled.
+fn random_warnings(input: &LinearInput<'_>, random: &[(Which, RandomFit)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(a) = &input.covariates.absorbed else {
+        return out;
+    };
+    for (w, _) in random.iter().filter(|(_, f)| f.model.boundary()) {
+        let model = match w {
+            Which::Reference | Which::Comparison => {
+                format!("group `{}`'s model", input.sample.labels[*w as usize])
+            }
+            _ => "the pooled model".into(),
+        };
+        out.push(format!(
+            "random `{}` effects: {model} is a boundary fit (σ_u = 0), so its `{}` effects are \
+             the share term alone (γ·share)",
+            a.variable, a.variable
+        ));
+    }
+    if !random.is_empty() && input.sample.cluster.is_none() {
+        out.push(format!(
+            "random `{}` effects without [design] cluster: the bootstrap resamples patients, not \
+             hospitals; set [design] cluster to the hospital for the hospital bootstrap and the \
+             cluster delta method",
+            a.variable
+        ));
+    }
+    out
+}
+
 /// A warning when levels of the absorbed variable hold only one of the groups.
 fn support_warning(input: &LinearInput<'_>) -> Option<String> {
     let a = input.covariates.absorbed.as_ref()?;
@@ -536,11 +670,17 @@ fn support_warning(input: &LinearInput<'_>) -> Option<String> {
     }
     let only = |g: usize| count.iter().filter(|c| c[g] > 0 && c[1 - g] == 0).count();
     let (only_r, only_c) = (only(0), only(1));
+    let stand_in = if input.hospital_effects == HospitalEffects::Random {
+        "not estimated from data, so a group's model gives them its prior mean (û = 0) plus the \
+         share term"
+    } else {
+        "not identified, so the pooled model's effects stand in for them (no unexplained part in \
+         those levels)"
+    };
     (only_r + only_c > 0).then(|| {
         format!(
             "no common support in `{}`: {only_r} level(s) have {} patients only and {only_c} \
-             level(s) {} patients only; there the group-specific effects are not identified, so \
-             the pooled model's effects stand in for them (no unexplained part in those levels)",
+             level(s) {} patients only; there the group-specific effects are {stand_in}",
             a.variable, input.sample.labels[0], input.sample.labels[1]
         )
     })
@@ -792,7 +932,28 @@ fn fitted_models(
     setup: &Setup,
     input: &LinearInput<'_>,
     level: f64,
+    random: &[(Which, RandomFit)],
 ) -> Result<Vec<ModelSummary>, DecomposeError> {
+    if let Some(a) = input
+        .covariates
+        .absorbed
+        .as_ref()
+        .filter(|_| !random.is_empty())
+    {
+        let (r, c) = (input.sample.labels[0], input.sample.labels[1]);
+        return Ok(random
+            .iter()
+            .map(|(w, f)| {
+                let label = match w {
+                    Which::Reference => format!("outcome model, group={r}"),
+                    Which::Comparison => format!("outcome model, group={c}"),
+                    Which::Pooled => format!("pooled model ({r} + {c}, with group indicator)"),
+                    Which::Neumark => format!("pooled model ({r} + {c})"),
+                };
+                f.summary(&label, &a.variable, level)
+            })
+            .collect());
+    }
     // Full-sample fits (errors named by model).
     let who = |g: usize| format!("model for group `{}`", input.sample.labels[g]);
     let spec_r = setup.spec([true, false], false);
@@ -889,7 +1050,18 @@ pub fn linear(
         input.sample.weights,
         cluster,
     );
-    let setup = Setup::new(input, cells);
+    let mut setup = Setup::new(input, cells);
+    if input.hospital_effects == HospitalEffects::Random && !setup.absorb {
+        return Err(DecomposeError::Statistic(
+            "hospital_effects = \"random\" needs the hospital as an absorbed categorical \
+             ([variables] NAME = { type = \"categorical\", absorb = true }) among the factors"
+                .into(),
+        ));
+    }
+    let random = setup
+        .random_fits()
+        .map_err(|e| singular_error(e, "random-intercept model (hospital_effects = \"random\")"))?;
+    warnings.extend(random_warnings(input, &random));
     let k = setup.cells.p();
     crate::error::enough_rows(n, k, input.sample.labels, input.sample.min_cell)?;
     for (g, &ng) in n.iter().enumerate() {
@@ -901,7 +1073,7 @@ pub fn linear(
             ));
         }
     }
-    let models = fitted_models(&setup, input, inference.level)?;
+    let models = fitted_models(&setup, input, inference.level, &random)?;
     let point_params = setup.params(None).map_err(DecomposeError::Statistic)?;
     let point = setup
         .values(&point_params)

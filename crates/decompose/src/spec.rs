@@ -337,7 +337,8 @@ mod tests {
         assert_eq!(
             s.options_json(),
             serde_json::json!({"model": "linear", "coefficients": "pooled", "threefold": false,
-                               "normalize": true, "fairlie_orderings": 100})
+                               "normalize": true, "fairlie_orderings": 100,
+                               "hospital_effects": "fixed"})
         );
         let s = parse(serde_json::json!({"method": "disparity_reduction",
             "allowable": ["age"], "targets": ["ses"]}))

@@ -33,6 +33,7 @@ pub mod fe;
 pub mod glm;
 pub mod glmm;
 pub mod linalg;
+pub mod lmm;
 pub mod moments;
 mod newton_pass;
 pub mod ols;

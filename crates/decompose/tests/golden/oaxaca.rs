@@ -80,6 +80,7 @@ fn run_spec(
         coefficients,
         threefold: true,
         normalize: true,
+        hospital_effects: Default::default(),
     };
     linear(&input, spec, &|| {})
 }
@@ -475,6 +476,7 @@ fn weights_of_two_equal_duplicated_rows() {
                     coefficients: c,
                     threefold: true,
                     normalize: true,
+                    hospital_effects: Default::default(),
                 },
                 &InferenceSpec::delta(0.95),
                 &|| {},
@@ -626,6 +628,7 @@ fn robust_delta_method_equals_derivatives_of_weighted_refits() {
                 coefficients: c,
                 threefold: true,
                 normalize: true,
+                hospital_effects: Default::default(),
             };
             let boot = InferenceSpec {
                 method: Method::Bootstrap,
