@@ -240,3 +240,73 @@ fn linear_mixed_model_by_maximum_likelihood_matches_lmer() {
         tolerance::ESTIMATE,
     );
 }
+
+/// The random-intercept linear mixed model fitted from per-hospital sums
+/// (`healthgap_models::lmm`, what the Oaxaca–Blinder hospital term with
+/// `hospital_effects = "random"` uses) against `lmer(REML = FALSE)`: fixed
+/// effects, σ_u, σ, the deviance, the model-based SEs and the modes.
+#[test]
+fn random_intercept_from_level_sums_matches_lmer() {
+    use healthgap_models::lmm::{LevelSums, fit_random_intercept};
+    let (d, codes) = design("yc");
+    let gold = json("lmm_ml.json");
+    let (k, n) = (d.ncols(), d.nobs());
+    let stride = LevelSums::stride(k);
+    let mut sums = vec![0.0; 40 * stride];
+    for i in 0..n {
+        let a = &mut sums[codes[i] as usize * stride..(codes[i] as usize + 1) * stride];
+        let x: Vec<f64> = (0..k).map(|j| d.x[[i, j]]).collect();
+        let y = d.y[i];
+        a[0] += 1.0;
+        for p in 0..k {
+            a[1 + p] += x[p];
+            for q in 0..k {
+                a[1 + k + p * k + q] += x[p] * x[q];
+            }
+            a[1 + k + k * k + p] += x[p] * y;
+        }
+        a[1 + 2 * k + k * k] += y;
+        a[2 + 2 * k + k * k] += y * y;
+    }
+    let copies = vec![1.0; 40];
+    let fit = fit_random_intercept(
+        &LevelSums {
+            k,
+            data: &sums,
+            copies: &copies,
+        },
+        &d.names,
+        None,
+    )
+    .unwrap();
+    for (j, b) in floats(&gold["fixef"]["estimate"]).iter().enumerate() {
+        close(&format!("β{j}"), fit.coef[j], *b, tolerance::ESTIMATE);
+    }
+    let sigma = gold["sigma"].as_f64().unwrap();
+    let theta = floats(&gold["theta"]["value"])[0];
+    close("σ", fit.sigma, sigma, tolerance::ESTIMATE);
+    close("σ_u", fit.sigma_u, theta * sigma, tolerance::ESTIMATE);
+    close(
+        "deviance",
+        fit.deviance,
+        gold["deviance"].as_f64().unwrap(),
+        tolerance::DEVIANCE_AT_OPTIMUM,
+    );
+    let s2 = fit.sigma * fit.sigma;
+    for (j, se) in floats(&gold["se_fixef_vcov_default"]).iter().enumerate() {
+        close(
+            &format!("SE β{j}"),
+            (s2 * fit.bread[j * k + j]).sqrt(),
+            *se,
+            tolerance::ESTIMATE,
+        );
+    }
+    let modes = floats(&gold["ranef"]["mode"]["(Intercept)"]);
+    for (l, m) in modes.iter().enumerate() {
+        assert!(
+            (fit.modes[l] - m).abs() < tolerance::MODE,
+            "mode {l}: {} vs {m}",
+            fit.modes[l]
+        );
+    }
+}
