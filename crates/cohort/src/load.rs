@@ -644,9 +644,15 @@ fn apply_filters(
     let mut df = raw;
     for f in filters {
         let before = df.height();
+        let expr = f
+            .typed(df.schema())
+            .map_err(|message| CohortError::Filter {
+                filter: f.text.clone(),
+                message,
+            })?;
         df = df
             .lazy()
-            .filter(f.expr.clone())
+            .filter(expr)
             .collect()
             .map_err(|e| CohortError::Filter {
                 filter: f.text.clone(),
