@@ -186,7 +186,8 @@ impl ElasticNetSpec {
     }
 
     /// Cross-validated loss at each λ: Σ_folds Σ_test w_i L(y_i, ŷ_i(λ)) / Σ w_i.
-    /// A training fold with one outcome class predicts its fallback constant.
+    /// A training fold with one outcome class (or no weight) predicts its
+    /// fallback constant at every λ.
     fn cv_losses(
         &self,
         task: &Task<'_>,
@@ -208,8 +209,9 @@ impl ElasticNetSpec {
                         .map(|(&i, &p)| task.weight(i) * row_loss(task.family(), y[i], p))
                         .sum()
                 };
-                if train.single_class().is_some() || train.weighted_mean().is_nan() {
-                    let c = fallback_value(&train);
+                let train_w: f64 = (0..train.nrows()).map(|i| train.weight(i)).sum();
+                if train_w <= 0.0 || train.single_class().is_some() {
+                    let c = fallback_value(if train_w > 0.0 { &train } else { task });
                     return Ok(vec![sum(&vec![c; test.len()]); lambdas.len()]);
                 }
                 let (models, _) = self.fit_path(&train, lambdas);

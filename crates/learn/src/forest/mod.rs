@@ -35,7 +35,7 @@ use crate::loss::loss;
 use crate::seed;
 
 /// Rows per parallel block when predicting.
-const PREDICT_BLOCK: usize = 2048;
+const PREDICT_BLOCK: usize = 4096;
 
 /// Random-forest settings (config keys under `forest`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -161,28 +161,35 @@ impl ForestFit {
         self.oob.as_deref()
     }
 
-    /// Averages the trees over rows `rows` of `x`, in tree order, with the
-    /// trees selected by `use_tree(tree, row)`.
+    /// Averages the trees over the rows of `x`, with the trees selected by
+    /// `use_tree(tree, row)`. Rows are copied in blocks to row-major order
+    /// and each tree visits the whole block before the next tree (its top
+    /// nodes stay in cache); each row still sums its trees in index order.
     fn average(&self, x: &Matrix, use_tree: impl Fn(usize, usize) -> bool + Sync) -> Vec<f64> {
-        let n = x.nrows();
+        let (n, p) = (x.nrows(), x.ncols());
         let mut out = vec![0.0; n];
         out.par_chunks_mut(PREDICT_BLOCK)
             .enumerate()
             .for_each(|(block, chunk)| {
-                for (k, o) in chunk.iter_mut().enumerate() {
-                    let i = block * PREDICT_BLOCK + k;
-                    let (mut sum, mut used) = (0.0, 0usize);
-                    for (t, tree) in self.trees.iter().enumerate() {
-                        if use_tree(t, i) {
-                            sum += tree.predict_row(x, i);
-                            used += 1;
+                let first = block * PREDICT_BLOCK;
+                let m = chunk.len();
+                let mut rows = vec![0.0; m * p];
+                for j in 0..p {
+                    for (k, v) in x.column(j)[first..first + m].iter().enumerate() {
+                        rows[k * p + j] = *v;
+                    }
+                }
+                let mut used = vec![0usize; m];
+                for (t, tree) in self.trees.iter().enumerate() {
+                    for k in 0..m {
+                        if use_tree(t, first + k) {
+                            chunk[k] += tree.predict_row(&rows[k * p..(k + 1) * p]);
+                            used[k] += 1;
                         }
                     }
-                    *o = if used > 0 {
-                        sum / used as f64
-                    } else {
-                        f64::NAN
-                    };
+                }
+                for (o, u) in chunk.iter_mut().zip(used) {
+                    *o = if u > 0 { *o / u as f64 } else { f64::NAN };
                 }
             });
         out
@@ -240,14 +247,14 @@ impl ForestSpec {
         let grown: Vec<(Tree, Vec<u64>)> = (0..self.trees as u64)
             .into_par_iter()
             .map(|b| {
-                let (mut rows, mut rng) = self.bag(task, b, seed);
+                let (mut rows, rng) = self.bag(task, b, seed);
                 let mut in_bag = vec![0u64; if self.oob { n.div_ceil(64) } else { 0 }];
                 if self.oob {
                     for r in &rows {
                         in_bag[r.idx as usize / 64] |= 1 << (r.idx % 64);
                     }
                 }
-                (grower.grow(&mut rows, &mut rng), in_bag)
+                (grower.grow(&mut rows, rng), in_bag)
             })
             .collect();
         let (trees, bags): (Vec<Tree>, Vec<Vec<u64>>) = grown.into_iter().unzip();

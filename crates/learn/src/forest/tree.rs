@@ -14,7 +14,6 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use super::bins::Binned;
-use crate::data::Matrix;
 
 /// A node: a leaf when `feature == LEAF`; children at `left` and `left + 1`.
 #[derive(Debug, Clone, Copy)]
@@ -34,15 +33,16 @@ pub(crate) struct Tree {
 }
 
 impl Tree {
-    /// The leaf value for row i of `x` (x ≤ threshold goes left).
-    pub fn predict_row(&self, x: &Matrix, i: usize) -> f64 {
+    /// The leaf value for the row `x` (one value per column; x ≤ threshold
+    /// goes left).
+    pub fn predict_row(&self, x: &[f64]) -> f64 {
         let mut k = 0usize;
         loop {
             let node = self.nodes[k];
             if node.feature == LEAF {
                 return node.value;
             }
-            k = if x.get(i, node.feature as usize) <= node.threshold {
+            k = if x[node.feature as usize] <= node.threshold {
                 node.left as usize
             } else {
                 node.left as usize + 1
@@ -78,51 +78,89 @@ pub(crate) struct Grower<'a> {
 struct Sums {
     w: f64,
     s: f64,
+    /// Σ w y², for the purity check.
+    q: f64,
     draws: u32,
 }
 
 impl Sums {
     fn add(&mut self, r: &Row) {
+        let wy = r.w * r.y;
         self.w += r.w;
-        self.s += r.w * r.y;
+        self.s += wy;
+        self.q += wy * r.y;
         self.draws += r.draws;
+    }
+
+    fn add_sums(&mut self, o: &Sums) {
+        self.w += o.w;
+        self.s += o.s;
+        self.q += o.q;
+        self.draws += o.draws;
+    }
+
+    fn minus(&self, o: &Sums) -> Sums {
+        Sums {
+            w: self.w - o.w,
+            s: self.s - o.s,
+            q: self.q - o.q,
+            draws: self.draws - o.draws,
+        }
+    }
+
+    /// Whether the weighted squared error Σ w (y − ȳ)² = q − s²/w is zero
+    /// up to rounding (every target equal).
+    fn pure(&self) -> bool {
+        self.w <= 0.0 || self.q - self.s * self.s / self.w <= 1e-12 * self.q.abs()
     }
 }
 
-/// The best split of a node: feature, cut index, gain.
+/// The best split of a node: feature, cut index, gain, the left child's sums.
 struct Split {
     feature: usize,
     bin: u8,
     gain: f64,
+    left: Sums,
 }
 
 impl Grower<'_> {
     /// Grows a tree on `rows` (in-bag rows with positive weight).
-    pub fn grow(&self, rows: &mut [Row], rng: &mut ChaCha8Rng) -> Tree {
+    pub fn grow(&self, rows: &mut [Row], rng: ChaCha8Rng) -> Tree {
         let mut nodes = vec![Node {
             threshold: 0.0,
             value: 0.0,
             left: 0,
             feature: LEAF,
         }];
-        let p = self.binned.cuts.len();
-        let mut order: Vec<usize> = (0..p).collect();
-        let mut hist = vec![Sums::default(); 256];
-        // (node, start, end, depth)
-        let mut stack = vec![(0usize, 0usize, rows.len(), 0usize)];
-        while let Some((k, start, end, depth)) = stack.pop() {
+        let mut scratch = Scratch {
+            rng,
+            order: (0..self.binned.cuts.len()).collect(),
+            hist: vec![Sums::default(); 256],
+            touched: Vec::with_capacity(256),
+        };
+        // (node, start, end, depth, sums): a node's sums come from its
+        // parent's split search, so a node costs its split search alone.
+        let mut root = Sums::default();
+        rows.iter().for_each(|r| root.add(r));
+        let mut stack = vec![(0usize, 0usize, rows.len(), 0usize, root)];
+        while let Some((k, start, end, depth, total)) = stack.pop() {
             let part = &mut rows[start..end];
-            let mut total = Sums::default();
-            part.iter().for_each(|r| total.add(r));
-            nodes[k].value = if total.w > 0.0 {
-                total.s / total.w
-            } else {
-                0.0
-            };
-            if depth >= self.max_depth || total.draws < 2 * self.min_leaf || pure(part) {
-                continue;
-            }
-            let Some(split) = self.best_split(part, &total, &mut order, &mut hist, rng) else {
+            let split =
+                if depth >= self.max_depth || total.draws < 2 * self.min_leaf || total.pure() {
+                    None
+                } else {
+                    self.best_split(part, &total, &mut scratch)
+                };
+            let Some(split) = split else {
+                // A leaf: its mean from its rows directly (not from
+                // differences of sums, which round).
+                let mut exact = Sums::default();
+                part.iter().for_each(|r| exact.add(r));
+                nodes[k].value = if exact.w > 0.0 {
+                    exact.s / exact.w
+                } else {
+                    0.0
+                };
                 continue;
             };
             let codes = self.binned.column(split.feature);
@@ -139,84 +177,95 @@ impl Grower<'_> {
                     feature: LEAF,
                 });
             }
-            stack.push((left + 1, start + mid, end, depth + 1));
-            stack.push((left, start, start + mid, depth + 1));
+            let right = total.minus(&split.left);
+            stack.push((left + 1, start + mid, end, depth + 1, right));
+            stack.push((left, start, start + mid, depth + 1, split.left));
         }
         Tree { nodes }
     }
 
     /// The best split over up to `mtry` features that vary in the node,
-    /// drawn in random order; None when no split decreases the error.
-    fn best_split(
-        &self,
-        rows: &[Row],
-        total: &Sums,
-        order: &mut [usize],
-        hist: &mut [Sums],
-        rng: &mut ChaCha8Rng,
-    ) -> Option<Split> {
+    /// drawn in random order; None when no split decreases the error. Only
+    /// the bins the node's rows occupy are visited (`touched`, in bin
+    /// order), so a small node costs its rows, not the number of bins;
+    /// `hist` is all zero on entry and on return.
+    fn best_split(&self, rows: &[Row], total: &Sums, scratch: &mut Scratch) -> Option<Split> {
         let parent = total.s * total.s / total.w;
         // A split must reduce the error by more than rounding.
         let mut best: Option<Split> = None;
         let mut best_gain = parent + 1e-12 * parent.abs().max(1e-300);
         let mut tried = 0;
-        let p = order.len();
+        let p = scratch.order.len();
         for t in 0..p {
             if tried == self.mtry {
                 break;
             }
-            let pick = rng.random_range(t..p);
-            order.swap(t, pick);
-            let j = order[t];
-            let nb = self.binned.bins(j);
-            if nb < 2 {
+            let pick = scratch.rng.random_range(t..p);
+            scratch.order.swap(t, pick);
+            let j = scratch.order[t];
+            if self.binned.bins(j) < 2 {
                 continue;
             }
-            let h = &mut hist[..nb];
-            h.fill(Sums::default());
             let codes = self.binned.column(j);
+            let (hist, touched) = (&mut scratch.hist, &mut scratch.touched);
+            touched.clear();
             for r in rows {
-                h[codes[r.idx as usize] as usize].add(r);
+                let b = codes[r.idx as usize];
+                let h = &mut hist[b as usize];
+                if h.draws == 0 {
+                    touched.push(b);
+                }
+                h.add(r);
             }
-            if h.iter().filter(|s| s.draws > 0).count() < 2 {
-                continue;
+            if touched.len() >= 2 {
+                tried += 1;
+                let nb = self.binned.bins(j);
+                if touched.len() * 8 >= nb {
+                    // Dense: reading the bins in order beats sorting.
+                    touched.clear();
+                    touched.extend((0..nb).filter(|&b| hist[b].draws > 0).map(|b| b as u8));
+                } else {
+                    touched.sort_unstable();
+                }
+                let mut left = Sums::default();
+                for &b in &touched[..touched.len() - 1] {
+                    left.add_sums(&hist[b as usize]);
+                    if left.draws < self.min_leaf {
+                        continue;
+                    }
+                    if total.draws - left.draws < self.min_leaf {
+                        break;
+                    }
+                    let (rw, rs) = (total.w - left.w, total.s - left.s);
+                    if left.w <= 0.0 || rw <= 0.0 {
+                        continue;
+                    }
+                    let gain = left.s * left.s / left.w + rs * rs / rw;
+                    if gain > best_gain {
+                        best_gain = gain;
+                        best = Some(Split {
+                            feature: j,
+                            bin: b,
+                            gain,
+                            left,
+                        });
+                    }
+                }
             }
-            tried += 1;
-            let mut left = Sums::default();
-            for (b, hb) in h.iter().enumerate().take(nb - 1) {
-                left.w += hb.w;
-                left.s += hb.s;
-                left.draws += hb.draws;
-                let rd = total.draws - left.draws;
-                if left.draws < self.min_leaf {
-                    continue;
-                }
-                if rd < self.min_leaf {
-                    break;
-                }
-                let rw = total.w - left.w;
-                if left.w <= 0.0 || rw <= 0.0 {
-                    continue;
-                }
-                let rs = total.s - left.s;
-                let gain = left.s * left.s / left.w + rs * rs / rw;
-                if gain > best_gain {
-                    best_gain = gain;
-                    best = Some(Split {
-                        feature: j,
-                        bin: b as u8,
-                        gain,
-                    });
-                }
+            for &b in touched.iter() {
+                hist[b as usize] = Sums::default();
             }
         }
         best.filter(|s| s.gain > parent)
     }
 }
 
-/// Whether every row has the same target.
-fn pure(rows: &[Row]) -> bool {
-    rows.first().is_none_or(|f| rows.iter().all(|r| r.y == f.y))
+/// Per-tree working memory of the split search.
+pub(crate) struct Scratch {
+    rng: ChaCha8Rng,
+    order: Vec<usize>,
+    hist: Vec<Sums>,
+    touched: Vec<u8>,
 }
 
 /// Moves the rows satisfying `left` to the front; returns how many.
@@ -234,6 +283,7 @@ fn partition(rows: &mut [Row], left: impl Fn(&Row) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Matrix;
     use crate::seed;
 
     #[test]
@@ -255,10 +305,10 @@ mod tests {
             min_leaf: 5,
             max_depth: 10,
         };
-        let tree = g.grow(&mut rows, &mut seed::rng(1, 0));
+        let tree = g.grow(&mut rows, seed::rng(1, 0));
         assert_eq!(tree.leaves(), 2);
-        assert_eq!(tree.predict_row(&m, 29), 0.0);
-        assert_eq!(tree.predict_row(&m, 30), 1.0);
+        assert_eq!(tree.predict_row(&[29.0]), 0.0);
+        assert_eq!(tree.predict_row(&[30.0]), 1.0);
         assert!((tree.nodes[0].threshold - 29.5).abs() < 1e-12);
     }
 }
