@@ -177,8 +177,13 @@ impl Problem<'_> {
     }
 
     /// The penalized objective at `c`.
+    #[cfg(test)]
     pub fn objective(&self, c: &Coefs, pen: Penalty) -> f64 {
-        let eta = self.s.eta(c);
+        self.objective_at(&self.s.eta(c), c, pen)
+    }
+
+    /// The penalized objective at `c` whose linear predictor is `eta`.
+    fn objective_at(&self, eta: &[f64], c: &Coefs, pen: Penalty) -> f64 {
         let mut loss = 0.0;
         for i in 0..self.s.n {
             let w = self.w[i];
@@ -208,30 +213,44 @@ impl Problem<'_> {
 
     /// The binomial case: IRLS steps, each a weighted quadratic problem
     /// solved by coordinate descent, halved while the objective increases.
+    /// The linear predictor is carried from step to step: the quadratic
+    /// solve moves the working residual r = z − η, so η_new = η + r₀ − r.
     fn irls(&self, c: &mut Coefs, pen: Penalty) -> bool {
-        let mut obj = self.objective(c, pen);
+        let n = self.s.n;
+        let mut eta = self.s.eta(c);
+        let mut obj = self.objective_at(&eta, c, pen);
+        let mut v = vec![0.0; n];
+        let mut r = vec![0.0; n];
+        let mut moved = vec![0.0; n];
         for _ in 0..MAX_IRLS {
-            let eta = self.s.eta(c);
-            let mut v = vec![0.0; self.s.n];
-            let mut r = vec![0.0; self.s.n];
-            for i in 0..self.s.n {
+            for i in 0..n {
                 let p = logistic(eta[i]);
                 let var = (p * (1.0 - p)).max(MIN_VARIANCE);
                 v[i] = self.w[i] * var;
                 r[i] = (self.y[i] - p) / var;
+                moved[i] = r[i];
             }
             let old = c.clone();
             let inner = quadratic(self.s, &v, &mut r, c, pen, self.tol, self.max_passes);
-            let mut new_obj = self.objective(c, pen);
+            // moved = r₀ − r = η_new − η_old.
+            for (m, ri) in moved.iter_mut().zip(&r) {
+                *m -= ri;
+            }
+            let mut trial: Vec<f64> = eta.iter().zip(&moved).map(|(e, m)| e + m).collect();
+            let mut new_obj = self.objective_at(&trial, c, pen);
             let mut halvings = 0;
             while new_obj > obj + 1e-14 * obj.abs().max(1.0) && halvings < MAX_HALVINGS {
                 c.b0 = 0.5 * (c.b0 + old.b0);
                 for (b, o) in c.b.iter_mut().zip(&old.b) {
                     *b = 0.5 * (*b + o);
                 }
-                new_obj = self.objective(c, pen);
+                for (t, e) in trial.iter_mut().zip(&eta) {
+                    *t = 0.5 * (*t + e);
+                }
+                new_obj = self.objective_at(&trial, c, pen);
                 halvings += 1;
             }
+            eta = trial;
             let change = (obj - new_obj).abs();
             obj = new_obj;
             if inner && change <= self.tol * obj.abs().max(1e-3) {
@@ -329,6 +348,68 @@ fn quadratic(
         } else {
             // Keep cycling over the active set until it settles.
             full = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At the solution no single coordinate move lowers the objective.
+    #[test]
+    fn solution_is_a_coordinatewise_minimum() {
+        let n = 300;
+        let cols: Vec<(String, Vec<f64>)> = (0..4)
+            .map(|j| {
+                let v = (0..n)
+                    .map(|i| ((i * (j + 3) * 7919) % 101) as f64 / 50.0 - 1.0)
+                    .collect();
+                (format!("x{j}"), v)
+            })
+            .collect();
+        let x = Matrix::from_columns(cols).expect("matrix");
+        let y: Vec<f64> = (0..n)
+            .map(|i| {
+                f64::from(u8::from(
+                    x.get(i, 0) + 0.5 * x.get(i, 1) > ((i % 7) as f64 - 3.0) / 4.0,
+                ))
+            })
+            .collect();
+        let w: Vec<f64> = (0..n)
+            .map(|i| (1 + i % 3) as f64 / (2.0 * n as f64))
+            .collect();
+        let s = Standardized::new(&x, &w, true);
+        for family in [Family::Binary, Family::Continuous] {
+            let problem = Problem {
+                s: &s,
+                y: &y,
+                w: &w,
+                family,
+                tol: 1e-14,
+                max_passes: 100_000,
+            };
+            let pen = Penalty {
+                lambda: 0.01,
+                alpha: 0.7,
+            };
+            let mut c = problem.null();
+            assert!(problem.solve(&mut c, pen));
+            let f = problem.objective(&c, pen);
+            for k in 0..=c.b.len() {
+                for h in [-1e-4, 1e-4] {
+                    let mut d = c.clone();
+                    if k == c.b.len() {
+                        d.b0 += h;
+                    } else {
+                        d.b[k] += h;
+                    }
+                    assert!(
+                        problem.objective(&d, pen) >= f - 1e-13,
+                        "{family:?} {k} {h}"
+                    );
+                }
+            }
         }
     }
 }
