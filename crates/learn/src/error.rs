@@ -66,6 +66,14 @@ pub enum LearnError {
         /// What is allowed.
         expected: String,
     },
+    /// An iterative fit ran out of iterations.
+    #[error("{learner} did not converge: {detail}")]
+    NotConverged {
+        /// The learner.
+        learner: String,
+        /// What ran out.
+        detail: String,
+    },
     /// A learner failed in a way no fallback covers.
     #[error("{learner}: {error}")]
     Model {

@@ -54,7 +54,7 @@ pub enum Detail {
     },
     /// A main-effects GLM (logit or linear).
     Glm {
-        /// Intercept then (column, coefficient) for the columns kept.
+        /// The intercept.
         intercept: f64,
         /// Coefficients by column name.
         coefficients: Vec<(String, f64)>,

@@ -32,7 +32,6 @@ use crate::folds::Folds;
 use crate::learner::{Detail, FitReport, Fitted, Learner, fallback_value, single_class_fit};
 use crate::loss::row_loss;
 use crate::seed;
-use healthgap_models::ModelError;
 
 /// Elastic-net settings (config keys under `elastic_net`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -351,12 +350,13 @@ impl ElasticNetSpec {
         };
         let (mut models, converged) = self.fit_path(task, &lambdas);
         if !converged {
-            return Err(LearnError::Model {
+            return Err(LearnError::NotConverged {
                 learner: "elastic_net".into(),
-                error: ModelError::NotConverged {
-                    iterations: self.max_passes,
-                    max_score: f64::NAN,
-                },
+                detail: format!(
+                    "coordinate descent needed more than {} passes or 100 IRLS steps at some \
+                     penalty (tol {:e})",
+                    self.max_passes, self.tol
+                ),
             });
         }
         let model = models.pop().ok_or(LearnError::Empty {

@@ -140,3 +140,27 @@ fn bad_input_is_an_error_not_a_panic() {
         Err(LearnError::TooFewClusters { .. })
     ));
 }
+
+#[test]
+fn a_learner_that_does_not_converge_falls_back_with_its_name() {
+    let sim = nonlinear(400, 10, Family::Binary, 44);
+    let task = Task::new(&sim.x, &sim.y, Family::Binary).expect("task");
+    let stingy = healthgap_learn::ElasticNetSpec {
+        lambda: Some(1e-4),
+        max_passes: 1,
+        tol: 1e-15,
+        ..healthgap_learn::ElasticNetSpec::default()
+    };
+    assert!(matches!(
+        stingy.fit(&task, 0),
+        Err(LearnError::NotConverged { .. })
+    ));
+    let folds = Folds::by_cluster(&sim.clusters, 5, 1).expect("folds");
+    let cf = cross_fit(&stingy, &task, &folds, 0).expect("fallback, not an error");
+    assert_eq!(cf.warnings.len(), 5);
+    assert!(cf.warnings.iter().all(|w| matches!(
+        w,
+        LearnWarning::Fallback { learner, .. } if learner == "elastic_net"
+    )));
+    assert!(cf.warnings[0].to_string().contains("did not converge"));
+}
