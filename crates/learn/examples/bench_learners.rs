@@ -1,7 +1,7 @@
 //! Timing of the learners on a synthetic 200k × 30 design with a binary
 //! outcome (a threshold, an interaction and main effects), on all cores.
 //!
-//!     cargo run --release -p healthgap-learn --example bench_learners -- [rows] [trees] [which]
+//!     cargo run --release -p healthgap-learn --example bench_learners -- [rows] [trees] [which] [min_leaf]
 //!
 //! `which` is a comma list of glm, elastic_net, forest, super_learner
 //! (default glm,elastic_net,forest). Prints one line per learner: fit and
@@ -56,6 +56,9 @@ fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
     let mut config = LearnerConfig::default();
     config.forest.trees = trees;
+    if let Some(m) = args.get(4).and_then(|a| a.parse().ok()) {
+        config.forest.min_leaf = m;
+    }
     println!(
         "rows {n}, columns 30, trees {trees}, threads {}, load before: {}",
         rayon::current_num_threads(),
