@@ -7,6 +7,9 @@
 //!
 //! whose weights minimise the cross-validated loss of Zα ([`simplex`]), and
 //! each f̂_l is refitted on all rows. Learners with weight 0 are not refitted.
+//! The ensemble's cross-validated loss is never above the best member's:
+//! should rounding or the metalearner's probability clipping leave it above,
+//! the best member alone is taken.
 //! The folds are cluster folds when the task has clusters.
 //!
 //! The report gives every learner's cross-validated loss and weight, and the
@@ -170,7 +173,7 @@ impl SuperLearner {
             warnings.extend(cf.warnings);
         }
         let w = task.weight_vec();
-        let alpha = simplex::Level1 {
+        let mut alpha = simplex::Level1 {
             z: &z,
             n,
             l,
@@ -181,7 +184,17 @@ impl SuperLearner {
         let ensemble: Vec<f64> = (0..n)
             .map(|i| (0..l).map(|k| alpha[k] * z[k * n + i]).sum())
             .collect();
-        let cv_loss = loss(task.family(), task.y(), &ensemble, task.weights());
+        let mut cv_loss = loss(task.family(), task.y(), &ensemble, task.weights());
+        // The weights minimise the log loss with probabilities clipped at
+        // 1e-6; the reported losses clip at 1e-15. Should a single member do
+        // better on the reported loss (a forest's exact 0s and 1s), it wins.
+        let best = (0..l).min_by(|&a, &b| cv_losses[a].total_cmp(&cv_losses[b]));
+        if let Some(b) = best
+            && cv_losses[b] < cv_loss
+        {
+            alpha = (0..l).map(|k| if k == b { 1.0 } else { 0.0 }).collect();
+            cv_loss = cv_losses[b];
+        }
         let mut members = Vec::new();
         for (k, learner) in self.library.iter().enumerate() {
             if alpha[k] > 0.0 {

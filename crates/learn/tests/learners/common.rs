@@ -7,9 +7,9 @@ use rand_chacha::ChaCha8Rng;
 /// Elastic net against scikit-learn (whose saga and scipy's L-BFGS-B agree
 /// to 1.1e-8 on these problems).
 pub const TOL_GOLDEN: f64 = 1e-6;
-/// The super learner's CV loss may exceed the best member's by this (the
-/// simplex solve's ridge of 1e-10 and the SQP's stopping rule).
-pub const TOL_SUPER_LEARNER: f64 = 1e-8;
+/// The super learner's CV loss may exceed the best member's by this: by
+/// construction never (a better single member replaces the ensemble).
+pub const TOL_SUPER_LEARNER: f64 = 0.0;
 /// Weights sum to one within rounding.
 pub const TOL_SUM: f64 = 1e-12;
 
