@@ -11,7 +11,7 @@
 //!
 //! Tree b draws from its own ChaCha8 stream (seed, b), and trees are
 //! averaged in index order, so a fit is bit-identical whatever the number of
-//! rayon threads. Split search uses binned features ([`bins`]).
+//! rayon threads. Split search uses binned features (`bins.rs`).
 //!
 //! Hand-written rather than linfa-trees: linfa's decision trees are
 //! classifiers only (no regression tree for length of stay, no leaf

@@ -5,7 +5,7 @@
 //!
 //!   f̂_SL(x) = Σ_l α_l f̂_l(x),   α ≥ 0, Σ α_l = 1,
 //!
-//! whose weights minimise the cross-validated loss of Zα ([`simplex`]), and
+//! whose weights minimise the cross-validated loss of Zα (`simplex.rs`), and
 //! each f̂_l is refitted on all rows. Learners with weight 0 are not refitted.
 //! The ensemble's cross-validated loss is never above the best member's:
 //! should rounding or the metalearner's probability clipping leave it above,
