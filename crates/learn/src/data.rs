@@ -33,7 +33,7 @@ impl Matrix {
         nrows: usize,
         names: Vec<String>,
     ) -> Result<Matrix, LearnError> {
-        if data.len() != nrows * names.len() {
+        if Some(data.len()) != nrows.checked_mul(names.len()) {
             return Err(LearnError::Dimension {
                 what: format!(
                     "{} values for {nrows} rows × {} columns",

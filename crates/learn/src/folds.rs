@@ -46,28 +46,31 @@ impl Folds {
     /// k folds of whole clusters; `clusters` holds each row's cluster code.
     pub fn by_cluster(clusters: &[u32], k: usize, seed: u64) -> Result<Folds, LearnError> {
         check_k(k)?;
-        let levels = clusters.iter().max().map_or(0, |&m| m as usize + 1);
-        let mut size = vec![0usize; levels];
-        for &c in clusters {
-            size[c as usize] += 1;
-        }
-        let present: Vec<usize> = (0..levels).filter(|&c| size[c] > 0).collect();
+        // Codes need not be dense (any u32 label): rank them.
+        let mut present: Vec<u32> = clusters.to_vec();
+        present.sort_unstable();
+        present.dedup();
         if present.len() < k {
             return Err(LearnError::TooFewClusters {
                 clusters: present.len(),
                 folds: k,
             });
         }
+        let rank = |c: u32| present.partition_point(|&p| p < c);
+        let ranks: Vec<usize> = clusters.iter().map(|&c| rank(c)).collect();
+        let mut size = vec![0usize; present.len()];
+        for &r in &ranks {
+            size[r] += 1;
+        }
         let mut load = vec![0usize; k];
-        let mut of_cluster = vec![0u32; levels];
-        for pos in permutation(present.len(), seed) {
-            let c = present[pos];
+        let mut of_cluster = vec![0u32; present.len()];
+        for c in permutation(present.len(), seed) {
             let v = (0..k).min_by_key(|&v| (load[v], v)).unwrap_or(0);
             of_cluster[c] = v as u32;
             load[v] += size[c];
         }
         Ok(Folds {
-            fold: clusters.iter().map(|&c| of_cluster[c as usize]).collect(),
+            fold: ranks.iter().map(|&r| of_cluster[r]).collect(),
             k,
         })
     }
@@ -150,6 +153,14 @@ mod tests {
         assert!(sizes.iter().all(|&s| s.abs_diff(164) <= 40), "{sizes:?}");
         assert_eq!(f, Folds::by_cluster(&clusters, 5, 11).expect("folds"));
         assert_ne!(f, Folds::by_cluster(&clusters, 5, 12).expect("folds"));
+    }
+
+    #[test]
+    fn sparse_cluster_labels_are_fine() {
+        let clusters = [u32::MAX, 7, 7, 1_000_000, 3, u32::MAX];
+        let f = Folds::by_cluster(&clusters, 2, 1).expect("folds");
+        assert_eq!(f.assignment()[0], f.assignment()[5]);
+        assert_eq!(f.assignment()[1], f.assignment()[2]);
     }
 
     #[test]
