@@ -35,7 +35,7 @@ use crate::loss::loss;
 use crate::seed;
 
 /// Rows per parallel block when predicting.
-const PREDICT_BLOCK: usize = 4096;
+const PREDICT_BLOCK: usize = 16_384;
 
 /// Random-forest settings (config keys under `forest`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -15,32 +15,40 @@ use rand_chacha::ChaCha8Rng;
 
 use super::bins::Binned;
 
-/// A node: a leaf when `feature == LEAF`; children at `left` and `left + 1`.
+/// A node: a split on `feature` at `threshold` with children at `left` and
+/// `left + 1`, or, when `feature == LEAF`, a leaf whose mean is
+/// `values[left]` (16 bytes a node, so more of a tree stays in cache).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
     threshold: f64,
-    value: f64,
-    left: u32,
     feature: u32,
+    left: u32,
 }
 
 const LEAF: u32 = u32::MAX;
+
+const PLACEHOLDER: Node = Node {
+    threshold: 0.0,
+    feature: LEAF,
+    left: 0,
+};
 
 /// A fitted tree.
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
     nodes: Vec<Node>,
+    values: Vec<f64>,
 }
 
 impl Tree {
-    /// The leaf value for the row `x` (one value per column; x ≤ threshold
+    /// The leaf mean for the row `x` (one value per column; x ≤ threshold
     /// goes left).
     pub fn predict_row(&self, x: &[f64]) -> f64 {
         let mut k = 0usize;
         loop {
             let node = self.nodes[k];
             if node.feature == LEAF {
-                return node.value;
+                return self.values[node.left as usize];
             }
             k = if x[node.feature as usize] <= node.threshold {
                 node.left as usize
@@ -52,7 +60,7 @@ impl Tree {
 
     /// Number of leaves.
     pub fn leaves(&self) -> usize {
-        self.nodes.iter().filter(|n| n.feature == LEAF).count()
+        self.values.len()
     }
 }
 
@@ -126,12 +134,8 @@ struct Split {
 impl Grower<'_> {
     /// Grows a tree on `rows` (in-bag rows with positive weight).
     pub fn grow(&self, rows: &mut [Row], rng: ChaCha8Rng) -> Tree {
-        let mut nodes = vec![Node {
-            threshold: 0.0,
-            value: 0.0,
-            left: 0,
-            feature: LEAF,
-        }];
+        let mut nodes = vec![PLACEHOLDER];
+        let mut values = Vec::new();
         let mut scratch = Scratch {
             rng,
             order: (0..self.binned.cuts.len()).collect(),
@@ -156,11 +160,12 @@ impl Grower<'_> {
                 // differences of sums, which round).
                 let mut exact = Sums::default();
                 part.iter().for_each(|r| exact.add(r));
-                nodes[k].value = if exact.w > 0.0 {
+                nodes[k].left = values.len() as u32;
+                values.push(if exact.w > 0.0 {
                     exact.s / exact.w
                 } else {
                     0.0
-                };
+                });
                 continue;
             };
             let codes = self.binned.column(split.feature);
@@ -169,19 +174,13 @@ impl Grower<'_> {
             nodes[k].feature = split.feature as u32;
             nodes[k].threshold = self.binned.cuts[split.feature][split.bin as usize];
             nodes[k].left = left as u32;
-            for _ in 0..2 {
-                nodes.push(Node {
-                    threshold: 0.0,
-                    value: 0.0,
-                    left: 0,
-                    feature: LEAF,
-                });
-            }
+            nodes.push(PLACEHOLDER);
+            nodes.push(PLACEHOLDER);
             let right = total.minus(&split.left);
             stack.push((left + 1, start + mid, end, depth + 1, right));
             stack.push((left, start, start + mid, depth + 1, split.left));
         }
-        Tree { nodes }
+        Tree { nodes, values }
     }
 
     /// The best split over up to `mtry` features that vary in the node,
