@@ -149,12 +149,14 @@ impl Grower<'_> {
         let mut stack = vec![(0usize, 0usize, rows.len(), 0usize, root)];
         while let Some((k, start, end, depth, total)) = stack.pop() {
             let part = &mut rows[start..end];
-            let split =
-                if depth >= self.max_depth || total.draws < 2 * self.min_leaf || total.pure() {
-                    None
-                } else {
-                    self.best_split(part, &total, &mut scratch)
-                };
+            let split = if depth >= self.max_depth
+                || total.draws < self.min_leaf.saturating_mul(2)
+                || total.pure()
+            {
+                None
+            } else {
+                self.best_split(part, &total, &mut scratch)
+            };
             let Some(split) = split else {
                 // A leaf: its mean from its rows directly (not from
                 // differences of sums, which round).
