@@ -1,0 +1,291 @@
+//! The random forest (Breiman 2001): B regression trees, each grown on a
+//! bootstrap sample of the rows with `mtry` features tried per split; the
+//! forest predicts the average of the trees' leaf means,
+//!
+//!   f̂(x) = (1/B) Σ_b T_b(x),
+//!
+//! a probability for a 0/1 target (probability forest, Malley et al. 2012)
+//! and a mean otherwise. Row weights enter every sum of the split criterion
+//! and the leaf means as w_i × (times drawn); the bootstrap draws rows
+//! uniformly.
+//!
+//! Tree b draws from its own ChaCha8 stream (seed, b), and trees are
+//! averaged in index order, so a fit is bit-identical whatever the number of
+//! rayon threads. Split search uses binned features (`bins.rs`).
+//!
+//! Hand-written rather than linfa-trees: linfa's decision trees are
+//! classifiers only (no regression tree for length of stay, no leaf
+//! probabilities), and its ensemble crate bags classifiers by majority
+//! vote; both would bring ndarray 0.16 beside the project's 0.17.
+
+mod bins;
+mod tree;
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use bins::Binned;
+use tree::{Grower, Row, Tree};
+
+use crate::data::{Family, Matrix, Task};
+use crate::error::LearnError;
+use crate::learner::{Detail, FitReport, Fitted, Learner, single_class_fit};
+use crate::loss::loss;
+use crate::seed;
+
+/// Rows per parallel block when predicting.
+const PREDICT_BLOCK: usize = 16_384;
+
+/// Random-forest settings (config keys under `forest`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForestSpec {
+    /// Trees.
+    pub trees: usize,
+    /// Features tried per split; unset: ⌊√p⌋ for a binary target, ⌊p/3⌋
+    /// for a continuous one (ranger's defaults), at least 1.
+    pub mtry: Option<usize>,
+    /// Least bootstrap draws in a leaf.
+    pub min_leaf: usize,
+    /// Greatest depth.
+    pub max_depth: usize,
+    /// Bins per feature for split search (2..=256).
+    pub max_bins: usize,
+    /// Rows drawn per tree as a fraction of N.
+    pub sample_fraction: f64,
+    /// Draw with replacement (the bootstrap) or without (subsampling).
+    pub replace: bool,
+    /// Compute the out-of-bag loss (one more pass over the trees).
+    pub oob: bool,
+}
+
+impl Default for ForestSpec {
+    fn default() -> ForestSpec {
+        ForestSpec {
+            trees: 200,
+            mtry: None,
+            min_leaf: 5,
+            max_depth: 40,
+            max_bins: 255,
+            sample_fraction: 1.0,
+            replace: true,
+            oob: false,
+        }
+    }
+}
+
+impl ForestSpec {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), LearnError> {
+        let bad = |key: &str, v: String, what: &str| Err(LearnError::setting(key, v, what));
+        if self.trees == 0 {
+            return bad("forest.trees", self.trees.to_string(), "at least 1");
+        }
+        if self.mtry == Some(0) {
+            return bad("forest.mtry", "0".into(), "at least 1");
+        }
+        if self.min_leaf == 0 {
+            return bad("forest.min_leaf", "0".into(), "at least 1");
+        }
+        if self.max_depth == 0 {
+            return bad("forest.max_depth", "0".into(), "at least 1");
+        }
+        if !(2..=256).contains(&self.max_bins) {
+            return bad("forest.max_bins", self.max_bins.to_string(), "2 to 256");
+        }
+        let f = self.sample_fraction;
+        if !(f > 0.0 && (f <= 1.0 || self.replace) && f.is_finite()) {
+            return bad(
+                "forest.sample_fraction",
+                f.to_string(),
+                "above 0, and at most 1 without replacement",
+            );
+        }
+        Ok(())
+    }
+
+    /// Features tried per split for p columns.
+    fn mtry_for(&self, family: Family, p: usize) -> usize {
+        let default = match family {
+            Family::Binary => (p as f64).sqrt().floor() as usize,
+            Family::Continuous => p / 3,
+        };
+        self.mtry.unwrap_or(default).clamp(1, p.max(1))
+    }
+
+    /// Tree b's in-bag rows (rows with positive weight drawn at least once).
+    fn bag(&self, task: &Task<'_>, b: u64, seed: u64) -> (Vec<Row>, ChaCha8Rng) {
+        let n = task.nrows();
+        let mut rng = seed::rng(seed, b);
+        let draws = ((self.sample_fraction * n as f64).round() as usize).max(1);
+        let mut count = vec![0u32; n];
+        if self.replace {
+            for _ in 0..draws {
+                count[rng.random_range(0..n)] += 1;
+            }
+        } else {
+            let mut idx: Vec<usize> = (0..n).collect();
+            for t in 0..draws.min(n) {
+                let pick = rng.random_range(t..n);
+                idx.swap(t, pick);
+                count[idx[t]] = 1;
+            }
+        }
+        let rows = (0..n)
+            .filter(|&i| count[i] > 0 && task.weight(i) > 0.0)
+            .map(|i| Row {
+                idx: i as u32,
+                draws: count[i],
+                w: task.weight(i) * f64::from(count[i]),
+                y: task.y()[i],
+            })
+            .collect();
+        (rows, rng)
+    }
+}
+
+/// A fitted forest.
+#[derive(Debug, Clone)]
+pub struct ForestFit {
+    trees: Vec<Tree>,
+    family: Family,
+    ncols: usize,
+    oob: Option<Vec<f64>>,
+    report: FitReport,
+}
+
+impl ForestFit {
+    /// Out-of-bag predictions (NaN for rows in every bag), when asked for.
+    pub fn oob_predictions(&self) -> Option<&[f64]> {
+        self.oob.as_deref()
+    }
+
+    /// Averages the trees over the rows of `x`, with the trees selected by
+    /// `use_tree(tree, row)`. Rows are copied in blocks to row-major order
+    /// and each tree visits the whole block before the next tree (its top
+    /// nodes stay in cache); each row still sums its trees in index order.
+    fn average(&self, x: &Matrix, use_tree: impl Fn(usize, usize) -> bool + Sync) -> Vec<f64> {
+        let (n, p) = (x.nrows(), x.ncols());
+        let mut out = vec![0.0; n];
+        out.par_chunks_mut(PREDICT_BLOCK)
+            .enumerate()
+            .for_each(|(block, chunk)| {
+                let first = block * PREDICT_BLOCK;
+                let m = chunk.len();
+                let mut rows = vec![0.0; m * p];
+                for j in 0..p {
+                    for (k, v) in x.column(j)[first..first + m].iter().enumerate() {
+                        rows[k * p + j] = *v;
+                    }
+                }
+                let mut used = vec![0usize; m];
+                for (t, tree) in self.trees.iter().enumerate() {
+                    for k in 0..m {
+                        if use_tree(t, first + k) {
+                            chunk[k] += tree.predict_row(&rows[k * p..(k + 1) * p]);
+                            used[k] += 1;
+                        }
+                    }
+                }
+                for (o, u) in chunk.iter_mut().zip(used) {
+                    *o = if u > 0 { *o / u as f64 } else { f64::NAN };
+                }
+            });
+        out
+    }
+}
+
+impl Fitted for ForestFit {
+    fn predict(&self, x: &Matrix) -> Result<Vec<f64>, LearnError> {
+        x.check_columns(self.ncols)?;
+        let mut p = self.average(x, |_, _| true);
+        if self.family == Family::Binary {
+            p.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+        }
+        Ok(p)
+    }
+
+    fn report(&self) -> &FitReport {
+        &self.report
+    }
+}
+
+impl Learner for ForestSpec {
+    fn name(&self) -> &'static str {
+        "forest"
+    }
+
+    fn fit(&self, task: &Task<'_>, seed: u64) -> Result<Box<dyn Fitted>, LearnError> {
+        self.validate()?;
+        if let Some(fit) = single_class_fit(task, self.name(), "training rows") {
+            return Ok(Box::new(fit));
+        }
+        Ok(Box::new(self.fit_forest(task, seed)?))
+    }
+}
+
+impl ForestSpec {
+    /// Fits the forest (the concrete type, for callers that want the
+    /// out-of-bag predictions).
+    pub fn fit_forest(&self, task: &Task<'_>, seed: u64) -> Result<ForestFit, LearnError> {
+        self.validate()?;
+        let n = task.nrows();
+        if n > u32::MAX as usize {
+            return Err(LearnError::Dimension {
+                what: format!("{n} rows; the forest takes at most {} rows", u32::MAX),
+            });
+        }
+        let binned = Binned::new(task.x(), self.max_bins);
+        let mtry = self.mtry_for(task.family(), task.x().ncols());
+        let grower = Grower {
+            binned: &binned,
+            mtry,
+            min_leaf: u32::try_from(self.min_leaf).unwrap_or(u32::MAX),
+            max_depth: self.max_depth,
+        };
+        let grown: Vec<(Tree, Vec<u64>)> = (0..self.trees as u64)
+            .into_par_iter()
+            .map(|b| {
+                let (mut rows, rng) = self.bag(task, b, seed);
+                let mut in_bag = vec![0u64; if self.oob { n.div_ceil(64) } else { 0 }];
+                if self.oob {
+                    for r in &rows {
+                        in_bag[r.idx as usize / 64] |= 1 << (r.idx % 64);
+                    }
+                }
+                (grower.grow(&mut rows, rng), in_bag)
+            })
+            .collect();
+        let (trees, bags): (Vec<Tree>, Vec<Vec<u64>>) = grown.into_iter().unzip();
+        let mean_leaves = trees.iter().map(Tree::leaves).sum::<usize>() as f64 / trees.len() as f64;
+        let mut fit = ForestFit {
+            trees,
+            family: task.family(),
+            ncols: task.x().ncols(),
+            oob: None,
+            report: FitReport {
+                learner: "forest".into(),
+                warnings: task.constant_column_warnings(),
+                detail: Detail::Forest {
+                    trees: self.trees,
+                    mtry,
+                    mean_leaves,
+                    oob_loss: None,
+                },
+            },
+        };
+        if self.oob {
+            let oob = fit.average(task.x(), |t, i| bags[t][i / 64] & (1 << (i % 64)) == 0);
+            let rows: Vec<usize> = (0..n).filter(|&i| oob[i].is_finite()).collect();
+            let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+            let w = task.weights().map(pick);
+            let l = loss(task.family(), &pick(task.y()), &pick(&oob), w.as_deref());
+            if let Detail::Forest { oob_loss, .. } = &mut fit.report.detail {
+                *oob_loss = l.is_finite().then_some(l);
+            }
+            fit.oob = Some(oob);
+        }
+        Ok(fit)
+    }
+}
