@@ -60,6 +60,18 @@ pub struct FitSpec {
     pub columns: Vec<usize>,
 }
 
+impl FitSpec {
+    /// The cell columns the fit uses: `columns` without the intercept when
+    /// absorbing.
+    pub fn fit_columns(&self) -> Vec<usize> {
+        self.columns
+            .iter()
+            .copied()
+            .filter(|&j| !(self.absorb && j == 0))
+            .collect()
+    }
+}
+
 /// A weighted least-squares fit from cells.
 #[derive(Debug, Clone)]
 pub struct CellFit {
@@ -137,12 +149,7 @@ impl Cells {
     /// (x̃ demeaned within level when absorbing), clusters × k row-major:
     /// per cell, Σw x e − x̄_l Σw e with Σw x e = Σwxy − Σwxxᵀb − α_l Σwx.
     pub fn cluster_scores(&self, spec: &FitSpec, fit: &CellFit) -> Vec<f64> {
-        let cols: Vec<usize> = spec
-            .columns
-            .iter()
-            .copied()
-            .filter(|&j| !(spec.absorb && j == 0))
-            .collect();
+        let cols = spec.fit_columns();
         let d = usize::from(spec.indicator);
         let k = d + cols.len();
         let p = self.p();
@@ -399,12 +406,7 @@ impl Cells {
     /// Weighted least squares over the cells selected by `spec`, each cell
     /// weighted by its cluster's multiplicity.
     pub fn fit(&self, spec: &FitSpec, mult: Option<&[f64]>) -> Result<CellFit, ModelError> {
-        let cols: Vec<usize> = spec
-            .columns
-            .iter()
-            .copied()
-            .filter(|&j| !(spec.absorb && j == 0))
-            .collect();
+        let cols = spec.fit_columns();
         let d = usize::from(spec.indicator);
         let k = d + cols.len();
         let nl = if spec.absorb { self.levels } else { 1 };
