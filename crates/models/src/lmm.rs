@@ -175,7 +175,7 @@ fn profile(s: &LevelSums<'_>, lambda: f64, names: &[String]) -> Result<Profile, 
                 .into(),
         });
     }
-    let mut between = 0.0;
+    let (mut between, mut trace) = (0.0, 0.0);
     for l in 0..s.levels() {
         let v = s.level(l);
         if v.w <= 0.0 || v.m == 0.0 {
@@ -184,12 +184,8 @@ fn profile(s: &LevelSums<'_>, lambda: f64, names: &[String]) -> Result<Profile, 
         let e = v.y - v.x.iter().zip(&coef).map(|(x, c)| x * c).sum::<f64>();
         let shrink = 1.0 / (1.0 + lambda * v.w);
         between += v.m * e * e * shrink * shrink;
+        trace += v.m * v.w * shrink;
     }
-    let trace: f64 = (0..s.levels())
-        .map(|l| s.level(l))
-        .filter(|v| v.w > 0.0 && v.m != 0.0)
-        .map(|v| v.m * v.w / (1.0 + lambda * v.w))
-        .sum();
     let deviance = logdet + n * (2.0 * std::f64::consts::PI * r / n).ln() + n;
     Ok(Profile {
         coef,
@@ -246,13 +242,16 @@ fn root(g: &Gradient<'_, '_>, lo: f64, hi: f64) -> Result<f64, ModelError> {
 fn brackets(g: &Gradient<'_, '_>, start: Option<f64>) -> Result<Vec<(f64, f64)>, ModelError> {
     let at = |t: f64| g.cost(&t).map_err(|e| unsolved(&e.to_string()));
     if let Some(t0) = start {
-        let mut half = 0.25;
-        for _ in 0..4 {
+        // Half-widths 0.01, 0.16, 2.56: a delta-method perturbation moves the
+        // root by far less than the first, a bootstrap replicate by less than
+        // the second or third.
+        let mut half = 0.01;
+        for _ in 0..3 {
             let (lo, hi) = (t0 - half, t0 + half);
             if at(lo)? < 0.0 && at(hi)? > 0.0 {
                 return Ok(vec![(lo, hi)]);
             }
-            half *= 4.0;
+            half *= 16.0;
         }
     }
     let (from, to, step) = SCAN;
