@@ -212,7 +212,7 @@ fn load_synthetic(dir: &Dir, server: &TestServer, patients: usize) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// A study of the moment-based methods: linear Oaxaca–Blinder (threefold,
+/// A study of the moment-based methods: crude gaps, linear Oaxaca–Blinder (threefold,
 /// with and without the absorbed hospital term, delta and bootstrap) and
 /// Gelbach (with and without the absorbed block).
 fn moment_study(data: &str) -> String {
@@ -252,6 +252,10 @@ cluster = "hospital_id"
 
 [inference]
 method = "delta"
+
+[[analysis]]
+method = "crude"
+outcomes = ["los_days", "death_30d"]
 
 [[analysis]]
 method = "oaxaca_blinder"
@@ -469,8 +473,9 @@ fn row_needing_methods_are_refused_inside_the_warehouse() {
     assert!(err.contains("[design] cluster is not set"), "{err}");
 }
 
-/// A wrong password, a password in the URL, no allow_row_export: exit 1, a
-/// message that says what to do, nothing written, the password not shown.
+/// A wrong password, a password in the URL, a method that needs rows without
+/// allow_row_export: exit 1, a message that says what to do, nothing written,
+/// the password not shown.
 #[test]
 fn warehouse_refusals_are_clear() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));

@@ -862,6 +862,80 @@ mod tests {
     }
 
     #[test]
+    fn cells_from_moments_rebuild_the_cells_and_refuse_bad_input() {
+        let (y, g, x1, x2, h, cl) = data();
+        let cov = two_columns(&x1, &x2, Some(&h));
+        let built = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
+        let input = |c: usize| CellInput {
+            group: built.group[c],
+            level: built.level[c],
+            cluster: built.cluster[c],
+            rows: built.rows[c],
+            moments: built.moments[c].clone(),
+        };
+        let inputs: Vec<CellInput> = (0..built.moments.len()).rev().map(input).collect();
+        let cells = Cells::from_moments(built.names.clone(), 13, 7, inputs).unwrap();
+        let spec = FitSpec {
+            groups: [true, true],
+            indicator: true,
+            absorb: true,
+            columns: vec![0, 1, 2],
+        };
+        let (a, b) = (
+            built.fit(&spec, None).unwrap(),
+            cells.fit(&spec, None).unwrap(),
+        );
+        for (u, v) in a.coef.iter().zip(&b.coef) {
+            assert!((u - v).abs() < 1e-12);
+        }
+        assert_eq!(
+            built.group_rows(["r", "c"], "m").unwrap(),
+            cells.group_rows(["r", "c"], "m").unwrap()
+        );
+        let bad = |mut c: CellInput, names: Vec<String>| {
+            c.moments.w = c.moments.w.max(1.0);
+            Cells::from_moments(names, 13, 7, vec![c])
+                .unwrap_err()
+                .to_string()
+        };
+        let names = built.names.clone();
+        assert!(
+            bad(
+                CellInput {
+                    group: 2,
+                    ..input(0)
+                },
+                names.clone()
+            )
+            .contains("group 2")
+        );
+        assert!(
+            bad(
+                CellInput {
+                    cluster: 7,
+                    ..input(0)
+                },
+                names.clone()
+            )
+            .contains("cluster 7")
+        );
+        assert!(
+            bad(
+                CellInput {
+                    rows: 0,
+                    ..input(0)
+                },
+                names.clone()
+            )
+            .contains("no rows")
+        );
+        let mut nan = input(0);
+        nan.moments.xy[1] = f64::NAN;
+        assert!(bad(nan, names.clone()).contains("finite"));
+        assert!(bad(input(0), names[1..].to_vec()).contains("intercept"));
+    }
+
+    #[test]
     fn multiplicity_two_equals_duplicated_clusters() {
         let (y, g, x1, x2, h, cl) = data();
         let cov = two_columns(&x1, &x2, None);

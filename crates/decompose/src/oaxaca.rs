@@ -1173,3 +1173,164 @@ fn linear_core(
         n: n[0] + n[1],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::covariates::{Categorical, Column};
+    use crate::gelbach::{GelbachInput, gelbach, gelbach_cells};
+
+    /// 600 rows in 3 groups (2 is skipped), 15 clusters, a numeric column and
+    /// a three-level categorical, with weights.
+    #[allow(clippy::type_complexity)]
+    fn data() -> (Vec<f64>, Vec<u32>, Vec<f64>, Vec<u32>, Covariates) {
+        let n = 600;
+        let (mut y, mut g, mut w, mut cl) = (vec![], vec![], vec![], vec![]);
+        let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
+        for i in 0..n {
+            let grp = u32::from(i % 3 == 0) + u32::from(i % 17 == 0);
+            let x = ((i * 37) % 23) as f64 / 3.0 + 50.0;
+            let level = (i / 3 + i / 7) % 3;
+            y.push(0.2 * x + 0.8 * f64::from(grp) - 0.5 * level as f64 + ((i * 91) % 29) as f64);
+            g.push(grp.min(2));
+            w.push(1.0 + (i % 5) as f64 / 4.0);
+            cl.push((i % 15) as u32);
+            a.push(x);
+            b.push(f64::from(u8::from(level == 1)));
+            c.push(f64::from(u8::from(level == 2)));
+        }
+        let column = |name: &str, factor: &str, values: Vec<f64>| Column {
+            name: name.into(),
+            factor: factor.into(),
+            values,
+        };
+        let cov = Covariates {
+            columns: vec![
+                column("x", "f", a),
+                column("k=1", "h", b),
+                column("k=2", "h", c),
+            ],
+            categoricals: vec![Categorical {
+                variable: "k".into(),
+                factor: "h".into(),
+                base: "k=0".into(),
+                columns: vec![1, 2],
+            }],
+            absorbed: None,
+        };
+        (y, g, w, cl, cov)
+    }
+
+    /// The same rows to 1e-10 relative; a row that is zero up to rounding
+    /// (|estimate| < 1e-9) to 1e-10 of the output's largest |estimate|.
+    fn assert_same(a: &MethodOutput, b: &MethodOutput) {
+        assert_eq!(a.estimates.len(), b.estimates.len());
+        let scale = a
+            .estimates
+            .iter()
+            .map(|e| e.estimate.abs())
+            .fold(0.0, f64::max);
+        for (r, c) in a.estimates.iter().zip(&b.estimates) {
+            let floor = if r.estimate.abs() < 1e-9 { scale } else { 0.0 };
+            assert_eq!(
+                (&r.quantity, &r.factor, &r.term),
+                (&c.quantity, &c.factor, &c.term)
+            );
+            for (x, y) in [
+                (Some(r.estimate), Some(c.estimate)),
+                (r.se, c.se),
+                (r.ci_low, c.ci_low),
+            ] {
+                let (x, y) = (x.unwrap_or(f64::NAN), y.unwrap_or(f64::NAN));
+                let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-10 * x.abs().max(floor);
+                assert!(ok, "{} {:?} {:?}: {x} vs {y}", r.quantity, r.factor, r.term);
+            }
+        }
+    }
+
+    #[test]
+    fn decompositions_from_cells_alone_equal_those_on_rows() {
+        let (y, g, w, cl, cov) = data();
+        let sample = Sample {
+            weights: Some(&w),
+            cluster: Some(Cluster {
+                name: "cl",
+                codes: &cl,
+                count: 15,
+            }),
+            ..Sample::new(&y, &g)
+        };
+        let cells = || Cells::build(&y, &g, &cov, Some(&w), Some((&cl, 15)));
+        let delta = InferenceSpec::delta(0.95);
+        let boot = InferenceSpec {
+            method: Method::Bootstrap,
+            replicates: 30,
+            seed: 3,
+            analysis_id: "t".into(),
+            ..InferenceSpec::delta(0.95)
+        };
+        for coefficients in [
+            Coefficients::Pooled,
+            Coefficients::Cotton,
+            Coefficients::Neumark,
+        ] {
+            let input = LinearInput {
+                sample: &sample,
+                covariates: &cov,
+                coefficients,
+                threefold: true,
+                normalize: true,
+            };
+            for inference in [&delta, &boot] {
+                let rows = linear(&input, inference, &|| {}).unwrap();
+                let alone = linear_cells(
+                    &CellSample::of(&sample),
+                    &cov,
+                    input.options(),
+                    cells(),
+                    inference,
+                    &|| {},
+                )
+                .unwrap();
+                assert_same(&rows, &alone);
+            }
+        }
+        let input = GelbachInput {
+            sample: &sample,
+            covariates: &cov,
+            base_columns: 1,
+        };
+        for inference in [&delta, &boot] {
+            let rows = gelbach(&input, inference, &|| {}).unwrap();
+            let alone = gelbach_cells(
+                &CellSample::of(&sample),
+                &cov,
+                1,
+                cells(),
+                inference,
+                &|| {},
+            )
+            .unwrap();
+            assert_same(&rows, &alone);
+        }
+        // Without a cluster the cells cannot stand in for the rows.
+        let unclustered = CellSample {
+            cluster: None,
+            ..CellSample::of(&sample)
+        };
+        let err = linear_cells(
+            &unclustered,
+            &cov,
+            LinearOptions {
+                coefficients: Coefficients::Pooled,
+                threefold: false,
+                normalize: true,
+            },
+            cells(),
+            &delta,
+            &|| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("allow_row_export = true"), "{err}");
+    }
+}
