@@ -117,6 +117,9 @@ enum Kind {
     },
 }
 
+/// The moments of one outcome (its index) over one variable list.
+type MomentsKey = (usize, Vec<String>);
+
 /// The cohort as aggregates: everything the analyses and the report need,
 /// and the connection that computes the moments.
 pub struct WarehouseCohort {
@@ -131,7 +134,7 @@ pub struct WarehouseCohort {
     variables: Vec<(String, String, Kind)>,
     facts: CohortFacts,
     /// Moments already pulled, by (outcome, design variables).
-    cache: Mutex<Vec<((usize, Vec<String>), Arc<Vec<Cell>>)>>,
+    cache: Mutex<Vec<(MomentsKey, Arc<Vec<Cell>>)>>,
 }
 
 /// The text of one value of a result column, as the loader writes levels.

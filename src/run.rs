@@ -18,8 +18,8 @@ use crate::output::StagedDir;
 
 /// A loaded cohort: rows, or a warehouse's aggregates (no row export).
 enum Loaded {
-    Rows(Cohort),
-    Moments(WarehouseCohort),
+    Rows(Box<Cohort>),
+    Moments(Box<WarehouseCohort>),
 }
 
 impl Loaded {
@@ -37,8 +37,8 @@ fn load(plan: &Plan) -> Result<Loaded> {
     spinner.set_message("loading the cohort");
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
     let cohort = match &plan.warehouse {
-        Some(w) if !w.row_export => in_warehouse::load(plan).map(Loaded::Moments),
-        _ => study::load_cohort(plan).map(Loaded::Rows),
+        Some(w) if !w.row_export => in_warehouse::load(plan).map(|w| Loaded::Moments(Box::new(w))),
+        _ => study::load_cohort(plan).map(|c| Loaded::Rows(Box::new(c))),
     };
     spinner.finish_and_clear();
     cohort
