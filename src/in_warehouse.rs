@@ -168,17 +168,33 @@ fn literal(values: &Values, level: &str) -> Result<Literal> {
     })
 }
 
-/// The levels of `column` in the cohort and their rows.
+/// The levels of `column` in the cohort and their rows. A text level that
+/// `[data] na_values` lists is a missing value for the loader, and missing
+/// values are refused here (as [`group_counts`] refuses NULLs).
 fn levels_of(
     pg: &mut Postgres,
     base: &CohortQuery,
     column: &str,
+    na_values: &[String],
 ) -> Result<Vec<(Option<String>, usize)>> {
     let rs = pg.query(&base.levels_query(D, &Expr::col(column))?)?;
     let (level, n) = (&rs.columns[0].1, &rs.columns[1].1);
-    Ok((0..rs.rows())
+    let levels: Vec<(Option<String>, usize)> = (0..rs.rows())
         .map(|r| (text(level, r), count(n, r)))
-        .collect())
+        .collect();
+    if matches!(level, Values::Text(_))
+        && let Some(na) = levels
+            .iter()
+            .filter_map(|(l, _)| l.as_ref())
+            .find(|l| na_values.contains(l))
+    {
+        bail!(
+            "`{column}` holds `{na}`, a missing value by [data] na_values: the in-warehouse path \
+             does not take each analysis's complete cases yet; filter those rows out in \
+             [cohort] filters or {EXPORT}"
+        );
+    }
+    Ok(levels)
 }
 
 /// The column types of the source (no row read).
@@ -227,7 +243,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         .clone()
         .ok_or_else(|| anyhow!("[design] cluster is required in the warehouse"))?;
     let mut cluster_levels: Vec<String> = Vec::new();
-    for (level, _) in levels_of(&mut pg, &base, &cluster_name)? {
+    for (level, _) in levels_of(&mut pg, &base, &cluster_name, &spec.na_values)? {
         cluster_levels.push(level.ok_or_else(|| {
             anyhow!(
                 "the cluster column `{cluster_name}` has missing values; every row needs a cluster"
@@ -253,7 +269,8 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
             ),
             VarKind::Numeric => Kind::Numeric,
             VarKind::Categorical { reference, absorb } => {
-                categorical(&mut pg, &base, &v.name, ty, reference, absorb)?
+                let levels = levels_of(&mut pg, &base, &v.name, &spec.na_values)?;
+                categorical(&levels, &v.name, ty, reference, absorb)?
             }
         };
         variables.push((v.name.clone(), v.block.clone(), kind));
@@ -341,16 +358,15 @@ fn level_counts(variables: &[(String, String, Kind)]) -> Vec<(String, usize)> {
 /// A categorical covariate's levels in design order, as the loader orders
 /// them, from the warehouse's level counts.
 fn categorical(
-    pg: &mut Postgres,
-    base: &CohortQuery,
+    levels: &[(Option<String>, usize)],
     name: &str,
     ty: &Values,
     reference: Option<String>,
     absorb: bool,
 ) -> Result<Kind> {
-    let observed: Vec<(String, usize)> = levels_of(pg, base, name)?
-        .into_iter()
-        .filter_map(|(l, n)| l.map(|l| (l, n)))
+    let observed: Vec<(String, usize)> = levels
+        .iter()
+        .filter_map(|(l, n)| l.clone().map(|l| (l, *n)))
         .collect();
     let levels = categorical_levels(&observed, reference)
         .map_err(|message| anyhow!("column `{name}`: {message}"))?;

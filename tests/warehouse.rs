@@ -473,6 +473,28 @@ fn row_needing_methods_are_refused_inside_the_warehouse() {
     assert!(err.contains("[design] cluster is not set"), "{err}");
 }
 
+/// A categorical level that `[data] na_values` lists (`NA`) is a missing
+/// value, as the loader reads it: refused in the warehouse, with the fix.
+#[test]
+fn na_values_in_the_warehouse_are_missing_values() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 500);
+    let warehouse = format!(
+        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}\nna_values = [\"uninsured\"]",
+        server.url()
+    );
+    let config = moment_study(&warehouse);
+    std::fs::write(dir.join("na.toml"), config).unwrap();
+    let out = run_with_password(&dir, &server, &["check", "na.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`insurance` holds `uninsured`, a missing value by [data] na_values"),
+        "{err}"
+    );
+}
+
 /// A wrong password, a password in the URL, a method that needs rows without
 /// allow_row_export: exit 1, a message that says what to do, nothing written,
 /// the password not shown.
