@@ -54,7 +54,7 @@ fn pair_codes(cohort: &Cohort, k: usize) -> Vec<u32> {
 }
 
 /// The method's inference settings from the plan.
-fn inference_spec(plan: &Plan, a: &AnalysisPlan) -> InferenceSpec {
+pub(crate) fn inference_spec(plan: &Plan, a: &AnalysisPlan) -> InferenceSpec {
     InferenceSpec {
         method: match a.inference.method {
             RawInferenceMethod::Delta => Method::Delta,
@@ -421,7 +421,7 @@ impl Designs for CohortDesigns<'_> {
 }
 
 /// Variable names from a list of variables and block names, in order, once each.
-fn expand(plan: &Plan, names: &[String]) -> Vec<String> {
+pub(crate) fn expand(plan: &Plan, names: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for name in names {
         let vars = plan

@@ -8,6 +8,7 @@
 //! terminal, the progress bars and the atomic output (docs/ARCHITECTURE.md).
 
 pub mod config;
+pub mod in_warehouse;
 pub mod plan;
 pub mod study;
 

@@ -125,11 +125,16 @@ pub struct WarehousePlan {
     pub table: healthgap_sql::TableName,
     /// The environment variable that holds the password.
     pub password_env: Option<String>,
+    /// `[data] allow_row_export`: the analysis columns are pulled and
+    /// analysed here; otherwise only per-cell moments leave the warehouse
+    /// ([`crate::in_warehouse`]).
+    pub row_export: bool,
 }
 
-/// `[data] warehouse`: PostgreSQL, with the analysis columns pulled (the
-/// in-warehouse moments path is not built yet, so `allow_row_export = true`
-/// is required and said so).
+/// `[data] warehouse`: PostgreSQL; with `allow_row_export = true` the
+/// analysis columns are pulled, otherwise the moment-based analyses run on
+/// per-cell moments computed in the warehouse (the others are refused when
+/// the plan is built, [`crate::in_warehouse::refusals`]).
 fn warehouse_plan(d: &RawData) -> Result<Option<WarehousePlan>> {
     let Some(w) = &d.warehouse else {
         if d.allow_row_export {
@@ -143,13 +148,6 @@ fn warehouse_plan(d: &RawData) -> Result<Option<WarehousePlan>> {
              Connect transport is not built yet); use engine = \"postgres\""
         );
     }
-    if !d.allow_row_export {
-        bail!(
-            "[data] warehouse: this version pulls the analysis columns (one row per patient) out \
-             of the warehouse and analyses them here; computing the moments inside the warehouse \
-             is not built yet. Set [data] allow_row_export = true if the data may leave it"
-        );
-    }
     Ok(Some(WarehousePlan {
         url: w.url.clone(),
         // `schema.table` in `table` is read as `healthgap synth --table` reads it.
@@ -158,6 +156,7 @@ fn warehouse_plan(d: &RawData) -> Result<Option<WarehousePlan>> {
             None => healthgap_sql::TableName::dotted(&w.table),
         },
         password_env: w.password_env.clone(),
+        row_export: d.allow_row_export,
     }))
 }
 
@@ -249,7 +248,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     let outcomes = outcome_specs(&raw);
     let out_dir = output_dir(&raw, &dir)?;
     let imputation = imputation_plan(&raw, &block_of)?;
-    Ok(Plan {
+    let plan = Plan {
         config_path: path.to_path_buf(),
         config_sha256,
         study_name: raw.study.name.clone(),
@@ -284,7 +283,11 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         vce,
         imputation,
         warehouse,
-    })
+    };
+    if plan.warehouse.as_ref().is_some_and(|w| !w.row_export) {
+        crate::in_warehouse::refusals(&plan)?;
+    }
+    Ok(plan)
 }
 
 /// Data source: exactly one of `path`, `omop`, `synthetic` or `warehouse`, paths relative to the config.

@@ -8,19 +8,38 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 
 use healthgap::config::{RawFormat, RawInferenceMethod};
+use healthgap::in_warehouse::{self, WarehouseCohort};
 use healthgap::plan::{AnalysisPlan, Plan, from_file};
-use healthgap::study::{self, Observer, Study, attrition_rows};
+use healthgap::study::{self, CohortFacts, Observer, Study, attrition_rows};
 use healthgap_cohort::Cohort;
 use healthgap_report::{ReportInput, csv, suppress};
 
 use crate::output::StagedDir;
 
+/// A loaded cohort: rows, or a warehouse's aggregates (no row export).
+enum Loaded {
+    Rows(Box<Cohort>),
+    Moments(Box<WarehouseCohort>),
+}
+
+impl Loaded {
+    fn facts(&self, plan: &Plan) -> CohortFacts {
+        match self {
+            Loaded::Rows(c) => CohortFacts::of(plan, c),
+            Loaded::Moments(w) => w.facts(),
+        }
+    }
+}
+
 /// Loads the plan's cohort, with a spinner on long loads.
-fn load(plan: &Plan) -> Result<Cohort> {
+fn load(plan: &Plan) -> Result<Loaded> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message("loading the cohort");
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let cohort = study::load_cohort(plan);
+    let cohort = match &plan.warehouse {
+        Some(w) if !w.row_export => in_warehouse::load(plan).map(|w| Loaded::Moments(Box::new(w))),
+        _ => study::load_cohort(plan).map(|c| Loaded::Rows(Box::new(c))),
+    };
     spinner.finish_and_clear();
     cohort
 }
@@ -78,12 +97,12 @@ impl Observer for Progress {
 }
 
 /// Prints the cohort summary (n per group, clusters, attrition), suppressed.
-fn print_cohort(plan: &Plan, cohort: &Cohort) {
+fn print_cohort(plan: &Plan, cohort: &CohortFacts) {
     let m = plan.min_cell;
     outln!("{}", plan.study_name);
     outln!("  data: {} ({} rows read)", cohort.source, cohort.rows_read);
     let show = |v: Option<usize>| v.map_or(format!("<{m}"), |n| n.to_string());
-    for row in attrition_rows(cohort, m) {
+    for row in attrition_rows(&cohort.attrition, m) {
         outln!(
             "  {:<48} excluded {:>9}  remaining {:>9}",
             row.step,
@@ -91,10 +110,10 @@ fn print_cohort(plan: &Plan, cohort: &Cohort) {
             show(row.remaining)
         );
     }
-    for (label, n) in cohort.group_labels.iter().zip(cohort.group_counts()) {
-        outln!("  group {label:<20} n = {}", suppress::text(n, m));
+    for (label, n) in cohort.group_labels.iter().zip(&cohort.group_counts) {
+        outln!("  group {label:<20} n = {}", suppress::text(*n, m));
     }
-    if let Some((name, _, g)) = &cohort.cluster {
+    if let Some((name, g)) = &cohort.clusters {
         outln!("  clusters: {g} ({name})");
     }
 }
@@ -103,7 +122,7 @@ fn print_cohort(plan: &Plan, cohort: &Cohort) {
 pub fn check(config: &Path) -> Result<()> {
     let plan = from_file(config)?;
     let cohort = load(&plan)?;
-    print_cohort(&plan, &cohort);
+    print_cohort(&plan, &cohort.facts(&plan));
     for (block, vars) in &plan.blocks {
         outln!("  block {block:<16} {}", vars.join(", "));
     }
@@ -116,7 +135,10 @@ pub fn check(config: &Path) -> Result<()> {
             a.spec.options_json()
         );
     }
-    study::check_study(&plan, &cohort)?;
+    match &cohort {
+        Loaded::Rows(c) => study::check_study(&plan, c)?,
+        Loaded::Moments(w) => in_warehouse::check_study(&plan, w)?,
+    }
     outln!(
         "config OK: {} analyses (each fitted once on the data, without inference)",
         plan.analyses.len()
@@ -151,21 +173,26 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
         .unwrap_or_else(|| plan.out_dir.clone());
     let staged = StagedDir::new(&target)?;
     let cohort = load(&plan)?;
+    let progress = Progress::default();
     let Study {
         results,
         factors,
         outcomes,
         fallbacks,
-    } = study::run_study(&plan, &cohort, &Progress::default())?;
+    } = match &cohort {
+        Loaded::Rows(c) => study::run_study(&plan, c, &progress)?,
+        Loaded::Moments(w) => in_warehouse::run_study(&plan, w, &progress)?,
+    };
+    let group_labels = cohort.facts(&plan).group_labels;
     let input = ReportInput {
         results: &results,
-        group_labels: &cohort.group_labels,
+        group_labels: &group_labels,
         factors: &factors,
         outcomes: &outcomes,
         min_cell: plan.min_cell,
         generated: crate::output::utc_now(),
     };
-    write_outputs(&plan, &staged, &cohort, &input)?;
+    write_outputs(&plan, &staged, &input)?;
     let target = staged.commit()?;
     crate::terminal::print_summary(&results, &input);
     crate::terminal::print_warnings(&results);
@@ -180,12 +207,7 @@ pub fn run(config: &Path, out: Option<&Path>) -> Result<RunOutcome> {
 }
 
 /// Writes the configured formats into the staging folder.
-fn write_outputs(
-    plan: &Plan,
-    staged: &StagedDir,
-    cohort: &Cohort,
-    input: &ReportInput,
-) -> Result<()> {
+fn write_outputs(plan: &Plan, staged: &StagedDir, input: &ReportInput) -> Result<()> {
     let results = input.results;
     let m = plan.min_cell;
     let dir = staged.path();
@@ -198,7 +220,7 @@ fn write_outputs(
     if plan.formats.contains(&RawFormat::Csv) {
         write("estimates.csv", csv::estimates(&results.analyses))?;
         write("models.csv", csv::models(&results.analyses))?;
-        write("table1.csv", csv::table1(results, &cohort.group_labels))?;
+        write("table1.csv", csv::table1(results, input.group_labels))?;
         if results.analyses.iter().any(|a| !a.hospitals.is_empty()) {
             write("hospitals.csv", csv::hospitals(&results.analyses, m))?;
         }

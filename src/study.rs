@@ -15,7 +15,7 @@ use healthgap_report::{
     WarehouseInfo, suppress,
 };
 
-use crate::analysis::run_analysis;
+use crate::analysis::{AnalysisRun, run_analysis};
 pub use crate::analysis::{Observer, Quiet};
 use crate::config::{RawFallback, RawInferenceMethod, RawInterval};
 use crate::imputation::run_imputed;
@@ -62,13 +62,21 @@ pub struct Study {
 /// in `failed` and the others go on; the small-cell passes run on each
 /// analysis's own sample. Fails only when every analysis failed.
 pub fn run_study(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result<Study> {
+    let run = |a: &AnalysisPlan| run_analysis(plan, cohort, a, observer);
+    let ran = run_analyses(plan, Some(cohort), cohort.warnings.clone(), &run, observer)?;
+    finish(plan, &CohortFacts::of(plan, cohort), ran)
+}
+
+/// The study from its analyses' runs: fails when every analysis failed,
+/// applies the small-cell passes and assembles results.json.
+pub(crate) fn finish(plan: &Plan, facts: &CohortFacts, ran: Ran) -> Result<Study> {
     let Ran {
         mut analyses,
         mut warnings,
         failed,
         fallbacks,
         imputation,
-    } = run_analyses(plan, cohort, observer)?;
+    } = ran;
     if let (true, Some(first)) = (analyses.is_empty(), failed.first()) {
         bail!(
             "every analysis failed, so no report was written; analysis `{}`: {}",
@@ -78,19 +86,86 @@ pub fn run_study(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Resul
     }
     suppress::results(
         &mut analyses,
-        &disclosure(cohort),
+        &facts.disclosure,
         plan.min_cell,
         &mut warnings,
     );
-    let mut results = results_of(plan, cohort, analyses, warnings, failed)?;
+    let mut results = results_of(plan, facts, analyses, warnings, failed)?;
     results.imputation = imputation;
-    let (factors, outcomes) = report_context(plan, cohort);
+    let factors = plan
+        .blocks
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(Study {
         results,
         factors,
-        outcomes,
+        outcomes: facts.outcomes.clone(),
         fallbacks,
     })
+}
+
+/// What results.json, the report and the terminal say of the cohort: from
+/// its rows ([`CohortFacts::of`]), or from a warehouse's aggregates.
+#[derive(Debug, Clone)]
+pub struct CohortFacts {
+    /// `path`, `omop`, `synthetic` or `warehouse`.
+    pub source: String,
+    /// Files read (hashed into results.json).
+    pub files: Vec<std::path::PathBuf>,
+    /// Rows in the source before any step.
+    pub rows_read: usize,
+    /// The warehouse, the statements run and whether rows left it.
+    pub warehouse: Option<WarehouseInfo>,
+    /// The cluster variable and its number of clusters.
+    pub clusters: Option<(String, usize)>,
+    /// Group labels, the reference first.
+    pub group_labels: Vec<String>,
+    /// Rows per group.
+    pub group_counts: Vec<usize>,
+    /// The cohort's attrition steps.
+    pub attrition: Vec<healthgap_cohort::AttritionStep>,
+    /// Table 1 (empty when not computed).
+    pub table1: Vec<healthgap_cohort::Table1Row>,
+    /// Table 1 of the complete cases, when some values are missing.
+    pub table1_complete: Option<Vec<healthgap_cohort::Table1Row>>,
+    /// The counts the small-cell passes need.
+    pub disclosure: Disclosure,
+    /// The outcomes' names, labels and types.
+    pub outcomes: Vec<OutcomeInfo>,
+}
+
+impl CohortFacts {
+    /// The facts of a cohort of rows.
+    pub fn of(plan: &Plan, cohort: &Cohort) -> CohortFacts {
+        CohortFacts {
+            source: cohort.source.to_string(),
+            files: cohort.files.clone(),
+            rows_read: cohort.rows_read,
+            warehouse: cohort
+                .warehouse
+                .as_ref()
+                .map(|(server, queries)| WarehouseInfo {
+                    engine: "postgres".into(),
+                    server: server.clone(),
+                    row_export: true,
+                    queries: queries.clone(),
+                }),
+            clusters: cohort.cluster.as_ref().map(|c| (c.0.clone(), c.2)),
+            group_labels: cohort.group_labels.clone(),
+            group_counts: cohort.group_counts(),
+            attrition: cohort.attrition.clone(),
+            table1: cohort.table1.clone(),
+            table1_complete: cohort.table1_complete.clone(),
+            disclosure: disclosure(cohort),
+            outcomes: report_context(plan, cohort).1,
+        }
+    }
+
+    /// Rows of the analysed groups.
+    pub fn n(&self) -> usize {
+        self.group_counts.iter().sum()
+    }
 }
 
 /// The same validation as a run: every analysis is fitted once on the data
@@ -192,14 +267,15 @@ fn disclosure(cohort: &Cohort) -> Disclosure {
 }
 
 /// The attrition table with small and revealing counts suppressed.
-pub fn attrition_rows(cohort: &Cohort, min_cell: usize) -> Vec<AttritionRow> {
-    let steps: Vec<(usize, usize)> = cohort
-        .attrition
+pub fn attrition_rows(
+    attrition: &[healthgap_cohort::AttritionStep],
+    min_cell: usize,
+) -> Vec<AttritionRow> {
+    let steps: Vec<(usize, usize)> = attrition
         .iter()
         .map(|a| (a.excluded, a.remaining))
         .collect();
-    cohort
-        .attrition
+    attrition
         .iter()
         .zip(suppress::attrition(&steps, min_cell))
         .map(|(a, (excluded, remaining))| AttritionRow {
@@ -260,7 +336,7 @@ fn table1_rows(
 
 /// What running every analysis gave: the results, the study warnings, the
 /// analyses that failed and the delta fallbacks taken.
-struct Ran {
+pub(crate) struct Ran {
     analyses: Vec<AnalysisResult>,
     warnings: Vec<String>,
     failed: Vec<FailedAnalysis>,
@@ -268,17 +344,26 @@ struct Ran {
     imputation: Option<healthgap_report::results::ImputationSummary>,
 }
 
-/// Runs every analysis; one that fails is recorded, the others go on.
-fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result<Ran> {
+/// Runs every analysis by `run` (on rows, or on a warehouse's moments);
+/// one that fails is recorded, the others go on. The imputed analyses run on
+/// the `cohort`'s imputations (rows only).
+pub(crate) fn run_analyses(
+    plan: &Plan,
+    cohort: Option<&Cohort>,
+    mut warnings: Vec<String>,
+    run: &dyn Fn(&AnalysisPlan) -> Result<AnalysisRun>,
+    observer: &dyn Observer,
+) -> Result<Ran> {
     let mut analyses = Vec::new();
-    let mut warnings = cohort.warnings.clone();
     let imputed: Vec<&AnalysisPlan> = plan.analyses.iter().filter(|a| a.imputed).collect();
-    let mut imputed_runs = match (&plan.imputation, imputed.is_empty()) {
-        (Some(imp), false) => Some(run_imputed(plan, imp, cohort, &imputed, observer)?),
+    let mut imputed_runs = match (&plan.imputation, imputed.is_empty(), cohort) {
+        (Some(imp), false, Some(cohort)) => {
+            Some(run_imputed(plan, imp, cohort, &imputed, observer)?)
+        }
         _ => None,
     };
     let mut imputation = None;
-    if let (Some(runs), Some(imp)) = (&imputed_runs, &plan.imputation) {
+    if let (Some(runs), Some(imp), Some(cohort)) = (&imputed_runs, &plan.imputation, cohort) {
         warnings.extend(
             runs.imputations
                 .warnings
@@ -313,11 +398,11 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
                 reason,
             });
         };
-        let run = match imputed_runs.as_mut().and_then(|r| r.runs.remove(&a.id)) {
+        let ran = match imputed_runs.as_mut().and_then(|r| r.runs.remove(&a.id)) {
             Some(run) => run,
-            None => run_analysis(plan, cohort, a, observer),
+            None => run(a),
         };
-        let results = match run {
+        let results = match ran {
             Ok(run) => {
                 for reason in run.failures {
                     record("failed for", reason);
@@ -339,7 +424,7 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
         ));
         let results = match (a.inference.fallback, a.imputed) {
             (RawFallback::Delta, false) => {
-                fallback_to_delta(plan, cohort, a, results, &mut fallbacks, observer)?
+                fallback_to_delta(a, results, &mut fallbacks, run, observer)?
             }
             // The delta rerun would take complete cases, not the imputations:
             // the withheld intervals stay withheld, and the result says so.
@@ -373,13 +458,13 @@ fn run_analyses(plan: &Plan, cohort: &Cohort, observer: &dyn Observer) -> Result
 /// results.json's content.
 fn results_of(
     plan: &Plan,
-    cohort: &Cohort,
+    cohort: &CohortFacts,
     analyses: Vec<AnalysisResult>,
     warnings: Vec<String>,
     failed: Vec<FailedAnalysis>,
 ) -> Result<Results> {
     let m = plan.min_cell;
-    let attrition = attrition_rows(cohort, m);
+    let attrition = attrition_rows(&cohort.attrition, m);
     let mut files = Vec::new();
     for f in &cohort.files {
         files.push(FileInfo {
@@ -400,26 +485,18 @@ fn results_of(
             config_sha256: plan.config_sha256.clone(),
         },
         data: DataInfo {
-            source: cohort.source.into(),
+            source: cohort.source.clone(),
             files,
             rows_read: cohort.rows_read,
-            warehouse: cohort
-                .warehouse
-                .as_ref()
-                .map(|(server, queries)| WarehouseInfo {
-                    engine: "postgres".into(),
-                    server: server.clone(),
-                    row_export: true,
-                    queries: queries.clone(),
-                }),
+            warehouse: cohort.warehouse.clone(),
         },
         cohort: CohortSummary {
             n: suppress::count(cohort.n(), m),
-            clusters: cohort.cluster.as_ref().map(|c| c.2),
+            clusters: cohort.clusters.as_ref().map(|c| c.1),
             groups: cohort
                 .group_labels
                 .iter()
-                .zip(cohort.group_counts())
+                .zip(cohort.group_counts.iter().copied())
                 .map(|(l, n)| GroupCount {
                     label: l.clone(),
                     n: suppress::count(n, m),
@@ -467,11 +544,10 @@ pub fn report_context(
 /// counted (exit code 3). Disparity reduction has no delta method: its
 /// results stay withheld, with a warning.
 fn fallback_to_delta(
-    plan: &Plan,
-    cohort: &Cohort,
     a: &AnalysisPlan,
     mut results: Vec<AnalysisResult>,
     fallbacks: &mut usize,
+    run: &dyn Fn(&AnalysisPlan) -> Result<AnalysisRun>,
     observer: &dyn Observer,
 ) -> Result<Vec<AnalysisResult>> {
     if !results.iter().any(|r| r.inference.withheld.is_some()) {
@@ -492,7 +568,7 @@ fn fallback_to_delta(
     }
     let mut delta = a.clone();
     delta.inference.method = RawInferenceMethod::Delta;
-    let replacements = run_analysis(plan, cohort, &delta, observer)
+    let replacements = run(&delta)
         .with_context(|| format!("analysis `{}` (the delta-method fallback)", a.id))?
         .results;
     for r in results

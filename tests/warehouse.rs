@@ -1,8 +1,9 @@
 //! A warehouse study end to end against a throwaway PostgreSQL server:
-//! `healthgap synth --to` loads the cohort with COPY, `[data] warehouse`
-//! pulls the analysis columns (`allow_row_export = true`), and every estimate
-//! and SE equals the same study on the file; credentials never reach the
-//! output; refusals are clear.
+//! `healthgap synth --to` loads the cohort with COPY; `[data] warehouse`
+//! pulls the analysis columns (`allow_row_export = true`) or, without row
+//! export, runs the moment-based methods on per-cell moments computed in
+//! PostgreSQL; either way every estimate and SE equals the same study on the
+//! file; credentials never reach the output; refusals are clear.
 
 use std::process::Output;
 
@@ -187,8 +188,316 @@ fn a_warehouse_study_equals_the_file_study() {
     assert!(!stderr(&ran).contains(&server.password));
 }
 
-/// A wrong password, a password in the URL, no allow_row_export: exit 1, a
-/// message that says what to do, nothing written, the password not shown.
+/// Loads a synthetic cohort of `patients` into `public.cabg` on `server`.
+fn load_synthetic(dir: &Dir, server: &TestServer, patients: usize) {
+    let out = run_with_password(
+        dir,
+        server,
+        &[
+            "synth",
+            "--patients",
+            &patients.to_string(),
+            "--seed",
+            "11",
+            "--out",
+            "synth",
+            "--to",
+            &server.url(),
+            "--table",
+            "public.cabg",
+            "--password-env",
+            VAR,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A study of the moment-based methods: crude gaps, linear Oaxaca–Blinder (threefold,
+/// with and without the absorbed hospital term, delta and bootstrap) and
+/// Gelbach (with and without the absorbed block).
+fn moment_study(data: &str) -> String {
+    format!(
+        r#"[study]
+name = "in the warehouse"
+seed = 9
+
+[data]
+{data}
+
+[cohort]
+filters = ["age >= 40"]
+
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black", "Hispanic"]
+
+[outcomes]
+death_30d = {{ type = "binary" }}
+los_days = {{ type = "continuous" }}
+
+[factors]
+demographics = ["age", "female"]
+socioeconomic = ["adi", "insurance"]
+clinical = ["diabetes", "dialysis", "ejection_fraction", "status"]
+care_site = ["hospital_id"]
+
+[variables]
+insurance = {{ type = "categorical", reference = "private" }}
+status = {{ type = "categorical" }}
+hospital_id = {{ type = "categorical" }}
+
+[design]
+cluster = "hospital_id"
+
+[inference]
+method = "delta"
+
+[[analysis]]
+method = "crude"
+outcomes = ["los_days", "death_30d"]
+
+[[analysis]]
+method = "oaxaca_blinder"
+outcomes = ["los_days", "death_30d"]
+threefold = true
+
+[[analysis]]
+id = "ob_boot"
+method = "oaxaca_blinder"
+outcomes = ["death_30d"]
+coefficients = "cotton"
+inference = {{ method = "bootstrap", replicates = 40 }}
+
+[[analysis]]
+method = "gelbach"
+outcomes = ["los_days"]
+base = ["demographics"]
+added = ["socioeconomic", "clinical"]
+
+[[analysis]]
+id = "gelbach_care"
+method = "gelbach"
+outcomes = ["death_30d"]
+base = ["demographics"]
+added = ["clinical", "care_site"]
+inference = {{ method = "bootstrap", replicates = 40, interval = "bca" }}
+
+[report]
+out_dir = "out"
+formats = ["json", "markdown", "csv", "html"]
+"#
+    )
+}
+
+/// Every number of every estimate, keyed by analysis, outcome, comparison,
+/// quantity, factor and term.
+fn numbers(r: &serde_json::Value) -> Vec<(String, Vec<f64>)> {
+    let mut out = Vec::new();
+    for a in r["analyses"].as_array().unwrap() {
+        for e in a["estimates"].as_array().unwrap() {
+            let key = format!(
+                "{} {} {} {} {} {}",
+                a["id"], a["outcome"], a["comparison"], e["quantity"], e["factor"], e["term"]
+            );
+            let values = ["estimate", "se", "ci_low", "ci_high", "p_value"]
+                .iter()
+                .map(|k| e[*k].as_f64().unwrap_or(f64::NAN))
+                .collect();
+            out.push((key, values));
+        }
+    }
+    out
+}
+
+/// The in-warehouse path: no row leaves PostgreSQL, and every estimate, SE,
+/// interval and p-value equals the same study on the file to 1e-9 relative
+/// (the cluster delta method, and the cluster bootstrap with the same seed).
+#[test]
+fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    std::fs::write(
+        dir.join("file.toml"),
+        moment_study("path = \"synth/cohort.parquet\""),
+    )
+    .unwrap();
+    let warehouse = format!(
+        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}",
+        server.url()
+    );
+    std::fs::write(dir.join("wh.toml"), moment_study(&warehouse)).unwrap();
+    dir.ok(&["run", "file.toml", "--out", "file_out"]);
+    let checked = run_with_password(&dir, &server, &["check", "wh.toml"]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let (f, w) = (results(&dir, "file_out"), results(&dir, "wh_out"));
+    let (fe, we) = (numbers(&f), numbers(&w));
+    assert!(fe.len() > 200, "{} estimates", fe.len());
+    assert_eq!(
+        fe.iter().map(|e| &e.0).collect::<Vec<_>>(),
+        we.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+    // Tolerances: estimates and SEs 1e-9 relative; an interval bound 1e-9
+    // relative to the larger of it and its SE (est ± z·se cancels near 0);
+    // p-values 1e-7 relative (p = 2Φ(−|z|) multiplies z's rounding by z²).
+    // A row that is zero up to rounding (|estimate| below 1e-12, e.g. the
+    // reference part of the unexplained gap under pooled β*) is compared in
+    // absolute terms, to 1e-9 × the largest |estimate| of its result (its
+    // p-value, of rounding noise, is not compared). The
+    // absorbed hospital's delta method differentiates the cells by forward
+    // differences (h = 1e-4), which multiplies the sums' rounding by 10⁴.
+    let mut scale: std::collections::HashMap<String, f64> = Default::default();
+    for (key, a) in &fe {
+        let result: String = key.split(' ').take(3).collect::<Vec<_>>().join(" ");
+        let s = scale.entry(result).or_insert(0.0);
+        *s = s.max(a[0].abs());
+    }
+    let mut worst = [0.0f64; 5];
+    for ((key, a), (_, b)) in fe.iter().zip(&we) {
+        let result: String = key.split(' ').take(3).collect::<Vec<_>>().join(" ");
+        let noise = a[0].abs() < 1e-12;
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            if x.is_nan() || y.is_nan() {
+                assert!(x.is_nan() && y.is_nan(), "{key}: {x} vs {y}");
+                continue;
+            }
+            let d = (x - y).abs();
+            if noise && k == 4 {
+                // The p-value of a statistic that is zero up to rounding.
+                continue;
+            }
+            let (tol, rel) = if noise {
+                (1e-9 * scale[&result], 0.0)
+            } else {
+                let m = x.abs().max(y.abs());
+                match k {
+                    0 | 1 => (1e-9 * m, d / m),
+                    2 | 3 => (1e-9 * m.max(a[1].abs()), d / m.max(a[1].abs())),
+                    _ => (1e-7 * m, d / m),
+                }
+            };
+            assert!(d <= tol, "{key} [{k}]: {x} vs {y}");
+            worst[k] = worst[k].max(rel);
+        }
+    }
+    eprintln!(
+        "largest relative differences: estimate {:e}, se {:e}, ci {:e}/{:e}, p {:e}",
+        worst[0], worst[1], worst[2], worst[3], worst[4]
+    );
+    // Standard errors were computed (delta with clusters, bootstrap).
+    assert!(we.iter().filter(|e| e.1[1].is_finite()).count() > 150);
+    for a in w["analyses"].as_array().unwrap() {
+        assert_eq!(a["inference"]["cluster"], "hospital_id", "{}", a["id"]);
+    }
+    assert_eq!(f["cohort"]["attrition"], w["cohort"]["attrition"]);
+    assert_eq!(f["cohort"]["groups"], w["cohort"]["groups"]);
+    assert_eq!(f["cohort"]["clusters"], w["cohort"]["clusters"]);
+    assert_eq!(w["data"]["source"], "warehouse");
+    assert_eq!(w["data"]["warehouse"]["row_export"], false);
+    let queries: Vec<&str> = w["data"]["warehouse"]["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q.as_str().unwrap())
+        .collect();
+    // Only aggregates and the column types left: every statement counts,
+    // sums or groups, or reads no row.
+    for q in &queries {
+        assert!(
+            q.contains("COUNT(") || q.contains("SUM(") || q.contains("WHERE 1 = 0"),
+            "{q}"
+        );
+        assert!(!q.contains(&server.password));
+    }
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("GROUP BY \"grp\", \"hosp\", \"clus\""))
+    );
+    let root = crate::schema::schema();
+    let mut errors = Vec::new();
+    crate::schema::validate(&root, &root, &w, "$", &mut errors);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let md = std::fs::read_to_string(dir.join("wh_out/report.md")).unwrap();
+    assert!(md.contains("patient rows exported: no"), "{md}");
+}
+
+/// Methods and options that need patient rows are refused by `healthgap
+/// check` before any data are read, each with its reason and the
+/// alternative; nothing is written.
+#[test]
+fn row_needing_methods_are_refused_inside_the_warehouse() {
+    let dir = Dir::new();
+    let warehouse = "warehouse = { engine = \"postgres\", url = \"postgresql://analyst@%2Ftmp%2Fnowhere/x\", table = \"cabg\" }";
+    let cases = [
+        (
+            "[[analysis]]\nid = \"x\"\nmethod = \"disparity_reduction\"\noutcomes = [\"death_30d\"]\nallowable = [\"demographics\"]\ntargets = [\"socioeconomic\"]\n",
+            "g-computation predicts each patient's outcome",
+        ),
+        (
+            "[[analysis]]\nid = \"x\"\nmethod = \"mediation\"\noutcomes = [\"death_30d\"]\nmediators = [\"adi\"]\nconfounders = [\"age\"]\n",
+            "simulate each patient's mediator",
+        ),
+        (
+            "[[analysis]]\nid = \"x\"\nmethod = \"oaxaca_blinder\"\noutcomes = [\"death_30d\"]\nmodel = \"logit\"\n",
+            "model = \"logit\"",
+        ),
+        (
+            "[[analysis]]\nid = \"x\"\nmethod = \"hospital\"\noutcomes = [\"death_30d\"]\nhospital = \"hospital_id\"\n",
+            "method = \"hospital\"",
+        ),
+    ];
+    for (analysis, needle) in cases {
+        let config = moment_study(warehouse).replace("[report]", &format!("{analysis}\n[report]"));
+        std::fs::write(dir.join("study.toml"), &config).unwrap();
+        for cmd in ["check", "run"] {
+            let out = dir.command(&[cmd, "study.toml"]).output().unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(err.contains("allow_row_export = true"), "{err}");
+            // Refused before connecting: the server does not exist.
+            assert!(!err.contains("cannot connect"), "{err}");
+            assert!(!dir.join("out").exists());
+        }
+    }
+    // No cluster: the variances and the bootstrap need one.
+    let config = moment_study(warehouse).replace("cluster = \"hospital_id\"", "");
+    std::fs::write(dir.join("study.toml"), &config).unwrap();
+    let out = dir.command(&["check", "study.toml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("[design] cluster is not set"), "{err}");
+}
+
+/// A categorical level that `[data] na_values` lists (`NA`) is a missing
+/// value, as the loader reads it: refused in the warehouse, with the fix.
+#[test]
+fn na_values_in_the_warehouse_are_missing_values() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 500);
+    let warehouse = format!(
+        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}\nna_values = [\"uninsured\"]",
+        server.url()
+    );
+    let config = moment_study(&warehouse);
+    std::fs::write(dir.join("na.toml"), config).unwrap();
+    let out = run_with_password(&dir, &server, &["check", "na.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`insurance` holds `uninsured`, a missing value by [data] na_values"),
+        "{err}"
+    );
+}
+
+/// A wrong password, a password in the URL, a method that needs rows without
+/// allow_row_export: exit 1, a message that says what to do, nothing written,
+/// the password not shown.
 #[test]
 fn warehouse_refusals_are_clear() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));

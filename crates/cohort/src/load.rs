@@ -557,9 +557,8 @@ pub fn load_frame(
     let (variables, mut warnings) = extract_variables(&df, spec, kinds, file)?;
     warnings.splice(0..0, type_warnings);
     let cluster = spec.cluster.as_ref().map(|c| {
-        let cd = coded(&series(&df, c));
-        let codes: Vec<u32> = cd.codes.iter().map(|x| x.unwrap_or(0)).collect();
-        (c.clone(), codes, cd.levels.len())
+        let (codes, levels) = sorted_codes(&coded(&series(&df, c)));
+        (c.clone(), codes, levels.len())
     });
     let weights = spec.weights.as_ref().map(|w| {
         numbers(&series(&df, w))
@@ -945,44 +944,19 @@ fn extract_variables(
                         &v.name,
                     ));
                 }
-                let counts: std::collections::HashMap<String, usize> = cd
+                let observed: Vec<(String, usize)> = cd
                     .levels
                     .iter()
                     .cloned()
                     .zip(cd.counts.iter().copied())
                     .collect();
-                let mut levels: Vec<String> = cd.levels.clone();
-                levels.sort_by(|a, b| natural_cmp(a, b));
-                let reference = match reference {
-                    Some(r) => {
-                        if !counts.contains_key(&r) {
-                            return Err(CohortError::InvalidColumn {
-                                file: file.to_string(),
-                                column: v.name.clone(),
-                                message: format!(
-                                    "reference level `{r}` does not occur; the levels are {}{}",
-                                    levels
-                                        .iter()
-                                        .take(20)
-                                        .cloned()
-                                        .collect::<Vec<_>>()
-                                        .join(", "),
-                                    nearest(&r, &levels)
-                                        .map(|s| format!(" (did you mean `{s}`?)"))
-                                        .unwrap_or_default()
-                                ),
-                            });
-                        }
-                        r
+                let levels = categorical_levels(&observed, reference).map_err(|message| {
+                    CohortError::InvalidColumn {
+                        file: file.to_string(),
+                        column: v.name.clone(),
+                        message,
                     }
-                    None => levels
-                        .iter()
-                        .max_by(|a, b| counts[*a].cmp(&counts[*b]).then_with(|| natural_cmp(b, a)))
-                        .cloned()
-                        .unwrap_or_default(),
-                };
-                levels.retain(|l| *l != reference);
-                levels.insert(0, reference);
+                })?;
                 let absorb = absorb || levels.len() > ABSORB_THRESHOLD;
                 let index: std::collections::HashMap<&str, u32> = levels
                     .iter()
@@ -1012,6 +986,55 @@ fn extract_variables(
         });
     }
     Ok((variables, warnings))
+}
+
+/// The design order of a categorical's levels from the levels that occur
+/// and their row counts: the reference first (the declared one, else the most
+/// frequent, ties to the first in [`natural_cmp`] order), then the others in
+/// natural order. The warehouse path codes its `CASE` dummies with the same
+/// function, from a `GROUP BY` of the column.
+///
+/// Errors: a declared reference that does not occur (the message lists the
+/// levels and the nearest one).
+pub fn categorical_levels(
+    observed: &[(String, usize)],
+    reference: Option<String>,
+) -> Result<Vec<String>, String> {
+    let counts: std::collections::HashMap<&str, usize> =
+        observed.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    let mut levels: Vec<String> = observed.iter().map(|(l, _)| l.clone()).collect();
+    levels.sort_by(|a, b| natural_cmp(a, b));
+    let reference = match reference {
+        Some(r) => {
+            if !counts.contains_key(r.as_str()) {
+                return Err(format!(
+                    "reference level `{r}` does not occur; the levels are {}{}",
+                    levels
+                        .iter()
+                        .take(20)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    nearest(&r, &levels)
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default()
+                ));
+            }
+            r
+        }
+        None => levels
+            .iter()
+            .max_by(|a, b| {
+                counts[a.as_str()]
+                    .cmp(&counts[b.as_str()])
+                    .then_with(|| natural_cmp(b, a))
+            })
+            .cloned()
+            .unwrap_or_default(),
+    };
+    levels.retain(|l| *l != reference);
+    levels.insert(0, reference);
+    Ok(levels)
 }
 
 /// Table 1 of the rows with every used outcome and covariate present; None
@@ -1196,6 +1219,29 @@ fn non_finite(file: &str, column: &str, row: usize, v: f64) -> CohortError {
             row + 1
         ),
     }
+}
+
+/// A column's codes renumbered so that the levels are in [`natural_cmp`]
+/// order (missing values get code 0), and the levels in that order.
+///
+/// Cluster codes index the cluster bootstrap's multiplicities, so they must
+/// not depend on the order of the rows: the same hospitals then draw the same
+/// multiplicities whether the cohort comes from a file, in any row order, or
+/// from a warehouse's aggregates (which have no row order).
+pub(crate) fn sorted_codes(cd: &Coded) -> (Vec<u32>, Vec<String>) {
+    let mut order: Vec<usize> = (0..cd.levels.len()).collect();
+    order.sort_by(|&a, &b| natural_cmp(&cd.levels[a], &cd.levels[b]));
+    let mut new = vec![0u32; order.len()];
+    for (rank, &old) in order.iter().enumerate() {
+        new[old] = rank as u32;
+    }
+    let codes = cd
+        .codes
+        .iter()
+        .map(|c| c.map_or(0, |c| new[c as usize]))
+        .collect();
+    let levels = order.iter().map(|&l| cd.levels[l].clone()).collect();
+    (codes, levels)
 }
 
 /// Orders level texts numerically when both are numbers, else as text.

@@ -46,6 +46,21 @@ pub struct Cells {
     pub rows: Vec<usize>,
 }
 
+/// One cell as a data source computed it ([`Cells::from_moments`]).
+#[derive(Debug, Clone)]
+pub struct CellInput {
+    /// 0 reference, 1 comparison.
+    pub group: u8,
+    /// Absorbed level code (0 without an absorbed variable).
+    pub level: u32,
+    /// Cluster code (0 without clusters).
+    pub cluster: u32,
+    /// Rows behind the cell.
+    pub rows: usize,
+    /// Raw moments over the columns (the intercept first).
+    pub moments: ClusterMoments,
+}
+
 /// Which rows and columns a fit uses.
 #[derive(Debug, Clone)]
 pub struct FitSpec {
@@ -269,6 +284,104 @@ impl Cells {
             moments: m.clusters,
             rows: m.rows,
         }
+    }
+
+    /// Cells computed elsewhere (a warehouse's `GROUP BY` of sums of
+    /// products): `names` are the columns (the intercept first, whose moments
+    /// are Σw, Σwx, Σwy), and each [`CellInput`] one cell's codes and raw
+    /// moments. The result is what [`Cells::build`] gives on the same rows,
+    /// up to the order of the cells and the rounding of the sums.
+    ///
+    /// Errors: a first column that is not the intercept, moments of the wrong
+    /// size or not finite, a group other than 0 or 1, a level or cluster code
+    /// out of range, or a cell without rows.
+    pub fn from_moments(
+        names: Vec<String>,
+        levels: usize,
+        clusters: usize,
+        cells: Vec<CellInput>,
+    ) -> Result<Cells, DecomposeError> {
+        let bad = |what: String| Err(DecomposeError::Design(format!("cell moments: {what}")));
+        if names.first().map(String::as_str) != Some(INTERCEPT) {
+            return bad(format!("the first column must be `{INTERCEPT}`"));
+        }
+        let p = names.len();
+        let (levels, clusters) = (levels.max(1), clusters.max(1));
+        let mut out = Cells {
+            names,
+            group: Vec::with_capacity(cells.len()),
+            level: Vec::with_capacity(cells.len()),
+            cluster: Vec::with_capacity(cells.len()),
+            levels,
+            clusters,
+            moments: Vec::with_capacity(cells.len()),
+            rows: Vec::with_capacity(cells.len()),
+        };
+        for (i, c) in cells.into_iter().enumerate() {
+            let m = &c.moments;
+            if m.x.len() != p || m.xx.len() != p * p || m.xy.len() != p {
+                return bad(format!(
+                    "cell {i} has moments of the wrong size for {p} columns"
+                ));
+            }
+            let finite = [m.w, m.y, m.yy]
+                .iter()
+                .chain(&m.x)
+                .chain(&m.xx)
+                .chain(&m.xy)
+                .all(|v| v.is_finite());
+            if !finite {
+                return bad(format!("cell {i} has a moment that is not a finite number"));
+            }
+            if c.group > 1 || c.level as usize >= levels || c.cluster as usize >= clusters {
+                return bad(format!(
+                    "cell {i} has group {}, level {} and cluster {} (groups 0-1, {levels} \
+                     level(s), {clusters} cluster(s))",
+                    c.group, c.level, c.cluster
+                ));
+            }
+            if c.rows == 0 {
+                return bad(format!("cell {i} has no rows"));
+            }
+            out.group.push(c.group);
+            out.level.push(c.level);
+            out.cluster.push(c.cluster);
+            out.rows.push(c.rows);
+            out.moments.push(c.moments);
+        }
+        Ok(out)
+    }
+
+    /// Rows of the reference (0) and comparison (1) cells; an error naming
+    /// the group and `method` when either has none (as
+    /// [`crate::error::group_sizes`] on rows).
+    pub fn group_rows(
+        &self,
+        labels: [&str; 2],
+        method: &str,
+    ) -> Result<[usize; 2], DecomposeError> {
+        let mut n = [0usize; 2];
+        for (g, r) in self.group.iter().zip(&self.rows) {
+            n[*g as usize] += r;
+        }
+        match n.iter().position(|&k| k == 0) {
+            Some(g) => Err(DecomposeError::NoRows {
+                group: labels[g].to_string(),
+                method: method.to_string(),
+            }),
+            None => Ok(n),
+        }
+    }
+
+    /// Absorbed levels holding rows of one group only: (levels with reference
+    /// rows only, levels with comparison rows only).
+    pub fn one_group_levels(&self) -> (usize, usize) {
+        let mut seen = vec![[false; 2]; self.levels];
+        for (l, g) in self.level.iter().zip(&self.group) {
+            seen[*l as usize][*g as usize] = true;
+        }
+        let only = |g: usize| seen.iter().filter(|s| s[g] && !s[1 - g]).count();
+        (only(0), only(1))
     }
 
     /// Number of cell columns (intercept included).
@@ -761,6 +874,80 @@ mod tests {
         for (a, b) in fit.coef.iter().zip(&rows.coef) {
             assert!((a - b).abs() < 1e-10);
         }
+    }
+
+    #[test]
+    fn cells_from_moments_rebuild_the_cells_and_refuse_bad_input() {
+        let (y, g, x1, x2, h, cl) = data();
+        let cov = two_columns(&x1, &x2, Some(&h));
+        let built = Cells::build(&y, &g, &cov, None, Some((&cl, 7)));
+        let input = |c: usize| CellInput {
+            group: built.group[c],
+            level: built.level[c],
+            cluster: built.cluster[c],
+            rows: built.rows[c],
+            moments: built.moments[c].clone(),
+        };
+        let inputs: Vec<CellInput> = (0..built.moments.len()).rev().map(input).collect();
+        let cells = Cells::from_moments(built.names.clone(), 13, 7, inputs).unwrap();
+        let spec = FitSpec {
+            groups: [true, true],
+            indicator: true,
+            absorb: true,
+            columns: vec![0, 1, 2],
+        };
+        let (a, b) = (
+            built.fit(&spec, None).unwrap(),
+            cells.fit(&spec, None).unwrap(),
+        );
+        for (u, v) in a.coef.iter().zip(&b.coef) {
+            assert!((u - v).abs() < 1e-12);
+        }
+        assert_eq!(
+            built.group_rows(["r", "c"], "m").unwrap(),
+            cells.group_rows(["r", "c"], "m").unwrap()
+        );
+        let bad = |mut c: CellInput, names: Vec<String>| {
+            c.moments.w = c.moments.w.max(1.0);
+            Cells::from_moments(names, 13, 7, vec![c])
+                .unwrap_err()
+                .to_string()
+        };
+        let names = built.names.clone();
+        assert!(
+            bad(
+                CellInput {
+                    group: 2,
+                    ..input(0)
+                },
+                names.clone()
+            )
+            .contains("group 2")
+        );
+        assert!(
+            bad(
+                CellInput {
+                    cluster: 7,
+                    ..input(0)
+                },
+                names.clone()
+            )
+            .contains("cluster 7")
+        );
+        assert!(
+            bad(
+                CellInput {
+                    rows: 0,
+                    ..input(0)
+                },
+                names.clone()
+            )
+            .contains("no rows")
+        );
+        let mut nan = input(0);
+        nan.moments.xy[1] = f64::NAN;
+        assert!(bad(nan, names.clone()).contains("finite"));
+        assert!(bad(input(0), names[1..].to_vec()).contains("intercept"));
     }
 
     #[test]

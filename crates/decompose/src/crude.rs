@@ -16,12 +16,13 @@
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use crate::cells::Cells;
 use crate::error::DecomposeError;
 use crate::inference::{InferenceSpec, Vce};
 use crate::result::Estimate;
 use crate::result::MethodOutput;
-use crate::sample::Sample;
-use crate::spec::{Context, Designs, Ran, Spec};
+use crate::sample::{CellSample, Sample};
+use crate::spec::{CellSource, Context, Designs, Ran, Spec};
 
 /// `method = "crude"`: no options.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,6 +66,42 @@ impl Spec for CrudeSpec {
             ..InferenceSpec::delta(inference.level)
         };
         Ok(Ran::delta(output, &wald, sample.cluster_name()))
+    }
+
+    /// From the (group × cluster) cells' Σw, Σwy and rows; the Wald
+    /// intervals over clusters (the warehouse path always has a cluster).
+    fn run_cells(
+        &self,
+        sample: &CellSample<'_>,
+        source: &dyn CellSource,
+        inference: &InferenceSpec,
+        _: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let (_, cells) = source.cells(&[])?;
+        let gm = cell_group_means(&cells)?;
+        let output = MethodOutput {
+            estimates: estimates_of(&gm, inference.level, sample.binary),
+            models: Vec::new(),
+            warnings: Vec::new(),
+            replicates_ok: None,
+            withheld: None,
+            balance: Vec::new(),
+            inference_note: None,
+            n: gm.n[0] + gm.n[1],
+        };
+        let wald = InferenceSpec {
+            vce: if sample.cluster.is_some() {
+                Vce::Cluster
+            } else {
+                Vce::Robust
+            },
+            ..InferenceSpec::delta(inference.level)
+        };
+        Ok(Ran::delta(output, &wald, sample.cluster_name()))
+    }
+
+    fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        None
     }
 
     fn title(&self) -> &'static str {
@@ -173,12 +210,64 @@ pub fn group_means(input: &CrudeInput<'_>) -> Result<GroupMeans, DecomposeError>
     })
 }
 
+/// The two weighted means and their cluster-robust covariance from (group ×
+/// cluster) cells, as [`group_means`] gives them on clustered rows: the
+/// influence sums per cluster are U_cg = (Σwy − m_g Σw)/W_g over the
+/// cluster's cells of group g, and V = G/(G − 1) Σ_c U_c U_cᵀ over the
+/// clusters where U_c is not zero.
+pub fn cell_group_means(cells: &Cells) -> Result<GroupMeans, DecomposeError> {
+    let mut sw = [0.0; 2];
+    let mut swy = [0.0; 2];
+    let mut n = [0usize; 2];
+    for (c, m) in cells.moments.iter().enumerate() {
+        let g = cells.group[c] as usize;
+        sw[g] += m.w;
+        swy[g] += m.y;
+        n[g] += cells.rows[c];
+    }
+    if n[0] == 0 || n[1] == 0 {
+        return Err(DecomposeError::BothGroupsNeedRows);
+    }
+    let m = [swy[0] / sw[0], swy[1] / sw[1]];
+    let mut s = vec![[0.0; 2]; cells.clusters];
+    for (c, cell) in cells.moments.iter().enumerate() {
+        let g = cells.group[c] as usize;
+        s[cells.cluster[c] as usize][g] += (cell.y - m[g] * cell.w) / sw[g];
+    }
+    let used = s
+        .iter()
+        .filter(|x| x[0] != 0.0 || x[1] != 0.0)
+        .count()
+        .max(2) as f64;
+    let f = used / (used - 1.0);
+    let mut v = [0.0; 2];
+    let mut cov = 0.0;
+    for x in &s {
+        v[0] += x[0] * x[0];
+        v[1] += x[1] * x[1];
+        cov += x[0] * x[1];
+    }
+    Ok(GroupMeans {
+        m_r: m[0],
+        m_c: m[1],
+        v_r: f * v[0],
+        v_c: f * v[1],
+        cov: f * cov,
+        n,
+    })
+}
+
 /// The crude estimates: reference_mean, comparison_mean, gap, ratio and (binary)
 /// odds_ratio.
 pub fn crude(input: &CrudeInput<'_>) -> Result<Vec<Estimate>, DecomposeError> {
     let gm = group_means(input)?;
+    Ok(estimates_of(&gm, input.level, input.sample.binary))
+}
+
+/// The crude estimates of two means with their covariance.
+fn estimates_of(gm: &GroupMeans, level: f64, binary: bool) -> Vec<Estimate> {
     let normal = Normal::standard();
-    let z = normal.inverse_cdf(1.0 - (1.0 - input.level) / 2.0);
+    let z = normal.inverse_cdf(1.0 - (1.0 - level) / 2.0);
     let wald = |q: &str, est: f64, var: f64| {
         let se = var.max(0.0).sqrt();
         let p = if se > 0.0 {
@@ -214,13 +303,13 @@ pub fn crude(input: &CrudeInput<'_>) -> Result<Vec<Estimate>, DecomposeError> {
             gm.v_c / gm.m_c.powi(2) + gm.v_r / gm.m_r.powi(2) - 2.0 * gm.cov / (gm.m_c * gm.m_r);
         out.push(log_scale("ratio", (gm.m_c / gm.m_r).ln(), var));
     }
-    if input.sample.binary && gm.m_r > 0.0 && gm.m_r < 1.0 && gm.m_c > 0.0 && gm.m_c < 1.0 {
+    if binary && gm.m_r > 0.0 && gm.m_r < 1.0 && gm.m_c > 0.0 && gm.m_c < 1.0 {
         let (dc, dr) = (gm.m_c * (1.0 - gm.m_c), gm.m_r * (1.0 - gm.m_r));
         let var = gm.v_c / dc.powi(2) + gm.v_r / dr.powi(2) - 2.0 * gm.cov / (dc * dr);
         let log_or = (gm.m_c / (1.0 - gm.m_c)).ln() - (gm.m_r / (1.0 - gm.m_r)).ln();
         out.push(log_scale("odds_ratio", log_or, var));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -239,6 +328,41 @@ mod tests {
             }
         }
         (y, g)
+    }
+
+    #[test]
+    fn means_from_cluster_cells_equal_the_means_from_clustered_rows() {
+        let (y, g) = table();
+        let w: Vec<f64> = (0..y.len()).map(|i| 1.0 + (i % 3) as f64).collect();
+        let cl: Vec<u32> = (0..y.len()).map(|i| (i % 40) as u32).collect();
+        let sample = Sample {
+            weights: Some(&w),
+            cluster: Some(Cluster {
+                name: "h",
+                codes: &cl,
+                count: 40,
+            }),
+            binary: true,
+            ..Sample::new(&y, &g)
+        };
+        let rows = group_means(&CrudeInput {
+            sample: &sample,
+            level: 0.95,
+        })
+        .unwrap();
+        let cov = crate::covariates::Covariates::default();
+        let cells = Cells::build(&y, &g, &cov, Some(&w), Some((&cl, 40)));
+        let alone = cell_group_means(&cells).unwrap();
+        assert_eq!(rows.n, alone.n);
+        for (a, b) in [
+            (rows.m_r, alone.m_r),
+            (rows.m_c, alone.m_c),
+            (rows.v_r, alone.v_r),
+            (rows.v_c, alone.v_c),
+            (rows.cov, alone.cov),
+        ] {
+            assert!((a - b).abs() <= 1e-12 * a.abs().max(1e-12), "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -158,6 +158,21 @@ pub enum DecomposeError {
     /// The data layer could not build the design (the message says why).
     #[error("{0}")]
     Design(String),
+    /// The method (or its inference) needs patient rows, and the study has
+    /// only per-cell moments (a warehouse study without row export).
+    #[error(
+        "{what} needs patient rows ({reason}), but this warehouse study computes only per-cell \
+         moments inside the warehouse; set [data] allow_row_export = true to pull the analysis \
+         columns and run it here{alternative}"
+    )]
+    NeedsRows {
+        /// The method or option (`method = "mediation"`).
+        what: String,
+        /// Why rows are needed.
+        reason: String,
+        /// Another way, when there is one (`, or ...`), or empty.
+        alternative: String,
+    },
     /// A model failed.
     #[error(transparent)]
     Model(#[from] healthgap_models::ModelError),

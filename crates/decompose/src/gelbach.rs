@@ -29,14 +29,14 @@ use healthgap_models::ModelSummary;
 
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
-use crate::error::{DecomposeError, group_sizes};
+use crate::error::DecomposeError;
 use crate::inference::{
     InferenceSpec, Key, Method, Resampled, Vce, influence_variance, resampled_rows,
 };
 use crate::result::{MethodOutput, SeMethod};
-use crate::sample::Sample;
+use crate::sample::{CellSample, Sample};
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
-use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
+use crate::spec::{Breakdown, CellSource, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
 /// `method = "gelbach"`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -60,19 +60,9 @@ impl Spec for GelbachSpec {
         inference: &InferenceSpec,
         progress: &(dyn Fn() + Sync),
     ) -> Result<Ran, DecomposeError> {
-        let base = designs.expand(&self.base);
-        let added: Vec<String> = designs
-            .expand(&self.added)
-            .into_iter()
-            .filter(|v| !base.contains(v))
-            .collect();
-        let all: Vec<String> = base.iter().chain(&added).cloned().collect();
+        let (base, all) = self.variables(|names| designs.expand(names));
         let cov = designs.covariates(&all)?;
-        if let Some(a) = cov.absorbed.as_ref().filter(|a| base.contains(&a.variable)) {
-            return Err(DecomposeError::AbsorbedInBase {
-                variable: a.variable.clone(),
-            });
-        }
+        absorbed_not_in_base(&cov, &base)?;
         let input = GelbachInput {
             sample,
             covariates: &cov,
@@ -80,6 +70,31 @@ impl Spec for GelbachSpec {
         };
         let output = gelbach(&input, inference, progress)?;
         Ok(Ran::delta(output, inference, sample.cluster_name()))
+    }
+
+    fn run_cells(
+        &self,
+        sample: &CellSample<'_>,
+        source: &dyn CellSource,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        let (base, all) = self.variables(|names| source.expand(names));
+        let (cov, cells) = source.cells(&all)?;
+        absorbed_not_in_base(&cov, &base)?;
+        let output = gelbach_cells(
+            sample,
+            &cov,
+            cov.columns_of(&base).len(),
+            cells,
+            inference,
+            progress,
+        )?;
+        Ok(Ran::delta(output, inference, sample.cluster_name()))
+    }
+
+    fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        None
     }
 
     fn title(&self) -> &'static str {
@@ -126,6 +141,30 @@ impl Spec for GelbachSpec {
     }
 }
 
+impl GelbachSpec {
+    /// The base variables, and the base then the added ones (those already
+    /// in the base are not added again), by `expand`.
+    fn variables(&self, expand: impl Fn(&[String]) -> Vec<String>) -> (Vec<String>, Vec<String>) {
+        let base = expand(&self.base);
+        let added: Vec<String> = expand(&self.added)
+            .into_iter()
+            .filter(|v| !base.contains(v))
+            .collect();
+        let all = base.iter().chain(&added).cloned().collect();
+        (base, all)
+    }
+}
+
+/// The absorbed variable may only be added, never in the base model.
+fn absorbed_not_in_base(cov: &Covariates, base: &[String]) -> Result<(), DecomposeError> {
+    match cov.absorbed.as_ref().filter(|a| base.contains(&a.variable)) {
+        Some(a) => Err(DecomposeError::AbsorbedInBase {
+            variable: a.variable.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Shares of the base coefficient: explained change by block, and the full
 /// model's coefficient (what the blocks leave).
 const SHARES: ShareSpec = ShareSpec {
@@ -158,12 +197,11 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(input: &GelbachInput<'_>, cells: Cells) -> Setup {
-        let cov = input.covariates;
+    fn new(cov: &Covariates, base_columns: usize, cells: Cells) -> Setup {
         let p = cells.p();
         let absorb = cov.absorbed.is_some();
-        let base_cols: Vec<usize> = std::iter::once(0).chain(1..=input.base_columns).collect();
-        let added: Vec<usize> = (input.base_columns + 1..p).collect();
+        let base_cols: Vec<usize> = std::iter::once(0).chain(1..=base_columns).collect();
+        let added: Vec<usize> = (base_columns + 1..p).collect();
         let mut terms: Vec<(String, String)> = added
             .iter()
             .map(|&j| {
@@ -474,13 +512,7 @@ impl Setup {
     /// IF_i = w_i h_i (Σ_S β_j x_ij − x_bi'Σ_S β_j π_j) + w_i e_fi x_fi'B_f⁻¹a
     /// (+ w_i e_bi h_i for τ_base), with h_i = e_D'B_b⁻¹ x_bi and a the key's
     /// gradient over β_full; IF_i = d'u_i ([`influence_variance`]).
-    fn influence_variance(
-        &self,
-        input: &GelbachInput<'_>,
-        base: &CellFit,
-        full: &CellFit,
-        point: &[f64],
-    ) -> Vec<f64> {
+    fn influence_d(&self, base: &CellFit, full: &CellFit, point: &[f64]) -> (usize, Vec<Vec<f64>>) {
         let p = self.cells.p();
         let kb = base.coef.len();
         let kf = full.coef.len();
@@ -524,13 +556,26 @@ impl Setup {
         self.share_rows(point, &mut d, |dp, dt, s, t| {
             dp.iter().zip(dt).map(|(p, q)| (p - s * q) / t).collect()
         });
+        (dim, vec![d.concat()])
+    }
+
+    /// The variances of [`Setup::influence_d`] over the rows (each row its
+    /// own unit, or summed by cluster).
+    fn influence_variance(
+        &self,
+        input: &GelbachInput<'_>,
+        base: &CellFit,
+        full: &CellFit,
+        point: &[f64],
+    ) -> Vec<f64> {
+        let (dim, d) = self.influence_d(base, full, point);
+        let (kb, kf, pa) = (base.coef.len(), full.coef.len(), self.added.len());
         let cols: Vec<&[f64]> = input
             .covariates
             .columns
             .iter()
             .map(|c| c.values.as_slice())
             .collect();
-        let d = vec![d.concat()];
         let units = input.sample.units();
         influence_variance(
             input.sample.group.len(),
@@ -567,32 +612,137 @@ impl Setup {
             },
         )
     }
+
+    /// The cluster delta method of [`Setup::influence_variance`] from the
+    /// cells alone. With x_f = (D, 1, x) and S_rs = Σw x_fr x_fs, T_r = Σw y
+    /// x_fr over one cell (D constant within it, D² = D), the cell's sum of
+    /// u is: Σw h x_fj = Σ_r B_b⁻¹[D, r] S_rj, Σw e_f x_fr = T_r − Σ_s β_s
+    /// S_sr, Σw e_b h = Σ_r B_b⁻¹[D, r] (T_r − Σ_s b_s S_sr); then V = G/(G−1)
+    /// Σ_g (Σ_{c∈g} d'u_c)².
+    fn cell_influence_variance(
+        &self,
+        base: &CellFit,
+        full: &CellFit,
+        point: &[f64],
+        clusters: usize,
+    ) -> Vec<f64> {
+        let (dim, d) = self.influence_d(base, full, point);
+        let (kb, kf, pa) = (base.coef.len(), full.coef.len(), self.added.len());
+        let cells = &self.cells;
+        let p = cells.p();
+        influence_variance(cells.moments.len(), dim, &d, Some(clusters), |c, u| {
+            let m = &cells.moments[c];
+            let dv = f64::from(cells.group[c]);
+            // x_f index r: 0 is D, r ≥ 1 the cell column r − 1.
+            let s = |r: usize, t: usize| -> f64 {
+                match (r, t) {
+                    (0, 0) => dv * m.w,
+                    (0, t) => dv * m.x[t - 1],
+                    (r, 0) => dv * m.x[r - 1],
+                    (r, t) => m.xx[(r - 1) * p + t - 1],
+                }
+            };
+            let t = |r: usize| if r == 0 { dv * m.y } else { m.xy[r - 1] };
+            let h = |col: usize| -> f64 { (0..kb).map(|r| base.bread[r] * s(r, col)).sum() };
+            for (a, &j) in self.added.iter().enumerate() {
+                u[a] = h(j + 1);
+            }
+            for r in 0..kb {
+                u[pa + r] = h(r);
+            }
+            for r in 0..kf {
+                u[pa + kb + r] = t(r) - (0..kf).map(|q| full.coef[q] * s(q, r)).sum::<f64>();
+            }
+            u[dim - 1] = (0..kb)
+                .map(|r| {
+                    base.bread[r] * (t(r) - (0..kb).map(|q| base.coef[q] * s(q, r)).sum::<f64>())
+                })
+                .sum();
+            Some((0, cells.cluster[c]))
+        })
+    }
 }
 
-/// The Gelbach decomposition with its inference.
+/// The Gelbach decomposition with its inference, on rows.
 pub fn gelbach(
     input: &GelbachInput<'_>,
     inference: &InferenceSpec,
     progress: &(dyn Fn() + Sync),
 ) -> Result<MethodOutput, DecomposeError> {
-    let mut warnings = Vec::new();
-    let n = group_sizes(
-        input.sample.group,
-        input.sample.labels,
-        "the Gelbach decomposition",
-    )?;
-    if input.base_columns == input.covariates.columns.len() && input.covariates.absorbed.is_none() {
-        return Err(DecomposeError::NothingAdded);
-    }
-    let cluster = input.sample.units();
     let cells = Cells::build(
         input.sample.y,
         input.sample.group,
         input.covariates,
         input.sample.weights,
-        cluster,
+        input.sample.units(),
     );
-    let setup = Setup::new(input, cells);
+    let data = Data {
+        sample: CellSample::of(input.sample),
+        covariates: input.covariates,
+        base_columns: input.base_columns,
+        rows: Some(input),
+    };
+    gelbach_core(&data, cells, inference, progress)
+}
+
+/// The Gelbach decomposition from per-cell moments alone (computed where the
+/// data live): the same estimates, the cluster delta method from the cells'
+/// influence sums ([`Setup::cell_influence_variance`]) or by differences
+/// (an absorbed block), and the cluster bootstrap reweighting the cells.
+/// `covariates` is the layout; its row values are not read.
+///
+/// Errors: as [`gelbach`], and [`DecomposeError::NeedsRows`] without a
+/// cluster.
+pub fn gelbach_cells(
+    sample: &CellSample<'_>,
+    covariates: &Covariates,
+    base_columns: usize,
+    cells: Cells,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    if sample.cluster.is_none() {
+        return Err(DecomposeError::NeedsRows {
+            what: "the Gelbach decomposition without [design] cluster".into(),
+            reason: "without clusters every patient is a resampling unit, for the robust delta \
+                     method as for the bootstrap"
+                .into(),
+            alternative: ", or set [design] cluster (the moments are then summed per cluster)"
+                .into(),
+        });
+    }
+    let data = Data {
+        sample: *sample,
+        covariates,
+        base_columns,
+        rows: None,
+    };
+    gelbach_core(&data, cells, inference, progress)
+}
+
+/// What the decomposition reads besides the cells (see [`gelbach`]).
+struct Data<'a> {
+    sample: CellSample<'a>,
+    covariates: &'a Covariates,
+    base_columns: usize,
+    rows: Option<&'a GelbachInput<'a>>,
+}
+
+/// The decomposition and its inference from `cells`.
+fn gelbach_core(
+    data: &Data<'_>,
+    cells: Cells,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    let sample = &data.sample;
+    let labels = sample.labels;
+    let mut warnings = Vec::new();
+    let n = cells.group_rows(labels, "the Gelbach decomposition")?;
+    if data.base_columns == data.covariates.columns.len() && data.covariates.absorbed.is_none() {
+        return Err(DecomposeError::NothingAdded);
+    }
+    let setup = Setup::new(data.covariates, data.base_columns, cells);
     let (base, full) = setup
         .fits(None)
         .map_err(|e| singular_error(e, "full model"))?;
@@ -607,20 +757,17 @@ pub fn gelbach(
     .map(|(label, spec, fit)| {
         linear_summary(
             &setup.cells,
-            format!(
-                "{label} ({} + {})",
-                input.sample.labels[0], input.sample.labels[1]
-            ),
+            format!("{label} ({} + {})", labels[0], labels[1]),
             spec,
             fit,
-            input.sample.cluster,
-            input.covariates.absorbed.as_ref().filter(|_| spec.absorb),
+            sample.cluster,
+            data.covariates.absorbed.as_ref().filter(|_| spec.absorb),
             level,
         )
     })
     .collect();
     let stat = |m: &[f64]| setup.values(Some(m));
-    let unclustered_delta = inference.method == Method::Delta && input.sample.cluster.is_none();
+    let unclustered_delta = inference.method == Method::Delta && sample.cluster.is_none();
     // No robust delta method is derived for absorbed levels without clusters
     // (the model-based one covers the other blocks).
     let absorbed_withheld = (unclustered_delta && setup.full.absorb).then(|| {
@@ -639,12 +786,12 @@ pub fn gelbach(
         keys: &setup.keys,
         point: &point,
         spec: inference,
-        clusters: input.sample.cluster.map(|c| c.count),
-        group: input.sample.group,
-        weights: input.sample.weights,
+        clusters: sample.cluster.map(|c| c.count),
+        group: data.rows.map_or(&[], |r| r.sample.group),
+        weights: data.rows.and_then(|r| r.sample.weights),
     };
     let how = resampled.influence_method();
-    let model = inference.vce == Vce::Model && input.sample.cluster.is_none();
+    let model = inference.vce == Vce::Model && sample.cluster.is_none();
     let mut inferred = resampled_rows(
         &resampled,
         stat,
@@ -658,13 +805,19 @@ pub fn gelbach(
                 ))
             } else if setup.full.absorb {
                 None
+            } else if let Some(rows) = data.rows {
+                Some((setup.influence_variance(rows, &base, &full, &point), how))
             } else {
-                Some((setup.influence_variance(input, &base, &full, &point), how))
+                let g = sample.cluster.map_or(1, |c| c.count);
+                Some((setup.cell_influence_variance(&base, &full, &point, g), how))
             })
         },
         |w, g| {
-            let cells = Cells::build(input.sample.y, g, input.covariates, Some(w), None);
-            Setup::new(input, cells).values(None)
+            let Some(rows) = data.rows else {
+                return Err("the row bootstrap needs the rows".to_string());
+            };
+            let cells = Cells::build(rows.sample.y, g, rows.covariates, Some(w), None);
+            Setup::new(rows.covariates, rows.base_columns, cells).values(None)
         },
         progress,
         &mut warnings,

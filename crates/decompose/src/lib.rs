@@ -38,5 +38,5 @@ pub mod terms;
 
 pub use error::DecomposeError;
 pub use result::{AnalysisResult, Estimate, InferenceInfo, MethodOutput, SeMethod};
-pub use sample::{Cluster, Sample};
+pub use sample::{CellSample, Cluster, Sample};
 pub use spec::{MethodSpec, Spec};

@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cells::{CellFit, Cells, FitSpec, linear_summary, singular_error};
 use crate::covariates::Covariates;
-use crate::error::{DecomposeError, group_sizes};
+use crate::error::DecomposeError;
 use crate::inference::{
     InferenceSpec, Key, Method, Resampled, Vce, count_text, influence_variance, resampled_rows,
 };
@@ -60,9 +60,9 @@ use crate::random_levels::RandomFit;
 use crate::reduction::HospitalEffects;
 pub use crate::result::MethodOutput;
 use crate::result::SeMethod;
-use crate::sample::{Cluster, Sample};
+use crate::sample::{CellSample, Cluster, Sample};
 use crate::shares::{SHARE, ShareSpec, Shares, unstable_shares};
-use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Spec, cite};
+use crate::spec::{Breakdown, CellSource, Context, Designs, Parts, Ran, Spec, cite};
 use crate::terms::Terms;
 use healthgap_models::Link;
 
@@ -234,6 +234,47 @@ impl Spec for OaxacaSpec {
         Ok(Ran::delta(output, inference, sample.cluster_name()))
     }
 
+    fn run_cells(
+        &self,
+        sample: &CellSample<'_>,
+        source: &dyn CellSource,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        if let Some(refusal) = self.needs_rows(inference) {
+            return Err(refusal);
+        }
+        let (cov, cells) = source.cells(&source.every_factor())?;
+        let options = LinearOptions {
+            coefficients: self.coefficients,
+            threefold: self.threefold,
+            normalize: self.normalize,
+            hospital_effects: self.hospital_effects,
+        };
+        let output = linear_cells(sample, &cov, options, cells, inference, progress)?;
+        Ok(Ran::delta(output, inference, sample.cluster_name()))
+    }
+
+    /// The linear decomposition runs from cells; the logit and probit
+    /// models need a pass over the rows per Newton step and per Fairlie
+    /// ordering.
+    fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        (self.model != Model::Linear).then(|| DecomposeError::NeedsRows {
+            what: format!(
+                "oaxaca_blinder with model = \"{}\"",
+                if self.model == Model::Logit {
+                    "logit"
+                } else {
+                    "probit"
+                }
+            ),
+            reason: "the nonlinear models are fitted by iterating over the rows, and Fairlie's \
+                     split simulates each patient"
+                .into(),
+            alternative: ", or use model = \"linear\" (the linear probability model)".into(),
+        })
+    }
+
     fn title(&self) -> &'static str {
         "Oaxaca–Blinder"
     }
@@ -372,6 +413,30 @@ enum Which {
     Neumark = 3,
 }
 
+/// The options of a linear decomposition.
+#[derive(Debug, Clone, Copy)]
+pub struct LinearOptions {
+    /// β*.
+    pub coefficients: Coefficients,
+    /// Also the threefold split.
+    pub threefold: bool,
+    /// Normalize categorical variables (and the absorbed levels).
+    pub normalize: bool,
+    /// Fixed or random (shrunken) effects of the absorbed variable.
+    pub hospital_effects: HospitalEffects,
+}
+
+impl LinearInput<'_> {
+    fn options(&self) -> LinearOptions {
+        LinearOptions {
+            coefficients: self.coefficients,
+            threefold: self.threefold,
+            normalize: self.normalize,
+            hospital_effects: self.hospital_effects,
+        }
+    }
+}
+
 /// Everything fixed across replicates.
 struct Setup {
     cells: Cells,
@@ -397,8 +462,10 @@ struct Params {
 }
 
 impl Setup {
-    fn new(input: &LinearInput<'_>, cells: Cells) -> Setup {
-        let terms = Terms::new(input.covariates, input.normalize);
+    /// `comparison` is the comparison group's label (it names the share
+    /// term of the random-intercept models).
+    fn new(covariates: &Covariates, input: LinearOptions, cells: Cells, comparison: &str) -> Setup {
+        let terms = Terms::new(covariates, input.normalize);
         let mut quantities = vec!["explained", "unexplained"];
         if input.threefold {
             quantities.extend(["endowments", "coefficients", "interaction"]);
@@ -410,16 +477,16 @@ impl Setup {
         let shares = SHARES.keys(&keys);
         keys.extend(shares);
         let shares = SHARES.positions(&keys);
-        let random = input.covariates.absorbed.as_ref().and_then(|a| {
+        let random = covariates.absorbed.as_ref().and_then(|a| {
             (input.hospital_effects == HospitalEffects::Random).then(|| Random {
-                share: format!("{} share of {}", a.variable, input.sample.labels[1]),
+                share: format!("{} share of {comparison}", a.variable),
                 starts: [None; 4],
             })
         });
         Setup {
             cells,
             random,
-            absorb: input.covariates.absorbed.is_some(),
+            absorb: covariates.absorbed.is_some(),
             coefficients: input.coefficients,
             threefold: input.threefold,
             terms,
@@ -630,15 +697,19 @@ impl Setup {
 
 /// Warnings of the random-intercept models: boundary fits (σ_u = 0), and how
 /// the hospitals are resampled.
-fn random_warnings(input: &LinearInput<'_>, random: &[(Which, RandomFit)]) -> Vec<String> {
+fn random_warnings(
+    covariates: &Covariates,
+    sample: &CellSample<'_>,
+    random: &[(Which, RandomFit)],
+) -> Vec<String> {
     let mut out = Vec::new();
-    let Some(a) = &input.covariates.absorbed else {
+    let Some(a) = &covariates.absorbed else {
         return out;
     };
     for (w, _) in random.iter().filter(|(_, f)| f.model.boundary()) {
         let model = match w {
             Which::Reference | Which::Comparison => {
-                format!("group `{}`'s model", input.sample.labels[*w as usize])
+                format!("group `{}`'s model", sample.labels[*w as usize])
             }
             _ => "the pooled model".into(),
         };
@@ -648,7 +719,7 @@ fn random_warnings(input: &LinearInput<'_>, random: &[(Which, RandomFit)]) -> Ve
             a.variable, a.variable
         ));
     }
-    if !random.is_empty() && input.sample.cluster.is_none() {
+    if !random.is_empty() && sample.cluster.is_none() {
         out.push(format!(
             "random `{}` effects without [design] cluster: the bootstrap resamples patients, not \
              hospitals; set [design] cluster to the hospital for the hospital bootstrap and the \
@@ -660,17 +731,15 @@ fn random_warnings(input: &LinearInput<'_>, random: &[(Which, RandomFit)]) -> Ve
 }
 
 /// A warning when levels of the absorbed variable hold only one of the groups.
-fn support_warning(input: &LinearInput<'_>) -> Option<String> {
-    let a = input.covariates.absorbed.as_ref()?;
-    let mut count = vec![[0usize; 2]; a.levels];
-    for (i, &g) in input.sample.group.iter().enumerate() {
-        if g <= 1 {
-            count[a.codes[i] as usize][g as usize] += 1;
-        }
-    }
-    let only = |g: usize| count.iter().filter(|c| c[g] > 0 && c[1 - g] == 0).count();
-    let (only_r, only_c) = (only(0), only(1));
-    let stand_in = if input.hospital_effects == HospitalEffects::Random {
+fn support_warning(
+    cells: &Cells,
+    covariates: &Covariates,
+    labels: [&str; 2],
+    effects: HospitalEffects,
+) -> Option<String> {
+    let a = covariates.absorbed.as_ref()?;
+    let (only_r, only_c) = cells.one_group_levels();
+    let stand_in = if effects == HospitalEffects::Random {
         "not estimated from data, so a group's model gives them its prior mean (û = 0) plus the \
          share term"
     } else {
@@ -681,7 +750,7 @@ fn support_warning(input: &LinearInput<'_>) -> Option<String> {
         format!(
             "no common support in `{}`: {only_r} level(s) have {} patients only and {only_c} \
              level(s) {} patients only; there the group-specific effects are {stand_in}",
-            a.variable, input.sample.labels[0], input.sample.labels[1]
+            a.variable, labels[0], labels[1]
         )
     })
 }
@@ -816,66 +885,99 @@ fn model_variance(setup: &Setup, point: &Params) -> Result<Vec<f64>, DecomposeEr
     Ok(var)
 }
 
-/// Delta-method variances from the stacked influence functions of b_r, b_c,
-/// β*, x̄_r, x̄_c (and W_r, W_c for `cotton`), no absorbed variable: without
-/// `units` every row its own unit, V = n/(n−1) Σ_i IF_i² (`vce = robust`, as
-/// Stata's `oaxaca` with `suest`); with clusters V = G/(G−1) Σ_g (Σ_{i∈g} IF_i)²
-/// (the cluster delta method, exactly).
+/// The stacked influence functions of b_r, b_c, β*, x̄_r, x̄_c (and W_r, W_c
+/// for `cotton`), no absorbed variable.
 ///
 /// Row i of group g has ψ(b_g) = B_g⁻¹ x_i w_i e_gi, ψ(β*) = B_p⁻¹ x^p_i w_i e^p_i
 /// (the pooled design with its group indicator, whose entry is dropped),
 /// ψ(x̄_g) = w_i (x_i − x̄_g)/W_g, ψ(W_g) = w_i, so IF_ik = ∇_k'ψ_i = d_gk'u_i
-/// with u_i = (w e_g x_i, w e^p x^p_i, w (x_i − x̄_g), [w])
-/// ([`influence_variance`], one pass).
+/// with u_i = (w e_g x_i, w e^p x^p_i, w (x_i − x̄_g), [w]).
+struct Influence {
+    /// The group fits.
+    fits: [CellFit; 2],
+    /// The β* fit (pooled or Neumark).
+    star: Option<CellFit>,
+    /// 1 when β*'s fit leads with the group indicator.
+    skip: usize,
+    /// Coefficients of the β* fit.
+    ks: usize,
+    /// 1 for `cotton` (W_g in θ).
+    cotton: usize,
+    /// Length of u.
+    dim: usize,
+    /// d_gk, keys × dim per group.
+    d: Vec<Vec<f64>>,
+}
+
+impl Influence {
+    fn new(setup: &Setup, point: &Params) -> Result<Influence, DecomposeError> {
+        let p = setup.cells.p();
+        let cells = &setup.cells;
+        let fits = [
+            cells.fit(&setup.spec([true, false], false), None)?,
+            cells.fit(&setup.spec([false, true], false), None)?,
+        ];
+        let pooled = setup.pooled_fit(None)?;
+        let star = setup.star_fit(pooled.as_ref(), None)?;
+        let skip = usize::from(setup.coefficients == Coefficients::Pooled);
+        let ks = star.as_ref().map_or(0, |f| f.coef.len());
+        let cotton = usize::from(setup.coefficients == Coefficients::Cotton);
+        let jac = theta_jacobian(setup, point)?;
+        let nk = jac.len();
+        // Offsets of the θ blocks.
+        let ostar = 2 * p;
+        let ox0 = ostar + star.as_ref().map_or(0, |_| p);
+        let (ob, ox, ow) = ([0, p], [ox0, ox0 + p - 1], ox0 + 2 * (p - 1));
+        let dim = p + ks + (p - 1) + cotton;
+        let mut d = vec![vec![0.0; nk * dim]; 2];
+        for g in 0..2 {
+            for k in 0..nk {
+                let row = &jac[k];
+                let dk = &mut d[g][k * dim..(k + 1) * dim];
+                let bread = &fits[g].bread;
+                for a in 0..p {
+                    dk[a] = (0..p).map(|b| bread[a * p + b] * row[ob[g] + b]).sum();
+                }
+                if let Some(f) = &star {
+                    for a in 0..ks {
+                        dk[p + a] = (skip..ks)
+                            .map(|b| f.bread[a * ks + b] * row[ostar + b - skip])
+                            .sum();
+                    }
+                }
+                for a in 0..p - 1 {
+                    dk[p + ks + a] = row[ox[g] + a] / point.w[g];
+                }
+                if cotton == 1 {
+                    dk[dim - 1] = row[ow + g];
+                }
+            }
+        }
+        Ok(Influence {
+            fits,
+            star,
+            skip,
+            ks,
+            cotton,
+            dim,
+            d,
+        })
+    }
+}
+
+/// Delta-method variances from the stacked influence functions
+/// ([`Influence`], [`influence_variance`], one pass over the rows): without
+/// `units` every row its own unit, V = n/(n−1) Σ_i IF_i² (`vce = robust`, as
+/// Stata's `oaxaca` with `suest`); with clusters V = G/(G−1) Σ_g (Σ_{i∈g}
+/// IF_i)² (the cluster delta method, exactly).
 fn influence_variance_of(
     setup: &Setup,
     input: &LinearInput<'_>,
     point: &Params,
 ) -> Result<Vec<f64>, DecomposeError> {
     let p = setup.cells.p();
-    let cells = &setup.cells;
-    let fits = [
-        cells.fit(&setup.spec([true, false], false), None)?,
-        cells.fit(&setup.spec([false, true], false), None)?,
-    ];
-    let pooled = setup.pooled_fit(None)?;
-    let star = setup.star_fit(pooled.as_ref(), None)?;
-    let skip = usize::from(setup.coefficients == Coefficients::Pooled);
-    let ks = star.as_ref().map_or(0, |f| f.coef.len());
-    let cotton = usize::from(setup.coefficients == Coefficients::Cotton);
-    let jac = theta_jacobian(setup, point)?;
-    let nk = jac.len();
-    // Offsets of the θ blocks.
-    let ostar = 2 * p;
-    let ox0 = ostar + star.as_ref().map_or(0, |_| p);
-    let (ob, ox, ow) = ([0, p], [ox0, ox0 + p - 1], ox0 + 2 * (p - 1));
-    let dim = p + ks + (p - 1) + cotton;
-    let wsum = [point.w[0], point.w[1]];
-    // d_gk (dim per key and group).
-    let mut d = vec![vec![0.0; nk * dim]; 2];
-    for g in 0..2 {
-        for k in 0..nk {
-            let row = &jac[k];
-            let dk = &mut d[g][k * dim..(k + 1) * dim];
-            let bread = &fits[g].bread;
-            for a in 0..p {
-                dk[a] = (0..p).map(|b| bread[a * p + b] * row[ob[g] + b]).sum();
-            }
-            if let Some(f) = &star {
-                for a in 0..ks {
-                    dk[p + a] = (skip..ks)
-                        .map(|b| f.bread[a * ks + b] * row[ostar + b - skip])
-                        .sum();
-                }
-            }
-            for a in 0..p - 1 {
-                dk[p + ks + a] = row[ox[g] + a] / wsum[g];
-            }
-            if cotton == 1 {
-                dk[dim - 1] = row[ow + g];
-            }
-        }
-    }
+    let inf = Influence::new(setup, point)?;
+    let (skip, ks, dim) = (inf.skip, inf.ks, inf.dim);
     let cols: Vec<&[f64]> = input
         .covariates
         .columns
@@ -886,7 +988,7 @@ fn influence_variance_of(
     let var = influence_variance(
         input.sample.group.len(),
         dim,
-        &d,
+        &inf.d,
         units.map(|u| u.1),
         |i, u| {
             let g = input.sample.group[i];
@@ -896,12 +998,12 @@ fn influence_variance_of(
             let g = g as usize;
             let w = input.sample.weights.map_or(1.0, |w| w[i]);
             let x = |j: usize| if j == 0 { 1.0 } else { cols[j - 1][i] };
-            let fit = &fits[g];
+            let fit = &inf.fits[g];
             let e = input.sample.y[i] - (0..p).map(|j| x(j) * fit.coef[j]).sum::<f64>();
             for j in 0..p {
                 u[j] = w * e * x(j);
             }
-            if let Some(f) = &star {
+            if let Some(f) = &inf.star {
                 let dv = g as f64;
                 let xb: f64 = (0..p).map(|j| x(j) * f.coef[j + skip]).sum::<f64>()
                     + if skip == 1 { dv * f.coef[0] } else { 0.0 };
@@ -916,7 +1018,7 @@ fn influence_variance_of(
             for j in 1..p {
                 u[p + ks + j - 1] = w * (x(j) - point.x[g][j]);
             }
-            if cotton == 1 {
+            if inf.cotton == 1 {
                 u[dim - 1] = w;
             }
             Some((g, units.map_or(0, |c| c.0[i])))
@@ -925,22 +1027,65 @@ fn influence_variance_of(
     Ok(var)
 }
 
+/// The cluster delta method of [`influence_variance_of`] from the cells
+/// alone: u is linear in a row's first and second moments, so its sum over a
+/// cell is, with m the cell's moments (x₀ = 1),
+/// Σw e_g x_j = Σwx_j y − Σ_k Σwx_j x_k b_gk,
+/// Σw e^p x_j = Σwx_j y − Σ_k Σwx_j x_k β_k − d·c₀·Σwx_j (d the cell's
+/// indicator, c₀ its coefficient), Σw e^p d = d·(Σwy − Σ_k Σwx_k β_k − c₀Σw),
+/// Σw (x_j − x̄_gj) = Σwx_j − x̄_gj Σw; V = G/(G−1) Σ_g (Σ_{c∈g} d'u_c)².
+fn cell_influence_variance(
+    setup: &Setup,
+    point: &Params,
+    clusters: usize,
+) -> Result<Vec<f64>, DecomposeError> {
+    let p = setup.cells.p();
+    let cells = &setup.cells;
+    let inf = Influence::new(setup, point)?;
+    let (skip, ks, dim) = (inf.skip, inf.ks, inf.dim);
+    let var = influence_variance(cells.moments.len(), dim, &inf.d, Some(clusters), |c, u| {
+        let m = &cells.moments[c];
+        let g = cells.group[c] as usize;
+        let xb = |j: usize, b: &[f64]| -> f64 { (0..p).map(|k| m.xx[j * p + k] * b[k]).sum() };
+        let fit = &inf.fits[g];
+        for j in 0..p {
+            u[j] = m.xy[j] - xb(j, &fit.coef);
+        }
+        if let Some(f) = &inf.star {
+            let dv = g as f64;
+            let c0 = if skip == 1 { f.coef[0] } else { 0.0 };
+            let b = &f.coef[skip..];
+            if skip == 1 {
+                let sx: f64 = (0..p).map(|k| m.x[k] * b[k]).sum();
+                u[p] = dv * (m.y - sx - dv * c0 * m.w);
+            }
+            for j in 0..p {
+                u[p + skip + j] = m.xy[j] - xb(j, b) - dv * c0 * m.x[j];
+            }
+        }
+        for j in 1..p {
+            u[p + ks + j - 1] = m.x[j] - point.x[g][j] * m.w;
+        }
+        if inf.cotton == 1 {
+            u[dim - 1] = m.w;
+        }
+        Some((g, cells.cluster[c]))
+    });
+    Ok(var)
+}
+
 /// The full-sample fits behind the decomposition (each group's model, the
 /// pooled model, Neumark's), as model summaries; a singular fit's error names
 /// the model.
 fn fitted_models(
     setup: &Setup,
-    input: &LinearInput<'_>,
+    covariates: &Covariates,
+    sample: &CellSample<'_>,
     level: f64,
     random: &[(Which, RandomFit)],
 ) -> Result<Vec<ModelSummary>, DecomposeError> {
-    if let Some(a) = input
-        .covariates
-        .absorbed
-        .as_ref()
-        .filter(|_| !random.is_empty())
-    {
-        let (r, c) = (input.sample.labels[0], input.sample.labels[1]);
+    if let Some(a) = covariates.absorbed.as_ref().filter(|_| !random.is_empty()) {
+        let (r, c) = (sample.labels[0], sample.labels[1]);
         return Ok(random
             .iter()
             .map(|(w, f)| {
@@ -955,7 +1100,7 @@ fn fitted_models(
             .collect());
     }
     // Full-sample fits (errors named by model).
-    let who = |g: usize| format!("model for group `{}`", input.sample.labels[g]);
+    let who = |g: usize| format!("model for group `{}`", sample.labels[g]);
     let spec_r = setup.spec([true, false], false);
     let spec_c = setup.spec([false, true], false);
     let fr = setup
@@ -972,23 +1117,23 @@ fn fitted_models(
     let star = setup
         .star_fit(pooled.as_ref(), None)
         .map_err(|e| singular_error(e, "pooled model"))?;
-    let absorbed = input.covariates.absorbed.as_ref();
+    let absorbed = covariates.absorbed.as_ref();
     let mut models = vec![
         linear_summary(
             &setup.cells,
-            format!("outcome model, group={}", input.sample.labels[0]),
+            format!("outcome model, group={}", sample.labels[0]),
             &spec_r,
             &fr,
-            input.sample.cluster,
+            sample.cluster,
             absorbed,
             level,
         ),
         linear_summary(
             &setup.cells,
-            format!("outcome model, group={}", input.sample.labels[1]),
+            format!("outcome model, group={}", sample.labels[1]),
             &spec_c,
             &fc,
-            input.sample.cluster,
+            sample.cluster,
             absorbed,
             level,
         ),
@@ -996,7 +1141,7 @@ fn fitted_models(
     if let Some(f) = &pooled {
         let label = format!(
             "pooled model ({} + {}, with group indicator)",
-            input.sample.labels[0], input.sample.labels[1]
+            sample.labels[0], sample.labels[1]
         );
         let spec = setup.spec([true, true], true);
         models.push(linear_summary(
@@ -1004,23 +1149,20 @@ fn fitted_models(
             label,
             &spec,
             f,
-            input.sample.cluster,
+            sample.cluster,
             absorbed,
             level,
         ));
     }
     if let (Some(f), Coefficients::Neumark) = (&star, setup.coefficients) {
-        let label = format!(
-            "pooled model ({} + {})",
-            input.sample.labels[0], input.sample.labels[1]
-        );
+        let label = format!("pooled model ({} + {})", sample.labels[0], sample.labels[1]);
         let spec = setup.spec([true, true], false);
         models.push(linear_summary(
             &setup.cells,
             label,
             &spec,
             f,
-            input.sample.cluster,
+            sample.cluster,
             absorbed,
             level,
         ));
@@ -1028,30 +1170,89 @@ fn fitted_models(
     Ok(models)
 }
 
-/// The linear Oaxaca–Blinder decomposition with its inference.
+/// The linear Oaxaca–Blinder decomposition with its inference, on rows.
 pub fn linear(
     input: &LinearInput<'_>,
     inference: &InferenceSpec,
     progress: &(dyn Fn() + Sync),
 ) -> Result<MethodOutput, DecomposeError> {
-    let mut warnings = Vec::new();
-    let group = input.sample.group;
-    warnings.extend(support_warning(input));
-    let n = group_sizes(
-        group,
-        input.sample.labels,
-        "the Oaxaca–Blinder decomposition",
-    )?;
-    let cluster = input.sample.units();
     let cells = Cells::build(
         input.sample.y,
-        group,
+        input.sample.group,
         input.covariates,
         input.sample.weights,
-        cluster,
+        input.sample.units(),
     );
-    let mut setup = Setup::new(input, cells);
-    if input.hospital_effects == HospitalEffects::Random && !setup.absorb {
+    let data = Data {
+        sample: CellSample::of(input.sample),
+        covariates: input.covariates,
+        options: input.options(),
+        rows: Some(input),
+    };
+    linear_core(&data, cells, inference, progress)
+}
+
+/// The linear Oaxaca–Blinder decomposition from per-cell moments alone
+/// (computed where the data live): the same estimates, the cluster delta
+/// method from the cells' influence sums ([`cell_influence_variance`]) or by
+/// differences over the cells (absorbed levels), and the cluster bootstrap
+/// reweighting the cells. `covariates` is the layout (names, blocks,
+/// categoricals, absorbed levels); its row values are not read.
+///
+/// Errors: as [`linear`], and [`DecomposeError::NeedsRows`] without a
+/// cluster (the row-level variance and the row bootstrap need the rows).
+pub fn linear_cells(
+    sample: &CellSample<'_>,
+    covariates: &Covariates,
+    options: LinearOptions,
+    cells: Cells,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    if sample.cluster.is_none() {
+        return Err(DecomposeError::NeedsRows {
+            what: "the Oaxaca–Blinder decomposition without [design] cluster".into(),
+            reason: "without clusters every patient is a resampling unit, for the robust delta \
+                     method as for the bootstrap"
+                .into(),
+            alternative: ", or set [design] cluster (the moments are then summed per cluster)"
+                .into(),
+        });
+    }
+    let data = Data {
+        sample: *sample,
+        covariates,
+        options,
+        rows: None,
+    };
+    linear_core(&data, cells, inference, progress)
+}
+
+/// What the linear decomposition reads besides the cells: the sample's
+/// labels and cluster, the covariates' layout, the options, and the rows when
+/// they are at hand (for the row-level variance and the row bootstrap).
+struct Data<'a> {
+    sample: CellSample<'a>,
+    covariates: &'a Covariates,
+    options: LinearOptions,
+    rows: Option<&'a LinearInput<'a>>,
+}
+
+/// The decomposition and its inference from `cells` (see [`linear`]).
+fn linear_core(
+    data: &Data<'_>,
+    cells: Cells,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    let sample = &data.sample;
+    let labels = sample.labels;
+    let mut warnings = Vec::new();
+    let effects = data.options.hospital_effects;
+    warnings.extend(support_warning(&cells, data.covariates, labels, effects));
+    let n = cells.group_rows(labels, "the Oaxaca–Blinder decomposition")?;
+    let mut setup = Setup::new(data.covariates, data.options, cells, labels[1]);
+    if effects == HospitalEffects::Random && !setup.absorb {
         return Err(DecomposeError::Statistic(
             "hospital_effects = \"random\" needs the hospital as an absorbed categorical \
              ([variables] NAME = { type = \"categorical\", absorb = true }) among the factors"
@@ -1061,31 +1262,31 @@ pub fn linear(
     let random = setup
         .random_fits()
         .map_err(|e| singular_error(e, "random-intercept model (hospital_effects = \"random\")"))?;
-    warnings.extend(random_warnings(input, &random));
+    warnings.extend(random_warnings(data.covariates, sample, &random));
     let k = setup.cells.p();
-    crate::error::enough_rows(n, k, input.sample.labels, input.sample.min_cell)?;
+    crate::error::enough_rows(n, k, labels, sample.min_cell)?;
     for (g, &ng) in n.iter().enumerate() {
         if ng < 10 * k {
             warnings.push(format!(
                 "group `{}` has few rows ({}) for {k} coefficients: the group model is imprecise",
-                input.sample.labels[g],
-                count_text(ng, input.sample.min_cell)
+                labels[g],
+                count_text(ng, sample.min_cell)
             ));
         }
     }
-    let models = fitted_models(&setup, input, inference.level, &random)?;
+    let models = fitted_models(&setup, data.covariates, sample, inference.level, &random)?;
     let point_params = setup.params(None).map_err(DecomposeError::Statistic)?;
     let point = setup
         .values(&point_params)
         .map_err(DecomposeError::Statistic)?;
-    if let Some(Cluster { count: g, .. }) = input.sample.cluster.filter(|c| c.count < 30) {
+    if let Some(Cluster { count: g, .. }) = sample.cluster.filter(|c| c.count < 30) {
         warnings.push(format!(
             "only {g} clusters: cluster-robust standard errors are unreliable with fewer than about 30"
         ));
     }
 
     let stat = |m: &[f64]| setup.params(Some(m)).and_then(|p| setup.values(&p));
-    let unclustered_delta = inference.method == Method::Delta && input.sample.cluster.is_none();
+    let unclustered_delta = inference.method == Method::Delta && sample.cluster.is_none();
     // No delta method is derived for absorbed levels without clusters.
     let absorbed_withheld = (unclustered_delta && setup.absorb).then(|| {
         "no delta-method standard errors with an absorbed variable and no cluster: \
@@ -1108,9 +1309,9 @@ pub fn linear(
         keys: &setup.keys,
         point: &point,
         spec: inference,
-        clusters: input.sample.cluster.map(|c| c.count),
-        group,
-        weights: input.sample.weights,
+        clusters: sample.cluster.map(|c| c.count),
+        group: data.rows.map_or(&[], |r| r.sample.group),
+        weights: data.rows.and_then(|r| r.sample.weights),
     };
     let how = resampled.influence_method();
     let mut inferred = resampled_rows(
@@ -1121,15 +1322,21 @@ pub fn linear(
         || {
             if setup.absorb {
                 Ok(None)
-            } else if inference.vce == Vce::Model && input.sample.cluster.is_none() {
+            } else if inference.vce == Vce::Model && sample.cluster.is_none() {
                 model_variance(&setup, &point_params).map(|v| Some((v, SeMethod::DeltaModel)))
+            } else if let Some(rows) = data.rows {
+                influence_variance_of(&setup, rows, &point_params).map(|v| Some((v, how)))
             } else {
-                influence_variance_of(&setup, input, &point_params).map(|v| Some((v, how)))
+                let g = sample.cluster.map_or(1, |c| c.count);
+                cell_influence_variance(&setup, &point_params, g).map(|v| Some((v, how)))
             }
         },
         |w, g| {
-            let cells = Cells::build(input.sample.y, g, input.covariates, Some(w), None);
-            let s = Setup::new(input, cells);
+            let Some(rows) = data.rows else {
+                return Err("the row bootstrap needs the rows".to_string());
+            };
+            let cells = Cells::build(rows.sample.y, g, rows.covariates, Some(w), None);
+            let s = Setup::new(rows.covariates, data.options, cells, labels[1]);
             s.params(None).and_then(|p| s.values(&p))
         },
         progress,
@@ -1148,4 +1355,167 @@ pub fn linear(
         inference_note: None,
         n: n[0] + n[1],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::covariates::{Categorical, Column};
+    use crate::gelbach::{GelbachInput, gelbach, gelbach_cells};
+
+    /// 600 rows in 3 groups (2 is skipped), 15 clusters, a numeric column and
+    /// a three-level categorical, with weights.
+    #[allow(clippy::type_complexity)]
+    fn data() -> (Vec<f64>, Vec<u32>, Vec<f64>, Vec<u32>, Covariates) {
+        let n = 600;
+        let (mut y, mut g, mut w, mut cl) = (vec![], vec![], vec![], vec![]);
+        let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
+        for i in 0..n {
+            let grp = u32::from(i % 3 == 0) + u32::from(i % 17 == 0);
+            let x = ((i * 37) % 23) as f64 / 3.0 + 50.0;
+            let level = (i / 3 + i / 7) % 3;
+            y.push(0.2 * x + 0.8 * f64::from(grp) - 0.5 * level as f64 + ((i * 91) % 29) as f64);
+            g.push(grp.min(2));
+            w.push(1.0 + (i % 5) as f64 / 4.0);
+            cl.push((i % 15) as u32);
+            a.push(x);
+            b.push(f64::from(u8::from(level == 1)));
+            c.push(f64::from(u8::from(level == 2)));
+        }
+        let column = |name: &str, factor: &str, values: Vec<f64>| Column {
+            name: name.into(),
+            factor: factor.into(),
+            values,
+        };
+        let cov = Covariates {
+            columns: vec![
+                column("x", "f", a),
+                column("k=1", "h", b),
+                column("k=2", "h", c),
+            ],
+            categoricals: vec![Categorical {
+                variable: "k".into(),
+                factor: "h".into(),
+                base: "k=0".into(),
+                columns: vec![1, 2],
+            }],
+            absorbed: None,
+        };
+        (y, g, w, cl, cov)
+    }
+
+    /// The same rows to 1e-10 relative; a row that is zero up to rounding
+    /// (|estimate| < 1e-9) to 1e-10 of the output's largest |estimate|.
+    fn assert_same(a: &MethodOutput, b: &MethodOutput) {
+        assert_eq!(a.estimates.len(), b.estimates.len());
+        let scale = a
+            .estimates
+            .iter()
+            .map(|e| e.estimate.abs())
+            .fold(0.0, f64::max);
+        for (r, c) in a.estimates.iter().zip(&b.estimates) {
+            let floor = if r.estimate.abs() < 1e-9 { scale } else { 0.0 };
+            assert_eq!(
+                (&r.quantity, &r.factor, &r.term),
+                (&c.quantity, &c.factor, &c.term)
+            );
+            for (x, y) in [
+                (Some(r.estimate), Some(c.estimate)),
+                (r.se, c.se),
+                (r.ci_low, c.ci_low),
+            ] {
+                let (x, y) = (x.unwrap_or(f64::NAN), y.unwrap_or(f64::NAN));
+                let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-10 * x.abs().max(floor);
+                assert!(ok, "{} {:?} {:?}: {x} vs {y}", r.quantity, r.factor, r.term);
+            }
+        }
+    }
+
+    #[test]
+    fn decompositions_from_cells_alone_equal_those_on_rows() {
+        let (y, g, w, cl, cov) = data();
+        let sample = Sample {
+            weights: Some(&w),
+            cluster: Some(Cluster {
+                name: "cl",
+                codes: &cl,
+                count: 15,
+            }),
+            ..Sample::new(&y, &g)
+        };
+        let cells = || Cells::build(&y, &g, &cov, Some(&w), Some((&cl, 15)));
+        let delta = InferenceSpec::delta(0.95);
+        let boot = InferenceSpec {
+            method: Method::Bootstrap,
+            replicates: 30,
+            seed: 3,
+            analysis_id: "t".into(),
+            ..InferenceSpec::delta(0.95)
+        };
+        for coefficients in [
+            Coefficients::Pooled,
+            Coefficients::Cotton,
+            Coefficients::Neumark,
+        ] {
+            let input = LinearInput {
+                sample: &sample,
+                covariates: &cov,
+                coefficients,
+                threefold: true,
+                normalize: true,
+                hospital_effects: HospitalEffects::Fixed,
+            };
+            for inference in [&delta, &boot] {
+                let rows = linear(&input, inference, &|| {}).unwrap();
+                let alone = linear_cells(
+                    &CellSample::of(&sample),
+                    &cov,
+                    input.options(),
+                    cells(),
+                    inference,
+                    &|| {},
+                )
+                .unwrap();
+                assert_same(&rows, &alone);
+            }
+        }
+        let input = GelbachInput {
+            sample: &sample,
+            covariates: &cov,
+            base_columns: 1,
+        };
+        for inference in [&delta, &boot] {
+            let rows = gelbach(&input, inference, &|| {}).unwrap();
+            let alone = gelbach_cells(
+                &CellSample::of(&sample),
+                &cov,
+                1,
+                cells(),
+                inference,
+                &|| {},
+            )
+            .unwrap();
+            assert_same(&rows, &alone);
+        }
+        // Without a cluster the cells cannot stand in for the rows.
+        let unclustered = CellSample {
+            cluster: None,
+            ..CellSample::of(&sample)
+        };
+        let err = linear_cells(
+            &unclustered,
+            &cov,
+            LinearOptions {
+                coefficients: Coefficients::Pooled,
+                threefold: false,
+                normalize: true,
+                hospital_effects: HospitalEffects::Fixed,
+            },
+            cells(),
+            &delta,
+            &|| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("allow_row_export = true"), "{err}");
+    }
 }

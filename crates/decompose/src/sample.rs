@@ -1,6 +1,8 @@
 //! [`Sample`]: what every method takes besides its covariates and options —
 //! the outcome, the comparison's group codes and labels, weights and the
-//! cluster — for one outcome and one comparison group.
+//! cluster — for one outcome and one comparison group; and [`CellSample`],
+//! its counterpart when only per-cell moments are at hand (a warehouse study
+//! without row export).
 
 /// The cluster variable: patients of one cluster (hospital) are not
 /// independent, so variances and the bootstrap treat clusters as the units.
@@ -73,5 +75,41 @@ impl<'a> Sample<'a> {
     /// Rows of the reference and the comparison group.
     pub fn rows(&self) -> usize {
         self.group.iter().filter(|g| **g <= 1).count()
+    }
+}
+
+/// One outcome and one comparison when the data are per-cell moments
+/// ([`crate::cells::Cells`], computed where the data live): everything a
+/// [`Sample`] says except the rows.
+#[derive(Debug, Clone, Copy)]
+pub struct CellSample<'a> {
+    /// The outcome's name.
+    pub outcome: &'a str,
+    /// Reference and comparison labels.
+    pub labels: [&'a str; 2],
+    /// The cluster variable, when given; its `codes` are empty (the cells
+    /// carry each cell's cluster).
+    pub cluster: Option<Cluster<'a>>,
+    /// Whether the outcome is binary (0/1).
+    pub binary: bool,
+    /// Small-cell threshold: counts below it are not shown.
+    pub min_cell: usize,
+}
+
+impl<'a> CellSample<'a> {
+    /// The rows' sample without its rows.
+    pub fn of(sample: &Sample<'a>) -> CellSample<'a> {
+        CellSample {
+            outcome: sample.outcome,
+            labels: sample.labels,
+            cluster: sample.cluster,
+            binary: sample.binary,
+            min_cell: sample.min_cell,
+        }
+    }
+
+    /// The cluster's name, when clustered.
+    pub fn cluster_name(&self) -> Option<&'a str> {
+        self.cluster.map(|c| c.name)
     }
 }

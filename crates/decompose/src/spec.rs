@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cells::Cells;
 use crate::covariates::{Absorbed, Covariates};
 use crate::error::DecomposeError;
 use crate::hospital::HospitalRow;
 use crate::inference::InferenceSpec;
 use crate::result::{InferenceInfo, MethodOutput};
-use crate::sample::Sample;
+use crate::sample::{CellSample, Sample};
 
 use crate::crude::CrudeSpec;
 use crate::gelbach::GelbachSpec;
@@ -75,6 +76,17 @@ impl MethodSpec {
         self.spec().run(sample, designs, inference, progress)
     }
 
+    /// Runs the method from per-cell moments (see [`Spec::run_cells`]).
+    pub fn run_cells(
+        &self,
+        sample: &CellSample<'_>,
+        source: &dyn CellSource,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        self.spec().run_cells(sample, source, inference, progress)
+    }
+
     /// The options with their defaults filled in, as written to results.json
     /// (`options.analysis`) and printed by `check`: the serialized spec
     /// without its `method` tag.
@@ -100,6 +112,21 @@ pub trait Designs {
     /// The categorical `name` as absorbed fixed effects in block `factor`
     /// (None when it is not categorical).
     fn absorbed(&self, name: &str, factor: &str) -> Option<Absorbed>;
+}
+
+/// The data layer's side of a run from moments: per-cell sufficient
+/// statistics by variable list, computed where the data live (a warehouse's
+/// `GROUP BY` of sums of products), never the rows.
+pub trait CellSource {
+    /// Variables and block names as variables, in order, once each.
+    fn expand(&self, names: &[String]) -> Vec<String>;
+    /// Every factor variable, in block order.
+    fn every_factor(&self) -> Vec<String>;
+    /// The covariates' layout of `variables` (column names and blocks, the
+    /// categoricals, the absorbed variable with its levels; no row values)
+    /// and the (group × absorbed level × cluster) cells over those columns,
+    /// coded as [`Designs::covariates`] codes the rows.
+    fn cells(&self, variables: &[String]) -> Result<(Arc<Covariates>, Cells), DecomposeError>;
 }
 
 /// What one run of a method gives: its output, how its inference ran, and
@@ -231,6 +258,36 @@ pub trait Spec {
         inference: &InferenceSpec,
         progress: &(dyn Fn() + Sync),
     ) -> Result<Ran, DecomposeError>;
+
+    /// Runs the method from per-cell moments instead of rows (a warehouse
+    /// study without row export). Moment-based methods override it; the
+    /// default refuses with [`Spec::needs_rows`]'s reason.
+    fn run_cells(
+        &self,
+        _sample: &CellSample<'_>,
+        _source: &dyn CellSource,
+        _inference: &InferenceSpec,
+        _progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        Err(self
+            .needs_rows(_inference)
+            .unwrap_or_else(|| DecomposeError::NeedsRows {
+                what: format!("method = \"{}\"", self.name()),
+                reason: "it has no moment-based version".into(),
+                alternative: String::new(),
+            }))
+    }
+
+    /// Why this analysis cannot run from per-cell moments with `inference`
+    /// (None: it can), as the error [`Spec::run_cells`] returns; checked when
+    /// the config is, before any data are read.
+    fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        Some(DecomposeError::NeedsRows {
+            what: format!("method = \"{}\"", self.name()),
+            reason: "it has no moment-based version yet".into(),
+            alternative: String::new(),
+        })
+    }
 
     /// The lists of names its options hold.
     fn roles(&self) -> Vec<Role> {

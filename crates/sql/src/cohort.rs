@@ -339,6 +339,75 @@ impl CohortQuery {
     }
 }
 
+impl CohortQuery {
+    /// The types of `columns` of the source, without a row: `SELECT "a", "b"
+    /// FROM <source> WHERE 1 = 0` (a client reads the result set's column
+    /// types).
+    pub fn types_query(&self, d: Dialect, columns: &[String]) -> Result<String, SqlError> {
+        if columns.is_empty() {
+            return Err(SqlError::Spec(
+                "a types query needs at least one column".into(),
+            ));
+        }
+        let names = columns
+            .iter()
+            .map(|c| d.quote_ident(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!(
+            "SELECT {}\nFROM {}\nWHERE 1 = 0",
+            names.join(", "),
+            d.quote_table(&self.source)?
+        ))
+    }
+
+    /// Row counts of the cohort (after every step) per group: `grp`, `n`
+    /// (the rows), then `c1`, `c2`, … counting the rows where each of
+    /// `conditions` holds, ordered by the group. Only counts leave the
+    /// engine.
+    ///
+    /// Errors: no group, or a condition that cannot be rendered.
+    pub fn count_query(&self, d: Dialect, conditions: &[Expr]) -> Result<String, SqlError> {
+        let group = self
+            .group
+            .as_ref()
+            .ok_or_else(|| SqlError::Spec("a count query needs the cohort's group".into()))?;
+        let g = d.quote_ident(GROUP)?;
+        let mut items = vec![
+            format!("  {} AS {g}", group.render_value(d)?),
+            format!("  COUNT(*) AS {}", d.quote_ident("n")?),
+        ];
+        for (k, c) in conditions.iter().enumerate() {
+            items.push(format!(
+                "  COUNT(CASE WHEN {} THEN 1 END) AS {}",
+                c.render_condition(d)?,
+                d.quote_ident(&format!("c{}", k + 1))?
+            ));
+        }
+        Ok(format!(
+            "SELECT\n{}\nFROM {}{}\nGROUP BY {}\nORDER BY {}",
+            items.join(",\n"),
+            d.quote_table(&self.source)?,
+            self.where_clause(d, "")?,
+            group.render_value(d)?,
+            group.render_value(d)?
+        ))
+    }
+
+    /// The levels of `value` in the cohort (after every step) and their
+    /// rows: columns `level` and `n`, one row per level (NULL included),
+    /// ordered by the level.
+    pub fn levels_query(&self, d: Dialect, value: &Expr) -> Result<String, SqlError> {
+        let v = value.render_value(d)?;
+        Ok(format!(
+            "SELECT\n  {v} AS {},\n  COUNT(*) AS {}\nFROM {}{}\nGROUP BY {v}\nORDER BY {v}",
+            d.quote_ident("level")?,
+            d.quote_ident("n")?,
+            d.quote_table(&self.source)?,
+            self.where_clause(d, "")?
+        ))
+    }
+}
+
 /// One output column of the attrition query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttritionColumn {
@@ -383,6 +452,32 @@ mod tests {
             *reference = Literal::Str("none".into());
         }
         assert!(q.design_columns().is_err());
+    }
+
+    #[test]
+    fn count_and_levels_queries_group_the_cohort_rows() {
+        let q = CohortQuery::new(TableName::table("t"))
+            .filter("age >= 18")
+            .unwrap()
+            .groups("race", vec![Literal::Str("White".into())]);
+        let d = Dialect::Postgres;
+        assert_eq!(
+            q.count_query(d, &[Expr::col("adi").is_null(true)]).unwrap(),
+            "SELECT\n  \"race\" AS \"grp\",\n  COUNT(*) AS \"n\",\n  COUNT(CASE WHEN \"adi\" IS NOT NULL THEN 1 END) AS \"c1\"\nFROM \"t\"\nWHERE \"age\" >= 18\n  AND \"race\" IN ('White')\nGROUP BY \"race\"\nORDER BY \"race\""
+        );
+        assert_eq!(
+            q.levels_query(d, &Expr::col("insurance")).unwrap(),
+            "SELECT\n  \"insurance\" AS \"level\",\n  COUNT(*) AS \"n\"\nFROM \"t\"\nWHERE \"age\" >= 18\n  AND \"race\" IN ('White')\nGROUP BY \"insurance\"\nORDER BY \"insurance\""
+        );
+        assert_eq!(
+            q.types_query(d, &["a\"b".into()]).unwrap(),
+            "SELECT \"a\"\"b\"\nFROM \"t\"\nWHERE 1 = 0"
+        );
+        assert!(
+            CohortQuery::new(TableName::table("t"))
+                .count_query(d, &[])
+                .is_err()
+        );
     }
 
     #[test]

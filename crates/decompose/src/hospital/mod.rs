@@ -120,6 +120,14 @@ impl Spec for HospitalSpec {
         "hospital"
     }
 
+    fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        Some(DecomposeError::NeedsRows {
+            what: "method = \"hospital\"".into(),
+            reason: "the hospital profiles and the Kitagawa split are not yet computed from moments".into(),
+            alternative: ", or use oaxaca_blinder with hospital_id in a block (its absorbed hospital term runs from moments)".into(),
+        })
+    }
+
     fn run(
         &self,
         sample: &Sample<'_>,

@@ -63,6 +63,14 @@ impl Spec for MediationSpec {
         "mediation"
     }
 
+    fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        Some(DecomposeError::NeedsRows {
+            what: "method = \"mediation\"".into(),
+            reason: "the natural effects simulate each patient's mediator and outcome".into(),
+            alternative: ", or use gelbach (how much of the group coefficient the mediator block explains), which runs from moments".into(),
+        })
+    }
+
     fn run(
         &self,
         sample: &Sample<'_>,

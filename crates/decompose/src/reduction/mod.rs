@@ -132,6 +132,14 @@ impl Spec for ReductionSpec {
         "disparity_reduction"
     }
 
+    fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        Some(DecomposeError::NeedsRows {
+            what: "method = \"disparity_reduction\"".into(),
+            reason: "g-computation predicts each patient's outcome under the intervention, and weighting fits a propensity model over the rows".into(),
+            alternative: ", or use oaxaca_blinder or gelbach, which run from moments".into(),
+        })
+    }
+
     fn run(
         &self,
         sample: &Sample<'_>,
