@@ -399,6 +399,16 @@ fn attrition(
         bail!("the attrition query returned {} rows", rs.rows());
     }
     let n: Vec<usize> = rs.columns.iter().map(|(_, v)| count(v, 0)).collect();
+    if n.first() == Some(&0) {
+        bail!("the data have no rows: the warehouse table is empty");
+    }
+    if n.last() == Some(&0) {
+        bail!(
+            "the data have no rows after the filters and the groups ({}): relax [cohort] filters \
+             or check [groups]",
+            plan.cohort.filters.join("; ")
+        );
+    }
     let spec = &plan.cohort;
     let mut labels: Vec<String> = q.columns.iter().skip(1).map(|c| c.label.clone()).collect();
     // The groups' step is labelled with the display labels, as the loader does.

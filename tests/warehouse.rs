@@ -742,3 +742,33 @@ fn moments_computed_in_postgres_equal_the_cells_from_rows() {
             >= 2
     );
 }
+
+/// An empty table, with or without row export: an error that says the data
+/// have no rows (not an empty list of group levels), nothing written.
+#[test]
+fn an_empty_table_is_named_as_empty() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 300);
+    let mut pg =
+        healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
+            .unwrap();
+    pg.query("CREATE TABLE public.empty_cohort AS SELECT * FROM public.cabg WHERE false")
+        .unwrap();
+    for (extra, needle) in [
+        ("allow_row_export = true", "the data have no rows"),
+        ("", "the warehouse table is empty"),
+    ] {
+        let config = format!(
+            "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.empty_cohort\", password_env = \"{VAR}\" }}\n{extra}",
+            server.url()
+        );
+        let text = moment_study(&config);
+        std::fs::write(dir.join("empty.toml"), text).unwrap();
+        let out = run_with_password(&dir, &server, &["run", "empty.toml"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(!dir.join("out").exists());
+    }
+}

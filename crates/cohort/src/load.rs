@@ -614,6 +614,17 @@ fn group_levels(
     labels.extend(spec.compare.iter().cloned());
     let present: std::collections::BTreeSet<&str> =
         raw_groups.levels.iter().map(String::as_str).collect();
+    if present.is_empty() {
+        return Err(CohortError::InvalidColumn {
+            file: file.to_string(),
+            column: spec.group_column.clone(),
+            message: if raw.height() == 0 {
+                "the data have no rows".to_string()
+            } else {
+                format!("every one of its {} values is missing", raw.height())
+            },
+        });
+    }
     for l in &labels {
         if !present.contains(l.as_str()) {
             let have: Vec<String> = present.iter().map(|s| (*s).to_string()).collect();
@@ -994,12 +1005,15 @@ fn extract_variables(
 /// natural order. The warehouse path codes its `CASE` dummies with the same
 /// function, from a `GROUP BY` of the column.
 ///
-/// Errors: a declared reference that does not occur (the message lists the
-/// levels and the nearest one).
+/// Errors: no levels at all; a declared reference that does not occur (the
+/// message lists the levels and the nearest one).
 pub fn categorical_levels(
     observed: &[(String, usize)],
     reference: Option<String>,
 ) -> Result<Vec<String>, String> {
+    if observed.is_empty() {
+        return Err("it has no values in the cohort (no rows, or every value missing)".into());
+    }
     let counts: std::collections::HashMap<&str, usize> =
         observed.iter().map(|(l, n)| (l.as_str(), *n)).collect();
     let mut levels: Vec<String> = observed.iter().map(|(l, _)| l.clone()).collect();
