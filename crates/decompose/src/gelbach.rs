@@ -679,6 +679,7 @@ pub fn gelbach(
         replicates_ok: inferred.replicates_ok,
         withheld: inferred.withheld,
         balance: Vec::new(),
+        learners: None,
         inference_note: None,
         n: n[0] + n[1],
     })
