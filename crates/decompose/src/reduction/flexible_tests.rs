@@ -289,7 +289,10 @@ fn influence_function_ses_agree_with_the_cluster_bootstrap() {
             (se_if / se_boot - 1.0).abs() < 0.2,
             "{q}: {se_if} vs {se_boot}"
         );
-        assert!((a.estimate - b.estimate).abs() < 1e-12, "same point estimate");
+        assert!(
+            (a.estimate - b.estimate).abs() < 1e-12,
+            "same point estimate"
+        );
     }
 }
 
