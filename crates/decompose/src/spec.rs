@@ -361,6 +361,26 @@ mod tests {
         assert_eq!(s.options_json()["draws"], 5);
         assert_eq!(s.options_json()["estimator"], "gcomputation");
         assert_eq!(s.options_json()["hospital_effects"], "fixed");
+        assert_eq!(s.options_json()["learner"], "glm");
+        assert!(s.options_json().get("forest").is_none());
+        // A flexible learner: the estimator defaults to doubly robust, the
+        // settings tables are read and written back.
+        let s = parse(serde_json::json!({"method": "disparity_reduction",
+            "allowable": ["age"], "targets": ["ses"], "learner": "forest",
+            "forest": {"trees": 30}}))
+        .expect("parses");
+        assert_eq!(s.options_json()["estimator"], "doubly_robust");
+        assert_eq!(s.options_json()["forest"]["trees"], 30);
+        assert_eq!(s.options_json()["folds"], 5);
+        let s = parse(serde_json::json!({"method": "disparity_reduction",
+            "allowable": ["age"], "targets": ["ses"], "learner": "forest",
+            "estimator": "weighting"}))
+        .expect("parses");
+        assert_eq!(s.options_json()["estimator"], "weighting");
+        let e = parse(serde_json::json!({"method": "disparity_reduction",
+            "allowable": ["age"], "targets": ["ses"], "forest": {"tress": 3}}))
+        .expect_err("unknown forest key");
+        assert!(e.contains("unknown field `tress`"), "{e}");
     }
 
     #[test]
