@@ -40,7 +40,7 @@ use super::strata::Layout;
 use super::{Estimator, Learning, ReductionInput};
 use crate::error::DecomposeError;
 use crate::inference::InferenceSpec;
-use crate::result::{LearnerDiagnostics, MemberFit, NuisanceFit, Overlap, Quantile};
+use crate::result::{Balance, LearnerDiagnostics, MemberFit, NuisanceFit, Overlap, Quantile};
 
 /// Density-ratio classifier probabilities are clipped to [CLIP, 1 − CLIP]
 /// before the odds are taken (a forest's leaf can give exactly 0 or 1).
@@ -75,6 +75,8 @@ pub(super) struct Flexible<'a> {
     pub ratio: Vec<Vec<f64>>,
     /// What the learners reported.
     pub diagnostics: LearnerDiagnostics,
+    /// Covariate balance of the cross-fitted density-ratio weights.
+    pub balance: Vec<Balance>,
 }
 
 /// One nuisance's cross-fit: out-of-fold predictions of the rows asked for
@@ -160,6 +162,7 @@ impl<'a> Flexible<'a> {
                 nuisances: Vec::new(),
                 overlap: Vec::new(),
             },
+            balance: Vec::new(),
         };
         flex.fit_outcome(learner.as_ref(), &folds, inference, warnings)?;
         if input.estimator != Estimator::GComputation {
@@ -385,6 +388,9 @@ impl<'a> Flexible<'a> {
             ));
             let (ratio, overlap) = ratios(&name, &p[..nc], &weights[..nc]);
             warnings.extend(overlap_warning(&overlap));
+            let rows = balance(&name, &x, nc, &weights, &ratio);
+            warnings.extend(super::density_ratio::imbalance_warning(&name, &rows));
+            self.balance.extend(rows);
             self.diagnostics.overlap.push(overlap);
             self.ratio[subset] = ratio;
         }
@@ -450,6 +456,40 @@ fn ratios(name: &str, p: &[f64], w: &[f64]) -> (Vec<f64>, Overlap) {
         effective_sample_size: s1 * s1 / s2.max(1e-300),
     };
     (ratio, overlap)
+}
+
+/// The standardized difference of every covariate column between the
+/// comparison patients (rows 0..nc of `x`) and the intervened distribution
+/// (the other rows), (m_c − m_I)/√((s²_c + s²_I)/2), before and after
+/// weighting the comparison patients by w·r̂ (Austin 2009; the standard
+/// deviations before weighting), as for the GLM path's classifiers.
+fn balance(name: &str, x: &Matrix, nc: usize, w: &[f64], ratio: &[f64]) -> Vec<Balance> {
+    let moments = |v: &[f64], w: &mut dyn Iterator<Item = f64>| {
+        let (mut sw, mut s1, mut s2) = (0.0, 0.0, 0.0);
+        for (v, w) in v.iter().zip(w) {
+            sw += w;
+            s1 += w * v;
+            s2 += w * v * v;
+        }
+        let mean = s1 / sw.max(1e-300);
+        (mean, (s2 / sw.max(1e-300) - mean * mean).max(0.0))
+    };
+    (0..x.ncols())
+        .map(|j| {
+            let v = x.column(j);
+            let (m_c, v_c) = moments(&v[..nc], &mut w[..nc].iter().copied());
+            let (m_i, v_i) = moments(&v[nc..], &mut w[nc..].iter().copied());
+            let (m_w, _) = moments(&v[..nc], &mut w[..nc].iter().zip(ratio).map(|(w, r)| w * r));
+            let sd = ((v_c + v_i) / 2.0).sqrt();
+            let smd = |m: f64| if sd > 0.0 { (m - m_i) / sd } else { 0.0 };
+            Balance {
+                targets: name.to_string(),
+                column: x.names()[j].clone(),
+                smd_before: smd(m_c),
+                smd_after: smd(m_w),
+            }
+        })
+        .collect()
 }
 
 /// A warning when the density-ratio weights' effective sample size is below

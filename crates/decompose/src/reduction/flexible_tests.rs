@@ -215,6 +215,15 @@ fn cross_fitted_doubly_robust_forest_covers_a_nonlinear_truth_that_glm_misses() 
     assert!(diag.nuisances.iter().all(|f| f.cv_loss.is_finite()));
     assert_eq!(diag.overlap.len(), 1);
     assert!(diag.overlap[0].effective_sample_size > 0.0);
+    // Balance of the cross-fitted weights: every covariate column, and the
+    // target's standardized difference shrinks.
+    assert_eq!(forest.balance.len(), 3);
+    let t = forest.balance.iter().find(|b| b.column == "t").expect("t");
+    eprintln!(
+        "balance of t: {:.3} before, {:.3} after",
+        t.smd_before, t.smd_after
+    );
+    assert!(t.smd_after.abs() < 0.5 * t.smd_before.abs());
     assert!(
         forest
             .inference_note

@@ -33,6 +33,15 @@
 //! E-value of the confidence limit closest to the null (1 when the interval
 //! covers 0).
 //!
+//! Flexible learners (`learner = "elastic_net" | "forest" | "super_learner"`,
+//! [`flexible`] and [`influence`]): the outcome model and the density-ratio
+//! classifiers are cross-fitted over folds of whole clusters (Chernozhukov et
+//! al. 2018; the super learner of van der Laan, Polley & Hubbard 2007), the
+//! estimator defaults to the doubly robust (augmented) one,
+//! μ̂(S) = Σ_i w_i ν̂_i^S / Σ w + Σ_i w_i r̂_S,i (y_i − m̂_i) / Σ w r̂_S, and the
+//! standard errors come from its influence functions summed by cluster; the
+//! text below describes the GLM path (`learner = "glm"`, the default).
+//!
 //! Inference: the cluster bootstrap. Each replicate refits the outcome model
 //! on the replicate's clusters (weights × multiplicities): a logit model is
 //! Newton-iterated to convergence from the full-sample estimate (warm start),
@@ -735,7 +744,7 @@ fn flexible_reduction(
         replicates_ok,
         withheld,
         inference_note: note,
-        balance: Vec::new(),
+        balance: flex.balance,
         learners: Some(flex.diagnostics),
         n: flex.layout.rows.len(),
     })
