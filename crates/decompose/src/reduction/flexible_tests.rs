@@ -351,3 +351,37 @@ fn folds_without_events_in_a_group_are_named_not_fatal() {
     let diag = out.learners.as_ref().expect("diagnostics");
     assert_eq!(diag.nuisances[0].fallback_folds, 5);
 }
+
+/// Timing of the cross-fitted path (run in release by hand:
+/// `cargo test --release -p healthgap-decompose flexible_timing -- --ignored --nocapture`).
+#[test]
+#[ignore = "timing at 50k patients; run in release by hand"]
+fn flexible_timing() {
+    let (n, hospitals) = (50_000, 300);
+    let w = world(n, hospitals, 1, true);
+    let s = sample(&w, hospitals, true);
+    let spec = InferenceSpec::delta(0.95);
+    let kinds: &[LearnerKind] = if std::env::var("FLEX_SL").is_ok() {
+        &[LearnerKind::Forest, LearnerKind::SuperLearner]
+    } else {
+        &[LearnerKind::Forest]
+    };
+    for &kind in kinds {
+        let mut l = learning(kind, 200);
+        l.config.forest.min_leaf = 40;
+        let start = std::time::Instant::now();
+        let out = disparity_reduction(&input(&w, &s, Some(l)), &spec, &|| {}).expect("run");
+        let overlap = out.learners.as_ref().map(|d| {
+            d.overlap
+                .iter()
+                .map(|o| (o.clipped, o.effective_sample_size, o.quantiles[6].ratio))
+                .collect::<Vec<_>>()
+        });
+        eprintln!(
+            "{kind:?}: {:.1} s, reduction {:.4} (se {:.4}); overlap (clipped, ESS, max) {overlap:?}",
+            start.elapsed().as_secs_f64(),
+            row(&out, "disparity_reduction").estimate,
+            row(&out, "disparity_reduction").se.unwrap_or(f64::NAN)
+        );
+    }
+}
