@@ -560,6 +560,7 @@ fn bench_reduction(b: &Bench<'_>) {
                 },
             ],
             draws: 5,
+            learning: None,
             estimator: Default::default(),
             hospital_effects: Default::default(),
         };

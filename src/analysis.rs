@@ -331,6 +331,7 @@ pub(crate) fn run_analysis(
                     w
                 },
                 balance: output.balance,
+                learners: output.learners,
                 attrition,
                 hospitals,
             };

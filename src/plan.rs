@@ -499,7 +499,7 @@ fn analysis_plans(
         let inference = inference_plan(
             &raw.inference,
             inference.as_ref(),
-            raw.design.cluster.is_some(),
+            raw.design.cluster.is_some() && !spec.spec().prefers_delta(),
         )
         .map_err(|e| anyhow!("[[analysis]] `{id}`: {e}"))?;
         spec.spec()

@@ -223,6 +223,32 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "a misspelt learner",
+            analysis(
+                "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"los_days\"]\n\
+                 allowable = [\"biological\"]\ntargets = [\"socioeconomic\"]\nlearner = \"forrest\"",
+            ),
+            &["`learner`", "did you mean `forest`"],
+        ),
+        case(
+            "an unknown learner setting",
+            analysis(
+                "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"los_days\"]\n\
+                 allowable = [\"biological\"]\ntargets = [\"socioeconomic\"]\nlearner = \"forest\"\n\
+                 forest = { tress = 10 }",
+            ),
+            &["unknown key `tress`", "did you mean `trees`"],
+        ),
+        case(
+            "a bad learner setting",
+            analysis(
+                "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"los_days\"]\n\
+                 allowable = [\"biological\"]\ntargets = [\"socioeconomic\"]\nlearner = \"forest\"\n\
+                 forest = { trees = 0 }",
+            ),
+            &["`dr`", "learner = \"forest\"", "trees"],
+        ),
+        case(
             "a misspelt hospital_effects value",
             analysis(
                 "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"los_days\"]\n\

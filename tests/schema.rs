@@ -116,6 +116,17 @@ fn real_results_validate_against_the_shipped_schema() {
         .replace(
             "out_dir = \"../reports/cabg_synthetic\"",
             "out_dir = \"out\"",
+        )
+        .replace(
+            "[[analysis]]\nmethod = \"mediation\"",
+            // A cross-fitted super learner (small, for a debug build).
+            "[[analysis]]\nid = \"dr_sl\"\nmethod = \"disparity_reduction\"\n\
+             outcomes = [\"death_30d\"]\nallowable = [\"age\", \"female\"]\n\
+             targets = [\"socioeconomic\"]\ndraws = 2\nlearner = \"super_learner\"\n\
+             forest = { trees = 10, min_leaf = 50, max_depth = 8 }\n\
+             super_learner = { library = [\"glm\", \"forest\"], folds = 2 }\n\
+             inference = { method = \"delta\" }\n\n\
+             [[analysis]]\nmethod = \"mediation\"",
         );
     std::fs::write(dir.join("study.toml"), config).unwrap();
     dir.ok(&["run", "study.toml", "--out", "out"]);
@@ -132,6 +143,36 @@ fn real_results_validate_against_the_shipped_schema() {
     let mut errors = Vec::new();
     validate(&root, &root, &results, "$", &mut errors);
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // The cross-fitted analysis: influence-function rows and its diagnostics.
+    let sl = results["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "dr_sl")
+        .expect("the super-learner analysis");
+    assert_eq!(sl["inference"]["method"], "influence_function");
+    assert!(
+        sl["inference"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("super_learner learner")
+    );
+    assert_eq!(sl["estimates"][0]["se_method"], "influence-function");
+    let nuisances = sl["learners"]["nuisances"].as_array().unwrap();
+    assert_eq!(nuisances.len(), 2, "outcome and one density ratio");
+    let weights: f64 = nuisances[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["weight"].as_f64().unwrap())
+        .sum();
+    assert!((weights - 1.0).abs() < 1e-9, "{weights}");
+    assert!(
+        sl["learners"]["overlap"][0]["effective_sample_size"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     // The validator rejects what it should.
     let mut bad = results.clone();
     bad["analyses"][0]["estimates"][0]["se"] = Value::String("0.1".into());

@@ -52,6 +52,7 @@ impl Spec for CrudeSpec {
             replicates_ok: None,
             withheld: None,
             balance: Vec::new(),
+            learners: None,
             inference_note: None,
             n: sample.rows(),
         };

@@ -1228,6 +1228,7 @@ pub fn nonlinear(
         replicates_ok: inferred.replicates_ok,
         withheld: inferred.withheld,
         balance: Vec::new(),
+        learners: None,
         inference_note: inference_note(
             one_step,
             input.coefficients == Coefficients::Cotton && inference.method == Method::Delta,

@@ -1352,6 +1352,7 @@ fn linear_core(
         replicates_ok: inferred.replicates_ok,
         withheld: inferred.withheld,
         balance: Vec::new(),
+        learners: None,
         inference_note: None,
         n: n[0] + n[1],
     })

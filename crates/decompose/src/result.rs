@@ -76,6 +76,9 @@ pub enum SeMethod {
     /// variance from the analysis's own inference; t interval on the
     /// Barnard–Rubin degrees of freedom).
     Rubin,
+    /// Influence functions of an estimator with cross-fitted nuisances, summed
+    /// by cluster (V = G/(G−1) Σ_g φ_g φ_gᵀ) or by row (n/(n−1)).
+    InfluenceFunction,
     /// No standard error (a point estimate only, or inference withheld).
     None,
 }
@@ -91,6 +94,7 @@ impl SeMethod {
             SeMethod::DeltaCluster => "delta-cluster",
             SeMethod::DeltaModel => "delta-model",
             SeMethod::Rubin => "rubin",
+            SeMethod::InfluenceFunction => "influence-function",
             SeMethod::None => "none",
         }
     }
@@ -210,6 +214,9 @@ pub struct AnalysisResult {
     /// Covariate balance of density-ratio weights (weighting and doubly
     /// robust disparity reduction only; omitted otherwise).
     pub balance: Vec<Balance>,
+    /// Cross-fitted learners' diagnostics (disparity reduction with a
+    /// flexible learner only; omitted otherwise).
+    pub learners: Option<LearnerDiagnostics>,
     /// The analysis's complete cases per group of the comparison (empty when
     /// no row missed any of its variables).
     pub attrition: Vec<GroupAttrition>,
@@ -237,6 +244,8 @@ struct Written<'a> {
     warnings: &'a [String],
     #[serde(skip_serializing_if = "<[Balance]>::is_empty")]
     balance: &'a [Balance],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    learners: Option<&'a LearnerDiagnostics>,
     attrition: &'a [GroupAttrition],
 }
 
@@ -259,6 +268,7 @@ impl Serialize for AnalysisResult {
             models: &self.models,
             warnings: &self.warnings,
             balance: &self.balance,
+            learners: self.learners.as_ref(),
             attrition: &self.attrition,
         }
         .serialize(serializer)
@@ -377,6 +387,76 @@ pub struct Balance {
     pub smd_after: f64,
 }
 
+/// What the cross-fitted learners of a disparity reduction reported
+/// (results.json `learners`; `learner = "glm"` omits it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LearnerDiagnostics {
+    /// The learner (`elastic_net`, `forest`, `super_learner`).
+    pub learner: String,
+    /// Cross-fitting folds.
+    pub folds: usize,
+    /// What the folds hold whole: the cluster variable, hospital_id, or `row`.
+    pub fold_by: String,
+    /// Density-ratio classifier probabilities are clipped to [clip, 1 − clip].
+    pub clip: f64,
+    /// Each nuisance model's cross-fitted fit.
+    pub nuisances: Vec<NuisanceFit>,
+    /// The density ratios' overlap, per subset of targets.
+    pub overlap: Vec<Overlap>,
+}
+
+/// One nuisance model's cross-fit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NuisanceFit {
+    /// `outcome`, or `density_ratio:<targets>`.
+    pub nuisance: String,
+    /// The learner that fitted it (`constant` when every fold fell back).
+    pub learner: String,
+    /// `log_loss` or `mse`.
+    pub loss: String,
+    /// The loss of the out-of-fold predictions over every row (cross-validated).
+    pub cv_loss: f64,
+    /// Folds whose fit fell back to a constant (with a warning).
+    pub fallback_folds: usize,
+    /// Super learner: each member's CV loss and weight, averaged over the folds' fits.
+    pub members: Vec<MemberFit>,
+}
+
+/// A super-learner member.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberFit {
+    /// The learner.
+    pub learner: String,
+    /// Its cross-validated loss.
+    pub cv_loss: f64,
+    /// Its weight in the ensemble.
+    pub weight: f64,
+}
+
+/// The density ratios r̂_S of one subset of targets over the comparison patients.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overlap {
+    /// The targets, joined by "+".
+    pub targets: String,
+    /// Comparison patients with positive weight.
+    pub n: usize,
+    /// Quantiles of r̂_S (p = 0, 0.01, 0.05, 0.5, 0.95, 0.99, 1).
+    pub quantiles: Vec<Quantile>,
+    /// Probabilities clipped before the odds.
+    pub clipped: usize,
+    /// Kish's effective sample size (Σ w r̂)²/Σ (w r̂)².
+    pub effective_sample_size: f64,
+}
+
+/// A quantile of the density ratios.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantile {
+    /// Probability.
+    pub p: f64,
+    /// The ratio.
+    pub ratio: f64,
+}
+
 /// The output of a method before it is labelled as an [`AnalysisResult`].
 #[derive(Debug, Clone)]
 pub struct MethodOutput {
@@ -394,6 +474,8 @@ pub struct MethodOutput {
     pub inference_note: Option<String>,
     /// Covariate balance of density-ratio weights (empty for other methods).
     pub balance: Vec<Balance>,
+    /// Cross-fitted learners' diagnostics (flexible disparity reduction only).
+    pub learners: Option<LearnerDiagnostics>,
     /// Rows used.
     pub n: usize,
 }
@@ -436,6 +518,7 @@ mod tests {
             models: vec![],
             warnings: vec![],
             balance: vec![],
+            learners: None,
             attrition: vec![],
             hospitals: vec![],
             sample_counts: [(50, None); 2],

@@ -300,6 +300,14 @@ pub trait Spec {
         false
     }
 
+    /// Whether the method's inference defaults to the delta method (here:
+    /// influence functions) even with a cluster, whose default is otherwise
+    /// the bootstrap (a disparity reduction with a flexible learner, whose
+    /// replicates would refit every learner).
+    fn prefers_delta(&self) -> bool {
+        false
+    }
+
     /// Checks of the options that need no data (`vce` is `[design] vce`):
     /// a message for the user when they cannot run.
     fn check(&self, _vce: Vce) -> Result<(), String> {
@@ -373,6 +381,14 @@ pub mod cite {
     pub const KRUMHOLZ: &str = "Krumholz HM, et al. An administrative claims model suitable for profiling hospital performance based on 30-day mortality rates. Circulation 2006;113:1683–1692.";
     /// Cameron & Miller 2015.
     pub const CAMERON: &str = "Cameron AC, Miller DL. A practitioner's guide to cluster-robust inference. J Hum Resour 2015;50:317–372.";
+    /// Double/debiased machine learning.
+    pub const CHERNOZHUKOV: &str = "Chernozhukov V, Chetverikov D, Demirer M, Duflo E, Hansen C, Newey W, Robins J. Double/debiased machine learning for treatment and structural parameters. Econom J 2018;21:C1–C68.";
+    /// Super learner.
+    pub const SUPER_LEARNER: &str = "van der Laan MJ, Polley EC, Hubbard AE. Super learner. Stat Appl Genet Mol Biol 2007;6:Article 25.";
+    /// Random forests.
+    pub const BREIMAN: &str = "Breiman L. Random forests. Mach Learn 2001;45:5–32.";
+    /// Elastic net.
+    pub const FRIEDMAN: &str = "Friedman J, Hastie T, Tibshirani R. Regularization paths for generalized linear models via coordinate descent. J Stat Softw 2010;33:1–22.";
     /// Mundlak 1978.
     pub const MUNDLAK: &str = "Mundlak Y. On the pooling of time series and cross section data. Econometrica 1978;46:69–85.";
     /// Efron 1987.
@@ -403,6 +419,26 @@ mod tests {
         assert_eq!(s.options_json()["draws"], 5);
         assert_eq!(s.options_json()["estimator"], "gcomputation");
         assert_eq!(s.options_json()["hospital_effects"], "fixed");
+        assert_eq!(s.options_json()["learner"], "glm");
+        assert!(s.options_json().get("forest").is_none());
+        // A flexible learner: the estimator defaults to doubly robust, the
+        // settings tables are read and written back.
+        let s = parse(serde_json::json!({"method": "disparity_reduction",
+            "allowable": ["age"], "targets": ["ses"], "learner": "forest",
+            "forest": {"trees": 30}}))
+        .expect("parses");
+        assert_eq!(s.options_json()["estimator"], "doubly_robust");
+        assert_eq!(s.options_json()["forest"]["trees"], 30);
+        assert_eq!(s.options_json()["folds"], 5);
+        let s = parse(serde_json::json!({"method": "disparity_reduction",
+            "allowable": ["age"], "targets": ["ses"], "learner": "forest",
+            "estimator": "weighting"}))
+        .expect("parses");
+        assert_eq!(s.options_json()["estimator"], "weighting");
+        let e = parse(serde_json::json!({"method": "disparity_reduction",
+            "allowable": ["age"], "targets": ["ses"], "forest": {"tress": 3}}))
+        .expect_err("unknown forest key");
+        assert!(e.contains("unknown field `tress`"), "{e}");
     }
 
     #[test]

@@ -43,6 +43,19 @@ fn permutation(n: usize, seed: u64) -> Vec<usize> {
 }
 
 impl Folds {
+    /// Folds given by the caller: `fold[i]` in 0..k for every row (e.g. the
+    /// rows of a derived task that keep the folds of the patients they come
+    /// from).
+    pub fn from_assignment(fold: Vec<u32>, k: usize) -> Result<Folds, LearnError> {
+        check_k(k)?;
+        if let Some(f) = fold.iter().find(|&&f| f as usize >= k) {
+            return Err(LearnError::Dimension {
+                what: format!("fold {f} of {k} folds"),
+            });
+        }
+        Ok(Folds { fold, k })
+    }
+
     /// k folds of whole clusters; `clusters` holds each row's cluster code.
     pub fn by_cluster(clusters: &[u32], k: usize, seed: u64) -> Result<Folds, LearnError> {
         check_k(k)?;

@@ -56,6 +56,19 @@ fn inference(a: &AnalysisResult, cite: &mut Vec<&'static str>) -> String {
                 }
             )
         }
+        "influence_function" => {
+            let unit = inf
+                .cluster
+                .as_ref()
+                .map_or("patient, n/(n−1)".to_string(), |c| {
+                    format!("cluster ({c}), G/(G−1)")
+                });
+            format!(
+                "Uncertainty: standard errors from the estimator's influence functions with the \
+                 cross-fitted nuisance models held fixed, summed by {unit}; normal {level} \
+                 intervals."
+            )
+        }
         _ => format!(
             "Uncertainty: the delta method with {}, normal {level} intervals.",
             delta_variance(a)

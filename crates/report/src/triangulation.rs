@@ -304,6 +304,7 @@ mod tests {
             models: vec![],
             warnings: vec![],
             balance: vec![],
+            learners: None,
             attrition: vec![],
             hospitals: vec![],
             sample_counts: [(100, None); 2],

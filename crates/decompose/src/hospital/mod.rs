@@ -438,6 +438,7 @@ pub fn hospital(
             replicates_ok: inferred.replicates_ok,
             withheld: inferred.withheld,
             balance: Vec::new(),
+            learners: None,
             inference_note: {
                 if input.sample.binary {
                     notes.insert(

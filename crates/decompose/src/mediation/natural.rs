@@ -442,6 +442,7 @@ pub fn group_mediation(
         replicates_ok,
         withheld,
         balance: Vec::new(),
+        learners: None,
         inference_note: Some(
             "the delta method stacks both models (robust, clustered or model-based blocks) but \
              holds fixed the covariate distribution the potential means average over, and gives \

@@ -272,7 +272,7 @@ fn balance(name: &str, data: &Classifier, n_real: usize, ratio: &[f64]) -> Vec<B
 }
 
 /// A warning when a covariate stays imbalanced after weighting.
-fn imbalance_warning(name: &str, rows: &[Balance]) -> Option<String> {
+pub(super) fn imbalance_warning(name: &str, rows: &[Balance]) -> Option<String> {
     let off: Vec<&Balance> = rows
         .iter()
         .filter(|b| b.smd_after.abs() > IMBALANCE)

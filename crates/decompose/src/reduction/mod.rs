@@ -33,6 +33,15 @@
 //! E-value of the confidence limit closest to the null (1 when the interval
 //! covers 0).
 //!
+//! Flexible learners (`learner = "elastic_net" | "forest" | "super_learner"`,
+//! [`flexible`] and [`influence`]): the outcome model and the density-ratio
+//! classifiers are cross-fitted over folds of whole clusters (Chernozhukov et
+//! al. 2018; the super learner of van der Laan, Polley & Hubbard 2007), the
+//! estimator defaults to the doubly robust (augmented) one,
+//! μ̂(S) = Σ_i w_i ν̂_i^S / Σ w + Σ_i w_i r̂_S,i (y_i − m̂_i) / Σ w r̂_S, and the
+//! standard errors come from its influence functions summed by cluster; the
+//! text below describes the GLM path (`learner = "glm"`, the default).
+//!
 //! Inference: the cluster bootstrap. Each replicate refits the outcome model
 //! on the replicate's clusters (weights × multiplicities): a logit model is
 //! Newton-iterated to convergence from the full-sample estimate (warm start),
@@ -44,6 +53,9 @@
 //! declared in `inference.note`). Without clusters, rows are resampled and
 //! the model refitted.
 
+use healthgap_learn::{
+    ElasticNetSpec, ForestSpec, GlmSpec, LearnerConfig, LearnerKind, SuperLearnerSpec,
+};
 use healthgap_models::bootstrap::stream_key;
 use healthgap_models::{Link, ModelSummary};
 use rand::{RngExt, SeedableRng};
@@ -61,10 +73,14 @@ use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joi
 use outcome::{DesignColumn, OutcomeModel, outcome_model, sparse_hospitals_warning};
 pub use random::HospitalEffects;
 use random::RandomHospitals;
-use shapley::{SHARES, e_value_limits, keys};
+use shapley::{SHARES, Statistics, e_value_limits, keys};
 use strata::{Layout, positivity_warning};
 
 mod density_ratio;
+mod flexible;
+#[cfg(test)]
+mod flexible_tests;
+mod influence;
 mod outcome;
 mod random;
 mod shapley;
@@ -106,25 +122,164 @@ pub enum Estimator {
 
 /// `method = "disparity_reduction"`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawReductionSpec")]
 pub struct ReductionSpec {
     /// Allowable covariates (variables or blocks).
     pub allowable: Vec<String>,
     /// Target blocks, in the order of the sequential reductions.
     pub targets: Vec<String>,
-    /// gcomputation (default) | weighting | doubly_robust.
-    #[serde(default)]
+    /// gcomputation | weighting | doubly_robust; unset: gcomputation with
+    /// `learner = "glm"`, doubly_robust with a flexible learner.
     pub estimator: Estimator,
     /// Monte-Carlo draws per comparison patient (g-computation; default 5).
-    #[serde(default = "default_draws")]
     pub draws: usize,
     /// fixed (default) | random: the outcome model's hospital effects.
-    #[serde(default)]
     pub hospital_effects: HospitalEffects,
+    /// glm (default: the main-effects models, no cross-fitting) |
+    /// elastic_net | forest | super_learner (cross-fitted nuisances).
+    pub learner: LearnerKind,
+    /// Cross-fitting folds of a flexible learner (default 5).
+    pub folds: usize,
+    /// The learners' settings tables (`forest = { trees = 100 }`, ...; the
+    /// `healthgap-learn` specs), with a flexible learner (None for `glm`).
+    #[serde(flatten)]
+    pub settings: Option<LearnerSettings>,
+}
+
+/// The settings tables of the learners (healthgap-learn's serde specs).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct LearnerSettings {
+    /// `[glm]` (a member of the super learner).
+    pub glm: GlmSpec,
+    /// `[elastic_net]`.
+    pub elastic_net: ElasticNetSpec,
+    /// `[forest]`.
+    pub forest: ForestSpec,
+    /// `[super_learner]`.
+    pub super_learner: SuperLearnerSpec,
+}
+
+/// The config's form of [`ReductionSpec`] (unknown keys are errors; an
+/// unset estimator follows the learner).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReductionSpec {
+    allowable: Vec<String>,
+    targets: Vec<String>,
+    #[serde(default)]
+    estimator: Option<Estimator>,
+    #[serde(default = "default_draws")]
+    draws: usize,
+    #[serde(default)]
+    hospital_effects: HospitalEffects,
+    #[serde(default)]
+    learner: LearnerKind,
+    #[serde(default = "default_folds")]
+    folds: usize,
+    #[serde(default)]
+    glm: GlmSpec,
+    #[serde(default)]
+    elastic_net: ElasticNetSpec,
+    #[serde(default)]
+    forest: ForestSpec,
+    #[serde(default)]
+    super_learner: SuperLearnerSpec,
+}
+
+impl From<RawReductionSpec> for ReductionSpec {
+    fn from(r: RawReductionSpec) -> ReductionSpec {
+        let flexible = r.learner != LearnerKind::Glm;
+        ReductionSpec {
+            allowable: r.allowable,
+            targets: r.targets,
+            estimator: r.estimator.unwrap_or(if flexible {
+                Estimator::DoublyRobust
+            } else {
+                Estimator::GComputation
+            }),
+            draws: r.draws,
+            hospital_effects: r.hospital_effects,
+            learner: r.learner,
+            folds: r.folds,
+            settings: flexible.then_some(LearnerSettings {
+                glm: r.glm,
+                elastic_net: r.elastic_net,
+                forest: r.forest,
+                super_learner: r.super_learner,
+            }),
+        }
+    }
+}
+
+impl ReductionSpec {
+    /// The methods text of a flexible learner (empty for `glm`).
+    fn flexible_text(&self, cite: &mut Vec<&'static str>) -> String {
+        if self.learner == LearnerKind::Glm {
+            return String::new();
+        }
+        cite.extend([cite::CHERNOZHUKOV, cite::SUPER_LEARNER]);
+        let what = match self.learner {
+            LearnerKind::ElasticNet => {
+                cite.push(cite::FRIEDMAN);
+                "an elastic net (penalty chosen by cross-validation)"
+            }
+            LearnerKind::Forest => {
+                cite.push(cite::BREIMAN);
+                "a random forest"
+            }
+            _ => {
+                cite.extend([cite::FRIEDMAN, cite::BREIMAN]);
+                "a super learner (the cross-validated convex combination of a main-effects GLM, \
+                 an elastic net and a random forest)"
+            }
+        };
+        format!(
+            " The nuisance models (the outcome model on both groups with the group indicator \
+             and every covariate but the hospital identity; for weighting and the doubly \
+             robust estimator, the density-ratio classifiers of intervened against observed \
+             covariates, probabilities clipped to [10^-6, 1 - 10^-6]) were {what}, cross-fitted \
+             over {} folds of whole clusters (Chernozhukov et al. 2018): each patient's \
+             predictions, at its observed and at its intervened covariates, came from models \
+             fitted without its fold. Standard errors came from the estimator's influence \
+             functions summed by cluster with the nuisances held fixed (for the doubly \
+             robust estimator its efficient influence function; the reference distribution's \
+             term estimated from the drawn partners), unless the bootstrap was requested, \
+             whose replicates refit every learner.",
+            self.folds
+        )
+    }
+
+    /// The flexible learner's cross-fitting settings (None for `glm`).
+    pub fn learning(&self) -> Option<Learning> {
+        let s = self.settings.as_ref()?;
+        (self.learner != LearnerKind::Glm).then(|| Learning {
+            config: LearnerConfig {
+                learner: self.learner,
+                glm: s.glm.clone(),
+                elastic_net: s.elastic_net.clone(),
+                forest: s.forest.clone(),
+                super_learner: s.super_learner.clone(),
+            },
+            folds: self.folds,
+        })
+    }
+}
+
+/// A flexible learner with cross-fitting (`learner` other than `glm`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learning {
+    /// The learner and every learner's settings.
+    pub config: LearnerConfig,
+    /// Cross-fitting folds (of clusters when there are any).
+    pub folds: usize,
 }
 
 fn default_draws() -> usize {
     5
+}
+
+fn default_folds() -> usize {
+    healthgap_learn::DEFAULT_FOLDS
 }
 
 impl Spec for ReductionSpec {
@@ -194,13 +349,25 @@ impl Spec for ReductionSpec {
             draws: self.draws,
             estimator: self.estimator,
             hospital_effects: self.hospital_effects,
+            learning: self.learning(),
         };
         let output = disparity_reduction(&input, inference, progress)?;
-        // Bootstrap only: every row comes from the replicates.
         let mut info = inference.info(sample.cluster_name(), &output);
-        info.method = "bootstrap".into();
-        info.replicates = Some(inference.replicates);
-        info.replicates_ok = output.replicates_ok;
+        if input.learning.is_some() && inference.method == Method::Delta {
+            // Influence functions of the cross-fitted estimator.
+            info.method = "influence_function".into();
+            info.vce = if sample.cluster.is_some() {
+                "cluster"
+            } else {
+                "robust"
+            }
+            .into();
+        } else {
+            // Bootstrap only: every row comes from the replicates.
+            info.method = "bootstrap".into();
+            info.replicates = Some(inference.replicates);
+            info.replicates_ok = output.replicates_ok;
+        }
         Ok(Ran {
             output,
             info,
@@ -223,9 +390,31 @@ impl Spec for ReductionSpec {
         true
     }
 
+    fn prefers_delta(&self) -> bool {
+        self.learner != LearnerKind::Glm
+    }
+
     fn check(&self, _: Vce) -> Result<(), String> {
         if self.draws == 0 {
             return Err("draws = 0: g-computation needs at least one draw per patient".into());
+        }
+        if let Some(learning) = self.learning() {
+            if self.folds < 2 {
+                return Err(format!(
+                    "folds = {}: cross-fitting needs at least 2 folds (default 5)",
+                    self.folds
+                ));
+            }
+            learning
+                .config
+                .build()
+                .map_err(|e| format!("learner = \"{}\": {e}", learner_name(self.learner)))?;
+            if self.hospital_effects == HospitalEffects::Random {
+                return Err(
+                    "hospital_effects = \"random\" is a GLM outcome model: it needs learner = \"glm\""
+                        .into(),
+                );
+            }
         }
         Ok(())
     }
@@ -270,6 +459,7 @@ impl Spec for ReductionSpec {
         } else {
             ""
         };
+        let flexible = self.flexible_text(cite);
         format!(
             "Interventional disparity reduction (Jackson & VanderWeele 2018) estimated, by \
              {estimator} with {} Monte Carlo draws per patient and common random numbers, how \
@@ -279,7 +469,7 @@ impl Spec for ReductionSpec {
              estimand of Lundberg 2022). Reductions are reported for each target alone, \
              jointly, sequentially in the configured order and as Shapley values over all \
              orders (Shorrocks 2013), with E-values for the remaining disparity (VanderWeele & \
-             Ding 2017).{random}",
+             Ding 2017).{random}{flexible}",
             self.draws,
             joined(&self.allowable),
             joined(&self.targets)
@@ -303,6 +493,8 @@ pub struct ReductionInput<'a> {
     pub estimator: Estimator,
     /// Fixed or random hospital effects in the outcome model.
     pub hospital_effects: HospitalEffects,
+    /// A flexible learner with cross-fitting (None: the GLM models).
+    pub learning: Option<Learning>,
 }
 
 /// Everything fixed across replicates.
@@ -420,6 +612,9 @@ pub fn disparity_reduction(
     inference: &InferenceSpec,
     progress: &(dyn Fn() + Sync),
 ) -> Result<MethodOutput, DecomposeError> {
+    if let Some(learning) = &input.learning {
+        return flexible_reduction(input, learning, inference, progress);
+    }
     let mut warnings = Vec::new();
     let (setup, summary) = Setup::new(input, inference, &mut warnings)?;
     let point = setup.values(None).map_err(DecomposeError::Statistic)?;
@@ -441,6 +636,7 @@ pub fn disparity_reduction(
         replicates_ok,
         withheld,
         balance: setup.balance.clone(),
+        learners: None,
         inference_note: (input.sample.cluster.is_some()
             && input.sample.binary
             && inference.one_step
@@ -448,6 +644,196 @@ pub fn disparity_reduction(
             .then(|| ONE_STEP_NOTE.into()),
         n: setup.rows.len(),
     })
+}
+
+/// The config name of a learner.
+pub fn learner_name(kind: LearnerKind) -> &'static str {
+    match kind {
+        LearnerKind::Glm => "glm",
+        LearnerKind::ElasticNet => "elastic_net",
+        LearnerKind::Forest => "forest",
+        LearnerKind::SuperLearner => "super_learner",
+    }
+}
+
+/// `inference.note` of influence-function standard errors with a flexible learner.
+pub fn influence_note(learning: &Learning, estimator: Estimator) -> String {
+    format!(
+        "influence-function standard errors: the nuisance models ({} learner; the outcome model \
+         and, for weighting and the doubly robust estimator, the density-ratio classifiers) are \
+         cross-fitted over {} folds of whole clusters and held fixed; the {} estimator's \
+         influence functions are summed by cluster (G/(G-1) factor){}",
+        learner_name(learning.config.learner),
+        learning.folds,
+        match estimator {
+            Estimator::DoublyRobust => "doubly robust",
+            Estimator::Weighting => "weighting",
+            Estimator::GComputation => "g-computation",
+        },
+        if estimator == Estimator::DoublyRobust {
+            ""
+        } else {
+            "; outside the doubly robust estimator they omit the nuisances' first-order \
+             estimation error"
+        }
+    )
+}
+
+/// The disparity reduction with cross-fitted flexible nuisances
+/// ([`flexible`]): influence-function SEs ([`influence`]) under the delta
+/// method, or a cluster (row) bootstrap that refits every learner in each
+/// replicate.
+fn flexible_reduction(
+    input: &ReductionInput<'_>,
+    learning: &Learning,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> Result<MethodOutput, DecomposeError> {
+    let mut warnings = Vec::new();
+    let flex = flexible::Flexible::new(input, learning, inference, &mut warnings)?;
+    let row_keys = keys(&input.targets, input.sample.binary);
+    let shares = SHARES.positions(&row_keys);
+    let st = Statistics {
+        k: input.targets.len(),
+        keys: &row_keys,
+        targets: &input.targets,
+        binary: input.sample.binary,
+        shares: &shares,
+    };
+    if input.estimator != Estimator::DoublyRobust {
+        warnings.push(format!(
+            "estimator = \"{}\" with a flexible learner: only the doubly robust estimator \
+             corrects the first-order bias of machine-learned nuisances; its standard errors \
+             treat the nuisances as known",
+            match input.estimator {
+                Estimator::Weighting => "weighting",
+                _ => "gcomputation",
+            }
+        ));
+    }
+    let boot = inference.method == Method::Bootstrap && inference.replicates > 0;
+    let (point, variance) = flex.values(&st, !boot).map_err(DecomposeError::Statistic)?;
+    let (mut estimates, replicates_ok, withheld, note) = if boot {
+        warnings.push(format!(
+            "bootstrap with a flexible learner: each of the {} replicates refits every \
+             cross-fitted learner ({} folds), which is slow; [inference] method = \"delta\" \
+             gives influence-function standard errors from one fit",
+            inference.replicates, learning.folds
+        ));
+        let booted = flexible_bootstrap(input, &row_keys, &point, inference, progress);
+        let inferred = crate::inference::Inferred::booted(booted, &mut warnings);
+        (
+            inferred.rows,
+            inferred.replicates_ok,
+            inferred.withheld,
+            None,
+        )
+    } else {
+        let rows = crate::inference::delta_rows(
+            &row_keys,
+            &point,
+            variance.as_deref(),
+            inference.level,
+            crate::result::SeMethod::InfluenceFunction,
+        );
+        (
+            rows,
+            None,
+            None,
+            Some(influence_note(learning, input.estimator)),
+        )
+    };
+    e_value_limits(&mut estimates, point[1]);
+    unstable_shares(&mut estimates, &SHARES, &mut warnings);
+    Ok(MethodOutput {
+        estimates,
+        models: Vec::new(),
+        warnings,
+        replicates_ok,
+        withheld,
+        inference_note: note,
+        balance: flex.balance,
+        learners: Some(flex.diagnostics),
+        n: flex.layout.rows.len(),
+    })
+}
+
+/// The bootstrap of the flexible estimator: each replicate (clusters, or rows
+/// within groups) reruns the whole cross-fitted analysis on the replicate's
+/// weights.
+fn flexible_bootstrap(
+    input: &ReductionInput<'_>,
+    row_keys: &[Key],
+    point: &[f64],
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+) -> crate::inference::Booted {
+    let boot = InferenceSpec {
+        method: Method::Delta,
+        replicates: 0,
+        ..inference.clone()
+    };
+    let run = |w: &[f64], group: &[u32]| -> Result<Vec<f64>, String> {
+        let sample = Sample {
+            weights: Some(w),
+            group,
+            ..*input.sample
+        };
+        let sub = ReductionInput {
+            sample: &sample,
+            covariates: input.covariates,
+            allowable: input.allowable.clone(),
+            targets: input.targets.clone(),
+            draws: input.draws,
+            estimator: input.estimator,
+            hospital_effects: input.hospital_effects,
+            learning: input.learning.clone(),
+        };
+        let learning = sub.learning.as_ref().ok_or("no learner")?;
+        let mut warnings = Vec::new();
+        let flex = flexible::Flexible::new(&sub, learning, &boot, &mut warnings)
+            .map_err(|e| e.to_string())?;
+        let shares = SHARES.positions(row_keys);
+        let st = Statistics {
+            k: sub.targets.len(),
+            keys: row_keys,
+            targets: &sub.targets,
+            binary: sub.sample.binary,
+            shares: &shares,
+        };
+        flex.values(&st, false).map(|(v, _)| v)
+    };
+    let base: Vec<f64> = (0..input.sample.y.len())
+        .map(|i| input.sample.weights.map_or(1.0, |w| w[i]))
+        .collect();
+    let spec = InferenceSpec {
+        method: Method::Bootstrap,
+        ..inference.clone()
+    };
+    match input.sample.cluster {
+        Some(Cluster {
+            count: g, codes, ..
+        }) => {
+            let stat = |m: &[f64]| {
+                let w: Vec<f64> = base
+                    .iter()
+                    .zip(codes)
+                    .map(|(w, &c)| w * m[c as usize])
+                    .collect();
+                run(&w, input.sample.group)
+            };
+            bootstrap_rows(row_keys, point, &spec, g, None, stat, progress)
+        }
+        None => row_bootstrap(
+            row_keys,
+            point,
+            &spec,
+            input.sample.group,
+            input.sample.weights,
+            run,
+            progress,
+        ),
+    }
 }
 
 /// The cluster bootstrap (replicates reweight the setup) or, without
@@ -489,6 +875,7 @@ fn bootstrap(
                     draws: input.draws,
                     estimator: input.estimator,
                     hospital_effects: input.hospital_effects,
+                    learning: input.learning.clone(),
                 };
                 // The replicate's point values only: no replicates and no
                 // jackknife (a BCa jackknife here would recurse).
@@ -725,6 +1112,7 @@ mod tests {
             draws: 200,
             estimator,
             hospital_effects: HospitalEffects::Fixed,
+            learning: None,
         };
         let mut spec = InferenceSpec::delta(0.95);
         spec.replicates = 0;
@@ -827,6 +1215,7 @@ mod tests {
             draws: 2,
             estimator: Estimator::GComputation,
             hospital_effects: HospitalEffects::Random,
+            learning: None,
         };
         let spec = InferenceSpec::delta(0.95);
         let (setup, summary) = Setup::new(&input, &spec, &mut Vec::new()).unwrap();
@@ -972,6 +1361,7 @@ mod tests {
             draws: 2,
             estimator: Estimator::GComputation,
             hospital_effects: HospitalEffects::Fixed,
+            learning: None,
         };
         let spec = InferenceSpec::delta(0.95);
         let (setup, _) = Setup::new(&input, &spec, &mut Vec::new()).unwrap();
