@@ -843,6 +843,7 @@ fn run_analysis(
                 models: output.models,
                 warnings: output.warnings,
                 balance: output.balance,
+                learners: output.learners,
                 attrition: Vec::new(),
                 hospitals,
             };

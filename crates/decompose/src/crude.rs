@@ -87,6 +87,7 @@ impl Spec for CrudeSpec {
             replicates_ok: None,
             withheld: None,
             balance: Vec::new(),
+            learners: None,
             inference_note: None,
             n: gm.n[0] + gm.n[1],
         };
