@@ -701,16 +701,7 @@ pub fn gelbach_cells(
     inference: &InferenceSpec,
     progress: &(dyn Fn() + Sync),
 ) -> Result<MethodOutput, DecomposeError> {
-    if sample.cluster.is_none() {
-        return Err(DecomposeError::NeedsRows {
-            what: "the Gelbach decomposition without [design] cluster".into(),
-            reason: "without clusters every patient is a resampling unit, for the robust delta \
-                     method as for the bootstrap"
-                .into(),
-            alternative: ", or set [design] cluster (the moments are then summed per cluster)"
-                .into(),
-        });
-    }
+    sample.require_cluster("the Gelbach decomposition")?;
     let data = Data {
         sample: *sample,
         covariates,

@@ -112,4 +112,21 @@ impl<'a> CellSample<'a> {
     pub fn cluster_name(&self) -> Option<&'a str> {
         self.cluster.map(|c| c.name)
     }
+
+    /// The refusal of a moment-based `method` (e.g. "the Gelbach
+    /// decomposition") without a cluster: its variances and bootstrap are
+    /// sums over clusters, and without one every patient is a unit.
+    pub fn require_cluster(&self, method: &str) -> Result<(), crate::DecomposeError> {
+        if self.cluster.is_some() {
+            return Ok(());
+        }
+        Err(crate::DecomposeError::NeedsRows {
+            what: format!("{method} without [design] cluster"),
+            reason: "without clusters every patient is a resampling unit, for the robust delta \
+                     method as for the bootstrap"
+                .into(),
+            alternative: ", or set [design] cluster (the moments are then summed per cluster)"
+                .into(),
+        })
+    }
 }
