@@ -882,28 +882,7 @@ pub fn run_study(plan: &Plan, wc: &WarehouseCohort, observer: &dyn Observer) -> 
 /// Every analysis fitted once from the warehouse's moments, without
 /// inference (as [`crate::study::check_study`] on rows).
 pub fn check_study(plan: &Plan, wc: &WarehouseCohort) -> Result<()> {
-    let mut failed = Vec::new();
-    for a in &plan.analyses {
-        let mut dry = a.clone();
-        dry.inference.replicates = 0;
-        dry.inference.interval = crate::config::RawInterval::Percentile;
-        match run_analysis(plan, wc, &dry, &crate::analysis::Quiet) {
-            Err(err) => failed.push(format!(
-                "analysis `{}` ({}) failed: {err:#}",
-                a.id,
-                a.spec.name()
-            )),
-            Ok(run) => failed.extend(run.failures.iter().map(|reason| {
-                format!(
-                    "analysis `{}` ({}) failed for {reason}",
-                    a.id,
-                    a.spec.name()
-                )
-            })),
-        }
-    }
-    if !failed.is_empty() {
-        bail!("{}", failed.join("\n"));
-    }
-    Ok(())
+    crate::study::check_analyses(plan, |_, dry| {
+        run_analysis(plan, wc, dry, &crate::analysis::Quiet)
+    })
 }

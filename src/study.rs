@@ -173,7 +173,6 @@ impl CohortFacts {
 /// singular, a group too small for its coefficients or a method-specific
 /// refusal fails here with the message the run would give.
 pub fn check_study(plan: &Plan, cohort: &Cohort) -> Result<()> {
-    let mut failed = Vec::new();
     // The imputation models are fitted too (two imputations, one iteration),
     // and the imputed analyses run on the first completed cohort.
     let completed = match &plan.imputation {
@@ -187,15 +186,28 @@ pub fn check_study(plan: &Plan, cohort: &Cohort) -> Result<()> {
         }
         _ => None,
     };
-    for a in &plan.analyses {
-        let mut dry = a.clone();
-        dry.inference.replicates = 0;
-        dry.inference.interval = RawInterval::Percentile;
+    check_analyses(plan, |a, dry| {
         let data = match (&completed, a.imputed) {
             (Some(c), true) => c,
             _ => cohort,
         };
-        match run_analysis(plan, data, &dry, &Quiet) {
+        run_analysis(plan, data, dry, &Quiet)
+    })
+}
+
+/// Runs `run(analysis, dry)` for every analysis with `dry` its copy without
+/// bootstrap replicates, and fails with every analysis's (and every
+/// outcome's) failure named (the row and the warehouse checks share it).
+pub(crate) fn check_analyses(
+    plan: &Plan,
+    run: impl Fn(&AnalysisPlan, &AnalysisPlan) -> Result<AnalysisRun>,
+) -> Result<()> {
+    let mut failed = Vec::new();
+    for a in &plan.analyses {
+        let mut dry = a.clone();
+        dry.inference.replicates = 0;
+        dry.inference.interval = RawInterval::Percentile;
+        match run(a, &dry) {
             Err(err) => failed.push(format!(
                 "analysis `{}` ({}) failed: {err:#}",
                 a.id,

@@ -186,20 +186,7 @@ pub fn group_means(input: &CrudeInput<'_>) -> Result<GroupMeans, DecomposeError>
                     s[codes[i] as usize][g as usize] += u(i, g as usize);
                 }
             }
-            let used = s
-                .iter()
-                .filter(|x| x[0] != 0.0 || x[1] != 0.0)
-                .count()
-                .max(2) as f64;
-            let f = used / (used - 1.0);
-            let mut v = [0.0; 2];
-            let mut c = 0.0;
-            for x in &s {
-                v[0] += x[0] * x[0];
-                v[1] += x[1] * x[1];
-                c += x[0] * x[1];
-            }
-            ([f * v[0], f * v[1]], f * c)
+            cluster_covariance(&s)
         }
     };
     Ok(GroupMeans {
@@ -210,6 +197,26 @@ pub fn group_means(input: &CrudeInput<'_>) -> Result<GroupMeans, DecomposeError>
         cov,
         n,
     })
+}
+
+/// V = G/(G − 1) Σ_c U_c U_cᵀ from the per-cluster influence sums U_c of the
+/// two means, G counting the clusters where U_c is not zero (at least 2):
+/// the two variances and the covariance.
+fn cluster_covariance(s: &[[f64; 2]]) -> ([f64; 2], f64) {
+    let used = s
+        .iter()
+        .filter(|x| x[0] != 0.0 || x[1] != 0.0)
+        .count()
+        .max(2) as f64;
+    let f = used / (used - 1.0);
+    let mut v = [0.0; 2];
+    let mut c = 0.0;
+    for x in s {
+        v[0] += x[0] * x[0];
+        v[1] += x[1] * x[1];
+        c += x[0] * x[1];
+    }
+    ([f * v[0], f * v[1]], f * c)
 }
 
 /// The two weighted means and their cluster-robust covariance from (group ×
@@ -236,25 +243,13 @@ pub fn cell_group_means(cells: &Cells) -> Result<GroupMeans, DecomposeError> {
         let g = cells.group[c] as usize;
         s[cells.cluster[c] as usize][g] += (cell.y - m[g] * cell.w) / sw[g];
     }
-    let used = s
-        .iter()
-        .filter(|x| x[0] != 0.0 || x[1] != 0.0)
-        .count()
-        .max(2) as f64;
-    let f = used / (used - 1.0);
-    let mut v = [0.0; 2];
-    let mut cov = 0.0;
-    for x in &s {
-        v[0] += x[0] * x[0];
-        v[1] += x[1] * x[1];
-        cov += x[0] * x[1];
-    }
+    let (v, cov) = cluster_covariance(&s);
     Ok(GroupMeans {
         m_r: m[0],
         m_c: m[1],
-        v_r: f * v[0],
-        v_c: f * v[1],
-        cov: f * cov,
+        v_r: v[0],
+        v_c: v[1],
+        cov,
         n,
     })
 }

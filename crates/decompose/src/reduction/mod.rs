@@ -497,6 +497,22 @@ pub struct ReductionInput<'a> {
     pub learning: Option<Learning>,
 }
 
+impl ReductionInput<'_> {
+    /// The same analysis on another sample (a replicate's weights or groups).
+    fn on<'s>(&'s self, sample: &'s Sample<'s>) -> ReductionInput<'s> {
+        ReductionInput {
+            sample,
+            covariates: self.covariates,
+            allowable: self.allowable.clone(),
+            targets: self.targets.clone(),
+            draws: self.draws,
+            estimator: self.estimator,
+            hospital_effects: self.hospital_effects,
+            learning: self.learning.clone(),
+        }
+    }
+}
+
 /// Everything fixed across replicates.
 struct Setup<'a> {
     input: &'a ReductionInput<'a>,
@@ -779,16 +795,7 @@ fn flexible_bootstrap(
             group,
             ..*input.sample
         };
-        let sub = ReductionInput {
-            sample: &sample,
-            covariates: input.covariates,
-            allowable: input.allowable.clone(),
-            targets: input.targets.clone(),
-            draws: input.draws,
-            estimator: input.estimator,
-            hospital_effects: input.hospital_effects,
-            learning: input.learning.clone(),
-        };
+        let sub = input.on(&sample);
         let learning = sub.learning.as_ref().ok_or("no learner")?;
         let mut warnings = Vec::new();
         let flex = flexible::Flexible::new(&sub, learning, &boot, &mut warnings)
@@ -867,16 +874,7 @@ fn bootstrap(
                     cluster: None,
                     ..*input.sample
                 };
-                let sub = ReductionInput {
-                    sample: &sample,
-                    covariates: input.covariates,
-                    allowable: input.allowable.clone(),
-                    targets: input.targets.clone(),
-                    draws: input.draws,
-                    estimator: input.estimator,
-                    hospital_effects: input.hospital_effects,
-                    learning: input.learning.clone(),
-                };
+                let sub = input.on(&sample);
                 // The replicate's point values only: no replicates and no
                 // jackknife (a BCa jackknife here would recurse).
                 let spec = InferenceSpec {
