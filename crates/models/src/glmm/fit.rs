@@ -1,5 +1,5 @@
-//! Input checks, the profiled optimization (argmin Nelder–Mead over the
-//! variance parameters, Newton over β inside) and the Hessian-based
+//! Input checks, the profiled optimization (Newton over the variance
+//! parameters with argmin's Nelder–Mead as the fallback, Newton over β inside) and the Hessian-based
 //! standard errors of a GLMM.
 
 use std::cell::RefCell;
@@ -14,6 +14,8 @@ use crate::design::Design;
 use crate::error::ModelError;
 use crate::linalg::{COLLINEARITY_TOL, gram, mat_vec, ranked_inverse};
 
+/// Newton iterations on the profiled deviance before Nelder–Mead takes over.
+const NEWTON_ITERATIONS: u64 = 30;
 /// Lower bound of the log-SD parameters (σ ≥ e⁻¹², a boundary fit).
 const LOG_SD_FLOOR: f64 = -12.0;
 /// An SD below this (on the linear-predictor scale) is reported as a boundary fit.
@@ -139,21 +141,27 @@ struct Inner {
 }
 
 /// The profiled deviance D(φ) = min_β D(φ, β), argmin's cost function.
-struct Profile<'a> {
-    prob: &'a Problem<'a>,
+pub(super) struct Profile<'a> {
+    pub(super) prob: &'a Problem<'a>,
     identity: bool,
     state: RefCell<Inner>,
 }
 
 impl Profile<'_> {
     /// Variance parameters from the optimizer's vector.
-    fn scales(&self, phi: &[f64]) -> Scales {
+    pub(super) fn scales(&self, phi: &[f64]) -> Scales {
         scales_of(self.prob, self.identity, phi)
+    }
+
+    /// β and the modes of the last profile.
+    pub(super) fn beta_and_modes(&self) -> (Vec<f64>, Vec<f64>) {
+        let st = self.state.borrow();
+        (st.beta.clone(), st.u.clone())
     }
 
     /// Minimizes the deviance over β at fixed scales by Newton steps with the
     /// exact gradient and the Schur-complement Hessian, with step-halving.
-    fn profile_beta(&self, sc: &Scales) -> f64 {
+    pub(super) fn profile_beta(&self, sc: &Scales) -> f64 {
         let prob = self.prob;
         let mut st = self.state.borrow_mut();
         let Inner { beta, u, converged } = &mut *st;
@@ -274,32 +282,22 @@ pub(super) fn fit(
         }),
     };
     // Without a warm start, a cheap first approach: Nelder–Mead over φ at
-    // fixed β (no pass over X) alternating with the β profile; the profiled
-    // Nelder–Mead below then starts near the optimum with a small simplex.
+    // fixed β (no pass over X) alternating with the β profile; Newton below
+    // then starts near the optimum.
     let phi0 = if start.is_some() {
         phi0
     } else {
         block_start(&profile, phi0, spec.max_evaluations)
     };
-    let simplex: Vec<Vec<f64>> = std::iter::once(phi0.clone())
-        .chain((0..phi0.len()).map(|k| {
-            let mut v = phi0.clone();
-            v[k] += 0.05;
-            v
-        }))
-        .collect();
-    let initial_scale = (&profile).cost(&phi0).map_or(1.0, |d| d.abs().max(1.0));
-    let solver = NelderMead::new(simplex)
-        .with_sd_tolerance(1e-10 * initial_scale)
-        .map_err(|e| not_converged(&e.to_string()))?;
-    let result = Executor::new(&profile, solver)
-        .configure(|s| s.max_iters(spec.max_evaluations))
-        .run()
-        .map_err(|e| not_converged(&e.to_string()))?;
-    let state = result.state();
-    let phi = state.get_best_param().cloned().unwrap_or(phi0);
-    let optimizer_done = state.get_iter() < spec.max_evaluations;
-    let evaluations = state.get_iter();
+    // Newton on the profiled deviance; Nelder–Mead from where it stopped
+    // when it does not converge (a boundary fit, an indefinite curvature).
+    let newton = super::outer::newton_profile(&profile, phi0, NEWTON_ITERATIONS);
+    let (phi, optimizer_done, evaluations) = if newton.converged {
+        (newton.phi, true, newton.iterations)
+    } else {
+        let (phi, done, nm) = nelder_mead(&profile, newton.phi, spec.max_evaluations)?;
+        (phi, done, newton.iterations + nm)
+    };
     // Re-profile at the optimum so β and the modes belong to it.
     let sc = profile.scales(&phi);
     profile.profile_beta(&sc);
@@ -312,6 +310,33 @@ pub(super) fn fit(
         optimizer_done,
         evaluations,
     )
+}
+
+/// Profiled Nelder–Mead from `phi0` with a small simplex: (φ, whether it
+/// converged, iterations).
+fn nelder_mead(
+    profile: &Profile<'_>,
+    phi0: Vec<f64>,
+    max_iters: u64,
+) -> Result<(Vec<f64>, bool, u64), ModelError> {
+    let simplex: Vec<Vec<f64>> = std::iter::once(phi0.clone())
+        .chain((0..phi0.len()).map(|k| {
+            let mut v = phi0.clone();
+            v[k] += 0.05;
+            v
+        }))
+        .collect();
+    let initial_scale = (&profile).cost(&phi0).map_or(1.0, |d| d.abs().max(1.0));
+    let solver = NelderMead::new(simplex)
+        .with_sd_tolerance(1e-10 * initial_scale)
+        .map_err(|e| not_converged(&e.to_string()))?;
+    let result = Executor::new(profile, solver)
+        .configure(|s| s.max_iters(max_iters))
+        .run()
+        .map_err(|e| not_converged(&e.to_string()))?;
+    let state = result.state();
+    let phi = state.get_best_param().cloned().unwrap_or(phi0);
+    Ok((phi, state.get_iter() < max_iters, state.get_iter()))
 }
 
 /// The deviance over φ at fixed β (the modes warm-started), argmin's cost
@@ -522,4 +547,29 @@ pub(super) fn profile_at(
     let d = profile.profile_beta(&profile.scales(phi));
     let st = profile.state.into_inner();
     (d, st.beta, st.u)
+}
+
+/// Newton on the profile from `phi0` and then Nelder–Mead from Newton's end
+/// (as a check that Newton stopped at the optimum): Newton's end, and the
+/// profiled deviances at Newton's φ and at Nelder–Mead's.
+#[cfg(test)]
+pub(super) fn newton_then_nelder_mead(
+    prob: &Problem<'_>,
+    identity: bool,
+    phi0: Vec<f64>,
+) -> (super::outer::NewtonEnd, f64, f64) {
+    let profile = Profile {
+        prob,
+        identity,
+        state: RefCell::new(Inner {
+            beta: vec![0.0; prob.p],
+            u: vec![0.0; prob.groups * prob.q()],
+            converged: true,
+        }),
+    };
+    let newton = super::outer::newton_profile(&profile, phi0, NEWTON_ITERATIONS);
+    let d_newton = profile.profile_beta(&profile.scales(&newton.phi));
+    let (phi, _, _) = nelder_mead(&profile, newton.phi.clone(), 2_000).expect("Nelder–Mead");
+    let d_nm = profile.profile_beta(&profile.scales(&phi));
+    (newton, d_newton, d_nm)
 }

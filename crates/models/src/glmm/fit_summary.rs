@@ -1,6 +1,7 @@
 //! From the optimum to a [`GlmmFit`]: the gradient check, the Hessian of the
-//! deviance over (φ, β) by central differences of the analytic β-gradient
-//! (and second differences in φ), standard errors, conditional modes and
+//! deviance over (φ, β) (the β-β block exact where there is a closed form,
+//! differences of the analytic β-gradient otherwise, and second differences
+//! in φ), standard errors, conditional modes and
 //! their covariances, and the warnings.
 
 use super::fit::{BOUNDARY_SD, Optimum, deviance_and_gradient, scales_of};
@@ -171,23 +172,29 @@ fn boundary_message(l11: f64, slope_sd: Option<f64>, correlation: Option<f64>) -
     )
 }
 
-/// The Hessian of the deviance over ψ = (φ, β): rows from forward
-/// differences of the analytic β-gradient, the φ-φ block from second
-/// differences of the deviance (β fixed).
+/// The Hessian of the deviance over ψ = (φ, β): the β-β block exact
+/// ([`Problem::laplace_beta_hessian`]) or from forward differences of the
+/// analytic β-gradient, the φ-β rows from forward differences of the
+/// gradient, the φ-φ block from second differences of the deviance (β fixed).
 fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> Vec<f64> {
     let p = prob.p;
     let m = phi.len();
     let dim = m + p;
     let mut hess = vec![0.0; dim * dim];
-    let base = deviance_and_gradient(
-        prob,
-        &scales_of(prob, opt.identity, phi),
-        &opt.beta,
-        u,
-        true,
-    )
-    .1;
-    for j in 0..dim {
+    let sc = scales_of(prob, opt.identity, phi);
+    let (_, base, ev, modes) = deviance_and_gradient(prob, &sc, &opt.beta, u, true);
+    // The β-β block in closed form where there is one (logit, identity with
+    // the Laplace approximation); differences of the gradient otherwise.
+    let exact = prob.laplace_beta_hessian(&sc, &prob.linear_predictor(&opt.beta), &modes, &ev);
+    if let Some(block) = &exact {
+        for a in 0..p {
+            for b in 0..p {
+                hess[(m + a) * dim + m + b] = block[a * p + b];
+            }
+        }
+    }
+    let differenced = if exact.is_some() { m } else { dim };
+    for j in 0..differenced {
         let h = if j < m {
             STEP_PHI
         } else {

@@ -11,17 +11,25 @@
 //! the variance parameters and β (lme4's second stage). Here β is profiled by
 //! a Newton iteration with the exact β-gradient (see [`objective`]), and the
 //! variance parameters are optimized on a log-Cholesky scale (log L11, L21,
-//! log L22, and log σ for the identity link) by argmin's Nelder–Mead, a
-//! small-vector problem as STACK.md describes.
+//! log L22, and log σ for the identity link) by Newton's method on the
+//! profiled deviance (derivatives by differences in φ and the exact β-Hessian,
+//! see outer.rs), with argmin's Nelder–Mead — a small-vector problem as
+//! STACK.md describes — taking over where Newton does not converge (a
+//! boundary fit).
 //!
 //! Standard errors: the inverse Hessian of the deviance over (variance
-//! parameters, β) by central differences of the analytic gradient, as lme4's
-//! default `vcov` for `glmer` (`use.hessian = TRUE`). At a boundary fit (σ = 0)
+//! parameters, β), as lme4's default `vcov` for `glmer` (`use.hessian =
+//! TRUE`). The β-β block is exact for the logit and identity links with the
+//! Laplace approximation (see hessian.rs); the rows of the variance
+//! parameters, and every row for the probit and adaptive quadrature, come
+//! from differences of the analytic gradient. At a boundary fit (σ = 0)
 //! the Hessian is singular in the variance parameter, so β's covariance comes
 //! from the penalized-IRLS Schur complement instead, with a warning.
 
 mod fit;
 mod fit_summary;
+mod hessian;
+mod outer;
 mod resample;
 pub use resample::{VarianceParameters, linear_predictor};
 pub(crate) mod objective;
@@ -149,7 +157,8 @@ pub struct GlmmFit {
     pub deviance: f64,
     /// Whether the optimizer and every inner iteration converged.
     pub converged: bool,
-    /// Objective evaluations of the variance-parameter optimizer.
+    /// Iterations of the variance-parameter optimizer (Newton on the
+    /// profiled deviance, plus Nelder–Mead's when it took over).
     pub evaluations: u64,
     /// Largest absolute gradient of the deviance at the optimum.
     pub gradient: f64,

@@ -184,7 +184,7 @@ impl Problem<'_> {
         if self.slope.is_some() { 2 } else { 1 }
     }
 
-    fn wt(&self, i: usize) -> f64 {
+    pub(super) fn wt(&self, i: usize) -> f64 {
         self.weights.map_or(1.0, |w| w[i])
     }
 
@@ -225,7 +225,7 @@ impl Problem<'_> {
     }
 
     /// b_h'z_i for spherical u (row-major groups × q).
-    fn re_term(&self, sc: &Scales, u: &[f64], i: usize) -> f64 {
+    pub(super) fn re_term(&self, sc: &Scales, u: &[f64], i: usize) -> f64 {
         let g = self.group[i] as usize;
         let [l11, l21, l22] = sc.lambda;
         if self.slope.is_some() {

@@ -137,6 +137,77 @@ fn beta_gradient_matches_central_differences_for_every_family_and_approximation(
 }
 
 #[test]
+fn exact_beta_hessian_matches_differences_of_the_gradient() {
+    let cases = [
+        (GlmmFamily::Logit, false, false),
+        (GlmmFamily::Logit, true, false),
+        (GlmmFamily::Logit, true, true),
+        (GlmmFamily::Identity, false, true),
+        (GlmmFamily::Identity, true, false),
+    ];
+    for (family, slope, weighted) in cases {
+        let (d, group) = simulate(1_500, 25, family, 12);
+        let w: Vec<f64> = (0..d.nobs()).map(|i| 0.5 + (i % 4) as f64 * 0.5).collect();
+        let mut prob = problem(&d, &group, 25, family, slope, 1);
+        if weighted {
+            prob.weights = Some(&w);
+        }
+        let sc = Scales {
+            lambda: if slope {
+                [0.8, 0.2, 0.6]
+            } else {
+                [0.8, 0.0, 0.0]
+            },
+            sigma: 1.1,
+        };
+        let beta = [-0.9, 0.45, 0.3];
+        let q = prob.q();
+        let grad_at = |b: &[f64]| {
+            let off = prob.linear_predictor(b);
+            let mut u = vec![0.0; 25 * q];
+            let ev = prob.evaluate(&sc, &off, &mut u);
+            prob.gradient(&sc, &off, &u, &ev)
+        };
+        let off = prob.linear_predictor(&beta);
+        let mut u = vec![0.0; 25 * q];
+        let ev = prob.evaluate(&sc, &off, &mut u);
+        let hess = prob
+            .laplace_beta_hessian(&sc, &off, &u, &ev)
+            .expect("a closed form for this family");
+        for j in 0..3 {
+            let h = 1e-5;
+            let (mut bp, mut bm) = (beta, beta);
+            bp[j] += h;
+            bm[j] -= h;
+            let (gp, gm) = (grad_at(&bp), grad_at(&bm));
+            for a in 0..3 {
+                let fd = (gp[a] - gm[a]) / (2.0 * h);
+                assert!(
+                    (hess[a * 3 + j] - fd).abs() < 1e-5 * fd.abs().max(1.0),
+                    "{family:?} slope={slope} weighted={weighted} H[{a},{j}]: exact {} vs differences {fd}",
+                    hess[a * 3 + j]
+                );
+            }
+        }
+        // Not the Schur complement: the log-determinant's curvature is in it.
+        let schur = prob.schur_hessian(&sc, &off, &u, &ev);
+        if family == GlmmFamily::Logit {
+            assert!((schur[0] - hess[0]).abs() > 1e-6 * hess[0].abs());
+        }
+    }
+    let (d, group) = simulate(300, 10, GlmmFamily::Probit, 3);
+    let prob = problem(&d, &group, 10, GlmmFamily::Probit, false, 1);
+    let sc = Scales {
+        lambda: [0.8, 0.0, 0.0],
+        sigma: 1.0,
+    };
+    let off = prob.linear_predictor(&[-0.9, 0.45, 0.3]);
+    let mut u = vec![0.0; 10];
+    let ev = prob.evaluate(&sc, &off, &mut u);
+    assert!(prob.laplace_beta_hessian(&sc, &off, &u, &ev).is_none());
+}
+
+#[test]
 fn quadrature_with_one_node_is_the_laplace_deviance_and_more_nodes_converge() {
     let (d, group) = simulate(1_200, 30, GlmmFamily::Logit, 3);
     let sc = Scales {
@@ -227,6 +298,31 @@ fn the_fit_recovers_the_simulated_variance_components() {
     assert!((fit.coef[1] - 0.5).abs() < 4.0 * fit.se[1]);
     assert!(fit.se.iter().all(|s| s.is_finite() && *s > 0.0));
     assert!(fit.gradient < 1e-2, "gradient {}", fit.gradient);
+}
+
+#[test]
+fn newton_on_the_profile_converges_to_the_nelder_mead_optimum() {
+    for (family, slope, phi0) in [
+        (GlmmFamily::Logit, false, vec![0.0]),
+        (GlmmFamily::Logit, true, vec![0.0, 0.0, 0.0]),
+        (GlmmFamily::Identity, true, vec![0.0, 0.0, 0.0, 0.0]),
+    ] {
+        let (d, group) = simulate(4_000, 40, family, 5);
+        let prob = problem(&d, &group, 40, family, slope, 1);
+        let identity = family == GlmmFamily::Identity;
+        let (newton, d_newton, d_nm) = super::fit::newton_then_nelder_mead(&prob, identity, phi0);
+        assert!(
+            newton.converged && newton.iterations <= 15,
+            "{family:?} slope={slope}: Newton converged {} in {} iterations",
+            newton.converged,
+            newton.iterations
+        );
+        // Nelder–Mead from Newton's answer finds nothing lower.
+        assert!(
+            d_nm >= d_newton - 1e-7 * d_newton.abs(),
+            "{family:?} slope={slope}: Newton {d_newton} vs Nelder–Mead {d_nm}"
+        );
+    }
 }
 
 fn fit_err(d: &Design, codes: &[u32], levels: usize, slope: Option<usize>) -> String {
