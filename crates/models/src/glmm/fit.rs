@@ -153,59 +153,64 @@ impl Profile<'_> {
         scales_of(self.prob, self.identity, phi)
     }
 
+    /// Sets the β the next profile starts from.
+    pub(super) fn start_beta_at(&self, beta: Vec<f64>) {
+        self.state.borrow_mut().beta = beta;
+    }
+
     /// β and the modes of the last profile.
     pub(super) fn beta_and_modes(&self) -> (Vec<f64>, Vec<f64>) {
         let st = self.state.borrow();
         (st.beta.clone(), st.u.clone())
     }
 
-    /// Minimizes the deviance over β at fixed scales by Newton steps with the
-    /// exact gradient and the Schur-complement Hessian, with step-halving.
+    /// Minimizes the deviance over β at fixed scales by quasi-Newton steps
+    /// with the exact gradient, with step-halving.
     pub(super) fn profile_beta(&self, sc: &Scales) -> f64 {
+        self.profile_beta_from(sc, None)
+    }
+
+    /// [`Profile::profile_beta`] starting the quasi-Newton iteration from
+    /// `inverse`, an inverse β-Hessian from a nearby point (a fresh one at the
+    /// first iterate otherwise: exact where `hessian.rs` has a closed form,
+    /// the Schur complement otherwise). The exact gradient decides
+    /// convergence; a step that must be halved, or a direction that is not a
+    /// descent one, brings a fresh Hessian.
+    pub(super) fn profile_beta_from(&self, sc: &Scales, mut inverse: Option<Vec<f64>>) -> f64 {
         let prob = self.prob;
         let mut st = self.state.borrow_mut();
         let Inner { beta, u, converged } = &mut *st;
         let mut off = prob.linear_predictor(beta);
         let mut ev = prob.evaluate(sc, &off, u);
         let mut ok = ev.modes_converged;
-        // The Schur complement at the first iterate serves every Newton step
-        // of this profile (a quasi-Newton iteration: the step-halving keeps it
-        // descending, and the exact gradient decides convergence).
-        let mut inverse: Option<Vec<f64>> = None;
         let mut fresh = false;
         for _ in 0..100 {
             let grad = prob.gradient(sc, &off, u, &ev);
-            let mut decrement = 0.0;
-            let mut step = Vec::new();
-            // At most two passes: with the kept inverse, then (when that says
-            // converged, or there is none) with a fresh one at this iterate.
-            for _ in 0..2 {
-                if inverse.is_none() {
-                    let hess = prob.schur_hessian(sc, &off, u, &ev);
-                    let inv = ranked_inverse(&hess, prob.p, COLLINEARITY_TOL);
-                    if !inv.dropped.is_empty() {
-                        break;
-                    }
-                    inverse = Some(inv.inverse);
-                    fresh = true;
-                }
-                step = mat_vec(
-                    inverse.as_deref().unwrap_or_default(),
-                    prob.p,
-                    prob.p,
-                    &grad,
-                );
-                decrement = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
-                if fresh || decrement > 1e-12 * ev.deviance.abs().max(1.0) {
+            let tol = 1e-15 * ev.deviance.abs().max(1.0);
+            if inverse.is_none() {
+                let hess = prob
+                    .laplace_beta_hessian(sc, &off, u, &ev)
+                    .unwrap_or_else(|| prob.schur_hessian(sc, &off, u, &ev));
+                let inv = ranked_inverse(&hess, prob.p, COLLINEARITY_TOL);
+                if !inv.dropped.is_empty() {
+                    ok = false;
                     break;
                 }
+                inverse = Some(inv.inverse);
+                fresh = true;
+            }
+            let step = mat_vec(
+                inverse.as_deref().unwrap_or_default(),
+                prob.p,
+                prob.p,
+                &grad,
+            );
+            let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
+            if decrement < -tol && !fresh {
                 inverse = None;
+                continue;
             }
-            if inverse.is_none() {
-                ok = false;
-                break;
-            }
-            if decrement.is_nan() || decrement <= 1e-12 * ev.deviance.abs().max(1.0) {
+            if decrement.is_nan() || decrement <= tol {
                 break;
             }
             fresh = false;
@@ -281,14 +286,6 @@ pub(super) fn fit(
             converged: true,
         }),
     };
-    // Without a warm start, a cheap first approach: Nelder–Mead over φ at
-    // fixed β (no pass over X) alternating with the β profile; Newton below
-    // then starts near the optimum.
-    let phi0 = if start.is_some() {
-        phi0
-    } else {
-        block_start(&profile, phi0, spec.max_evaluations)
-    };
     // Newton on the profiled deviance; Nelder–Mead from where it stopped
     // when it does not converge (a boundary fit, an indefinite curvature).
     let newton = super::outer::newton_profile(&profile, phi0, NEWTON_ITERATIONS);
@@ -298,9 +295,12 @@ pub(super) fn fit(
         let (phi, done, nm) = nelder_mead(&profile, newton.phi, spec.max_evaluations)?;
         (phi, done, newton.iterations + nm)
     };
-    // Re-profile at the optimum so β and the modes belong to it.
-    let sc = profile.scales(&phi);
-    profile.profile_beta(&sc);
+    let known = newton.last;
+    // Re-profile at the optimum so β and the modes belong to it (Newton's
+    // converged point is the last one profiled).
+    if !newton.converged {
+        profile.profile_beta(&profile.scales(&phi));
+    }
     super::fit_summary::summarize(
         spec,
         design,
@@ -309,6 +309,7 @@ pub(super) fn fit(
         &phi,
         optimizer_done,
         evaluations,
+        known.as_ref(),
     )
 }
 
@@ -337,69 +338,6 @@ fn nelder_mead(
     let state = result.state();
     let phi = state.get_best_param().cloned().unwrap_or(phi0);
     Ok((phi, state.get_iter() < max_iters, state.get_iter()))
-}
-
-/// The deviance over φ at fixed β (the modes warm-started), argmin's cost
-/// function for the first approach of [`block_start`].
-struct FixedBeta<'a> {
-    profile: &'a Profile<'a>,
-    off: Vec<f64>,
-    u: RefCell<Vec<f64>>,
-}
-
-impl CostFunction for &FixedBeta<'_> {
-    type Param = Vec<f64>;
-    type Output = f64;
-
-    fn cost(&self, phi: &Self::Param) -> Result<f64, argmin::core::Error> {
-        let sc = self.profile.scales(phi);
-        let d = self
-            .profile
-            .prob
-            .evaluate(&sc, &self.off, &mut self.u.borrow_mut())
-            .deviance;
-        Ok(if d.is_finite() { d } else { f64::MAX })
-    }
-}
-
-/// Two rounds of: β profiled at φ, then Nelder–Mead over φ at that β.
-fn block_start(profile: &Profile<'_>, mut phi: Vec<f64>, max_iters: u64) -> Vec<f64> {
-    for round in 0..2 {
-        let sc = profile.scales(&phi);
-        let d = profile.profile_beta(&sc);
-        let (off, u) = {
-            let st = profile.state.borrow();
-            (profile.prob.linear_predictor(&st.beta), st.u.clone())
-        };
-        let fixed = FixedBeta {
-            profile,
-            off,
-            u: RefCell::new(u),
-        };
-        let step = if round == 0 { 0.5 } else { 0.1 };
-        let simplex: Vec<Vec<f64>> = std::iter::once(phi.clone())
-            .chain((0..phi.len()).map(|k| {
-                let mut v = phi.clone();
-                v[k] += step;
-                v
-            }))
-            .collect();
-        let Ok(solver) = NelderMead::new(simplex).with_sd_tolerance(1e-8 * d.abs().max(1.0)) else {
-            return phi;
-        };
-        match Executor::new(&fixed, solver)
-            .configure(|s| s.max_iters(max_iters))
-            .run()
-        {
-            Ok(r) => {
-                if let Some(best) = r.state().get_best_param() {
-                    phi = best.clone();
-                }
-            }
-            Err(_) => return phi,
-        }
-    }
-    phi
 }
 
 /// The objective's data, borrowed from the design.

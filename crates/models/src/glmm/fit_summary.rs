@@ -6,6 +6,7 @@
 
 use super::fit::{BOUNDARY_SD, Optimum, deviance_and_gradient, scales_of};
 use super::objective::{Problem, Scales};
+use super::outer::Derivatives;
 use super::{Glmm, GlmmFit, GlmmStart};
 use crate::design::Design;
 use crate::error::ModelError;
@@ -17,7 +18,10 @@ const STEP_PHI: f64 = 1e-4;
 /// Gradient above which the fit is flagged (deviance units).
 const GRADIENT_WARN: f64 = 1e-3;
 
-/// Assembles the fit at the optimum `phi`, `opt`.
+/// Assembles the fit at the optimum `phi`, `opt`. `known`: the derivatives of
+/// Newton's converged last iteration at this point; without them (after
+/// Nelder–Mead, which stops on a tolerance in the deviance rather than at a
+/// stationary point) one joint Newton step on (φ, β) is taken first.
 pub(super) fn summarize(
     spec: &Glmm,
     design: &Design,
@@ -26,12 +30,18 @@ pub(super) fn summarize(
     phi: &[f64],
     optimizer_done: bool,
     evaluations: u64,
+    known: Option<&Derivatives>,
 ) -> Result<GlmmFit, ModelError> {
     let q = prob.q();
     let mut opt = opt.clone();
     let mut phi = phi.to_vec();
-    let hess = (spec.standard_errors && !at_boundary(prob, &opt, &phi))
-        .then(|| polish(prob, &mut opt, &mut phi));
+    let hess = (spec.standard_errors && !at_boundary(prob, &opt, &phi)).then(|| {
+        if known.is_some() {
+            joint_hessian(prob, &opt, &phi, &opt.u, known)
+        } else {
+            polish(prob, &mut opt, &mut phi)
+        }
+    });
     let phi = &phi[..];
     let opt = &opt;
     let sc = scales_of(prob, opt.identity, phi);
@@ -43,7 +53,10 @@ pub(super) fn summarize(
     };
     let boundary = boundary_of(&sc, q);
     // φ-gradient by central differences (β fixed); none at a floored σ.
-    let mut phi_grad = joint_gradient(prob, opt, phi, &u);
+    let mut phi_grad = match known {
+        Some(d) => d.grad.clone(),
+        None => joint_gradient(prob, opt, phi, &u),
+    };
     phi_grad.truncate(phi.len());
     if boundary && phi[0] <= -11.0 {
         phi_grad[0] = 0.0;
@@ -176,11 +189,36 @@ fn boundary_message(l11: f64, slope_sd: Option<f64>, correlation: Option<f64>) -
 /// ([`Problem::laplace_beta_hessian`]) or from forward differences of the
 /// analytic β-gradient, the φ-β rows from forward differences of the
 /// gradient, the φ-φ block from second differences of the deviance (β fixed).
-fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> Vec<f64> {
+/// With `known`, the derivatives of Newton's last iteration at this point
+/// (exact β-β block, central φ-β rows and φ-φ diagonal), only the φ-φ
+/// off-diagonal is computed here.
+fn joint_hessian(
+    prob: &Problem<'_>,
+    opt: &Optimum,
+    phi: &[f64],
+    u: &[f64],
+    known: Option<&Derivatives>,
+) -> Vec<f64> {
     let p = prob.p;
     let m = phi.len();
     let dim = m + p;
     let mut hess = vec![0.0; dim * dim];
+    if let Some(d) = known {
+        for a in 0..p {
+            for b in 0..p {
+                hess[(m + a) * dim + m + b] = d.beta_hessian[a * p + b];
+            }
+            for k in 0..m {
+                hess[(m + a) * dim + k] = d.beta_phi[a * m + k];
+                hess[k * dim + m + a] = d.beta_phi[a * m + k];
+            }
+        }
+        for k in 0..m {
+            hess[k * dim + k] = d.phi_phi[k * m + k];
+        }
+        phi_phi_block(prob, opt, phi, u, &mut hess, false);
+        return hess;
+    }
     let sc = scales_of(prob, opt.identity, phi);
     let (_, base, ev, modes) = deviance_and_gradient(prob, &sc, &opt.beta, u, true);
     // The β-β block in closed form where there is one (logit, identity with
@@ -222,6 +260,23 @@ fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> V
             }
         }
     }
+    phi_phi_block(prob, opt, phi, u, &mut hess, true);
+    hess
+}
+
+/// The φ-φ block of the joint Hessian by second differences of the
+/// deviance (β fixed, h = 1e-3): the diagonal only when `diagonal`, and the
+/// off-diagonal by the four-point central formula.
+fn phi_phi_block(
+    prob: &Problem<'_>,
+    opt: &Optimum,
+    phi: &[f64],
+    u: &[f64],
+    hess: &mut [f64],
+    diagonal: bool,
+) {
+    let m = phi.len();
+    let dim = m + prob.p;
     let dev = |ph: &[f64]| {
         deviance_and_gradient(
             prob,
@@ -233,9 +288,12 @@ fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> V
         .0
     };
     let h = 1e-3;
-    let d0 = dev(phi);
+    let d0 = if diagonal { dev(phi) } else { 0.0 };
     for a in 0..m {
         for b in 0..=a {
+            if a == b && !diagonal {
+                continue;
+            }
             let shifted = |sa: f64, sb: f64| {
                 let mut v = phi.to_vec();
                 v[a] += sa * h;
@@ -252,7 +310,6 @@ fn joint_hessian(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> V
             hess[b * dim + a] = value;
         }
     }
-    hess
 }
 
 /// The gradient over ψ = (φ, β): φ by central differences (β fixed), β exact.
@@ -285,7 +342,7 @@ fn joint_gradient(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> 
 /// deviance. Returns the Hessian at the (new) point for the covariance.
 fn polish(prob: &Problem<'_>, opt: &mut Optimum, phi: &mut Vec<f64>) -> Vec<f64> {
     let m = phi.len();
-    let hess = joint_hessian(prob, opt, phi, &opt.u.clone());
+    let hess = joint_hessian(prob, opt, phi, &opt.u.clone(), None);
     let inv = ranked_inverse(&hess, m + prob.p, 1e-12);
     if !inv.dropped.is_empty() {
         return hess;

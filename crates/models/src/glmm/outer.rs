@@ -11,7 +11,7 @@
 //! complement otherwise. Steps are capped at 1 on the log-SD scale and
 //! backtracked until the profiled deviance decreases (Armijo), so every
 //! accepted iterate is a real improvement; Newton stops when the decrement
-//! g'H⁻¹g is below 1e-10·|D|. A non-positive-definite curvature (a boundary
+//! g'H⁻¹g is below 1e-12·|D|. A non-positive-definite curvature (a boundary
 //! fit, σ → 0) or a failed line search hands over to Nelder–Mead.
 
 use super::fit::Profile;
@@ -29,6 +29,9 @@ pub(super) struct NewtonEnd {
     pub phi: Vec<f64>,
     pub iterations: u64,
     pub converged: bool,
+    /// The derivatives at the converged φ, when D_ββ there is exact (for the
+    /// standard errors, see `fit_summary.rs`).
+    pub last: Option<Derivatives>,
 }
 
 /// Newton iterations on D*(φ) from `phi` (β warm-started from the profile's
@@ -36,21 +39,32 @@ pub(super) struct NewtonEnd {
 pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter: u64) -> NewtonEnd {
     let mut d = profile.profile_beta(&profile.scales(&phi));
     for iteration in 0..max_iter {
-        let Some((grad, curvature)) = derivatives(profile, &phi) else {
+        let Some(derivs) = derivatives(profile, &phi) else {
             return end(phi, iteration, false);
         };
+        let Derivatives {
+            grad,
+            curvature,
+            beta_slope,
+            beta_inverse,
+            ..
+        } = &derivs;
+        let (beta, _) = profile.beta_and_modes();
         let m = phi.len();
         let inv = ranked_inverse(&curvature, m, COLLINEARITY_TOL);
         if !inv.dropped.is_empty() {
             return end(phi, iteration, false);
         }
-        let mut step = mat_vec(&inv.inverse, m, m, &grad);
+        let mut step = mat_vec(&inv.inverse, m, m, grad);
         let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
         if !decrement.is_finite() || decrement < 0.0 {
             return end(phi, iteration, false);
         }
-        if decrement <= 1e-10 * d.abs().max(1.0) {
-            return end(phi, iteration + 1, true);
+        if decrement <= 1e-12 * d.abs().max(1.0) {
+            let exact = derivs.exact;
+            let mut done = end(phi, iteration + 1, true);
+            done.last = exact.then_some(derivs);
+            return done;
         }
         let largest = step.iter().fold(0.0_f64, |a, s| a.max(s.abs()));
         if largest > MAX_STEP {
@@ -61,7 +75,12 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
         let mut accepted = false;
         for _ in 0..20 {
             let trial: Vec<f64> = phi.iter().zip(&step).map(|(p, s)| p - t * s).collect();
-            let dt = profile.profile_beta(&profile.scales(&trial));
+            // β̂ at the trial φ predicted to first order: β̂ + (dβ̂/dφ')Δφ.
+            let predicted = (0..beta.len())
+                .map(|b| beta[b] - t * (0..m).map(|k| beta_slope[b * m + k] * step[k]).sum::<f64>())
+                .collect();
+            profile.start_beta_at(predicted);
+            let dt = profile.profile_beta_from(&profile.scales(&trial), Some(beta_inverse.clone()));
             if dt.is_finite() && dt <= d - 1e-4 * t * slope {
                 phi = trial;
                 d = dt;
@@ -84,12 +103,35 @@ fn end(phi: Vec<f64>, iterations: u64, converged: bool) -> NewtonEnd {
         phi,
         iterations,
         converged,
+        last: None,
     }
+}
+
+/// The profile's derivatives at φ, the joint ones they come from, and what
+/// the next β profile starts from.
+pub(super) struct Derivatives {
+    /// ∂D*/∂φ = ∂D/∂φ.
+    pub grad: Vec<f64>,
+    /// ∂²D*/∂φ∂φ' (m × m).
+    curvature: Vec<f64>,
+    /// dβ̂/dφ' = −D_ββ⁻¹D_βφ (p × m, row-major).
+    beta_slope: Vec<f64>,
+    /// D_ββ⁻¹ (p × p).
+    beta_inverse: Vec<f64>,
+    /// D_φφ (m × m; the diagonal by central differences, the off-diagonal
+    /// by forward ones).
+    pub phi_phi: Vec<f64>,
+    /// D_βφ by central differences (p × m, row-major).
+    pub beta_phi: Vec<f64>,
+    /// D_ββ (p × p).
+    pub beta_hessian: Vec<f64>,
+    /// Whether D_ββ is exact (not the Schur complement).
+    pub exact: bool,
 }
 
 /// ∂D*/∂φ and ∂²D*/∂φ∂φ' at φ, with β and the modes at β̂(φ) in the
 /// profile's state; `None` when an evaluation is not finite.
-fn derivatives(profile: &Profile<'_>, phi: &[f64]) -> Option<(Vec<f64>, Vec<f64>)> {
+fn derivatives(profile: &Profile<'_>, phi: &[f64]) -> Option<Derivatives> {
     let prob = profile.prob;
     let (beta, u) = profile.beta_and_modes();
     let off = prob.linear_predictor(&beta);
@@ -131,22 +173,36 @@ fn derivatives(profile: &Profile<'_>, phi: &[f64]) -> Option<(Vec<f64>, Vec<f64>
             dpp[b * m + a] = value;
         }
     }
-    let dbb = prob
-        .laplace_beta_hessian(&sc0, &off, &u0, &ev0)
-        .unwrap_or_else(|| prob.schur_hessian(&sc0, &off, &u0, &ev0));
+    let exact = prob.laplace_beta_hessian(&sc0, &off, &u0, &ev0);
+    let is_exact = exact.is_some();
+    let dbb = exact.unwrap_or_else(|| prob.schur_hessian(&sc0, &off, &u0, &ev0));
     let inv = ranked_inverse(&dbb, p, COLLINEARITY_TOL);
     if !inv.dropped.is_empty() {
         return None;
     }
+    let phi_phi = dpp.clone();
     // H* = D_φφ − D_φβ D_ββ⁻¹ D_βφ.
+    let mut beta_slope = vec![0.0; p * m];
     for a in 0..m {
         let col_a: Vec<f64> = (0..p).map(|b| dbp[b * m + a]).collect();
         let solved = mat_vec(&inv.inverse, p, p, &col_a);
+        for b in 0..p {
+            beta_slope[b * m + a] = -solved[b];
+        }
         for c in 0..m {
             let v: f64 = (0..p).map(|b| dbp[b * m + c] * solved[b]).sum();
             dpp[a * m + c] -= v;
         }
     }
     let finite = grad.iter().chain(&dpp).all(|v| v.is_finite());
-    finite.then_some((grad, dpp))
+    finite.then_some(Derivatives {
+        grad,
+        curvature: dpp,
+        beta_slope,
+        beta_inverse: inv.inverse,
+        phi_phi,
+        beta_phi: dbp,
+        beta_hessian: dbb,
+        exact: is_exact,
+    })
 }
