@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use bins::{Binned, code_rows};
-use tree::{Grower, LEAF, Row, Tree};
+use tree::{Grower, MAX_FEATURES, Row, Tree};
 
 use crate::data::{Family, Matrix, Task};
 use crate::error::LearnError;
@@ -153,30 +153,42 @@ impl ForestSpec {
         self.min_leaf.max(grown.min(u32::MAX as f64) as usize)
     }
 
-    /// Tree b's in-bag rows (rows with positive weight drawn at least once).
+    /// Tree b's in-bag rows (rows with positive weight drawn at least once),
+    /// in index order with their draw counts. With replacement the s draws
+    /// are sorted and counted (O(s log s), not O(N): a capped tree on a large
+    /// task does not pay for the rows it did not draw).
     fn bag(&self, task: &Task<'_>, b: u64, seed: u64) -> (Vec<Row>, ChaCha8Rng) {
         let n = task.nrows();
         let mut rng = seed::rng(seed, b);
         let draws = self.draws_for(n);
-        let mut count = vec![0u32; n];
+        // (row, times drawn), increasing in row.
+        let mut counted: Vec<(usize, u32)> = Vec::new();
         if self.replace {
-            for _ in 0..draws {
-                count[rng.random_range(0..n)] += 1;
+            let mut picks: Vec<usize> = (0..draws).map(|_| rng.random_range(0..n)).collect();
+            picks.sort_unstable();
+            for i in picks {
+                match counted.last_mut() {
+                    Some((last, c)) if *last == i => *c += 1,
+                    _ => counted.push((i, 1)),
+                }
             }
         } else {
             let mut idx: Vec<usize> = (0..n).collect();
             for t in 0..draws {
                 let pick = rng.random_range(t..n);
                 idx.swap(t, pick);
-                count[idx[t]] = 1;
             }
+            let mut picked = idx[..draws].to_vec();
+            picked.sort_unstable();
+            counted = picked.into_iter().map(|i| (i, 1)).collect();
         }
-        let rows = (0..n)
-            .filter(|&i| count[i] > 0 && task.weight(i) > 0.0)
-            .map(|i| Row {
+        let rows = counted
+            .into_iter()
+            .filter(|&(i, _)| task.weight(i) > 0.0)
+            .map(|(i, c)| Row {
                 idx: i as u32,
-                draws: count[i],
-                w: task.weight(i) * f64::from(count[i]),
+                draws: c,
+                w: task.weight(i) * f64::from(c),
                 y: task.y()[i],
             })
             .collect();
@@ -205,7 +217,7 @@ impl ForestFit {
 
     /// Averages the trees over the rows of `x`, with the trees selected by
     /// `use_tree(tree, row)`. Rows are binned in blocks (one byte a value,
-    /// row-major) and each tree visits the whole block before the next tree
+    /// row-major) and each tree descends the whole block before the next tree
     /// (its top nodes stay in cache); each row still sums its trees in index
     /// order.
     fn average(&self, x: &Matrix, use_tree: impl Fn(usize, usize) -> bool + Sync) -> Vec<f64> {
@@ -218,10 +230,12 @@ impl ForestFit {
                 let m = chunk.len();
                 let rows = code_rows(x, &self.cuts, first, m);
                 let mut used = vec![0usize; m];
+                let mut leaf = vec![0.0; m];
                 for (t, tree) in self.trees.iter().enumerate() {
+                    tree.predict_block(&rows, p, &mut leaf);
                     for k in 0..m {
                         if use_tree(t, first + k) {
-                            chunk[k] += tree.predict_codes(&rows[k * p..(k + 1) * p]);
+                            chunk[k] += leaf[k];
                             used[k] += 1;
                         }
                     }
@@ -274,12 +288,12 @@ impl ForestSpec {
                 what: format!("{n} rows; the forest takes at most {} rows", u32::MAX),
             });
         }
-        if task.x().ncols() >= usize::from(LEAF) {
+        if task.x().ncols() >= MAX_FEATURES {
             return Err(LearnError::Dimension {
                 what: format!(
                     "{} columns; the forest takes at most {} columns",
                     task.x().ncols(),
-                    LEAF - 1
+                    MAX_FEATURES - 1
                 ),
             });
         }

@@ -15,10 +15,11 @@ use rand_chacha::ChaCha8Rng;
 
 use super::bins::Binned;
 
-/// A node: a split sending a row left when its code of `feature` is at most
-/// `bin` (x ≤ cuts[feature][bin]), with children at `left` and `left + 1`,
-/// or, when `feature == LEAF`, a leaf whose mean is `values[left]`. Eight
-/// bytes a node, so more of a tree stays in cache while predicting.
+/// A node: a split sending a row to `left` when its code of `feature` is at
+/// most `bin` (x ≤ cuts[feature][bin]) and to `left + 1` otherwise; a leaf
+/// is the node {left: itself, feature: 0, bin: 255}, which every row stays
+/// at, so a descent is the same branch-free step at every node. Eight bytes
+/// a node, so more of a tree stays in cache while predicting.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
     left: u32,
@@ -26,39 +27,67 @@ pub(crate) struct Node {
     bin: u8,
 }
 
-/// The feature code of a leaf; features are numbered below it.
-pub(crate) const LEAF: u16 = u16::MAX;
+/// More columns than the nodes can name.
+pub(crate) const MAX_FEATURES: usize = u16::MAX as usize;
 
 const PLACEHOLDER: Node = Node {
     left: 0,
-    feature: LEAF,
-    bin: 0,
+    feature: 0,
+    bin: u8::MAX,
 };
+
+/// Rows descended together: their chains of node loads are independent, so
+/// the processor overlaps them (a lone descent waits on each load in turn).
+const LANES: usize = 32;
 
 /// A fitted tree.
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
     nodes: Vec<Node>,
+    /// The mean of each leaf, at the leaf's node (0 at inner nodes).
     values: Vec<f64>,
+    leaves: usize,
 }
 
 impl Tree {
-    /// The leaf mean for a row given by its bin codes (one per column, from
-    /// the training cut points; code ≤ bin goes left).
-    pub fn predict_codes(&self, codes: &[u8]) -> f64 {
-        let mut k = 0usize;
-        loop {
-            let node = self.nodes[k];
-            if node.feature == LEAF {
-                return self.values[node.left as usize];
+    /// The next node of a row with codes `codes` at node k.
+    #[inline]
+    fn step(&self, k: u32, codes: &[u8]) -> u32 {
+        let node = self.nodes[k as usize];
+        node.left + u32::from(codes[usize::from(node.feature)] > node.bin)
+    }
+
+    /// The leaf means of m rows given by their bin codes (row i's p codes
+    /// at `codes[i·p..]`, from the training cut points), written to `out`:
+    /// LANES rows at a time descend in lockstep until none moves.
+    pub fn predict_block(&self, codes: &[u8], p: usize, out: &mut [f64]) {
+        let mut at = [0u32; LANES];
+        for (g, out) in out.chunks_mut(LANES).enumerate() {
+            let rows = &codes[g * LANES * p..];
+            let lanes = &mut at[..out.len()];
+            lanes.fill(0);
+            if self.nodes.len() > 1 {
+                loop {
+                    let mut moved = false;
+                    for (i, k) in lanes.iter_mut().enumerate() {
+                        let next = self.step(*k, &rows[i * p..(i + 1) * p]);
+                        moved |= next != *k;
+                        *k = next;
+                    }
+                    if !moved {
+                        break;
+                    }
+                }
             }
-            k = node.left as usize + usize::from(codes[usize::from(node.feature)] > node.bin);
+            for (o, k) in out.iter_mut().zip(lanes.iter()) {
+                *o = self.values[*k as usize];
+            }
         }
     }
 
     /// Number of leaves.
     pub fn leaves(&self) -> usize {
-        self.values.len()
+        self.leaves
     }
 }
 
@@ -133,7 +162,8 @@ impl Grower<'_> {
     /// Grows a tree on `rows` (in-bag rows with positive weight).
     pub fn grow(&self, rows: &mut [Row], rng: ChaCha8Rng) -> Tree {
         let mut nodes = vec![PLACEHOLDER];
-        let mut values = Vec::new();
+        let mut values = vec![0.0];
+        let mut leaves = 0;
         let mut scratch = Scratch {
             rng,
             order: (0..self.binned.cuts.len()).collect(),
@@ -172,12 +202,13 @@ impl Grower<'_> {
                 // differences of sums, which round).
                 let mut exact = Sums::default();
                 part.iter().for_each(|r| exact.add(r));
-                nodes[k].left = values.len() as u32;
-                values.push(if exact.w > 0.0 {
+                nodes[k].left = k as u32;
+                values[k] = if exact.w > 0.0 {
                     exact.s / exact.w
                 } else {
                     0.0
-                });
+                };
+                leaves += 1;
                 continue;
             };
             let mid = partition(part, part_codes, p, |c| c[split.feature] <= split.bin);
@@ -186,13 +217,17 @@ impl Grower<'_> {
             nodes[k].feature = split.feature as u16;
             nodes[k].bin = split.bin;
             nodes[k].left = left as u32;
-            nodes.push(PLACEHOLDER);
-            nodes.push(PLACEHOLDER);
+            nodes.extend([PLACEHOLDER; 2]);
+            values.extend([0.0; 2]);
             let right = total.minus(&split.left);
             stack.push((left + 1, start + mid, end, depth + 1, right));
             stack.push((left, start, start + mid, depth + 1, split.left));
         }
-        Tree { nodes, values }
+        Tree {
+            nodes,
+            values,
+            leaves,
+        }
     }
 
     /// The best split over up to `mtry` features that vary in the node,
@@ -374,8 +409,9 @@ mod tests {
         };
         let tree = g.grow(&mut rows, seed::rng(1, 0));
         assert_eq!(tree.leaves(), 2);
-        assert_eq!(tree.predict_codes(&[29]), 0.0);
-        assert_eq!(tree.predict_codes(&[30]), 1.0);
+        let mut out = [f64::NAN; 3];
+        tree.predict_block(&[29, 30, 0], 1, &mut out);
+        assert_eq!(out, [0.0, 1.0, 0.0]);
         let root = tree.nodes[0];
         assert!((binned.cuts[0][usize::from(root.bin)] - 29.5).abs() < 1e-12);
     }
