@@ -385,3 +385,66 @@ fn flexible_timing() {
         );
     }
 }
+
+/// Timing at the benchmark shape: three targets (t and two more
+/// columns that depend on the group, so 7 density-ratio classifiers), 5
+/// draws, 5 folds, influence-function SEs, a binary outcome, 300 hospitals.
+/// `FLEX_N` patients (default 200,000), `FLEX_KIND` = forest | super_learner
+/// (default forest), `FLEX_TREES` (default 200); run in release by hand:
+/// `cargo test --release -p healthgap-decompose flexible_timing_three -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing at 200k patients; run in release by hand"]
+fn flexible_timing_three_targets() {
+    let env = |k: &str| std::env::var(k).ok();
+    let n: usize = env("FLEX_N")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let trees: usize = env("FLEX_TREES")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let kind = match env("FLEX_KIND").as_deref() {
+        Some("super_learner") => LearnerKind::SuperLearner,
+        _ => LearnerKind::Forest,
+    };
+    let hospitals = 300;
+    let mut w = world(n, hospitals, 1, true);
+    let mut u = xorshift(77);
+    for name in ["t2", "t3"] {
+        let values =
+            w.g.iter()
+                .map(|&g| 0.5 * f64::from(g) + normal(&mut u))
+                .collect();
+        w.cov.columns.push(Column {
+            name: name.into(),
+            factor: "target".into(),
+            values,
+        });
+    }
+    let s = sample(&w, hospitals, true);
+    let spec = InferenceSpec::delta(0.95);
+    let mut inp = input(&w, &s, Some(learning(kind, trees)));
+    for (k, name) in ["t2", "t3"].iter().enumerate() {
+        inp.targets.push(Target {
+            name: (*name).into(),
+            columns: vec![3 + k],
+            absorbed: false,
+        });
+    }
+    let start = std::time::Instant::now();
+    let out = disparity_reduction(&inp, &spec, &|| {}).expect("run");
+    let overlap = out.learners.as_ref().map(|d| {
+        d.overlap
+            .iter()
+            .map(|o| (o.clipped, o.effective_sample_size.round()))
+            .collect::<Vec<_>>()
+    });
+    eprintln!(
+        "{kind:?}, {n} patients, {trees} trees: {:.1} s, reduction {:.4} (se {:.4}); overlap (clipped, ESS) {overlap:?}; load {}",
+        start.elapsed().as_secs_f64(),
+        row(&out, "disparity_reduction").estimate,
+        row(&out, "disparity_reduction").se.unwrap_or(f64::NAN),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+}
