@@ -454,7 +454,7 @@ fn subset_name(input: &ReductionInput<'_>, subset: usize) -> String {
 /// The odds of the clipped probabilities of the observed rows, and their
 /// overlap diagnostics: quantiles, clipped count, Kish's effective sample size
 /// (Σ w r)²/Σ (w r)².
-fn ratios(name: &str, p: &[f64], w: &[f64]) -> (Vec<f64>, Overlap) {
+pub(super) fn ratios(name: &str, p: &[f64], w: &[f64]) -> (Vec<f64>, Overlap) {
     let mut clipped = 0;
     let ratio: Vec<f64> = p
         .iter()
@@ -535,7 +535,7 @@ fn balance(name: &str, x: &Matrix, nc: usize, w: &[f64], ratio: &[f64]) -> Vec<B
 
 /// A warning when the density-ratio weights' effective sample size is below
 /// 20% of the comparison patients, or when probabilities were clipped.
-fn overlap_warning(o: &Overlap) -> Vec<String> {
+pub(super) fn overlap_warning(o: &Overlap) -> Vec<String> {
     let mut out = Vec::new();
     if o.effective_sample_size < 0.2 * o.n as f64 {
         out.push(format!(

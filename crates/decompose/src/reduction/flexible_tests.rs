@@ -448,3 +448,34 @@ fn flexible_timing_three_targets() {
             .trim()
     );
 }
+
+/// Clipped classifier probabilities are counted and named in a warning,
+/// never silently: two of ten probabilities lie outside [CLIP, 1 − CLIP];
+/// their odds are those of the clip, the count is 2, and the warning gives
+/// the count and the bounds (with a collapsed effective sample size named
+/// too). Without clipping, no clipping warning.
+#[test]
+fn clipped_density_ratio_probabilities_are_counted_and_warned() {
+    use super::flexible::{CLIP, overlap_warning, ratios};
+    let p = [0.0, 0.5, 1.0, 0.25, 0.75, 0.5, 0.5, 0.5, 0.5, 0.5];
+    let w = [1.0; 10];
+    let (ratio, overlap) = ratios("target", &p, &w);
+    assert_eq!(overlap.clipped, 2);
+    assert!((ratio[0] - CLIP / (1.0 - CLIP)).abs() < 1e-18);
+    assert!((ratio[2] - (1.0 - CLIP) / CLIP).abs() < 1e-3);
+    let warnings = overlap_warning(&overlap);
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains("2 probabilities clipped to [1e-6, 1 − 1e-6]")),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().any(|m| m.contains("effective sample size")));
+    let (_, fine) = ratios("target", &[0.3, 0.5, 0.6], &[1.0; 3]);
+    assert_eq!(fine.clipped, 0);
+    assert!(
+        overlap_warning(&fine)
+            .iter()
+            .all(|m| !m.contains("clipped"))
+    );
+}
