@@ -173,6 +173,19 @@ fn real_results_validate_against_the_shipped_schema() {
             .unwrap()
             > 0.0
     );
+    assert_eq!(sl["learners"]["ratio_min_leaf_sqrt"], 1.0);
+    // The report shows the diagnostics (not only results.json): the
+    // nuisances' cross-validated losses with the super learner's weights, and
+    // the density ratios' overlap, in the HTML page and the Markdown report.
+    let html = std::fs::read_to_string(dir.join("out/index.html")).unwrap();
+    let md = std::fs::read_to_string(dir.join("out/report.md")).unwrap();
+    for page in [&html, &md] {
+        assert!(page.contains("cross-validated loss"), "nuisance table");
+        assert!(page.contains("super learner: member CV loss (weight)"));
+        assert!(page.contains("density_ratio:socioeconomic"));
+        assert!(page.contains("effective sample size"), "overlap table");
+        assert!(page.contains("(weight "), "member weights");
+    }
     // The validator rejects what it should.
     let mut bad = results.clone();
     bad["analyses"][0]["estimates"][0]["se"] = Value::String("0.1".into());

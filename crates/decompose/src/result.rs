@@ -399,6 +399,10 @@ pub struct LearnerDiagnostics {
     pub fold_by: String,
     /// Density-ratio classifier probabilities are clipped to [clip, 1 − clip].
     pub clip: f64,
+    /// A forest density-ratio classifier's leaves hold at least
+    /// ⌈c·√(draws per tree)⌉ draws, this c (`forest.min_leaf_sqrt`, default 1
+    /// for the classifiers; 0 means `min_leaf` alone).
+    pub ratio_min_leaf_sqrt: f64,
     /// Each nuisance model's cross-fitted fit.
     pub nuisances: Vec<NuisanceFit>,
     /// The density ratios' overlap, per subset of targets.
@@ -414,7 +418,10 @@ pub struct NuisanceFit {
     pub learner: String,
     /// `log_loss` or `mse`.
     pub loss: String,
-    /// The loss of the out-of-fold predictions over every row (cross-validated).
+    /// The loss of the out-of-fold predictions over every row (cross-validated);
+    /// for a density ratio, over the observed rows and each patient's first
+    /// intervened copy weighted as its D copies (an unbiased estimate of the
+    /// loss over every copy).
     pub cv_loss: f64,
     /// Folds whose fit fell back to a constant (with a warning).
     pub fallback_folds: usize,

@@ -1,7 +1,7 @@
 //! Timing of the learners on a synthetic 200k × 30 design with a binary
 //! outcome (a threshold, an interaction and main effects), on all cores.
 //!
-//!     cargo run --release -p healthgap-learn --example bench_learners -- [rows] [trees] [which] [min_leaf]
+//!     cargo run --release -p healthgap-learn --example bench_learners -- [rows] [trees] [which] [min_leaf] [max_draws]
 //!
 //! `which` is a comma list of glm, elastic_net, forest, super_learner
 //! (default glm,elastic_net,forest). Prints one line per learner: fit and
@@ -51,6 +51,7 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "glm,elastic_net,forest".into());
     let (x, y, clusters) = design(n, 30, 1);
+    let (x_new, y_new, _) = design(n.min(50_000), 30, 2);
     let task = Task::new(&x, &y, Family::Binary)
         .and_then(|t| t.with_clusters(&clusters))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -58,6 +59,9 @@ fn main() {
     config.forest.trees = trees;
     if let Some(m) = args.get(4).and_then(|a| a.parse().ok()) {
         config.forest.min_leaf = m;
+    }
+    if let Some(m) = args.get(5).and_then(|a| a.parse().ok()) {
+        config.forest.max_draws = m;
     }
     println!(
         "rows {n}, columns 30, trees {trees}, threads {}, load before: {}",
@@ -81,9 +85,11 @@ fn main() {
         let t1 = Instant::now();
         let p = fit.predict(&x).unwrap_or_else(|e| panic!("{e}"));
         let t_pred = t1.elapsed().as_secs_f64();
+        let held_out = fit.predict(&x_new).unwrap_or_else(|e| panic!("{e}"));
         println!(
-            "{name:>14}: fit {t_fit:7.2} s  predict {t_pred:6.2} s  in-sample log loss {:.4}  load {}",
+            "{name:>14}: fit {t_fit:7.2} s  predict {t_pred:6.2} s  in-sample log loss {:.15}  held-out {:.4}  load {}",
             loss(Family::Binary, &y, &p, None),
+            loss(Family::Binary, &y_new, &held_out, None),
             std::fs::read_to_string("/proc/loadavg")
                 .unwrap_or_default()
                 .trim()

@@ -78,6 +78,8 @@ pub enum Detail {
         trees: usize,
         /// Features tried per split.
         mtry: usize,
+        /// Least draws in a leaf (after `min_leaf_sqrt`).
+        min_leaf: usize,
         /// Mean leaves per tree.
         mean_leaves: f64,
         /// Out-of-bag loss (log loss or MSE) over rows out of bag at least once.

@@ -193,6 +193,9 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
             if let Some(b) = &v.balance {
                 table(&mut out, b);
             }
+            for t in &v.learners {
+                table(&mut out, t);
+            }
             for f in &v.figures {
                 figure_link(&mut out, f);
             }

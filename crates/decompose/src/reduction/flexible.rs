@@ -30,7 +30,8 @@
 //! (g-computation). [`super::influence`] gives their influence functions.
 
 use healthgap_learn::{
-    Detail, Family, FitReport, Folds, Learner, Matrix, Task, fit_or_fallback, loss, seed,
+    Detail, Family, FitReport, Folds, Learner, LearnerConfig, Matrix, Task, fit_or_fallback, loss,
+    seed,
 };
 use healthgap_models::bootstrap::stream_key;
 use rand::{RngExt, SeedableRng};
@@ -45,6 +46,10 @@ use crate::result::{Balance, LearnerDiagnostics, MemberFit, NuisanceFit, Overlap
 /// Density-ratio classifier probabilities are clipped to [CLIP, 1 − CLIP]
 /// before the odds are taken (a forest's leaf can give exactly 0 or 1).
 pub const CLIP: f64 = 1e-6;
+
+/// The density-ratio forests' least leaf size per √(draws per tree), unless
+/// the study sets `forest.min_leaf_sqrt` (see [`ratio_config`]).
+pub const RATIO_MIN_LEAF_SQRT: f64 = 1.0;
 
 /// The seed index of fold v's fit is FIT_FOLD + v (as in healthgap-learn's
 /// `cross_fit`).
@@ -106,10 +111,9 @@ impl<'a> Flexible<'a> {
                 t.name
             )));
         }
-        let learner = learning
-            .config
-            .build()
-            .map_err(|e| DecomposeError::Design(format!("learner settings: {e}")))?;
+        let settings = |e| DecomposeError::Design(format!("learner settings: {e}"));
+        let learner = learning.config.build().map_err(settings)?;
+        let ratio_learner = ratio_config(&learning.config).build().map_err(settings)?;
         let layout = Layout::new(input, warnings)?;
         let pick = |v: Option<&[f64]>| -> Vec<f64> {
             layout
@@ -159,6 +163,10 @@ impl<'a> Flexible<'a> {
                     (None, None) => "row".into(),
                 },
                 clip: CLIP,
+                ratio_min_leaf_sqrt: ratio_config(&learning.config)
+                    .forest
+                    .min_leaf_sqrt
+                    .unwrap_or(0.0),
                 nuisances: Vec::new(),
                 overlap: Vec::new(),
             },
@@ -166,7 +174,7 @@ impl<'a> Flexible<'a> {
         };
         flex.fit_outcome(learner.as_ref(), &folds, inference, warnings)?;
         if input.estimator != Estimator::GComputation {
-            flex.fit_ratios(learner.as_ref(), &folds, inference, warnings)?;
+            flex.fit_ratios(ratio_learner.as_ref(), &folds, inference, warnings)?;
         }
         Ok(flex)
     }
@@ -366,15 +374,23 @@ impl<'a> Flexible<'a> {
                 &class_folds,
                 stream_key(inference.seed, &key),
                 &format!("density-ratio model for {name}"),
-                |v| Ok(vec![x.select_rows(&class_folds.test_rows(v))]),
+                |v| Ok(vec![x.select_rows(&scored_rows(&class_folds, v, nc, d))]),
             )?;
-            let mut p = vec![0.0; labels.len()];
+            // Held-out predictions of the observed rows and of each patient's
+            // first intervened copy (the other copies are not predicted).
+            let (mut p, mut y, mut pw) = (vec![0.0; nc], vec![0.0; nc], weights[..nc].to_vec());
             for (v, preds) in run.predictions.iter().enumerate() {
-                for (k, &r) in class_folds.test_rows(v).iter().enumerate() {
-                    p[r] = preds[k];
+                for (k, r) in scored_rows(&class_folds, v, nc, d).into_iter().enumerate() {
+                    if r < nc {
+                        p[r] = preds[k];
+                    } else {
+                        p.push(preds[k]);
+                        y.push(1.0);
+                        pw.push(weights[r] * d as f64);
+                    }
                 }
             }
-            let cv = loss::loss(Family::Binary, &labels, &p, Some(&weights));
+            let cv = loss::loss(Family::Binary, &y, &p, Some(&pw));
             let context = format!("density_ratio:{name}");
             self.diagnostics.nuisances.push(nuisance_fit(
                 &context,
@@ -398,6 +414,31 @@ impl<'a> Flexible<'a> {
     }
 }
 
+/// The density-ratio classifiers' settings: the study's, with a forest's
+/// leaves growing with the sample (`min_leaf_sqrt` = [`RATIO_MIN_LEAF_SQRT`]
+/// unless the `[forest]` table sets it). A classifier whose leaves can be
+/// pure gives probabilities of exactly 0 or 1, whose odds are clipped; at
+/// 50,000 patients leaves of 40 draws did so for a few rows, which then held
+/// nearly all the weight (effective sample size 6).
+fn ratio_config(config: &LearnerConfig) -> LearnerConfig {
+    let mut c = config.clone();
+    c.forest.min_leaf_sqrt.get_or_insert(RATIO_MIN_LEAF_SQRT);
+    c
+}
+
+/// The held-out classifier rows of fold v that are predicted: the observed
+/// comparison rows (0..nc), whose probabilities give the ratios, and each
+/// patient's first intervened copy (nc + ci·D), which with weight w (its D
+/// copies' total) gives an unbiased estimate of the classifier's
+/// cross-validated loss over all the copies at 1/D of the predictions.
+fn scored_rows(folds: &Folds, v: usize, nc: usize, d: usize) -> Vec<usize> {
+    folds
+        .test_rows(v)
+        .into_iter()
+        .filter(|&r| r < nc || (r - nc).is_multiple_of(d))
+        .collect()
+}
+
 /// The targets of a subset, joined by "+".
 fn subset_name(input: &ReductionInput<'_>, subset: usize) -> String {
     input
@@ -413,7 +454,7 @@ fn subset_name(input: &ReductionInput<'_>, subset: usize) -> String {
 /// The odds of the clipped probabilities of the observed rows, and their
 /// overlap diagnostics: quantiles, clipped count, Kish's effective sample size
 /// (Σ w r)²/Σ (w r)².
-fn ratios(name: &str, p: &[f64], w: &[f64]) -> (Vec<f64>, Overlap) {
+pub(super) fn ratios(name: &str, p: &[f64], w: &[f64]) -> (Vec<f64>, Overlap) {
     let mut clipped = 0;
     let ratio: Vec<f64> = p
         .iter()
@@ -494,7 +535,7 @@ fn balance(name: &str, x: &Matrix, nc: usize, w: &[f64], ratio: &[f64]) -> Vec<B
 
 /// A warning when the density-ratio weights' effective sample size is below
 /// 20% of the comparison patients, or when probabilities were clipped.
-fn overlap_warning(o: &Overlap) -> Vec<String> {
+pub(super) fn overlap_warning(o: &Overlap) -> Vec<String> {
     let mut out = Vec::new();
     if o.effective_sample_size < 0.2 * o.n as f64 {
         out.push(format!(

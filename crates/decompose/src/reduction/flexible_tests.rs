@@ -385,3 +385,97 @@ fn flexible_timing() {
         );
     }
 }
+
+/// Timing at the benchmark shape: three targets (t and two more
+/// columns that depend on the group, so 7 density-ratio classifiers), 5
+/// draws, 5 folds, influence-function SEs, a binary outcome, 300 hospitals.
+/// `FLEX_N` patients (default 200,000), `FLEX_KIND` = forest | super_learner
+/// (default forest), `FLEX_TREES` (default 200); run in release by hand:
+/// `cargo test --release -p healthgap-decompose flexible_timing_three -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing at 200k patients; run in release by hand"]
+fn flexible_timing_three_targets() {
+    let env = |k: &str| std::env::var(k).ok();
+    let n: usize = env("FLEX_N")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let trees: usize = env("FLEX_TREES")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let kind = match env("FLEX_KIND").as_deref() {
+        Some("super_learner") => LearnerKind::SuperLearner,
+        _ => LearnerKind::Forest,
+    };
+    let hospitals = 300;
+    let mut w = world(n, hospitals, 1, true);
+    let mut u = xorshift(77);
+    for name in ["t2", "t3"] {
+        let values =
+            w.g.iter()
+                .map(|&g| 0.5 * f64::from(g) + normal(&mut u))
+                .collect();
+        w.cov.columns.push(Column {
+            name: name.into(),
+            factor: "target".into(),
+            values,
+        });
+    }
+    let s = sample(&w, hospitals, true);
+    let spec = InferenceSpec::delta(0.95);
+    let mut inp = input(&w, &s, Some(learning(kind, trees)));
+    for (k, name) in ["t2", "t3"].iter().enumerate() {
+        inp.targets.push(Target {
+            name: (*name).into(),
+            columns: vec![3 + k],
+            absorbed: false,
+        });
+    }
+    let start = std::time::Instant::now();
+    let out = disparity_reduction(&inp, &spec, &|| {}).expect("run");
+    let overlap = out.learners.as_ref().map(|d| {
+        d.overlap
+            .iter()
+            .map(|o| (o.clipped, o.effective_sample_size.round()))
+            .collect::<Vec<_>>()
+    });
+    eprintln!(
+        "{kind:?}, {n} patients, {trees} trees: {:.1} s, reduction {:.4} (se {:.4}); overlap (clipped, ESS) {overlap:?}; load {}",
+        start.elapsed().as_secs_f64(),
+        row(&out, "disparity_reduction").estimate,
+        row(&out, "disparity_reduction").se.unwrap_or(f64::NAN),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+}
+
+/// Clipped classifier probabilities are counted and named in a warning,
+/// never silently: two of ten probabilities lie outside [CLIP, 1 − CLIP];
+/// their odds are those of the clip, the count is 2, and the warning gives
+/// the count and the bounds (with a collapsed effective sample size named
+/// too). Without clipping, no clipping warning.
+#[test]
+fn clipped_density_ratio_probabilities_are_counted_and_warned() {
+    use super::flexible::{CLIP, overlap_warning, ratios};
+    let p = [0.0, 0.5, 1.0, 0.25, 0.75, 0.5, 0.5, 0.5, 0.5, 0.5];
+    let w = [1.0; 10];
+    let (ratio, overlap) = ratios("target", &p, &w);
+    assert_eq!(overlap.clipped, 2);
+    assert!((ratio[0] - CLIP / (1.0 - CLIP)).abs() < 1e-18);
+    assert!((ratio[2] - (1.0 - CLIP) / CLIP).abs() < 1e-3);
+    let warnings = overlap_warning(&overlap);
+    assert!(
+        warnings
+            .iter()
+            .any(|m| m.contains("2 probabilities clipped to [1e-6, 1 − 1e-6]")),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().any(|m| m.contains("effective sample size")));
+    let (_, fine) = ratios("target", &[0.3, 0.5, 0.6], &[1.0; 3]);
+    assert_eq!(fine.clipped, 0);
+    assert!(
+        overlap_warning(&fine)
+            .iter()
+            .all(|m| !m.contains("clipped"))
+    );
+}

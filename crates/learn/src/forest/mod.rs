@@ -25,8 +25,8 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use bins::Binned;
-use tree::{Grower, Row, Tree};
+use bins::{Binned, code_rows};
+use tree::{Grower, MAX_FEATURES, Row, Tree};
 
 use crate::data::{Family, Matrix, Task};
 use crate::error::LearnError;
@@ -48,12 +48,21 @@ pub struct ForestSpec {
     pub mtry: Option<usize>,
     /// Least bootstrap draws in a leaf.
     pub min_leaf: usize,
+    /// When set to c > 0, a leaf holds at least ⌈c·√s⌉ draws, s the draws
+    /// per tree (and at least `min_leaf`): leaves that grow with the sample,
+    /// so that a probability forest's leaves are rarely pure (a pure leaf's
+    /// probability is 0 or 1, whose odds are infinite). Unset: 0 (the
+    /// disparity reduction's density-ratio classifiers take 1).
+    pub min_leaf_sqrt: Option<f64>,
     /// Greatest depth.
     pub max_depth: usize,
     /// Bins per feature for split search (2..=256).
     pub max_bins: usize,
     /// Rows drawn per tree as a fraction of N.
     pub sample_fraction: f64,
+    /// At most this many draws per tree (a subsampled forest on large data:
+    /// the cost of a tree follows its draws, not N).
+    pub max_draws: usize,
     /// Draw with replacement (the bootstrap) or without (subsampling).
     pub replace: bool,
     /// Compute the out-of-bag loss (one more pass over the trees).
@@ -66,9 +75,11 @@ impl Default for ForestSpec {
             trees: 200,
             mtry: None,
             min_leaf: 5,
+            min_leaf_sqrt: None,
             max_depth: 40,
             max_bins: 255,
             sample_fraction: 1.0,
+            max_draws: 50_000,
             replace: true,
             oob: false,
         }
@@ -87,6 +98,18 @@ impl ForestSpec {
         }
         if self.min_leaf == 0 {
             return bad("forest.min_leaf", "0".into(), "at least 1");
+        }
+        if let Some(c) = self.min_leaf_sqrt
+            && !(c.is_finite() && c >= 0.0)
+        {
+            return bad(
+                "forest.min_leaf_sqrt",
+                c.to_string(),
+                "finite and at least 0",
+            );
+        }
+        if self.max_draws == 0 {
+            return bad("forest.max_draws", "0".into(), "at least 1");
         }
         if self.max_depth == 0 {
             return bad("forest.max_depth", "0".into(), "at least 1");
@@ -114,30 +137,58 @@ impl ForestSpec {
         self.mtry.unwrap_or(default).clamp(1, p.max(1))
     }
 
-    /// Tree b's in-bag rows (rows with positive weight drawn at least once).
+    /// Draws per tree for n rows: ⌊fraction·n⌉, at most `max_draws` (and
+    /// at most n without replacement), at least 1.
+    fn draws_for(&self, n: usize) -> usize {
+        let draws = ((self.sample_fraction * n as f64).round() as usize).min(self.max_draws);
+        if self.replace { draws } else { draws.min(n) }.max(1)
+    }
+
+    /// The least draws in a leaf for s draws per tree:
+    /// max(min_leaf, ⌈c·√s⌉) with c = `min_leaf_sqrt` (0 when unset).
+    pub fn min_leaf_for(&self, draws: usize) -> usize {
+        let c = self.min_leaf_sqrt.unwrap_or(0.0);
+        let grown = (c * (draws as f64).sqrt()).ceil();
+        // Finite and ≥ 0 (validated); saturates for absurd c.
+        self.min_leaf.max(grown.min(u32::MAX as f64) as usize)
+    }
+
+    /// Tree b's in-bag rows (rows with positive weight drawn at least once),
+    /// in index order with their draw counts. With replacement the s draws
+    /// are sorted and counted (O(s log s), not O(N): a capped tree on a large
+    /// task does not pay for the rows it did not draw).
     fn bag(&self, task: &Task<'_>, b: u64, seed: u64) -> (Vec<Row>, ChaCha8Rng) {
         let n = task.nrows();
         let mut rng = seed::rng(seed, b);
-        let draws = ((self.sample_fraction * n as f64).round() as usize).max(1);
-        let mut count = vec![0u32; n];
+        let draws = self.draws_for(n);
+        // (row, times drawn), increasing in row.
+        let mut counted: Vec<(usize, u32)> = Vec::new();
         if self.replace {
-            for _ in 0..draws {
-                count[rng.random_range(0..n)] += 1;
+            let mut picks: Vec<usize> = (0..draws).map(|_| rng.random_range(0..n)).collect();
+            picks.sort_unstable();
+            for i in picks {
+                match counted.last_mut() {
+                    Some((last, c)) if *last == i => *c += 1,
+                    _ => counted.push((i, 1)),
+                }
             }
         } else {
             let mut idx: Vec<usize> = (0..n).collect();
-            for t in 0..draws.min(n) {
+            for t in 0..draws {
                 let pick = rng.random_range(t..n);
                 idx.swap(t, pick);
-                count[idx[t]] = 1;
             }
+            let mut picked = idx[..draws].to_vec();
+            picked.sort_unstable();
+            counted = picked.into_iter().map(|i| (i, 1)).collect();
         }
-        let rows = (0..n)
-            .filter(|&i| count[i] > 0 && task.weight(i) > 0.0)
-            .map(|i| Row {
+        let rows = counted
+            .into_iter()
+            .filter(|&(i, _)| task.weight(i) > 0.0)
+            .map(|(i, c)| Row {
                 idx: i as u32,
-                draws: count[i],
-                w: task.weight(i) * f64::from(count[i]),
+                draws: c,
+                w: task.weight(i) * f64::from(c),
                 y: task.y()[i],
             })
             .collect();
@@ -149,6 +200,9 @@ impl ForestSpec {
 #[derive(Debug, Clone)]
 pub struct ForestFit {
     trees: Vec<Tree>,
+    /// The training cut points of every column; new rows are binned with
+    /// them and the trees split on the codes.
+    cuts: Vec<Vec<f64>>,
     family: Family,
     ncols: usize,
     oob: Option<Vec<f64>>,
@@ -162,9 +216,10 @@ impl ForestFit {
     }
 
     /// Averages the trees over the rows of `x`, with the trees selected by
-    /// `use_tree(tree, row)`. Rows are copied in blocks to row-major order
-    /// and each tree visits the whole block before the next tree (its top
-    /// nodes stay in cache); each row still sums its trees in index order.
+    /// `use_tree(tree, row)`. Rows are binned in blocks (one byte a value,
+    /// row-major) and each tree descends the whole block before the next tree
+    /// (its top nodes stay in cache); each row still sums its trees in index
+    /// order.
     fn average(&self, x: &Matrix, use_tree: impl Fn(usize, usize) -> bool + Sync) -> Vec<f64> {
         let (n, p) = (x.nrows(), x.ncols());
         let mut out = vec![0.0; n];
@@ -173,17 +228,14 @@ impl ForestFit {
             .for_each(|(block, chunk)| {
                 let first = block * PREDICT_BLOCK;
                 let m = chunk.len();
-                let mut rows = vec![0.0; m * p];
-                for j in 0..p {
-                    for (k, v) in x.column(j)[first..first + m].iter().enumerate() {
-                        rows[k * p + j] = *v;
-                    }
-                }
+                let rows = code_rows(x, &self.cuts, first, m);
                 let mut used = vec![0usize; m];
+                let mut leaf = vec![0.0; m];
                 for (t, tree) in self.trees.iter().enumerate() {
+                    tree.predict_block(&rows, p, &mut leaf);
                     for k in 0..m {
                         if use_tree(t, first + k) {
-                            chunk[k] += tree.predict_row(&rows[k * p..(k + 1) * p]);
+                            chunk[k] += leaf[k];
                             used[k] += 1;
                         }
                     }
@@ -236,12 +288,22 @@ impl ForestSpec {
                 what: format!("{n} rows; the forest takes at most {} rows", u32::MAX),
             });
         }
+        if task.x().ncols() >= MAX_FEATURES {
+            return Err(LearnError::Dimension {
+                what: format!(
+                    "{} columns; the forest takes at most {} columns",
+                    task.x().ncols(),
+                    MAX_FEATURES - 1
+                ),
+            });
+        }
         let binned = Binned::new(task.x(), self.max_bins);
         let mtry = self.mtry_for(task.family(), task.x().ncols());
+        let min_leaf = self.min_leaf_for(self.draws_for(n));
         let grower = Grower {
             binned: &binned,
             mtry,
-            min_leaf: u32::try_from(self.min_leaf).unwrap_or(u32::MAX),
+            min_leaf: u32::try_from(min_leaf).unwrap_or(u32::MAX),
             max_depth: self.max_depth,
         };
         let grown: Vec<(Tree, Vec<u64>)> = (0..self.trees as u64)
@@ -261,6 +323,7 @@ impl ForestSpec {
         let mean_leaves = trees.iter().map(Tree::leaves).sum::<usize>() as f64 / trees.len() as f64;
         let mut fit = ForestFit {
             trees,
+            cuts: binned.cuts,
             family: task.family(),
             ncols: task.x().ncols(),
             oob: None,
@@ -270,6 +333,7 @@ impl ForestSpec {
                 detail: Detail::Forest {
                     trees: self.trees,
                     mtry,
+                    min_leaf,
                     mean_leaves,
                     oob_loss: None,
                 },

@@ -15,52 +15,79 @@ use rand_chacha::ChaCha8Rng;
 
 use super::bins::Binned;
 
-/// A node: a split on `feature` at `threshold` with children at `left` and
-/// `left + 1`, or, when `feature == LEAF`, a leaf whose mean is
-/// `values[left]` (16 bytes a node, so more of a tree stays in cache).
+/// A node: a split sending a row to `left` when its code of `feature` is at
+/// most `bin` (x ≤ cuts[feature][bin]) and to `left + 1` otherwise; a leaf
+/// is the node {left: itself, feature: 0, bin: 255}, which every row stays
+/// at, so a descent is the same branch-free step at every node. Eight bytes
+/// a node, so more of a tree stays in cache while predicting.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Node {
-    threshold: f64,
-    feature: u32,
     left: u32,
+    feature: u16,
+    bin: u8,
 }
 
-const LEAF: u32 = u32::MAX;
+/// More columns than the nodes can name.
+pub(crate) const MAX_FEATURES: usize = u16::MAX as usize;
 
 const PLACEHOLDER: Node = Node {
-    threshold: 0.0,
-    feature: LEAF,
     left: 0,
+    feature: 0,
+    bin: u8::MAX,
 };
+
+/// Rows descended together: their chains of node loads are independent, so
+/// the processor overlaps them (a lone descent waits on each load in turn).
+const LANES: usize = 32;
 
 /// A fitted tree.
 #[derive(Debug, Clone)]
 pub(crate) struct Tree {
     nodes: Vec<Node>,
+    /// The mean of each leaf, at the leaf's node (0 at inner nodes).
     values: Vec<f64>,
+    leaves: usize,
 }
 
 impl Tree {
-    /// The leaf mean for the row `x` (one value per column; x ≤ threshold
-    /// goes left).
-    pub fn predict_row(&self, x: &[f64]) -> f64 {
-        let mut k = 0usize;
-        loop {
-            let node = self.nodes[k];
-            if node.feature == LEAF {
-                return self.values[node.left as usize];
+    /// The next node of a row with codes `codes` at node k.
+    #[inline]
+    fn step(&self, k: u32, codes: &[u8]) -> u32 {
+        let node = self.nodes[k as usize];
+        node.left + u32::from(codes[usize::from(node.feature)] > node.bin)
+    }
+
+    /// The leaf means of m rows given by their bin codes (row i's p codes
+    /// at `codes[i·p..]`, from the training cut points), written to `out`:
+    /// LANES rows at a time descend in lockstep until none moves.
+    pub fn predict_block(&self, codes: &[u8], p: usize, out: &mut [f64]) {
+        let mut at = [0u32; LANES];
+        for (g, out) in out.chunks_mut(LANES).enumerate() {
+            let rows = &codes[g * LANES * p..];
+            let lanes = &mut at[..out.len()];
+            lanes.fill(0);
+            if self.nodes.len() > 1 {
+                loop {
+                    let mut moved = false;
+                    for (i, k) in lanes.iter_mut().enumerate() {
+                        let next = self.step(*k, &rows[i * p..(i + 1) * p]);
+                        moved |= next != *k;
+                        *k = next;
+                    }
+                    if !moved {
+                        break;
+                    }
+                }
             }
-            k = if x[node.feature as usize] <= node.threshold {
-                node.left as usize
-            } else {
-                node.left as usize + 1
-            };
+            for (o, k) in out.iter_mut().zip(lanes.iter()) {
+                *o = self.values[*k as usize];
+            }
         }
     }
 
     /// Number of leaves.
     pub fn leaves(&self) -> usize {
-        self.values.len()
+        self.leaves
     }
 }
 
@@ -135,146 +162,220 @@ impl Grower<'_> {
     /// Grows a tree on `rows` (in-bag rows with positive weight).
     pub fn grow(&self, rows: &mut [Row], rng: ChaCha8Rng) -> Tree {
         let mut nodes = vec![PLACEHOLDER];
-        let mut values = Vec::new();
+        let mut values = vec![0.0];
+        let mut leaves = 0;
         let mut scratch = Scratch {
             rng,
             order: (0..self.binned.cuts.len()).collect(),
-            hist: vec![Sums::default(); 256],
-            touched: Vec::with_capacity(256),
+            batch: Vec::with_capacity(self.mtry),
+            hist: vec![Sums::default(); 256 * self.mtry],
+            touched: vec![Vec::with_capacity(256); self.mtry],
         };
         // (node, start, end, depth, sums): a node's sums come from its
         // parent's split search, so a node costs its split search alone.
         let mut root = Sums::default();
         rows.iter().for_each(|r| root.add(r));
+        // The in-bag rows' codes, row k at k·p, moved with the rows when a
+        // node is partitioned: a node's rows and codes stay contiguous, so
+        // the split search streams through memory instead of gathering.
+        let p = self.binned.p;
+        let mut codes = Vec::with_capacity(rows.len() * p);
+        for r in rows.iter() {
+            codes.extend_from_slice(
+                &self.binned.codes[r.idx as usize * p..(r.idx as usize + 1) * p],
+            );
+        }
         let mut stack = vec![(0usize, 0usize, rows.len(), 0usize, root)];
         while let Some((k, start, end, depth, total)) = stack.pop() {
             let part = &mut rows[start..end];
+            let part_codes = &mut codes[start * p..end * p];
             let split = if depth >= self.max_depth
                 || total.draws < self.min_leaf.saturating_mul(2)
                 || total.pure()
             {
                 None
             } else {
-                self.best_split(part, &total, &mut scratch)
+                self.best_split(part, part_codes, &total, &mut scratch)
             };
             let Some(split) = split else {
                 // A leaf: its mean from its rows directly (not from
                 // differences of sums, which round).
                 let mut exact = Sums::default();
                 part.iter().for_each(|r| exact.add(r));
-                nodes[k].left = values.len() as u32;
-                values.push(if exact.w > 0.0 {
+                nodes[k].left = k as u32;
+                values[k] = if exact.w > 0.0 {
                     exact.s / exact.w
                 } else {
                     0.0
-                });
+                };
+                leaves += 1;
                 continue;
             };
-            let codes = self.binned.column(split.feature);
-            let mid = partition(part, |r| codes[r.idx as usize] <= split.bin);
+            let mid = partition(part, part_codes, p, |c| c[split.feature] <= split.bin);
             let left = nodes.len();
-            nodes[k].feature = split.feature as u32;
-            nodes[k].threshold = self.binned.cuts[split.feature][split.bin as usize];
+            // `fit_forest` refuses more than u16::MAX − 1 columns.
+            nodes[k].feature = split.feature as u16;
+            nodes[k].bin = split.bin;
             nodes[k].left = left as u32;
-            nodes.push(PLACEHOLDER);
-            nodes.push(PLACEHOLDER);
+            nodes.extend([PLACEHOLDER; 2]);
+            values.extend([0.0; 2]);
             let right = total.minus(&split.left);
             stack.push((left + 1, start + mid, end, depth + 1, right));
             stack.push((left, start, start + mid, depth + 1, split.left));
         }
-        Tree { nodes, values }
+        Tree {
+            nodes,
+            values,
+            leaves,
+        }
     }
 
     /// The best split over up to `mtry` features that vary in the node,
-    /// drawn in random order; None when no split decreases the error. Only
-    /// the bins the node's rows occupy are visited (`touched`, in bin
-    /// order), so a small node costs its rows, not the number of bins;
-    /// `hist` is all zero on entry and on return.
-    fn best_split(&self, rows: &[Row], total: &Sums, scratch: &mut Scratch) -> Option<Split> {
+    /// drawn in random order; None when no split decreases the error.
+    ///
+    /// Features are drawn one at a time; one that is constant in the node
+    /// does not count and another is drawn. The histograms of a batch of
+    /// draws (as many as are still missing) are filled in one pass over the
+    /// node's rows, each row's codes read from one place (row-major codes),
+    /// and evaluated in draw order; the draws, and so the tree, are the same
+    /// as evaluating one feature at a time.
+    fn best_split(
+        &self,
+        rows: &[Row],
+        codes: &[u8],
+        total: &Sums,
+        scratch: &mut Scratch,
+    ) -> Option<Split> {
         let parent = total.s * total.s / total.w;
         // A split must reduce the error by more than rounding.
-        let mut best: Option<Split> = None;
-        let mut best_gain = parent + 1e-12 * parent.abs().max(1e-300);
-        let mut tried = 0;
+        let mut best = Best {
+            split: None,
+            gain: parent + 1e-12 * parent.abs().max(1e-300),
+        };
+        let (mut tried, mut t) = (0, 0);
         let p = scratch.order.len();
-        for t in 0..p {
-            if tried == self.mtry {
-                break;
-            }
-            let pick = scratch.rng.random_range(t..p);
-            scratch.order.swap(t, pick);
-            let j = scratch.order[t];
-            if self.binned.bins(j) < 2 {
-                continue;
-            }
-            let codes = self.binned.column(j);
-            let (hist, touched) = (&mut scratch.hist, &mut scratch.touched);
-            touched.clear();
-            for r in rows {
-                let b = codes[r.idx as usize];
-                let h = &mut hist[b as usize];
-                if h.draws == 0 {
-                    touched.push(b);
-                }
-                h.add(r);
-            }
-            if touched.len() >= 2 {
-                tried += 1;
-                let nb = self.binned.bins(j);
-                if touched.len() * 8 >= nb {
-                    // Dense: reading the bins in order beats sorting.
-                    touched.clear();
-                    touched.extend((0..nb).filter(|&b| hist[b].draws > 0).map(|b| b as u8));
-                } else {
-                    touched.sort_unstable();
-                }
-                let mut left = Sums::default();
-                for &b in &touched[..touched.len() - 1] {
-                    left.add_sums(&hist[b as usize]);
-                    if left.draws < self.min_leaf {
-                        continue;
-                    }
-                    if total.draws - left.draws < self.min_leaf {
-                        break;
-                    }
-                    let (rw, rs) = (total.w - left.w, total.s - left.s);
-                    if left.w <= 0.0 || rw <= 0.0 {
-                        continue;
-                    }
-                    let gain = left.s * left.s / left.w + rs * rs / rw;
-                    if gain > best_gain {
-                        best_gain = gain;
-                        best = Some(Split {
-                            feature: j,
-                            bin: b,
-                            gain,
-                            left,
-                        });
-                    }
+        while tried < self.mtry && t < p {
+            scratch.batch.clear();
+            while scratch.batch.len() < self.mtry - tried && t < p {
+                let pick = scratch.rng.random_range(t..p);
+                scratch.order.swap(t, pick);
+                let j = scratch.order[t];
+                t += 1;
+                if self.binned.bins(j) >= 2 {
+                    scratch.batch.push(j);
                 }
             }
-            for &b in touched.iter() {
-                hist[b as usize] = Sums::default();
+            self.histograms(rows, codes, scratch);
+            for f in 0..scratch.batch.len() {
+                tried += usize::from(self.scan(f, total, scratch, &mut best));
             }
         }
-        best.filter(|s| s.gain > parent)
+        best.split.filter(|s| s.gain > parent)
     }
+
+    /// Fills the histograms of the features in `scratch.batch` (feature f's
+    /// bins at f·256) over `rows` (row k's codes at `codes[k·p..]`), listing
+    /// each feature's occupied bins.
+    fn histograms(&self, rows: &[Row], codes: &[u8], scratch: &mut Scratch) {
+        let p = self.binned.p;
+        let nf = scratch.batch.len();
+        for touched in &mut scratch.touched[..nf] {
+            touched.clear();
+        }
+        for (r, row) in rows.iter().zip(codes.chunks_exact(p)) {
+            let mut one = Sums::default();
+            one.add(r);
+            for (f, &j) in scratch.batch.iter().enumerate() {
+                let b = row[j];
+                let h = &mut scratch.hist[f * 256 + usize::from(b)];
+                if h.draws == 0 {
+                    scratch.touched[f].push(b);
+                }
+                h.add_sums(&one);
+            }
+        }
+    }
+
+    /// Scans batch feature f's histogram for the best cut (children with at
+    /// least `min_leaf` draws), updating `best`, and zeroes the histogram.
+    /// Returns whether the feature varies in the node (it then counts
+    /// towards `mtry`). Only the bins the node's rows occupy are visited, so
+    /// a small node costs its rows, not the number of bins.
+    fn scan(&self, f: usize, total: &Sums, scratch: &mut Scratch, best: &mut Best) -> bool {
+        let j = scratch.batch[f];
+        let hist = &mut scratch.hist[f * 256..(f + 1) * 256];
+        let touched = &mut scratch.touched[f];
+        let varies = touched.len() >= 2;
+        if varies {
+            let nb = self.binned.bins(j);
+            if touched.len() * 8 >= nb {
+                // Dense: reading the bins in order beats sorting.
+                touched.clear();
+                touched.extend((0..nb).filter(|&b| hist[b].draws > 0).map(|b| b as u8));
+            } else {
+                touched.sort_unstable();
+            }
+            let mut left = Sums::default();
+            for &b in &touched[..touched.len() - 1] {
+                left.add_sums(&hist[b as usize]);
+                if left.draws < self.min_leaf {
+                    continue;
+                }
+                if total.draws - left.draws < self.min_leaf {
+                    break;
+                }
+                let (rw, rs) = (total.w - left.w, total.s - left.s);
+                if left.w <= 0.0 || rw <= 0.0 {
+                    continue;
+                }
+                let gain = left.s * left.s / left.w + rs * rs / rw;
+                if gain > best.gain {
+                    best.gain = gain;
+                    best.split = Some(Split {
+                        feature: j,
+                        bin: b,
+                        gain,
+                        left,
+                    });
+                }
+            }
+        }
+        for &b in touched.iter() {
+            hist[b as usize] = Sums::default();
+        }
+        varies
+    }
+}
+
+/// The best split so far and the gain to beat.
+struct Best {
+    split: Option<Split>,
+    gain: f64,
 }
 
 /// Per-tree working memory of the split search.
 pub(crate) struct Scratch {
     rng: ChaCha8Rng,
     order: Vec<usize>,
+    /// The features whose histograms are being filled.
+    batch: Vec<usize>,
+    /// 256 bins per batch feature, all zero between uses.
     hist: Vec<Sums>,
-    touched: Vec<u8>,
+    /// Per batch feature, the bins its rows occupy.
+    touched: Vec<Vec<u8>>,
 }
 
-/// Moves the rows satisfying `left` to the front; returns how many.
-fn partition(rows: &mut [Row], left: impl Fn(&Row) -> bool) -> usize {
+/// Moves the rows whose codes (row k's p codes at `codes[k·p..]`) satisfy
+/// `left` to the front, their codes with them; returns how many.
+fn partition(rows: &mut [Row], codes: &mut [u8], p: usize, left: impl Fn(&[u8]) -> bool) -> usize {
     let mut mid = 0;
     for i in 0..rows.len() {
-        if left(&rows[i]) {
-            rows.swap(i, mid);
+        if left(&codes[i * p..(i + 1) * p]) {
+            if i != mid {
+                rows.swap(i, mid);
+                let (front, back) = codes.split_at_mut(i * p);
+                front[mid * p..(mid + 1) * p].swap_with_slice(&mut back[..p]);
+            }
             mid += 1;
         }
     }
@@ -308,8 +409,10 @@ mod tests {
         };
         let tree = g.grow(&mut rows, seed::rng(1, 0));
         assert_eq!(tree.leaves(), 2);
-        assert_eq!(tree.predict_row(&[29.0]), 0.0);
-        assert_eq!(tree.predict_row(&[30.0]), 1.0);
-        assert!((tree.nodes[0].threshold - 29.5).abs() < 1e-12);
+        let mut out = [f64::NAN; 3];
+        tree.predict_block(&[29, 30, 0], 1, &mut out);
+        assert_eq!(out, [0.0, 1.0, 0.0]);
+        let root = tree.nodes[0];
+        assert!((binned.cuts[0][usize::from(root.bin)] - 29.5).abs() < 1e-12);
     }
 }

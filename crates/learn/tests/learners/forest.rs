@@ -139,3 +139,73 @@ fn forest_weights_enter_the_leaf_means() {
         .expect("predict");
     assert!((p[0] - 0.75).abs() < 1e-15, "{}", p[0]);
 }
+
+/// `max_draws` caps each tree's sample (a subsampled forest) and
+/// `min_leaf_sqrt` grows the leaves with it: the report gives the leaf size
+/// ⌈c·√s⌉, the trees have fewer leaves, the fit stays bit-identical on one
+/// and two threads, and the capped forest still beats the GLM held out.
+#[test]
+fn capped_draws_and_growing_leaves_are_declared_deterministic_and_still_learn() {
+    let train = nonlinear(4000, 40, Family::Binary, 3);
+    let test = nonlinear(4000, 40, Family::Binary, 4);
+    let task = Task::new(&train.x, &train.y, Family::Binary)
+        .expect("task")
+        .with_weights(&train.w)
+        .expect("weights");
+    let capped = ForestSpec {
+        trees: 60,
+        max_draws: 1000,
+        min_leaf_sqrt: Some(2.0),
+        ..ForestSpec::default()
+    };
+    assert_eq!(capped.min_leaf_for(1000), 64, "⌈2·√1000⌉ = 64");
+    assert_eq!(capped.min_leaf_for(4), 5, "never below min_leaf");
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| capped.fit_forest(&task, 9).expect("fit"))
+    };
+    let (one, two) = (run(1), run(2));
+    let (p1, p2) = (
+        one.predict(&test.x).expect("p"),
+        two.predict(&test.x).expect("p"),
+    );
+    assert!(p1.iter().zip(&p2).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let leaves = |f: &dyn Fitted| match f.report().detail {
+        Detail::Forest {
+            min_leaf,
+            mean_leaves,
+            ..
+        } => (min_leaf, mean_leaves),
+        _ => panic!("not a forest"),
+    };
+    let (min_leaf, capped_leaves) = leaves(&one);
+    assert_eq!(min_leaf, 64);
+    let full = small_forest().fit(&task, 9).expect("full");
+    let (full_min, full_leaves) = leaves(full.as_ref());
+    assert_eq!(full_min, 5);
+    // At most s/64 leaves of ≥ 64 draws from s = 1000 draws.
+    assert!(capped_leaves <= 1000.0 / 64.0, "{capped_leaves}");
+    assert!(capped_leaves < full_leaves / 10.0);
+    let glm = GlmSpec::default().fit(&task, 9).expect("glm");
+    let lf = loss(Family::Binary, &test.y, &p1, Some(&test.w));
+    let lg = loss(
+        Family::Binary,
+        &test.y,
+        &glm.predict(&test.x).expect("p"),
+        Some(&test.w),
+    );
+    assert!(lf < lg, "capped forest {lf} vs GLM {lg}");
+    let bad = ForestSpec {
+        max_draws: 0,
+        ..ForestSpec::default()
+    };
+    assert!(bad.validate().is_err());
+    let bad = ForestSpec {
+        min_leaf_sqrt: Some(f64::NAN),
+        ..ForestSpec::default()
+    };
+    assert!(bad.validate().is_err());
+}

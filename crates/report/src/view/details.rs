@@ -7,6 +7,7 @@ use crate::figures::{self, Step};
 use crate::format::{count, num};
 use crate::triangulation::{Breakdown, breakdown};
 use healthgap_decompose::AnalysisResult;
+use healthgap_decompose::result::{LearnerDiagnostics, NuisanceFit, Overlap};
 
 /// The figures of one analysis's Method details: its waterfall (when it
 /// breaks down by factor block) and its forest plot (when it has detailed
@@ -55,6 +56,7 @@ pub(super) fn view_of(
         ),
         table: estimates_table(a),
         balance: balance_table(a),
+        learners: a.learners.as_ref().map_or_else(Vec::new, learner_tables),
         attrition: attrition_table(a),
         figures: figs,
         warnings: a.warnings.clone(),
@@ -263,6 +265,100 @@ fn balance_table(a: &AnalysisResult) -> Option<Table> {
                 .into(),
         ),
     })
+}
+
+/// The cross-fitted learners' diagnostics: one row per nuisance model (its
+/// out-of-fold loss, folds that fell back to a constant, and a super
+/// learner's members with their CV losses and weights), then one row per
+/// density ratio (Kish's effective sample size, clipped probabilities and
+/// quantiles of r̂). Summaries only: no patient's value appears.
+fn learner_tables(l: &LearnerDiagnostics) -> Vec<Table> {
+    let members = |f: &NuisanceFit| {
+        f.members
+            .iter()
+            .map(|m| format!("{} {:.4} (weight {:.2})", m.learner, m.cv_loss, m.weight))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let fits = Table {
+        head: [
+            "nuisance",
+            "learner",
+            "loss",
+            "cross-validated loss",
+            "fallback folds",
+            "super learner: member CV loss (weight)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: l
+            .nuisances
+            .iter()
+            .map(|f| {
+                vec![
+                    f.nuisance.clone(),
+                    f.learner.clone(),
+                    f.loss.clone(),
+                    format!("{:.4}", f.cv_loss),
+                    f.fallback_folds.to_string(),
+                    members(f),
+                ]
+            })
+            .collect(),
+        numeric_from: 3,
+        note: Some(format!(
+            "Nuisance models by {}, cross-fitted over {} folds of whole {}: each patient's              prediction comes from a fit that did not see its fold; the loss is that of the              out-of-fold predictions. A super learner's member losses and weights are averaged              over the folds' fits.",
+            l.learner, l.folds, l.fold_by
+        )),
+    };
+    let mut tables = vec![fits];
+    if !l.overlap.is_empty() {
+        let q = |o: &Overlap, p: f64| {
+            o.quantiles
+                .iter()
+                .find(|q| (q.p - p).abs() < 1e-9)
+                .map_or_else(|| "—".into(), |q| num(Some(q.ratio)))
+        };
+        tables.push(Table {
+            head: [
+                "intervened targets",
+                "patients",
+                "effective sample size",
+                "clipped",
+                "median r̂",
+                "99th pct r̂",
+                "max r̂",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: l
+                .overlap
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.targets.clone(),
+                        o.n.to_string(),
+                        format!(
+                            "{:.0} ({:.1}%){}",
+                            o.effective_sample_size,
+                            100.0 * o.effective_sample_size / o.n.max(1) as f64,
+                            if o.effective_sample_size < 0.2 * o.n as f64 { " †" } else { "" }
+                        ),
+                        o.clipped.to_string(),
+                        q(o, 0.5),
+                        q(o, 0.99),
+                        q(o, 1.0),
+                    ]
+                })
+                .collect(),
+            numeric_from: 1,
+            note: Some(format!(
+                "Overlap of the cross-fitted density ratios r̂ (intervened over observed                  comparison patients): Kish's effective sample size (Σ w r̂)²/Σ (w r̂)²,                  probabilities clipped to [{:e}, 1 − {:e}] before the odds, and quantiles of                  r̂. † below 20% of the patients: poor overlap, the doubly robust correction                  is unstable.",
+                l.clip, l.clip
+            )),
+        });
+    }
+    tables
 }
 
 /// The detailed terms of a decomposition: (quantity, label).

@@ -113,6 +113,9 @@ pub struct AnalysisView {
     pub table: Table,
     /// Covariate balance of density-ratio weights (weighting and doubly robust).
     pub balance: Option<Table>,
+    /// Cross-fitted learners: each nuisance's cross-validated loss and
+    /// super-learner weights, then the density ratios' overlap.
+    pub learners: Vec<Table>,
     /// The analysis's complete cases per group (when rows were missing).
     pub attrition: Option<Table>,
     /// Forest plot, caterpillar, concentration curve, ρ curve.
