@@ -11,8 +11,10 @@
 //! complement otherwise. Steps are capped at 1 on the log-SD scale and
 //! backtracked until the profiled deviance decreases (Armijo), so every
 //! accepted iterate is a real improvement; Newton stops when the decrement
-//! g'H⁻¹g is below 1e-12·|D|. A non-positive-definite curvature (a boundary
-//! fit, σ → 0) or a failed line search hands over to Nelder–Mead.
+//! g'H⁻¹g is below 1e-12·|D| (or below 1e-9·|D| when no step along the
+//! Newton direction lowers D any more, the rounding floor). A
+//! non-positive-definite curvature (a boundary fit, σ → 0) or a failed line
+//! search further away hands over to Nelder–Mead.
 
 use super::fit::Profile;
 use super::objective::Scales;
@@ -90,9 +92,17 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
             t *= 0.5;
         }
         if !accepted {
-            // Back to the last accepted point's β and modes for the fallback.
+            // Back to the last accepted point's β and modes.
             profile.profile_beta(&profile.scales(&phi));
-            return end(phi, iteration + 1, false);
+            // Within 1e-9·|D| of the optimum no step can show a decrease
+            // above the rounding of D: converged there. Otherwise Nelder–Mead
+            // takes over.
+            let close = decrement <= 1e-9 * d.abs().max(1.0);
+            let mut stop = end(phi, iteration + 1, close);
+            if close && derivs.exact {
+                stop.last = Some(derivs);
+            }
+            return stop;
         }
     }
     end(phi, max_iter, false)
