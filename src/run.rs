@@ -36,9 +36,10 @@ fn load(plan: &Plan) -> Result<Loaded> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message("loading the cohort");
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let cohort = match &plan.warehouse {
-        Some(w) if !w.row_export => in_warehouse::load(plan).map(|w| Loaded::Moments(Box::new(w))),
-        _ => study::load_cohort(plan).map(|c| Loaded::Rows(Box::new(c))),
+    let cohort = if plan.moments_only() {
+        in_warehouse::load(plan).map(|w| Loaded::Moments(Box::new(w)))
+    } else {
+        study::load_cohort(plan).map(|c| Loaded::Rows(Box::new(c)))
     };
     spinner.finish_and_clear();
     cohort

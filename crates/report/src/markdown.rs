@@ -133,6 +133,19 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
         for q in &w.queries {
             let _ = writeln!(out, "```sql\n{}\n```", q.replace("```", "` ` `"));
         }
+        for site in &w.sites {
+            let _ = writeln!(
+                out,
+                "\nSite {}: {} ({}); {}\n",
+                escape(&site.name),
+                escape(&site.server),
+                escape(&site.engine),
+                escape(&crate::view::site_counts(site, min_cell))
+            );
+            for q in &site.queries {
+                let _ = writeln!(out, "```sql\n{}\n```", q.replace("```", "` ` `"));
+            }
+        }
     }
     let c = &results.cohort;
     let _ = writeln!(out, "\n## Cohort\n");
