@@ -212,9 +212,7 @@ fn site_plans(d: &RawData) -> Result<Vec<SitePlan>> {
             );
         }
         if sites.iter().any(|s| s.name == name) {
-            bail!(
-                "[[data.site]] name `{name}` is given twice; every site needs a unique name"
-            );
+            bail!("[[data.site]] name `{name}` is given twice; every site needs a unique name");
         }
         let what = format!("[[data.site]] `{name}`: warehouse");
         sites.push(SitePlan {
