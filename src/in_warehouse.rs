@@ -192,6 +192,9 @@ enum Kind {
 /// The moments of one outcome (its index) over one variable list.
 type MomentsKey = (usize, Vec<String>);
 
+/// The moment cells of every site, in the sites' order.
+type SiteCells = Arc<Vec<Vec<Cell>>>;
+
 /// Rows per group, and per binary outcome (events, rows) per group.
 type GroupCounts = (Vec<usize>, Vec<(String, Vec<(usize, usize)>)>);
 
@@ -244,7 +247,7 @@ pub struct WarehouseCohort {
     facts: CohortFacts,
     min_cell: usize,
     /// Moments already pulled (per site), by (outcome, design variables).
-    cache: Mutex<Vec<(MomentsKey, Arc<Vec<Vec<Cell>>>)>>,
+    cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
 }
 
 /// The text of one value of a result column, as the loader writes levels.
@@ -922,7 +925,7 @@ impl WarehouseCohort {
         variables: &[String],
         cov: &Covariates,
         sql: Vec<Vec<Covariate>>,
-    ) -> Result<Arc<Vec<Vec<Cell>>>, DecomposeError> {
+    ) -> Result<SiteCells, DecomposeError> {
         let key = (outcome, variables.to_vec());
         let failed = |e: String| DecomposeError::Design(format!("warehouse moments: {e}"));
         if let Some((_, cells)) = self
