@@ -215,6 +215,15 @@ struct Site {
 }
 
 impl Site {
+    /// `site `name`: ` before a federated site's messages (nothing for
+    /// `[data] warehouse`).
+    fn prefix(&self) -> String {
+        self.name
+            .as_ref()
+            .map(|n| format!("site `{n}`: "))
+            .unwrap_or_default()
+    }
+
     /// The type of the site's column `name`.
     fn type_of(&self, name: &str) -> Result<&Values> {
         self.types
@@ -956,10 +965,7 @@ impl WarehouseCohort {
                 keys.push(Key::Hospital);
             }
             keys.push(Key::Cluster);
-            let in_site = |e: String| match &site.name {
-                Some(name) => failed(format!("site `{name}`: {e}")),
-                None => failed(e),
-            };
+            let in_site = |e: String| failed(format!("{}{e}", site.prefix()));
             let spec = MomentSpec::all(&q, keys, Some(0)).map_err(|e| in_site(e.to_string()))?;
             let mut pg = site.pg.lock().map_err(|e| in_site(e.to_string()))?;
             per_site.push(cell_moments(&mut pg, &q, &spec).map_err(|e| in_site(e.to_string()))?);
@@ -993,11 +999,7 @@ fn dummies(site: &Site, name: &str, levels: &[String]) -> Result<Covariate, Deco
                 .collect::<Result<Vec<_>>>()
         })
         .map_err(|e| {
-            let at = site
-                .name
-                .as_ref()
-                .map(|n| format!("site `{n}`: "))
-                .unwrap_or_default();
+            let at = site.prefix();
             DecomposeError::Design(format!("warehouse moments: {at}column `{name}`: {e:#}"))
         })?;
     let reference = literals
@@ -1070,11 +1072,7 @@ impl CellSource for Source<'_> {
         let mut inputs = Vec::new();
         for (s, cells) in per_site.iter().enumerate() {
             let unknown = |what: &str, v: &Option<String>| {
-                let at = wc.sites[s]
-                    .name
-                    .as_ref()
-                    .map(|n| format!("site `{n}`: "))
-                    .unwrap_or_default();
+                let at = wc.sites[s].prefix();
                 DecomposeError::Design(format!(
                     "warehouse moments: {at}a cell's {what} `{}` is not among the cohort's",
                     v.as_deref().unwrap_or("NULL")

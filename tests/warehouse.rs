@@ -394,17 +394,8 @@ fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = Dir::new();
     load_synthetic(&dir, &server, 4000);
-    std::fs::write(
-        dir.join("file.toml"),
-        moment_study("path = \"synth/cohort.parquet\""),
-    )
-    .unwrap();
-    let warehouse = format!(
-        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}",
-        server.url()
-    );
-    std::fs::write(dir.join("wh.toml"), moment_study(&warehouse)).unwrap();
-    dir.ok(&["run", "file.toml", "--out", "file_out"]);
+    run_file_study(&dir);
+    std::fs::write(dir.join("wh.toml"), moment_study(&pooled_table(&server))).unwrap();
     let checked = run_with_password(&dir, &server, &["check", "wh.toml"]);
     assert!(checked.status.success(), "{}", stderr(&checked));
     let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
@@ -590,9 +581,7 @@ fn moments_computed_in_postgres_equal_the_cells_from_rows() {
     };
 
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    let mut pg =
-        healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
-            .unwrap();
+    let mut pg = connect(&server);
     let mut params = healthgap_synth::Params::default();
     params.patients = 3000;
     params.seed = 13;
@@ -758,9 +747,7 @@ fn an_empty_table_is_named_as_empty() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = Dir::new();
     load_synthetic(&dir, &server, 300);
-    let mut pg =
-        healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
-            .unwrap();
+    let mut pg = connect(&server);
     pg.query("CREATE TABLE public.empty_cohort AS SELECT * FROM public.cabg WHERE false")
         .unwrap();
     for (extra, needle) in [
@@ -779,6 +766,31 @@ fn an_empty_table_is_named_as_empty() {
         assert!(err.contains(needle), "{needle}: {err}");
         assert!(!dir.join("out").exists());
     }
+}
+
+/// A connection to `server` as its superuser.
+fn connect(server: &TestServer) -> healthgap_warehouse::Postgres {
+    healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
+        .unwrap()
+}
+
+/// [`moment_study`] on the file `healthgap synth` wrote (`file.toml`), run
+/// into `file_out`.
+fn run_file_study(dir: &Dir) {
+    std::fs::write(
+        dir.join("file.toml"),
+        moment_study("path = \"synth/cohort.parquet\""),
+    )
+    .unwrap();
+    dir.ok(&["run", "file.toml", "--out", "file_out"]);
+}
+
+/// `[data] warehouse` on the whole cohort (`public.cabg`), without row export.
+fn pooled_table(server: &TestServer) -> String {
+    format!(
+        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}",
+        server.url()
+    )
 }
 
 /// The sites of a federated study on `server`: `[[data.site]]` tables, each
@@ -842,9 +854,7 @@ fn warehouse_federated_sites_equal_the_pooled_study() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = Dir::new();
     load_synthetic(&dir, &server, 4000);
-    let mut pg =
-        healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
-            .unwrap();
+    let mut pg = connect(&server);
     let names = ["north", "south", "east"];
     for (k, site) in names.iter().enumerate() {
         pg.query(&format!("CREATE SCHEMA {site}")).unwrap();
@@ -853,17 +863,8 @@ fn warehouse_federated_sites_equal_the_pooled_study() {
         ))
         .unwrap();
     }
-    std::fs::write(
-        dir.join("file.toml"),
-        moment_study("path = \"synth/cohort.parquet\""),
-    )
-    .unwrap();
-    dir.ok(&["run", "file.toml", "--out", "file_out"]);
-    let pooled = format!(
-        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}",
-        server.url()
-    );
-    std::fs::write(dir.join("wh.toml"), moment_study(&pooled)).unwrap();
+    run_file_study(&dir);
+    std::fs::write(dir.join("wh.toml"), moment_study(&pooled_table(&server))).unwrap();
     let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
     assert!(ran.status.success(), "{}", stderr(&ran));
     let sites: Vec<(&str, String)> = names.iter().map(|n| (*n, format!("{n}.cohort"))).collect();
@@ -969,9 +970,7 @@ fn warehouse_a_small_site_is_suppressed() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = Dir::new();
     load_synthetic(&dir, &server, 4000);
-    let mut pg =
-        healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
-            .unwrap();
+    let mut pg = connect(&server);
     // The first hospital with 1 to 10 Black patients of 40 or older.
     let small = "(SELECT hospital_id FROM public.cabg WHERE age >= 40 GROUP BY hospital_id \
                  HAVING COUNT(*) FILTER (WHERE race = 'Black') BETWEEN 1 AND 10 \
@@ -985,12 +984,7 @@ fn warehouse_a_small_site_is_suppressed() {
         "CREATE TABLE public.large AS SELECT * FROM public.cabg WHERE hospital_id <> {small}"
     ))
     .unwrap();
-    std::fs::write(
-        dir.join("file.toml"),
-        moment_study("path = \"synth/cohort.parquet\""),
-    )
-    .unwrap();
-    dir.ok(&["run", "file.toml", "--out", "file_out"]);
+    run_file_study(&dir);
     let names = ["large", "small"];
     let config = moment_study(&federated(
         &server,

@@ -452,6 +452,20 @@ mod tests {
     }
 
     #[test]
+    fn parts_hide_a_small_part_and_its_complement() {
+        // A site with 4 patients of a group: it and the smallest other
+        // non-zero site are hidden (the total is shown).
+        assert_eq!(
+            parts(&[120, 4, 30, 0], 11),
+            vec![Some(120), None, None, Some(0)]
+        );
+        // Two small parts that add up to min_cell or more hide only
+        // themselves.
+        assert_eq!(parts(&[120, 6, 7], 11), vec![Some(120), None, None]);
+        assert_eq!(parts(&[120, 30], 11), vec![Some(120), Some(30)]);
+    }
+
+    #[test]
     fn table1_hides_the_complements_that_would_reveal_a_small_cell() {
         let d = [500, 300];
         let rows = [
