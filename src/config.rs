@@ -77,6 +77,9 @@ pub struct RawData {
     /// `[[data.site]]`: a federated study, one warehouse per site.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
+    /// A federated study's site label as a column of that name (usable as a
+    /// categorical covariate or as the cluster).
+    pub site_column: Option<String>,
 }
 
 /// `[[data.site]]`: one site of a federated study.

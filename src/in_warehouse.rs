@@ -206,7 +206,8 @@ struct Site {
     pg: Mutex<Postgres>,
     /// The cohort query: the source, the filters and the analysed groups.
     base: CohortQuery,
-    /// The columns' types (the `WHERE 1 = 0` probe).
+    /// The columns' types (the `WHERE 1 = 0` probe; the site column, which
+    /// no table has, as text).
     types: ResultSet,
     /// Rows in its table.
     rows_read: usize,
@@ -253,6 +254,8 @@ pub struct WarehouseCohort {
     clusters: SiteLevels,
     cluster_name: String,
     variables: Vec<(String, String, Kind)>,
+    /// `[data] site_column`.
+    site_column: Option<String>,
     facts: CohortFacts,
     min_cell: usize,
     /// Moments already pulled (per site), by (outcome, design variables).
@@ -360,8 +363,12 @@ fn open_site(
     for f in &spec.filters {
         base = base.filter(f)?;
     }
-    let columns = plan.cohort.columns()?;
-    let types = pg.query(&base.types_query(D, &columns)?)?;
+    let mut columns = plan.cohort.columns()?;
+    columns.retain(|c| Some(c) != plan.site_column.as_ref());
+    let mut types = pg.query(&base.types_query(D, &columns)?)?;
+    if let Some(c) = &plan.site_column {
+        types.columns.push((c.clone(), Values::Text(Vec::new())));
+    }
     let mut site = Site {
         name: name.map(str::to_string),
         pg: Mutex::new(pg),
@@ -424,7 +431,9 @@ struct SiteLevelCounts {
     variables: Vec<Option<Vec<(String, usize)>>>,
 }
 
-/// The levels of the cluster and of every categorical variable at one site.
+/// The levels of the cluster and of every categorical variable at one site
+/// (the site column's: the site's name, on all its rows; after
+/// [`group_counts`]).
 fn site_levels(
     plan: &Plan,
     site: &mut Site,
@@ -433,9 +442,21 @@ fn site_levels(
     export: &str,
 ) -> Result<SiteLevelCounts> {
     let spec = &plan.cohort;
+    // The site column holds the site's name on its every row.
+    let label = site.name.clone().unwrap_or_default();
+    let own = |name: &str| plan.site_column.as_deref() == Some(name);
+    let rows = site.group_counts.iter().sum();
     let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
     let mut clusters = Vec::new();
-    for (level, _) in levels_of(pg, &site.base, cluster_name, &spec.na_values, export)? {
+    if own(cluster_name) {
+        clusters.push(label.clone());
+    }
+    let cluster_levels = if own(cluster_name) {
+        Vec::new()
+    } else {
+        levels_of(pg, &site.base, cluster_name, &spec.na_values, export)?
+    };
+    for (level, _) in cluster_levels {
         clusters.push(level.ok_or_else(|| {
             anyhow!(
                 "the cluster column `{cluster_name}` has missing values; every row needs a cluster"
@@ -446,6 +467,7 @@ fn site_levels(
     for (v, kind) in spec.variables.iter().zip(kinds) {
         variables.push(match kind {
             VarKind::Numeric => None,
+            VarKind::Categorical { .. } if own(&v.name) => Some(vec![(label.clone(), rows)]),
             VarKind::Categorical { .. } => Some(
                 levels_of(pg, &site.base, &v.name, &spec.na_values, export)?
                     .into_iter()
@@ -485,10 +507,6 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
     let mut counts: GroupCounts = (vec![0; group_values.len()], Vec::new());
     for site in &mut sites {
         let name = site.name.clone();
-        let l = at_site(
-            name.as_deref(),
-            site_levels(plan, site, &cluster_name, &kinds, export),
-        )?;
         let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
         let (rows, events) = at_site(
             name.as_deref(),
@@ -496,6 +514,10 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         )?;
         add_counts(&mut counts, &rows, events);
         site.group_counts = rows;
+        let l = at_site(
+            name.as_deref(),
+            site_levels(plan, site, &cluster_name, &kinds, export),
+        )?;
         levels.push(l);
     }
     if let Some(g) = counts.0.iter().position(|n| *n == 0) {
@@ -546,6 +568,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         clusters,
         cluster_name,
         variables,
+        site_column: plan.site_column.clone(),
         facts,
         min_cell: plan.min_cell,
         cache: Mutex::new(Vec::new()),
@@ -730,7 +753,12 @@ fn group_counts(
 ) -> Result<GroupCounts> {
     let spec = &plan.cohort;
     let mut columns: Vec<&str> = spec.outcomes.iter().map(|o| o.name.as_str()).collect();
-    columns.extend(spec.variables.iter().map(|v| v.name.as_str()));
+    columns.extend(
+        spec.variables
+            .iter()
+            .map(|v| v.name.as_str())
+            .filter(|v| plan.site_column.as_deref() != Some(*v)),
+    );
     let mut conditions: Vec<Expr> = columns
         .iter()
         .map(|c| Expr::col(*c).is_null(false))
@@ -878,10 +906,10 @@ impl WarehouseCohort {
                         factor: block.clone(),
                         values: Vec::new(),
                     });
-                    for s in &mut sql {
+                    for (site, s) in self.sites.iter().zip(&mut sql) {
                         s.push(Covariate::Numeric {
                             name: name.clone(),
-                            expr: Expr::col(name.as_str()),
+                            expr: self.column(site, name),
                         });
                     }
                 }
@@ -909,7 +937,7 @@ impl WarehouseCohort {
                         values: Vec::new(),
                     }));
                     for (site, s) in self.sites.iter().zip(&mut sql) {
-                        s.push(dummies(site, name, levels)?);
+                        s.push(dummies(site, name, self.column(site, name), levels)?);
                     }
                 }
             }
@@ -954,11 +982,11 @@ impl WarehouseCohort {
                 name: o.name.clone(),
                 expr: Expr::col(o.name.as_str()),
             }];
-            q.cluster = Some(Expr::col(self.cluster_name.as_str()));
+            q.cluster = Some(self.column(site, &self.cluster_name));
             q.hospital = cov
                 .absorbed
                 .as_ref()
-                .map(|a| Expr::col(a.variable.as_str()));
+                .map(|a| self.column(site, &a.variable));
             q.covariates = covariates;
             let mut keys = vec![Key::Group];
             if q.hospital.is_some() {
@@ -978,6 +1006,15 @@ impl WarehouseCohort {
         Ok(cells)
     }
 
+    /// The SQL value of column `name` at `site`: the column, or the site's
+    /// name as a constant for `[data] site_column`.
+    fn column(&self, site: &Site, name: &str) -> Expr {
+        match (&site.name, &self.site_column) {
+            (Some(label), Some(c)) if c == name => Expr::text(label.as_str()),
+            _ => Expr::col(name),
+        }
+    }
+
     /// The codes of an absorbed variable's levels, keyed per site.
     fn absorbed_levels(&self, variable: &str) -> Option<&SiteLevels> {
         self.variables.iter().find_map(|(n, _, k)| match k {
@@ -989,7 +1026,12 @@ impl WarehouseCohort {
 
 /// A categorical covariate's dummies at one site: `CASE` on its levels as
 /// literals of the site's column type.
-fn dummies(site: &Site, name: &str, levels: &[String]) -> Result<Covariate, DecomposeError> {
+fn dummies(
+    site: &Site,
+    name: &str,
+    expr: Expr,
+    levels: &[String],
+) -> Result<Covariate, DecomposeError> {
     let literals = site
         .type_of(name)
         .and_then(|ty| {
@@ -1008,7 +1050,7 @@ fn dummies(site: &Site, name: &str, levels: &[String]) -> Result<Covariate, Deco
         .ok_or_else(|| DecomposeError::Design(format!("`{name}` has no levels")))?;
     Ok(Covariate::Categorical {
         name: name.to_string(),
-        expr: Expr::col(name),
+        expr,
         reference,
         levels: literals,
     })

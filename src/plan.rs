@@ -116,6 +116,10 @@ pub struct Plan {
     pub warehouse: Option<WarehousePlan>,
     /// The sites of a federated study (`[[data.site]]`; empty otherwise).
     pub sites: Vec<SitePlan>,
+    /// `[data] site_column`: in a federated study, the name of a column that
+    /// holds each site's `name` (no table has it; the warehouse path codes it
+    /// as a constant per site).
+    pub site_column: Option<String>,
 }
 
 /// Where a warehouse source is and how to reach it.
@@ -223,6 +227,27 @@ fn site_plans(d: &RawData) -> Result<Vec<SitePlan>> {
     Ok(sites)
 }
 
+/// `[data] site_column`: only with `[[data.site]]`, and not the group
+/// column.
+fn site_column(raw: &RawConfig) -> Result<Option<String>> {
+    let Some(name) = &raw.data.site_column else {
+        return Ok(None);
+    };
+    if raw.data.sites.is_empty() {
+        bail!(
+            "[data] site_column = \"{name}\" names the site label of a federated study, and \
+             there is no [[data.site]]; remove it"
+        );
+    }
+    if name.trim().is_empty() || *name == raw.groups.column {
+        bail!(
+            "[data] site_column = \"{name}\" must be a new, non-empty name (not the group \
+             column)"
+        );
+    }
+    Ok(Some(name.clone()))
+}
+
 /// The names the analyses absorb as fixed effects (the hospital column and
 /// `absorb`): loaded as categorical columns even when in no block.
 fn absorbed_names(analyses: &[RawAnalysis]) -> Vec<String> {
@@ -301,6 +326,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     let source = data_source(&raw.data, &dir)?;
     let warehouse = warehouse_plan(&raw.data)?;
     let sites = site_plans(&raw.data)?;
+    let site_column = site_column(&raw)?;
     let GroupPlan {
         labels: group_labels,
         reference,
@@ -348,6 +374,7 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         imputation,
         warehouse,
         sites,
+        site_column,
     };
     if plan.moments_only() {
         crate::in_warehouse::refusals(&plan)?;

@@ -317,11 +317,15 @@ fn numbers(r: &serde_json::Value) -> Vec<(String, Vec<f64>)> {
 }
 
 /// Asserts that every number of `w` equals `f`'s (the same rows, keys in
-/// the same order) within the tolerances below, prints the largest relative
+/// the same order, at least `at_least` of them) within the tolerances below, prints the largest relative
 /// differences, and returns `w`'s numbers.
-fn assert_same_numbers(f: &serde_json::Value, w: &serde_json::Value) -> Vec<(String, Vec<f64>)> {
+fn assert_same_numbers(
+    f: &serde_json::Value,
+    w: &serde_json::Value,
+    at_least: usize,
+) -> Vec<(String, Vec<f64>)> {
     let (fe, we) = (numbers(f), numbers(w));
-    assert!(fe.len() > 200, "{} estimates", fe.len());
+    assert!(fe.len() >= at_least, "{} estimates", fe.len());
     assert_eq!(
         fe.iter().map(|e| &e.0).collect::<Vec<_>>(),
         we.iter().map(|e| &e.0).collect::<Vec<_>>()
@@ -401,7 +405,7 @@ fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
     let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
     assert!(ran.status.success(), "{}", stderr(&ran));
     let (f, w) = (results(&dir, "file_out"), results(&dir, "wh_out"));
-    let we = assert_same_numbers(&f, &w);
+    let we = assert_same_numbers(&f, &w, 200);
     // Standard errors were computed (delta with clusters, bootstrap).
     assert!(we.iter().filter(|e| e.1[1].is_finite()).count() > 150);
     for a in w["analyses"].as_array().unwrap() {
@@ -833,6 +837,21 @@ fn run_federated(
     results(dir, &out)
 }
 
+/// The three sites of the federated tests.
+const SITES: [&str; 3] = ["north", "south", "east"];
+
+/// Splits `public.cabg` into `<site>.cohort` for the [`SITES`] by hospital
+/// (site k has the hospitals whose id is k modulo 3).
+fn split_by_hospital(pg: &mut healthgap_warehouse::Postgres) {
+    for (k, site) in SITES.iter().enumerate() {
+        pg.query(&format!("CREATE SCHEMA {site}")).unwrap();
+        pg.query(&format!(
+            "CREATE TABLE {site}.cohort AS SELECT * FROM public.cabg WHERE MOD(hospital_id, 3) = {k}"
+        ))
+        .unwrap();
+    }
+}
+
 /// `results` without the analyses that bootstrap (for a federated study
 /// whose clusters are ordered differently from the pooled data's).
 fn delta_only(mut r: serde_json::Value) -> serde_json::Value {
@@ -855,14 +874,8 @@ fn warehouse_federated_sites_equal_the_pooled_study() {
     let dir = Dir::new();
     load_synthetic(&dir, &server, 4000);
     let mut pg = connect(&server);
-    let names = ["north", "south", "east"];
-    for (k, site) in names.iter().enumerate() {
-        pg.query(&format!("CREATE SCHEMA {site}")).unwrap();
-        pg.query(&format!(
-            "CREATE TABLE {site}.cohort AS SELECT * FROM public.cabg WHERE MOD(hospital_id, 3) = {k}"
-        ))
-        .unwrap();
-    }
+    split_by_hospital(&mut pg);
+    let names = SITES;
     run_file_study(&dir);
     std::fs::write(dir.join("wh.toml"), moment_study(&pooled_table(&server))).unwrap();
     let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
@@ -874,8 +887,8 @@ fn warehouse_federated_sites_equal_the_pooled_study() {
     let checked = run_sites(&dir, &server, &names, &["check", "fed.toml"]);
     assert!(checked.status.success(), "{}", stderr(&checked));
     let (file, wh) = (results(&dir, "file_out"), results(&dir, "wh_out"));
-    assert_same_numbers(&file, &fed);
-    assert_same_numbers(&wh, &fed);
+    assert_same_numbers(&file, &fed, 200);
+    assert_same_numbers(&wh, &fed, 200);
     for key in ["attrition", "groups", "clusters", "n"] {
         assert_eq!(file["cohort"][key], fed["cohort"][key], "{key}");
     }
@@ -933,7 +946,7 @@ fn warehouse_federated_sites_equal_the_pooled_study() {
         .unwrap();
     let shared = run_federated(&dir, &server, &names, "shared.toml", &config);
     assert_eq!(file["cohort"]["clusters"], shared["cohort"]["clusters"]);
-    assert_same_numbers(&delta_only(file.clone()), &delta_only(shared));
+    assert_same_numbers(&delta_only(file.clone()), &delta_only(shared), 100);
 
     // A site that cannot be reached or read is named; nothing is written.
     for (broken, needle) in [
@@ -992,7 +1005,7 @@ fn warehouse_a_small_site_is_suppressed() {
     ));
     let fed = run_federated(&dir, &server, &names, "fed.toml", &config);
     let file = results(&dir, "file_out");
-    assert_same_numbers(&file, &fed);
+    assert_same_numbers(&file, &fed, 200);
     let sites = fed["data"]["warehouse"]["sites"].as_array().unwrap();
     // Black (and its complement at the large site) hidden.
     for site in sites {
@@ -1005,4 +1018,106 @@ fn warehouse_a_small_site_is_suppressed() {
         .unwrap_or_else(|| panic!("{md}"));
     // Markdown escapes `<`.
     assert!(line.contains("Black \\<11"), "{line}");
+}
+
+/// A study of the site label (`[data] site_column`): a covariate block of
+/// its own, and the cluster when `cluster` is `"site"`.
+fn site_study(data: &str, cluster: &str) -> String {
+    format!(
+        r#"[study]
+name = "sites"
+seed = 3
+
+[data]
+{data}
+
+[cohort]
+filters = ["age >= 40"]
+
+[groups]
+column = "race"
+reference = "White"
+compare = ["Black"]
+
+[outcomes]
+death_30d = {{ type = "binary" }}
+los_days = {{ type = "continuous" }}
+
+[factors]
+demographics = ["age", "female"]
+place = ["site"]
+
+[variables]
+site = {{ type = "categorical", reference = "south" }}
+
+[design]
+cluster = "{cluster}"
+
+[inference]
+method = "delta"
+
+[[analysis]]
+method = "crude"
+outcomes = ["los_days", "death_30d"]
+
+[[analysis]]
+method = "oaxaca_blinder"
+outcomes = ["los_days", "death_30d"]
+
+[[analysis]]
+method = "gelbach"
+outcomes = ["los_days"]
+base = ["demographics"]
+added = ["place"]
+
+[report]
+out_dir = "out"
+formats = ["json"]
+"#
+    )
+}
+
+/// `[data] site_column = "site"`: the site label as a covariate and as the
+/// cluster gives the numbers of the pooled table with a real `site` column.
+#[test]
+fn warehouse_the_site_label_is_a_factor_and_a_cluster() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 3000);
+    let mut pg = connect(&server);
+    split_by_hospital(&mut pg);
+    pg.query(
+        "CREATE TABLE public.labelled AS SELECT *, CASE MOD(hospital_id, 3) WHEN 0 THEN 'north' \
+         WHEN 1 THEN 'south' ELSE 'east' END AS site FROM public.cabg",
+    )
+    .unwrap();
+    let tables: Vec<String> = SITES.iter().map(|n| format!("{n}.cohort")).collect();
+    let sites: Vec<(&str, &str)> = SITES
+        .iter()
+        .copied()
+        .zip(tables.iter().map(String::as_str))
+        .collect();
+    let federated = format!("site_column = \"site\"\n{}", federated(&server, &sites));
+    let pooled = pooled_table(&server).replace("public.cabg", "public.labelled");
+    for cluster in ["hospital_id", "site"] {
+        std::fs::write(dir.join("one.toml"), site_study(&pooled, cluster)).unwrap();
+        let ran = run_with_password(&dir, &server, &["run", "one.toml", "--out", "one_out"]);
+        assert!(ran.status.success(), "{}", stderr(&ran));
+        let one = results(&dir, "one_out");
+        let fed = run_federated(
+            &dir,
+            &server,
+            &SITES,
+            "fed.toml",
+            &site_study(&federated, cluster),
+        );
+        let numbers = assert_same_numbers(&one, &fed, 20);
+        assert!(
+            numbers.iter().any(|(k, _)| k.contains("site=north")),
+            "{numbers:?}"
+        );
+        assert_eq!(one["cohort"]["clusters"], fed["cohort"]["clusters"]);
+        std::fs::remove_dir_all(dir.join("one_out")).unwrap();
+        std::fs::remove_dir_all(dir.join("fed.toml_out")).unwrap();
+    }
 }
