@@ -580,6 +580,14 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "a site column without sites",
+            replaced(
+                "[data]\npath = \"data/cohort.csv\"\n",
+                "[data]\npath = \"data/cohort.csv\"\nsite_column = \"site\"\n",
+            ),
+            &["[data] site_column = \"site\" names the site label of a federated study"],
+        ),
+        case(
             "a site on spark",
             replaced(
                 "[data]\npath = \"data/cohort.csv\"\n",
