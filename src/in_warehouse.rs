@@ -30,7 +30,7 @@
 //! resampling query. Methods and options that need rows are refused when
 //! the plan is built ([`refusals`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -596,11 +596,13 @@ fn cluster_levels(levels: &[SiteLevelCounts], names: &[String]) -> SiteLevels {
         .iter()
         .map(|l| l.clusters.iter().cloned().collect())
         .collect();
+    // The union in byte order, then natural order (a stable sort: values
+    // that natural order ties, such as `01` and `1`, keep a fixed order).
     let mut values: Vec<String> = at
         .iter()
         .flatten()
         .cloned()
-        .collect::<HashSet<_>>()
+        .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     values.sort_by(|a, b| natural_cmp(a, b));
