@@ -97,7 +97,8 @@ impl Observer for Progress {
     }
 }
 
-/// Prints the cohort summary (n per group, clusters, attrition), suppressed.
+/// Prints the cohort summary (n per group, clusters, attrition, a federated
+/// study's sites), suppressed.
 fn print_cohort(plan: &Plan, cohort: &CohortFacts) {
     let m = plan.min_cell;
     outln!("{}", plan.study_name);
@@ -116,6 +117,15 @@ fn print_cohort(plan: &Plan, cohort: &CohortFacts) {
     }
     if let Some((name, g)) = &cohort.clusters {
         outln!("  clusters: {g} ({name})");
+    }
+    // A federated study's sites, their counts suppressed as in results.json.
+    for site in cohort.warehouse.iter().flat_map(|w| &w.sites) {
+        outln!(
+            "  site {:<15} {}: {}",
+            site.name,
+            site.server,
+            healthgap_report::view::site_counts(site, m)
+        );
     }
 }
 

@@ -886,6 +886,11 @@ fn warehouse_federated_sites_equal_the_pooled_study() {
     let fed = run_federated(&dir, &server, &names, "fed.toml", &config);
     let checked = run_sites(&dir, &server, &names, &["check", "fed.toml"]);
     assert!(checked.status.success(), "{}", stderr(&checked));
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        said.contains("site north") && said.contains("rows read"),
+        "{said}"
+    );
     let (file, wh) = (results(&dir, "file_out"), results(&dir, "wh_out"));
     assert_same_numbers(&file, &fed, 200);
     assert_same_numbers(&wh, &fed, 200);
