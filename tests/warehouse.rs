@@ -1025,30 +1025,18 @@ fn warehouse_a_small_site_is_suppressed() {
     assert!(line.contains("Black \\<11"), "{line}");
 }
 
-/// A study of the site label (`[data] site_column`): a covariate block of
-/// its own, and the cluster when `cluster` is `"site"`.
+/// A study of the site label (`[data] site_column`): [`moment_study`] with a
+/// covariate block of its own for it (and demographics), the cluster
+/// `cluster` (`"site"` too), and crude, Oaxaca–Blinder and Gelbach by the
+/// delta method.
 fn site_study(data: &str, cluster: &str) -> String {
+    let text = moment_study(data);
+    let (factors, report) = (
+        text.find("[factors]").unwrap(),
+        text.find("[report]").unwrap(),
+    );
     format!(
-        r#"[study]
-name = "sites"
-seed = 3
-
-[data]
-{data}
-
-[cohort]
-filters = ["age >= 40"]
-
-[groups]
-column = "race"
-reference = "White"
-compare = ["Black"]
-
-[outcomes]
-death_30d = {{ type = "binary" }}
-los_days = {{ type = "continuous" }}
-
-[factors]
+        r#"{}[factors]
 demographics = ["age", "female"]
 place = ["site"]
 
@@ -1075,10 +1063,9 @@ outcomes = ["los_days"]
 base = ["demographics"]
 added = ["place"]
 
-[report]
-out_dir = "out"
-formats = ["json"]
-"#
+{}"#,
+        &text[..factors],
+        &text[report..]
     )
 }
 
