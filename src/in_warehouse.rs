@@ -448,7 +448,8 @@ fn site_levels(
     let rows = site.group_counts.iter().sum();
     let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
     let mut clusters = Vec::new();
-    if own(cluster_name) {
+    // (A site without rows in the cohort has no level of its own.)
+    if own(cluster_name) && rows > 0 {
         clusters.push(label.clone());
     }
     let cluster_levels = if own(cluster_name) {
@@ -467,7 +468,12 @@ fn site_levels(
     for (v, kind) in spec.variables.iter().zip(kinds) {
         variables.push(match kind {
             VarKind::Numeric => None,
-            VarKind::Categorical { .. } if own(&v.name) => Some(vec![(label.clone(), rows)]),
+            VarKind::Categorical { .. } if own(&v.name) => Some(
+                (rows > 0)
+                    .then(|| (label.clone(), rows))
+                    .into_iter()
+                    .collect(),
+            ),
             VarKind::Categorical { .. } => Some(
                 levels_of(pg, &site.base, &v.name, &spec.na_values, export)?
                     .into_iter()
