@@ -56,7 +56,8 @@ pub struct RawStudy {
     pub seed: u64,
 }
 
-/// `[data]`: exactly one of `path`, `omop`, `synthetic`.
+/// `[data]`: exactly one of `path`, `omop`, `synthetic`, `warehouse` or
+/// `[[data.site]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawData {
@@ -73,6 +74,22 @@ pub struct RawData {
     /// Whether the analysis columns may leave the warehouse.
     #[serde(default)]
     pub allow_row_export: bool,
+    /// `[[data.site]]`: a federated study, one warehouse per site.
+    #[serde(default, rename = "site")]
+    pub sites: Vec<RawSite>,
+    /// A federated study's site label as a column of that name (usable as a
+    /// categorical covariate or as the cluster).
+    pub site_column: Option<String>,
+}
+
+/// `[[data.site]]`: one site of a federated study.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// The site's name (unique; it names the site in messages and results.json).
+    pub name: String,
+    /// Its warehouse table, with the keys of `[data] warehouse`.
+    pub warehouse: RawWarehouse,
 }
 
 /// `[data] warehouse`.

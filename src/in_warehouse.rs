@@ -1,9 +1,10 @@
-//! A warehouse study without row export (`[data] warehouse` and no
-//! `allow_row_export`): the moment-based analyses run on per-cell
-//! sufficient statistics that PostgreSQL computes, and no patient row leaves
-//! the warehouse.
+//! A study on moments computed in warehouses: `[data] warehouse` without
+//! `allow_row_export`, or a federated study (`[[data.site]]`, several
+//! warehouses). The moment-based analyses run on per-cell sufficient
+//! statistics that PostgreSQL computes, and no patient row leaves a
+//! warehouse.
 //!
-//! What leaves it, every statement recorded in results.json:
+//! What leaves each warehouse, every statement recorded in results.json:
 //! - the column types (`WHERE 1 = 0`: no row), the attrition counts, per
 //!   group the rows, the missing values and the events of binary outcomes;
 //! - per categorical covariate and for the cluster, the levels and their
@@ -14,12 +15,22 @@
 //!   cluster) cell (`healthgap_warehouse::moments::cell_moments`, two
 //!   centred passes), turned into [`Cells`] by [`Cells::from_moments`].
 //!
+//! A federated study asks every site for the same aggregates and adds them
+//! up: the counts are summed, a categorical covariate's levels are the union
+//! over the sites (coded identically everywhere), and the cluster and the
+//! absorbed variable are keyed per site ([`SiteLevels`]: hospital 7 of two
+//! sites is two hospitals), so the cells of the sites are distinct and
+//! together they are the cells of the pooled rows. Their order is the value's
+//! natural order, then the sites' config order: with ids distinct across the
+//! sites it is the pooled data's order, and the bootstrap draws the same
+//! clusters.
+//!
 //! The methods then run from the cells (`Spec::run_cells`): the cluster delta
 //! method and the cluster bootstrap reweight the cells here, with no
 //! resampling query. Methods and options that need rows are refused when
 //! the plan is built ([`refusals`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -31,8 +42,8 @@ use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates}
 use healthgap_decompose::spec::{CellSource, Ran};
 use healthgap_decompose::{AnalysisResult, CellSample, Cluster, DecomposeError};
 use healthgap_models::moments::ClusterMoments;
-use healthgap_report::suppress::Disclosure;
-use healthgap_report::{OutcomeInfo, WarehouseInfo};
+use healthgap_report::suppress::{self, Disclosure};
+use healthgap_report::{GroupCount, OutcomeInfo, SiteInfo, WarehouseInfo};
 use healthgap_sql::{
     CellMoments, CohortQuery, Covariate, Dialect, Expr, Key, Literal, MomentSpec, Outcome,
     ResultSet, Values,
@@ -41,100 +52,214 @@ use healthgap_warehouse::Postgres;
 use healthgap_warehouse::moments::{Cell, cell_moments};
 
 use crate::analysis::{AnalysisRun, Observer, checked, expand, inference_spec};
-use crate::plan::{AnalysisPlan, Plan};
+use crate::plan::{AnalysisPlan, Plan, WarehousePlan};
 use crate::study::{CohortFacts, Study};
 
 const D: Dialect = Dialect::Postgres;
 
-/// The alternative every refusal names.
+/// The alternative every refusal of `[data] warehouse` names.
 const EXPORT: &str = "set [data] allow_row_export = true to pull the analysis columns and run \
                       it here";
+
+/// The alternative a federated study's refusals name (its rows never leave
+/// the sites).
+const SITES_EXPORT: &str = "study one site's table alone with [data] warehouse and \
+                            allow_row_export = true (a federated study never pulls rows)";
+
+/// The alternative the plan's refusals name.
+fn export(plan: &Plan) -> &'static str {
+    if plan.sites.is_empty() {
+        EXPORT
+    } else {
+        SITES_EXPORT
+    }
+}
 
 /// What the plan asks that the in-warehouse path cannot do, refused before
 /// any data are read: methods that need rows (each names its reason), and
 /// study options whose moments are not built (no cluster, weights,
 /// imputation, `min_count`, a binary `event` value).
 pub fn refusals(plan: &Plan) -> Result<()> {
+    let export = export(plan);
     let mut refused = Vec::new();
     let spec = &plan.cohort;
     if spec.cluster.is_none() {
         refused.push(format!(
             "[design] cluster is not set: in the warehouse the variances and the bootstrap are \
              computed from per-cluster moments, and without a cluster every patient is a unit; \
-             set [design] cluster, or {EXPORT}"
+             set [design] cluster, or {export}"
         ));
     }
     if spec.weights.is_some() {
         refused.push(format!(
-            "[design] weights: weighted moments are not computed in the warehouse yet; {EXPORT}"
+            "[design] weights: weighted moments are not computed in the warehouse yet; {export}"
         ));
     }
     if plan.imputation.is_some() {
         refused.push(format!(
-            "[cohort] missing = \"multiple_imputation\" imputes each patient's values; {EXPORT}"
+            "[cohort] missing = \"multiple_imputation\" imputes each patient's values; {export}"
         ));
     }
     for v in spec.variables.iter().filter(|v| v.min_count.is_some()) {
         refused.push(format!(
             "[variables] {}: min_count (merging rare levels) is not computed in the warehouse \
-             yet; drop it or {EXPORT}",
+             yet; drop it or {export}",
             v.name
         ));
     }
     for o in spec.outcomes.iter().filter(|o| o.event.is_some()) {
         refused.push(format!(
             "[outcomes] {}: event = … (recoding a binary outcome) is not computed in the \
-             warehouse yet; code it 0/1 in the table or {EXPORT}",
+             warehouse yet; code it 0/1 in the table or {export}",
             o.name
         ));
     }
     for a in &plan.analyses {
         if let Some(e) = a.spec.spec().needs_rows(&inference_spec(plan, a)) {
+            let e = e.to_string().replace(EXPORT, export);
             refused.push(format!("analysis `{}`: {e}", a.id));
         }
     }
     if refused.is_empty() {
         return Ok(());
     }
-    bail!(
+    let lead = if plan.sites.is_empty() {
         "[data] warehouse without allow_row_export runs only moment-based analyses inside the \
-         warehouse (no patient row leaves it), and this config asks for more:\n  - {}",
+         warehouse (no patient row leaves it)"
+    } else {
+        "[[data.site]] (a federated study) runs only moment-based analyses inside the sites' \
+         warehouses (no patient row leaves them)"
+    };
+    bail!(
+        "{lead}, and this config asks for more:\n  - {}",
         refused.join("\n  - ")
     )
+}
+
+/// Levels keyed per site, so that a value at two sites is two levels (a
+/// hospital's or a cluster's id is its site's own): in the order of the
+/// values given, each value's sites in config order. A level reads as its
+/// value, or `value (site)` when the value is at several sites.
+#[derive(Debug, Clone, Default)]
+struct SiteLevels {
+    labels: Vec<String>,
+    codes: HashMap<(usize, String), u32>,
+}
+
+impl SiteLevels {
+    /// `values` in their order; `at[s]` the values at site `s`, named
+    /// `names[s]`.
+    fn new(values: &[String], at: &[HashSet<String>], names: &[String]) -> SiteLevels {
+        let mut out = SiteLevels::default();
+        for v in values {
+            let sites: Vec<usize> = (0..at.len()).filter(|&s| at[s].contains(v)).collect();
+            for &s in &sites {
+                out.codes.insert((s, v.clone()), out.labels.len() as u32);
+                out.labels.push(if sites.len() > 1 {
+                    format!("{v} ({})", names[s])
+                } else {
+                    v.clone()
+                });
+            }
+        }
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// The code of `value` at site `site`.
+    fn code(&self, site: usize, value: &str) -> Option<u32> {
+        self.codes.get(&(site, value.to_string())).copied()
+    }
 }
 
 /// A covariate as the warehouse codes it.
 #[derive(Debug, Clone)]
 enum Kind {
     Numeric,
-    /// Levels in design order (the reference first), as text and as SQL
-    /// literals of the column's type, and their rows in the cohort.
+    /// Dummy-coded: the same levels at every site, in design order (the
+    /// reference first), as text, with their rows in the cohort.
     Categorical {
         levels: Vec<String>,
-        literals: Vec<Literal>,
         counts: Vec<usize>,
-        absorb: bool,
     },
+    /// Absorbed (fixed or random effects): levels keyed per site.
+    Absorbed(SiteLevels),
 }
 
 /// The moments of one outcome (its index) over one variable list.
 type MomentsKey = (usize, Vec<String>);
 
-/// The cohort as aggregates: everything the analyses and the report need,
-/// and the connection that computes the moments.
-pub struct WarehouseCohort {
+/// The moment cells of every site, in the sites' order.
+type SiteCells = Arc<Vec<Vec<Cell>>>;
+
+/// Rows per group, and per binary outcome (events, rows) per group.
+type GroupCounts = (Vec<usize>, Vec<(String, Vec<(usize, usize)>)>);
+
+/// One warehouse of the study: its connection, its cohort query and what it
+/// returned.
+struct Site {
+    /// `[[data.site]] name`; `None` for `[data] warehouse`.
+    name: Option<String>,
     pg: Mutex<Postgres>,
     /// The cohort query: the source, the filters and the analysed groups.
     base: CohortQuery,
+    /// The columns' types (the `WHERE 1 = 0` probe; the site column, which
+    /// no table has, as text).
+    types: ResultSet,
+    /// Rows in its table.
+    rows_read: usize,
+    /// Its rows per group.
+    group_counts: Vec<usize>,
+}
+
+impl Site {
+    /// `site `name`: ` before a federated site's messages (nothing for
+    /// `[data] warehouse`).
+    fn prefix(&self) -> String {
+        self.name
+            .as_ref()
+            .map(|n| format!("site `{n}`: "))
+            .unwrap_or_default()
+    }
+
+    /// The type of the site's column `name`.
+    fn type_of(&self, name: &str) -> Result<&Values> {
+        self.types
+            .columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| anyhow!("column `{name}` is not in the warehouse table"))
+    }
+}
+
+/// A site's error with the site named (a single warehouse's unchanged).
+fn at_site<T>(name: Option<&str>, result: Result<T>) -> Result<T> {
+    match name {
+        Some(name) => result.with_context(|| format!("site `{name}`")),
+        None => result,
+    }
+}
+
+/// The cohort as aggregates: everything the analyses and the report need,
+/// and the connections that compute the moments.
+pub struct WarehouseCohort {
+    sites: Vec<Site>,
     /// Raw group values (the reference first), as the keys come back.
     group_values: Vec<String>,
-    /// Cluster levels in natural order (their codes).
-    clusters: HashMap<String, u32>,
+    /// The clusters, keyed per site.
+    clusters: SiteLevels,
     cluster_name: String,
     variables: Vec<(String, String, Kind)>,
+    /// `[data] site_column`.
+    site_column: Option<String>,
     facts: CohortFacts,
-    /// Moments already pulled, by (outcome, design variables).
-    cache: Mutex<Vec<(MomentsKey, Arc<Vec<Cell>>)>>,
+    min_cell: usize,
+    /// Moments already pulled (per site), by (outcome, design variables).
+    cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
 }
 
 /// The text of one value of a result column, as the loader writes levels.
@@ -176,6 +301,7 @@ fn levels_of(
     base: &CohortQuery,
     column: &str,
     na_values: &[String],
+    export: &str,
 ) -> Result<Vec<(Option<String>, usize)>> {
     let rs = pg.query(&base.levels_query(D, &Expr::col(column))?)?;
     let (level, n) = (&rs.columns[0].1, &rs.columns[1].1);
@@ -191,106 +317,245 @@ fn levels_of(
         bail!(
             "`{column}` holds `{na}`, a missing value by [data] na_values: the in-warehouse path \
              does not take each analysis's complete cases yet; filter those rows out in \
-             [cohort] filters or {EXPORT}"
+             [cohort] filters or {export}"
         );
     }
     Ok(levels)
 }
 
-/// The column types of the source (no row read).
-fn column_types(pg: &mut Postgres, base: &CohortQuery, plan: &Plan) -> Result<ResultSet> {
-    let columns = plan.cohort.columns()?;
-    Ok(pg.query(&base.types_query(D, &columns)?)?)
-}
-
-/// Connects, and computes the cohort's aggregates (see the module doc).
+/// Connects to every warehouse, and computes the cohort's aggregates (see
+/// the module doc). Nothing is kept of a study one of whose sites fails.
 pub fn load(plan: &Plan) -> Result<WarehouseCohort> {
     let context = || format!("{}", plan.config_path.display());
     load_inner(plan).with_context(context)
 }
 
-fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
+/// The plan's warehouses: the sites, or `[data] warehouse` as one unnamed
+/// site.
+fn warehouses(plan: &Plan) -> Result<Vec<(Option<&str>, &WarehousePlan)>> {
+    if !plan.sites.is_empty() {
+        return Ok(plan
+            .sites
+            .iter()
+            .map(|s| (Some(s.name.as_str()), &s.warehouse))
+            .collect());
+    }
     let w = plan
         .warehouse
         .as_ref()
         .ok_or_else(|| anyhow!("the plan has no [data] warehouse"))?;
+    Ok(vec![(None, w)])
+}
+
+/// Connects to one warehouse, probes the columns' types and restricts the
+/// cohort query to the filters and the analysed groups (their literals of
+/// the site's group column type); returns the site and its attrition counts
+/// (rows read, then remaining after each step) with the steps' labels.
+fn open_site(
+    plan: &Plan,
+    name: Option<&str>,
+    w: &WarehousePlan,
+    group_values: &[String],
+) -> Result<(Site, Vec<usize>, Vec<String>)> {
     let spec = &plan.cohort;
     let mut pg = Postgres::connect(&w.url, w.password_env.as_deref())?;
     let mut base = CohortQuery::new(w.table.clone());
     for f in &spec.filters {
         base = base.filter(f)?;
     }
-    let types = column_types(&mut pg, &base, plan)?;
-    let type_of = |name: &str| -> Result<&Values> {
-        types
-            .columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
-            .ok_or_else(|| anyhow!("column `{name}` is not in the warehouse table"))
+    let mut columns = plan.cohort.columns()?;
+    columns.retain(|c| Some(c) != plan.site_column.as_ref());
+    let mut types = pg.query(&base.types_query(D, &columns)?)?;
+    if let Some(c) = &plan.site_column {
+        types.columns.push((c.clone(), Values::Text(Vec::new())));
+    }
+    let mut site = Site {
+        name: name.map(str::to_string),
+        pg: Mutex::new(pg),
+        base,
+        types,
+        rows_read: 0,
+        group_counts: Vec::new(),
     };
-    let mut group_values = vec![spec.reference.clone()];
-    group_values.extend(spec.compare.iter().cloned());
-    let group_type = type_of(&spec.group_column)?;
+    let group_type = site.type_of(&spec.group_column)?;
     let group_literals = group_values
         .iter()
         .map(|v| literal(group_type, v))
         .collect::<Result<Vec<_>>>()?;
-    base = base.groups(&spec.group_column, group_literals);
-    let attrition = attrition(&mut pg, &base, plan)?;
-    let cluster_name = spec
-        .cluster
-        .clone()
-        .ok_or_else(|| anyhow!("[design] cluster is required in the warehouse"))?;
-    let mut cluster_levels: Vec<String> = Vec::new();
-    for (level, _) in levels_of(&mut pg, &base, &cluster_name, &spec.na_values)? {
-        cluster_levels.push(level.ok_or_else(|| {
+    site.base = site.base.groups(&spec.group_column, group_literals);
+    let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+    let (n, labels) = attrition_counts(pg, &site.base)?;
+    site.rows_read = n[0];
+    Ok((site, n, labels))
+}
+
+/// How each variable is coded: as declared, else categorical when its
+/// column holds texts at any site. A variable declared numeric that holds
+/// texts at a site is an error naming the site.
+fn variable_kinds(plan: &Plan, sites: &[Site]) -> Result<Vec<VarKind>> {
+    let mut kinds = Vec::new();
+    for v in &plan.cohort.variables {
+        let mut texts = None;
+        for s in sites {
+            let text = matches!(s.type_of(&v.name), Ok(Values::Text(_)));
+            let typed = at_site(s.name.as_deref(), s.type_of(&v.name).map(|_| ()));
+            typed?;
+            if text && texts.is_none() {
+                texts = Some(s.name.as_deref());
+            }
+        }
+        kinds.push(match (&v.kind, texts) {
+            (Some(VarKind::Numeric), Some(site)) => at_site(
+                site,
+                Err(anyhow!(
+                    "column `{}`: declared numeric but holds texts; declare it type = \
+                     \"categorical\"",
+                    v.name
+                )),
+            )?,
+            (Some(k), _) => k.clone(),
+            (None, Some(_)) => VarKind::Categorical {
+                reference: None,
+                absorb: false,
+            },
+            (None, None) => VarKind::Numeric,
+        });
+    }
+    Ok(kinds)
+}
+
+/// What one site returned of the levels: the cluster's values, and each
+/// categorical variable's level counts (`None` for a numeric one).
+struct SiteLevelCounts {
+    clusters: Vec<String>,
+    variables: Vec<Option<Vec<(String, usize)>>>,
+}
+
+/// The levels of the cluster and of every categorical variable at one site
+/// (the site column's: the site's name, on all its rows; after
+/// [`group_counts`]).
+fn site_levels(
+    plan: &Plan,
+    site: &mut Site,
+    cluster_name: &str,
+    kinds: &[VarKind],
+    export: &str,
+) -> Result<SiteLevelCounts> {
+    let spec = &plan.cohort;
+    // The site column holds the site's name on its every row.
+    let label = site.name.clone().unwrap_or_default();
+    let own = |name: &str| plan.site_column.as_deref() == Some(name);
+    let rows = site.group_counts.iter().sum();
+    let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+    let mut clusters = Vec::new();
+    // (A site without rows in the cohort has no level of its own.)
+    if own(cluster_name) && rows > 0 {
+        clusters.push(label.clone());
+    }
+    let cluster_levels = if own(cluster_name) {
+        Vec::new()
+    } else {
+        levels_of(pg, &site.base, cluster_name, &spec.na_values, export)?
+    };
+    for (level, _) in cluster_levels {
+        clusters.push(level.ok_or_else(|| {
             anyhow!(
                 "the cluster column `{cluster_name}` has missing values; every row needs a cluster"
             )
         })?);
     }
-    cluster_levels.sort_by(|a, b| natural_cmp(a, b));
     let mut variables = Vec::new();
-    for v in &spec.variables {
-        let ty = type_of(&v.name)?;
-        let kind = match &v.kind {
-            Some(k) => k.clone(),
-            None if matches!(ty, Values::Text(_)) => VarKind::Categorical {
-                reference: None,
-                absorb: false,
-            },
-            None => VarKind::Numeric,
-        };
-        let kind = match kind {
-            VarKind::Numeric if matches!(ty, Values::Text(_)) => bail!(
-                "column `{}`: declared numeric but holds texts; declare it type = \"categorical\"",
-                v.name
+    for (v, kind) in spec.variables.iter().zip(kinds) {
+        variables.push(match kind {
+            VarKind::Numeric => None,
+            VarKind::Categorical { .. } if own(&v.name) => Some(
+                (rows > 0)
+                    .then(|| (label.clone(), rows))
+                    .into_iter()
+                    .collect(),
             ),
-            VarKind::Numeric => Kind::Numeric,
-            VarKind::Categorical { reference, absorb } => {
-                let levels = levels_of(&mut pg, &base, &v.name, &spec.na_values)?;
-                categorical(&levels, &v.name, ty, reference, absorb)?
-            }
-        };
-        variables.push((v.name.clone(), v.block.clone(), kind));
+            VarKind::Categorical { .. } => Some(
+                levels_of(pg, &site.base, &v.name, &spec.na_values, export)?
+                    .into_iter()
+                    .filter_map(|(l, n)| l.map(|l| (l, n)))
+                    .collect(),
+            ),
+        });
     }
-    let (group_counts, outcome_counts) = group_counts(&mut pg, &base, plan, &group_values)?;
+    Ok(SiteLevelCounts {
+        clusters,
+        variables,
+    })
+}
+
+fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
+    let spec = &plan.cohort;
+    let export = export(plan);
+    let mut group_values = vec![spec.reference.clone()];
+    group_values.extend(spec.compare.iter().cloned());
+    let mut sites = Vec::new();
+    let mut attrition_n: Vec<usize> = Vec::new();
+    let mut step_labels = Vec::new();
+    for (name, w) in warehouses(plan)? {
+        let (site, n, labels) = at_site(name, open_site(plan, name, w, &group_values))?;
+        attrition_n.resize(n.len(), 0);
+        attrition_n.iter_mut().zip(&n).for_each(|(t, k)| *t += k);
+        step_labels = labels;
+        sites.push(site);
+    }
+    let attrition = attrition_steps(plan, &attrition_n, step_labels)?;
+    let cluster_name = spec
+        .cluster
+        .clone()
+        .ok_or_else(|| anyhow!("[design] cluster is required in the warehouse"))?;
+    let kinds = variable_kinds(plan, &sites)?;
+    let mut levels = Vec::new();
+    let mut counts: GroupCounts = (vec![0; group_values.len()], Vec::new());
+    for site in &mut sites {
+        let name = site.name.clone();
+        let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+        let (rows, events) = at_site(
+            name.as_deref(),
+            group_counts(pg, &site.base, plan, &group_values, export),
+        )?;
+        add_counts(&mut counts, &rows, events);
+        site.group_counts = rows;
+        let l = at_site(
+            name.as_deref(),
+            site_levels(plan, site, &cluster_name, &kinds, export),
+        )?;
+        levels.push(l);
+    }
+    if let Some(g) = counts.0.iter().position(|n| *n == 0) {
+        bail!(
+            "group `{}` has no rows after the filters ({}); relax [cohort] filters or drop it \
+             from [groups]",
+            group_values[g],
+            spec.filters.join("; ")
+        );
+    }
+    let names: Vec<String> = sites
+        .iter()
+        .map(|s| s.name.clone().unwrap_or_default())
+        .collect();
+    let clusters = cluster_levels(&levels, &names);
+    let variables = combined_kinds(plan, &kinds, &levels, &names)?;
+    let labels = display_labels(plan, &group_values);
     let facts = CohortFacts {
         source: "warehouse".into(),
         files: Vec::new(),
         rows_read: attrition.0,
         warehouse: None,
-        clusters: Some((cluster_name.clone(), cluster_levels.len())),
-        group_labels: display_labels(plan, &group_values),
-        group_counts: group_counts.clone(),
+        clusters: Some((cluster_name.clone(), clusters.len())),
+        group_labels: labels.clone(),
+        group_counts: counts.0.clone(),
         attrition: attrition.1,
         table1: Vec::new(),
         table1_complete: None,
         disclosure: Disclosure {
-            group_labels: display_labels(plan, &group_values),
-            group_counts,
-            outcome_counts,
+            group_labels: labels,
+            group_counts: counts.0,
+            outcome_counts: counts.1,
             level_counts: level_counts(&variables),
         },
         outcomes: spec
@@ -303,21 +568,101 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
             })
             .collect(),
     };
-    let clusters = cluster_levels
-        .into_iter()
-        .enumerate()
-        .map(|(i, l)| (l, i as u32))
-        .collect();
     Ok(WarehouseCohort {
-        pg: Mutex::new(pg),
-        base,
+        sites,
         group_values,
         clusters,
         cluster_name,
         variables,
+        site_column: plan.site_column.clone(),
         facts,
+        min_cell: plan.min_cell,
         cache: Mutex::new(Vec::new()),
     })
+}
+
+/// Adds one site's group counts to the running totals.
+fn add_counts(total: &mut GroupCounts, rows: &[usize], events: Vec<(String, Vec<(usize, usize)>)>) {
+    total.0.iter_mut().zip(rows).for_each(|(t, n)| *t += n);
+    for (name, per_group) in events {
+        match total.1.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => t.iter_mut().zip(&per_group).for_each(|(t, (e, n))| {
+                t.0 += e;
+                t.1 += n;
+            }),
+            None => total.1.push((name, per_group)),
+        }
+    }
+}
+
+/// The clusters keyed per site, in natural order of the value, then the
+/// sites' order.
+fn cluster_levels(levels: &[SiteLevelCounts], names: &[String]) -> SiteLevels {
+    let at: Vec<HashSet<String>> = levels
+        .iter()
+        .map(|l| l.clusters.iter().cloned().collect())
+        .collect();
+    // The union in byte order, then natural order (a stable sort: values
+    // that natural order ties, such as `01` and `1`, keep a fixed order).
+    let mut values: Vec<String> = at
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    values.sort_by(|a, b| natural_cmp(a, b));
+    SiteLevels::new(&values, &at, names)
+}
+
+/// Each variable's coding from the union of its levels over the sites (the
+/// counts summed): the loader's level order ([`categorical_levels`]) and
+/// absorption rule (declared, or more than [`ABSORB_THRESHOLD`] levels); an
+/// absorbed variable's levels keyed per site.
+fn combined_kinds(
+    plan: &Plan,
+    kinds: &[VarKind],
+    levels: &[SiteLevelCounts],
+    names: &[String],
+) -> Result<Vec<(String, String, Kind)>> {
+    let mut out = Vec::new();
+    for (k, (v, kind)) in plan.cohort.variables.iter().zip(kinds).enumerate() {
+        let VarKind::Categorical { reference, absorb } = kind else {
+            out.push((v.name.clone(), v.block.clone(), Kind::Numeric));
+            continue;
+        };
+        let per_site: Vec<&Vec<(String, usize)>> = levels
+            .iter()
+            .filter_map(|l| l.variables[k].as_ref())
+            .collect();
+        let mut observed: Vec<(String, usize)> = Vec::new();
+        for (level, n) in per_site.iter().copied().flatten() {
+            match observed.iter_mut().find(|(l, _)| l == level) {
+                Some((_, total)) => *total += n,
+                None => observed.push((level.clone(), *n)),
+            }
+        }
+        let ordered = categorical_levels(&observed, reference.clone())
+            .map_err(|message| anyhow!("column `{}`: {message}", v.name))?;
+        let kind = if *absorb || ordered.len() > ABSORB_THRESHOLD {
+            let at: Vec<HashSet<String>> = per_site
+                .iter()
+                .map(|l| l.iter().map(|(level, _)| level.clone()).collect())
+                .collect();
+            Kind::Absorbed(SiteLevels::new(&ordered, &at, names))
+        } else {
+            let counts = ordered
+                .iter()
+                .map(|l| observed.iter().find(|(o, _)| o == l).map_or(0, |(_, n)| *n))
+                .collect();
+            Kind::Categorical {
+                levels: ordered,
+                counts,
+            }
+        };
+        out.push((v.name.clone(), v.block.clone(), kind));
+    }
+    Ok(out)
 }
 
 fn display_labels(plan: &Plan, values: &[String]) -> Vec<String> {
@@ -337,13 +682,7 @@ fn display_labels(plan: &Plan, values: &[String]) -> Vec<String> {
 fn level_counts(variables: &[(String, String, Kind)]) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     for (name, _, kind) in variables {
-        if let Kind::Categorical {
-            levels,
-            counts,
-            absorb: false,
-            ..
-        } = kind
-        {
+        if let Kind::Categorical { levels, counts } = kind {
             out.extend(
                 levels
                     .iter()
@@ -355,54 +694,31 @@ fn level_counts(variables: &[(String, String, Kind)]) -> Vec<(String, usize)> {
     out
 }
 
-/// A categorical covariate's levels in design order, as the loader orders
-/// them, from the warehouse's level counts.
-fn categorical(
-    levels: &[(Option<String>, usize)],
-    name: &str,
-    ty: &Values,
-    reference: Option<String>,
-    absorb: bool,
-) -> Result<Kind> {
-    let observed: Vec<(String, usize)> = levels
-        .iter()
-        .filter_map(|(l, n)| l.clone().map(|l| (l, *n)))
-        .collect();
-    let levels = categorical_levels(&observed, reference)
-        .map_err(|message| anyhow!("column `{name}`: {message}"))?;
-    let counts = levels
-        .iter()
-        .map(|l| observed.iter().find(|(o, _)| o == l).map_or(0, |(_, n)| *n))
-        .collect();
-    let literals = levels
-        .iter()
-        .map(|l| literal(ty, l))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Kind::Categorical {
-        absorb: absorb || levels.len() > ABSORB_THRESHOLD,
-        levels,
-        literals,
-        counts,
-    })
-}
-
-/// Rows read and the attrition steps (each filter, then the groups), from
-/// one counting query.
-fn attrition(
-    pg: &mut Postgres,
-    base: &CohortQuery,
-    plan: &Plan,
-) -> Result<(usize, Vec<AttritionStep>)> {
+/// One site's attrition counts (rows read, then remaining after each filter
+/// and the groups) and the steps' labels, from one counting query. An empty
+/// table is an error.
+fn attrition_counts(pg: &mut Postgres, base: &CohortQuery) -> Result<(Vec<usize>, Vec<String>)> {
     let q = base.attrition_query(D)?;
     let rs = pg.query(&q.sql)?;
     if rs.rows() != 1 {
         bail!("the attrition query returned {} rows", rs.rows());
     }
     let n: Vec<usize> = rs.columns.iter().map(|(_, v)| count(v, 0)).collect();
-    if n.first() == Some(&0) {
+    if n.first().is_none_or(|n| *n == 0) {
         bail!("the data have no rows: the warehouse table is empty");
     }
-    if n.last() == Some(&0) {
+    let labels = q.columns.iter().skip(1).map(|c| c.label.clone()).collect();
+    Ok((n, labels))
+}
+
+/// Rows read and the attrition steps (each filter, then the groups) from
+/// the counts of every site summed.
+fn attrition_steps(
+    plan: &Plan,
+    n: &[usize],
+    mut labels: Vec<String>,
+) -> Result<(usize, Vec<AttritionStep>)> {
+    if n.last().is_none_or(|n| *n == 0) {
         bail!(
             "the data have no rows after the filters and the groups ({}): relax [cohort] filters \
              or check [groups]",
@@ -410,7 +726,6 @@ fn attrition(
         );
     }
     let spec = &plan.cohort;
-    let mut labels: Vec<String> = q.columns.iter().skip(1).map(|c| c.label.clone()).collect();
     // The groups' step is labelled with the display labels, as the loader does.
     let mut shown = vec![spec.reference.clone()];
     shown.extend(spec.compare.iter().cloned());
@@ -433,20 +748,25 @@ fn attrition(
     Ok((n[0], steps))
 }
 
-/// Rows per group, and (events, rows) per group of each binary outcome.
-/// Refuses missing values in any analysis column (the in-warehouse path
+/// One site's rows per group, and (events, rows) per group of each binary
+/// outcome (a group may have no rows at a site). Refuses missing values in any analysis column (the in-warehouse path
 /// does not take per-analysis complete cases yet) and binary outcomes not
 /// coded 0/1.
-#[allow(clippy::type_complexity)]
 fn group_counts(
     pg: &mut Postgres,
     base: &CohortQuery,
     plan: &Plan,
     group_values: &[String],
-) -> Result<(Vec<usize>, Vec<(String, Vec<(usize, usize)>)>)> {
+    export: &str,
+) -> Result<GroupCounts> {
     let spec = &plan.cohort;
     let mut columns: Vec<&str> = spec.outcomes.iter().map(|o| o.name.as_str()).collect();
-    columns.extend(spec.variables.iter().map(|v| v.name.as_str()));
+    columns.extend(
+        spec.variables
+            .iter()
+            .map(|v| v.name.as_str())
+            .filter(|v| plan.site_column.as_deref() != Some(*v)),
+    );
     let mut conditions: Vec<Expr> = columns
         .iter()
         .map(|c| Expr::col(*c).is_null(false))
@@ -471,20 +791,12 @@ fn group_counts(
     let at = |r: Option<usize>, k: usize| r.map_or(0, |r| count(&rs.columns[k].1, r));
     let rows: Vec<Option<usize>> = group_values.iter().map(|g| row_of(g)).collect();
     let counts: Vec<usize> = rows.iter().map(|r| at(*r, 1)).collect();
-    if let Some(g) = counts.iter().position(|n| *n == 0) {
-        bail!(
-            "group `{}` has no rows after the filters ({}); relax [cohort] filters or drop it \
-             from [groups]",
-            group_values[g],
-            spec.filters.join("; ")
-        );
-    }
     for (k, c) in columns.iter().enumerate() {
         if rows.iter().any(|r| at(*r, 2 + k) > 0) {
             bail!(
                 "`{c}` has missing values in the cohort: the in-warehouse path does not take \
                  each analysis's complete cases yet; filter them out in [cohort] filters \
-                 (\"{c} is not null\") or {EXPORT}"
+                 (\"{c} is not null\") or {export}"
             );
         }
     }
@@ -505,24 +817,91 @@ fn group_counts(
 }
 
 impl WarehouseCohort {
-    /// The cohort's facts, with the statements run so far.
+    /// The cohort's facts, with the statements run so far: a federated
+    /// study's in each site's record, with its counts suppressed as parts of
+    /// the shown totals ([`suppress::parts`]).
     pub fn facts(&self) -> CohortFacts {
         let mut facts = self.facts.clone();
-        if let Ok(pg) = self.pg.lock() {
+        let statements = |s: &Site| {
+            s.pg.lock()
+                .map(|pg| (pg.target().to_string(), pg.statements().to_vec()))
+                .unwrap_or_default()
+        };
+        let [single] = self.sites.as_slice() else {
+            facts.warehouse = Some(self.sites_info(&statements));
+            return facts;
+        };
+        if single.name.is_none() {
+            let (server, queries) = statements(single);
             facts.warehouse = Some(WarehouseInfo {
                 engine: "postgres".into(),
-                server: pg.target().to_string(),
+                server,
                 row_export: false,
-                queries: pg.statements().to_vec(),
+                queries,
+                sites: Vec::new(),
             });
+        } else {
+            facts.warehouse = Some(self.sites_info(&statements));
         }
         facts
     }
 
-    /// The layout of `variables` and the covariates of the moment queries.
-    fn layout(&self, variables: &[String]) -> Result<(Covariates, Vec<Covariate>), DecomposeError> {
+    /// results.json `data.warehouse` of a federated study.
+    fn sites_info(&self, statements: &dyn Fn(&Site) -> (String, Vec<String>)) -> WarehouseInfo {
+        let m = self.min_cell;
+        let rows_read = suppress::parts(
+            &self.sites.iter().map(|s| s.rows_read).collect::<Vec<_>>(),
+            m,
+        );
+        let per_group: Vec<Vec<Option<usize>>> = (0..self.group_values.len())
+            .map(|g| {
+                let n: Vec<usize> = self.sites.iter().map(|s| s.group_counts[g]).collect();
+                suppress::parts(&n, m)
+            })
+            .collect();
+        let sites = self
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let (server, queries) = statements(s);
+                SiteInfo {
+                    name: s.name.clone().unwrap_or_default(),
+                    engine: "postgres".into(),
+                    server,
+                    rows_read: rows_read[k],
+                    groups: self
+                        .facts
+                        .group_labels
+                        .iter()
+                        .zip(&per_group)
+                        .map(|(label, n)| GroupCount {
+                            label: label.clone(),
+                            n: n[k],
+                        })
+                        .collect(),
+                    queries,
+                }
+            })
+            .collect::<Vec<_>>();
+        let names: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+        WarehouseInfo {
+            engine: "postgres".into(),
+            server: format!("{} sites: {}", sites.len(), names.join(", ")),
+            row_export: false,
+            queries: Vec::new(),
+            sites,
+        }
+    }
+
+    /// The layout of `variables` and, per site, the covariates of the
+    /// moment queries (the dummies' literals of the site's column types).
+    fn layout(
+        &self,
+        variables: &[String],
+    ) -> Result<(Covariates, Vec<Vec<Covariate>>), DecomposeError> {
         let mut cov = Covariates::default();
-        let mut sql = Vec::new();
+        let mut sql = vec![Vec::new(); self.sites.len()];
         let mut absorbed: Vec<Absorbed> = Vec::new();
         for name in variables {
             let Some((_, block, kind)) = self.variables.iter().find(|(n, _, _)| n == name) else {
@@ -535,27 +914,22 @@ impl WarehouseCohort {
                         factor: block.clone(),
                         values: Vec::new(),
                     });
-                    sql.push(Covariate::Numeric {
-                        name: name.clone(),
-                        expr: Expr::col(name.as_str()),
-                    });
+                    for (site, s) in self.sites.iter().zip(&mut sql) {
+                        s.push(Covariate::Numeric {
+                            name: name.clone(),
+                            expr: self.column(site, name),
+                        });
+                    }
                 }
-                Kind::Categorical {
-                    levels,
-                    absorb: true,
-                    ..
-                } => absorbed.push(Absorbed {
+                Kind::Absorbed(levels) => absorbed.push(Absorbed {
                     variable: name.clone(),
                     factor: block.clone(),
                     codes: Vec::new(),
                     levels: levels.len(),
-                    labels: levels.clone(),
+                    labels: levels.labels.clone(),
                 }),
-                Kind::Categorical {
-                    levels, literals, ..
-                } => {
-                    let (Some(reference), Some(literal)) = (levels.first(), literals.first())
-                    else {
+                Kind::Categorical { levels, .. } => {
+                    let Some(reference) = levels.first() else {
                         continue;
                     };
                     let first = cov.columns.len();
@@ -570,12 +944,9 @@ impl WarehouseCohort {
                         factor: block.clone(),
                         values: Vec::new(),
                     }));
-                    sql.push(Covariate::Categorical {
-                        name: name.clone(),
-                        expr: Expr::col(name.as_str()),
-                        reference: literal.clone(),
-                        levels: literals.clone(),
-                    });
+                    for (site, s) in self.sites.iter().zip(&mut sql) {
+                        s.push(dummies(site, name, self.column(site, name), levels)?);
+                    }
                 }
             }
         }
@@ -591,15 +962,15 @@ impl WarehouseCohort {
         Ok((cov, sql))
     }
 
-    /// The cells of every group over `variables` and outcome `outcome`
-    /// (pulled once, then shared by the comparisons and analyses).
+    /// The cells of every group over `variables` and outcome `outcome`, per
+    /// site (pulled once, then shared by the comparisons and analyses).
     fn moments(
         &self,
         outcome: usize,
         variables: &[String],
         cov: &Covariates,
-        sql: Vec<Covariate>,
-    ) -> Result<Arc<Vec<Cell>>, DecomposeError> {
+        sql: Vec<Vec<Covariate>>,
+    ) -> Result<SiteCells, DecomposeError> {
         let key = (outcome, variables.to_vec());
         let failed = |e: String| DecomposeError::Design(format!("warehouse moments: {e}"));
         if let Some((_, cells)) = self
@@ -611,35 +982,86 @@ impl WarehouseCohort {
         {
             return Ok(Arc::clone(cells));
         }
-        let mut q = self.base.clone();
-        let o = &self.facts.outcomes[outcome];
-        q.outcomes = vec![Outcome {
-            name: o.name.clone(),
-            expr: Expr::col(o.name.as_str()),
-        }];
-        q.cluster = Some(Expr::col(self.cluster_name.as_str()));
-        q.hospital = cov
-            .absorbed
-            .as_ref()
-            .map(|a| Expr::col(a.variable.as_str()));
-        q.covariates = sql;
-        let mut keys = vec![Key::Group];
-        if q.hospital.is_some() {
-            keys.push(Key::Hospital);
+        let mut per_site = Vec::new();
+        for (site, covariates) in self.sites.iter().zip(sql) {
+            let mut q = site.base.clone();
+            let o = &self.facts.outcomes[outcome];
+            q.outcomes = vec![Outcome {
+                name: o.name.clone(),
+                expr: Expr::col(o.name.as_str()),
+            }];
+            q.cluster = Some(self.column(site, &self.cluster_name));
+            q.hospital = cov
+                .absorbed
+                .as_ref()
+                .map(|a| self.column(site, &a.variable));
+            q.covariates = covariates;
+            let mut keys = vec![Key::Group];
+            if q.hospital.is_some() {
+                keys.push(Key::Hospital);
+            }
+            keys.push(Key::Cluster);
+            let in_site = |e: String| failed(format!("{}{e}", site.prefix()));
+            let spec = MomentSpec::all(&q, keys, Some(0)).map_err(|e| in_site(e.to_string()))?;
+            let mut pg = site.pg.lock().map_err(|e| in_site(e.to_string()))?;
+            per_site.push(cell_moments(&mut pg, &q, &spec).map_err(|e| in_site(e.to_string()))?);
         }
-        keys.push(Key::Cluster);
-        let spec = MomentSpec::all(&q, keys, Some(0)).map_err(|e| failed(e.to_string()))?;
-        let cells = {
-            let mut pg = self.pg.lock().map_err(|e| failed(e.to_string()))?;
-            cell_moments(&mut pg, &q, &spec).map_err(|e| failed(e.to_string()))?
-        };
-        let cells = Arc::new(cells);
+        let cells = Arc::new(per_site);
         self.cache
             .lock()
             .map_err(|e| failed(e.to_string()))?
             .push((key, Arc::clone(&cells)));
         Ok(cells)
     }
+
+    /// The SQL value of column `name` at `site`: the column, or the site's
+    /// name as a constant for `[data] site_column`.
+    fn column(&self, site: &Site, name: &str) -> Expr {
+        match (&site.name, &self.site_column) {
+            (Some(label), Some(c)) if c == name => Expr::text(label.as_str()),
+            _ => Expr::col(name),
+        }
+    }
+
+    /// The codes of an absorbed variable's levels, keyed per site.
+    fn absorbed_levels(&self, variable: &str) -> Option<&SiteLevels> {
+        self.variables.iter().find_map(|(n, _, k)| match k {
+            Kind::Absorbed(levels) if n == variable => Some(levels),
+            _ => None,
+        })
+    }
+}
+
+/// A categorical covariate's dummies at one site: `CASE` on its levels as
+/// literals of the site's column type.
+fn dummies(
+    site: &Site,
+    name: &str,
+    expr: Expr,
+    levels: &[String],
+) -> Result<Covariate, DecomposeError> {
+    let literals = site
+        .type_of(name)
+        .and_then(|ty| {
+            levels
+                .iter()
+                .map(|l| literal(ty, l))
+                .collect::<Result<Vec<_>>>()
+        })
+        .map_err(|e| {
+            let at = site.prefix();
+            DecomposeError::Design(format!("warehouse moments: {at}column `{name}`: {e:#}"))
+        })?;
+    let reference = literals
+        .first()
+        .cloned()
+        .ok_or_else(|| DecomposeError::Design(format!("`{name}` has no levels")))?;
+    Ok(Covariate::Categorical {
+        name: name.to_string(),
+        expr,
+        reference,
+        levels: literals,
+    })
 }
 
 /// Raw moments over (x_1, …, x_p, y) as a cell's moments over (1, x_1, …,
@@ -689,61 +1111,62 @@ impl CellSource for Source<'_> {
     fn cells(&self, variables: &[String]) -> Result<(Arc<Covariates>, Cells), DecomposeError> {
         let wc = self.cohort;
         let (cov, sql) = wc.layout(variables)?;
-        let cells = wc.moments(self.outcome, variables, &cov, sql)?;
+        let per_site = wc.moments(self.outcome, variables, &cov, sql)?;
         let p = cov.columns.len();
-        let level_of: HashMap<&str, u32> = cov.absorbed.as_ref().map_or_else(HashMap::new, |a| {
-            a.labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.as_str(), i as u32))
-                .collect()
-        });
-        let unknown = |what: &str, v: &Option<String>| {
-            DecomposeError::Design(format!(
-                "warehouse moments: a cell's {what} `{}` is not among the cohort's",
-                v.as_deref().unwrap_or("NULL")
-            ))
+        let absorbed = match &cov.absorbed {
+            Some(a) => Some(wc.absorbed_levels(&a.variable).ok_or_else(|| {
+                DecomposeError::Design(format!("`{}` is not an absorbed variable", a.variable))
+            })?),
+            None => None,
         };
         let mut inputs = Vec::new();
-        for cell in cells.iter() {
-            let key = |k: usize| cell.keys.get(k).cloned().flatten();
-            let group = key(0);
-            let Some(g) = wc
-                .group_values
-                .iter()
-                .position(|v| Some(v) == group.as_ref())
-            else {
-                return Err(unknown("group", &group));
+        for (s, cells) in per_site.iter().enumerate() {
+            let unknown = |what: &str, v: &Option<String>| {
+                let at = wc.sites[s].prefix();
+                DecomposeError::Design(format!(
+                    "warehouse moments: {at}a cell's {what} `{}` is not among the cohort's",
+                    v.as_deref().unwrap_or("NULL")
+                ))
             };
-            let group = match g {
-                0 => 0,
-                g if g == self.comparison => 1,
-                _ => continue,
-            };
-            let (level, cluster) = if cov.absorbed.is_some() {
-                (key(1), key(2))
-            } else {
-                (None, key(1))
-            };
-            let level = match &level {
-                Some(l) => *level_of
-                    .get(l.as_str())
-                    .ok_or_else(|| unknown("level", &level))?,
-                None if cov.absorbed.is_some() => return Err(unknown("level", &level)),
-                None => 0,
-            };
-            let cluster_code = cluster
-                .as_ref()
-                .and_then(|c| wc.clusters.get(c))
-                .copied()
-                .ok_or_else(|| unknown("cluster", &cluster))?;
-            inputs.push(CellInput {
-                group,
-                level,
-                cluster: cluster_code,
-                rows: cell.moments.count.round() as usize,
-                moments: cluster_moments(&cell.moments, p),
-            });
+            for cell in cells {
+                let key = |k: usize| cell.keys.get(k).cloned().flatten();
+                let group = key(0);
+                let Some(g) = wc
+                    .group_values
+                    .iter()
+                    .position(|v| Some(v) == group.as_ref())
+                else {
+                    return Err(unknown("group", &group));
+                };
+                let group = match g {
+                    0 => 0,
+                    g if g == self.comparison => 1,
+                    _ => continue,
+                };
+                let (level, cluster) = if absorbed.is_some() {
+                    (key(1), key(2))
+                } else {
+                    (None, key(1))
+                };
+                let level = match absorbed {
+                    Some(levels) => level
+                        .as_deref()
+                        .and_then(|l| levels.code(s, l))
+                        .ok_or_else(|| unknown("level", &level))?,
+                    None => 0,
+                };
+                let cluster_code = cluster
+                    .as_deref()
+                    .and_then(|c| wc.clusters.code(s, c))
+                    .ok_or_else(|| unknown("cluster", &cluster))?;
+                inputs.push(CellInput {
+                    group,
+                    level,
+                    cluster: cluster_code,
+                    rows: cell.moments.count.round() as usize,
+                    moments: cluster_moments(&cell.moments, p),
+                });
+            }
         }
         let mut names = vec![INTERCEPT.to_string()];
         names.extend(cov.columns.iter().map(|c| c.name.clone()));

@@ -17,7 +17,7 @@ use healthgap_synth::Params;
 use crate::config::{
     RawAnalysis, RawAnalysisMissing, RawClusterTerm, RawConfig, RawData, RawEngine, RawFallback,
     RawFormat, RawImputationInference, RawImputationMethod, RawInference, RawInferenceMethod,
-    RawInterval, RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce,
+    RawInterval, RawMissing, RawOmop, RawOutcomeType, RawVariableType, RawVce, RawWarehouse,
 };
 
 /// Inference settings of one analysis.
@@ -114,6 +114,12 @@ pub struct Plan {
     pub imputation: Option<ImputationPlan>,
     /// A warehouse source.
     pub warehouse: Option<WarehousePlan>,
+    /// The sites of a federated study (`[[data.site]]`; empty otherwise).
+    pub sites: Vec<SitePlan>,
+    /// `[data] site_column`: in a federated study, the name of a column that
+    /// holds each site's `name` (no table has it; the warehouse path codes it
+    /// as a constant per site).
+    pub site_column: Option<String>,
 }
 
 /// Where a warehouse source is and how to reach it.
@@ -131,24 +137,49 @@ pub struct WarehousePlan {
     pub row_export: bool,
 }
 
+/// One site of a federated study (`[[data.site]]`): its name and its
+/// warehouse (always without row export).
+#[derive(Debug, Clone)]
+pub struct SitePlan {
+    /// `name`, unique among the sites.
+    pub name: String,
+    /// Its table and how to reach it.
+    pub warehouse: WarehousePlan,
+}
+
+impl Plan {
+    /// Whether the study runs on moments computed in the warehouses
+    /// ([`crate::in_warehouse`]): `[[data.site]]`, or `[data] warehouse`
+    /// without `allow_row_export`.
+    pub fn moments_only(&self) -> bool {
+        !self.sites.is_empty() || self.warehouse.as_ref().is_some_and(|w| !w.row_export)
+    }
+}
+
 /// `[data] warehouse`: PostgreSQL; with `allow_row_export = true` the
 /// analysis columns are pulled, otherwise the moment-based analyses run on
 /// per-cell moments computed in the warehouse (the others are refused when
 /// the plan is built, [`crate::in_warehouse::refusals`]).
 fn warehouse_plan(d: &RawData) -> Result<Option<WarehousePlan>> {
     let Some(w) = &d.warehouse else {
-        if d.allow_row_export {
+        if d.allow_row_export && d.sites.is_empty() {
             bail!("[data] allow_row_export is set but there is no [data] warehouse");
         }
         return Ok(None);
     };
+    warehouse_of(w, d.allow_row_export, "[data] warehouse").map(Some)
+}
+
+/// One warehouse table as configured (`[data] warehouse` or a site's
+/// `warehouse`; `what` names it in messages).
+fn warehouse_of(w: &RawWarehouse, row_export: bool, what: &str) -> Result<WarehousePlan> {
     if w.engine == RawEngine::Spark {
         bail!(
-            "[data] warehouse: engine = \"spark\" is not available in this build (the Spark \
-             Connect transport is not built yet); use engine = \"postgres\""
+            "{what}: engine = \"spark\" is not available in this build (the Spark Connect \
+             transport is not built yet); use engine = \"postgres\""
         );
     }
-    Ok(Some(WarehousePlan {
+    Ok(WarehousePlan {
         url: w.url.clone(),
         // `schema.table` in `table` is read as `healthgap synth --table` reads it.
         table: match &w.schema {
@@ -156,8 +187,65 @@ fn warehouse_plan(d: &RawData) -> Result<Option<WarehousePlan>> {
             None => healthgap_sql::TableName::dotted(&w.table),
         },
         password_env: w.password_env.clone(),
-        row_export: d.allow_row_export,
-    }))
+        row_export,
+    })
+}
+
+/// `[[data.site]]`: a federated study, each site a warehouse whose moments
+/// are summed here. Names must be given and unique; rows never leave a site
+/// (`allow_row_export` is refused).
+fn site_plans(d: &RawData) -> Result<Vec<SitePlan>> {
+    if d.sites.is_empty() {
+        return Ok(Vec::new());
+    }
+    if d.allow_row_export {
+        bail!(
+            "[data] allow_row_export cannot be used with [[data.site]]: a federated study \
+             pools the sites' aggregates, and pulling every site's rows into one place \
+             defeats its purpose; remove allow_row_export (the moment-based analyses run \
+             across the sites), or study one site's table alone with [data] warehouse"
+        );
+    }
+    let mut sites: Vec<SitePlan> = Vec::new();
+    for (k, site) in d.sites.iter().enumerate() {
+        let name = site.name.trim();
+        if name.is_empty() {
+            bail!(
+                "[[data.site]] number {}: `name` is empty; give every site a unique name",
+                k + 1
+            );
+        }
+        if sites.iter().any(|s| s.name == name) {
+            bail!("[[data.site]] name `{name}` is given twice; every site needs a unique name");
+        }
+        let what = format!("[[data.site]] `{name}`: warehouse");
+        sites.push(SitePlan {
+            name: name.to_string(),
+            warehouse: warehouse_of(&site.warehouse, false, &what)?,
+        });
+    }
+    Ok(sites)
+}
+
+/// `[data] site_column`: only with `[[data.site]]`, and not the group
+/// column.
+fn site_column(raw: &RawConfig) -> Result<Option<String>> {
+    let Some(name) = &raw.data.site_column else {
+        return Ok(None);
+    };
+    if raw.data.sites.is_empty() {
+        bail!(
+            "[data] site_column = \"{name}\" names the site label of a federated study, and \
+             there is no [[data.site]]; remove it"
+        );
+    }
+    if name.trim().is_empty() || *name == raw.groups.column {
+        bail!(
+            "[data] site_column = \"{name}\" must be a new, non-empty name (not the group \
+             column)"
+        );
+    }
+    Ok(Some(name.clone()))
 }
 
 /// The names the analyses absorb as fixed effects (the hospital column and
@@ -237,6 +325,8 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let source = data_source(&raw.data, &dir)?;
     let warehouse = warehouse_plan(&raw.data)?;
+    let sites = site_plans(&raw.data)?;
+    let site_column = site_column(&raw)?;
     let GroupPlan {
         labels: group_labels,
         reference,
@@ -283,30 +373,40 @@ pub fn validate(raw: RawConfig, path: &Path, config_sha256: String) -> Result<Pl
         vce,
         imputation,
         warehouse,
+        sites,
+        site_column,
     };
-    if plan.warehouse.as_ref().is_some_and(|w| !w.row_export) {
+    if plan.moments_only() {
         crate::in_warehouse::refusals(&plan)?;
     }
     Ok(plan)
 }
 
-/// Data source: exactly one of `path`, `omop`, `synthetic` or `warehouse`, paths relative to the config.
+/// Data source: exactly one of `path`, `omop`, `synthetic`, `warehouse` or
+/// `[[data.site]]`, paths relative to the config.
 fn data_source(d: &RawData, dir: &Path) -> Result<Source> {
     let given = [
         d.path.is_some(),
         d.omop.is_some(),
         d.synthetic.is_some(),
         d.warehouse.is_some(),
+        !d.sites.is_empty(),
     ]
     .iter()
     .filter(|x| **x)
     .count();
     if given != 1 {
         bail!(
-            "[data] needs exactly one of `path`, `omop`, `synthetic` or `warehouse` (found {given})"
+            "[data] needs exactly one of `path`, `omop`, `synthetic`, `warehouse` or \
+             [[data.site]] (found {given})"
         );
     }
-    let source = if let Some(w) = &d.warehouse {
+    let source = if !d.sites.is_empty() {
+        let names: Vec<&str> = d.sites.iter().map(|s| s.name.as_str()).collect();
+        Source::Warehouse {
+            label: format!("{} warehouse sites ({})", names.len(), names.join(", ")),
+        }
+    } else if let Some(w) = &d.warehouse {
         Source::Warehouse {
             label: format!("warehouse table `{}`", w.table),
         }

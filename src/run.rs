@@ -36,9 +36,10 @@ fn load(plan: &Plan) -> Result<Loaded> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message("loading the cohort");
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let cohort = match &plan.warehouse {
-        Some(w) if !w.row_export => in_warehouse::load(plan).map(|w| Loaded::Moments(Box::new(w))),
-        _ => study::load_cohort(plan).map(|c| Loaded::Rows(Box::new(c))),
+    let cohort = if plan.moments_only() {
+        in_warehouse::load(plan).map(|w| Loaded::Moments(Box::new(w)))
+    } else {
+        study::load_cohort(plan).map(|c| Loaded::Rows(Box::new(c)))
     };
     spinner.finish_and_clear();
     cohort
@@ -96,7 +97,8 @@ impl Observer for Progress {
     }
 }
 
-/// Prints the cohort summary (n per group, clusters, attrition), suppressed.
+/// Prints the cohort summary (n per group, clusters, attrition, a federated
+/// study's sites), suppressed.
 fn print_cohort(plan: &Plan, cohort: &CohortFacts) {
     let m = plan.min_cell;
     outln!("{}", plan.study_name);
@@ -115,6 +117,15 @@ fn print_cohort(plan: &Plan, cohort: &CohortFacts) {
     }
     if let Some((name, g)) = &cohort.clusters {
         outln!("  clusters: {g} ({name})");
+    }
+    // A federated study's sites, their counts suppressed as in results.json.
+    for site in cohort.warehouse.iter().flat_map(|w| &w.sites) {
+        outln!(
+            "  site {:<15} {}: {}",
+            site.name,
+            site.server,
+            healthgap_report::view::site_counts(site, m)
+        );
     }
 }
 

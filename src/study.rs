@@ -25,6 +25,13 @@ use crate::plan::{AnalysisPlan, Plan};
 /// warehouse table whose analysis columns are pulled first).
 pub fn load_cohort(plan: &Plan) -> Result<Cohort> {
     let context = || format!("{}", plan.config_path.display());
+    if !plan.sites.is_empty() {
+        bail!(
+            "{}: a federated study ([[data.site]]) has no rows to load: only the sites' \
+             moments leave them (healthgap::in_warehouse::load and run_study)",
+            context()
+        );
+    }
     let Some(w) = &plan.warehouse else {
         return healthgap_cohort::load(&plan.cohort).with_context(context);
     };
@@ -150,6 +157,7 @@ impl CohortFacts {
                     server: server.clone(),
                     row_export: true,
                     queries: queries.clone(),
+                    sites: Vec::new(),
                 }),
             clusters: cohort.cluster.as_ref().map(|c| (c.0.clone(), c.2)),
             group_labels: cohort.group_labels.clone(),

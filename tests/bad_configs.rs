@@ -135,6 +135,23 @@ fn only_analysis(text: &str) -> String {
     )
 }
 
+/// The base config with `[[data.site]]` tables (`sites`, each `(name, extra
+/// keys)`) instead of the file, and `data` more `[data]` keys.
+fn sites(data: &str, sites: &[(&str, &str)]) -> String {
+    sites_in(BASE, data, sites)
+}
+
+/// [`sites`] on `config` (the base config edited).
+fn sites_in(config: &str, data: &str, sites: &[(&str, &str)]) -> String {
+    let mut text = format!("[data]\n{data}\n");
+    for (name, extra) in sites {
+        text.push_str(&format!(
+            "\n[[data.site]]\n{name}warehouse = {{ engine = \"postgres\", url = \"postgresql://analyst@%2Ftmp%2Fnowhere/x\", table = \"cabg\"{extra} }}\n"
+        ));
+    }
+    config.replacen("[data]\npath = \"data/cohort.csv\"\n", &text, 1)
+}
+
 fn cases() -> Vec<Case> {
     let csv = extract();
     let race = column(csv, "race");
@@ -529,6 +546,73 @@ fn cases() -> Vec<Case> {
             &[
                 "`model`: unknown value `random`",
                 "valid: fixed_effects, hierarchical",
+            ],
+        ),
+        case(
+            "sites beside a file",
+            sites("path = \"data/cohort.csv\"", &[("name = \"north\"\n", "")]),
+            &["[data] needs exactly one of", "[[data.site]] (found 2)"],
+        ),
+        case(
+            "a site without a name",
+            sites("", &[("name = \"north\"\n", ""), ("", "")]),
+            &["line 12: [[data.site]]: missing key `name`"],
+        ),
+        case(
+            "a site with an empty name",
+            sites("", &[("name = \" \"\n", "")]),
+            &["[[data.site]] number 1: `name` is empty"],
+        ),
+        case(
+            "two sites of one name",
+            sites(
+                "",
+                &[("name = \"north\"\n", ""), ("name = \"north\"\n", "")],
+            ),
+            &["[[data.site]] name `north` is given twice"],
+        ),
+        case(
+            "sites with row export",
+            sites("allow_row_export = true", &[("name = \"north\"\n", "")]),
+            &[
+                "allow_row_export cannot be used with [[data.site]]",
+                "defeats its purpose",
+            ],
+        ),
+        case(
+            "a site column without sites",
+            replaced(
+                "[data]\npath = \"data/cohort.csv\"\n",
+                "[data]\npath = \"data/cohort.csv\"\nsite_column = \"site\"\n",
+            ),
+            &["[data] site_column = \"site\" names the site label of a federated study"],
+        ),
+        case(
+            "a site on spark",
+            replaced(
+                "[data]\npath = \"data/cohort.csv\"\n",
+                "[data]\n\n[[data.site]]\nname = \"south\"\nwarehouse = { engine = \"spark\", url = \"sc://h:15002\", table = \"cabg\" }\n",
+            ),
+            &["[[data.site]] `south`: warehouse: engine = \"spark\" is not available"],
+        ),
+        case(
+            "a site with an unknown key",
+            sites("", &[("name = \"north\"\nhost = \"x\"\n", "")]),
+            &["[[data.site]]: unknown key `host`; valid: name, warehouse"],
+        ),
+        case(
+            "a federated study with a method that needs rows",
+            sites_in(
+                &analysis(
+                    "[[analysis]]\nid = \"dr\"\nmethod = \"disparity_reduction\"\noutcomes = [\"death_30d\"]\nallowable = [\"biological\"]\ntargets = [\"socioeconomic\"]",
+                ),
+                "",
+                &[("name = \"north\"\n", "")],
+            ),
+            &[
+                "[[data.site]] (a federated study) runs only moment-based analyses",
+                "analysis `dr`",
+                "study one site's table alone",
             ],
         ),
     ]

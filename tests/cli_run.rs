@@ -644,6 +644,17 @@ fn every_config_in_analyses_runs_end_to_end_and_matches_the_regression_fixture()
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{}", stderr(&out));
+            // A federated config's sites: the statements its comment gives.
+            let mut pg =
+                healthgap_warehouse::Postgres::connect_with_password(&url, Some(&server.password))
+                    .unwrap();
+            for line in text.lines().filter_map(|l| l.strip_prefix("#   CREATE ")) {
+                for statement in format!("CREATE {line}").split(';') {
+                    if !statement.trim().is_empty() {
+                        pg.query(statement.trim()).unwrap();
+                    }
+                }
+            }
             let pointed = text.replace(
                 "host=/var/run/postgresql user=postgres dbname=postgres",
                 &url,

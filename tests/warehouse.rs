@@ -316,32 +316,16 @@ fn numbers(r: &serde_json::Value) -> Vec<(String, Vec<f64>)> {
     out
 }
 
-/// The in-warehouse path: no row leaves PostgreSQL, and every estimate, SE,
-/// interval and p-value equals the same study on the file to 1e-9 relative
-/// (the cluster delta method, and the cluster bootstrap with the same seed).
-#[test]
-fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
-    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    let dir = Dir::new();
-    load_synthetic(&dir, &server, 4000);
-    std::fs::write(
-        dir.join("file.toml"),
-        moment_study("path = \"synth/cohort.parquet\""),
-    )
-    .unwrap();
-    let warehouse = format!(
-        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}",
-        server.url()
-    );
-    std::fs::write(dir.join("wh.toml"), moment_study(&warehouse)).unwrap();
-    dir.ok(&["run", "file.toml", "--out", "file_out"]);
-    let checked = run_with_password(&dir, &server, &["check", "wh.toml"]);
-    assert!(checked.status.success(), "{}", stderr(&checked));
-    let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
-    assert!(ran.status.success(), "{}", stderr(&ran));
-    let (f, w) = (results(&dir, "file_out"), results(&dir, "wh_out"));
-    let (fe, we) = (numbers(&f), numbers(&w));
-    assert!(fe.len() > 200, "{} estimates", fe.len());
+/// Asserts that every number of `w` equals `f`'s (the same rows, keys in
+/// the same order, at least `at_least` of them) within the tolerances below, prints the largest relative
+/// differences, and returns `w`'s numbers.
+fn assert_same_numbers(
+    f: &serde_json::Value,
+    w: &serde_json::Value,
+    at_least: usize,
+) -> Vec<(String, Vec<f64>)> {
+    let (fe, we) = (numbers(f), numbers(w));
+    assert!(fe.len() >= at_least, "{} estimates", fe.len());
     assert_eq!(
         fe.iter().map(|e| &e.0).collect::<Vec<_>>(),
         we.iter().map(|e| &e.0).collect::<Vec<_>>()
@@ -403,6 +387,25 @@ fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
         "largest relative differences: estimate {:e}, se {:e}, ci {:e}/{:e}, p {:e}",
         worst[0], worst[1], worst[2], worst[3], worst[4]
     );
+    we
+}
+
+/// The in-warehouse path: no row leaves PostgreSQL, and every estimate, SE,
+/// interval and p-value equals the same study on the file to 1e-9 relative
+/// (the cluster delta method, and the cluster bootstrap with the same seed).
+#[test]
+fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    run_file_study(&dir);
+    std::fs::write(dir.join("wh.toml"), moment_study(&pooled_table(&server))).unwrap();
+    let checked = run_with_password(&dir, &server, &["check", "wh.toml"]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let (f, w) = (results(&dir, "file_out"), results(&dir, "wh_out"));
+    let we = assert_same_numbers(&f, &w, 200);
     // Standard errors were computed (delta with clusters, bootstrap).
     assert!(we.iter().filter(|e| e.1[1].is_finite()).count() > 150);
     for a in w["analyses"].as_array().unwrap() {
@@ -582,9 +585,7 @@ fn moments_computed_in_postgres_equal_the_cells_from_rows() {
     };
 
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
-    let mut pg =
-        healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
-            .unwrap();
+    let mut pg = connect(&server);
     let mut params = healthgap_synth::Params::default();
     params.patients = 3000;
     params.seed = 13;
@@ -750,9 +751,7 @@ fn an_empty_table_is_named_as_empty() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = Dir::new();
     load_synthetic(&dir, &server, 300);
-    let mut pg =
-        healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
-            .unwrap();
+    let mut pg = connect(&server);
     pg.query("CREATE TABLE public.empty_cohort AS SELECT * FROM public.cabg WHERE false")
         .unwrap();
     for (extra, needle) in [
@@ -770,5 +769,347 @@ fn an_empty_table_is_named_as_empty() {
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(needle), "{needle}: {err}");
         assert!(!dir.join("out").exists());
+    }
+}
+
+/// A connection to `server` as its superuser.
+fn connect(server: &TestServer) -> healthgap_warehouse::Postgres {
+    healthgap_warehouse::Postgres::connect_with_password(&server.url(), Some(&server.password))
+        .unwrap()
+}
+
+/// [`moment_study`] on the file `healthgap synth` wrote (`file.toml`), run
+/// into `file_out`.
+fn run_file_study(dir: &Dir) {
+    std::fs::write(
+        dir.join("file.toml"),
+        moment_study("path = \"synth/cohort.parquet\""),
+    )
+    .unwrap();
+    dir.ok(&["run", "file.toml", "--out", "file_out"]);
+}
+
+/// `[data] warehouse` on the whole cohort (`public.cabg`), without row export.
+fn pooled_table(server: &TestServer) -> String {
+    format!(
+        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}",
+        server.url()
+    )
+}
+
+/// The sites of a federated study on `server`: `[[data.site]]` tables, each
+/// `(name, table)` with its own password variable (`{VAR}_{NAME}`).
+fn federated(server: &TestServer, sites: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    for (name, table) in sites {
+        text.push_str(&format!(
+            "\n[[data.site]]\nname = \"{name}\"\nwarehouse = {{ engine = \"postgres\", url = \"{}\", table = \"{table}\", password_env = \"{VAR}_{}\" }}\n",
+            server.url(),
+            name.to_uppercase()
+        ));
+    }
+    text
+}
+
+/// Runs `healthgap ARGS` with every site's password variable set.
+fn run_sites(dir: &Dir, server: &TestServer, sites: &[&str], args: &[&str]) -> Output {
+    let mut cmd = dir.command(args);
+    for name in sites {
+        cmd.env(format!("{VAR}_{}", name.to_uppercase()), &server.password);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+/// `healthgap run` of `config` (written to `file`) on the sites; the
+/// results.json.
+fn run_federated(
+    dir: &Dir,
+    server: &TestServer,
+    sites: &[&str],
+    file: &str,
+    config: &str,
+) -> serde_json::Value {
+    std::fs::write(dir.join(file), config).unwrap();
+    let out = format!("{file}_out");
+    let ran = run_sites(dir, server, sites, &["run", file, "--out", &out]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert!(!stderr(&ran).contains(&server.password));
+    results(dir, &out)
+}
+
+/// The three sites of the federated tests.
+const SITES: [&str; 3] = ["north", "south", "east"];
+
+/// Splits `public.cabg` into `<site>.cohort` for the [`SITES`] by hospital
+/// (site k has the hospitals whose id is k modulo 3).
+fn split_by_hospital(pg: &mut healthgap_warehouse::Postgres) {
+    for (k, site) in SITES.iter().enumerate() {
+        pg.query(&format!("CREATE SCHEMA {site}")).unwrap();
+        pg.query(&format!(
+            "CREATE TABLE {site}.cohort AS SELECT * FROM public.cabg WHERE MOD(hospital_id, 3) = {k}"
+        ))
+        .unwrap();
+    }
+}
+
+/// `results` without the analyses that bootstrap (for a federated study
+/// whose clusters are ordered differently from the pooled data's).
+fn delta_only(mut r: serde_json::Value) -> serde_json::Value {
+    if let Some(a) = r["analyses"].as_array_mut() {
+        a.retain(|a| a["inference"]["method"] != "bootstrap");
+    }
+    r
+}
+
+/// Federation: the cohort split into three sites by hospital (one schema
+/// each) gives the pooled study's numbers, from the file and from one
+/// warehouse table, to 1e-9 (the bootstrap with the same seed included: the
+/// clusters are in the same order). A hospital id that two sites share is
+/// two hospitals (two clusters, two absorbed levels). results.json records
+/// each site without credentials; a site that fails names the site and
+/// nothing is written.
+#[test]
+fn warehouse_federated_sites_equal_the_pooled_study() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    let mut pg = connect(&server);
+    split_by_hospital(&mut pg);
+    let names = SITES;
+    run_file_study(&dir);
+    std::fs::write(dir.join("wh.toml"), moment_study(&pooled_table(&server))).unwrap();
+    let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let sites: Vec<(&str, String)> = names.iter().map(|n| (*n, format!("{n}.cohort"))).collect();
+    let sites: Vec<(&str, &str)> = sites.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let config = moment_study(&federated(&server, &sites));
+    let fed = run_federated(&dir, &server, &names, "fed.toml", &config);
+    let checked = run_sites(&dir, &server, &names, &["check", "fed.toml"]);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        said.contains("site north") && said.contains("rows read"),
+        "{said}"
+    );
+    let (file, wh) = (results(&dir, "file_out"), results(&dir, "wh_out"));
+    assert_same_numbers(&file, &fed, 200);
+    assert_same_numbers(&wh, &fed, 200);
+    for key in ["attrition", "groups", "clusters", "n"] {
+        assert_eq!(file["cohort"][key], fed["cohort"][key], "{key}");
+    }
+    assert_eq!(file["data"]["rows_read"], fed["data"]["rows_read"]);
+    let w = &fed["data"]["warehouse"];
+    assert_eq!(w["row_export"], false);
+    let recorded = w["sites"].as_array().unwrap();
+    assert_eq!(recorded.len(), 3);
+    let mut rows = 0;
+    for (site, name) in recorded.iter().zip(names) {
+        assert_eq!(site["name"], name);
+        assert_eq!(site["engine"], "postgres");
+        assert!(site["server"].as_str().unwrap().starts_with("healthgap@"));
+        rows += site["rows_read"].as_u64().unwrap();
+        let queries = site["queries"].as_array().unwrap();
+        let table = format!("FROM \"{name}\".\"cohort\"");
+        assert!(
+            queries.iter().any(|q| q.as_str().unwrap().contains(&table)),
+            "{queries:?}"
+        );
+        for q in queries {
+            let q = q.as_str().unwrap();
+            assert!(q.contains("COUNT(") || q.contains("SUM(") || q.contains("WHERE 1 = 0"));
+        }
+    }
+    assert_eq!(Some(rows), fed["data"]["rows_read"].as_u64());
+    for (g, group) in fed["cohort"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let n: u64 = recorded
+            .iter()
+            .map(|s| s["groups"][g]["n"].as_u64().unwrap())
+            .sum();
+        assert_eq!(Some(n), group["n"].as_u64(), "{group}");
+    }
+    let root = crate::schema::schema();
+    let mut errors = Vec::new();
+    crate::schema::validate(&root, &root, &fed, "$", &mut errors);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let md = std::fs::read_to_string(dir.join("fed.toml_out/report.md")).unwrap();
+    assert!(md.contains("Site north: healthgap@"), "{md}");
+    let html = std::fs::read_to_string(dir.join("fed.toml_out/index.html")).unwrap();
+    assert!(html.contains("site east query 1"));
+    for text in [&md, &html, &fed.to_string()] {
+        assert!(!text.contains(&server.password));
+    }
+
+    // East's hospital ids shifted onto north's: the same ids at two sites
+    // are two hospitals, so every delta-method number is still the pooled
+    // one (the clusters' order differs, so the bootstrap is not compared).
+    pg.query("UPDATE east.cohort SET hospital_id = hospital_id - 2")
+        .unwrap();
+    let shared = run_federated(&dir, &server, &names, "shared.toml", &config);
+    assert_eq!(file["cohort"]["clusters"], shared["cohort"]["clusters"]);
+    assert_same_numbers(&delta_only(file.clone()), &delta_only(shared), 100);
+
+    // A site that cannot be reached or read is named; nothing is written.
+    for (broken, needle) in [
+        (
+            config.replace("table = \"south.cohort\"", "table = \"south.nothing\""),
+            "site `south`: the warehouse",
+        ),
+        (
+            config.replace(&format!("{VAR}_EAST"), "HEALTHGAP_TEST_NO_SUCH_VARIABLE"),
+            "site `east`: the environment variable `HEALTHGAP_TEST_NO_SUCH_VARIABLE`",
+        ),
+    ] {
+        std::fs::write(dir.join("broken.toml"), broken).unwrap();
+        for args in [
+            &["check", "broken.toml"][..],
+            &["run", "broken.toml", "--out", "broken_out"],
+        ] {
+            let out = run_sites(&dir, &server, &names, args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(!err.contains(&server.password));
+        }
+        assert!(!dir.join("broken_out").exists());
+    }
+}
+
+/// A site whose group count is below min_cell still counts in the pooled
+/// analysis, but nothing written identifies it: its per-site counts (and
+/// the other site's, which would reveal them from the shown total) are null
+/// in results.json and `<11` in the report.
+#[test]
+fn warehouse_a_small_site_is_suppressed() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    let mut pg = connect(&server);
+    // The first hospital with 1 to 10 Black patients of 40 or older.
+    let small = "(SELECT hospital_id FROM public.cabg WHERE age >= 40 GROUP BY hospital_id \
+                 HAVING COUNT(*) FILTER (WHERE race = 'Black') BETWEEN 1 AND 10 \
+                 AND COUNT(*) FILTER (WHERE race = 'Hispanic') >= 1 \
+                 ORDER BY hospital_id LIMIT 1)";
+    pg.query(&format!(
+        "CREATE TABLE public.small AS SELECT * FROM public.cabg WHERE hospital_id = {small}"
+    ))
+    .unwrap();
+    pg.query(&format!(
+        "CREATE TABLE public.large AS SELECT * FROM public.cabg WHERE hospital_id <> {small}"
+    ))
+    .unwrap();
+    run_file_study(&dir);
+    let names = ["large", "small"];
+    let config = moment_study(&federated(
+        &server,
+        &[("large", "public.large"), ("small", "public.small")],
+    ));
+    let fed = run_federated(&dir, &server, &names, "fed.toml", &config);
+    let file = results(&dir, "file_out");
+    assert_same_numbers(&file, &fed, 200);
+    let sites = fed["data"]["warehouse"]["sites"].as_array().unwrap();
+    // Black (and its complement at the large site) hidden.
+    for site in sites {
+        assert!(site["groups"][1]["n"].is_null(), "{site}");
+    }
+    let md = std::fs::read_to_string(dir.join("fed.toml_out/report.md")).unwrap();
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("Site small:"))
+        .unwrap_or_else(|| panic!("{md}"));
+    // Markdown escapes `<`.
+    assert!(line.contains("Black \\<11"), "{line}");
+}
+
+/// A study of the site label (`[data] site_column`): [`moment_study`] with a
+/// covariate block of its own for it (and demographics), the cluster
+/// `cluster` (`"site"` too), and crude, Oaxaca–Blinder and Gelbach by the
+/// delta method.
+fn site_study(data: &str, cluster: &str) -> String {
+    let text = moment_study(data);
+    let (factors, report) = (
+        text.find("[factors]").unwrap(),
+        text.find("[report]").unwrap(),
+    );
+    format!(
+        r#"{}[factors]
+demographics = ["age", "female"]
+place = ["site"]
+
+[variables]
+site = {{ type = "categorical", reference = "south" }}
+
+[design]
+cluster = "{cluster}"
+
+[inference]
+method = "delta"
+
+[[analysis]]
+method = "crude"
+outcomes = ["los_days", "death_30d"]
+
+[[analysis]]
+method = "oaxaca_blinder"
+outcomes = ["los_days", "death_30d"]
+
+[[analysis]]
+method = "gelbach"
+outcomes = ["los_days"]
+base = ["demographics"]
+added = ["place"]
+
+{}"#,
+        &text[..factors],
+        &text[report..]
+    )
+}
+
+/// `[data] site_column = "site"`: the site label as a covariate and as the
+/// cluster gives the numbers of the pooled table with a real `site` column.
+#[test]
+fn warehouse_the_site_label_is_a_factor_and_a_cluster() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 3000);
+    let mut pg = connect(&server);
+    split_by_hospital(&mut pg);
+    pg.query(
+        "CREATE TABLE public.labelled AS SELECT *, CASE MOD(hospital_id, 3) WHEN 0 THEN 'north' \
+         WHEN 1 THEN 'south' ELSE 'east' END AS site FROM public.cabg",
+    )
+    .unwrap();
+    let tables: Vec<String> = SITES.iter().map(|n| format!("{n}.cohort")).collect();
+    let sites: Vec<(&str, &str)> = SITES
+        .iter()
+        .copied()
+        .zip(tables.iter().map(String::as_str))
+        .collect();
+    let federated = format!("site_column = \"site\"\n{}", federated(&server, &sites));
+    let pooled = pooled_table(&server).replace("public.cabg", "public.labelled");
+    for cluster in ["hospital_id", "site"] {
+        std::fs::write(dir.join("one.toml"), site_study(&pooled, cluster)).unwrap();
+        let ran = run_with_password(&dir, &server, &["run", "one.toml", "--out", "one_out"]);
+        assert!(ran.status.success(), "{}", stderr(&ran));
+        let one = results(&dir, "one_out");
+        let fed = run_federated(
+            &dir,
+            &server,
+            &SITES,
+            "fed.toml",
+            &site_study(&federated, cluster),
+        );
+        let numbers = assert_same_numbers(&one, &fed, 20);
+        assert!(
+            numbers.iter().any(|(k, _)| k.contains("site=north")),
+            "{numbers:?}"
+        );
+        assert_eq!(one["cohort"]["clusters"], fed["cohort"]["clusters"]);
+        std::fs::remove_dir_all(dir.join("one_out")).unwrap();
+        std::fs::remove_dir_all(dir.join("fed.toml_out")).unwrap();
     }
 }

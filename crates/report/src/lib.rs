@@ -25,7 +25,8 @@ pub mod triangulation;
 pub mod view;
 
 pub use results::{
-    CohortSummary, DataInfo, FileInfo, GroupCount, Results, StudyInfo, ToolInfo, WarehouseInfo,
+    CohortSummary, DataInfo, FileInfo, GroupCount, Results, SiteInfo, StudyInfo, ToolInfo,
+    WarehouseInfo,
 };
 pub use view::{OutcomeInfo, ReportInput};
 

@@ -84,6 +84,50 @@ fn table1_sections(out: &mut String, view: &ReportView) {
     }
 }
 
+/// Statements as fenced SQL blocks.
+fn sql_blocks(out: &mut String, queries: &[String]) {
+    for q in queries {
+        let _ = writeln!(out, "```sql\n{}\n```", q.replace("```", "` ` `"));
+    }
+}
+
+/// The "Data" section: the source, the files, and a warehouse's server and
+/// statements (each federated site's with its suppressed counts).
+fn data_section(out: &mut String, results: &Results, min_cell: usize) {
+    let _ = writeln!(out, "\n## Data\n");
+    let _ = writeln!(
+        out,
+        "Source: {} · rows read: {}\n",
+        escape(&results.data.source),
+        results.data.rows_read
+    );
+    for f in &results.data.files {
+        let _ = writeln!(out, "- `{}` sha256 `{}`", escape(&f.path), f.sha256);
+    }
+    if let Some(w) = &results.data.warehouse {
+        let _ = writeln!(
+            out,
+            "Warehouse: {} ({}); patient rows exported: {}
+",
+            escape(&w.server),
+            escape(&w.engine),
+            if w.row_export { "yes" } else { "no" }
+        );
+        sql_blocks(out, &w.queries);
+        for site in &w.sites {
+            let _ = writeln!(
+                out,
+                "\nSite {}: {} ({}); {}\n",
+                escape(&site.name),
+                escape(&site.server),
+                escape(&site.engine),
+                escape(&crate::view::site_counts(site, min_cell))
+            );
+            sql_blocks(out, &site.queries);
+        }
+    }
+}
+
 /// The whole report.
 pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String {
     let mut out = String::new();
@@ -111,29 +155,7 @@ pub fn markdown(results: &Results, view: &ReportView, min_cell: usize) -> String
             figure_link(&mut out, f);
         }
     }
-    let _ = writeln!(out, "\n## Data\n");
-    let _ = writeln!(
-        out,
-        "Source: {} · rows read: {}\n",
-        escape(&results.data.source),
-        results.data.rows_read
-    );
-    for f in &results.data.files {
-        let _ = writeln!(out, "- `{}` sha256 `{}`", escape(&f.path), f.sha256);
-    }
-    if let Some(w) = &results.data.warehouse {
-        let _ = writeln!(
-            out,
-            "Warehouse: {} ({}); patient rows exported: {}
-",
-            escape(&w.server),
-            escape(&w.engine),
-            if w.row_export { "yes" } else { "no" }
-        );
-        for q in &w.queries {
-            let _ = writeln!(out, "```sql\n{}\n```", q.replace("```", "` ` `"));
-        }
-    }
+    data_section(&mut out, results, min_cell);
     let c = &results.cohort;
     let _ = writeln!(out, "\n## Cohort\n");
     let _ = writeln!(

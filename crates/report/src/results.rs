@@ -55,7 +55,30 @@ pub struct WarehouseInfo {
     pub server: String,
     /// Whether patient rows (the analysis columns) left the warehouse.
     pub row_export: bool,
-    /// The text of every statement run, in order.
+    /// The text of every statement run, in order (a federated study's are
+    /// in each site's `queries`).
+    pub queries: Vec<String>,
+    /// A federated study's sites (`[[data.site]]`), in config order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<SiteInfo>,
+}
+
+/// results.json `data.warehouse.sites[]`: one site of a federated study.
+/// Its counts are suppressed as parts of the shown totals (below
+/// `min_cell`, and the complements that would reveal them).
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteInfo {
+    /// `[[data.site]] name`.
+    pub name: String,
+    /// `postgres`.
+    pub engine: String,
+    /// `user@host:port/database` (never a password).
+    pub server: String,
+    /// Rows in the site's table (null when suppressed).
+    pub rows_read: Option<usize>,
+    /// Rows per analysed group after the filters (null when suppressed).
+    pub groups: Vec<GroupCount>,
+    /// The text of every statement run at the site, in order.
     pub queries: Vec<String>,
 }
 

@@ -34,6 +34,29 @@ pub fn shown_text(raw: usize, shown: Option<usize>, min_cell: usize) -> String {
     }
 }
 
+/// Which of the parts of a shown total to hide: those below `min_cell`, and
+/// the complements that would reveal them by difference from the total
+/// ([`healthgap_decompose::privacy::complementary_cells`]).
+fn hidden_parts(values: &[usize], min_cell: usize) -> Vec<bool> {
+    let mut hide: Vec<bool> = values
+        .iter()
+        .map(|&v| count(v, min_cell).is_none())
+        .collect();
+    healthgap_decompose::privacy::complementary_cells(values, &mut hide, min_cell);
+    hide
+}
+
+/// Counts that are parts of a shown total (e.g. each site's rows of a group
+/// in a federated study): null where [`hidden_parts`] hides them.
+pub fn parts(values: &[usize], min_cell: usize) -> Vec<Option<usize>> {
+    let hide = hidden_parts(values, min_cell);
+    values
+        .iter()
+        .zip(hide)
+        .map(|(&v, h)| (!h).then_some(v))
+        .collect()
+}
+
 /// Attrition with complementary suppression: returns (excluded, remaining) per
 /// step. The rows read and the final count are shown, so the excluded counts
 /// add up to a shown total: a single hidden excluded count (or hidden counts
@@ -43,11 +66,7 @@ pub fn shown_text(raw: usize, shown: Option<usize>, min_cell: usize) -> String {
 /// (each would reveal it by difference).
 pub fn attrition(steps: &[(usize, usize)], min_cell: usize) -> Vec<(Option<usize>, Option<usize>)> {
     let excluded: Vec<usize> = steps.iter().map(|s| s.0).collect();
-    let mut hide: Vec<bool> = excluded
-        .iter()
-        .map(|&e| count(e, min_cell).is_none())
-        .collect();
-    healthgap_decompose::privacy::complementary_cells(&excluded, &mut hide, min_cell);
+    let hide = hidden_parts(&excluded, min_cell);
     let mut hidden = false;
     steps
         .iter()
@@ -430,6 +449,20 @@ mod tests {
         assert_eq!(cells[0], [Cell::Shown]);
         assert_eq!(cells[1], [Cell::Complementary]);
         assert_eq!(missing, [[true], [true]]);
+    }
+
+    #[test]
+    fn parts_hide_a_small_part_and_its_complement() {
+        // A site with 4 patients of a group: it and the smallest other
+        // non-zero site are hidden (the total is shown).
+        assert_eq!(
+            parts(&[120, 4, 30, 0], 11),
+            vec![Some(120), None, None, Some(0)]
+        );
+        // Two small parts that add up to min_cell or more hide only
+        // themselves.
+        assert_eq!(parts(&[120, 6, 7], 11), vec![Some(120), None, None]);
+        assert_eq!(parts(&[120, 30], 11), vec![Some(120), Some(30)]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod imputation;
 pub use imputation::ImputationView;
 mod sensitivity;
 mod study;
+pub use study::site_counts;
 mod table1;
 mod warnings;
 

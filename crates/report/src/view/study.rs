@@ -38,6 +38,20 @@ pub(super) fn provenance(input: &ReportInput) -> Vec<(String, String)> {
         for (k, q) in w.queries.iter().enumerate() {
             provenance.push((format!("query {}", k + 1), q.clone()));
         }
+        for site in &w.sites {
+            provenance.push((
+                format!("site {}", site.name),
+                format!(
+                    "{} ({}); {}",
+                    site.server,
+                    site.engine,
+                    site_counts(site, input.min_cell)
+                ),
+            ));
+            for (k, q) in site.queries.iter().enumerate() {
+                provenance.push((format!("site {} query {}", site.name, k + 1), q.clone()));
+            }
+        }
     }
     for f in &r.data.files {
         provenance.push((
@@ -52,6 +66,21 @@ pub(super) fn provenance(input: &ReportInput) -> Vec<(String, String)> {
         ));
     }
     provenance
+}
+
+/// A federated site's counts as text, rows read and rows per group (already
+/// suppressed: a null count reads `<min_cell`).
+pub fn site_counts(site: &crate::results::SiteInfo, min_cell: usize) -> String {
+    let groups: Vec<String> = site
+        .groups
+        .iter()
+        .map(|g| format!("{} {}", g.label, count(g.n, min_cell)))
+        .collect();
+    format!(
+        "rows read {}; analysed: {}",
+        count(site.rows_read, min_cell),
+        groups.join(", ")
+    )
 }
 
 /// The group sizes (already suppressed).
