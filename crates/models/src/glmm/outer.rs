@@ -13,8 +13,9 @@
 //! accepted iterate is a real improvement; Newton stops when the decrement
 //! g'H⁻¹g is below 1e-12·|D| (or below 1e-9·|D| when no step along the
 //! Newton direction lowers D any more, the rounding floor). A
-//! non-positive-definite curvature (a boundary fit, σ → 0) or a failed line
-//! search further away hands over to Nelder–Mead.
+//! curvature that is not positive definite (far from the optimum) is shifted
+//! by a multiple of the identity until it is (Levenberg–Marquardt); a failed
+//! line search further away hands over to Nelder–Mead.
 
 use super::fit::Profile;
 use super::objective::Scales;
@@ -53,16 +54,15 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
         } = &derivs;
         let (beta, _) = profile.beta_and_modes();
         let m = phi.len();
-        let inv = ranked_inverse(&curvature, m, COLLINEARITY_TOL);
-        if !inv.dropped.is_empty() {
+        let Some((inverse, shifted)) = positive_definite_inverse(curvature, m) else {
             return end(phi, iteration, false);
-        }
-        let mut step = mat_vec(&inv.inverse, m, m, grad);
+        };
+        let mut step = mat_vec(&inverse, m, m, grad);
         let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
-        if !decrement.is_finite() || decrement < 0.0 {
+        if !decrement.is_finite() {
             return end(phi, iteration, false);
         }
-        if decrement <= 1e-12 * d.abs().max(1.0) {
+        if !shifted && decrement <= 1e-12 * d.abs().max(1.0) {
             let exact = derivs.exact;
             let mut done = end(phi, iteration + 1, true);
             done.last = exact.then_some(derivs);
@@ -97,7 +97,7 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
             // Within 1e-9·|D| of the optimum no step can show a decrease
             // above the rounding of D: converged there. Otherwise Nelder–Mead
             // takes over.
-            let close = decrement <= 1e-9 * d.abs().max(1.0);
+            let close = !shifted && decrement <= 1e-9 * d.abs().max(1.0);
             let mut stop = end(phi, iteration + 1, close);
             if close && derivs.exact {
                 stop.last = Some(derivs);
@@ -106,6 +106,51 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
         }
     }
     end(phi, max_iter, false)
+}
+
+/// The inverse of the curvature, or of curvature + τI with the smallest τ of
+/// 0, 1e-3·s, 4e-3·s, … (s its largest diagonal entry) that makes it
+/// positive definite (far from the optimum the profile need not be convex:
+/// Levenberg–Marquardt's remedy); whether it was shifted.
+fn positive_definite_inverse(curvature: &[f64], m: usize) -> Option<(Vec<f64>, bool)> {
+    let scale = (0..m).fold(1e-8_f64, |a, k| a.max(curvature[k * m + k].abs()));
+    let mut shift = 0.0;
+    for _ in 0..30 {
+        let mut h = curvature.to_vec();
+        (0..m).for_each(|k| h[k * m + k] += shift);
+        if cholesky_ok(&h, m) {
+            let inv = ranked_inverse(&h, m, COLLINEARITY_TOL);
+            if inv.dropped.is_empty() {
+                return Some((inv.inverse, shift > 0.0));
+            }
+        }
+        shift = if shift == 0.0 {
+            1e-3 * scale
+        } else {
+            4.0 * shift
+        };
+    }
+    None
+}
+
+/// Whether a symmetric m × m matrix has a Cholesky factor (is positive
+/// definite).
+fn cholesky_ok(a: &[f64], m: usize) -> bool {
+    let mut l = vec![0.0; m * m];
+    for i in 0..m {
+        for j in 0..=i {
+            let s: f64 = a[i * m + j] - (0..j).map(|k| l[i * m + k] * l[j * m + k]).sum::<f64>();
+            if i == j {
+                if !(s > 0.0) {
+                    return false;
+                }
+                l[i * m + i] = s.sqrt();
+            } else {
+                l[i * m + j] = s / l[j * m + j];
+            }
+        }
+    }
+    true
 }
 
 fn end(phi: Vec<f64>, iterations: u64, converged: bool) -> NewtonEnd {
