@@ -307,9 +307,11 @@ pub(super) fn fit(
         &prob,
         &profile_parts(&profile),
         &phi,
-        optimizer_done,
-        evaluations,
-        known.as_ref(),
+        super::fit_summary::Outer {
+            converged: optimizer_done,
+            iterations: evaluations,
+            known: known.as_ref(),
+        },
     )
 }
 

@@ -18,7 +18,17 @@ const STEP_PHI: f64 = 1e-4;
 /// Gradient above which the fit is flagged (deviance units).
 const GRADIENT_WARN: f64 = 1e-3;
 
-/// Assembles the fit at the optimum `phi`, `opt`. `known`: the derivatives of
+/// How the variance-parameter optimizer ended.
+pub(super) struct Outer<'a> {
+    /// Whether it met its convergence criterion.
+    pub converged: bool,
+    /// Its iterations (Newton's plus Nelder–Mead's).
+    pub iterations: u64,
+    /// Newton's derivatives at its converged point, if it converged there.
+    pub known: Option<&'a Derivatives>,
+}
+
+/// Assembles the fit at the optimum `phi`, `opt`. `outer.known`: the derivatives of
 /// Newton's converged last iteration at this point; without them (after
 /// Nelder–Mead, which stops on a tolerance in the deviance rather than at a
 /// stationary point) one joint Newton step on (φ, β) is taken first.
@@ -28,10 +38,13 @@ pub(super) fn summarize(
     prob: &Problem<'_>,
     opt: &Optimum,
     phi: &[f64],
-    optimizer_done: bool,
-    evaluations: u64,
-    known: Option<&Derivatives>,
+    outer: Outer<'_>,
 ) -> Result<GlmmFit, ModelError> {
+    let Outer {
+        converged: optimizer_done,
+        iterations: evaluations,
+        known,
+    } = outer;
     let q = prob.q();
     let mut opt = opt.clone();
     let mut phi = phi.to_vec();

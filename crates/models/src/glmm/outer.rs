@@ -141,7 +141,7 @@ fn cholesky_ok(a: &[f64], m: usize) -> bool {
         for j in 0..=i {
             let s: f64 = a[i * m + j] - (0..j).map(|k| l[i * m + k] * l[j * m + k]).sum::<f64>();
             if i == j {
-                if !(s > 0.0) {
+                if s.is_nan() || s <= 0.0 {
                     return false;
                 }
                 l[i * m + i] = s.sqrt();
