@@ -51,28 +51,6 @@ pub(crate) struct Posterior {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Failed(pub String);
 
-/// Lower Cholesky factor of a symmetric positive definite row-major p × p.
-fn cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; p * p];
-    for i in 0..p {
-        for j in 0..=i {
-            let mut s = a[i * p + j];
-            for k in 0..j {
-                s -= l[i * p + k] * l[j * p + k];
-            }
-            if i == j {
-                if s.is_nan() || s <= 0.0 {
-                    return None;
-                }
-                l[i * p + i] = s.sqrt();
-            } else {
-                l[i * p + j] = s / l[j * p + j];
-            }
-        }
-    }
-    Some(l)
-}
-
 impl Posterior {
     /// β̂ + scale·L z.
     pub(crate) fn draw(&self, scale: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -117,7 +95,7 @@ pub(crate) fn linear(d: &Fit, y: &[f64]) -> Result<Posterior, Failed> {
         .collect();
     let eta = linear_predictor(d, &ranked.kept, &beta);
     let rss: f64 = (0..d.n).map(|i| (y[i] - eta[i]).powi(2)).sum();
-    let chol = cholesky(&ranked.inverse, q)
+    let chol = healthgap_models::linalg::cholesky(&ranked.inverse, q)
         .ok_or_else(|| Failed("(X'X)⁻¹ not positive definite".into()))?;
     Ok(Posterior {
         kept: ranked.kept,
@@ -269,7 +247,7 @@ pub(crate) fn multinomial(
     // The information of the last step (at β before a step below
     // NEWTON_TOL): the posterior's variance.
     let ranked = ranked_inverse(&last_info, kp, COLLINEARITY_TOL);
-    let chol = cholesky(&ranked.inverse, ranked.kept.len())
+    let chol = healthgap_models::linalg::cholesky(&ranked.inverse, ranked.kept.len())
         .ok_or_else(|| Failed("information not positive definite".into()))?;
     let kept_beta = ranked.kept.iter().map(|&c| beta[c]).collect();
     Ok(Posterior {

@@ -10,6 +10,29 @@ use rayon::prelude::*;
 /// Rows per block in the parallel Gram computation.
 const BLOCK: usize = 32_768;
 
+/// Lower Cholesky factor L (LL' = A) of a symmetric positive definite
+/// row-major p × p matrix; `None` when A is not positive definite.
+pub fn cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..=i {
+            let mut s = a[i * p + j];
+            for k in 0..j {
+                s -= l[i * p + k] * l[j * p + k];
+            }
+            if i == j {
+                if s.is_nan() || s <= 0.0 {
+                    return None;
+                }
+                l[i * p + i] = s.sqrt();
+            } else {
+                l[i * p + j] = s / l[j * p + j];
+            }
+        }
+    }
+    Some(l)
+}
+
 /// X'WX (p × p, row-major) of a column-major N × p slice, with optional weights.
 pub fn gram(x: &[f64], n: usize, p: usize, w: Option<&[f64]>) -> Vec<f64> {
     if n == 0 || p == 0 {

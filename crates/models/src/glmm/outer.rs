@@ -118,7 +118,7 @@ fn positive_definite_inverse(curvature: &[f64], m: usize) -> Option<(Vec<f64>, b
     for _ in 0..30 {
         let mut h = curvature.to_vec();
         (0..m).for_each(|k| h[k * m + k] += shift);
-        if cholesky_ok(&h, m) {
+        if crate::linalg::cholesky(&h, m).is_some() {
             let inv = ranked_inverse(&h, m, COLLINEARITY_TOL);
             if inv.dropped.is_empty() {
                 return Some((inv.inverse, shift > 0.0));
@@ -131,26 +131,6 @@ fn positive_definite_inverse(curvature: &[f64], m: usize) -> Option<(Vec<f64>, b
         };
     }
     None
-}
-
-/// Whether a symmetric m × m matrix has a Cholesky factor (is positive
-/// definite).
-fn cholesky_ok(a: &[f64], m: usize) -> bool {
-    let mut l = vec![0.0; m * m];
-    for i in 0..m {
-        for j in 0..=i {
-            let s: f64 = a[i * m + j] - (0..j).map(|k| l[i * m + k] * l[j * m + k]).sum::<f64>();
-            if i == j {
-                if s.is_nan() || s <= 0.0 {
-                    return false;
-                }
-                l[i * m + i] = s.sqrt();
-            } else {
-                l[i * m + j] = s / l[j * m + j];
-            }
-        }
-    }
-    true
 }
 
 fn end(phi: Vec<f64>, iterations: u64, converged: bool) -> NewtonEnd {
