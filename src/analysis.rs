@@ -77,7 +77,7 @@ pub(crate) fn inference_spec(plan: &Plan, a: &AnalysisPlan) -> InferenceSpec {
 
 /// The covariates an analysis uses: its complete cases are taken over them
 /// and its outcome.
-fn analysis_variables(plan: &Plan, a: &AnalysisPlan) -> Vec<String> {
+pub(crate) fn analysis_variables(plan: &Plan, a: &AnalysisPlan) -> Vec<String> {
     let spec = a.spec.spec();
     let mut vars: Vec<String> = if spec.uses_every_factor() {
         plan.blocks.values().flatten().cloned().collect()
@@ -106,7 +106,7 @@ const MISSING_RATIO: f64 = 2.0;
 /// The per-group attrition rows of one comparison (`pair` = the reference's
 /// and the comparison's group codes) from an analysis's complete-case steps,
 /// suppressed, and the differential-missingness warnings.
-fn complete_case_report(
+pub(crate) fn complete_case_report(
     steps: &[healthgap_cohort::MissingStep],
     counts: &[usize],
     labels: &[String],
@@ -283,23 +283,6 @@ pub(crate) fn run_analysis(
                 min_cell: plan.min_cell,
             };
             let ran = a.spec.run(&sample, designs, &spec, &progress);
-            // One failing comparison does not discard the others.
-            let Ran {
-                output,
-                info,
-                hospitals,
-            } = match ran {
-                Ok(ran) => ran,
-                Err(err) => {
-                    let reason = format!("{err:#}");
-                    failures.push(if reason.starts_with(outcome.as_str()) {
-                        reason
-                    } else {
-                        format!("{outcome}, {} vs {}: {reason}", labels[1], labels[0])
-                    });
-                    continue;
-                }
-            };
             // Rows and events per group of this analysis's sample (the
             // small-cell passes in `run` work on these, not on the cohort's).
             let sample_counts = [0u32, 1].map(|g| {
@@ -312,46 +295,100 @@ pub(crate) fn run_analysis(
                 let events = binary.then(|| rows().filter(|(_, v)| **v != 0.0).count());
                 (rows().count(), events)
             });
-            let result = AnalysisResult {
-                sample_counts,
-                id: a.id.clone(),
-                spec: a.spec.clone(),
-                outcome: outcome.clone(),
+            let comparison = Comparison {
+                analysis: a,
+                outcome,
+                labels,
                 binary,
                 weighted: cohort.weights.is_some(),
-                reference: labels[0].to_string(),
-                comparison: labels[1].to_string(),
-                n: Some(output.n),
-                inference: info,
-                estimates: output.estimates,
-                models: output.models,
-                warnings: {
-                    let mut w = output.warnings;
-                    w.extend(missing_warnings);
-                    w
-                },
-                balance: output.balance,
-                learners: output.learners,
+                sample_counts,
                 attrition,
-                hospitals,
+                missing_warnings,
             };
-            match checked(result) {
+            match comparison.result(ran) {
                 Ok(result) => out.push(result),
-                Err(reason) => failures.push(format!(
-                    "{outcome}, {} vs {}: {reason}",
-                    labels[1], labels[0]
-                )),
+                Err(reason) => failures.push(reason),
             }
         }
     }
-    observer.finished(a);
-    if out.is_empty() && !failures.is_empty() {
-        bail!("{}", failures.join("; "));
+    AnalysisRun::finish(a, observer, out, failures)
+}
+
+/// One outcome and comparison of an analysis, as both data paths (rows and
+/// warehouse moments) give it to [`Comparison::result`].
+pub(crate) struct Comparison<'a> {
+    pub(crate) analysis: &'a AnalysisPlan,
+    pub(crate) outcome: &'a str,
+    pub(crate) labels: [&'a str; 2],
+    pub(crate) binary: bool,
+    pub(crate) weighted: bool,
+    /// Rows and (binary outcomes) events per group of the sample.
+    pub(crate) sample_counts: [(usize, Option<usize>); 2],
+    /// The complete-case attrition rows and warnings
+    /// ([`complete_case_report`]).
+    pub(crate) attrition: Vec<healthgap_decompose::result::GroupAttrition>,
+    pub(crate) missing_warnings: Vec<String>,
+}
+
+impl Comparison<'_> {
+    /// The checked result of the method's run, or the failure's text
+    /// (`<outcome>, <comparison> vs <reference>: <reason>`): one failing
+    /// comparison does not discard the others.
+    pub(crate) fn result(self, ran: Result<Ran, DecomposeError>) -> Result<AnalysisResult, String> {
+        let (outcome, labels) = (self.outcome, self.labels);
+        let failed = |reason: String| {
+            if reason.starts_with(outcome) {
+                reason
+            } else {
+                format!("{outcome}, {} vs {}: {reason}", labels[1], labels[0])
+            }
+        };
+        let Ran {
+            output,
+            info,
+            hospitals,
+        } = ran.map_err(|err| failed(format!("{err:#}")))?;
+        let mut warnings = output.warnings;
+        warnings.extend(self.missing_warnings);
+        let result = AnalysisResult {
+            sample_counts: self.sample_counts,
+            id: self.analysis.id.clone(),
+            spec: self.analysis.spec.clone(),
+            outcome: outcome.to_string(),
+            binary: self.binary,
+            weighted: self.weighted,
+            reference: labels[0].to_string(),
+            comparison: labels[1].to_string(),
+            n: Some(output.n),
+            inference: info,
+            estimates: output.estimates,
+            models: output.models,
+            warnings,
+            balance: output.balance,
+            learners: output.learners,
+            attrition: self.attrition,
+            hospitals,
+        };
+        checked(result)
+            .map_err(|reason| format!("{outcome}, {} vs {}: {reason}", labels[1], labels[0]))
     }
-    Ok(AnalysisRun {
-        results: out,
-        failures,
-    })
+}
+
+impl AnalysisRun {
+    /// The analysis's results and failures; an error when every comparison
+    /// failed.
+    pub(crate) fn finish(
+        a: &AnalysisPlan,
+        observer: &dyn Observer,
+        results: Vec<AnalysisResult>,
+        failures: Vec<String>,
+    ) -> Result<AnalysisRun> {
+        observer.finished(a);
+        if results.is_empty() && !failures.is_empty() {
+            bail!("{}", failures.join("; "));
+        }
+        Ok(AnalysisRun { results, failures })
+    }
 }
 
 /// A result whose identities do not hold (its parts do not add up to its

@@ -81,6 +81,7 @@ impl Spec for GelbachSpec {
     ) -> Result<Ran, DecomposeError> {
         let (base, all) = self.variables(|names| source.expand(names));
         let (cov, cells) = source.cells(&all)?;
+        let sample = &sample.with_clusters_of(&cells);
         absorbed_not_in_base(&cov, &base)?;
         let output = gelbach_cells(
             sample,

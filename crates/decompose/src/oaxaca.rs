@@ -245,6 +245,7 @@ impl Spec for OaxacaSpec {
             return Err(refusal);
         }
         let (cov, cells) = source.cells(&source.every_factor())?;
+        let sample = &sample.with_clusters_of(&cells);
         let options = LinearOptions {
             coefficients: self.coefficients,
             threefold: self.threefold,

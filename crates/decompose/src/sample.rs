@@ -113,6 +113,20 @@ impl<'a> CellSample<'a> {
         self.cluster.map(|c| c.name)
     }
 
+    /// The sample with the clusters counted as `cells` count them: a
+    /// warehouse codes the clusters over those that occur among an
+    /// analysis's complete cases, as a complete-case subset of rows does, so
+    /// the variances (G) and the cluster bootstrap draw over the same units.
+    pub fn with_clusters_of(&self, cells: &crate::cells::Cells) -> CellSample<'a> {
+        CellSample {
+            cluster: self.cluster.map(|c| Cluster {
+                count: cells.clusters,
+                ..c
+            }),
+            ..*self
+        }
+    }
+
     /// The refusal of a moment-based `method` (e.g. "the Gelbach
     /// decomposition") without a cluster: its variances and bootstrap are
     /// sums over clusters, and without one every patient is a unit.

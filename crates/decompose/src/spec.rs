@@ -127,6 +127,15 @@ pub trait CellSource {
     /// and the (group × absorbed level × cluster) cells over those columns,
     /// coded as [`Designs::covariates`] codes the rows.
     fn cells(&self, variables: &[String]) -> Result<(Arc<Covariates>, Cells), DecomposeError>;
+    /// As [`CellSource::cells`], with the categorical variable `absorbed`
+    /// absorbed whatever its number of levels (the hospital of a care-site
+    /// analysis, as [`Designs::absorbed`] gives it on rows); `variables` may
+    /// hold no other absorbed variable.
+    fn absorbed_cells(
+        &self,
+        variables: &[String],
+        absorbed: &str,
+    ) -> Result<(Arc<Covariates>, Cells), DecomposeError>;
 }
 
 /// What one run of a method gives: its output, how its inference ran, and
@@ -237,6 +246,9 @@ pub enum Parts {
 pub struct Context {
     /// The factor blocks, joined (`clinical, socioeconomic`).
     pub blocks: String,
+    /// The study ran from per-cell moments computed in warehouses (no
+    /// patient row left them).
+    pub from_moments: bool,
 }
 
 /// A method's options: what every method provides to the run and the report.

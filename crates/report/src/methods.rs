@@ -155,6 +155,7 @@ pub fn imputation_paragraph(s: &crate::results::ImputationSummary) -> String {
 pub fn paragraphs(
     analyses: &[AnalysisResult],
     factors: &[(String, Vec<String>)],
+    from_moments: bool,
 ) -> (Vec<String>, Vec<String>) {
     let mut seen: Vec<&str> = Vec::new();
     let mut out = Vec::new();
@@ -165,6 +166,7 @@ pub fn paragraphs(
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>()
             .join(", "),
+        from_moments,
     };
     for a in analyses {
         if seen.contains(&a.id.as_str()) {

@@ -7,6 +7,7 @@ use healthgap_models::ModelSummary;
 
 use super::HospitalInput;
 use crate::cells::{Cells, FitSpec, linear_summary, singular_error};
+use crate::covariates::Absorbed;
 use crate::covariates::Covariates;
 use crate::error::DecomposeError;
 use crate::inference::{
@@ -114,62 +115,81 @@ fn keys(adjusted: bool) -> Vec<Key> {
 }
 
 /// Common support: hospitals that treat patients of one group only (their
-/// reference rate is the comparison group's own, so they count as between).
-pub(super) fn common_support_warning(input: &HospitalInput<'_>, n: [usize; 2]) -> Option<String> {
-    let h = &input.hospital;
-    // Common support.
-    let mut count = vec![[0usize; 3]; h.levels];
-    for (i, &g) in input.sample.group.iter().enumerate() {
-        count[h.codes[i] as usize][(g as usize).min(2)] += 1;
+/// reference rate is the comparison group's own, so they count as between),
+/// from the rows behind each (group × hospital) cell.
+fn common_support_warning(cells: &Cells, context: &CellContext<'_>) -> Option<String> {
+    let mut count = vec![[0usize; 2]; cells.levels];
+    let mut n = [0usize; 2];
+    for ((&l, &g), &rows) in cells.level.iter().zip(&cells.group).zip(&cells.rows) {
+        count[l as usize][g as usize] += rows;
+        n[g as usize] += rows;
     }
     let only = |g: usize| -> (usize, usize) {
-        let hs: Vec<usize> = (0..h.levels)
+        let hs: Vec<usize> = (0..cells.levels)
             .filter(|&l| count[l][g] > 0 && count[l][1 - g] == 0)
             .collect();
         (hs.len(), hs.iter().map(|&l| count[l][g]).sum())
     };
     let ((hr, pr), (hc, pc)) = (only(0), only(1));
     if hr + hc > 0 {
-        let pct = |k: usize, g: usize| share_text(k, n[g], input.sample.min_cell);
+        let pct = |k: usize, g: usize| share_text(k, n[g], context.min_cell);
         return Some(format!(
             "common support: {hr} hospital(s) treat {} patients only ({} of them) and {hc} \
              hospital(s) {} patients only ({} of them); their reference rate is the \
              comparison group's own, so they count as between-hospital",
-            input.sample.labels[0],
+            context.labels[0],
             pct(pr, 0),
-            input.sample.labels[1],
+            context.labels[1],
             pct(pc, 1)
         ));
     }
     None
 }
 
-/// The rows from the per-cell moments (the Kitagawa splits and the LPM
-/// coefficients without and with hospital effects) with their two models and
-/// their inference: the cluster delta method or bootstrap, the coefficients
-/// with their models' CR1 SEs under the delta method.
-pub(super) fn cell_rows(
-    input: &HospitalInput<'_>,
-    cluster: Cluster<'_>,
-    inference: &InferenceSpec,
-    progress: &(dyn Fn() + Sync),
-    warnings: &mut Vec<String>,
-) -> Result<(Vec<Estimate>, Vec<ModelSummary>, Inferred), DecomposeError> {
-    let h = &input.hospital;
-    let level = inference.level;
-    // Linear parts from cells.
+/// What the cell rows need beyond the cells.
+pub(super) struct CellContext<'a> {
+    /// Reference and comparison labels.
+    pub(super) labels: [&'a str; 2],
+    /// Small-cell threshold.
+    pub(super) min_cell: usize,
+    /// The hospital variable (absorbed in the cells).
+    pub(super) hospital: &'a Absorbed,
+    /// The cluster of the cells (the hospital when none is configured).
+    pub(super) cluster: Cluster<'a>,
+}
+
+/// The (group × hospital × cluster) cells of the rows over the adjustment
+/// covariates, the hospital absorbed.
+pub(super) fn cells_of_rows(input: &HospitalInput<'_>, cluster: Cluster<'_>) -> Cells {
     let cov = Covariates {
         columns: input.covariates.columns.clone(),
         categoricals: input.covariates.categoricals.clone(),
-        absorbed: Some(h.clone()),
+        absorbed: Some(input.hospital.clone()),
     };
-    let cells = Cells::build(
+    Cells::build(
         input.sample.y,
         input.sample.group,
         &cov,
         input.sample.weights,
         Some(cluster.units()),
-    );
+    )
+}
+
+/// The rows from the per-cell moments (the Kitagawa splits and the LPM
+/// coefficients without and with hospital effects) with their two models and
+/// their inference: the cluster delta method or bootstrap, the coefficients
+/// with their models' CR1 SEs under the delta method. The cells come from
+/// the rows ([`cells_of_rows`]) or from a warehouse.
+pub(super) fn cell_rows(
+    cells: Cells,
+    context: &CellContext<'_>,
+    inference: &InferenceSpec,
+    progress: &(dyn Fn() + Sync),
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Estimate>, Vec<ModelSummary>, Inferred), DecomposeError> {
+    let (h, cluster, labels) = (context.hospital, context.cluster, context.labels);
+    let level = inference.level;
+    warnings.extend(common_support_warning(&cells, context));
     let p = cells.p();
     let adjusted = p > 1;
     let row_keys = keys(adjusted);
@@ -208,10 +228,7 @@ pub(super) fn cell_rows(
     .map(|(label, spec, fit, abs)| {
         linear_summary(
             &setup.cells,
-            format!(
-                "{label} ({} + {})",
-                input.sample.labels[0], input.sample.labels[1]
-            ),
+            format!("{label} ({} + {})", labels[0], labels[1]),
             spec,
             fit,
             Some(cluster),
@@ -227,8 +244,9 @@ pub(super) fn cell_rows(
         point: &point,
         spec: inference,
         clusters: Some(cluster.count),
-        group: input.sample.group,
-        weights: input.sample.weights,
+        // Always clustered: no row bootstrap.
+        group: &[],
+        weights: None,
     };
     let unclustered = || -> Result<Option<(Vec<f64>, SeMethod)>, DecomposeError> { Ok(None) };
     let no_rows = |_: &[f64], _: &[u32]| -> Result<Vec<f64>, String> { Err("clustered".into()) };
@@ -254,8 +272,6 @@ pub(super) fn cell_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::covariates::Absorbed;
-    use crate::covariates::Covariates;
 
     /// Three hospitals, by hand: shares and rates
     /// r: h0 50% at 0.10, h1 30% at 0.20, h2 20% at 0.30 (ȳ_r = 0.17);

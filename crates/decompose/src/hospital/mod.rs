@@ -36,13 +36,13 @@ use crate::covariates::{Absorbed, Covariates};
 use crate::error::{DecomposeError, group_sizes};
 use crate::inference::InferenceSpec;
 use crate::result::MethodOutput;
-use crate::sample::{Cluster, Sample};
+use crate::sample::{CellSample, Cluster, Sample};
 use crate::shares::unstable_shares;
-use crate::spec::{Breakdown, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
+use crate::spec::{Breakdown, CellSource, Context, Designs, Parts, Ran, Role, Spec, cite, joined};
 
 use fe_contrast::{Rows, all_fe_contrast, logit_contrasts};
 pub use hierarchical::{HierarchicalRow, HierarchicalSpec};
-use kitagawa::{SHARES, cell_rows, common_support_warning};
+use kitagawa::{CellContext, SHARES, cell_rows, cells_of_rows};
 use profile::profile;
 
 mod fe_contrast;
@@ -120,12 +120,108 @@ impl Spec for HospitalSpec {
         "hospital"
     }
 
+    /// The Kitagawa split and the LPM contrast run from cells; the
+    /// hierarchical model and further fixed-effect sets need the rows.
     fn needs_rows(&self, _inference: &InferenceSpec) -> Option<DecomposeError> {
+        let (what, reason) = if self.model == HospitalModel::Hierarchical {
+            (
+                "method = \"hospital\" with model = \"hierarchical\"",
+                "the mixed model's conditional modes are solved hospital by hospital over the rows",
+            )
+        } else if !self.absorb.is_empty() {
+            (
+                "method = \"hospital\" with absorb = […]",
+                "the model with several fixed-effect sets is fitted by alternating projections \
+                 over the rows",
+            )
+        } else {
+            return None;
+        };
         Some(DecomposeError::NeedsRows {
-            what: "method = \"hospital\"".into(),
-            reason: "the hospital profiles and the Kitagawa split are not yet computed from moments".into(),
-            alternative: ", or use oaxaca_blinder with hospital_id in a block (its absorbed hospital term runs from moments)".into(),
+            what: what.into(),
+            reason: reason.into(),
+            alternative: ", or drop it (the Kitagawa split and the fixed-effect contrast run from \
+                          moments)"
+                .into(),
         })
+    }
+
+    /// From the (group × hospital × cluster) cells: the Kitagawa splits and
+    /// the LPM contrast with their inference. The logit contrasts and the
+    /// profiles need each patient's fitted outcome: not computed, each named
+    /// in a warning.
+    fn run_cells(
+        &self,
+        sample: &CellSample<'_>,
+        source: &dyn CellSource,
+        inference: &InferenceSpec,
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<Ran, DecomposeError> {
+        if let Some(refusal) = self.needs_rows(inference) {
+            return Err(refusal);
+        }
+        let adjust: Vec<String> = source
+            .expand(&self.adjust)
+            .into_iter()
+            .filter(|v| v != &self.hospital)
+            .collect();
+        let (cov, cells) = source.absorbed_cells(&adjust, &self.hospital)?;
+        let sample = &sample.with_clusters_of(&cells);
+        let Some(hospital) = cov.absorbed.as_ref() else {
+            return Err(DecomposeError::NotCategorical {
+                variable: self.hospital.clone(),
+            });
+        };
+        let Some(cluster) = sample.cluster else {
+            return Err(DecomposeError::Design(
+                "the hospital analysis from moments needs [design] cluster".into(),
+            ));
+        };
+        let n = cells.group_rows(sample.labels, "the hospital analysis")?;
+        let context = CellContext {
+            labels: sample.labels,
+            min_cell: sample.min_cell,
+            hospital,
+            cluster,
+        };
+        let mut warnings = Vec::new();
+        let (mut estimates, models, inferred) =
+            cell_rows(cells, &context, inference, progress, &mut warnings)?;
+        unstable_shares(&mut estimates, &SHARES, &mut warnings);
+        let mut missing = vec![
+            "the hospital profiles (risk-standardized rates, hospitals.csv, concentration) need \
+             each patient's expected outcome",
+        ];
+        if sample.binary {
+            missing.insert(
+                0,
+                "the logit contrasts (odds ratios, average marginal effects) are fitted over the \
+                 rows",
+            );
+        }
+        warnings.push(format!(
+            "from the warehouse's moments the hospital analysis computes the Kitagawa split and \
+             the fixed-effect contrast of the linear model only: {}; they are not computed (run \
+             with [data] allow_row_export = true for them)",
+            missing.join(", and ")
+        ));
+        let output = MethodOutput {
+            estimates,
+            models,
+            warnings,
+            replicates_ok: inferred.replicates_ok,
+            withheld: inferred.withheld,
+            balance: Vec::new(),
+            learners: None,
+            inference_note: None,
+            n: n[0] + n[1],
+        };
+        // Clustered, as on the rows.
+        Ok(Ran::delta(
+            output,
+            &inference.clustered(),
+            Some(cluster.name),
+        ))
     }
 
     fn run(
@@ -236,7 +332,19 @@ impl Spec for HospitalSpec {
         })
     }
 
-    fn describe(&self, _: &Context, cite: &mut Vec<&'static str>) -> String {
+    fn describe(&self, context: &Context, cite: &mut Vec<&'static str>) -> String {
+        if context.from_moments {
+            cite.push(cite::KITAGAWA);
+            return format!(
+                "The care-site analysis split the gap into between- and within-hospital parts \
+                 (Kitagawa 1955) and compared the group coefficient of a linear probability model \
+                 adjusting for {} without and with {} fixed effects, both from per-cell moments \
+                 computed in the warehouse; the hospital profiles and the logit contrasts, which \
+                 need each patient's fitted outcome, were not computed.",
+                joined(&self.adjust),
+                self.hospital
+            );
+        }
         cite.extend([cite::KITAGAWA, cite::KRUMHOLZ]);
         format!(
             "The care-site analysis split the gap into between- and within-hospital parts \
@@ -377,9 +485,19 @@ pub fn hospital(
         codes: &h.codes,
         count: h.levels,
     });
-    warnings.extend(common_support_warning(input, n));
-    let (mut estimates, mut models, mut inferred) =
-        cell_rows(input, cluster, inference, progress, &mut warnings)?;
+    let context = CellContext {
+        labels: input.sample.labels,
+        min_cell: input.sample.min_cell,
+        hospital: h,
+        cluster,
+    };
+    let (mut estimates, mut models, mut inferred) = cell_rows(
+        cells_of_rows(input, cluster),
+        &context,
+        inference,
+        progress,
+        &mut warnings,
+    )?;
     // Several FE sets: the LPM with all of them, row level.
     let pair = Rows {
         idx: (0..input.sample.group.len())

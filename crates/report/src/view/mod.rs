@@ -333,7 +333,8 @@ pub fn build(input: &ReportInput) -> Result<ReportView, ReportError> {
         hospitals,
         sensitivity_figures,
     } = per_analysis(input)?;
-    let (mut methods, references) = methods::paragraphs(&r.analyses, input.factors);
+    let from_moments = r.data.warehouse.as_ref().is_some_and(|w| !w.row_export);
+    let (mut methods, references) = methods::paragraphs(&r.analyses, input.factors, from_moments);
     if let Some(s) = &r.imputation {
         methods.push(methods::imputation_paragraph(s));
     }

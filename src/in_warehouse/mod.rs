@@ -39,8 +39,8 @@ use healthgap_cohort::load::{ABSORB_THRESHOLD, categorical_levels, natural_cmp};
 use healthgap_cohort::{AttritionStep, OutcomeKind, VarKind};
 use healthgap_decompose::cells::{CellInput, Cells, INTERCEPT};
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
-use healthgap_decompose::spec::{CellSource, Ran};
-use healthgap_decompose::{AnalysisResult, CellSample, Cluster, DecomposeError};
+use healthgap_decompose::spec::CellSource;
+use healthgap_decompose::{CellSample, Cluster, DecomposeError};
 use healthgap_models::moments::ClusterMoments;
 use healthgap_report::suppress::{self, Disclosure};
 use healthgap_report::{GroupCount, OutcomeInfo, SiteInfo, WarehouseInfo};
@@ -51,9 +51,16 @@ use healthgap_sql::{
 use healthgap_warehouse::Postgres;
 use healthgap_warehouse::moments::{Cell, cell_moments};
 
-use crate::analysis::{AnalysisRun, Observer, checked, expand, inference_spec};
+use crate::analysis::{
+    AnalysisRun, Comparison, Observer, analysis_variables, complete_case_report, expand,
+    inference_spec,
+};
+
+mod complete_cases;
+
 use crate::plan::{AnalysisPlan, Plan, WarehousePlan};
 use crate::study::{CohortFacts, Study};
+use complete_cases::{Coded, Occurring};
 
 const D: Dialect = Dialect::Postgres;
 
@@ -189,14 +196,48 @@ enum Kind {
     Absorbed(SiteLevels),
 }
 
-/// The moments of one outcome (its index) over one variable list.
-type MomentsKey = (usize, Vec<String>);
+/// The moments of one outcome (its index) over one variable list with its
+/// absorbed variable.
+type MomentsKey = (usize, Vec<String>, Option<String>);
 
 /// The moment cells of every site, in the sites' order.
 type SiteCells = Arc<Vec<Vec<Cell>>>;
 
-/// Rows per group, and per binary outcome (events, rows) per group.
-type GroupCounts = (Vec<usize>, Vec<(String, Vec<(usize, usize)>)>);
+/// What the counting query returns, per group: the rows, per binary outcome
+/// its (events, rows with the outcome), and per column with missing values
+/// its missing rows.
+#[derive(Debug, Clone, Default)]
+struct GroupCounts {
+    rows: Vec<usize>,
+    events: Vec<(String, Vec<(usize, usize)>)>,
+    missing: Vec<(String, Vec<usize>)>,
+}
+
+impl GroupCounts {
+    /// Adds one site's counts.
+    fn add(&mut self, site: GroupCounts) {
+        self.rows.resize(site.rows.len(), 0);
+        self.rows
+            .iter_mut()
+            .zip(&site.rows)
+            .for_each(|(t, n)| *t += n);
+        for (name, per_group) in site.events {
+            match self.events.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, t)) => t.iter_mut().zip(&per_group).for_each(|(t, (e, n))| {
+                    t.0 += e;
+                    t.1 += n;
+                }),
+                None => self.events.push((name, per_group)),
+            }
+        }
+        for (name, per_group) in site.missing {
+            match self.missing.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, t)) => t.iter_mut().zip(&per_group).for_each(|(t, m)| *t += m),
+                None => self.missing.push((name, per_group)),
+            }
+        }
+    }
+}
 
 /// One warehouse of the study: its connection, its cohort query and what it
 /// returned.
@@ -258,6 +299,9 @@ pub struct WarehouseCohort {
     site_column: Option<String>,
     facts: CohortFacts,
     min_cell: usize,
+    /// The outcomes and variables with missing values: their missing rows
+    /// per group (each analysis takes its complete cases).
+    missing: Vec<(String, Vec<usize>)>,
     /// Moments already pulled (per site), by (outcome, design variables).
     cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
 }
@@ -293,9 +337,10 @@ fn literal(values: &Values, level: &str) -> Result<Literal> {
     })
 }
 
-/// The levels of `column` in the cohort and their rows. A text level that
-/// `[data] na_values` lists is a missing value for the loader, and missing
-/// values are refused here (as [`group_counts`] refuses NULLs).
+/// The levels of `column` in the cohort and their rows (NULL, a missing
+/// value, included). A text level that `[data] na_values` lists is a
+/// missing value for the loader, refused here (only NULL is read as
+/// missing).
 fn levels_of(
     pg: &mut Postgres,
     base: &CohortQuery,
@@ -316,8 +361,8 @@ fn levels_of(
     {
         bail!(
             "`{column}` holds `{na}`, a missing value by [data] na_values: the in-warehouse path \
-             does not take each analysis's complete cases yet; filter those rows out in \
-             [cohort] filters or {export}"
+             reads only NULL as missing (each analysis then takes its complete cases); store \
+             those values as NULL, filter those rows out in [cohort] filters, or {export}"
         );
     }
     Ok(levels)
@@ -510,23 +555,24 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         .ok_or_else(|| anyhow!("[design] cluster is required in the warehouse"))?;
     let kinds = variable_kinds(plan, &sites)?;
     let mut levels = Vec::new();
-    let mut counts: GroupCounts = (vec![0; group_values.len()], Vec::new());
+    let mut counts = GroupCounts::default();
     for site in &mut sites {
         let name = site.name.clone();
         let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
-        let (rows, events) = at_site(
+        let site_counts = at_site(
             name.as_deref(),
-            group_counts(pg, &site.base, plan, &group_values, export),
+            group_counts(pg, &site.base, plan, &group_values),
         )?;
-        add_counts(&mut counts, &rows, events);
-        site.group_counts = rows;
+        site.group_counts = site_counts.rows.clone();
+        counts.add(site_counts);
         let l = at_site(
             name.as_deref(),
             site_levels(plan, site, &cluster_name, &kinds, export),
         )?;
         levels.push(l);
     }
-    if let Some(g) = counts.0.iter().position(|n| *n == 0) {
+    let missing = std::mem::take(&mut counts.missing);
+    if let Some(g) = counts.rows.iter().position(|n| *n == 0) {
         bail!(
             "group `{}` has no rows after the filters ({}); relax [cohort] filters or drop it \
              from [groups]",
@@ -548,14 +594,14 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         warehouse: None,
         clusters: Some((cluster_name.clone(), clusters.len())),
         group_labels: labels.clone(),
-        group_counts: counts.0.clone(),
+        group_counts: counts.rows.clone(),
         attrition: attrition.1,
         table1: Vec::new(),
         table1_complete: None,
         disclosure: Disclosure {
             group_labels: labels,
-            group_counts: counts.0,
-            outcome_counts: counts.1,
+            group_counts: counts.rows,
+            outcome_counts: counts.events,
             level_counts: level_counts(&variables),
         },
         outcomes: spec
@@ -577,22 +623,9 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         site_column: plan.site_column.clone(),
         facts,
         min_cell: plan.min_cell,
+        missing,
         cache: Mutex::new(Vec::new()),
     })
-}
-
-/// Adds one site's group counts to the running totals.
-fn add_counts(total: &mut GroupCounts, rows: &[usize], events: Vec<(String, Vec<(usize, usize)>)>) {
-    total.0.iter_mut().zip(rows).for_each(|(t, n)| *t += n);
-    for (name, per_group) in events {
-        match total.1.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, t)) => t.iter_mut().zip(&per_group).for_each(|(t, (e, n))| {
-                t.0 += e;
-                t.1 += n;
-            }),
-            None => total.1.push((name, per_group)),
-        }
-    }
 }
 
 /// The clusters keyed per site, in natural order of the value, then the
@@ -748,16 +781,16 @@ fn attrition_steps(
     Ok((n[0], steps))
 }
 
-/// One site's rows per group, and (events, rows) per group of each binary
-/// outcome (a group may have no rows at a site). Refuses missing values in any analysis column (the in-warehouse path
-/// does not take per-analysis complete cases yet) and binary outcomes not
-/// coded 0/1.
+/// One site's rows per group, (events, rows with the outcome) per group of
+/// each binary outcome and the missing rows per group of every outcome and
+/// variable that has some (a group may have no rows at a site; each analysis
+/// takes its complete cases, [`complete_cases`]). Refuses binary outcomes
+/// not coded 0/1.
 fn group_counts(
     pg: &mut Postgres,
     base: &CohortQuery,
     plan: &Plan,
     group_values: &[String],
-    export: &str,
 ) -> Result<GroupCounts> {
     let spec = &plan.cohort;
     let mut columns: Vec<&str> = spec.outcomes.iter().map(|o| o.name.as_str()).collect();
@@ -791,29 +824,34 @@ fn group_counts(
     let at = |r: Option<usize>, k: usize| r.map_or(0, |r| count(&rs.columns[k].1, r));
     let rows: Vec<Option<usize>> = group_values.iter().map(|g| row_of(g)).collect();
     let counts: Vec<usize> = rows.iter().map(|r| at(*r, 1)).collect();
+    let mut missing = Vec::new();
     for (k, c) in columns.iter().enumerate() {
-        if rows.iter().any(|r| at(*r, 2 + k) > 0) {
-            bail!(
-                "`{c}` has missing values in the cohort: the in-warehouse path does not take \
-                 each analysis's complete cases yet; filter them out in [cohort] filters \
-                 (\"{c} is not null\") or {export}"
-            );
+        let per_group: Vec<usize> = rows.iter().map(|r| at(*r, 2 + k)).collect();
+        if per_group.iter().any(|m| *m > 0) {
+            missing.push((c.to_string(), per_group));
         }
     }
-    let mut outcome_counts = Vec::new();
+    let mut events = Vec::new();
     for (b, name) in binary.iter().enumerate() {
         let k = 2 + columns.len() + 2 * b;
         if rows.iter().any(|r| at(*r, k + 1) > 0) {
             bail!("outcome `{name}`: declared binary but holds values other than 0 and 1");
         }
+        // The rows with the outcome (as the loader counts finite values).
+        let absent = missing.iter().find(|(c, _)| c == name).map(|(_, m)| m);
         let per_group = rows
             .iter()
             .zip(&counts)
-            .map(|(r, n)| (at(*r, k), *n))
+            .enumerate()
+            .map(|(g, (r, n))| (at(*r, k), n - absent.map_or(0, |m| m[g])))
             .collect();
-        outcome_counts.push((name.to_string(), per_group));
+        events.push((name.to_string(), per_group));
     }
-    Ok((counts, outcome_counts))
+    Ok(GroupCounts {
+        rows: counts,
+        events,
+        missing,
+    })
 }
 
 impl WarehouseCohort {
@@ -896,9 +934,12 @@ impl WarehouseCohort {
 
     /// The layout of `variables` and, per site, the covariates of the
     /// moment queries (the dummies' literals of the site's column types).
+    /// With `absorb`, that categorical variable is the absorbed one
+    /// ([`WarehouseCohort::forced_absorbed`]).
     fn layout(
         &self,
         variables: &[String],
+        absorb: Option<&str>,
     ) -> Result<(Covariates, Vec<Vec<Covariate>>), DecomposeError> {
         let mut cov = Covariates::default();
         let mut sql = vec![Vec::new(); self.sites.len()];
@@ -907,6 +948,11 @@ impl WarehouseCohort {
             let Some((_, block, kind)) = self.variables.iter().find(|(n, _, _)| n == name) else {
                 continue;
             };
+            if absorb.is_some() && matches!(kind, Kind::Absorbed(_)) {
+                return Err(DecomposeError::AbsorbedInAdjust {
+                    variable: name.clone(),
+                });
+            }
             match kind {
                 Kind::Numeric => {
                     cov.columns.push(Column {
@@ -958,8 +1004,33 @@ impl WarehouseCohort {
                 .to_string(),
             ));
         }
-        cov.absorbed = absorbed.pop();
+        cov.absorbed = match absorb {
+            Some(name) => Some(self.forced_absorbed(name)?),
+            None => absorbed.pop(),
+        };
         Ok((cov, sql))
+    }
+
+    /// The categorical `name` as an absorbed variable whatever its number
+    /// of levels (as [`healthgap_cohort::design::absorbed`] on rows), in the
+    /// care-site block.
+    fn forced_absorbed(&self, name: &str) -> Result<Absorbed, DecomposeError> {
+        let labels = match self.variables.iter().find(|(n, _, _)| n == name) {
+            Some((_, _, Kind::Absorbed(levels))) => levels.labels.clone(),
+            Some((_, _, Kind::Categorical { levels, .. })) => levels.clone(),
+            _ => {
+                return Err(DecomposeError::NotCategorical {
+                    variable: name.to_string(),
+                });
+            }
+        };
+        Ok(Absorbed {
+            variable: name.to_string(),
+            factor: "care_site".into(),
+            codes: Vec::new(),
+            levels: labels.len(),
+            labels,
+        })
     }
 
     /// The cells of every group over `variables` and outcome `outcome`, per
@@ -971,7 +1042,11 @@ impl WarehouseCohort {
         cov: &Covariates,
         sql: Vec<Vec<Covariate>>,
     ) -> Result<SiteCells, DecomposeError> {
-        let key = (outcome, variables.to_vec());
+        let key = (
+            outcome,
+            variables.to_vec(),
+            cov.absorbed.as_ref().map(|a| a.variable.clone()),
+        );
         let failed = |e: String| DecomposeError::Design(format!("warehouse moments: {e}"));
         if let Some((_, cells)) = self
             .cache
@@ -996,6 +1071,13 @@ impl WarehouseCohort {
                 .as_ref()
                 .map(|a| self.column(site, &a.variable));
             q.covariates = covariates;
+            if let Some(step) = cov
+                .absorbed
+                .as_ref()
+                .and_then(|a| self.key_step(&a.variable))
+            {
+                q.steps.push(step);
+            }
             let mut keys = vec![Key::Group];
             if q.hospital.is_some() {
                 keys.push(Key::Hospital);
@@ -1023,11 +1105,18 @@ impl WarehouseCohort {
         }
     }
 
-    /// The codes of an absorbed variable's levels, keyed per site.
-    fn absorbed_levels(&self, variable: &str) -> Option<&SiteLevels> {
+    /// The code of level `value` at site `site` of the absorbed `variable`:
+    /// keyed per site when it is absorbed by its kind, the position among the
+    /// levels of a categorical one (a forced absorption, coded as its
+    /// dummies are).
+    fn absorbed_code(&self, variable: &str, site: usize, value: &str) -> Option<u32> {
         self.variables.iter().find_map(|(n, _, k)| match k {
-            Kind::Absorbed(levels) if n == variable => Some(levels),
-            _ => None,
+            _ if n != variable => None,
+            Kind::Absorbed(levels) => levels.code(site, value),
+            Kind::Categorical { levels, .. } => {
+                levels.iter().position(|l| l == value).map(|p| p as u32)
+            }
+            Kind::Numeric => None,
         })
     }
 }
@@ -1064,22 +1153,23 @@ fn dummies(
     })
 }
 
-/// Raw moments over (x_1, …, x_p, y) as a cell's moments over (1, x_1, …,
-/// x_p) and y: the intercept's are Σw, Σwx and Σwy.
-fn cluster_moments(m: &CellMoments, p: usize) -> ClusterMoments {
-    let k = p + 1;
-    let at = |i: usize| if i == 0 { None } else { Some(i - 1) };
+/// Raw moments over (x_1, …, x_p, y) as a cell's moments over (1, x_j for
+/// j in `keep`) and y: the intercept's are Σw, Σwx and Σwy.
+fn cluster_moments(m: &CellMoments, keep: &[usize]) -> ClusterMoments {
+    let k = keep.len() + 1;
+    let y = m.sums.len() - 1;
+    let at = |i: usize| if i == 0 { None } else { Some(keep[i - 1]) };
     let mut out = ClusterMoments {
         w: m.sum_w,
         x: vec![0.0; k],
         xx: vec![0.0; k * k],
         xy: vec![0.0; k],
-        y: m.sums[p],
-        yy: m.product(p, p),
+        y: m.sums[y],
+        yy: m.product(y, y),
     };
     for i in 0..k {
         out.x[i] = at(i).map_or(m.sum_w, |a| m.sums[a]);
-        out.xy[i] = at(i).map_or(m.sums[p], |a| m.product(a, p));
+        out.xy[i] = at(i).map_or(m.sums[y], |a| m.product(a, y));
         for j in 0..k {
             out.xx[i * k + j] = match (at(i), at(j)) {
                 (None, None) => m.sum_w,
@@ -1109,17 +1199,71 @@ impl CellSource for Source<'_> {
     }
 
     fn cells(&self, variables: &[String]) -> Result<(Arc<Covariates>, Cells), DecomposeError> {
+        self.cells_absorbing(variables, None)
+    }
+
+    fn absorbed_cells(
+        &self,
+        variables: &[String],
+        absorbed: &str,
+    ) -> Result<(Arc<Covariates>, Cells), DecomposeError> {
+        self.cells_absorbing(variables, Some(absorbed))
+    }
+}
+
+impl Source<'_> {
+    /// The cells over `variables`, with `absorb` absorbed when given.
+    fn cells_absorbing(
+        &self,
+        variables: &[String],
+        absorb: Option<&str>,
+    ) -> Result<(Arc<Covariates>, Cells), DecomposeError> {
         let wc = self.cohort;
-        let (cov, sql) = wc.layout(variables)?;
+        let (mut cov, sql) = wc.layout(variables, absorb)?;
         let per_site = wc.moments(self.outcome, variables, &cov, sql)?;
-        let p = cov.columns.len();
-        let absorbed = match &cov.absorbed {
-            Some(a) => Some(wc.absorbed_levels(&a.variable).ok_or_else(|| {
-                DecomposeError::Design(format!("`{}` is not an absorbed variable", a.variable))
-            })?),
-            None => None,
-        };
+        let coded = self.coded(
+            &per_site,
+            cov.absorbed.as_ref().map(|a| a.variable.as_str()),
+        )?;
+        // Coded over what occurs among the complete cases of every group.
+        let occurring = Occurring::of(&coded, wc.clusters.len(), &mut cov);
         let mut inputs = Vec::new();
+        for c in &coded {
+            let group = match c.group {
+                0 => 0,
+                g if g == self.comparison => 1,
+                _ => continue,
+            };
+            let (Some(level), Some(cluster)) = (
+                occurring.levels[c.level as usize],
+                occurring.clusters[c.cluster as usize],
+            ) else {
+                continue;
+            };
+            inputs.push(CellInput {
+                group,
+                level,
+                cluster,
+                rows: c.cell.moments.count.round() as usize,
+                moments: cluster_moments(&c.cell.moments, &occurring.columns),
+            });
+        }
+        let mut names = vec![INTERCEPT.to_string()];
+        names.extend(cov.columns.iter().map(|c| c.name.clone()));
+        let levels = cov.absorbed.as_ref().map_or(1, |a| a.levels);
+        let cells = Cells::from_moments(names, levels, occurring.cluster_count, inputs)?;
+        Ok((Arc::new(cov), cells))
+    }
+
+    /// Every site's cells with their group, absorbed level and cluster
+    /// codes (an unknown key is an error that names it).
+    fn coded<'c>(
+        &self,
+        per_site: &'c [Vec<Cell>],
+        absorbed: Option<&str>,
+    ) -> Result<Vec<Coded<'c>>, DecomposeError> {
+        let wc = self.cohort;
+        let mut out = Vec::new();
         for (s, cells) in per_site.iter().enumerate() {
             let unknown = |what: &str, v: &Option<String>| {
                 let at = wc.sites[s].prefix();
@@ -1131,17 +1275,12 @@ impl CellSource for Source<'_> {
             for cell in cells {
                 let key = |k: usize| cell.keys.get(k).cloned().flatten();
                 let group = key(0);
-                let Some(g) = wc
+                let Some(group_index) = wc
                     .group_values
                     .iter()
                     .position(|v| Some(v) == group.as_ref())
                 else {
                     return Err(unknown("group", &group));
-                };
-                let group = match g {
-                    0 => 0,
-                    g if g == self.comparison => 1,
-                    _ => continue,
                 };
                 let (level, cluster) = if absorbed.is_some() {
                     (key(1), key(2))
@@ -1149,30 +1288,25 @@ impl CellSource for Source<'_> {
                     (None, key(1))
                 };
                 let level = match absorbed {
-                    Some(levels) => level
+                    Some(variable) => level
                         .as_deref()
-                        .and_then(|l| levels.code(s, l))
+                        .and_then(|l| wc.absorbed_code(variable, s, l))
                         .ok_or_else(|| unknown("level", &level))?,
                     None => 0,
                 };
-                let cluster_code = cluster
+                let cluster = cluster
                     .as_deref()
                     .and_then(|c| wc.clusters.code(s, c))
                     .ok_or_else(|| unknown("cluster", &cluster))?;
-                inputs.push(CellInput {
-                    group,
+                out.push(Coded {
+                    group: group_index,
                     level,
-                    cluster: cluster_code,
-                    rows: cell.moments.count.round() as usize,
-                    moments: cluster_moments(&cell.moments, p),
+                    cluster,
+                    cell,
                 });
             }
         }
-        let mut names = vec![INTERCEPT.to_string()];
-        names.extend(cov.columns.iter().map(|c| c.name.clone()));
-        let levels = cov.absorbed.as_ref().map_or(1, |a| a.levels);
-        let cells = Cells::from_moments(names, levels, wc.clusters.len(), inputs)?;
-        Ok((Arc::new(cov), cells))
+        Ok(out)
     }
 }
 
@@ -1195,6 +1329,7 @@ fn run_analysis(
     observer.started(a, replicates);
     let progress = || observer.replicate();
     let spec = inference_spec(plan, a);
+    let variables = analysis_variables(plan, a);
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for outcome in &a.outcomes {
@@ -1202,6 +1337,25 @@ fn run_analysis(
             bail!("outcome `{outcome}` is not in [outcomes]");
         };
         let binary = facts.outcomes[o].binary;
+        // This outcome's complete cases over the analysis's variables.
+        let complete = wc
+            .complete_cases(o, &variables)
+            .with_context(|| format!("counting the complete cases of `{outcome}`"))?;
+        if let Some(last) = complete.steps.last()
+            && let Some(g) = last.remaining.iter().position(|n| *n == 0)
+        {
+            failures.push(format!(
+                "{outcome}: group `{}` has no complete cases for this analysis (missing values in {})",
+                facts.group_labels[g],
+                complete
+                    .steps
+                    .iter()
+                    .map(|s| s.variable.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        }
         for k in 1..facts.group_labels.len() {
             let labels = [
                 facts.group_labels[0].as_str(),
@@ -1225,68 +1379,35 @@ fn run_analysis(
                 comparison: k,
             };
             let ran = a.spec.run_cells(&sample, &source, &spec, &progress);
-            let Ran {
-                output,
-                info,
-                hospitals,
-            } = match ran {
-                Ok(ran) => ran,
-                Err(err) => {
-                    failures.push(format!(
-                        "{outcome}, {} vs {}: {err:#}",
-                        labels[1], labels[0]
-                    ));
-                    continue;
-                }
-            };
-            // No value is missing (checked when loading): the sample is the
-            // cohort's two groups.
+            // The two groups' complete cases.
             let sample_counts = [0, k].map(|g| {
-                let n = facts.group_counts[g];
-                let events = facts
-                    .disclosure
-                    .outcome_counts
-                    .iter()
-                    .find(|(name, _)| name == outcome)
-                    .map(|(_, c)| c[g].0);
-                (n, binary.then_some(events.unwrap_or(0)))
+                let events = complete.events.as_ref().map(|e| e[g]);
+                (complete.rows[g], binary.then_some(events.unwrap_or(0)))
             });
-            let result = AnalysisResult {
-                sample_counts,
-                id: a.id.clone(),
-                spec: a.spec.clone(),
-                outcome: outcome.clone(),
+            let (attrition, missing_warnings) = complete_case_report(
+                &complete.steps,
+                &facts.group_counts,
+                &facts.group_labels,
+                [0, k],
+                plan.min_cell,
+            );
+            let comparison = Comparison {
+                analysis: a,
+                outcome,
+                labels,
                 binary,
                 weighted: false,
-                reference: labels[0].to_string(),
-                comparison: labels[1].to_string(),
-                n: Some(output.n),
-                inference: info,
-                estimates: output.estimates,
-                models: output.models,
-                warnings: output.warnings,
-                balance: output.balance,
-                learners: output.learners,
-                attrition: Vec::new(),
-                hospitals,
+                sample_counts,
+                attrition,
+                missing_warnings,
             };
-            match checked(result) {
+            match comparison.result(ran) {
                 Ok(result) => out.push(result),
-                Err(reason) => failures.push(format!(
-                    "{outcome}, {} vs {}: {reason}",
-                    labels[1], labels[0]
-                )),
+                Err(reason) => failures.push(reason),
             }
         }
     }
-    observer.finished(a);
-    if out.is_empty() && !failures.is_empty() {
-        bail!("{}", failures.join("; "));
-    }
-    Ok(AnalysisRun {
-        results: out,
-        failures,
-    })
+    AnalysisRun::finish(a, observer, out, failures)
 }
 
 /// Every analysis with its inference, from the warehouse's moments; the
