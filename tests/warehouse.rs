@@ -389,7 +389,9 @@ fn assert_same_numbers(
     // From moments a hospital analysis has the Kitagawa split and the
     // linear contrast only; the file's logit contrasts and profiles are not
     // compared.
-    if w["data"]["source"] == "warehouse" && f["data"]["source"] != "warehouse" {
+    let from_moments =
+        |r: &serde_json::Value| r["data"]["warehouse"]["row_export"] == serde_json::json!(false);
+    if from_moments(w) && !from_moments(f) {
         let kept: std::collections::HashSet<&String> = we.iter().map(|e| &e.0).collect();
         fe.retain(|e| kept.contains(&e.0) || !HOSPITAL_IDS.iter().any(|id| e.0.starts_with(id)));
     }
@@ -551,6 +553,63 @@ fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     let md = std::fs::read_to_string(dir.join("wh_out/report.md")).unwrap();
     assert!(md.contains("patient rows exported: no"), "{md}");
+}
+
+/// `[design] weights`: the moments are weighted sums (Σw, Σw·x, Σw·x·x′),
+/// and every number equals the same weighted study on the exported rows
+/// (`allow_row_export = true`); a weight that is missing or not positive is
+/// refused, as the loader refuses it.
+#[test]
+fn weighted_moments_inside_the_warehouse_equal_the_exported_rows() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    let mut pg = connect(&server);
+    pg.query("ALTER TABLE public.cabg ADD COLUMN w DOUBLE PRECISION")
+        .unwrap();
+    pg.query("UPDATE public.cabg SET w = 0.5 + MOD(hospital_id, 5) * 0.375 + MOD(age, 3) * 0.25")
+        .unwrap();
+    let weighted = |data: &str| {
+        moment_study(data).replace(
+            "[design]\ncluster = \"hospital_id\"",
+            "[design]\ncluster = \"hospital_id\"\nweights = \"w\"",
+        )
+    };
+    let table = pooled_table(&server);
+    std::fs::write(
+        dir.join("rows.toml"),
+        weighted(&format!("{table}\nallow_row_export = true")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("moments.toml"), weighted(&table)).unwrap();
+    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
+        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
+        assert!(ran.status.success(), "{file}: {}", stderr(&ran));
+    }
+    let (rows, moments) = (results(&dir, "rows_out"), results(&dir, "moments_out"));
+    assert_same_numbers(&rows, &moments, 200);
+    for a in moments["analyses"].as_array().unwrap() {
+        assert_eq!(a["options"]["weighted"], true, "{}", a["id"]);
+    }
+    // The unweighted study differs: the weights were used.
+    std::fs::write(dir.join("plain.toml"), moment_study(&table)).unwrap();
+    let ran = run_with_password(&dir, &server, &["run", "plain.toml", "--out", "plain_out"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let plain = numbers(&results(&dir, "plain_out"));
+    let differs = numbers(&moments)
+        .iter()
+        .zip(&plain)
+        .filter(|(a, b)| a.0.contains("\"gap\"") && (a.1[0] - b.1[0]).abs() > 1e-6)
+        .count();
+    assert!(differs > 0);
+    // A weight of zero is refused, with the column named.
+    pg.query("UPDATE public.cabg SET w = 0 WHERE hospital_id = 3")
+        .unwrap();
+    let out = run_with_password(&dir, &server, &["run", "moments.toml", "--out", "zero_out"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("weights must be positive numbers"), "{err}");
+    assert!(!dir.join("zero_out").exists());
 }
 
 /// Methods and options that need patient rows are refused by `healthgap

@@ -181,8 +181,8 @@ fn renumber(seen: &[bool]) -> (Vec<Option<u32>>, usize) {
 
 impl Occurring {
     /// From the cells of every group: a cluster or an absorbed level occurs
-    /// when a cell has it; a categorical level when its dummy has rows, the
-    /// reference when the dummies do not cover every row (else the first
+    /// when a cell has it; a categorical level when its dummy has weight, the
+    /// reference when the dummies do not cover every row's (else the first
     /// occurring level becomes the reference, as `Cohort::take` recodes).
     /// `cov` is recoded in place (its columns, categoricals and absorbed
     /// levels).
@@ -190,27 +190,30 @@ impl Occurring {
         let p = cov.columns.len();
         let levels = cov.absorbed.as_ref().map_or(1, |a| a.levels);
         let (mut seen_cluster, mut seen_level) = (vec![false; clusters], vec![false; levels]);
-        let mut rows = 0.0;
-        let mut column_rows = vec![0.0; p];
+        let mut weight = 0.0;
+        let mut column_weight = vec![0.0; p];
         for c in cells {
             if c.cell.moments.count <= 0.0 {
                 continue;
             }
             seen_cluster[c.cluster as usize] = true;
             seen_level[c.level as usize] = true;
-            rows += c.cell.moments.count;
-            for (j, s) in column_rows.iter_mut().enumerate() {
+            weight += c.cell.moments.sum_w;
+            for (j, s) in column_weight.iter_mut().enumerate() {
                 *s += c.cell.moments.sums[j];
             }
         }
+        // A level's dummy sums its rows' (positive) weights: exactly 0 when
+        // no complete case holds it (its mean, and so every centred value,
+        // is 0); the reference holds what the dummies leave, up to rounding.
         let mut keep = vec![true; p];
         for cat in &mut cov.categoricals {
             let mut covered = 0.0;
             for &j in &cat.columns {
-                keep[j] = column_rows[j] > 0.5;
-                covered += column_rows[j];
+                keep[j] = column_weight[j] > 0.0;
+                covered += column_weight[j];
             }
-            if rows - covered < 0.5
+            if weight - covered <= 1e-9 * weight
                 && let Some(&first) = cat.columns.iter().find(|&&j| keep[j])
             {
                 keep[first] = false;

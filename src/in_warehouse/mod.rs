@@ -84,8 +84,8 @@ fn export(plan: &Plan) -> &'static str {
 
 /// What the plan asks that the in-warehouse path cannot do, refused before
 /// any data are read: methods that need rows (each names its reason), and
-/// study options whose moments are not built (no cluster, weights,
-/// imputation, `min_count`, a binary `event` value).
+/// study options whose moments are not built (no cluster, imputation,
+/// `min_count`, a binary `event` value).
 pub fn refusals(plan: &Plan) -> Result<()> {
     let export = export(plan);
     let mut refused = Vec::new();
@@ -95,11 +95,6 @@ pub fn refusals(plan: &Plan) -> Result<()> {
             "[design] cluster is not set: in the warehouse the variances and the bootstrap are \
              computed from per-cluster moments, and without a cluster every patient is a unit; \
              set [design] cluster, or {export}"
-        ));
-    }
-    if spec.weights.is_some() {
-        refused.push(format!(
-            "[design] weights: weighted moments are not computed in the warehouse yet; {export}"
         ));
     }
     if plan.imputation.is_some() {
@@ -565,6 +560,11 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         )?;
         site.group_counts = site_counts.rows.clone();
         counts.add(site_counts);
+        if let Some(w) = &spec.weights {
+            let weight = Expr::col(w.as_str());
+            at_site(name.as_deref(), check_weights(pg, &site.base, w, &weight))?;
+            site.base.weight = Some(weight);
+        }
         let l = at_site(
             name.as_deref(),
             site_levels(plan, site, &cluster_name, &kinds, export),
@@ -779,6 +779,24 @@ fn attrition_steps(
         })
         .collect();
     Ok((n[0], steps))
+}
+
+/// Refuses a weight that is missing or not positive, as the loader does:
+/// one counting query.
+fn check_weights(pg: &mut Postgres, base: &CohortQuery, name: &str, weight: &Expr) -> Result<()> {
+    let bad = weight
+        .clone()
+        .is_null(false)
+        .or(weight.clone().cmp(healthgap_sql::CmpOp::Le, Expr::num(0.0)));
+    let rs = pg.query(&base.count_query(D, &[bad])?)?;
+    let found: usize = (0..rs.rows()).map(|r| count(&rs.columns[2].1, r)).sum();
+    if found > 0 {
+        bail!(
+            "column `{name}` ([design] weights): weights must be positive numbers; {found} row(s) \
+             hold a missing value, zero or a negative number"
+        );
+    }
+    Ok(())
 }
 
 /// One site's rows per group, (events, rows with the outcome) per group of
@@ -1396,7 +1414,7 @@ fn run_analysis(
                 outcome,
                 labels,
                 binary,
-                weighted: false,
+                weighted: plan.cohort.weights.is_some(),
                 sample_counts,
                 attrition,
                 missing_warnings,
