@@ -612,6 +612,57 @@ fn weighted_moments_inside_the_warehouse_equal_the_exported_rows() {
     assert!(!dir.join("zero_out").exists());
 }
 
+/// A categorical whose known values have one level (no dummy column) and
+/// NULLs elsewhere: its NULL rows are left out of the moments too, so the
+/// numbers and the attrition equal the exported rows' study.
+#[test]
+fn a_one_level_categorical_with_nulls_takes_its_complete_cases() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    let mut pg = connect(&server);
+    pg.query("ALTER TABLE public.cabg ADD COLUMN flag TEXT")
+        .unwrap();
+    pg.query("UPDATE public.cabg SET flag = 'Y' WHERE MOD(age, 4) <> 0")
+        .unwrap();
+    let flagged = |data: &str| {
+        moment_study(data)
+            .replace(
+                "socioeconomic = [\"adi\", \"insurance\"]",
+                "socioeconomic = [\"adi\", \"insurance\", \"flag\"]",
+            )
+            .replace(
+                "hospital_id = { type = \"categorical\" }",
+                "hospital_id = { type = \"categorical\" }\nflag = { type = \"categorical\" }",
+            )
+    };
+    let table = pooled_table(&server);
+    std::fs::write(
+        dir.join("rows.toml"),
+        flagged(&format!("{table}\nallow_row_export = true")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("moments.toml"), flagged(&table)).unwrap();
+    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
+        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
+        assert!(ran.status.success(), "{file}: {}", stderr(&ran));
+    }
+    let (rows, moments) = (results(&dir, "rows_out"), results(&dir, "moments_out"));
+    assert_same_numbers(&rows, &moments, 200);
+    let mut stepped = 0;
+    for (r, m) in rows["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(moments["analyses"].as_array().unwrap())
+    {
+        assert_eq!(r["attrition"], m["attrition"], "{}", m["id"]);
+        assert_eq!(r["n"], m["n"], "{}", m["id"]);
+        stepped += usize::from(m["attrition"].to_string().contains("complete cases: flag"));
+    }
+    assert!(stepped > 0);
+}
+
 /// Methods and options that need patient rows are refused by `healthgap
 /// check` before any data are read, each with its reason and the
 /// alternative; nothing is written.

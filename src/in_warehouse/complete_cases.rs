@@ -6,9 +6,9 @@
 //! - The steps' counts come from one counting query per site (per group, the
 //!   rows each step excludes, and the events among the complete cases);
 //!   the missing rows per group before any step were counted when loading.
-//! - The moment queries already read the complete cases of their columns
-//!   (`healthgap_sql::moments`); an absorbed variable, a key of the cells,
-//!   is required too ([`WarehouseCohort::key_step`]).
+//! - The moment queries read the complete cases of their variables and of
+//!   the absorbed key ([`WarehouseCohort::complete_step`]); a site without
+//!   any contributes no cell.
 //! - A complete-case subset codes its clusters, absorbed levels and
 //!   categorical levels over those that occur in it (`Cohort::take`), the
 //!   first occurring level the reference: [`Occurring`] does the same from
@@ -23,7 +23,7 @@ use healthgap_decompose::covariates::Covariates;
 use healthgap_sql::{CmpOp, Expr, Step};
 use healthgap_warehouse::moments::Cell;
 
-use super::{D, WarehouseCohort, count, text};
+use super::{D, Site, WarehouseCohort, count, text};
 
 /// One analysis's complete cases for one outcome: the steps (none when no
 /// column has missing values), and per group the rows and, for a binary
@@ -125,13 +125,21 @@ impl WarehouseCohort {
         })
     }
 
-    /// The step that keeps the rows where the absorbed variable `name` (a
-    /// key of the cells, not a column of the moments) is known, when it has
-    /// missing values.
-    pub(super) fn key_step(&self, name: &str) -> Option<Step> {
-        self.missing.iter().any(|(n, _)| n == name).then(|| Step {
-            label: format!("{name} is not null"),
-            condition: Expr::col(name).is_null(true),
+    /// The step that keeps the complete cases of `names` at `site` (None
+    /// when none of them has missing values). A moment query reads only rows
+    /// whose design columns are known, but a categorical's NULL need not
+    /// make a dummy NULL (one with a single level has none) and the absorbed
+    /// variable is a key, not a column: the step requires each of them.
+    pub(super) fn complete_step(&self, site: &Site, names: &[&str]) -> Option<Step> {
+        let conditions: Vec<Expr> = names
+            .iter()
+            .filter(|n| self.missing.iter().any(|(m, _)| m == *n))
+            .map(|n| self.column(site, n).is_null(true))
+            .collect();
+        let (last, rest) = conditions.split_last()?;
+        Some(Step {
+            label: "complete cases".into(),
+            condition: all_of(rest, last.clone()),
         })
     }
 }

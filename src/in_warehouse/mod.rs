@@ -1089,11 +1089,9 @@ impl WarehouseCohort {
                 .as_ref()
                 .map(|a| self.column(site, &a.variable));
             q.covariates = covariates;
-            if let Some(step) = cov
-                .absorbed
-                .as_ref()
-                .and_then(|a| self.key_step(&a.variable))
-            {
+            let mut names: Vec<&str> = variables.iter().map(String::as_str).collect();
+            names.extend(cov.absorbed.as_ref().map(|a| a.variable.as_str()));
+            if let Some(step) = self.complete_step(site, &names) {
                 q.steps.push(step);
             }
             let mut keys = vec![Key::Group];

@@ -21,7 +21,7 @@ pub struct Cell {
 }
 
 /// Runs both passes for `spec` on `pg` and returns every cell, ordered by the
-/// keys as the engine orders them.
+/// keys as the engine orders them (none when no row is complete).
 pub fn cell_moments(
     pg: &mut Postgres,
     cohort: &CohortQuery,
@@ -33,6 +33,11 @@ pub fn cell_moments(
     for q in mean_queries(cohort, spec, d)? {
         let rs = pg.query(&q.sql)?;
         record_row(&q, &rs, 0, &mut global, p, pg.target())?;
+    }
+    // No complete row (a site without the analysis's complete cases): no
+    // cell, and no second pass.
+    if global.count == 0.0 {
+        return Ok(Vec::new());
     }
     let means = means_from(&global)?;
     let mut cells: Vec<Cell> = Vec::new();

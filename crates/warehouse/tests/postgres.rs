@@ -146,3 +146,40 @@ fn credentials_and_failures_are_clear_errors() {
     let e = pg.query("SELECT 1").unwrap_err().to_string();
     assert!(e.contains("failed a query"), "{e}");
 }
+
+/// A cohort without a complete row (every value of its one covariate
+/// missing): no cell, not an error, so that a federated site without an
+/// analysis's complete cases contributes nothing.
+#[test]
+fn moments_of_no_complete_row_are_no_cells() {
+    use healthgap_sql::{CohortQuery, Covariate, Expr, Key, Literal, MomentSpec, Outcome};
+    let s = server();
+    let mut pg = connect(&s);
+    let table = TableName::table("sparse");
+    let data = ResultSet {
+        columns: vec![
+            (
+                "g".into(),
+                Values::Text(vec![Some("a".into()), Some("b".into())]),
+            ),
+            ("x".into(), Values::Float(vec![None, None])),
+            ("y".into(), Values::Float(vec![Some(1.0), Some(2.0)])),
+        ],
+    };
+    pg.replace_table(&table, &data).unwrap();
+    let mut cohort = CohortQuery::new(table).groups(
+        "g",
+        vec![Literal::Str("a".into()), Literal::Str("b".into())],
+    );
+    cohort.outcomes = vec![Outcome {
+        name: "y".into(),
+        expr: Expr::col("y"),
+    }];
+    cohort.covariates = vec![Covariate::Numeric {
+        name: "x".into(),
+        expr: Expr::col("x"),
+    }];
+    let spec = MomentSpec::all(&cohort, vec![Key::Group], Some(0)).unwrap();
+    let cells = healthgap_warehouse::moments::cell_moments(&mut pg, &cohort, &spec).unwrap();
+    assert!(cells.is_empty());
+}
