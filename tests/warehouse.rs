@@ -663,6 +663,46 @@ fn a_one_level_categorical_with_nulls_takes_its_complete_cases() {
     assert!(stepped > 0);
 }
 
+/// `min_count` merges the rare levels into `other` from the level counts, as
+/// the loader merges the rows: the same warning and every number equal to
+/// the file study's.
+#[test]
+fn min_count_merges_rare_levels_inside_the_warehouse_as_on_rows() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    let merged = |data: &str| {
+        moment_study(data).replace(
+            "insurance = { type = \"categorical\", reference = \"private\" }",
+            "insurance = { type = \"categorical\", reference = \"private\", min_count = 400 }",
+        )
+    };
+    std::fs::write(
+        dir.join("file.toml"),
+        merged("path = \"synth/cohort.parquet\""),
+    )
+    .unwrap();
+    dir.ok(&["run", "file.toml", "--out", "file_out"]);
+    std::fs::write(dir.join("wh.toml"), merged(&pooled_table(&server))).unwrap();
+    let ran = run_with_password(&dir, &server, &["run", "wh.toml", "--out", "wh_out"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let (f, w) = (results(&dir, "file_out"), results(&dir, "wh_out"));
+    assert_same_numbers(&f, &w, 200);
+    let merge = |r: &serde_json::Value| -> Vec<String> {
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x.as_str())
+            .filter(|x| x.contains("merged into `other`"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(merge(&f).len(), 1, "{:?}", f["warnings"]);
+    assert_eq!(merge(&f), merge(&w));
+    assert!(w.to_string().contains("insurance=other"));
+}
+
 /// Methods and options that need patient rows are refused by `healthgap
 /// check` before any data are read, each with its reason and the
 /// alternative; nothing is written.

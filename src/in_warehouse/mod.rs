@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use healthgap_cohort::load::{ABSORB_THRESHOLD, categorical_levels, natural_cmp};
+use healthgap_cohort::load::{
+    ABSORB_THRESHOLD, categorical_levels, merge_rare_level_counts, natural_cmp,
+};
 use healthgap_cohort::{AttritionStep, OutcomeKind, VarKind};
 use healthgap_decompose::cells::{CellInput, Cells, INTERCEPT};
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
@@ -84,8 +86,8 @@ fn export(plan: &Plan) -> &'static str {
 
 /// What the plan asks that the in-warehouse path cannot do, refused before
 /// any data are read: methods that need rows (each names its reason), and
-/// study options whose moments are not built (no cluster, imputation,
-/// `min_count`, a binary `event` value).
+/// study options whose moments are not built (no cluster, imputation, a
+/// binary `event` value).
 pub fn refusals(plan: &Plan) -> Result<()> {
     let export = export(plan);
     let mut refused = Vec::new();
@@ -100,13 +102,6 @@ pub fn refusals(plan: &Plan) -> Result<()> {
     if plan.imputation.is_some() {
         refused.push(format!(
             "[cohort] missing = \"multiple_imputation\" imputes each patient's values; {export}"
-        ));
-    }
-    for v in spec.variables.iter().filter(|v| v.min_count.is_some()) {
-        refused.push(format!(
-            "[variables] {}: min_count (merging rare levels) is not computed in the warehouse \
-             yet; drop it or {export}",
-            v.name
         ));
     }
     for o in spec.outcomes.iter().filter(|o| o.event.is_some()) {
@@ -186,10 +181,16 @@ enum Kind {
     Categorical {
         levels: Vec<String>,
         counts: Vec<usize>,
+        /// `min_count`: each level in the table with the position of the
+        /// level it joins among `levels` (empty when none was merged).
+        merged: Vec<(String, usize)>,
     },
     /// Absorbed (fixed or random effects): levels keyed per site.
     Absorbed(SiteLevels),
 }
+
+/// Each variable's name, block and coding.
+type Variables = Vec<(String, String, Kind)>;
 
 /// The moments of one outcome (its index) over one variable list with its
 /// absorbed variable.
@@ -289,7 +290,7 @@ pub struct WarehouseCohort {
     /// The clusters, keyed per site.
     clusters: SiteLevels,
     cluster_name: String,
-    variables: Vec<(String, String, Kind)>,
+    variables: Variables,
     /// `[data] site_column`.
     site_column: Option<String>,
     facts: CohortFacts,
@@ -297,6 +298,9 @@ pub struct WarehouseCohort {
     /// The outcomes and variables with missing values: their missing rows
     /// per group (each analysis takes its complete cases).
     missing: Vec<(String, Vec<usize>)>,
+    /// The cohort's warnings (levels merged by `min_count`), as the loader
+    /// gives them.
+    warnings: Vec<String>,
     /// Moments already pulled (per site), by (outcome, design variables).
     cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
 }
@@ -585,7 +589,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         .map(|s| s.name.clone().unwrap_or_default())
         .collect();
     let clusters = cluster_levels(&levels, &names);
-    let variables = combined_kinds(plan, &kinds, &levels, &names)?;
+    let (variables, merge_warnings) = combined_kinds(plan, &kinds, &levels, &names)?;
     let labels = display_labels(plan, &group_values);
     let facts = CohortFacts {
         source: "warehouse".into(),
@@ -624,6 +628,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         facts,
         min_cell: plan.min_cell,
         missing,
+        warnings: merge_warnings,
         cache: Mutex::new(Vec::new()),
     })
 }
@@ -657,8 +662,9 @@ fn combined_kinds(
     kinds: &[VarKind],
     levels: &[SiteLevelCounts],
     names: &[String],
-) -> Result<Vec<(String, String, Kind)>> {
+) -> Result<(Variables, Vec<String>)> {
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
     for (k, (v, kind)) in plan.cohort.variables.iter().zip(kinds).enumerate() {
         let VarKind::Categorical { reference, absorb } = kind else {
             out.push((v.name.clone(), v.block.clone(), Kind::Numeric));
@@ -675,9 +681,28 @@ fn combined_kinds(
                 None => observed.push((level.clone(), *n)),
             }
         }
+        // `min_count`: rare levels merged into `other`, as the loader merges.
+        let originals: Vec<String> = observed.iter().map(|(l, _)| l.clone()).collect();
+        let (observed, joins, merge_warning) = match v.min_count {
+            Some(min) => merge_rare_level_counts(&observed, min, reference.as_deref(), &v.name),
+            None => {
+                let joins = observed.iter().map(|(l, _)| l.clone()).collect();
+                (observed, joins, None)
+            }
+        };
         let ordered = categorical_levels(&observed, reference.clone())
             .map_err(|message| anyhow!("column `{}`: {message}", v.name))?;
         let kind = if *absorb || ordered.len() > ABSORB_THRESHOLD {
+            if merge_warning.is_some() {
+                bail!(
+                    "[variables] {}: min_count merges levels of a variable absorbed as fixed \
+                     effects (declared absorb = true or more than {ABSORB_THRESHOLD} levels), \
+                     which the warehouse path keys per site and does not merge; drop min_count or \
+                     {}",
+                    v.name,
+                    export(plan)
+                );
+            }
             let at: Vec<HashSet<String>> = per_site
                 .iter()
                 .map(|l| l.iter().map(|(level, _)| level.clone()).collect())
@@ -688,14 +713,27 @@ fn combined_kinds(
                 .iter()
                 .map(|l| observed.iter().find(|(o, _)| o == l).map_or(0, |(_, n)| *n))
                 .collect();
+            let merged = if merge_warning.is_some() {
+                originals
+                    .iter()
+                    .zip(&joins)
+                    .filter_map(|(o, j)| {
+                        ordered.iter().position(|l| l == j).map(|k| (o.clone(), k))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             Kind::Categorical {
                 levels: ordered,
                 counts,
+                merged,
             }
         };
+        warnings.extend(merge_warning);
         out.push((v.name.clone(), v.block.clone(), kind));
     }
-    Ok(out)
+    Ok((out, warnings))
 }
 
 fn display_labels(plan: &Plan, values: &[String]) -> Vec<String> {
@@ -715,7 +753,7 @@ fn display_labels(plan: &Plan, values: &[String]) -> Vec<String> {
 fn level_counts(variables: &[(String, String, Kind)]) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     for (name, _, kind) in variables {
-        if let Kind::Categorical { levels, counts } = kind {
+        if let Kind::Categorical { levels, counts, .. } = kind {
             out.extend(
                 levels
                     .iter()
@@ -992,7 +1030,7 @@ impl WarehouseCohort {
                     levels: levels.len(),
                     labels: levels.labels.clone(),
                 }),
-                Kind::Categorical { levels, .. } => {
+                Kind::Categorical { levels, merged, .. } => {
                     let Some(reference) = levels.first() else {
                         continue;
                     };
@@ -1009,7 +1047,8 @@ impl WarehouseCohort {
                         values: Vec::new(),
                     }));
                     for (site, s) in self.sites.iter().zip(&mut sql) {
-                        s.push(dummies(site, name, self.column(site, name), levels)?);
+                        let expr = self.column(site, name);
+                        s.push(dummies(site, name, expr, levels, merged)?);
                     }
                 }
             }
@@ -1129,6 +1168,10 @@ impl WarehouseCohort {
         self.variables.iter().find_map(|(n, _, k)| match k {
             _ if n != variable => None,
             Kind::Absorbed(levels) => levels.code(site, value),
+            Kind::Categorical { merged, .. } if !merged.is_empty() => merged
+                .iter()
+                .find(|(o, _)| o == value)
+                .map(|(_, k)| *k as u32),
             Kind::Categorical { levels, .. } => {
                 levels.iter().position(|l| l == value).map(|p| p as u32)
             }
@@ -1144,19 +1187,21 @@ fn dummies(
     name: &str,
     expr: Expr,
     levels: &[String],
+    merged: &[(String, usize)],
 ) -> Result<Covariate, DecomposeError> {
-    let literals = site
-        .type_of(name)
-        .and_then(|ty| {
-            levels
-                .iter()
-                .map(|l| literal(ty, l))
-                .collect::<Result<Vec<_>>>()
-        })
-        .map_err(|e| {
-            let at = site.prefix();
-            DecomposeError::Design(format!("warehouse moments: {at}column `{name}`: {e:#}"))
-        })?;
+    let failed = |e: anyhow::Error| {
+        let at = site.prefix();
+        DecomposeError::Design(format!("warehouse moments: {at}column `{name}`: {e:#}"))
+    };
+    let ty = site.type_of(name).map_err(failed)?;
+    if !merged.is_empty() {
+        return merged_dummies(name, expr, ty, levels, merged).map_err(failed);
+    }
+    let literals = levels
+        .iter()
+        .map(|l| literal(ty, l))
+        .collect::<Result<Vec<_>>>()
+        .map_err(failed)?;
     let reference = literals
         .first()
         .cloned()
@@ -1166,6 +1211,39 @@ fn dummies(
         expr,
         reference,
         levels: literals,
+    })
+}
+
+/// The dummies of a categorical whose rare levels `min_count` merged: the
+/// column mapped by `CASE` to the position of the level each value joins
+/// (NULL stays NULL), with a dummy per position but the reference's (0).
+fn merged_dummies(
+    name: &str,
+    expr: Expr,
+    ty: &Values,
+    levels: &[String],
+    merged: &[(String, usize)],
+) -> Result<Covariate> {
+    let whens = merged
+        .iter()
+        .map(|(value, k)| {
+            Ok((
+                expr.clone()
+                    .cmp(healthgap_sql::CmpOp::Eq, Expr::Lit(literal(ty, value)?)),
+                Expr::num(*k as f64),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Covariate::Categorical {
+        name: name.to_string(),
+        expr: Expr::Case {
+            whens,
+            otherwise: None,
+        },
+        reference: Literal::Number(0.0),
+        levels: (0..levels.len())
+            .map(|k| Literal::Number(k as f64))
+            .collect(),
     })
 }
 
@@ -1430,11 +1508,12 @@ fn run_analysis(
 /// study as [`crate::study::run_study`] gives it on rows.
 pub fn run_study(plan: &Plan, wc: &WarehouseCohort, observer: &dyn Observer) -> Result<Study> {
     let run = |a: &AnalysisPlan| run_analysis(plan, wc, a, observer);
-    let warnings = vec![
+    let mut warnings = wc.warnings.clone();
+    warnings.push(
         "Table 1 is not computed in a warehouse study without row export (only the moments of \
          the analyses left the warehouse)"
             .to_string(),
-    ];
+    );
     let ran = crate::study::run_analyses(plan, None, warnings, &run, observer)?;
     crate::study::finish(plan, &wc.facts(), ran)
 }

@@ -1085,6 +1085,31 @@ fn complete_table1(
     )))
 }
 
+/// `min_count` on level counts alone (the warehouse path, which sees the
+/// levels' rows, not the rows): the merged (level, rows), for each input
+/// level the merged level it joins, and the warning when any merged — as
+/// [`merge_rare_levels`] merges a loaded column.
+pub fn merge_rare_level_counts(
+    levels: &[(String, usize)],
+    min: usize,
+    reference: Option<&str>,
+    name: &str,
+) -> (Vec<(String, usize)>, Vec<String>, Option<String>) {
+    let mut cd = Coded {
+        codes: (0..levels.len() as u32).map(Some).collect(),
+        levels: levels.iter().map(|(l, _)| l.clone()).collect(),
+        counts: levels.iter().map(|(_, n)| *n).collect(),
+    };
+    let warning = merge_rare_levels(&mut cd, min, reference, name);
+    let joins = cd
+        .codes
+        .iter()
+        .map(|c| c.map_or_else(String::new, |c| cd.levels[c as usize].clone()))
+        .collect();
+    let merged = cd.levels.into_iter().zip(cd.counts).collect();
+    (merged, joins, warning)
+}
+
 /// `min_count`: the levels with fewer rows than `min` (never the declared
 /// reference) become one level `other`; returns the warning that says so.
 fn merge_rare_levels(
