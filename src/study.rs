@@ -38,6 +38,7 @@ pub fn load_cohort(plan: &Plan) -> Result<Cohort> {
     let columns = plan.cohort.columns().with_context(context)?;
     let mut pg = healthgap_warehouse::Postgres::connect(&w.url, w.password_env.as_deref())
         .with_context(context)?;
+    crate::in_warehouse::check_columns(plan, &mut pg, &w.table).with_context(context)?;
     let data = pg.fetch_columns(&w.table, &columns).with_context(context)?;
     let frame = healthgap_cohort::result_to_frame(&data).with_context(context)?;
     let label = format!("{} ({})", table_label(&w.table), pg.target());

@@ -565,7 +565,8 @@ fn weighted_moments_inside_the_warehouse_equal_the_exported_rows() {
     let dir = Dir::new();
     load_synthetic(&dir, &server, 4000);
     let mut pg = connect(&server);
-    pg.query("ALTER TABLE public.cabg ADD COLUMN w DOUBLE PRECISION")
+    // NUMERIC, as measurements often are, read as double precision.
+    pg.query("ALTER TABLE public.cabg ADD COLUMN w NUMERIC")
         .unwrap();
     pg.query("UPDATE public.cabg SET w = 0.5 + MOD(hospital_id, 5) * 0.375 + MOD(age, 3) * 0.25")
         .unwrap();
@@ -701,6 +702,39 @@ fn min_count_merges_rare_levels_inside_the_warehouse_as_on_rows() {
     assert_eq!(merge(&f).len(), 1, "{:?}", f["warnings"]);
     assert_eq!(merge(&f), merge(&w));
     assert!(w.to_string().contains("insurance=other"));
+}
+
+/// A column the config names that the table lacks: one line naming the key
+/// that names it and the nearest column, as for a file, with and without
+/// row export; nothing written.
+#[test]
+fn a_misspelt_column_is_named_with_its_key() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 500);
+    let table = pooled_table(&server);
+    for (k, data) in [table.clone(), format!("{table}\nallow_row_export = true")]
+        .iter()
+        .enumerate()
+    {
+        let config = moment_study(data).replace(
+            "\"dialysis\", \"ejection_fraction\"",
+            "\"dialysis\", \"ejection_fractoin\"",
+        );
+        std::fs::write(dir.join("typo.toml"), config).unwrap();
+        let out = run_with_password(&dir, &server, &["run", "typo.toml", "--out", "typo_out"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{k}: {err}");
+        assert!(
+            err.contains(
+                "no column `ejection_fractoin`, which [factors] clinical names (did you mean \
+                 `ejection_fraction`?)"
+            ),
+            "{k}: {err}"
+        );
+        assert!(!err.contains("HINT"), "{k}: {err}");
+        assert!(!dir.join("typo_out").exists());
+    }
 }
 
 /// Methods and options that need patient rows are refused by `healthgap

@@ -407,6 +407,7 @@ fn open_site(
     for f in &spec.filters {
         base = base.filter(f)?;
     }
+    check_columns(plan, &mut pg, &w.table)?;
     let mut columns = plan.cohort.columns()?;
     columns.retain(|c| Some(c) != plan.site_column.as_ref());
     let mut types = pg.query(&base.types_query(D, &columns)?)?;
@@ -431,6 +432,28 @@ fn open_site(
     let (n, labels) = attrition_counts(pg, &site.base)?;
     site.rows_read = n[0];
     Ok((site, n, labels))
+}
+
+/// Every column the study names is in the table, or an error that names the
+/// config key naming it and the nearest column (as the loader says it of a
+/// file).
+pub(crate) fn check_columns(
+    plan: &Plan,
+    pg: &mut Postgres,
+    table: &healthgap_sql::TableName,
+) -> Result<()> {
+    let names = pg.column_names(table)?;
+    let (needed, _) = plan.cohort.column_roles()?;
+    for (column, role) in needed {
+        if plan.site_column.as_ref() == Some(&column) || names.contains(&column) {
+            continue;
+        }
+        let suggestion = healthgap_cohort::error::nearest(&column, &names)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        bail!("the warehouse table has no column `{column}`, which {role} names{suggestion}");
+    }
+    Ok(())
 }
 
 /// How each variable is coded: as declared, else categorical when its

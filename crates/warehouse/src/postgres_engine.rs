@@ -85,10 +85,26 @@ impl Postgres {
     /// booleans and texts are an error: cast them in the query.
     pub fn query(&mut self, sql: &str) -> Result<ResultSet, WarehouseError> {
         self.statements.push(sql.to_string());
-        let stmt = self
+        let mut stmt = self
             .client
             .prepare(sql)
             .map_err(|e| self.query_error(&e, sql))?;
+        // NUMERIC (arbitrary precision) has no f64 reading: the result is
+        // read through a select that casts those columns to double precision.
+        let sql = match numeric_cast(sql, &stmt) {
+            Some(cast) => {
+                if let Some(last) = self.statements.last_mut() {
+                    last.clone_from(&cast);
+                }
+                stmt = self
+                    .client
+                    .prepare(&cast)
+                    .map_err(|e| self.query_error(&e, &cast))?;
+                cast
+            }
+            None => sql.to_string(),
+        };
+        let sql = sql.as_str();
         let mut columns: Vec<(String, Values)> = stmt
             .columns()
             .iter()
@@ -120,6 +136,26 @@ impl Postgres {
             }
         }
         Ok(ResultSet { columns })
+    }
+
+    /// The names of `table`'s columns, from the statement's description
+    /// (`SELECT * … WHERE 1 = 0` is prepared, not run: no row is read, and a
+    /// column of any type is named).
+    pub fn column_names(&mut self, table: &TableName) -> Result<Vec<String>, WarehouseError> {
+        let sql = format!(
+            "SELECT * FROM {} WHERE 1 = 0",
+            Dialect::Postgres.quote_table(table)?
+        );
+        self.statements.push(sql.clone());
+        let stmt = self
+            .client
+            .prepare(&sql)
+            .map_err(|e| self.query_error(&e, &sql))?;
+        Ok(stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect())
     }
 
     /// The columns `columns` of `table`, every row: integers, floating point
@@ -276,6 +312,28 @@ fn describe(config: &Config) -> String {
         config.get_user().unwrap_or("?"),
         config.get_dbname().unwrap_or("?")
     )
+}
+
+/// `sql` wrapped in a select that casts its NUMERIC columns to double
+/// precision (None when it has none).
+fn numeric_cast(sql: &str, stmt: &postgres::Statement) -> Option<String> {
+    if !stmt.columns().iter().any(|c| *c.type_() == Type::NUMERIC) {
+        return None;
+    }
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let items: Vec<String> = stmt
+        .columns()
+        .iter()
+        .map(|c| {
+            let q = quote(c.name());
+            if *c.type_() == Type::NUMERIC {
+                format!("CAST(q.{q} AS DOUBLE PRECISION) AS {q}")
+            } else {
+                format!("q.{q}")
+            }
+        })
+        .collect();
+    Some(format!("SELECT {} FROM (\n{sql}\n) AS q", items.join(", ")))
 }
 
 /// The empty values of a column of type `ty` (an error for a type that

@@ -183,3 +183,20 @@ fn moments_of_no_complete_row_are_no_cells() {
     let cells = healthgap_warehouse::moments::cell_moments(&mut pg, &cohort, &spec).unwrap();
     assert!(cells.is_empty());
 }
+
+/// A NUMERIC result column (PostgreSQL's arbitrary precision, common for
+/// measurements) is read as double precision, through a select that casts
+/// it; the statement recorded is the one that ran.
+#[test]
+fn numeric_columns_are_read_as_floats() {
+    let s = server();
+    let mut pg = connect(&s);
+    pg.query("CREATE TABLE num AS SELECT 1.25::numeric AS a, 2 AS b, NULL::numeric AS c")
+        .unwrap();
+    let rs = pg.query("SELECT a, b, c FROM num").unwrap();
+    assert_eq!(rs.columns[0], ("a".into(), Values::Float(vec![Some(1.25)])));
+    assert_eq!(rs.columns[1], ("b".into(), Values::Int(vec![Some(2)])));
+    assert_eq!(rs.columns[2], ("c".into(), Values::Float(vec![None])));
+    let last = pg.statements().last().unwrap();
+    assert!(last.contains("CAST(q.\"a\" AS DOUBLE PRECISION)"), "{last}");
+}
