@@ -232,18 +232,8 @@ pub(crate) fn run_analysis(
     for outcome in &a.outcomes {
         let (subset, steps) = full.complete_cases(outcome, &analysis_vars);
         let cohort: &Cohort = subset.as_ref().unwrap_or(full);
-        if let Some(last) = steps.last()
-            && let Some(g) = last.remaining.iter().position(|n| *n == 0)
-        {
-            failures.push(format!(
-                "{outcome}: group `{}` has no complete cases for this analysis (missing values in {})",
-                full.group_labels[g],
-                steps
-                    .iter()
-                    .map(|s| s.variable.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        let empty = EmptyGroups::of(outcome, &steps, &full.group_labels);
+        if empty.all(&mut failures) {
             continue;
         }
         let cluster = cohort.cluster.as_ref().map(|(name, codes, count)| Cluster {
@@ -260,6 +250,9 @@ pub(crate) fn run_analysis(
             .context("outcome missing from the cohort")?;
         let binary = outcome_spec.kind == OutcomeKind::Binary;
         for k in 1..cohort.group_labels.len() {
+            if empty.comparison(k, &mut failures) {
+                continue;
+            }
             let group = pair_codes(cohort, k);
             let labels = [
                 cohort.group_labels[0].as_str(),
@@ -312,6 +305,75 @@ pub(crate) fn run_analysis(
         }
     }
     AnalysisRun::finish(a, observer, out, failures)
+}
+
+/// The groups without complete cases for one outcome of an analysis (each
+/// of its complete-case steps with missing values): without reference
+/// patients no comparison runs; without a comparison group's, only its
+/// comparison fails, and the others run.
+pub(crate) struct EmptyGroups<'a> {
+    outcome: &'a str,
+    labels: &'a [String],
+    empty: Vec<usize>,
+    variables: String,
+}
+
+impl<'a> EmptyGroups<'a> {
+    /// From the last step's remaining rows per group.
+    pub(crate) fn of(
+        outcome: &'a str,
+        steps: &[healthgap_cohort::MissingStep],
+        labels: &'a [String],
+    ) -> EmptyGroups<'a> {
+        let empty = steps.last().map_or_else(Vec::new, |last| {
+            (0..last.remaining.len())
+                .filter(|&g| last.remaining[g] == 0)
+                .collect()
+        });
+        let variables = steps
+            .iter()
+            .map(|s| s.variable.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        EmptyGroups {
+            outcome,
+            labels,
+            empty,
+            variables,
+        }
+    }
+
+    fn reason(&self, g: usize) -> String {
+        format!(
+            "group `{}` has no complete cases for this analysis (missing values in {})",
+            self.labels[g], self.variables
+        )
+    }
+
+    /// Whether no comparison can run (the reference has no complete case),
+    /// the failure pushed.
+    pub(crate) fn all(&self, failures: &mut Vec<String>) -> bool {
+        let all = self.empty.contains(&0);
+        if all {
+            failures.push(format!("{}: {}", self.outcome, self.reason(0)));
+        }
+        all
+    }
+
+    /// Whether comparison `k` cannot run, the failure pushed.
+    pub(crate) fn comparison(&self, k: usize, failures: &mut Vec<String>) -> bool {
+        let empty = self.empty.contains(&k);
+        if empty {
+            failures.push(format!(
+                "{}, {} vs {}: {}",
+                self.outcome,
+                self.labels[k],
+                self.labels[0],
+                self.reason(k)
+            ));
+        }
+        empty
+    }
 }
 
 /// One outcome and comparison of an analysis, as both data paths (rows and

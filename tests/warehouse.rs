@@ -737,6 +737,50 @@ fn a_misspelt_column_is_named_with_its_key() {
     }
 }
 
+/// A comparison group without complete cases (adi missing for every
+/// Hispanic patient): only its comparisons fail, named in `failed` (exit 3);
+/// the Black comparisons run, from rows and from moments alike.
+#[test]
+fn a_group_without_complete_cases_fails_only_its_comparisons() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    let mut pg = connect(&server);
+    pg.query("UPDATE public.cabg SET adi = NULL WHERE race = 'Hispanic'")
+        .unwrap();
+    let table = pooled_table(&server);
+    std::fs::write(
+        dir.join("rows.toml"),
+        moment_study(&format!("{table}\nallow_row_export = true")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("moments.toml"), moment_study(&table)).unwrap();
+    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
+        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
+        assert_eq!(ran.status.code(), Some(3), "{file}: {}", stderr(&ran));
+        let r = results(&dir, out);
+        let ran_for = |id: &str, comparison: &str| {
+            r["analyses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["id"] == id && a["comparison"] == comparison)
+        };
+        for id in ["oaxaca_blinder", "gelbach"] {
+            assert!(ran_for(id, "Black"), "{file}: {id}");
+            assert!(!ran_for(id, "Hispanic"), "{file}: {id}");
+        }
+        // The crude gaps use no covariate: both comparisons.
+        assert!(ran_for("crude", "Hispanic"), "{file}");
+        let failed = r["failed"].to_string();
+        assert!(
+            failed.contains("Hispanic vs White: group `Hispanic` has no complete cases"),
+            "{file}: {failed}"
+        );
+        assert!(!failed.contains("Black vs"), "{file}: {failed}");
+    }
+}
+
 /// Methods and options that need patient rows are refused by `healthgap
 /// check` before any data are read, each with its reason and the
 /// alternative; nothing is written.

@@ -54,8 +54,8 @@ use healthgap_warehouse::Postgres;
 use healthgap_warehouse::moments::{Cell, cell_moments};
 
 use crate::analysis::{
-    AnalysisRun, Comparison, Observer, analysis_variables, complete_case_report, expand,
-    inference_spec,
+    AnalysisRun, Comparison, EmptyGroups, Observer, analysis_variables, complete_case_report,
+    expand, inference_spec,
 };
 
 mod complete_cases;
@@ -854,7 +854,8 @@ fn check_weights(pg: &mut Postgres, base: &CohortQuery, name: &str, weight: &Exp
     if found > 0 {
         bail!(
             "column `{name}` ([design] weights): weights must be positive numbers; {found} row(s) \
-             hold a missing value, zero or a negative number"
+             hold a missing value, zero or a negative number; correct them, or leave those rows \
+             out with a [cohort] filter (e.g. \"{name} > 0\")"
         );
     }
     Ok(())
@@ -1458,22 +1459,14 @@ fn run_analysis(
         let complete = wc
             .complete_cases(o, &variables)
             .with_context(|| format!("counting the complete cases of `{outcome}`"))?;
-        if let Some(last) = complete.steps.last()
-            && let Some(g) = last.remaining.iter().position(|n| *n == 0)
-        {
-            failures.push(format!(
-                "{outcome}: group `{}` has no complete cases for this analysis (missing values in {})",
-                facts.group_labels[g],
-                complete
-                    .steps
-                    .iter()
-                    .map(|s| s.variable.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        let empty = EmptyGroups::of(outcome, &complete.steps, &facts.group_labels);
+        if empty.all(&mut failures) {
             continue;
         }
         for k in 1..facts.group_labels.len() {
+            if empty.comparison(k, &mut failures) {
+                continue;
+            }
             let labels = [
                 facts.group_labels[0].as_str(),
                 facts.group_labels[k].as_str(),

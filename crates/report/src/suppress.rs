@@ -275,7 +275,9 @@ pub fn results(
         }
     }
     let small_outcome = |outcome: &str, label: &str| -> bool { small.contains(&(outcome, label)) };
-    let mut withheld: Vec<(String, String, String)> = Vec::new();
+    // (outcome, comparison, group, small in the cohort) → the analyses withheld.
+    type Withheld = ((String, String, String, bool), Vec<String>);
+    let mut withheld: Vec<Withheld> = Vec::new();
     analyses.retain(|a| {
         // Small in the cohort, or in the analysis's own complete cases.
         let small_in_sample = |g: usize| {
@@ -287,23 +289,42 @@ pub fn results(
         let small = [&a.reference, &a.comparison]
             .into_iter()
             .enumerate()
-            .find(|(g, l)| small_outcome(&a.outcome, l) || small_in_sample(*g))
-            .map(|(_, l)| l);
-        if let Some(l) = small {
-            let key = (a.outcome.clone(), a.comparison.clone(), l.to_string());
-            if !withheld.contains(&key) {
-                withheld.push(key);
+            .find_map(|(g, l)| {
+                let in_cohort = small_outcome(&a.outcome, l);
+                (in_cohort || small_in_sample(g)).then_some((l, in_cohort))
+            });
+        if let Some((l, in_cohort)) = small {
+            let key = (
+                a.outcome.clone(),
+                a.comparison.clone(),
+                l.to_string(),
+                in_cohort,
+            );
+            match withheld.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, ids)) if !ids.contains(&a.id) => ids.push(a.id.clone()),
+                Some(_) => {}
+                None => withheld.push((key, vec![a.id.clone()])),
             }
         }
         small.is_none()
     });
-    for (outcome, comparison, label) in withheld {
-        warnings.push(format!(
-            "{outcome}, {comparison} vs {}: group {label} has fewer than {m} events or non-events; \
-             the analyses of this outcome and comparison are not reported (each estimate would \
-             reveal the count)",
-            cohort.group_labels[0]
-        ));
+    for ((outcome, comparison, label, in_cohort), ids) in withheld {
+        let reference = &cohort.group_labels[0];
+        warnings.push(if in_cohort {
+            format!(
+                "{outcome}, {comparison} vs {reference}: group {label} has fewer than {m} events \
+                 or non-events; the analyses of this outcome and comparison are not reported \
+                 (each estimate would reveal the count)"
+            )
+        } else {
+            format!(
+                "{outcome}, {comparison} vs {reference}: group {label} has fewer than {m} events \
+                 or non-events among the complete cases of {}; {} not reported for this outcome \
+                 and comparison (each estimate would reveal the count)",
+                ids.join(", "),
+                if ids.len() == 1 { "it is" } else { "they are" }
+            )
+        });
     }
     for a in analyses.iter_mut() {
         if let (Some(r), "bootstrap") = (a.inference.replicates, a.inference.method.as_str())

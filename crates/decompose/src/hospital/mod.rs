@@ -140,8 +140,8 @@ impl Spec for HospitalSpec {
         Some(DecomposeError::NeedsRows {
             what: what.into(),
             reason: reason.into(),
-            alternative: ", or drop it (the Kitagawa split and the fixed-effect contrast run from \
-                          moments)"
+            alternative: ", or remove that key (the Kitagawa split and the fixed-effect contrast \
+                          run from moments)"
                 .into(),
         })
     }
@@ -201,8 +201,8 @@ impl Spec for HospitalSpec {
         }
         warnings.push(format!(
             "from the warehouse's moments the hospital analysis computes the Kitagawa split and \
-             the fixed-effect contrast of the linear model only: {}; they are not computed (run \
-             with [data] allow_row_export = true for them)",
+             the fixed-effect contrast of the linear model only: {}; they are not computed \
+             (they need patient rows)",
             missing.join(", and ")
         ));
         let output = MethodOutput {

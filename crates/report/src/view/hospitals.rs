@@ -26,20 +26,33 @@ pub(super) fn notes(input: &ReportInput) -> Vec<String> {
         if !matches!(a.spec, MethodSpec::Hospital(_)) || !first_of_outcome(input.results, a) {
             continue;
         }
+        if a.hospitals.is_empty() {
+            // A study from moments computes no profiles (its warning says so).
+            hospital_notes.push(format!(
+                "{}: no hospital profiles of {} — they need each patient's expected outcome, \
+                 and this study ran from moments computed in the warehouse",
+                a.id, a.outcome
+            ));
+            continue;
+        }
         let shown = a
             .hospitals
             .iter()
             .filter(|h| h.risk_standardized.is_some())
             .count();
         if shown < 10 {
+            let m = input.min_cell;
             hospital_notes.push(format!(
                 "{}: no caterpillar plot of {} — only {shown} of {} hospitals have rates \
-                 shown (a rate needs at least {} events and {} non-events)",
+                 shown ({})",
                 a.id,
                 a.outcome,
                 a.hospitals.len(),
-                input.min_cell,
-                input.min_cell
+                if a.binary {
+                    format!("a rate needs at least {m} events and {m} non-events")
+                } else {
+                    format!("a rate needs at least {m} patients")
+                }
             ));
         }
     }

@@ -16,6 +16,14 @@ pub(super) fn tables(input: &ReportInput) -> (Table, Option<Table>) {
          count below the minimum cell size; suppressed: hidden so that such a count cannot be \
          recovered."
     );
+    if r.cohort.table1.is_empty() {
+        // A study from moments: no row left the warehouse to describe.
+        let note = "Table 1 is not computed: the study ran from moments computed in the \
+                    warehouse, and only the aggregates of its analyses left it (each \
+                    analysis's sample per group is in its attrition table under Method details)."
+            .to_string();
+        return (table1_table(input, &[], note), None);
+    }
     let table1 = table1_table(
         input,
         &r.cohort.table1,
