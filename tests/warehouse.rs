@@ -790,6 +790,58 @@ fn a_group_without_complete_cases_fails_only_its_comparisons() {
     }
 }
 
+/// A binary outcome coded 1/2 with `event = 2`: recoded by `CASE` in the
+/// moments as the loader recodes it (every number equals the exported rows'
+/// study); a third value is refused with the loader's message.
+#[test]
+fn an_event_value_recodes_the_outcome_inside_the_warehouse() {
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = Dir::new();
+    load_synthetic(&dir, &server, 4000);
+    let mut pg = connect(&server);
+    pg.query("ALTER TABLE public.cabg ADD COLUMN died INTEGER")
+        .unwrap();
+    pg.query("UPDATE public.cabg SET died = CASE WHEN death_30d = 1 THEN 2 ELSE 1 END")
+        .unwrap();
+    let recoded = |data: &str| {
+        moment_study(data)
+            .replace("\"death_30d\"", "\"died\"")
+            .replace(
+                "death_30d = { type = \"binary\" }",
+                "died = { type = \"binary\", event = 2 }",
+            )
+    };
+    let table = pooled_table(&server);
+    std::fs::write(
+        dir.join("rows.toml"),
+        recoded(&format!("{table}\nallow_row_export = true")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("moments.toml"), recoded(&table)).unwrap();
+    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
+        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
+        assert!(ran.status.success(), "{file}: {}", stderr(&ran));
+    }
+    let (rows, moments) = (results(&dir, "rows_out"), results(&dir, "moments_out"));
+    assert_same_numbers(&rows, &moments, 200);
+    assert!(
+        moments["analyses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["outcome"] == "died")
+    );
+    pg.query("UPDATE public.cabg SET died = 3 WHERE hospital_id = 5")
+        .unwrap();
+    let out = run_with_password(&dir, &server, &["run", "moments.toml", "--out", "bad_out"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("declared binary with event = 2, but its values are 1, 2, 3"),
+        "{err}"
+    );
+}
+
 /// Methods and options that need patient rows are refused by `healthgap
 /// check` before any data are read, each with its reason and the
 /// alternative; nothing is written.

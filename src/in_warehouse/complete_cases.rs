@@ -20,10 +20,10 @@ use anyhow::Result;
 
 use healthgap_cohort::MissingStep;
 use healthgap_decompose::covariates::Covariates;
-use healthgap_sql::{CmpOp, Expr, Step};
+use healthgap_sql::{Expr, Step};
 use healthgap_warehouse::moments::Cell;
 
-use super::{D, Site, WarehouseCohort, count, text};
+use super::{D, Site, WarehouseCohort, count, event_condition, text};
 
 /// One analysis's complete cases for one outcome: the steps (none when no
 /// column has missing values), and per group the rows and, for a binary
@@ -79,7 +79,7 @@ impl WarehouseCohort {
                 conditions.push(all_of(&earlier, column.clone().is_null(false)));
                 earlier.push(column.is_null(true));
             }
-            let event = self.column(site, &o.name).cmp(CmpOp::Eq, Expr::num(1.0));
+            let event = event_condition(self.column(site, &o.name), &self.outcomes[outcome]);
             conditions.push(all_of(&earlier, event));
             let sql = site.base.count_query(D, &conditions)?;
             let rs = {

@@ -38,6 +38,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use healthgap_cohort::load::{
     ABSORB_THRESHOLD, categorical_levels, merge_rare_level_counts, natural_cmp,
 };
+use healthgap_cohort::spec::OutcomeSpec;
 use healthgap_cohort::{AttritionStep, OutcomeKind, VarKind};
 use healthgap_decompose::cells::{CellInput, Cells, INTERCEPT};
 use healthgap_decompose::covariates::{Absorbed, Categorical, Column, Covariates};
@@ -86,8 +87,7 @@ fn export(plan: &Plan) -> &'static str {
 
 /// What the plan asks that the in-warehouse path cannot do, refused before
 /// any data are read: methods that need rows (each names its reason), and
-/// study options whose moments are not built (no cluster, imputation, a
-/// binary `event` value).
+/// study options whose moments are not built (no cluster, imputation).
 pub fn refusals(plan: &Plan) -> Result<()> {
     let export = export(plan);
     let mut refused = Vec::new();
@@ -102,13 +102,6 @@ pub fn refusals(plan: &Plan) -> Result<()> {
     if plan.imputation.is_some() {
         refused.push(format!(
             "[cohort] missing = \"multiple_imputation\" imputes each patient's values; {export}"
-        ));
-    }
-    for o in spec.outcomes.iter().filter(|o| o.event.is_some()) {
-        refused.push(format!(
-            "[outcomes] {}: event = … (recoding a binary outcome) is not computed in the \
-             warehouse yet; code it 0/1 in the table or {export}",
-            o.name
         ));
     }
     for a in &plan.analyses {
@@ -301,6 +294,8 @@ pub struct WarehouseCohort {
     /// The cohort's warnings (levels merged by `min_count`), as the loader
     /// gives them.
     warnings: Vec<String>,
+    /// The outcomes as declared (in the order of `facts.outcomes`).
+    outcomes: Vec<OutcomeSpec>,
     /// Moments already pulled (per site), by (outcome, design variables).
     cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
 }
@@ -598,6 +593,19 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         )?;
         levels.push(l);
     }
+    for o in spec.outcomes.iter().filter(|o| o.event.is_some()) {
+        let mut values = BTreeSet::new();
+        for site in &mut sites {
+            let name = site.name.clone();
+            let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+            let levels = at_site(
+                name.as_deref(),
+                levels_of(pg, &site.base, &o.name, &[], export),
+            )?;
+            values.extend(levels.into_iter().filter_map(|(l, _)| l));
+        }
+        check_event_values(o, &values)?;
+    }
     let missing = std::mem::take(&mut counts.missing);
     if let Some(g) = counts.rows.iter().position(|n| *n == 0) {
         bail!(
@@ -652,6 +660,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         min_cell: plan.min_cell,
         missing,
         warnings: merge_warnings,
+        outcomes: spec.outcomes.clone(),
         cache: Mutex::new(Vec::new()),
     })
 }
@@ -861,6 +870,48 @@ fn check_weights(pg: &mut Postgres, base: &CohortQuery, name: &str, weight: &Exp
     Ok(())
 }
 
+/// `outcome = 1`, or `outcome = v` for a binary outcome declared with
+/// `event = v`.
+fn event_condition(column: Expr, o: &OutcomeSpec) -> Expr {
+    column.cmp(healthgap_sql::CmpOp::Eq, Expr::num(o.event.unwrap_or(1.0)))
+}
+
+/// The outcome's value in the moments: the column, or for `event = v` the
+/// column recoded to 1 (the event), 0 (the other value) and NULL (missing),
+/// as the loader recodes it.
+fn outcome_value(column: Expr, o: &OutcomeSpec) -> Expr {
+    if o.event.is_none() {
+        return column;
+    }
+    Expr::Case {
+        whens: vec![
+            (event_condition(column.clone(), o), Expr::num(1.0)),
+            (column.is_null(true), Expr::num(0.0)),
+        ],
+        otherwise: None,
+    }
+}
+
+/// A binary outcome declared with `event = v` holds at most two values, one
+/// of them `v` (the loader's check), over every site's levels of it.
+fn check_event_values(o: &OutcomeSpec, values: &BTreeSet<String>) -> Result<()> {
+    let Some(e) = o.event else {
+        return Ok(());
+    };
+    let numbers: Vec<f64> = values.iter().filter_map(|v| v.parse().ok()).collect();
+    if values.len() > 2 || (!values.is_empty() && !numbers.contains(&e)) {
+        let shown: Vec<&str> = values.iter().take(3).map(String::as_str).collect();
+        bail!(
+            "outcome `{}`: declared binary with event = {e}, but its values are {}{}; a binary \
+             outcome has two values, one of them the event",
+            o.name,
+            shown.join(", "),
+            if values.len() > 3 { ", …" } else { "" }
+        );
+    }
+    Ok(())
+}
+
 /// One site's rows per group, (events, rows with the outcome) per group of
 /// each binary outcome and the missing rows per group of every outcome and
 /// variable that has some (a group may have no rows at a site; each analysis
@@ -884,19 +935,21 @@ fn group_counts(
         .iter()
         .map(|c| Expr::col(*c).is_null(false))
         .collect();
-    let binary: Vec<&str> = spec
+    let binary: Vec<&OutcomeSpec> = spec
         .outcomes
         .iter()
         .filter(|o| o.kind == OutcomeKind::Binary)
-        .map(|o| o.name.as_str())
         .collect();
-    for b in &binary {
-        conditions.push(Expr::col(*b).cmp(healthgap_sql::CmpOp::Eq, Expr::num(1.0)));
-        conditions.push(
-            Expr::col(*b)
+    for o in &binary {
+        let column = Expr::col(o.name.as_str());
+        conditions.push(event_condition(column.clone(), o));
+        // Coded 0/1 (an `event` value's outcome is checked by its levels).
+        conditions.push(match o.event {
+            None => column
                 .in_list(vec![Literal::Number(0.0), Literal::Number(1.0)])
                 .not(),
-        );
+            Some(_) => column.clone().is_null(false).and(column.is_null(true)),
+        });
     }
     let rs = pg.query(&base.count_query(D, &conditions)?)?;
     let row_of =
@@ -912,13 +965,14 @@ fn group_counts(
         }
     }
     let mut events = Vec::new();
-    for (b, name) in binary.iter().enumerate() {
+    for (b, o) in binary.iter().enumerate() {
+        let name = o.name.as_str();
         let k = 2 + columns.len() + 2 * b;
         if rows.iter().any(|r| at(*r, k + 1) > 0) {
             bail!("outcome `{name}`: declared binary but holds values other than 0 and 1");
         }
         // The rows with the outcome (as the loader counts finite values).
-        let absent = missing.iter().find(|(c, _)| c == name).map(|(_, m)| m);
+        let absent = missing.iter().find(|(c, _)| *c == name).map(|(_, m)| m);
         let per_group = rows
             .iter()
             .zip(&counts)
@@ -1144,7 +1198,7 @@ impl WarehouseCohort {
             let o = &self.facts.outcomes[outcome];
             q.outcomes = vec![Outcome {
                 name: o.name.clone(),
-                expr: Expr::col(o.name.as_str()),
+                expr: outcome_value(self.column(site, &o.name), &self.outcomes[outcome]),
             }];
             q.cluster = Some(self.column(site, &self.cluster_name));
             q.hospital = cov
