@@ -23,7 +23,7 @@ use healthgap_decompose::covariates::Covariates;
 use healthgap_sql::{Expr, Step};
 use healthgap_warehouse::moments::Cell;
 
-use super::{D, Site, WarehouseCohort, count, event_condition, text};
+use super::{D, Site, WarehouseCohort, count, event_condition, group_rows};
 
 /// One analysis's complete cases for one outcome: the steps (none when no
 /// column has missing values), and per group the rows and, for a binary
@@ -34,6 +34,10 @@ pub(super) struct CompleteCases {
     pub(super) rows: Vec<usize>,
     pub(super) events: Option<Vec<usize>>,
 }
+
+/// A complete-case count made: (outcome, the variables with missing values
+/// in step order) and its result.
+pub(super) type Counted = ((usize, Vec<String>), CompleteCases);
 
 impl WarehouseCohort {
     /// The complete cases of `outcome` (its index) and `variables`: without
@@ -66,6 +70,22 @@ impl WarehouseCohort {
                 events: if o.binary { events_of_cohort() } else { None },
             });
         }
+        // Analyses whose variables with missing values are the same, in the
+        // same order, share one count (each query scans the table).
+        let key = (
+            outcome,
+            stepped.iter().map(|(n, _)| n.to_string()).collect(),
+        );
+        let counted = || anyhow::anyhow!("the complete-case counts' cache is poisoned");
+        if let Some((_, c)) = self
+            .counted
+            .lock()
+            .map_err(|_| counted())?
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
+            return Ok(c.clone());
+        }
         // Per step: missing it, complete in the earlier steps; then the
         // events among the complete cases.
         let groups = self.group_values.len();
@@ -90,13 +110,8 @@ impl WarehouseCohort {
                 pg.query(&sql)
                     .map_err(|e| anyhow::anyhow!("{}{e}", site.prefix()))?
             };
-            for r in 0..rs.rows() {
-                let value = text(&rs.columns[0].1, r);
-                let Some(g) = self
-                    .group_values
-                    .iter()
-                    .position(|v| Some(v) == value.as_ref())
-                else {
+            for (g, r) in group_rows(&rs, &self.group_values).into_iter().enumerate() {
+                let Some(r) = r else {
                     continue;
                 };
                 for (k, e) in excluded.iter_mut().enumerate() {
@@ -118,11 +133,16 @@ impl WarehouseCohort {
                 remaining: remaining.clone(),
             });
         }
-        Ok(CompleteCases {
+        let complete = CompleteCases {
             steps,
             rows: remaining,
             events: o.binary.then_some(events),
-        })
+        };
+        self.counted
+            .lock()
+            .map_err(|_| counted())?
+            .push((key, complete.clone()));
+        Ok(complete)
     }
 
     /// The step that keeps the complete cases of `names` at `site` (None

@@ -298,6 +298,9 @@ pub struct WarehouseCohort {
     outcomes: Vec<OutcomeSpec>,
     /// Moments already pulled (per site), by (outcome, design variables).
     cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
+    /// Complete-case counts already made, by (outcome, the variables with
+    /// missing values in step order).
+    counted: Mutex<Vec<complete_cases::Counted>>,
 }
 
 /// The text of one value of a result column, as the loader writes levels.
@@ -662,6 +665,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         warnings: merge_warnings,
         outcomes: spec.outcomes.clone(),
         cache: Mutex::new(Vec::new()),
+        counted: Mutex::new(Vec::new()),
     })
 }
 
@@ -870,6 +874,15 @@ fn check_weights(pg: &mut Postgres, base: &CohortQuery, name: &str, weight: &Exp
     Ok(())
 }
 
+/// The row of each group (in `group_values`' order) in a result whose first
+/// column is the group's value (a group may have no row at a site).
+fn group_rows(rs: &ResultSet, group_values: &[String]) -> Vec<Option<usize>> {
+    group_values
+        .iter()
+        .map(|g| (0..rs.rows()).find(|&r| text(&rs.columns[0].1, r).as_deref() == Some(g)))
+        .collect()
+}
+
 /// `outcome = 1`, or `outcome = v` for a binary outcome declared with
 /// `event = v`.
 fn event_condition(column: Expr, o: &OutcomeSpec) -> Expr {
@@ -940,22 +953,25 @@ fn group_counts(
         .iter()
         .filter(|o| o.kind == OutcomeKind::Binary)
         .collect();
-    for o in &binary {
-        let column = Expr::col(o.name.as_str());
-        conditions.push(event_condition(column.clone(), o));
-        // Coded 0/1 (an `event` value's outcome is checked by its levels).
-        conditions.push(match o.event {
-            None => column
-                .in_list(vec![Literal::Number(0.0), Literal::Number(1.0)])
-                .not(),
-            Some(_) => column.clone().is_null(false).and(column.is_null(true)),
-        });
-    }
+    conditions.extend(
+        binary
+            .iter()
+            .map(|o| event_condition(Expr::col(o.name.as_str()), o)),
+    );
+    // Coded 0/1 (an `event` value's outcome is checked by its levels).
+    let coded: Vec<&str> = binary
+        .iter()
+        .filter(|o| o.event.is_none())
+        .map(|o| o.name.as_str())
+        .collect();
+    conditions.extend(coded.iter().map(|name| {
+        Expr::col(*name)
+            .in_list(vec![Literal::Number(0.0), Literal::Number(1.0)])
+            .not()
+    }));
     let rs = pg.query(&base.count_query(D, &conditions)?)?;
-    let row_of =
-        |g: &str| (0..rs.rows()).find(|&r| text(&rs.columns[0].1, r).as_deref() == Some(g));
     let at = |r: Option<usize>, k: usize| r.map_or(0, |r| count(&rs.columns[k].1, r));
-    let rows: Vec<Option<usize>> = group_values.iter().map(|g| row_of(g)).collect();
+    let rows = group_rows(&rs, group_values);
     let counts: Vec<usize> = rows.iter().map(|r| at(*r, 1)).collect();
     let mut missing = Vec::new();
     for (k, c) in columns.iter().enumerate() {
@@ -964,13 +980,17 @@ fn group_counts(
             missing.push((c.to_string(), per_group));
         }
     }
+    let first_event = 2 + columns.len();
+    let first_check = first_event + binary.len();
+    for (b, name) in coded.iter().enumerate() {
+        if rows.iter().any(|r| at(*r, first_check + b) > 0) {
+            bail!("outcome `{name}`: declared binary but holds values other than 0 and 1");
+        }
+    }
     let mut events = Vec::new();
     for (b, o) in binary.iter().enumerate() {
         let name = o.name.as_str();
-        let k = 2 + columns.len() + 2 * b;
-        if rows.iter().any(|r| at(*r, k + 1) > 0) {
-            bail!("outcome `{name}`: declared binary but holds values other than 0 and 1");
-        }
+        let k = first_event + b;
         // The rows with the outcome (as the loader counts finite values).
         let absent = missing.iter().find(|(c, _)| *c == name).map(|(_, m)| m);
         let per_group = rows
