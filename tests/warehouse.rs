@@ -564,6 +564,30 @@ fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
     assert!(md.contains("patient rows exported: no"), "{md}");
 }
 
+/// `config(data)` on the whole table run twice, its rows exported
+/// (`allow_row_export = true`) and from moments, each run exiting with
+/// `code`: their results.json, (rows, moments).
+fn exported_and_moments(
+    dir: &Dir,
+    server: &TestServer,
+    config: &dyn Fn(&str) -> String,
+    code: i32,
+) -> (serde_json::Value, serde_json::Value) {
+    let table = pooled_table(server);
+    let exported = format!("{table}\nallow_row_export = true");
+    let mut out = Vec::new();
+    for (name, data) in [("rows", &exported), ("moments", &table)] {
+        let file = format!("{name}.toml");
+        std::fs::write(dir.join(&file), config(data)).unwrap();
+        let folder = format!("{name}_out");
+        let ran = run_with_password(dir, server, &["run", &file, "--out", &folder]);
+        assert_eq!(ran.status.code(), Some(code), "{file}: {}", stderr(&ran));
+        out.push(results(dir, &folder));
+    }
+    let moments = out.pop().unwrap();
+    (out.pop().unwrap(), moments)
+}
+
 /// `[design] weights`: the moments are weighted sums (Σw, Σw·x, Σw·x·x′),
 /// and every number equals the same weighted study on the exported rows
 /// (`allow_row_export = true`); a weight that is missing or not positive is
@@ -585,24 +609,13 @@ fn weighted_moments_inside_the_warehouse_equal_the_exported_rows() {
             "[design]\ncluster = \"hospital_id\"\nweights = \"w\"",
         )
     };
-    let table = pooled_table(&server);
-    std::fs::write(
-        dir.join("rows.toml"),
-        weighted(&format!("{table}\nallow_row_export = true")),
-    )
-    .unwrap();
-    std::fs::write(dir.join("moments.toml"), weighted(&table)).unwrap();
-    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
-        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
-        assert!(ran.status.success(), "{file}: {}", stderr(&ran));
-    }
-    let (rows, moments) = (results(&dir, "rows_out"), results(&dir, "moments_out"));
+    let (rows, moments) = exported_and_moments(&dir, &server, &weighted, 0);
     assert_same_numbers(&rows, &moments, 200);
     for a in moments["analyses"].as_array().unwrap() {
         assert_eq!(a["options"]["weighted"], true, "{}", a["id"]);
     }
     // The unweighted study differs: the weights were used.
-    std::fs::write(dir.join("plain.toml"), moment_study(&table)).unwrap();
+    std::fs::write(dir.join("plain.toml"), moment_study(&pooled_table(&server))).unwrap();
     let ran = run_with_password(&dir, &server, &["run", "plain.toml", "--out", "plain_out"]);
     assert!(ran.status.success(), "{}", stderr(&ran));
     let plain = numbers(&results(&dir, "plain_out"));
@@ -646,18 +659,7 @@ fn a_one_level_categorical_with_nulls_takes_its_complete_cases() {
                 "hospital_id = { type = \"categorical\" }\nflag = { type = \"categorical\" }",
             )
     };
-    let table = pooled_table(&server);
-    std::fs::write(
-        dir.join("rows.toml"),
-        flagged(&format!("{table}\nallow_row_export = true")),
-    )
-    .unwrap();
-    std::fs::write(dir.join("moments.toml"), flagged(&table)).unwrap();
-    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
-        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
-        assert!(ran.status.success(), "{file}: {}", stderr(&ran));
-    }
-    let (rows, moments) = (results(&dir, "rows_out"), results(&dir, "moments_out"));
+    let (rows, moments) = exported_and_moments(&dir, &server, &flagged, 0);
     assert_same_numbers(&rows, &moments, 200);
     let mut stepped = 0;
     for (r, m) in rows["analyses"]
@@ -757,17 +759,8 @@ fn a_group_without_complete_cases_fails_only_its_comparisons() {
     let mut pg = connect(&server);
     pg.query("UPDATE public.cabg SET adi = NULL WHERE race = 'Hispanic'")
         .unwrap();
-    let table = pooled_table(&server);
-    std::fs::write(
-        dir.join("rows.toml"),
-        moment_study(&format!("{table}\nallow_row_export = true")),
-    )
-    .unwrap();
-    std::fs::write(dir.join("moments.toml"), moment_study(&table)).unwrap();
-    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
-        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
-        assert_eq!(ran.status.code(), Some(3), "{file}: {}", stderr(&ran));
-        let r = results(&dir, out);
+    let (rows, moments) = exported_and_moments(&dir, &server, &moment_study, 3);
+    for (file, r) in [("rows", rows), ("moments", moments)] {
         let ran_for = |id: &str, comparison: &str| {
             r["analyses"]
                 .as_array()
@@ -811,18 +804,7 @@ fn an_event_value_recodes_the_outcome_inside_the_warehouse() {
                 "died = { type = \"binary\", event = 2 }",
             )
     };
-    let table = pooled_table(&server);
-    std::fs::write(
-        dir.join("rows.toml"),
-        recoded(&format!("{table}\nallow_row_export = true")),
-    )
-    .unwrap();
-    std::fs::write(dir.join("moments.toml"), recoded(&table)).unwrap();
-    for (file, out) in [("rows.toml", "rows_out"), ("moments.toml", "moments_out")] {
-        let ran = run_with_password(&dir, &server, &["run", file, "--out", out]);
-        assert!(ran.status.success(), "{file}: {}", stderr(&ran));
-    }
-    let (rows, moments) = (results(&dir, "rows_out"), results(&dir, "moments_out"));
+    let (rows, moments) = exported_and_moments(&dir, &server, &recoded, 0);
     assert_same_numbers(&rows, &moments, 200);
     assert!(
         moments["analyses"]
