@@ -165,7 +165,7 @@ printf '   impute at 200000, m = %s, %s iterations: healthgap %7.2f s   mice %8.
   "$MICE_M" "$MICE_IT" "$ours" "$theirs" "$(echo "$theirs / $ours" | bc -l)"
 
 echo "== 7. hierarchical hospital model (#17): random-intercept and random-slope logit, 28 fixed effects, 300 hospitals"
-cargo build --release --locked --quiet --example bench_glmm
+cargo build --release --locked --quiet -p healthgap-models --example bench_glmm
 /usr/bin/time -f "%M" -o "$OUT/rss_glmm.txt" target/release/examples/bench_glmm "$N" 1 | tee "$OUT/glmm_rust.txt"
 echo "   peak RSS (bench_glmm at $N, incl. generating the cohort): $(( $(cat "$OUT/rss_glmm.txt") / 1024 )) MB"
 # Against lme4::glmer (Debian's r-cran-lme4) on the same 200k rows, in this run.

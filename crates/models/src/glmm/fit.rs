@@ -158,6 +158,13 @@ impl Profile<'_> {
         self.state.borrow_mut().beta = beta;
     }
 
+    /// Puts back β and the modes of an earlier profile.
+    pub(super) fn restore(&self, beta: Vec<f64>, u: Vec<f64>) {
+        let mut st = self.state.borrow_mut();
+        st.beta = beta;
+        st.u = u;
+    }
+
     /// β and the modes of the last profile.
     pub(super) fn beta_and_modes(&self) -> (Vec<f64>, Vec<f64>) {
         let st = self.state.borrow();
@@ -183,37 +190,25 @@ impl Profile<'_> {
         let mut off = prob.linear_predictor(beta);
         let mut ev = prob.evaluate(sc, &off, u);
         let mut ok = ev.modes_converged;
-        let mut fresh = false;
+        let mut last_decrement = f64::INFINITY;
         for _ in 0..100 {
             let grad = prob.gradient(sc, &off, u, &ev);
             let tol = 1e-15 * ev.deviance.abs().max(1.0);
-            if inverse.is_none() {
-                let hess = prob
-                    .laplace_beta_hessian(sc, &off, u, &ev)
-                    .unwrap_or_else(|| prob.schur_hessian(sc, &off, u, &ev));
-                let inv = ranked_inverse(&hess, prob.p, COLLINEARITY_TOL);
-                if !inv.dropped.is_empty() {
-                    ok = false;
-                    break;
-                }
-                inverse = Some(inv.inverse);
-                fresh = true;
-            }
-            let step = mat_vec(
-                inverse.as_deref().unwrap_or_default(),
-                prob.p,
-                prob.p,
+            let Some((step, decrement, fresh)) = beta_step(
+                prob,
+                sc,
+                (&off, u, &ev),
                 &grad,
-            );
-            let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
-            if decrement < -tol && !fresh {
-                inverse = None;
-                continue;
-            }
-            if decrement.is_nan() || decrement <= tol {
+                &mut inverse,
+                (last_decrement, tol),
+            ) else {
+                ok = false;
+                break;
+            };
+            if decrement.is_nan() || decrement <= tol || (fresh && decrement < -tol) {
                 break;
             }
-            fresh = false;
+            last_decrement = decrement;
             let mut t = 1.0;
             let mut accepted = false;
             for _ in 0..40 {
@@ -241,6 +236,44 @@ impl Profile<'_> {
         }
         *converged &= ok;
         ev.deviance
+    }
+}
+
+/// The quasi-Newton β step −H⁻¹g and its decrement g'H⁻¹g, with whether H
+/// is fresh. `inverse` is kept between steps and refreshed (the exact
+/// β-Hessian where `hessian.rs` has one, the Schur complement otherwise) when
+/// there is none, when the kept one gives no descent direction, or when the
+/// decrement (above `tol`, convergence) fell by less than a factor of 100
+/// since `last_decrement` (a stale Hessian far from the optimum converges
+/// only linearly). None when the Hessian is singular.
+fn beta_step(
+    prob: &Problem<'_>,
+    sc: &Scales,
+    (off, u, ev): (&[f64], &[f64], &Evaluation),
+    grad: &[f64],
+    inverse: &mut Option<Vec<f64>>,
+    (last_decrement, tol): (f64, f64),
+) -> Option<(Vec<f64>, f64, bool)> {
+    let mut fresh = false;
+    loop {
+        if inverse.is_none() {
+            let hess = prob
+                .laplace_beta_hessian(sc, off, u, ev)
+                .unwrap_or_else(|| prob.schur_hessian(sc, off, u, ev));
+            let inv = ranked_inverse(&hess, prob.p, COLLINEARITY_TOL);
+            if !inv.dropped.is_empty() {
+                return None;
+            }
+            *inverse = Some(inv.inverse);
+            fresh = true;
+        }
+        let step = mat_vec(inverse.as_deref().unwrap_or_default(), prob.p, prob.p, grad);
+        let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
+        let slow = decrement > tol && decrement > 1e-2 * last_decrement;
+        if fresh || !(decrement < -tol || slow) {
+            return Some((step, decrement, fresh));
+        }
+        *inverse = None;
     }
 }
 
@@ -406,12 +439,18 @@ pub(super) fn scales_of(prob: &Problem<'_>, identity: bool, phi: &[f64]) -> Scal
     scales_for(prob.q(), identity, phi)
 }
 
-/// φ (log L11, [L21, log L22], [log σ]) to Λ and σ for `q` random effects,
+/// φ (log L11, [L21, L22], [log σ]) to Λ and σ for `q` random effects,
 /// the log-SDs floored at [`LOG_SD_FLOOR`].
+///
+/// L22 is not logged: the deviance depends on Λ through ΛΛ' only, so it is
+/// an even, smooth function of L22, and Λ takes |L22| (lme4's θ ≥ 0). A
+/// correlation of ±1 (L22 = 0) is then an interior point where Newton
+/// converges quadratically, not log L22 → −∞, which Newton approaches by a
+/// constant step per iteration and never reaches.
 pub(super) fn scales_for(q: usize, identity: bool, phi: &[f64]) -> Scales {
     let lsd = |v: f64| v.max(LOG_SD_FLOOR).exp();
     let lambda = if q == 2 {
-        [lsd(phi[0]), phi[1], lsd(phi[2])]
+        [lsd(phi[0]), phi[1], phi[2].abs()]
     } else {
         [lsd(phi[0]), 0.0, 0.0]
     };
@@ -434,7 +473,8 @@ fn not_converged(why: &str) -> ModelError {
 fn initial_phi(prob: &Problem<'_>, identity: bool) -> Vec<f64> {
     let mut phi = vec![0.0];
     if prob.q() == 2 {
-        phi.extend([0.0, 0.0]);
+        // L21 = 0, L22 = 1: σ_v = 1, ρ = 0.
+        phi.extend([0.0, 1.0]);
     }
     if identity {
         let n = prob.n as f64;

@@ -118,9 +118,11 @@ pub(super) fn summarize(
     let (log_slope_sd_se, atanh_correlation_se) = match (&var_phi, slope_sd, correlation) {
         (Some(v), Some(sv), Some(r)) if q == 2 => {
             let m = phi.len();
-            // log σ_v and ρ as functions of (L21, log L22).
-            let gs = [l21 / (sv * sv), l22 * l22 / (sv * sv)];
-            let gr = [l22 * l22 / sv.powi(3), -l21 * l22 * l22 / sv.powi(3)];
+            // log σ_v and ρ as functions of (L21, L22), L22 = φ₂ with its
+            // sign (Λ holds |φ₂|).
+            let l22 = phi[2];
+            let gs = [l21 / (sv * sv), l22 / (sv * sv)];
+            let gr = [l22 * l22 / sv.powi(3), -l21 * l22 / sv.powi(3)];
             let quad = |g: [f64; 2]| {
                 (g[0] * g[0] * v[m + 1] + 2.0 * g[0] * g[1] * v[m + 2] + g[1] * g[1] * v[2 * m + 2])
                     .sqrt()

@@ -10,8 +10,10 @@
 //! random-intercept model (`nAGQ = k`); the objective minimized jointly over
 //! the variance parameters and β (lme4's second stage). Here β is profiled by
 //! a Newton iteration with the exact β-gradient (see [`objective`]), and the
-//! variance parameters are optimized on a log-Cholesky scale (log L11, L21,
-//! log L22, and log σ for the identity link) by Newton's method on the
+//! variance parameters are optimized on a Cholesky scale with the SDs logged
+//! (log L11, L21, L22, and log σ for the identity link; L22 is not logged
+//! because the deviance is even in it, so a correlation of ±1 is the
+//! interior point L22 = 0, see `fit::scales_for`) by Newton's method on the
 //! profiled deviance (derivatives by differences in φ and the exact β-Hessian,
 //! see outer.rs), with argmin's Nelder–Mead — a small-vector problem as
 //! STACK.md describes — taking over where Newton does not converge (a
@@ -109,7 +111,7 @@ pub struct Glmm {
 /// A warm start: variance parameters on the optimizer's scale and β.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlmmStart {
-    /// log L11, [L21, log L22], [log σ].
+    /// log L11, [L21, L22], [log σ].
     pub phi: Vec<f64>,
     /// Fixed effects.
     pub beta: Vec<f64>,

@@ -16,6 +16,15 @@
 //! curvature that is not positive definite (far from the optimum) is shifted
 //! by a multiple of the identity until it is (Levenberg–Marquardt); a failed
 //! line search further away hands over to Nelder–Mead.
+//!
+//! Coordinates: Newton starts on log L22 (the slope model's φ₂ is L22 itself,
+//! see `fit::scales_for`), which is the better-conditioned scale far from the
+//! optimum, and changes to L22 when the fit heads for a correlation of ±1
+//! (L22 below 2|L21| and falling, within one unit of deviance of the
+//! quadratic model's minimum): there log L22 → −∞, which Newton
+//! approaches by a constant step and never reaches, while on L22 the
+//! boundary is the interior point 0 of an even function, reached
+//! quadratically. The end point and its derivatives are returned on L22.
 
 use super::fit::Profile;
 use super::objective::Scales;
@@ -39,11 +48,13 @@ pub(super) struct NewtonEnd {
 
 /// Newton iterations on D*(φ) from `phi` (β warm-started from the profile's
 /// state), at most `max_iter`.
-pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter: u64) -> NewtonEnd {
-    let mut d = profile.profile_beta(&profile.scales(&phi));
+pub(super) fn newton_profile(profile: &Profile<'_>, phi: Vec<f64>, max_iter: u64) -> NewtonEnd {
+    let mut chart = Chart::start(profile, &phi);
+    let mut phi = chart.coordinates_of(phi);
+    let mut d = profile.profile_beta(&chart.scales(profile, &phi));
     for iteration in 0..max_iter {
-        let Some(derivs) = derivatives(profile, &phi) else {
-            return end(phi, iteration, false);
+        let Some(derivs) = derivatives(profile, chart, &phi) else {
+            return chart.end(phi, iteration, false, None);
         };
         let Derivatives {
             grad,
@@ -55,18 +66,25 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
         let (beta, _) = profile.beta_and_modes();
         let m = phi.len();
         let Some((inverse, shifted)) = positive_definite_inverse(curvature, m) else {
-            return end(phi, iteration, false);
+            return chart.end(phi, iteration, false, None);
         };
         let mut step = mat_vec(&inverse, m, m, grad);
         let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
         if !decrement.is_finite() {
-            return end(phi, iteration, false);
+            return chart.end(phi, iteration, false, None);
         }
         if !shifted && decrement <= 1e-12 * d.abs().max(1.0) {
+            if chart == Chart::Linear && at_unit_correlation(profile, &mut phi, d) {
+                return chart.end(phi, iteration + 1, true, None);
+            }
             let exact = derivs.exact;
-            let mut done = end(phi, iteration + 1, true);
-            done.last = exact.then_some(derivs);
-            return done;
+            return chart.end(phi, iteration + 1, true, exact.then_some(derivs));
+        }
+        if !shifted && decrement < 1.0 && chart.towards_unit_correlation(&phi, &step) {
+            // Same point, new coordinates: the derivatives again on L22.
+            phi = chart.to_phi(phi);
+            chart = Chart::Linear;
+            continue;
         }
         let largest = step.iter().fold(0.0_f64, |a, s| a.max(s.abs()));
         if largest > MAX_STEP {
@@ -82,7 +100,8 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
                 .map(|b| beta[b] - t * (0..m).map(|k| beta_slope[b * m + k] * step[k]).sum::<f64>())
                 .collect();
             profile.start_beta_at(predicted);
-            let dt = profile.profile_beta_from(&profile.scales(&trial), Some(beta_inverse.clone()));
+            let dt = profile
+                .profile_beta_from(&chart.scales(profile, &trial), Some(beta_inverse.clone()));
             if dt.is_finite() && dt <= d - 1e-4 * t * slope {
                 phi = trial;
                 d = dt;
@@ -93,19 +112,110 @@ pub(super) fn newton_profile(profile: &Profile<'_>, mut phi: Vec<f64>, max_iter:
         }
         if !accepted {
             // Back to the last accepted point's β and modes.
-            profile.profile_beta(&profile.scales(&phi));
+            profile.profile_beta(&chart.scales(profile, &phi));
             // Within 1e-9·|D| of the optimum no step can show a decrease
             // above the rounding of D: converged there. Otherwise Nelder–Mead
             // takes over.
             let close = !shifted && decrement <= 1e-9 * d.abs().max(1.0);
-            let mut stop = end(phi, iteration + 1, close);
-            if close && derivs.exact {
-                stop.last = Some(derivs);
-            }
-            return stop;
+            let last = (close && derivs.exact).then_some(derivs);
+            return chart.end(phi, iteration + 1, close, last);
         }
     }
-    end(phi, max_iter, false)
+    chart.end(phi, max_iter, false, None)
+}
+
+/// Whether a slope model's converged φ (on L22) is the correlation boundary:
+/// |L22| below 5% of σ_v and the profiled deviance at L22 = 0 no more than
+/// 1e-10·|D| above `d`. Then φ₂ is set to 0 (and the profile's state is
+/// there); otherwise the state is re-profiled at φ.
+fn at_unit_correlation(profile: &Profile<'_>, phi: &mut [f64], d: f64) -> bool {
+    if profile.prob.q() != 2 || phi[2].abs() >= 0.05 * phi[1].hypot(phi[2]) {
+        return false;
+    }
+    let mut edge = phi.to_vec();
+    edge[2] = 0.0;
+    let (beta, u) = profile.beta_and_modes();
+    let d_edge = profile.profile_beta(&profile.scales(&edge));
+    if d_edge <= d + 1e-10 * d.abs().max(1.0) {
+        phi[2] = 0.0;
+        return true;
+    }
+    profile.restore(beta, u);
+    false
+}
+
+/// The coordinates of Newton's iteration: φ, or φ with log L22 in place of
+/// L22 (the slope model only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Chart {
+    LogSlope,
+    Linear,
+}
+
+impl Chart {
+    /// Log L22 for a slope model whose L22 is not 0.
+    fn start(profile: &Profile<'_>, phi: &[f64]) -> Chart {
+        if profile.prob.q() == 2 && phi[2] != 0.0 {
+            Chart::LogSlope
+        } else {
+            Chart::Linear
+        }
+    }
+
+    /// φ in this chart's coordinates.
+    fn coordinates_of(self, mut phi: Vec<f64>) -> Vec<f64> {
+        if self == Chart::LogSlope {
+            phi[2] = phi[2].abs().ln();
+        }
+        phi
+    }
+
+    /// This chart's coordinates as φ.
+    fn to_phi(self, mut psi: Vec<f64>) -> Vec<f64> {
+        if self == Chart::LogSlope {
+            psi[2] = psi[2].exp();
+        }
+        psi
+    }
+
+    fn scales(self, profile: &Profile<'_>, psi: &[f64]) -> Scales {
+        profile.scales(&self.to_phi(psi.to_vec()))
+    }
+
+    /// On log L22, whether the step (subtracted) lowers L22 while it is
+    /// already below 2|L21| (|ρ| > 1/√5): the fit heads for |ρ| = 1.
+    /// Asked only near the optimum, where L22's scale serves: the curvature
+    /// needed no shift and the Newton decrement is below 1 (the quadratic
+    /// model promises less than one unit of deviance).
+    fn towards_unit_correlation(self, psi: &[f64], step: &[f64]) -> bool {
+        self == Chart::LogSlope && step[2] > 0.0 && psi[2].exp() < 2.0 * psi[1].abs()
+    }
+
+    /// Newton's end with φ and the derivatives on L22: by the chain rule for
+    /// L22 = e^t, D_L = D_t/L, D_LL = (D_tt − D_t)/L², D_Lx = D_tx/L.
+    fn end(
+        self,
+        psi: Vec<f64>,
+        iterations: u64,
+        converged: bool,
+        last: Option<Derivatives>,
+    ) -> NewtonEnd {
+        let l22 = if self == Chart::LogSlope {
+            psi[2].exp()
+        } else {
+            1.0
+        };
+        let last = match (self, last) {
+            (Chart::LogSlope, Some(d)) => Some(d.on_slope_scale(l22)),
+            (_, d) => d,
+        };
+        NewtonEnd {
+            phi: self.to_phi(psi),
+            iterations,
+            converged,
+            last,
+        }
+    }
 }
 
 /// The inverse of the curvature, or of curvature + τI with the smallest τ of
@@ -133,15 +243,6 @@ fn positive_definite_inverse(curvature: &[f64], m: usize) -> Option<(Vec<f64>, b
     None
 }
 
-fn end(phi: Vec<f64>, iterations: u64, converged: bool) -> NewtonEnd {
-    NewtonEnd {
-        phi,
-        iterations,
-        converged,
-        last: None,
-    }
-}
-
 /// The profile's derivatives at φ, the joint ones they come from, and what
 /// the next β profile starts from.
 pub(super) struct Derivatives {
@@ -166,12 +267,12 @@ pub(super) struct Derivatives {
 
 /// ∂D*/∂φ and ∂²D*/∂φ∂φ' at φ, with β and the modes at β̂(φ) in the
 /// profile's state; `None` when an evaluation is not finite.
-fn derivatives(profile: &Profile<'_>, phi: &[f64]) -> Option<Derivatives> {
+fn derivatives(profile: &Profile<'_>, chart: Chart, phi: &[f64]) -> Option<Derivatives> {
     let prob = profile.prob;
     let (beta, u) = profile.beta_and_modes();
     let off = prob.linear_predictor(&beta);
     let at = |ph: &[f64], gradient: bool| {
-        let sc: Scales = profile.scales(ph);
+        let sc: Scales = chart.scales(profile, ph);
         let mut uu = u.clone();
         let ev = prob.evaluate(&sc, &off, &mut uu);
         let g = gradient.then(|| prob.gradient(&sc, &off, &uu, &ev));
@@ -240,4 +341,30 @@ fn derivatives(profile: &Profile<'_>, phi: &[f64]) -> Option<Derivatives> {
         beta_hessian: dbb,
         exact: is_exact,
     })
+}
+
+impl Derivatives {
+    /// The derivatives on log L22 (coordinate 2) moved to L22 = e^t: rows
+    /// and columns of coordinate 2 divided by L22, and D_LL = (D_tt − D_t)/L²
+    /// (the profile's curvature likewise).
+    fn on_slope_scale(mut self, l22: f64) -> Derivatives {
+        let m = self.grad.len();
+        let p = self.beta_slope.len() / m.max(1);
+        let d_t = self.grad[2];
+        self.grad[2] /= l22;
+        for mat in [&mut self.phi_phi, &mut self.curvature] {
+            for k in 0..m {
+                if k != 2 {
+                    mat[2 * m + k] /= l22;
+                    mat[k * m + 2] /= l22;
+                }
+            }
+            mat[2 * m + 2] = (mat[2 * m + 2] - d_t) / (l22 * l22);
+        }
+        for b in 0..p {
+            self.beta_phi[b * m + 2] /= l22;
+            self.beta_slope[b * m + 2] /= l22;
+        }
+        self
+    }
 }

@@ -30,7 +30,7 @@ pub struct VarianceParameters {
 }
 
 impl GlmmStart {
-    /// σ_u, σ_v, ρ and σ from φ (log L11, [L21, log L22], [log σ]).
+    /// σ_u, σ_v, ρ and σ from φ (log L11, [L21, L22], [log σ]).
     pub fn variance_parameters(&self, slope: bool, family: GlmmFamily) -> VarianceParameters {
         let identity = family == GlmmFamily::Identity;
         let sc = scales_for(if slope { 2 } else { 1 }, identity, &self.phi);

@@ -20,13 +20,28 @@ pub(super) fn simulate(
     family: GlmmFamily,
     seed: u64,
 ) -> (Design, Vec<u32>) {
+    simulate_slopes(n, groups, family, seed, |_, v| v)
+}
+
+/// [`simulate`] with each group's slope effect `slope(b0, v)` from its
+/// intercept effect b0 ~ N(0, 0.7²) and an independent v ~ N(0, 0.5²).
+fn simulate_slopes(
+    n: usize,
+    groups: usize,
+    family: GlmmFamily,
+    seed: u64,
+    slope: impl Fn(f64, f64) -> f64,
+) -> (Design, Vec<u32>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let normal = move |r: &mut ChaCha8Rng| {
         let (a, b): (f64, f64) = (r.random_range(1e-12..1.0), r.random_range(0.0..1.0));
         (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
     };
     let u: Vec<[f64; 2]> = (0..groups)
-        .map(|_| [0.7 * normal(&mut rng), 0.5 * normal(&mut rng)])
+        .map(|_| {
+            let b0 = 0.7 * normal(&mut rng);
+            [b0, slope(b0, 0.5 * normal(&mut rng))]
+        })
         .collect();
     let share: Vec<f64> = (0..groups).map(|_| rng.random_range(0.05..0.6)).collect();
     let mut group = Vec::with_capacity(n);
@@ -304,8 +319,8 @@ fn the_fit_recovers_the_simulated_variance_components() {
 fn newton_on_the_profile_converges_to_the_nelder_mead_optimum() {
     for (family, slope, phi0) in [
         (GlmmFamily::Logit, false, vec![0.0]),
-        (GlmmFamily::Logit, true, vec![0.0, 0.0, 0.0]),
-        (GlmmFamily::Identity, true, vec![0.0, 0.0, 0.0, 0.0]),
+        (GlmmFamily::Logit, true, vec![0.0, 0.0, 1.0]),
+        (GlmmFamily::Identity, true, vec![0.0, 0.0, 1.0, 0.0]),
     ] {
         let (d, group) = simulate(4_000, 40, family, 5);
         let prob = problem(&d, &group, 40, family, slope, 1);
@@ -323,6 +338,52 @@ fn newton_on_the_profile_converges_to_the_nelder_mead_optimum() {
             "{family:?} slope={slope}: Newton {d_newton} vs Nelder–Mead {d_nm}"
         );
     }
+}
+
+/// A slope effect that is a multiple of the intercept effect (ρ = 1): the
+/// fit reaches the correlation boundary, where log L22 → −∞ made Newton
+/// step by a constant and hand over to Nelder–Mead. On L22 it converges
+/// there, ρ is exactly 1 with the boundary warning, and Nelder–Mead from
+/// Newton's end finds nothing lower.
+#[test]
+fn a_unit_correlation_is_reached_by_newton() {
+    let (d, group) = simulate_slopes(20_000, 100, GlmmFamily::Logit, 3, |b0, _| 0.6 * b0);
+    let grouping = Grouping {
+        name: "hospital",
+        codes: &group,
+        levels: 100,
+    };
+    let fit = Glmm::new(GlmmFamily::Logit)
+        .fit(&d, grouping, Some(2), None)
+        .expect("fit");
+    assert!(fit.converged, "{:?}", fit.warnings);
+    assert!(
+        fit.evaluations <= 15,
+        "{} Newton iterations",
+        fit.evaluations
+    );
+    assert_eq!(fit.correlation, Some(1.0));
+    assert!(fit.boundary);
+    assert!(
+        fit.warnings
+            .iter()
+            .any(|w| w.contains("correlation is 1.0000"))
+    );
+    assert!(fit.se.iter().all(|s| s.is_finite() && *s > 0.0));
+    let sv = fit.slope_sd.expect("slope");
+    assert!(
+        (sv / fit.intercept_sd - 0.6).abs() < 0.3,
+        "σ_v {sv}, σ_u {}",
+        fit.intercept_sd
+    );
+    let prob = problem(&d, &group, 100, GlmmFamily::Logit, true, 1);
+    let (newton, d_newton, d_nm) =
+        super::fit::newton_then_nelder_mead(&prob, false, vec![0.0, 0.0, 1.0]);
+    assert!(newton.converged && newton.phi[2] == 0.0, "{:?}", newton.phi);
+    assert!(
+        d_nm >= d_newton - 1e-7 * d_newton.abs(),
+        "Newton {d_newton} vs Nelder–Mead {d_nm}"
+    );
 }
 
 fn fit_err(d: &Design, codes: &[u32], levels: usize, slope: Option<usize>) -> String {

@@ -4,7 +4,10 @@
 //! effects, `black` among them), a random hospital intercept, and the same
 //! with a correlated random slope on `black`. Run by bench/run.sh:
 //!
-//! `cargo run --release --example bench_glmm -- N REPEATS [OUT.csv]`
+//! `cargo run --release -p healthgap-models --example bench_glmm -- N REPEATS [OUT.csv]`
+//!
+//! It lives in crates/models (with the generator as a dev-dependency) so that
+//! it builds without polars.
 //!
 //! With OUT.csv it writes the rows (for bench/peers_lme4.R, which times
 //! `lme4::glmer` on the same data) and prints one RESULT line per task with
@@ -13,7 +16,7 @@
 use healthgap_models::{Design, Glmm, GlmmFamily, Grouping};
 use healthgap_synth::{Params, Sample};
 
-#[path = "workload.rs"]
+#[path = "../../../bench/workload.rs"]
 mod workload;
 use workload::{columns, time};
 
