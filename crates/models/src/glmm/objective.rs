@@ -191,10 +191,12 @@ impl Problem<'_> {
         if self.slope.is_some() { 2 } else { 1 }
     }
 
+    #[inline]
     pub(super) fn wt(&self, i: usize) -> f64 {
         self.weights.map_or(1.0, |w| w[i])
     }
 
+    #[inline]
     fn z2(&self, i: usize) -> f64 {
         self.slope.map_or(0.0, |s| s[i])
     }
@@ -232,6 +234,7 @@ impl Problem<'_> {
     }
 
     /// b_h'z_i for spherical u (row-major groups × q).
+    #[inline]
     pub(super) fn re_term(&self, sc: &Scales, u: &[f64], i: usize) -> f64 {
         let g = self.group[i] as usize;
         let [l11, l21, l22] = sc.lambda;
@@ -244,6 +247,7 @@ impl Problem<'_> {
     }
 
     /// Λ'z_i as a 2-vector (second entry 0 without a slope).
+    #[inline]
     fn lz(&self, sc: &Scales, i: usize) -> [f64; 2] {
         let [l11, l21, l22] = sc.lambda;
         let z = self.z2(i);
@@ -262,6 +266,11 @@ impl Problem<'_> {
         let q = self.q();
         // Newton per group on the scores alone (ℓ itself, a log1p per row,
         // only once at the end); a step whose Newton decrement grows is halved.
+        // For the logit the loop stops at a decrement of 1e-8 (relative) and
+        // the pass that computes g_h, K_h and H_h takes the last step itself
+        // (see `modes_last_logit`); otherwise at 1e-14, and that pass follows.
+        let logit = self.family == GlmmFamily::Logit;
+        let mut stop = if logit { 1e-8 } else { 1e-14 };
         let mut prev_dec = vec![f64::INFINITY; self.groups];
         let mut prev_u = u.to_vec();
         let mut converged = false;
@@ -299,13 +308,21 @@ impl Problem<'_> {
                 // order of its square after it.
                 let scale = 1.0 + s[2] + s[4];
                 if decrement > 1e-22 * scale {
-                    done &= decrement <= 1e-14 * scale;
+                    done &= decrement <= stop * scale;
                     prev_dec[g] = decrement;
                     prev_u[g * q..(g + 1) * q].copy_from_slice(ug);
                     for (a, d) in ug.iter_mut().zip(step) {
                         *a += d;
                     }
                 }
+            }
+            if done && logit && stop > 1e-14 {
+                if let Some((objs, ks, hs)) = self.modes_last_logit(sc, off, u) {
+                    return (objs, ks, hs, true);
+                }
+                // Not yet quadratic: the step was taken, iterate to 1e-14.
+                stop = 1e-14;
+                continue;
             }
             if done {
                 converged = true;
@@ -314,6 +331,65 @@ impl Problem<'_> {
         }
         let (objs, ks, hs, _) = self.modes_once(sc, off, u);
         (objs, ks, hs, converged)
+    }
+
+    /// The logit's last pass: at u (decrement below 1e-8 at the previous
+    /// pass) ℓ, the scores, O = Σ o (Λ'z)(Λ'z)' and T = Σ f' (Λ'z)⊗(Λ'z)⊗(Λ'z)
+    /// per group, then the last Newton step δ = K⁻¹(S − u) with decrement
+    /// λ = (S − u)'δ, and at u + δ:
+    /// g_h = ℓ − ½|u|² + ½λ (exact to O(|δ|³)), K_h = H_h = I + O + Σ_c T_··c δ_c
+    /// (to O(|δ|²)); u is moved to u + δ. None (u still moved) when some
+    /// group's λ is above 1e-14 of its scale, i.e. Newton was not yet in its
+    /// quadratic phase.
+    fn modes_last_logit(
+        &self,
+        sc: &Scales,
+        off: &[f64],
+        u: &mut [f64],
+    ) -> Option<(Vec<f64>, Vec<Sym>, Vec<Sym>)> {
+        let q = self.q();
+        let sums = self.group_sums(10, |i, acc| {
+            let eta = off[i] + self.re_term(sc, u, i);
+            let (l, score, o) = Link::Logit.row(self.y[i], eta);
+            let df = o * (1.0 - 2.0 * (self.y[i] - score));
+            let w = self.wt(i);
+            let [a, b] = self.lz(sc, i);
+            acc[0] += w * l;
+            acc[1] += w * score * a;
+            acc[2] += w * score * b;
+            acc[3] += w * o * a * a;
+            acc[4] += w * o * a * b;
+            acc[5] += w * o * b * b;
+            let t = w * df;
+            acc[6] += t * a * a * a;
+            acc[7] += t * a * a * b;
+            acc[8] += t * a * b * b;
+            acc[9] += t * b * b * b;
+        });
+        let mut quadratic = true;
+        let mut objs = Vec::with_capacity(self.groups);
+        let mut hs = Vec::with_capacity(self.groups);
+        for g in 0..self.groups {
+            let s = &sums[g * 10..(g + 1) * 10];
+            let ug = &mut u[g * q..(g + 1) * q];
+            let k = [1.0 + s[3], s[4], 1.0 + s[5]];
+            let grad = [s[1] - ug[0], if q == 2 { s[2] - ug[1] } else { 0.0 }];
+            let d = solve(&k, q, grad);
+            let decrement = grad[0] * d[0] + grad[1] * d[1];
+            quadratic &= decrement.is_finite() && decrement <= 1e-14 * (1.0 + s[3] + s[5]);
+            let uu: f64 = ug.iter().map(|v| v * v).sum();
+            objs.push(s[0] - 0.5 * uu + 0.5 * decrement);
+            // ∂O/∂u along δ: Σ_c T_abc δ_c.
+            hs.push([
+                k[0] + s[6] * d[0] + s[7] * d[1],
+                k[1] + s[7] * d[0] + s[8] * d[1],
+                k[2] + s[8] * d[0] + s[9] * d[1],
+            ]);
+            for (a, step) in ug.iter_mut().zip(d) {
+                *a += step;
+            }
+        }
+        quadratic.then(|| (objs, hs.clone(), hs))
     }
 
     /// g_h, K_h and H_h at the current u (after the Newton iterations).
@@ -353,9 +429,34 @@ impl Problem<'_> {
 
     /// The deviance at (Λ, σ, β) with `off` = Xβ; the modes in `u` are updated.
     pub fn evaluate(&self, sc: &Scales, off: &[f64], u: &mut [f64]) -> Evaluation {
+        self.evaluate_from(sc, off, u, false)
+    }
+
+    /// [`Problem::evaluate`] from modes `u` predicted to O(h²) (extrapolated
+    /// from evaluations at nearby points, or converged at this point): for
+    /// the logit the Newton passes are skipped when the last pass finds the
+    /// decrement already below 1e-14 (see `modes_last_logit`); otherwise
+    /// that pass was one Newton step and the iteration goes on.
+    pub fn evaluate_predicted(&self, sc: &Scales, off: &[f64], u: &mut [f64]) -> Evaluation {
+        self.evaluate_from(sc, off, u, true)
+    }
+
+    fn evaluate_from(
+        &self,
+        sc: &Scales,
+        off: &[f64],
+        u: &mut [f64],
+        predicted: bool,
+    ) -> Evaluation {
         #[cfg(test)]
         EVALUATIONS.with(|c| c.set(c.get() + 1));
-        let (objs, k, h, modes_converged) = self.modes(sc, off, u);
+        let last = (predicted && self.family == GlmmFamily::Logit)
+            .then(|| self.modes_last_logit(sc, off, u))
+            .flatten();
+        let (objs, k, h, modes_converged) = match last {
+            Some((objs, k, h)) => (objs, k, h, true),
+            None => self.modes(sc, off, u),
+        };
         let q = self.q();
         let groups = if self.rule.t.len() > 1 && q == 1 {
             self.quadrature_terms(sc, off, u, &h, None)
@@ -424,11 +525,23 @@ impl Problem<'_> {
             let hi = &hinv[self.group[i] as usize];
             df * (hi[0] * lz[0] * lz[0] + 2.0 * hi[1] * lz[0] * lz[1] + hi[2] * lz[1] * lz[1])
         };
+        // ℓ', −ℓ'' and f' per row once (one exponential each for the logit).
+        let mut rows = vec![[0.0; 3]; self.n];
+        rows.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(b, chunk)| {
+                for (t, r) in chunk.iter_mut().enumerate() {
+                    let i = b * BLOCK + t;
+                    let rv = self.family.derivatives(
+                        self.y[i],
+                        off[i] + self.re_term(sc, u, i),
+                        sc.sigma,
+                    );
+                    *r = [rv.s, rv.o, rv.df];
+                }
+            });
         let r_sums = self.group_sums(2, |i, acc| {
-            let rv = self
-                .family
-                .derivatives(self.y[i], off[i] + self.re_term(sc, u, i), sc.sigma);
-            let a = self.wt(i) * a_of(i, rv.df);
+            let a = self.wt(i) * a_of(i, rows[i][2]);
             let lz = self.lz(sc, i);
             acc[0] += a * lz[0];
             acc[1] += a * lz[1];
@@ -441,13 +554,11 @@ impl Problem<'_> {
         d.par_chunks_mut(BLOCK).enumerate().for_each(|(b, chunk)| {
             for (t, di) in chunk.iter_mut().enumerate() {
                 let i = b * BLOCK + t;
-                let rv =
-                    self.family
-                        .derivatives(self.y[i], off[i] + self.re_term(sc, u, i), sc.sigma);
+                let [s, o, df] = rows[i];
                 let lz = self.lz(sc, i);
                 let e = kr[self.group[i] as usize];
                 let w = self.wt(i);
-                *di = w * (-2.0 * rv.s + a_of(i, rv.df) - rv.o * (lz[0] * e[0] + lz[1] * e[1]));
+                *di = w * (-2.0 * s + a_of(i, df) - o * (lz[0] * e[0] + lz[1] * e[1]));
             }
         });
         d

@@ -271,15 +271,28 @@ fn derivatives(profile: &Profile<'_>, chart: Chart, phi: &[f64]) -> Option<Deriv
     let prob = profile.prob;
     let (beta, u) = profile.beta_and_modes();
     let off = prob.linear_predictor(&beta);
-    let at = |ph: &[f64], gradient: bool| {
+    // Each evaluation's modes start from a prediction: the profile's own at
+    // φ, the center's at φ + h e_k, and to O(h²) by extrapolation at φ − h e_k
+    // (2u₀ − u₊) and φ + h(e_a + e_b) (u_a + u_b − u₀).
+    let at = |ph: &[f64], gradient: bool, mut uu: Vec<f64>, predicted: bool| {
         let sc: Scales = chart.scales(profile, ph);
-        let mut uu = u.clone();
-        let ev = prob.evaluate(&sc, &off, &mut uu);
+        let ev = if predicted {
+            prob.evaluate_predicted(&sc, &off, &mut uu)
+        } else {
+            prob.evaluate(&sc, &off, &mut uu)
+        };
         let g = gradient.then(|| prob.gradient(&sc, &off, &uu, &ev));
         (ev.deviance, g, sc, ev, uu)
     };
+    let extrapolate = |a: &[f64], b: &[f64], c: &[f64]| -> Vec<f64> {
+        a.iter()
+            .zip(b)
+            .zip(c)
+            .map(|((a, b), c)| a + b - c)
+            .collect()
+    };
     let (m, p) = (phi.len(), prob.p);
-    let (d0, _, sc0, ev0, u0) = at(phi, false);
+    let (d0, _, sc0, ev0, u0) = at(phi, false, u, true);
     let shifted = |k: usize, h: f64| {
         let mut v = phi.to_vec();
         v[k] += h;
@@ -289,9 +302,12 @@ fn derivatives(profile: &Profile<'_>, chart: Chart, phi: &[f64]) -> Option<Deriv
     let mut dpp = vec![0.0; m * m];
     let mut dbp = vec![0.0; p * m];
     let mut plus = vec![0.0; m];
+    let mut u_plus = Vec::with_capacity(m);
     for k in 0..m {
-        let (dp, gp, ..) = at(&shifted(k, STEP), true);
-        let (dm, gm, ..) = at(&shifted(k, -STEP), true);
+        let (dp, gp, .., up) = at(&shifted(k, STEP), true, u0.clone(), false);
+        let minus_start = extrapolate(&u0, &u0, &up);
+        let (dm, gm, ..) = at(&shifted(k, -STEP), true, minus_start, true);
+        u_plus.push(up);
         let (gp, gm) = (gp.unwrap_or_default(), gm.unwrap_or_default());
         grad[k] = (dp - dm) / (2.0 * STEP);
         dpp[k * m + k] = (dp - 2.0 * d0 + dm) / (STEP * STEP);
@@ -304,7 +320,8 @@ fn derivatives(profile: &Profile<'_>, chart: Chart, phi: &[f64]) -> Option<Deriv
         for b in 0..a {
             let mut v = shifted(a, STEP);
             v[b] += STEP;
-            let value = (at(&v, false).0 - plus[a] - plus[b] + d0) / (STEP * STEP);
+            let start = extrapolate(&u_plus[a], &u_plus[b], &u0);
+            let value = (at(&v, false, start, true).0 - plus[a] - plus[b] + d0) / (STEP * STEP);
             dpp[a * m + b] = value;
             dpp[b * m + a] = value;
         }
