@@ -190,5 +190,46 @@ read -r secs kb < "$OUT/rss_glmm_study.txt"
 printf '   hospital analysis, hierarchical model, 500 hospital-bootstrap replicates at %s: %6.1f s   peak RSS %5.0f MB\n' \
   "$N" "$secs" "$(echo "$kb / 1024" | bc -l)"
 
+echo "== 8. warehouse (#18): the study inside PostgreSQL against pulling its rows (bench/warehouse_study.toml)"
+# Its own PostgreSQL server in a temporary folder on a Unix socket (as the
+# postgres user when run as root: initdb refuses root); WH_N patients loaded
+# with `healthgap synth --to`. The issue's target is WH_N = 10,000,000: ≤ 60 s
+# and ≤ 200 MB client memory in the warehouse.
+WH_N=${WH_N:-10000000}
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1 || true)
+if [ -z "$PGBIN" ]; then
+  apt-get install -y -qq postgresql > /dev/null
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+fi
+PGDIR=$(mktemp -d /tmp/healthgap_bench_pg.XXXXXX)
+RUNAS=()
+if [ "$(id -u)" = 0 ]; then chown postgres "$PGDIR"; RUNAS=(runuser -u postgres --); fi
+"${RUNAS[@]}" mkdir "$PGDIR/sock"
+"${RUNAS[@]}" "$PGBIN/initdb" -D "$PGDIR/data" -U postgres --auth=trust > /dev/null
+"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
+  -o "-k $PGDIR/sock -c listen_addresses='' -c max_wal_size=8GB" start > /dev/null
+stop_pg() { "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast stop > /dev/null || true; rm -rf "$PGDIR"; }
+trap stop_pg EXIT
+URL="postgresql://postgres@${PGDIR//\//%2F}%2Fsock/postgres"
+/usr/bin/time -f "%e %M" -o "$OUT/rss_wh_load.txt" "$BIN" synth --patients "$WH_N" --seed 7 --no-truth \
+  --to "$URL" --table cabg_cohort > /dev/null
+read -r secs kb < "$OUT/rss_wh_load.txt"
+printf '   synth --to: %s patients generated and loaded by COPY in %6.1f s   peak RSS %6.0f MB\n' \
+  "$WH_N" "$secs" "$(echo "$kb / 1024" | bc -l)"
+"${RUNAS[@]}" "$PGBIN/psql" -h "$PGDIR/sock" -U postgres -q -c "VACUUM ANALYZE cabg_cohort" postgres
+sed -e "s#url = \"URL\"#url = \"$URL\"#" bench/warehouse_study.toml > "$OUT/warehouse_study.toml"
+sed -e '/^warehouse = /a allow_row_export = true' "$OUT/warehouse_study.toml" > "$OUT/warehouse_export.toml"
+for variant in study export; do
+  rm -rf "$OUT/warehouse_$variant"
+  /usr/bin/time -f "%e %M" -o "$OUT/rss_wh_$variant.txt" "$BIN" run "$OUT/warehouse_$variant.toml" \
+    --out "$OUT/warehouse_$variant" > /dev/null 2>&1 || true
+  read -r secs kb < "$OUT/rss_wh_$variant.txt"
+  label="in the warehouse (moments only)"; [ "$variant" = export ] && label="rows pulled (allow_row_export)"
+  printf '   %-34s %s patients, OB + Gelbach + hospital FE, 1,000 replicates each: %7.1f s   peak RSS %6.0f MB\n' \
+    "$label" "$WH_N" "$secs" "$(echo "$kb / 1024" | bc -l)"
+done
+stop_pg
+trap - EXIT
+
 echo "== 4. statistical recovery (ignored tests, release)"
 cargo test --release --locked --test integration -- --ignored --nocapture 2>&1 | grep -E "recovery:|coverage over seeds|MI coverage|inside its interval|covered: random|test result"

@@ -191,6 +191,8 @@ type MomentsKey = (usize, Vec<String>, Option<String>);
 
 /// The moment cells of every site, in the sites' order.
 type SiteCells = Arc<Vec<Vec<Cell>>>;
+/// Per site, the cohort query and the moment spec of a pull.
+type Statements = Vec<(CohortQuery, MomentSpec)>;
 
 /// What the counting query returns, per group: the rows, per binary outcome
 /// its (events, rows with the outcome), and per column with missing values
@@ -298,6 +300,12 @@ pub struct WarehouseCohort {
     outcomes: Vec<OutcomeSpec>,
     /// Moments already pulled (per site), by (outcome, design variables).
     cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
+    /// Moments already pulled, by their statements' inputs (per site, the
+    /// cohort query and the moment spec): two analyses whose keys differ but
+    /// whose queries are the same (the care-site analysis and an
+    /// Oaxaca–Blinder decomposition with the hospital absorbed) share one
+    /// pull.
+    pulled: Mutex<Vec<(Statements, SiteCells)>>,
     /// Complete-case counts already made, by (outcome, the variables with
     /// missing values in step order).
     counted: Mutex<Vec<complete_cases::Counted>>,
@@ -364,6 +372,12 @@ fn levels_of(
     }
     Ok(levels)
 }
+
+/// The cohort rows at a site from which its session turns PostgreSQL's JIT
+/// compilation back on (see `Postgres::with_jit`): measured slower at 1M
+/// rows, faster at 10M; the threshold lies between, where the compilation
+/// (a few seconds per statement) is about what it saves.
+const JIT_ROWS: usize = 5_000_000;
 
 /// Connects to every warehouse, and computes the cohort's aggregates (see
 /// the module doc). Nothing is kept of a study one of whose sites fails.
@@ -584,6 +598,9 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
             group_counts(pg, &site.base, plan, &group_values),
         )?;
         site.group_counts = site_counts.rows.clone();
+        if site.group_counts.iter().sum::<usize>() >= JIT_ROWS {
+            at_site(name.as_deref(), pg.with_jit().map_err(anyhow::Error::from))?;
+        }
         counts.add(site_counts);
         if let Some(w) = &spec.weights {
             let weight = Expr::col(w.as_str());
@@ -665,6 +682,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         warnings: merge_warnings,
         outcomes: spec.outcomes.clone(),
         cache: Mutex::new(Vec::new()),
+        pulled: Mutex::new(Vec::new()),
         counted: Mutex::new(Vec::new()),
     })
 }
@@ -1212,7 +1230,7 @@ impl WarehouseCohort {
         {
             return Ok(Arc::clone(cells));
         }
-        let mut per_site = Vec::new();
+        let mut statements = Vec::new();
         for (site, covariates) in self.sites.iter().zip(sql) {
             let mut q = site.base.clone();
             let o = &self.facts.outcomes[outcome];
@@ -1236,16 +1254,45 @@ impl WarehouseCohort {
                 keys.push(Key::Hospital);
             }
             keys.push(Key::Cluster);
-            let in_site = |e: String| failed(format!("{}{e}", site.prefix()));
-            let spec = MomentSpec::all(&q, keys, Some(0)).map_err(|e| in_site(e.to_string()))?;
-            let mut pg = site.pg.lock().map_err(|e| in_site(e.to_string()))?;
-            per_site.push(cell_moments(&mut pg, &q, &spec).map_err(|e| in_site(e.to_string()))?);
+            let spec = MomentSpec::all(&q, keys, Some(0))
+                .map_err(|e| failed(format!("{}{e}", site.prefix())))?;
+            statements.push((q, spec));
         }
-        let cells = Arc::new(per_site);
+        let cells = self.pull(statements)?;
         self.cache
             .lock()
             .map_err(|e| failed(e.to_string()))?
             .push((key, Arc::clone(&cells)));
+        Ok(cells)
+    }
+
+    /// The cells of each site's (cohort query, moment spec), pulled unless
+    /// the same statements were pulled before.
+    fn pull(
+        &self,
+        statements: Vec<(CohortQuery, MomentSpec)>,
+    ) -> Result<SiteCells, DecomposeError> {
+        let failed = |e: String| DecomposeError::Design(format!("warehouse moments: {e}"));
+        if let Some((_, cells)) = self
+            .pulled
+            .lock()
+            .map_err(|e| failed(e.to_string()))?
+            .iter()
+            .find(|(k, _)| *k == statements)
+        {
+            return Ok(Arc::clone(cells));
+        }
+        let mut per_site = Vec::new();
+        for (site, (q, spec)) in self.sites.iter().zip(&statements) {
+            let in_site = |e: String| failed(format!("{}{e}", site.prefix()));
+            let mut pg = site.pg.lock().map_err(|e| in_site(e.to_string()))?;
+            per_site.push(cell_moments(&mut pg, q, spec).map_err(|e| in_site(e.to_string()))?);
+        }
+        let cells = Arc::new(per_site);
+        self.pulled
+            .lock()
+            .map_err(|e| failed(e.to_string()))?
+            .push((statements, Arc::clone(&cells)));
         Ok(cells)
     }
 
