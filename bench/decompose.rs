@@ -25,7 +25,7 @@ use healthgap_synth::{Column as TableColumn, Params, Sample as Generated, Table}
 #[path = "workload.rs"]
 #[allow(dead_code)] // its `columns` is for the models benchmarks
 mod workload;
-use workload::time;
+use workload::{size_and_repeats, time};
 
 /// The standard workload: the canonical covariate columns (name, block,
 /// values), hospital volume and teaching status, the outcome, the groups
@@ -59,11 +59,7 @@ impl Bench<'_> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let repeats: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let (n, repeats) = size_and_repeats(&args);
     let out = args
         .get(2)
         .cloned()

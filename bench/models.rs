@@ -16,15 +16,11 @@ use healthgap_synth::{Column, Params, Sample, Table};
 
 #[path = "workload.rs"]
 mod workload;
-use workload::{columns, time};
+use workload::{columns, size_and_repeats, time};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let repeats: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let (n, repeats) = size_and_repeats(&args);
     let out = args
         .get(2)
         .cloned()

@@ -5,6 +5,17 @@ use std::time::Instant;
 
 use healthgap_synth::Sample;
 
+/// The benchmarks' first two arguments: the patients (default 1,000,000)
+/// and the repetitions whose median is reported (default 3).
+pub fn size_and_repeats(args: &[String]) -> (usize, usize) {
+    let n = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let repeats = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    (n, repeats)
+}
+
 /// The 29 regressors (besides the constant) of the benchmark design.
 pub fn columns(sample: &Sample) -> Vec<(String, Vec<f64>)> {
     let ps = &sample.patients;

@@ -185,10 +185,6 @@ enum Kind {
 /// Each variable's name, block and coding.
 type Variables = Vec<(String, String, Kind)>;
 
-/// The moments of one outcome (its index) over one variable list with its
-/// absorbed variable.
-type MomentsKey = (usize, Vec<String>, Option<String>);
-
 /// The moment cells of every site, in the sites' order.
 type SiteCells = Arc<Vec<Vec<Cell>>>;
 /// Per site, the cohort query and the moment spec of a pull.
@@ -298,13 +294,11 @@ pub struct WarehouseCohort {
     warnings: Vec<String>,
     /// The outcomes as declared (in the order of `facts.outcomes`).
     outcomes: Vec<OutcomeSpec>,
-    /// Moments already pulled (per site), by (outcome, design variables).
-    cache: Mutex<Vec<(MomentsKey, SiteCells)>>,
     /// Moments already pulled, by their statements' inputs (per site, the
-    /// cohort query and the moment spec): two analyses whose keys differ but
-    /// whose queries are the same (the care-site analysis and an
-    /// Oaxaca–Blinder decomposition with the hospital absorbed) share one
-    /// pull.
+    /// cohort query and the moment spec): analyses with the same outcome,
+    /// variables and absorbed variable, and also those whose queries
+    /// coincide otherwise (the care-site analysis and an Oaxaca–Blinder
+    /// decomposition with the hospital absorbed), share one pull.
     pulled: Mutex<Vec<(Statements, SiteCells)>>,
     /// Complete-case counts already made, by (outcome, the variables with
     /// missing values in step order).
@@ -681,7 +675,6 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         missing,
         warnings: merge_warnings,
         outcomes: spec.outcomes.clone(),
-        cache: Mutex::new(Vec::new()),
         pulled: Mutex::new(Vec::new()),
         counted: Mutex::new(Vec::new()),
     })
@@ -1207,7 +1200,8 @@ impl WarehouseCohort {
     }
 
     /// The cells of every group over `variables` and outcome `outcome`, per
-    /// site (pulled once, then shared by the comparisons and analyses).
+    /// site (pulled once, then shared by the comparisons and analyses: see
+    /// [`WarehouseCohort::pull`]).
     fn moments(
         &self,
         outcome: usize,
@@ -1215,21 +1209,7 @@ impl WarehouseCohort {
         cov: &Covariates,
         sql: Vec<Vec<Covariate>>,
     ) -> Result<SiteCells, DecomposeError> {
-        let key = (
-            outcome,
-            variables.to_vec(),
-            cov.absorbed.as_ref().map(|a| a.variable.clone()),
-        );
         let failed = |e: String| DecomposeError::Design(format!("warehouse moments: {e}"));
-        if let Some((_, cells)) = self
-            .cache
-            .lock()
-            .map_err(|e| failed(e.to_string()))?
-            .iter()
-            .find(|(k, _)| *k == key)
-        {
-            return Ok(Arc::clone(cells));
-        }
         let mut statements = Vec::new();
         for (site, covariates) in self.sites.iter().zip(sql) {
             let mut q = site.base.clone();
@@ -1258,12 +1238,7 @@ impl WarehouseCohort {
                 .map_err(|e| failed(format!("{}{e}", site.prefix())))?;
             statements.push((q, spec));
         }
-        let cells = self.pull(statements)?;
-        self.cache
-            .lock()
-            .map_err(|e| failed(e.to_string()))?
-            .push((key, Arc::clone(&cells)));
-        Ok(cells)
+        self.pull(statements)
     }
 
     /// The cells of each site's (cohort query, moment spec), pulled unless

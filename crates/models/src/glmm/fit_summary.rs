@@ -341,7 +341,7 @@ fn phi_gradient(prob: &Problem<'_>, opt: &Optimum, phi: &[f64], u: &[f64]) -> Ve
                 .evaluate(&scales_of(prob, opt.identity, &v), &off, &mut plus)
                 .deviance;
             v[k] -= 2.0 * STEP_PHI;
-            let mut minus: Vec<f64> = u.iter().zip(&plus).map(|(a, b)| 2.0 * a - b).collect();
+            let mut minus = super::objective::extrapolated_modes(u, u, &plus);
             let dm = prob
                 .evaluate_predicted(&scales_of(prob, opt.identity, &v), &off, &mut minus)
                 .deviance;

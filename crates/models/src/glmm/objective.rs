@@ -291,10 +291,7 @@ impl Problem<'_> {
             for g in 0..self.groups {
                 let s = &sums[g * 5..(g + 1) * 5];
                 let ug = &mut u[g * q..(g + 1) * q];
-                let k = [1.0 + s[2], s[3], 1.0 + s[4]];
-                let grad = [s[0] - ug[0], if q == 2 { s[1] - ug[1] } else { 0.0 }];
-                let step = solve(&k, q, grad);
-                let decrement = grad[0] * step[0] + grad[1] * step[1];
+                let (_, step, decrement) = newton_step(q, [s[0], s[1]], [s[2], s[3], s[4]], ug);
                 if !decrement.is_finite() || decrement > 4.0 * prev_dec[g] {
                     // The last step went too far: halve it.
                     for (a, b) in ug.iter_mut().zip(&prev_u[g * q..(g + 1) * q]) {
@@ -335,6 +332,7 @@ impl Problem<'_> {
 
     /// The logit's last pass: at u (decrement below 1e-8 at the previous
     /// pass) ℓ, the scores, O = Σ o (Λ'z)(Λ'z)' and T = Σ f' (Λ'z)⊗(Λ'z)⊗(Λ'z)
+    /// (the logit's observed and Fisher weights coincide, so K = H)
     /// per group, then the last Newton step δ = K⁻¹(S − u) with decrement
     /// λ = (S − u)'δ, and at u + δ:
     /// g_h = ℓ − ½|u|² + ½λ (exact to O(|δ|³)), K_h = H_h = I + O + Σ_c T_··c δ_c
@@ -349,18 +347,18 @@ impl Problem<'_> {
     ) -> Option<(Vec<f64>, Vec<Sym>, Vec<Sym>)> {
         let q = self.q();
         let sums = self.group_sums(10, |i, acc| {
-            let eta = off[i] + self.re_term(sc, u, i);
-            let (l, score, o) = Link::Logit.row(self.y[i], eta);
-            let df = o * (1.0 - 2.0 * (self.y[i] - score));
+            let r = self
+                .family
+                .row(self.y[i], off[i] + self.re_term(sc, u, i), sc.sigma);
             let w = self.wt(i);
             let [a, b] = self.lz(sc, i);
-            acc[0] += w * l;
-            acc[1] += w * score * a;
-            acc[2] += w * score * b;
-            acc[3] += w * o * a * a;
-            acc[4] += w * o * a * b;
-            acc[5] += w * o * b * b;
-            let t = w * df;
+            acc[0] += w * r.l;
+            acc[1] += w * r.s * a;
+            acc[2] += w * r.s * b;
+            acc[3] += w * r.o * a * a;
+            acc[4] += w * r.o * a * b;
+            acc[5] += w * r.o * b * b;
+            let t = w * r.df;
             acc[6] += t * a * a * a;
             acc[7] += t * a * a * b;
             acc[8] += t * a * b * b;
@@ -372,10 +370,7 @@ impl Problem<'_> {
         for g in 0..self.groups {
             let s = &sums[g * 10..(g + 1) * 10];
             let ug = &mut u[g * q..(g + 1) * q];
-            let k = [1.0 + s[3], s[4], 1.0 + s[5]];
-            let grad = [s[1] - ug[0], if q == 2 { s[2] - ug[1] } else { 0.0 }];
-            let d = solve(&k, q, grad);
-            let decrement = grad[0] * d[0] + grad[1] * d[1];
+            let (k, d, decrement) = newton_step(q, [s[1], s[2]], [s[3], s[4], s[5]], ug);
             quadratic &= decrement.is_finite() && decrement <= 1e-14 * (1.0 + s[3] + s[5]);
             let uu: f64 = ug.iter().map(|v| v * v).sum();
             objs.push(s[0] - 0.5 * uu + 0.5 * decrement);
@@ -763,6 +758,27 @@ pub(crate) fn inverse(m: &Sym, q: usize) -> Sym {
     }
     let det = m[0] * m[2] - m[1] * m[1];
     [m[2] / det, -m[1] / det, m[0] / det]
+}
+
+/// Modes predicted to O(h²) by linear extrapolation, a + b − c (2u₀ − u₊ at
+/// φ − h e_k from the modes at φ and φ + h e_k; u_a + u_b − u₀ at
+/// φ + h(e_a + e_b)), to start [`Problem::evaluate_predicted`] from.
+pub(super) fn extrapolated_modes(a: &[f64], b: &[f64], c: &[f64]) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .zip(c)
+        .map(|((a, b), c)| a + b - c)
+        .collect()
+}
+
+/// One group's Newton step for its conditional mode u_h: from the score sums
+/// S = Σ w ℓ' Λ'z and O = Σ w o (Λ'z)(Λ'z)', K = I + O, the gradient S − u,
+/// the step K⁻¹(S − u) and its decrement (S − u)'K⁻¹(S − u).
+fn newton_step(q: usize, score: [f64; 2], o: Sym, u: &[f64]) -> (Sym, [f64; 2], f64) {
+    let k = [1.0 + o[0], o[1], 1.0 + o[2]];
+    let grad = [score[0] - u[0], if q == 2 { score[1] - u[1] } else { 0.0 }];
+    let step = solve(&k, q, grad);
+    (k, step, grad[0] * step[0] + grad[1] * step[1])
 }
 
 /// M⁻¹v for a 1 × 1 or 2 × 2 symmetric matrix.

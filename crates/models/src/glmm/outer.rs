@@ -27,7 +27,7 @@
 //! quadratically. The end point and its derivatives are returned on L22.
 
 use super::fit::Profile;
-use super::objective::Scales;
+use super::objective::{Scales, extrapolated_modes};
 use crate::linalg::{COLLINEARITY_TOL, mat_vec, ranked_inverse};
 
 /// Step of the differences in φ.
@@ -200,13 +200,8 @@ impl Chart {
         converged: bool,
         last: Option<Derivatives>,
     ) -> NewtonEnd {
-        let l22 = if self == Chart::LogSlope {
-            psi[2].exp()
-        } else {
-            1.0
-        };
         let last = match (self, last) {
-            (Chart::LogSlope, Some(d)) => Some(d.on_slope_scale(l22)),
+            (Chart::LogSlope, Some(d)) => Some(d.on_slope_scale(psi[2].exp())),
             (_, d) => d,
         };
         NewtonEnd {
@@ -284,13 +279,6 @@ fn derivatives(profile: &Profile<'_>, chart: Chart, phi: &[f64]) -> Option<Deriv
         let g = gradient.then(|| prob.gradient(&sc, &off, &uu, &ev));
         (ev.deviance, g, sc, ev, uu)
     };
-    let extrapolate = |a: &[f64], b: &[f64], c: &[f64]| -> Vec<f64> {
-        a.iter()
-            .zip(b)
-            .zip(c)
-            .map(|((a, b), c)| a + b - c)
-            .collect()
-    };
     let (m, p) = (phi.len(), prob.p);
     let (d0, _, sc0, ev0, u0) = at(phi, false, u, true);
     let shifted = |k: usize, h: f64| {
@@ -305,7 +293,7 @@ fn derivatives(profile: &Profile<'_>, chart: Chart, phi: &[f64]) -> Option<Deriv
     let mut u_plus = Vec::with_capacity(m);
     for k in 0..m {
         let (dp, gp, .., up) = at(&shifted(k, STEP), true, u0.clone(), false);
-        let minus_start = extrapolate(&u0, &u0, &up);
+        let minus_start = extrapolated_modes(&u0, &u0, &up);
         let (dm, gm, ..) = at(&shifted(k, -STEP), true, minus_start, true);
         u_plus.push(up);
         let (gp, gm) = (gp.unwrap_or_default(), gm.unwrap_or_default());
@@ -320,7 +308,7 @@ fn derivatives(profile: &Profile<'_>, chart: Chart, phi: &[f64]) -> Option<Deriv
         for b in 0..a {
             let mut v = shifted(a, STEP);
             v[b] += STEP;
-            let start = extrapolate(&u_plus[a], &u_plus[b], &u0);
+            let start = extrapolated_modes(&u_plus[a], &u_plus[b], &u0);
             let value = (at(&v, false, start, true).0 - plus[a] - plus[b] + d0) / (STEP * STEP);
             dpp[a * m + b] = value;
             dpp[b * m + a] = value;
