@@ -303,6 +303,10 @@ pub struct WarehouseCohort {
     /// Complete-case counts already made, by (outcome, the variables with
     /// missing values in step order).
     counted: Mutex<Vec<complete_cases::Counted>>,
+    /// The outcomes whose moments are pulled together (indices into
+    /// `outcomes`, ascending): those some analysis uses that have no missing
+    /// value, hence the same complete cases over any variables.
+    together: Vec<usize>,
 }
 
 /// The text of one value of a result column, as the loader writes levels.
@@ -663,6 +667,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
             })
             .collect(),
     };
+    let together = outcomes_together(plan, &missing);
     Ok(WarehouseCohort {
         sites,
         group_values,
@@ -674,10 +679,26 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         min_cell: plan.min_cell,
         missing,
         warnings: merge_warnings,
+        together,
         outcomes: spec.outcomes.clone(),
         pulled: Mutex::new(Vec::new()),
         counted: Mutex::new(Vec::new()),
     })
+}
+
+/// The outcomes some analysis uses that have no missing value (indices into
+/// `[outcomes]`): with the same complete cases over any variables, one
+/// moment set holds all of them, and the products of the design columns,
+/// most of a pass's work, are computed once.
+fn outcomes_together(plan: &Plan, missing: &[(String, Vec<usize>)]) -> Vec<usize> {
+    plan.cohort
+        .outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| plan.analyses.iter().any(|a| a.outcomes.contains(&o.name)))
+        .filter(|(_, o)| missing.iter().all(|(m, _)| *m != o.name))
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// The clusters keyed per site, in natural order of the value, then the
@@ -1201,7 +1222,9 @@ impl WarehouseCohort {
 
     /// The cells of every group over `variables` and outcome `outcome`, per
     /// site (pulled once, then shared by the comparisons and analyses: see
-    /// [`WarehouseCohort::pull`]).
+    /// [`WarehouseCohort::pull`]). An outcome without missing values is
+    /// pulled with the others of [`WarehouseCohort::together`] and its own
+    /// moments are selected from the set.
     fn moments(
         &self,
         outcome: usize,
@@ -1210,13 +1233,22 @@ impl WarehouseCohort {
         sql: Vec<Vec<Covariate>>,
     ) -> Result<SiteCells, DecomposeError> {
         let failed = |e: String| DecomposeError::Design(format!("warehouse moments: {e}"));
+        let pulled = if self.together.contains(&outcome) {
+            self.together.clone()
+        } else {
+            vec![outcome]
+        };
         let mut statements = Vec::new();
+        let mut design = 0;
         for (site, covariates) in self.sites.iter().zip(sql) {
             let mut q = site.base.clone();
-            let o = &self.facts.outcomes[outcome];
+            let value = |k: usize| {
+                let o = &self.outcomes[k];
+                outcome_value(self.column(site, &o.name), o)
+            };
             q.outcomes = vec![Outcome {
-                name: o.name.clone(),
-                expr: outcome_value(self.column(site, &o.name), &self.outcomes[outcome]),
+                name: self.outcomes[pulled[0]].name.clone(),
+                expr: value(pulled[0]),
             }];
             q.cluster = Some(self.column(site, &self.cluster_name));
             q.hospital = cov
@@ -1224,6 +1256,16 @@ impl WarehouseCohort {
                 .as_ref()
                 .map(|a| self.column(site, &a.variable));
             q.covariates = covariates;
+            design = q
+                .design_columns()
+                .map_err(|e| failed(format!("{}{e}", site.prefix())))?
+                .len();
+            // The other outcomes as design columns after the covariates.
+            q.covariates
+                .extend(pulled[1..].iter().map(|&k| Covariate::Numeric {
+                    name: self.outcomes[k].name.clone(),
+                    expr: value(k),
+                }));
             let mut names: Vec<&str> = variables.iter().map(String::as_str).collect();
             names.extend(cov.absorbed.as_ref().map(|a| a.variable.as_str()));
             if let Some(step) = self.complete_step(site, &names) {
@@ -1238,7 +1280,29 @@ impl WarehouseCohort {
                 .map_err(|e| failed(format!("{}{e}", site.prefix())))?;
             statements.push((q, spec));
         }
-        self.pull(statements)
+        let cells = self.pull(statements)?;
+        if pulled.len() == 1 {
+            return Ok(cells);
+        }
+        // v = (x_1, …, x_p, the other outcomes, the first outcome).
+        let at = match pulled.iter().position(|&k| k == outcome) {
+            Some(0) | None => design + pulled.len() - 1,
+            Some(i) => design + i - 1,
+        };
+        let vars: Vec<usize> = (0..design).chain([at]).collect();
+        Ok(Arc::new(
+            cells
+                .iter()
+                .map(|site| {
+                    site.iter()
+                        .map(|c| Cell {
+                            keys: c.keys.clone(),
+                            moments: c.moments.select(&vars),
+                        })
+                        .collect()
+                })
+                .collect(),
+        ))
     }
 
     /// The cells of each site's (cohort query, moment spec), pulled unless

@@ -381,6 +381,22 @@ impl CellMoments {
         self.products[self.packed(a, b)]
     }
 
+    /// The moments of the variables `vars` (positions among this cell's
+    /// variables, in the new order): Σw·v_vars[a] and Σw·v_vars[a]·v_vars[b].
+    pub fn select(&self, vars: &[usize]) -> CellMoments {
+        let mut out = CellMoments::zeros(vars.len());
+        out.count = self.count;
+        out.sum_w = self.sum_w;
+        for (a, &i) in vars.iter().enumerate() {
+            out.sums[a] = self.sums[i];
+            for (b, &j) in vars.iter().enumerate().skip(a) {
+                let k = out.packed(a, b);
+                out.products[k] = self.product(i, j);
+            }
+        }
+        out
+    }
+
     /// Stores the value of one query column; `p` is the number of design
     /// columns (Y is variable p).
     pub fn record(&mut self, kind: MomentKind, value: f64, p: usize) {

@@ -171,3 +171,27 @@ fn centred_moments_uncentre_to_the_raw_moments() {
         assert!(total.abs() < 1e-9, "{total}");
     }
 }
+
+#[test]
+fn selected_moments_are_those_of_the_selected_variables() {
+    let mut cohort = common::wide(2);
+    cohort.hospital = None;
+    cohort.cluster = None;
+    let spec = MomentSpec::all(&cohort, vec![Key::Group], Some(0)).unwrap();
+    let p = spec.x.len();
+    let queries = moment_queries(&cohort, &spec, Dialect::DuckDb, None).unwrap();
+    let cells = evaluate(&queries, p, &[0.0; 3]);
+    // (x2, y) and the reversed (y, x1): each entry is the matching original.
+    for (vars, expect) in [(vec![1, 2], [1, 2]), (vec![2, 0], [2, 0])] {
+        for c in cells.values() {
+            let s = c.select(&vars);
+            assert_eq!((s.count, s.sum_w), (c.count, c.sum_w));
+            assert_eq!(s.sums, vec![c.sums[expect[0]], c.sums[expect[1]]]);
+            for a in 0..2 {
+                for b in 0..2 {
+                    assert_eq!(s.product(a, b), c.product(expect[a], expect[b]));
+                }
+            }
+        }
+    }
+}
