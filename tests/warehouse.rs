@@ -876,25 +876,52 @@ fn row_needing_methods_are_refused_inside_the_warehouse() {
     assert!(err.contains("[design] cluster is not set"), "{err}");
 }
 
-/// A categorical level that `[data] na_values` lists (`NA`) is a missing
-/// value, as the loader reads it: refused in the warehouse, with the fix.
+/// Texts that `[data] na_values` lists are missing values inside the
+/// warehouse as on rows: a categorical level (`uninsured`, also in a
+/// filter, where NULL's three-valued logic applies) and `NA` in another
+/// categorical; every number equals the exported rows' study.
 #[test]
 fn na_values_in_the_warehouse_are_missing_values() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
     let dir = Dir::new();
-    load_synthetic(&dir, &server, 500);
-    let warehouse = format!(
-        "warehouse = {{ engine = \"postgres\", url = \"{}\", table = \"public.cabg\", password_env = \"{VAR}\" }}\nna_values = [\"uninsured\"]",
-        server.url()
-    );
-    let config = moment_study(&warehouse);
-    std::fs::write(dir.join("na.toml"), config).unwrap();
-    let out = run_with_password(&dir, &server, &["check", "na.toml"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    load_synthetic(&dir, &server, 4000);
+    let mut pg = connect(&server);
+    // "NA" in a second categorical column (status: elective, urgent, emergent).
+    pg.query("UPDATE public.cabg SET status = 'NA' WHERE MOD(hospital_id * 7 + age, 11) = 0")
+        .unwrap();
+    let with_na = |data: &str| {
+        moment_study(&format!("{data}\nna_values = [\"uninsured\", \"NA\"]")).replace(
+            "filters = [\"age >= 40\"]",
+            "filters = [\"age >= 40\", \"insurance != 'medicare' or female == 1\"]",
+        )
+    };
+    let (rows, moments) = exported_and_moments(&dir, &server, &with_na, 0);
+    assert_same_numbers(&rows, &moments, 200);
+    for (r, m) in rows["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(moments["analyses"].as_array().unwrap())
+    {
+        assert_eq!(r["attrition"], m["attrition"], "{}", m["id"]);
+        assert_eq!(r["n"], m["n"], "{}", m["id"]);
+    }
+    // The texts were missing values: other complete cases than without them.
+    std::fs::write(
+        dir.join("plain.toml"),
+        with_na(&pooled_table(&server)).replace("\"uninsured\", \"NA\"", "\"NA\""),
+    )
+    .unwrap();
+    let ran = run_with_password(&dir, &server, &["run", "plain.toml", "--out", "plain_out"]);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    let plain = results(&dir, "plain_out");
+    assert_ne!(moments["analyses"][1]["n"], plain["analyses"][1]["n"]);
+    assert_ne!(moments["cohort"], plain["cohort"]);
+    // Only counts and moments left the warehouse; the statements name the texts.
+    let queries = moments["data"]["warehouse"]["queries"].to_string();
     assert!(
-        err.contains("`insurance` holds `uninsured`, a missing value by [data] na_values"),
-        "{err}"
+        queries.contains("IN ('uninsured', 'NA') THEN NULL"),
+        "{queries}"
     );
 }
 

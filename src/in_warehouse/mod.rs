@@ -48,8 +48,8 @@ use healthgap_models::moments::ClusterMoments;
 use healthgap_report::suppress::{self, Disclosure};
 use healthgap_report::{GroupCount, OutcomeInfo, SiteInfo, WarehouseInfo};
 use healthgap_sql::{
-    CellMoments, CohortQuery, Covariate, Dialect, Expr, Key, Literal, MomentSpec, Outcome,
-    ResultSet, Values,
+    CellMoments, CohortQuery, Covariate, Dialect, Expr, Key, Literal, MissingTexts, MomentSpec,
+    Outcome, ResultSet, Values,
 };
 use healthgap_warehouse::Postgres;
 use healthgap_warehouse::moments::{Cell, cell_moments};
@@ -341,34 +341,64 @@ fn literal(values: &Values, level: &str) -> Result<Literal> {
 }
 
 /// The levels of `column` in the cohort and their rows (NULL, a missing
-/// value, included). A text level that `[data] na_values` lists is a
-/// missing value for the loader, refused here (only NULL is read as
-/// missing).
+/// value, included; a text `[data] na_values` lists is NULL, see
+/// [`missing_texts`]).
 fn levels_of(
     pg: &mut Postgres,
     base: &CohortQuery,
     column: &str,
-    na_values: &[String],
-    export: &str,
 ) -> Result<Vec<(Option<String>, usize)>> {
     let rs = pg.query(&base.levels_query(D, &Expr::col(column))?)?;
     let (level, n) = (&rs.columns[0].1, &rs.columns[1].1);
-    let levels: Vec<(Option<String>, usize)> = (0..rs.rows())
+    Ok((0..rs.rows())
         .map(|r| (text(level, r), count(n, r)))
-        .collect();
-    if matches!(level, Values::Text(_))
-        && let Some(na) = levels
-            .iter()
-            .filter_map(|(l, _)| l.as_ref())
-            .find(|l| na_values.contains(l))
-    {
-        bail!(
-            "`{column}` holds `{na}`, a missing value by [data] na_values: the in-warehouse path \
-             reads only NULL as missing (each analysis then takes its complete cases); store \
-             those values as NULL, filter those rows out in [cohort] filters, or {export}"
-        );
+        .collect())
+}
+
+/// The text columns the analyses use (outcomes, weights, variables, the
+/// cluster: those the loader reads `[data] na_values` in) that hold one of
+/// the `na_values` somewhere in the table, found by one counting query; the
+/// cohort query then reads those texts as NULL everywhere, as the loader
+/// does on rows before the filters.
+fn missing_texts(plan: &Plan, site: &mut Site) -> Result<Option<MissingTexts>> {
+    let spec = &plan.cohort;
+    if spec.na_values.is_empty() {
+        return Ok(None);
     }
-    Ok(levels)
+    let mut used: Vec<&str> = spec.outcomes.iter().map(|o| o.name.as_str()).collect();
+    used.extend(spec.weights.as_deref());
+    used.extend(spec.variables.iter().map(|v| v.name.as_str()));
+    used.extend(spec.cluster.as_deref());
+    let mut text_columns: Vec<String> = Vec::new();
+    for c in used {
+        if plan.site_column.as_deref() != Some(c)
+            && matches!(site.type_of(c)?, Values::Text(_))
+            && !text_columns.iter().any(|t| t == c)
+        {
+            text_columns.push(c.to_string());
+        }
+    }
+    if text_columns.is_empty() {
+        return Ok(None);
+    }
+    let values: Vec<Literal> = spec
+        .na_values
+        .iter()
+        .map(|v| Literal::Str(v.clone()))
+        .collect();
+    let conditions: Vec<Expr> = text_columns
+        .iter()
+        .map(|c| Expr::col(c.as_str()).in_list(values.clone()))
+        .collect();
+    let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+    let rs = pg.query(&site.base.source_count_query(D, &conditions)?)?;
+    let columns: Vec<String> = text_columns
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| count(&rs.columns[*k].1, 0) > 0)
+        .map(|(_, c)| c)
+        .collect();
+    Ok((!columns.is_empty()).then_some(MissingTexts { columns, values }))
 }
 
 /// The cohort rows at a site from which its session turns PostgreSQL's JIT
@@ -432,6 +462,7 @@ fn open_site(
         rows_read: 0,
         group_counts: Vec::new(),
     };
+    site.base.missing_texts = missing_texts(plan, &mut site)?;
     let group_type = site.type_of(&spec.group_column)?;
     let group_literals = group_values
         .iter()
@@ -516,7 +547,6 @@ fn site_levels(
     site: &mut Site,
     cluster_name: &str,
     kinds: &[VarKind],
-    export: &str,
 ) -> Result<SiteLevelCounts> {
     let spec = &plan.cohort;
     // The site column holds the site's name on its every row.
@@ -532,7 +562,7 @@ fn site_levels(
     let cluster_levels = if own(cluster_name) {
         Vec::new()
     } else {
-        levels_of(pg, &site.base, cluster_name, &spec.na_values, export)?
+        levels_of(pg, &site.base, cluster_name)?
     };
     for (level, _) in cluster_levels {
         clusters.push(level.ok_or_else(|| {
@@ -552,7 +582,7 @@ fn site_levels(
                     .collect(),
             ),
             VarKind::Categorical { .. } => Some(
-                levels_of(pg, &site.base, &v.name, &spec.na_values, export)?
+                levels_of(pg, &site.base, &v.name)?
                     .into_iter()
                     .filter_map(|(l, n)| l.map(|l| (l, n)))
                     .collect(),
@@ -567,7 +597,6 @@ fn site_levels(
 
 fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
     let spec = &plan.cohort;
-    let export = export(plan);
     let mut group_values = vec![spec.reference.clone()];
     group_values.extend(spec.compare.iter().cloned());
     let mut sites = Vec::new();
@@ -607,7 +636,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         }
         let l = at_site(
             name.as_deref(),
-            site_levels(plan, site, &cluster_name, &kinds, export),
+            site_levels(plan, site, &cluster_name, &kinds),
         )?;
         levels.push(l);
     }
@@ -616,10 +645,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         for site in &mut sites {
             let name = site.name.clone();
             let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
-            let levels = at_site(
-                name.as_deref(),
-                levels_of(pg, &site.base, &o.name, &[], export),
-            )?;
+            let levels = at_site(name.as_deref(), levels_of(pg, &site.base, &o.name))?;
             values.extend(levels.into_iter().filter_map(|(l, _)| l));
         }
         check_event_values(o, &values)?;

@@ -113,6 +113,19 @@ pub struct CohortQuery {
     pub cluster: Option<Expr>,
     /// The covariates, in design order.
     pub covariates: Vec<Covariate>,
+    /// Columns whose listed texts are missing values (`[data] na_values`):
+    /// every expression of the cohort reads such a column as `CASE WHEN c
+    /// IN (…) THEN NULL ELSE c END`, in the steps, the keys and the moments.
+    pub missing_texts: Option<MissingTexts>,
+}
+
+/// Texts read as NULL in some columns of the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingTexts {
+    /// The columns (text columns of the source).
+    pub columns: Vec<String>,
+    /// The texts (at least one).
+    pub values: Vec<Literal>,
 }
 
 fn level_text(l: &Literal) -> String {
@@ -140,7 +153,26 @@ impl CohortQuery {
             hospital: None,
             cluster: None,
             covariates: Vec::new(),
+            missing_texts: None,
         }
+    }
+
+    /// `e` as the cohort reads it: each column of
+    /// [`CohortQuery::missing_texts`] through `CASE WHEN c IN (…) THEN NULL
+    /// ELSE c END`.
+    pub fn read(&self, e: &Expr) -> Expr {
+        let Some(m) = &self.missing_texts else {
+            return e.clone();
+        };
+        e.map_columns(&|c| {
+            m.columns.iter().any(|n| n == c).then(|| Expr::Case {
+                whens: vec![(
+                    Expr::col(c).in_list(m.values.clone()),
+                    Expr::Lit(Literal::Null),
+                )],
+                otherwise: Some(Box::new(Expr::col(c))),
+            })
+        })
     }
 
     /// Appends the step of one `[cohort] filters` string.
@@ -255,7 +287,7 @@ impl CohortQuery {
         let conds = self
             .steps
             .iter()
-            .map(|s| s.condition.render_condition(d))
+            .map(|s| self.read(&s.condition).render_condition(d))
             .collect::<Result<Vec<_>, _>>()?;
         if conds.is_empty() {
             return Ok(String::new());
@@ -292,7 +324,7 @@ impl CohortQuery {
             .map(|(alias, e)| {
                 Ok(format!(
                     "    {} AS {}",
-                    e.render_value(d)?,
+                    self.read(e).render_value(d)?,
                     d.quote_ident(alias)?
                 ))
             })
@@ -316,7 +348,7 @@ impl CohortQuery {
         }];
         let mut conds: Vec<String> = Vec::new();
         for (k, s) in self.steps.iter().enumerate() {
-            conds.push(s.condition.render_condition(d)?);
+            conds.push(self.read(&s.condition).render_condition(d)?);
             let alias = format!("n{}", k + 1);
             items.push(format!(
                 "  COUNT(CASE WHEN {} THEN 1 END) AS {}",
@@ -371,6 +403,7 @@ impl CohortQuery {
             .group
             .as_ref()
             .ok_or_else(|| SqlError::Spec("a count query needs the cohort's group".into()))?;
+        let group = self.read(group);
         let g = d.quote_ident(GROUP)?;
         let mut items = vec![
             format!("  {} AS {g}", group.render_value(d)?),
@@ -379,7 +412,7 @@ impl CohortQuery {
         for (k, c) in conditions.iter().enumerate() {
             items.push(format!(
                 "  COUNT(CASE WHEN {} THEN 1 END) AS {}",
-                c.render_condition(d)?,
+                self.read(c).render_condition(d)?,
                 d.quote_ident(&format!("c{}", k + 1))?
             ));
         }
@@ -393,11 +426,41 @@ impl CohortQuery {
         ))
     }
 
+    /// Counts over every row of the source, before any step and reading the
+    /// columns as they are (without [`CohortQuery::missing_texts`]): one row
+    /// whose column `c<k>` counts the rows where the k-th of `conditions`
+    /// holds.
+    ///
+    /// Errors: no condition, or a condition that cannot be rendered.
+    pub fn source_count_query(&self, d: Dialect, conditions: &[Expr]) -> Result<String, SqlError> {
+        if conditions.is_empty() {
+            return Err(SqlError::Spec(
+                "a count query needs at least one condition".into(),
+            ));
+        }
+        let items = conditions
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                Ok(format!(
+                    "  COUNT(CASE WHEN {} THEN 1 END) AS {}",
+                    c.render_condition(d)?,
+                    d.quote_ident(&format!("c{}", k + 1))?
+                ))
+            })
+            .collect::<Result<Vec<_>, SqlError>>()?;
+        Ok(format!(
+            "SELECT\n{}\nFROM {}",
+            items.join(",\n"),
+            d.quote_table(&self.source)?
+        ))
+    }
+
     /// The levels of `value` in the cohort (after every step) and their
     /// rows: columns `level` and `n`, one row per level (NULL included),
     /// ordered by the level.
     pub fn levels_query(&self, d: Dialect, value: &Expr) -> Result<String, SqlError> {
-        let v = value.render_value(d)?;
+        let v = self.read(value).render_value(d)?;
         Ok(format!(
             "SELECT\n  {v} AS {},\n  COUNT(*) AS {}\nFROM {}{}\nGROUP BY {v}\nORDER BY {v}",
             d.quote_ident("level")?,
@@ -493,5 +556,46 @@ mod tests {
             "SELECT\n  COUNT(*) AS \"n0\",\n  COUNT(CASE WHEN \"age\" >= 18 THEN 1 END) AS \"n1\",\n  COUNT(CASE WHEN \"age\" >= 18 AND \"adi\" IS NOT NULL THEN 1 END) AS \"n2\"\nFROM \"t\""
         );
         assert_eq!(a.columns[2].label, "adi is not null");
+    }
+
+    #[test]
+    fn missing_texts_are_read_as_null_everywhere_but_the_source_count() {
+        let mut q = CohortQuery::new(TableName::table("t"))
+            .filter("ins != 'x'")
+            .expect("a filter");
+        q.missing_texts = Some(MissingTexts {
+            columns: vec!["ins".into()],
+            values: vec![Literal::Str("N'A".into())],
+        });
+        let read = "CASE WHEN \"ins\" IN ('N''A') THEN NULL ELSE \"ins\" END";
+        let levels = q
+            .levels_query(Dialect::Postgres, &Expr::col("ins"))
+            .expect("levels");
+        assert_eq!(
+            levels,
+            format!(
+                "SELECT\n  {read} AS \"level\",\n  COUNT(*) AS \"n\"\nFROM \"t\"\nWHERE {read} <> 'x'\nGROUP BY {read}\nORDER BY {read}"
+            )
+        );
+        let a = q.attrition_query(Dialect::Postgres).expect("attrition");
+        assert!(
+            a.sql.contains(&format!("WHEN {read} <> 'x' THEN 1")),
+            "{}",
+            a.sql
+        );
+        // Other columns are read as they are.
+        assert_eq!(q.read(&Expr::col("age")), Expr::col("age"));
+        // The probe counts the texts themselves, over every row.
+        let probe = q
+            .source_count_query(
+                Dialect::Postgres,
+                &[Expr::col("ins").in_list(vec![Literal::Str("NA".into())])],
+            )
+            .expect("probe");
+        assert_eq!(
+            probe,
+            "SELECT\n  COUNT(CASE WHEN \"ins\" IN ('NA') THEN 1 END) AS \"c1\"\nFROM \"t\""
+        );
+        assert!(q.source_count_query(Dialect::Postgres, &[]).is_err());
     }
 }

@@ -212,6 +212,38 @@ impl Expr {
         )
     }
 
+    /// The expression with each column `c` replaced by `by(c)` where that
+    /// is `Some` (e.g. a column read through `CASE WHEN c IN (…) THEN NULL
+    /// ELSE c END`).
+    pub fn map_columns(&self, by: &dyn Fn(&str) -> Option<Expr>) -> Expr {
+        let map = |e: &Expr| Box::new(e.map_columns(by));
+        match self {
+            Expr::Column(c) => by(c).unwrap_or_else(|| self.clone()),
+            Expr::Lit(_) => self.clone(),
+            Expr::Cmp(a, op, b) => Expr::Cmp(map(a), *op, map(b)),
+            Expr::And(a, b) => Expr::And(map(a), map(b)),
+            Expr::Or(a, b) => Expr::Or(map(a), map(b)),
+            Expr::Arith(a, op, b) => Expr::Arith(map(a), *op, map(b)),
+            Expr::Not(e) => Expr::Not(map(e)),
+            Expr::CastFloat(e) => Expr::CastFloat(map(e)),
+            Expr::IsNull { expr, negated } => Expr::IsNull {
+                expr: map(expr),
+                negated: *negated,
+            },
+            Expr::InList { expr, list } => Expr::InList {
+                expr: map(expr),
+                list: list.clone(),
+            },
+            Expr::Case { whens, otherwise } => Expr::Case {
+                whens: whens
+                    .iter()
+                    .map(|(c, v)| (c.map_columns(by), v.map_columns(by)))
+                    .collect(),
+                otherwise: otherwise.as_deref().map(map),
+            },
+        }
+    }
+
     /// The column names the expression reads, in order of first use.
     pub fn columns(&self) -> Vec<String> {
         let mut out = Vec::new();

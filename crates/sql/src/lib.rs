@@ -24,7 +24,7 @@ mod result;
 
 pub use cohort::{
     AttritionColumn, AttritionQuery, CLUSTER, COHORT, CohortQuery, Covariate, DESIGN_PREFIX,
-    DesignColumn, GROUP, HOSPITAL, OUTCOME_PREFIX, Outcome, Step, WEIGHT,
+    DesignColumn, GROUP, HOSPITAL, MissingTexts, OUTCOME_PREFIX, Outcome, Step, WEIGHT,
 };
 pub use dialect::{Dialect, TableName, format_number};
 pub use error::SqlError;
