@@ -889,12 +889,24 @@ fn na_values_in_the_warehouse_are_missing_values() {
     // "NA" in a second categorical column (status: elective, urgent, emergent).
     pg.query("UPDATE public.cabg SET status = 'NA' WHERE MOD(hospital_id * 7 + age, 11) = 0")
         .unwrap();
+    // A number stored as text, undeclared: numeric for the loader (≥ 90% of
+    // its values are numbers once "NA" is missing), so here too.
+    pg.query("ALTER TABLE public.cabg ADD COLUMN adi_text TEXT")
+        .unwrap();
+    pg.query(
+        "UPDATE public.cabg SET adi_text = CASE WHEN MOD(hospital_id * 5 + age, 13) = 0 THEN 'NA' \
+         ELSE CAST(adi AS TEXT) END",
+    )
+    .unwrap();
     let with_na = |data: &str| {
-        moment_study(&format!("{data}\nna_values = [\"uninsured\", \"NA\"]")).replace(
-            "filters = [\"age >= 40\"]",
-            "filters = [\"age >= 40\", \"insurance != 'medicare' or female == 1\"]",
-        )
+        moment_study(&format!("{data}\nna_values = [\"uninsured\", \"NA\"]"))
+            .replace(
+                "filters = [\"age >= 40\"]",
+                "filters = [\"age >= 40\", \"insurance != 'medicare' or female == 1\"]",
+            )
+            .replace("[\"adi\", \"insurance\"]", "[\"adi_text\", \"insurance\"]")
     };
+    assert!(with_na("").contains("\"adi_text\""));
     let (rows, moments) = exported_and_moments(&dir, &server, &with_na, 0);
     assert_same_numbers(&rows, &moments, 200);
     for (r, m) in rows["analyses"]
@@ -923,6 +935,22 @@ fn na_values_in_the_warehouse_are_missing_values() {
         queries.contains("IN ('uninsured', 'NA') THEN NULL"),
         "{queries}"
     );
+    assert!(
+        queries.contains("CAST(CASE WHEN \\\"adi_text\\\""),
+        "{queries}"
+    );
+    // A text that is not a number in a column read as numeric: refused, named.
+    pg.query("UPDATE public.cabg SET adi_text = '?' WHERE MOD(hospital_id * 5 + age, 13) = 1")
+        .unwrap();
+    std::fs::write(dir.join("bad.toml"), with_na(&pooled_table(&server))).unwrap();
+    let ran = run_with_password(&dir, &server, &["run", "bad.toml", "--out", "bad_out"]);
+    let err = stderr(&ran);
+    assert_eq!(ran.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("column `adi_text`") && err.contains("are not numbers: \"?\""),
+        "{err}"
+    );
+    assert!(!dir.join("bad_out").exists());
 }
 
 /// A wrong password, a password in the URL, a method that needs rows without

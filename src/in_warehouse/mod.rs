@@ -497,36 +497,78 @@ pub(crate) fn check_columns(
     Ok(())
 }
 
-/// How each variable is coded: as declared, else categorical when its
-/// column holds texts at any site. A variable declared numeric that holds
-/// texts at a site is an error naming the site.
-fn variable_kinds(plan: &Plan, sites: &[Site]) -> Result<Vec<VarKind>> {
+/// The share of a text column's values that must be numbers for the loader
+/// to read an undeclared column as numeric (`cohort::typed`'s rule).
+const NUMERIC_SHARE: f64 = 0.9;
+
+/// Each variable's kind: as declared, else numeric for a numeric column and
+/// for a text column whose values (over the whole table, `[data] na_values`
+/// read as missing) are at least 90% numbers, as the loader decides on rows
+/// (the engine then casts the texts); categorical otherwise. A text column
+/// read as numeric with values that are not numbers is refused, naming them.
+fn variable_kinds(plan: &Plan, sites: &mut [Site]) -> Result<Vec<VarKind>> {
     let mut kinds = Vec::new();
     for v in &plan.cohort.variables {
-        let mut texts = None;
-        for s in sites {
-            let text = matches!(s.type_of(&v.name), Ok(Values::Text(_)));
-            let typed = at_site(s.name.as_deref(), s.type_of(&v.name).map(|_| ()));
-            typed?;
-            if text && texts.is_none() {
-                texts = Some(s.name.as_deref());
+        // Over the text sites: (present values, numbers, up to 3 others).
+        let mut texts: Option<(usize, usize, Vec<String>)> = None;
+        for s in sites.iter_mut() {
+            let text = matches!(
+                at_site(s.name.as_deref(), s.type_of(&v.name))?,
+                Values::Text(_)
+            );
+            if !text || matches!(v.kind, Some(VarKind::Categorical { .. })) {
+                continue;
+            }
+            if plan.site_column.as_deref() == Some(v.name.as_str()) {
+                // The site's label: a text on every row, not in any table.
+                texts.get_or_insert_with(|| (1, 0, Vec::new()));
+                continue;
+            }
+            let mut whole = s.base.clone();
+            whole.steps.clear();
+            let pg = s.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+            let levels = at_site(s.name.as_deref(), levels_of(pg, &whole, &v.name))?;
+            let t = texts.get_or_insert_with(|| (0, 0, Vec::new()));
+            for (level, n) in levels {
+                let Some(level) = level else { continue };
+                t.0 += n;
+                if level.trim().parse::<f64>().is_ok() {
+                    t.1 += n;
+                } else if t.2.len() < 3 {
+                    t.2.push(level);
+                }
             }
         }
-        kinds.push(match (&v.kind, texts) {
-            (Some(VarKind::Numeric), Some(site)) => at_site(
-                site,
-                Err(anyhow!(
-                    "column `{}`: declared numeric but holds texts; declare it type = \
-                     \"categorical\"",
-                    v.name
-                )),
-            )?,
-            (Some(k), _) => k.clone(),
-            (None, Some(_)) => VarKind::Categorical {
+        let numeric = match (&v.kind, &texts) {
+            (Some(k), _) => matches!(k, VarKind::Numeric),
+            (None, None) => true,
+            (None, Some((present, numbers, _))) => {
+                *present > 0 && *numbers as f64 >= NUMERIC_SHARE * *present as f64
+            }
+        };
+        if let (true, Some((present, numbers, others))) = (numeric, &texts)
+            && numbers < present
+        {
+            bail!(
+                "column `{}`: {} value(s) are not numbers: {}; if they mean \"missing\", list \
+                 them in [data] na_values; otherwise correct the data, or declare it type = \
+                 \"categorical\"",
+                v.name,
+                present - numbers,
+                others
+                    .iter()
+                    .map(|o| format!("{o:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        kinds.push(match &v.kind {
+            Some(k) => k.clone(),
+            None if numeric => VarKind::Numeric,
+            None => VarKind::Categorical {
                 reference: None,
                 absorb: false,
             },
-            (None, None) => VarKind::Numeric,
         });
     }
     Ok(kinds)
@@ -614,7 +656,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         .cluster
         .clone()
         .ok_or_else(|| anyhow!("[design] cluster is required in the warehouse"))?;
-    let kinds = variable_kinds(plan, &sites)?;
+    let kinds = variable_kinds(plan, &mut sites)?;
     let mut levels = Vec::new();
     let mut counts = GroupCounts::default();
     for site in &mut sites {
