@@ -409,13 +409,8 @@ impl CohortQuery {
             format!("  {} AS {g}", group.render_value(d)?),
             format!("  COUNT(*) AS {}", d.quote_ident("n")?),
         ];
-        for (k, c) in conditions.iter().enumerate() {
-            items.push(format!(
-                "  COUNT(CASE WHEN {} THEN 1 END) AS {}",
-                self.read(c).render_condition(d)?,
-                d.quote_ident(&format!("c{}", k + 1))?
-            ));
-        }
+        let read: Vec<Expr> = conditions.iter().map(|c| self.read(c)).collect();
+        items.extend(condition_counts(d, &read)?);
         Ok(format!(
             "SELECT\n{}\nFROM {}{}\nGROUP BY {}\nORDER BY {}",
             items.join(",\n"),
@@ -438,17 +433,7 @@ impl CohortQuery {
                 "a count query needs at least one condition".into(),
             ));
         }
-        let items = conditions
-            .iter()
-            .enumerate()
-            .map(|(k, c)| {
-                Ok(format!(
-                    "  COUNT(CASE WHEN {} THEN 1 END) AS {}",
-                    c.render_condition(d)?,
-                    d.quote_ident(&format!("c{}", k + 1))?
-                ))
-            })
-            .collect::<Result<Vec<_>, SqlError>>()?;
+        let items = condition_counts(d, conditions)?;
         Ok(format!(
             "SELECT\n{}\nFROM {}",
             items.join(",\n"),
@@ -469,6 +454,21 @@ impl CohortQuery {
             self.where_clause(d, "")?
         ))
     }
+}
+
+/// The select items `COUNT(CASE WHEN <c_k> THEN 1 END) AS "c<k>"`, k from 1.
+fn condition_counts(d: Dialect, conditions: &[Expr]) -> Result<Vec<String>, SqlError> {
+    conditions
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            Ok(format!(
+                "  COUNT(CASE WHEN {} THEN 1 END) AS {}",
+                c.render_condition(d)?,
+                d.quote_ident(&format!("c{}", k + 1))?
+            ))
+        })
+        .collect()
 }
 
 /// One output column of the attrition query.
