@@ -951,6 +951,21 @@ fn na_values_in_the_warehouse_are_missing_values() {
         "{err}"
     );
     assert!(!dir.join("bad_out").exists());
+    // An outcome stored as text: refused before any statement compares it.
+    pg.query("ALTER TABLE public.cabg ADD COLUMN los_text TEXT")
+        .unwrap();
+    pg.query("UPDATE public.cabg SET los_text = CAST(los_days AS TEXT)")
+        .unwrap();
+    let text_outcome = moment_study(&pooled_table(&server)).replace("los_days", "los_text");
+    std::fs::write(dir.join("text.toml"), text_outcome).unwrap();
+    let ran = run_with_password(&dir, &server, &["run", "text.toml", "--out", "text_out"]);
+    let err = stderr(&ran);
+    assert_eq!(ran.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("column `los_text` (an outcome) is a text column in the warehouse"),
+        "{err}"
+    );
+    assert!(!dir.join("text_out").exists());
 }
 
 /// A wrong password, a password in the URL, a method that needs rows without

@@ -463,6 +463,7 @@ fn open_site(
         group_counts: Vec::new(),
     };
     site.base.missing_texts = missing_texts(plan, &mut site)?;
+    numeric_outcomes_and_weights(plan, &site)?;
     let group_type = site.type_of(&spec.group_column)?;
     let group_literals = group_values
         .iter()
@@ -493,6 +494,29 @@ pub(crate) fn check_columns(
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
         bail!("the warehouse table has no column `{column}`, which {role} names{suggestion}");
+    }
+    Ok(())
+}
+
+/// Outcomes and weights are numeric columns in the warehouse: a text one
+/// (the loader would parse it on rows) is refused with the fix, before a
+/// statement compares it with a number.
+fn numeric_outcomes_and_weights(plan: &Plan, site: &Site) -> Result<()> {
+    let spec = &plan.cohort;
+    let roles = spec
+        .outcomes
+        .iter()
+        .map(|o| (o.name.as_str(), "an outcome"))
+        .chain(spec.weights.as_deref().map(|w| (w, "[design] weights")));
+    for (name, role) in roles {
+        if matches!(site.type_of(name)?, Values::Text(_)) {
+            bail!(
+                "column `{name}` ({role}) is a text column in the warehouse; in a study without \
+                 row export it must be numeric: cast it in a view (e.g. CAST({name} AS DOUBLE \
+                 PRECISION), with the missing-value texts as NULL), or {}",
+                export(plan)
+            );
+        }
     }
     Ok(())
 }
