@@ -889,6 +889,9 @@ fn na_values_in_the_warehouse_are_missing_values() {
     // "NA" in a second categorical column (status: elective, urgent, emergent).
     pg.query("UPDATE public.cabg SET status = 'NA' WHERE MOD(hospital_id * 7 + age, 11) = 0")
         .unwrap();
+    // "N/A", not listed: a category of its own, with the loader's warning.
+    pg.query("UPDATE public.cabg SET status = 'N/A' WHERE MOD(hospital_id * 7 + age, 11) = 5")
+        .unwrap();
     // A number stored as text, undeclared: numeric for the loader (≥ 90% of
     // its values are numbers once "NA" is missing), so here too.
     pg.query("ALTER TABLE public.cabg ADD COLUMN adi_text TEXT")
@@ -918,6 +921,18 @@ fn na_values_in_the_warehouse_are_missing_values() {
         assert_eq!(r["attrition"], m["attrition"], "{}", m["id"]);
         assert_eq!(r["n"], m["n"], "{}", m["id"]);
     }
+    let look_missing = |r: &serde_json::Value| -> Vec<String> {
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x.as_str())
+            .filter(|x| x.contains("look like missing-value codes"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(look_missing(&moments), look_missing(&rows));
+    assert!(look_missing(&moments)[0].contains("column `status` has the level(s) \"N/A\""));
     // The texts were missing values: other complete cases than without them.
     std::fs::write(
         dir.join("plain.toml"),

@@ -661,6 +661,41 @@ fn site_levels(
     })
 }
 
+/// The loader's warning for text levels that look like missing-value codes
+/// (`.`, `N/A`, `unknown`, …; not in `[data] na_values`), over the levels of
+/// the text categorical variables and of a text cluster at every site.
+/// (The loader looks at the whole column; here the levels are those among
+/// the cohort's rows.)
+fn missing_like_warnings(plan: &Plan, sites: &[Site], levels: &[SiteLevelCounts]) -> Vec<String> {
+    let spec = &plan.cohort;
+    let text = |name: &str| {
+        plan.site_column.as_deref() != Some(name)
+            && sites
+                .iter()
+                .any(|s| matches!(s.type_of(name), Ok(Values::Text(_))))
+    };
+    let mut warnings = Vec::new();
+    for (k, v) in spec.variables.iter().enumerate() {
+        let texts: Vec<Option<String>> = levels
+            .iter()
+            .filter_map(|l| l.variables[k].as_ref())
+            .flatten()
+            .map(|(level, _)| Some(level.clone()))
+            .collect();
+        if text(&v.name) && !texts.is_empty() {
+            warnings.extend(healthgap_cohort::missing_like_levels(&v.name, &texts));
+        }
+    }
+    if let Some(c) = spec.cluster.as_deref().filter(|c| text(c)) {
+        let texts: Vec<Option<String>> = levels
+            .iter()
+            .flat_map(|l| l.clusters.iter().map(|x| Some(x.clone())))
+            .collect();
+        warnings.extend(healthgap_cohort::missing_like_levels(c, &texts));
+    }
+    warnings
+}
+
 fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
     let spec = &plan.cohort;
     let mut group_values = vec![spec.reference.clone()];
@@ -731,6 +766,8 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         .collect();
     let clusters = cluster_levels(&levels, &names);
     let (variables, merge_warnings) = combined_kinds(plan, &kinds, &levels, &names)?;
+    let mut warnings = missing_like_warnings(plan, &sites, &levels);
+    warnings.extend(merge_warnings);
     let labels = display_labels(plan, &group_values);
     let facts = CohortFacts {
         source: "warehouse".into(),
@@ -770,7 +807,7 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         facts,
         min_cell: plan.min_cell,
         missing,
-        warnings: merge_warnings,
+        warnings,
         together,
         outcomes: spec.outcomes.clone(),
         pulled: Mutex::new(Vec::new()),

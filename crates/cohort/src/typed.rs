@@ -144,7 +144,7 @@ const MISSING_LIKE: [&str; 9] = [
 /// A warning when a text column used as categories has a level that looks
 /// like a missing-value code (not in `na_values`): it would enter the models
 /// as a category of its own.
-fn missing_like_levels(name: &str, texts: &[Option<String>]) -> Option<String> {
+pub fn missing_like_levels(name: &str, texts: &[Option<String>]) -> Option<String> {
     let mut found: Vec<&str> = Vec::new();
     for t in texts.iter().flatten() {
         let t = t.trim();
