@@ -527,39 +527,50 @@ const NUMERIC_SHARE: f64 = 0.9;
 
 /// Each variable's kind: as declared, else numeric for a numeric column and
 /// for a text column whose values (over the whole table, `[data] na_values`
-/// read as missing) are at least 90% numbers, as the loader decides on rows
-/// (the engine then casts the texts); categorical otherwise. A text column
-/// read as numeric with values that are not numbers is refused, naming them.
+/// read as missing) are at least 90% finite decimal numbers, as the loader
+/// decides on rows (the engine then casts the texts); categorical otherwise.
+/// One counting query per text column and site decides it
+/// ([`CohortQuery::number_texts_query`]). A text column read as numeric with
+/// values that are not numbers is refused, naming the least and greatest.
 fn variable_kinds(plan: &Plan, sites: &mut [Site]) -> Result<Vec<VarKind>> {
     let mut kinds = Vec::new();
     for v in &plan.cohort.variables {
         // Over the text sites: (present values, numbers, up to 3 others).
         let mut texts: Option<(usize, usize, Vec<String>)> = None;
         for s in sites.iter_mut() {
-            let text = matches!(
+            let is_text = matches!(
                 at_site(s.name.as_deref(), s.type_of(&v.name))?,
                 Values::Text(_)
             );
-            if !text || matches!(v.kind, Some(VarKind::Categorical { .. })) {
+            if !is_text || matches!(v.kind, Some(VarKind::Categorical { .. })) {
                 continue;
             }
             if plan.site_column.as_deref() == Some(v.name.as_str()) {
                 // The site's label: a text on every row, not in any table.
+                if matches!(v.kind, Some(VarKind::Numeric)) {
+                    bail!(
+                        "[data] site_column `{}` holds each site's name: it cannot be declared \
+                         numeric",
+                        v.name
+                    );
+                }
                 texts.get_or_insert_with(|| (1, 0, Vec::new()));
                 continue;
             }
-            let mut whole = s.base.clone();
-            whole.steps.clear();
             let pg = s.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
-            let levels = at_site(s.name.as_deref(), levels_of(pg, &whole, &v.name))?;
+            let rs = at_site(
+                s.name.as_deref(),
+                pg.query(&s.base.number_texts_query(D, &v.name)?)
+                    .map_err(anyhow::Error::from),
+            )?;
             let t = texts.get_or_insert_with(|| (0, 0, Vec::new()));
-            for (level, n) in levels {
-                let Some(level) = level else { continue };
-                t.0 += n;
-                if level.trim().parse::<f64>().is_ok() {
-                    t.1 += n;
-                } else if t.2.len() < 3 {
-                    t.2.push(level);
+            t.0 += count(&rs.columns[0].1, 0);
+            t.1 += count(&rs.columns[1].1, 0);
+            for k in [2, 3] {
+                if let Some(other) = text(&rs.columns[k].1, 0)
+                    && !t.2.contains(&other)
+                {
+                    t.2.push(other);
                 }
             }
         }

@@ -441,6 +441,26 @@ impl CohortQuery {
         ))
     }
 
+    /// Whether the text column `column` holds numbers, over every row of the
+    /// source (no step; [`CohortQuery::missing_texts`] read as NULL): one
+    /// row of `present` (values not NULL), `numbers` (those that are finite
+    /// decimal numbers, [`Dialect::is_number_text`]) and `low`, `high` (the
+    /// least and greatest value that is not, NULL when there is none). Only
+    /// counts and at most two values leave the engine.
+    pub fn number_texts_query(&self, d: Dialect, column: &str) -> Result<String, SqlError> {
+        let v = self.read(&Expr::col(column)).render_value(d)?;
+        let number = d.is_number_text(&v)?;
+        let other = format!("CASE WHEN NOT ({number}) THEN {v} END");
+        Ok(format!(
+            "SELECT\n  COUNT({v}) AS {},\n  COUNT(CASE WHEN {number} THEN 1 END) AS {},\n  MIN({other}) AS {},\n  MAX({other}) AS {}\nFROM {}",
+            d.quote_ident("present")?,
+            d.quote_ident("numbers")?,
+            d.quote_ident("low")?,
+            d.quote_ident("high")?,
+            d.quote_table(&self.source)?
+        ))
+    }
+
     /// The levels of `value` in the cohort (after every step) and their
     /// rows: columns `level` and `n`, one row per level (NULL included),
     /// ordered by the level.

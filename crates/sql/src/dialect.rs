@@ -116,6 +116,28 @@ impl Dialect {
         format!("CAST({sql} AS {})", self.float_type())
     }
 
+    /// The condition that the text `sql` is a finite decimal number: optional
+    /// blanks, a sign, digits with an optional point (or a point and
+    /// digits), an optional exponent, blanks (Rust's `f64` grammar after
+    /// trimming, without `inf` and `NaN`, which the loader refuses). A
+    /// regular expression in each dialect's own syntax; T-SQL has none and
+    /// uses `TRY_CAST(… AS FLOAT) IS NOT NULL`.
+    ///
+    /// Errors: none in practice (the pattern is a constant).
+    pub fn is_number_text(self, sql: &str) -> Result<String, SqlError> {
+        const POSIX: &str =
+            "^[[:space:]]*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?[[:space:]]*$";
+        const JAVA: &str = "^\\s*[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?\\s*$";
+        Ok(match self {
+            Dialect::Postgres => format!("{sql} ~ {}", self.quote_str(POSIX)?),
+            Dialect::DuckDb => format!("regexp_full_match({sql}, {})", self.quote_str(POSIX)?),
+            Dialect::Spark => format!("{sql} RLIKE {}", self.quote_str(JAVA)?),
+            Dialect::BigQuery => format!("REGEXP_CONTAINS({sql}, {})", self.quote_str(POSIX)?),
+            Dialect::Snowflake => format!("REGEXP_LIKE({sql}, {})", self.quote_str(POSIX)?),
+            Dialect::TSql => format!("TRY_CAST({sql} AS FLOAT) IS NOT NULL"),
+        })
+    }
+
     /// A boolean literal: `TRUE`/`FALSE`, or `1`/`0` in T-SQL, which has no
     /// boolean values (a `bit` column compares with 1 and 0).
     pub fn boolean(self, value: bool) -> &'static str {

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use healthgap_sql::{
-    CellMoments, CohortQuery, Covariate, Dialect, Expr, Key, Literal, MomentQuery, MomentSpec,
-    Outcome, TableName, mean_queries, means_from, moment_queries,
+    CellMoments, CohortQuery, Covariate, Dialect, Expr, Key, Literal, MissingTexts, MomentQuery,
+    MomentSpec, Outcome, TableName, mean_queries, means_from, moment_queries,
 };
 use serde_json::{Value, json};
 
@@ -46,6 +46,8 @@ struct Row {
     status: &'static str,
     death: f64,
     weight: f64,
+    /// A number stored as text, or not quite.
+    lab: Option<&'static str>,
 }
 
 /// SplitMix64: a fixed stream of uniform numbers in [0, 1).
@@ -91,13 +93,20 @@ fn rows() -> Vec<Row> {
                 status: u.pick(&["elective", "urgent", "emergent"]),
                 death: f64::from(u.next() < 0.08 + 0.002 * (age - 20.0)),
                 weight: 0.5 + 1.5 * u.next(),
+                lab: (i % 29 != 0).then(|| u.pick(&LAB_TEXTS)),
             }
         })
         .collect()
 }
 
+/// Texts of a lab value: numbers in Rust's `f64` grammar (with blanks), a
+/// missing-value text, and texts that are not finite numbers.
+const LAB_TEXTS: [&str; 14] = [
+    "12.5", " 7 ", "+.5", "1e3", "-3", "4.", "2E-2", "\t8", "NA", "abc", "inf", "NaN", "1,5", "..",
+];
+
 /// The columns of the fixture table and their DuckDB types.
-const COLUMNS: [(&str, &str); 10] = [
+const COLUMNS: [(&str, &str); 11] = [
     ("race", "VARCHAR"),
     ("hospital_id", "BIGINT"),
     ("surgeon_id", "BIGINT"),
@@ -108,14 +117,15 @@ const COLUMNS: [(&str, &str); 10] = [
     ("status", "VARCHAR"),
     ("death_30d", "DOUBLE"),
     ("discharge_weight", "DOUBLE"),
+    ("lab_text", "VARCHAR"),
 ];
 
 fn csv(rows: &[Row]) -> String {
     let num = |v: Option<f64>| v.map(|v| format!("{v:?}")).unwrap_or_default();
-    let mut out = String::from("c0,c1,c2,c3,c4,c5,c6,c7,c8,c9\n");
+    let mut out = String::from("c0,c1,c2,c3,c4,c5,c6,c7,c8,c9,c10\n");
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{:?},{},{},{},{:?},{:?}\n",
+            "{},{},{},{},{:?},{},{},{},{:?},{:?},{}\n",
             r.race.unwrap_or(""),
             r.hospital,
             r.surgeon,
@@ -125,7 +135,8 @@ fn csv(rows: &[Row]) -> String {
             r.insurance.unwrap_or(""),
             r.status,
             r.death,
-            r.weight
+            r.weight,
+            r.lab.map(|t| format!("\"{t}\"")).unwrap_or_default()
         ));
     }
     out
@@ -150,6 +161,10 @@ fn cohort() -> CohortQuery {
     q.weight = Some(Expr::col("discharge_weight"));
     q.hospital = Some(Expr::col("hospital_id"));
     q.cluster = Some(Expr::col("surgeon_id"));
+    q.missing_texts = Some(MissingTexts {
+        columns: vec!["lab_text".into()],
+        values: vec![Literal::Str("NA".into())],
+    });
     for name in ["age", "female", HOSTILE] {
         q.covariates.push(Covariate::Numeric {
             name: name.into(),
@@ -192,6 +207,10 @@ fn first_round(cohort: &CohortQuery, spec: &MomentSpec) -> Vec<(String, String)>
             cohort
                 .count_query(D, &[Expr::col(HOSTILE).is_null(false)])
                 .expect("counts"),
+        ),
+        (
+            "numbers".to_string(),
+            cohort.number_texts_query(D, "lab_text").expect("numbers"),
         ),
         (
             "levels".to_string(),
@@ -433,6 +452,22 @@ fn duckdb_counts_the_cohort_as_the_rows_do() {
         assert_eq!((number(&row[1]), number(&row[2])), (n, missing), "{g}");
         assert!(missing > 0.0, "{g}: some adi is missing");
     }
+    // The lab texts: present ("NA" is missing), numbers by Rust's rule
+    // (finite), and the least and greatest text that is not a number.
+    let numbers = result(&results, "numbers", sql("numbers"));
+    let present: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.lab)
+        .filter(|t| *t != "NA")
+        .collect();
+    let is_number = |t: &&str| t.trim().parse::<f64>().is_ok_and(f64::is_finite);
+    let others: Vec<&str> = present.iter().copied().filter(|t| !is_number(t)).collect();
+    let row = numbers[0].as_array().expect("a row");
+    assert_eq!(number(&row[0]), present.len() as f64);
+    assert_eq!(number(&row[1]), (present.len() - others.len()) as f64);
+    assert_eq!(row[2].as_str(), others.iter().min().copied());
+    assert_eq!(row[3].as_str(), others.iter().max().copied());
+    assert!(others.len() > 10 && others.len() < present.len() / 2);
     // The insurance levels, NULL included (DuckDB sorts it last).
     let levels = result(&results, "levels", sql("levels"));
     let want = [Some("medicaid"), Some("medicare"), Some("private"), None];
