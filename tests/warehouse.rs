@@ -878,8 +878,10 @@ fn row_needing_methods_are_refused_inside_the_warehouse() {
 
 /// Texts that `[data] na_values` lists are missing values inside the
 /// warehouse as on rows: a categorical level (`uninsured`, also in a
-/// filter, where NULL's three-valued logic applies) and `NA` in another
-/// categorical; every number equals the exported rows' study.
+/// filter, where NULL's three-valued logic applies), `NA` in another
+/// categorical and in a number stored as text (numeric by the loader's rule,
+/// compared as a number in a filter); every number equals the exported
+/// rows' study.
 #[test]
 fn na_values_in_the_warehouse_are_missing_values() {
     let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
@@ -905,13 +907,18 @@ fn na_values_in_the_warehouse_are_missing_values() {
         moment_study(&format!("{data}\nna_values = [\"uninsured\", \"NA\"]"))
             .replace(
                 "filters = [\"age >= 40\"]",
-                "filters = [\"age >= 40\", \"insurance != 'medicare' or female == 1\"]",
+                "filters = [\"age >= 40\", \"insurance != 'medicare' or female == 1\", \
+                 \"adi_text >= 5\"]",
             )
             .replace("[\"adi\", \"insurance\"]", "[\"adi_text\", \"insurance\"]")
     };
     assert!(with_na("").contains("\"adi_text\""));
     let (rows, moments) = exported_and_moments(&dir, &server, &with_na, 0);
     assert_same_numbers(&rows, &moments, 200);
+    assert!(moments["cohort"].to_string().contains("adi_text >= 5"));
+    for key in ["n", "clusters", "groups", "attrition"] {
+        assert_eq!(rows["cohort"][key], moments["cohort"][key], "{key}");
+    }
     for (r, m) in rows["analyses"]
         .as_array()
         .unwrap()

@@ -433,14 +433,14 @@ fn warehouses(plan: &Plan) -> Result<Vec<(Option<&str>, &WarehousePlan)>> {
 
 /// Connects to one warehouse, probes the columns' types and restricts the
 /// cohort query to the filters and the analysed groups (their literals of
-/// the site's group column type); returns the site and its attrition counts
-/// (rows read, then remaining after each step) with the steps' labels.
+/// the site's group column type). The attrition is counted once the
+/// variables are typed ([`site_attrition`]).
 fn open_site(
     plan: &Plan,
     name: Option<&str>,
     w: &WarehousePlan,
     group_values: &[String],
-) -> Result<(Site, Vec<usize>, Vec<String>)> {
+) -> Result<Site> {
     let spec = &plan.cohort;
     let mut pg = Postgres::connect(&w.url, w.password_env.as_deref())?;
     let mut base = CohortQuery::new(w.table.clone());
@@ -470,10 +470,41 @@ fn open_site(
         .map(|v| literal(group_type, v))
         .collect::<Result<Vec<_>>>()?;
     site.base = site.base.groups(&spec.group_column, group_literals);
-    let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
-    let (n, labels) = attrition_counts(pg, &site.base)?;
-    site.rows_read = n[0];
-    Ok((site, n, labels))
+    Ok(site)
+}
+
+/// Each site reads its text columns of numeric variables as numbers (in the
+/// filters too), then counts its attrition: the sites' counts summed (rows
+/// read, then remaining after each step) and the steps' labels.
+fn site_attrition(
+    plan: &Plan,
+    sites: &mut [Site],
+    kinds: &[VarKind],
+) -> Result<(Vec<usize>, Vec<String>)> {
+    let mut total: Vec<usize> = Vec::new();
+    let mut labels = Vec::new();
+    for site in sites.iter_mut() {
+        site.base.number_texts = plan
+            .cohort
+            .variables
+            .iter()
+            .zip(kinds)
+            .filter(|(v, k)| {
+                matches!(k, VarKind::Numeric)
+                    && plan.site_column.as_deref() != Some(v.name.as_str())
+                    && matches!(site.type_of(&v.name), Ok(Values::Text(_)))
+            })
+            .map(|(v, _)| v.name.clone())
+            .collect();
+        let name = site.name.clone();
+        let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+        let (n, l) = at_site(name.as_deref(), attrition_counts(pg, &site.base))?;
+        site.rows_read = n[0];
+        total.resize(n.len(), 0);
+        total.iter_mut().zip(&n).for_each(|(t, k)| *t += k);
+        labels = l;
+    }
+    Ok((total, labels))
 }
 
 /// Every column the study names is in the table, or an error that names the
@@ -712,21 +743,16 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
     let mut group_values = vec![spec.reference.clone()];
     group_values.extend(spec.compare.iter().cloned());
     let mut sites = Vec::new();
-    let mut attrition_n: Vec<usize> = Vec::new();
-    let mut step_labels = Vec::new();
     for (name, w) in warehouses(plan)? {
-        let (site, n, labels) = at_site(name, open_site(plan, name, w, &group_values))?;
-        attrition_n.resize(n.len(), 0);
-        attrition_n.iter_mut().zip(&n).for_each(|(t, k)| *t += k);
-        step_labels = labels;
-        sites.push(site);
+        sites.push(at_site(name, open_site(plan, name, w, &group_values))?);
     }
-    let attrition = attrition_steps(plan, &attrition_n, step_labels)?;
     let cluster_name = spec
         .cluster
         .clone()
         .ok_or_else(|| anyhow!("[design] cluster is required in the warehouse"))?;
     let kinds = variable_kinds(plan, &mut sites)?;
+    let (attrition_n, step_labels) = site_attrition(plan, &mut sites, &kinds)?;
+    let attrition = attrition_steps(plan, &attrition_n, step_labels)?;
     let mut levels = Vec::new();
     let mut counts = GroupCounts::default();
     for site in &mut sites {
@@ -1396,10 +1422,19 @@ impl WarehouseCohort {
                 .as_ref()
                 .map(|a| self.column(site, &a.variable));
             q.covariates = covariates;
-            design = q
+            let columns = q
                 .design_columns()
                 .map_err(|e| failed(format!("{}{e}", site.prefix())))?
                 .len();
+            // Every site has the same layout (the selection below relies on it).
+            if statements.is_empty() {
+                design = columns;
+            } else if columns != design {
+                return Err(failed(format!(
+                    "{}{columns} design columns where the first site has {design}",
+                    site.prefix()
+                )));
+            }
             // The other outcomes as design columns after the covariates.
             q.covariates
                 .extend(pulled[1..].iter().map(|&k| Covariate::Numeric {

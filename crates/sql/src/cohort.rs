@@ -117,6 +117,10 @@ pub struct CohortQuery {
     /// every expression of the cohort reads such a column as `CASE WHEN c
     /// IN (…) THEN NULL ELSE c END`, in the steps, the keys and the moments.
     pub missing_texts: Option<MissingTexts>,
+    /// Text columns read as numbers: `CAST(c AS <float>)` in every
+    /// expression (after [`CohortQuery::missing_texts`]), so that a filter
+    /// compares numbers, as the loader does once it has typed the column.
+    pub number_texts: Vec<String>,
 }
 
 /// Texts read as NULL in some columns of the source.
@@ -154,24 +158,37 @@ impl CohortQuery {
             cluster: None,
             covariates: Vec::new(),
             missing_texts: None,
+            number_texts: Vec::new(),
         }
     }
 
     /// `e` as the cohort reads it: each column of
     /// [`CohortQuery::missing_texts`] through `CASE WHEN c IN (…) THEN NULL
-    /// ELSE c END`.
+    /// ELSE c END`, and each of [`CohortQuery::number_texts`] cast to float.
     pub fn read(&self, e: &Expr) -> Expr {
-        let Some(m) = &self.missing_texts else {
+        if self.missing_texts.is_none() && self.number_texts.is_empty() {
             return e.clone();
-        };
+        }
         e.map_columns(&|c| {
-            m.columns.iter().any(|n| n == c).then(|| Expr::Case {
-                whens: vec![(
-                    Expr::col(c).in_list(m.values.clone()),
-                    Expr::Lit(Literal::Null),
-                )],
-                otherwise: Some(Box::new(Expr::col(c))),
-            })
+            let missing = self
+                .missing_texts
+                .as_ref()
+                .filter(|m| m.columns.iter().any(|n| n == c));
+            let number = self.number_texts.iter().any(|n| n == c);
+            if missing.is_none() && !number {
+                return None;
+            }
+            let value = match missing {
+                Some(m) => Expr::Case {
+                    whens: vec![(
+                        Expr::col(c).in_list(m.values.clone()),
+                        Expr::Lit(Literal::Null),
+                    )],
+                    otherwise: Some(Box::new(Expr::col(c))),
+                },
+                None => Expr::col(c),
+            };
+            Some(if number { value.cast_float() } else { value })
         })
     }
 
@@ -605,6 +622,15 @@ mod tests {
         );
         // Other columns are read as they are.
         assert_eq!(q.read(&Expr::col("age")), Expr::col("age"));
+        // A text column of numbers is cast, after its missing texts.
+        q.number_texts = vec!["ins".into()];
+        assert_eq!(
+            q.read(&Expr::col("ins"))
+                .render_value(Dialect::Postgres)
+                .unwrap(),
+            format!("CAST({read} AS DOUBLE PRECISION)")
+        );
+        q.number_texts.clear();
         // The probe counts the texts themselves, over every row.
         let probe = q
             .source_count_query(
