@@ -988,6 +988,21 @@ fn na_values_in_the_warehouse_are_missing_values() {
         "{err}"
     );
     assert!(!dir.join("text_out").exists());
+    // A non-finite number among the analysed rows: refused, as the loader does.
+    pg.query(
+        "UPDATE public.cabg SET los_days = 'Infinity' WHERE ctid = (SELECT ctid FROM public.cabg \
+         WHERE age >= 50 AND race = 'White' LIMIT 1)",
+    )
+    .unwrap();
+    std::fs::write(dir.join("inf.toml"), moment_study(&pooled_table(&server))).unwrap();
+    let ran = run_with_password(&dir, &server, &["run", "inf.toml", "--out", "inf_out"]);
+    let err = stderr(&ran);
+    assert_eq!(ran.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("column `los_days`: 1 non-finite value(s) (NaN or infinite)"),
+        "{err}"
+    );
+    assert!(!dir.join("inf_out").exists());
 }
 
 /// A wrong password, a password in the URL, a method that needs rows without

@@ -48,8 +48,8 @@ use healthgap_models::moments::ClusterMoments;
 use healthgap_report::suppress::{self, Disclosure};
 use healthgap_report::{GroupCount, OutcomeInfo, SiteInfo, WarehouseInfo};
 use healthgap_sql::{
-    CellMoments, CohortQuery, Covariate, Dialect, Expr, Key, Literal, MissingTexts, MomentSpec,
-    Outcome, ResultSet, Values,
+    ArithOp, CellMoments, CmpOp, CohortQuery, Covariate, Dialect, Expr, Key, Literal, MissingTexts,
+    MomentSpec, Outcome, ResultSet, Values,
 };
 use healthgap_warehouse::Postgres;
 use healthgap_warehouse::moments::{Cell, cell_moments};
@@ -760,7 +760,13 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
         let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
         let site_counts = at_site(
             name.as_deref(),
-            group_counts(pg, &site.base, plan, &group_values),
+            group_counts(
+                pg,
+                &site.base,
+                plan,
+                &group_values,
+                &finite_columns(plan, &kinds),
+            ),
         )?;
         site.group_counts = site_counts.rows.clone();
         if site.group_counts.iter().sum::<usize>() >= JIT_ROWS {
@@ -1123,16 +1129,41 @@ fn check_event_values(o: &OutcomeSpec, values: &BTreeSet<String>) -> Result<()> 
     Ok(())
 }
 
+/// The numeric columns whose values must be finite: the continuous outcomes,
+/// the numeric variables (not the site column) and the weights.
+fn finite_columns(plan: &Plan, kinds: &[VarKind]) -> Vec<String> {
+    let spec = &plan.cohort;
+    let outcomes = spec
+        .outcomes
+        .iter()
+        .filter(|o| o.kind != OutcomeKind::Binary)
+        .map(|o| o.name.clone());
+    let variables = spec
+        .variables
+        .iter()
+        .zip(kinds)
+        .filter(|(v, k)| {
+            matches!(k, VarKind::Numeric) && plan.site_column.as_deref() != Some(v.name.as_str())
+        })
+        .map(|(v, _)| v.name.clone());
+    outcomes
+        .chain(variables)
+        .chain(spec.weights.iter().cloned())
+        .collect()
+}
+
 /// One site's rows per group, (events, rows with the outcome) per group of
 /// each binary outcome and the missing rows per group of every outcome and
 /// variable that has some (a group may have no rows at a site; each analysis
 /// takes its complete cases, [`complete_cases`]). Refuses binary outcomes
-/// not coded 0/1.
+/// not coded 0/1, and NaN or infinite values in the `finite` columns (as the
+/// loader refuses them among the analysed rows).
 fn group_counts(
     pg: &mut Postgres,
     base: &CohortQuery,
     plan: &Plan,
     group_values: &[String],
+    finite: &[String],
 ) -> Result<GroupCounts> {
     let spec = &plan.cohort;
     let mut columns: Vec<&str> = spec.outcomes.iter().map(|o| o.name.as_str()).collect();
@@ -1167,6 +1198,13 @@ fn group_counts(
             .in_list(vec![Literal::Number(0.0), Literal::Number(1.0)])
             .not()
     }));
+    let first_finite = 2 + conditions.len();
+    // c·0 ≠ 0 holds for NaN and ±∞ only (NaN ≠ 0 in every engine's order).
+    conditions.extend(finite.iter().map(|c| {
+        Expr::col(c.as_str())
+            .arith(ArithOp::Mul, Expr::num(0.0))
+            .cmp(CmpOp::Ne, Expr::num(0.0))
+    }));
     let rs = pg.query(&base.count_query(D, &conditions)?)?;
     let at = |r: Option<usize>, k: usize| r.map_or(0, |r| count(&rs.columns[k].1, r));
     let rows = group_rows(&rs, group_values);
@@ -1176,6 +1214,15 @@ fn group_counts(
         let per_group: Vec<usize> = rows.iter().map(|r| at(*r, 2 + k)).collect();
         if per_group.iter().any(|m| *m > 0) {
             missing.push((c.to_string(), per_group));
+        }
+    }
+    for (j, c) in finite.iter().enumerate() {
+        let n: usize = rows.iter().map(|r| at(*r, first_finite + j)).sum();
+        if n > 0 {
+            bail!(
+                "column `{c}`: {n} non-finite value(s) (NaN or infinite) among the analysed rows; \
+                 replace them by numbers or leave them empty (missing)"
+            );
         }
     }
     let first_event = 2 + columns.len();
