@@ -973,18 +973,36 @@ fn na_values_in_the_warehouse_are_missing_values() {
         "{err}"
     );
     assert!(!dir.join("bad_out").exists());
-    // An outcome stored as text: refused before any statement compares it.
-    pg.query("ALTER TABLE public.cabg ADD COLUMN los_text TEXT")
+    // Outcomes stored as text are numbers, as the loader parses them ("NA"
+    // missing), a continuous one and a binary one.
+    for (column, from) in [("los_text", "los_days"), ("death_text", "death_30d")] {
+        pg.query(&format!("ALTER TABLE public.cabg ADD COLUMN {column} TEXT"))
+            .unwrap();
+        pg.query(&format!(
+            "UPDATE public.cabg SET {column} = CASE WHEN MOD(hospital_id + age, 17) = 0 THEN 'NA' \
+             ELSE CAST({from} AS TEXT) END"
+        ))
         .unwrap();
-    pg.query("UPDATE public.cabg SET los_text = CAST(los_days AS TEXT)")
+    }
+    let text_outcomes = |data: &str| {
+        moment_study(&format!("{data}\nna_values = [\"NA\"]"))
+            .replace("los_days", "los_text")
+            .replace("death_30d", "death_text")
+    };
+    // (Exit 3 on both paths: with fewer complete cases a bootstrap replicate is
+    // singular and ob_boot withholds its intervals.)
+    let (rows, moments) = exported_and_moments(&dir, &server, &text_outcomes, 3);
+    assert_same_numbers(&rows, &moments, 200);
+    // One that is not a number: refused, named.
+    pg.query("UPDATE public.cabg SET los_text = 'long' WHERE MOD(hospital_id + age, 17) = 1")
         .unwrap();
-    let text_outcome = moment_study(&pooled_table(&server)).replace("los_days", "los_text");
-    std::fs::write(dir.join("text.toml"), text_outcome).unwrap();
+    std::fs::write(dir.join("text.toml"), text_outcomes(&pooled_table(&server))).unwrap();
     let ran = run_with_password(&dir, &server, &["run", "text.toml", "--out", "text_out"]);
     let err = stderr(&ran);
     assert_eq!(ran.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("column `los_text` (an outcome) is a text column in the warehouse"),
+        err.contains("column `los_text` (an outcome): ")
+            && err.contains("are not numbers: \"long\""),
         "{err}"
     );
     assert!(!dir.join("text_out").exists());

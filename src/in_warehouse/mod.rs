@@ -463,7 +463,7 @@ fn open_site(
         group_counts: Vec::new(),
     };
     site.base.missing_texts = missing_texts(plan, &mut site)?;
-    numeric_outcomes_and_weights(plan, &site)?;
+    text_outcomes_and_weights(plan, &mut site)?;
     let group_type = site.type_of(&spec.group_column)?;
     let group_literals = group_values
         .iter()
@@ -484,7 +484,8 @@ fn site_attrition(
     let mut total: Vec<usize> = Vec::new();
     let mut labels = Vec::new();
     for site in sites.iter_mut() {
-        site.base.number_texts = plan
+        // (After the outcomes and weights stored as text, [`text_outcomes_and_weights`].)
+        let numeric: Vec<String> = plan
             .cohort
             .variables
             .iter()
@@ -493,9 +494,11 @@ fn site_attrition(
                 matches!(k, VarKind::Numeric)
                     && plan.site_column.as_deref() != Some(v.name.as_str())
                     && matches!(site.type_of(&v.name), Ok(Values::Text(_)))
+                    && !site.base.number_texts.contains(&v.name)
             })
             .map(|(v, _)| v.name.clone())
             .collect();
+        site.base.number_texts.extend(numeric);
         let name = site.name.clone();
         let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
         let (n, l) = at_site(name.as_deref(), attrition_counts(pg, &site.base))?;
@@ -529,10 +532,12 @@ pub(crate) fn check_columns(
     Ok(())
 }
 
-/// Outcomes and weights are numeric columns in the warehouse: a text one
-/// (the loader would parse it on rows) is refused with the fix, before a
-/// statement compares it with a number.
-fn numeric_outcomes_and_weights(plan: &Plan, site: &Site) -> Result<()> {
+/// Outcomes and weights stored as text are numbers, as the loader parses
+/// them on rows: every value (`na_values` missing) must be a finite decimal
+/// number, counted in the engine, and every statement then reads the column
+/// as a number ([`CohortQuery::number_texts`]); otherwise refused, naming
+/// the least and greatest text that is not.
+fn text_outcomes_and_weights(plan: &Plan, site: &mut Site) -> Result<()> {
     let spec = &plan.cohort;
     let roles = spec
         .outcomes
@@ -540,16 +545,51 @@ fn numeric_outcomes_and_weights(plan: &Plan, site: &Site) -> Result<()> {
         .map(|o| (o.name.as_str(), "an outcome"))
         .chain(spec.weights.as_deref().map(|w| (w, "[design] weights")));
     for (name, role) in roles {
-        if matches!(site.type_of(name)?, Values::Text(_)) {
+        if !matches!(site.type_of(name)?, Values::Text(_)) {
+            continue;
+        }
+        let (present, numbers, others) = number_counts(site, name)?;
+        if numbers < present {
             bail!(
-                "column `{name}` ({role}) is a text column in the warehouse; in a study without \
-                 row export it must be numeric: cast it in a view (e.g. CAST({name} AS DOUBLE \
-                 PRECISION), with the missing-value texts as NULL), or {}",
-                export(plan)
+                "column `{name}` ({role}): {} value(s) are not numbers: {}; if they mean \
+                 \"missing\", list them in [data] na_values; otherwise correct the data",
+                present - numbers,
+                quoted(&others)
             );
         }
+        site.base.number_texts.push(name.to_string());
     }
     Ok(())
+}
+
+/// A text column's values over the whole table (`na_values` missing): those
+/// present, those that are finite decimal numbers, and the least and
+/// greatest that are not ([`CohortQuery::number_texts_query`]).
+fn number_counts(site: &mut Site, name: &str) -> Result<(usize, usize, Vec<String>)> {
+    let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
+    let rs = pg.query(&site.base.number_texts_query(D, name)?)?;
+    let mut others: Vec<String> = Vec::new();
+    for k in [2, 3] {
+        if let Some(other) = text(&rs.columns[k].1, 0)
+            && !others.contains(&other)
+        {
+            others.push(other);
+        }
+    }
+    Ok((
+        count(&rs.columns[0].1, 0),
+        count(&rs.columns[1].1, 0),
+        others,
+    ))
+}
+
+/// Texts as a list for a message: `"a", "b"`.
+fn quoted(texts: &[String]) -> String {
+    texts
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The share of a text column's values that must be numbers for the loader
@@ -588,19 +628,14 @@ fn variable_kinds(plan: &Plan, sites: &mut [Site]) -> Result<Vec<VarKind>> {
                 texts.get_or_insert_with(|| (1, 0, Vec::new()));
                 continue;
             }
-            let pg = s.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
-            let rs = at_site(
-                s.name.as_deref(),
-                pg.query(&s.base.number_texts_query(D, &v.name)?)
-                    .map_err(anyhow::Error::from),
-            )?;
+            let site_name = s.name.clone();
+            let (present, numbers, others) =
+                at_site(site_name.as_deref(), number_counts(s, &v.name))?;
             let t = texts.get_or_insert_with(|| (0, 0, Vec::new()));
-            t.0 += count(&rs.columns[0].1, 0);
-            t.1 += count(&rs.columns[1].1, 0);
-            for k in [2, 3] {
-                if let Some(other) = text(&rs.columns[k].1, 0)
-                    && !t.2.contains(&other)
-                {
+            t.0 += present;
+            t.1 += numbers;
+            for other in others {
+                if !t.2.contains(&other) {
                     t.2.push(other);
                 }
             }
@@ -621,11 +656,7 @@ fn variable_kinds(plan: &Plan, sites: &mut [Site]) -> Result<Vec<VarKind>> {
                  \"categorical\"",
                 v.name,
                 present - numbers,
-                others
-                    .iter()
-                    .map(|o| format!("{o:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                quoted(others)
             );
         }
         kinds.push(match &v.kind {
