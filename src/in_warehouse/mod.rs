@@ -253,6 +253,11 @@ impl Site {
             .unwrap_or_default()
     }
 
+    /// Whether the site's column `name` is a text column.
+    fn holds_text(&self, name: &str) -> bool {
+        matches!(self.type_of(name), Ok(Values::Text(_)))
+    }
+
     /// The type of the site's column `name`.
     fn type_of(&self, name: &str) -> Result<&Values> {
         self.types
@@ -365,17 +370,10 @@ fn missing_texts(plan: &Plan, site: &mut Site) -> Result<Option<MissingTexts>> {
     if spec.na_values.is_empty() {
         return Ok(None);
     }
-    let mut used: Vec<&str> = spec.outcomes.iter().map(|o| o.name.as_str()).collect();
-    used.extend(spec.weights.as_deref());
-    used.extend(spec.variables.iter().map(|v| v.name.as_str()));
-    used.extend(spec.cluster.as_deref());
     let mut text_columns: Vec<String> = Vec::new();
-    for c in used {
-        if plan.site_column.as_deref() != Some(c)
-            && matches!(site.type_of(c)?, Values::Text(_))
-            && !text_columns.iter().any(|t| t == c)
-        {
-            text_columns.push(c.to_string());
+    for c in healthgap_cohort::typed_columns(spec) {
+        if plan.site_column.as_ref() != Some(&c) && matches!(site.type_of(&c)?, Values::Text(_)) {
+            text_columns.push(c);
         }
     }
     if text_columns.is_empty() {
@@ -493,7 +491,7 @@ fn site_attrition(
             .filter(|(v, k)| {
                 matches!(k, VarKind::Numeric)
                     && plan.site_column.as_deref() != Some(v.name.as_str())
-                    && matches!(site.type_of(&v.name), Ok(Values::Text(_)))
+                    && site.holds_text(&v.name)
                     && !site.base.number_texts.contains(&v.name)
             })
             .map(|(v, _)| v.name.clone())
@@ -742,10 +740,7 @@ fn site_levels(
 fn missing_like_warnings(plan: &Plan, sites: &[Site], levels: &[SiteLevelCounts]) -> Vec<String> {
     let spec = &plan.cohort;
     let text = |name: &str| {
-        plan.site_column.as_deref() != Some(name)
-            && sites
-                .iter()
-                .any(|s| matches!(s.type_of(name), Ok(Values::Text(_))))
+        plan.site_column.as_deref() != Some(name) && sites.iter().any(|s| s.holds_text(name))
     };
     let mut warnings = Vec::new();
     for (k, v) in spec.variables.iter().enumerate() {
@@ -786,18 +781,13 @@ fn load_inner(plan: &Plan) -> Result<WarehouseCohort> {
     let attrition = attrition_steps(plan, &attrition_n, step_labels)?;
     let mut levels = Vec::new();
     let mut counts = GroupCounts::default();
+    let finite = finite_columns(plan, &kinds);
     for site in &mut sites {
         let name = site.name.clone();
         let pg = site.pg.get_mut().map_err(|e| anyhow!("{e}"))?;
         let site_counts = at_site(
             name.as_deref(),
-            group_counts(
-                pg,
-                &site.base,
-                plan,
-                &group_values,
-                &finite_columns(plan, &kinds),
-            ),
+            group_counts(pg, &site.base, plan, &group_values, &finite),
         )?;
         site.group_counts = site_counts.rows.clone();
         if site.group_counts.iter().sum::<usize>() >= JIT_ROWS {

@@ -28,5 +28,5 @@ pub use spec::{
     default_na_values,
 };
 pub use table1::Table1Row;
-pub use typed::missing_like_levels;
+pub use typed::{missing_like_levels, typed_columns};
 pub use write::{TableFormat, frame_to_result, result_to_frame, table_to_frame, write_table};

@@ -60,6 +60,12 @@ fn uses(spec: &CohortSpec) -> Vec<(String, Use)> {
     out
 }
 
+/// The columns the loader types and reads `[data] na_values` in (outcomes,
+/// weights, variables, the cluster), each once, in that order.
+pub fn typed_columns(spec: &CohortSpec) -> Vec<String> {
+    uses(spec).into_iter().map(|(name, _)| name).collect()
+}
+
 /// Applies `na_values` to the used text columns and converts the ones used
 /// as numbers to Float64, or fails naming the values that do not parse.
 pub(crate) fn type_columns(
