@@ -564,6 +564,18 @@ fn moment_based_analyses_inside_the_warehouse_equal_the_file_study() {
     assert!(md.contains("patient rows exported: no"), "{md}");
 }
 
+/// The study warnings of a results.json that contain `text`.
+fn warnings_with(r: &serde_json::Value, text: &str) -> Vec<String> {
+    r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .filter(|x| x.contains(text))
+        .map(str::to_string)
+        .collect()
+}
+
 /// `config(data)` on the whole table run twice, its rows exported
 /// (`allow_row_export = true`) and from moments, each run exiting with
 /// `code`: their results.json, (rows, moments).
@@ -700,16 +712,7 @@ fn min_count_merges_rare_levels_inside_the_warehouse_as_on_rows() {
     assert!(ran.status.success(), "{}", stderr(&ran));
     let (f, w) = (results(&dir, "file_out"), results(&dir, "wh_out"));
     assert_same_numbers(&f, &w, 200);
-    let merge = |r: &serde_json::Value| -> Vec<String> {
-        r["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|x| x.as_str())
-            .filter(|x| x.contains("merged into `other`"))
-            .map(str::to_string)
-            .collect()
-    };
+    let merge = |r: &serde_json::Value| warnings_with(r, "merged into `other`");
     assert_eq!(merge(&f).len(), 1, "{:?}", f["warnings"]);
     assert_eq!(merge(&f), merge(&w));
     assert!(w.to_string().contains("insurance=other"));
@@ -928,16 +931,7 @@ fn na_values_in_the_warehouse_are_missing_values() {
         assert_eq!(r["attrition"], m["attrition"], "{}", m["id"]);
         assert_eq!(r["n"], m["n"], "{}", m["id"]);
     }
-    let look_missing = |r: &serde_json::Value| -> Vec<String> {
-        r["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|x| x.as_str())
-            .filter(|x| x.contains("look like missing-value codes"))
-            .map(str::to_string)
-            .collect()
-    };
+    let look_missing = |r: &serde_json::Value| warnings_with(r, "look like missing-value codes");
     assert_eq!(look_missing(&moments), look_missing(&rows));
     assert!(look_missing(&moments)[0].contains("column `status` has the level(s) \"N/A\""));
     // The texts were missing values: other complete cases than without them.
